@@ -1,0 +1,589 @@
+"""Compiled index: the numeric arrays every formulation shares.
+
+:func:`compile_index` turns a :class:`~optisched.domain.Problem` into numpy
+arrays. It is the only place where eligibility, durations and start windows are
+decided (SPEC §2 constraint 2); formulations, heuristics and the evaluator all
+read them from here.
+
+Notation: ``N`` nodes, ``J`` jobs, ``T`` slots, ``R`` resources (``gpus`` first),
+``O`` options = eligible (job, node) pairs, ``Δ`` slot length [h].
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from optisched.domain import Problem
+
+__all__ = [
+    "EARTH_RADIUS_KM",
+    "Index",
+    "compile_index",
+    "explain_job",
+    "great_circle_km",
+    "ineligibility",
+]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+EARTH_RADIUS_KM = 6371.0088
+"""Mean Earth radius [km] (IUGG mean radius R1; Moritz, 2000, doi:10.1007/s001900050278)."""
+
+_EPS = 1e-9
+
+
+def great_circle_km(lat1: FloatArray, lon1: FloatArray, lat2: FloatArray, lon2: FloatArray) -> FloatArray:
+    """Great-circle distance by the haversine formula [km].
+
+    Parameters
+    ----------
+    lat1, lon1, lat2, lon2 : array_like
+        Coordinates [deg]; broadcast against each other.
+
+    Returns
+    -------
+    numpy.ndarray
+        Distance [km] on a sphere of radius :data:`EARTH_RADIUS_KM`.
+    """
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    dphi = p2 - p1
+    dlmb = np.radians(lon2) - np.radians(lon1)
+    a = np.sin(dphi / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlmb / 2) ** 2
+    return np.asarray(2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))))
+
+
+@dataclass(frozen=True, eq=False)
+class Index:
+    """Numeric view of a problem.
+
+    Node × slot arrays are ``(N, T)``; option arrays are ``(O,)`` with options
+    sorted by job then node. A job's options are ``opt_job_ptr[j]:opt_job_ptr[j+1]``.
+
+    Attributes
+    ----------
+    T, dt : int, float
+        Slots and slot length Δ [h].
+    node_ids, job_ids, resources : list of str
+        Ids in bundle order; resource names (``gpus`` first).
+    pv, headroom : (N, T) float
+        Solar forecast and import limit [kW] (headroom may be ``inf``).
+    available : (N, T) bool
+        Node availability.
+    avail_run : (N, T) int
+        Consecutive available slots starting at t (0 where unavailable).
+    price, export_price, carbon : (N, T) float
+        Import/export price [money/kWh], carbon intensity [g/kWh].
+    import_cost : (N, T) float
+        ``price + carbon_price_per_tonne · carbon / 1e6`` [money/kWh].
+    capacity : (N, R) float
+        Resource capacities.
+    idle_kw, export_kw : (N,) float
+        Idle draw and export limit [kW].
+    can_sleep, initially_on, end_off : (N,) bool
+        On/off settings.
+    startup_cost, shutdown_cost : (N,) float
+        Money per switch.
+    battery_kwh, soc_init, soc_min, soc_max : (N,) float
+        Capacity [kWh] and bounds [kWh] (already multiplied by capacity).
+    charge_kw, discharge_kw : (N,) float
+        Battery power limits [kW].
+    eff_charge, eff_discharge, degradation, demand_charge : (N,) float
+        Efficiencies, money per kWh discharged, money per kW of peak import.
+    feeder_ids : list of str
+        Feeder names.
+    feeder_of : (N,) int
+        Feeder position of each node, -1 for none.
+    feeder_headroom : (F, T) float
+        Limit on net import of a feeder [kW] (``inf`` = none).
+    usage : (J, R) float
+        Resource use of each job.
+    job_power : (J,) float
+        Draw while running on a power_factor-1 node [kW].
+    release : (J,) int
+        Earliest start slot (clipped at 0).
+    deadline : (J,) float
+        Deadline position [slots] (``inf`` when none).
+    hard_deadline : (J,) bool
+        Deadline is hard.
+    tardiness_rate : (J,) float
+        Money per slot of lateness (``tardiness_per_hour · Δ``), 0 when none.
+    drop_penalty : (J,) float
+        Money when dropped, ``nan`` for must-run jobs.
+    pinned_node : (J,) int
+        Node position of a pinned job, -1 otherwise.
+    pinned_start : (J,) int
+        Start slot of a pinned job (may be negative), 0 otherwise.
+    opt_job, opt_node : (O,) int
+        The (job, node) pair of each option.
+    opt_dur : (O,) int
+        Slots the job occupies on the node ``d_jn``.
+    opt_power : (O,) float
+        Draw while running there ``power_kw · power_factor`` [kW].
+    opt_latency_cost : (O,) float
+        Latency cost if the job runs there [money].
+    opt_earliest, opt_latest : (O,) int
+        First and last start slot of the window (inclusive); a start ``s`` in it
+        is feasible iff ``avail_run[n, s] >= opt_dur`` (pinned options excepted).
+    opt_job_ptr : (J+1,) int
+        Option range of each job.
+    latency_ms : (J, N) float
+        Round-trip time of each job's region to each node [ms] (``nan`` unknown).
+    terminal_initial : bool
+        Terminal rule: end state of charge ≥ initial.
+    slot_minutes : int
+        Slot length [min].
+    duration_min : (J,) float
+        Run time on a speed-1 node [min].
+    speed : (N,) float
+        Node throughput vs reference.
+    power_factor : (N,) float
+        Multiplier of a job's power on the node.
+    latency_slo : (J,) float
+        Latency SLO [ms] (``inf`` when none).
+    latency_rate : (J,) float
+        Money per ms over the SLO (0 when none or hard).
+    """
+
+    T: int
+    dt: float
+    node_ids: list[str]
+    job_ids: list[str]
+    resources: list[str]
+    pv: FloatArray
+    headroom: FloatArray
+    available: BoolArray
+    avail_run: IntArray
+    price: FloatArray
+    export_price: FloatArray
+    carbon: FloatArray
+    import_cost: FloatArray
+    capacity: FloatArray
+    idle_kw: FloatArray
+    export_kw: FloatArray
+    can_sleep: BoolArray
+    initially_on: BoolArray
+    end_off: BoolArray
+    startup_cost: FloatArray
+    shutdown_cost: FloatArray
+    battery_kwh: FloatArray
+    soc_init: FloatArray
+    soc_min: FloatArray
+    soc_max: FloatArray
+    charge_kw: FloatArray
+    discharge_kw: FloatArray
+    eff_charge: FloatArray
+    eff_discharge: FloatArray
+    degradation: FloatArray
+    demand_charge: FloatArray
+    feeder_ids: list[str]
+    feeder_of: IntArray
+    feeder_headroom: FloatArray
+    usage: FloatArray
+    job_power: FloatArray
+    release: IntArray
+    deadline: FloatArray
+    hard_deadline: BoolArray
+    tardiness_rate: FloatArray
+    drop_penalty: FloatArray
+    pinned_node: IntArray
+    pinned_start: IntArray
+    opt_job: IntArray
+    opt_node: IntArray
+    opt_dur: IntArray
+    opt_power: FloatArray
+    opt_latency_cost: FloatArray
+    opt_earliest: IntArray
+    opt_latest: IntArray
+    opt_job_ptr: IntArray
+    latency_ms: FloatArray
+    terminal_initial: bool
+    slot_minutes: int
+    duration_min: FloatArray
+    speed: FloatArray
+    power_factor: FloatArray
+    latency_slo: FloatArray
+    latency_rate: FloatArray
+    node_pos: dict[str, int] = field(repr=False)
+    job_pos: dict[str, int] = field(repr=False)
+
+    @property
+    def N(self) -> int:  # noqa: N802 - math notation
+        """Number of nodes."""
+        return len(self.node_ids)
+
+    @property
+    def J(self) -> int:  # noqa: N802 - math notation
+        """Number of jobs."""
+        return len(self.job_ids)
+
+    @property
+    def must_run(self) -> BoolArray:
+        """(J,) True for jobs without a drop penalty."""
+        return np.isnan(self.drop_penalty)
+
+    @property
+    def pinned(self) -> BoolArray:
+        """(J,) True for pinned jobs."""
+        return self.pinned_node >= 0
+
+    def options_of(self, j: int) -> IntArray:
+        """Option positions of job ``j``."""
+        return np.arange(self.opt_job_ptr[j], self.opt_job_ptr[j + 1])
+
+    def find_option(self, j: int, n: int) -> int:
+        """Option position of job ``j`` on node ``n``, or -1 when not eligible."""
+        lo, hi = int(self.opt_job_ptr[j]), int(self.opt_job_ptr[j + 1])
+        hit = np.nonzero(self.opt_node[lo:hi] == n)[0]
+        return int(lo + hit[0]) if hit.size else -1
+
+    def feasible_starts(self, o: int) -> IntArray:
+        """Feasible start slots of option ``o`` (window and availability)."""
+        j = int(self.opt_job[o])
+        if self.pinned_node[j] >= 0:
+            return np.array([self.pinned_start[j]], dtype=np.int64)
+        s = np.arange(self.opt_earliest[o], self.opt_latest[o] + 1)
+        return s[self.avail_run[self.opt_node[o], s] >= self.opt_dur[o]]
+
+    def start_ok(self, o: int, s: int) -> bool:
+        """Whether option ``o`` may start at slot ``s``."""
+        j = int(self.opt_job[o])
+        if self.pinned_node[j] >= 0:
+            return s == int(self.pinned_start[j])
+        if not self.opt_earliest[o] <= s <= self.opt_latest[o]:
+            return False
+        return bool(self.avail_run[self.opt_node[o], s] >= self.opt_dur[o])
+
+    def tardiness_cost(self, j: int | IntArray, end: int | IntArray) -> FloatArray:
+        """Tardiness cost of job(s) ``j`` ending at slot ``end`` (exclusive) [money]."""
+        late = np.maximum(0.0, np.asarray(end, dtype=float) - self.deadline[j])
+        late = np.where(np.isfinite(self.deadline[j]), late, 0.0)
+        return np.asarray(self.tardiness_rate[j] * late)
+
+    def duration(self, j: int | IntArray, n: int | IntArray) -> IntArray:
+        """Slots ``d_jn`` job(s) ``j`` occupy on node(s) ``n`` (eligible or not)."""
+        raw = np.asarray(self.duration_min[j] / self.slot_minutes / self.speed[n])
+        return np.maximum(1, np.ceil(raw - _EPS)).astype(np.int64)
+
+    def occupied(self, o: int, s: int) -> tuple[int, int]:
+        """Slots ``[a, b)`` of the horizon occupied by option ``o`` started at ``s``."""
+        return max(0, s), min(self.T, s + int(self.opt_dur[o]))
+
+
+def _durations(duration_min: FloatArray, slot_minutes: int, speed: FloatArray) -> IntArray:
+    """Slots a job occupies: ``ceil(duration_min / slot_minutes / speed)`` (SPEC nodes.csv speed)."""
+    raw = duration_min[:, None] / slot_minutes / speed[None, :]
+    return np.maximum(1, np.ceil(raw - _EPS)).astype(np.int64)
+
+
+def _avail_run(available: BoolArray) -> IntArray:
+    """Consecutive available slots starting at each slot, by a backward scan over T."""
+    N, T = available.shape
+    run = np.zeros((N, T + 1), dtype=np.int64)
+    for t in range(T - 1, -1, -1):
+        run[:, t] = np.where(available[:, t], run[:, t + 1] + 1, 0)
+    return run[:, :T]
+
+
+def _window_max(run: IntArray, node: IntArray, lo: IntArray, hi: IntArray) -> IntArray:
+    """Max of ``run[node, lo..hi]`` per query (inclusive), by a sparse table; -1 if empty."""
+    N, T = run.shape
+    tables = [run]
+    k = 1
+    while (1 << k) <= T:
+        prev = tables[-1]
+        half = 1 << (k - 1)
+        nxt = prev.copy()
+        nxt[:, : T - half] = np.maximum(prev[:, : T - half], prev[:, half:])
+        tables.append(nxt)
+        k += 1
+    out = np.full(node.shape, -1, dtype=np.int64)
+    ok = hi >= lo
+    if not ok.any():
+        return out
+    length = (hi[ok] - lo[ok] + 1).astype(np.int64)
+    lvl = np.floor(np.log2(length)).astype(np.int64)
+    res = np.empty(length.shape, dtype=np.int64)
+    for lev in np.unique(lvl):
+        m = lvl == lev
+        tab = tables[int(lev)]
+        n_, a_, b_ = node[ok][m], lo[ok][m], hi[ok][m] - (1 << int(lev)) + 1
+        res[m] = np.maximum(tab[n_, a_], tab[n_, b_])
+    out[ok] = res
+    return out
+
+
+def compile_index(problem: Problem) -> Index:
+    """Compile a problem into the shared numeric index.
+
+    Parameters
+    ----------
+    problem : Problem
+        A consistent problem.
+
+    Returns
+    -------
+    Index
+        Arrays for all formulations. Eligibility of (job j, node n): enough of
+        every resource, ``gpu_mem_gb >= min_gpu_mem_gb``, ``trust >= min_trust``,
+        a known latency when the job has an SLO and, for a hard SLO, latency ≤ SLO,
+        and a start ``s`` with ``release ≤ s``, ``s + d_jn ≤ T`` (and ≤ deadline
+        when hard) and the node available over ``s .. s + d_jn − 1``. Pinned jobs
+        get exactly their pinned (node, start) and skip these checks.
+    """
+    hz = problem.horizon
+    T, dt = hz.slots, hz.dt_hours
+    nodes, jobs = problem.nodes, problem.jobs
+    N, J = len(nodes), len(jobs)
+    node_pos = {n.node_id: i for i, n in enumerate(nodes)}
+    job_pos = {j.job_id: i for i, j in enumerate(jobs)}
+
+    def col(attr: str) -> FloatArray:
+        return np.array([float(getattr(n, attr)) for n in nodes], dtype=float).reshape(N)
+
+    # --- node x slot series -------------------------------------------------
+    pv = np.zeros((N, T))
+    headroom = np.tile(col("grid_kw")[:, None], (1, T)) if N else np.zeros((0, T))
+    available = np.ones((N, T), dtype=bool)
+    for nid, s in problem.node_series.items():
+        i = node_pos[nid]
+        if s.pv_kw is not None:
+            pv[i] = s.pv_kw
+        if s.headroom_kw is not None:
+            h = np.array([np.nan if v is None else v for v in s.headroom_kw], dtype=float)
+            headroom[i] = np.where(np.isnan(h), headroom[i], h)
+        if s.available is not None:
+            available[i] = s.available
+    price = np.zeros((N, T))
+    export_price = np.zeros((N, T))
+    carbon = np.zeros((N, T))
+    for i, n in enumerate(nodes):
+        tariff = problem.tariffs.get(n.tariff)
+        if tariff is not None:
+            price[i], export_price[i], carbon[i] = (
+                tariff.price, tariff.export_price, tariff.carbon_g_per_kwh
+            )
+    carbon_price = problem.scenario.objective.carbon_price_per_tonne
+    import_cost = price + carbon_price * carbon / 1e6
+
+    # --- resources ------------------------------------------------------------
+    names: list[str] = ["gpus"]
+    for obj in [*nodes, *jobs]:
+        for r in obj.resources:
+            if r not in names:
+                names.append(r)
+    capacity = np.array(
+        [[n.gpus if r == "gpus" else n.resources.get(r, 0.0) for r in names] for n in nodes],
+        dtype=float,
+    ).reshape(N, len(names))
+    usage = np.array(
+        [[j.gpus if r == "gpus" else j.resources.get(r, 0.0) for r in names] for j in jobs],
+        dtype=float,
+    ).reshape(J, len(names))
+
+    # --- battery ---------------------------------------------------------------
+    E = col("battery_kwh")
+    charge_kw = np.array([n.charge_limit_kw for n in nodes], dtype=float).reshape(N)
+    discharge_kw = np.array([n.discharge_limit_kw for n in nodes], dtype=float).reshape(N)
+    no_batt = E <= 0
+    charge_kw[no_batt] = 0.0
+    discharge_kw[no_batt] = 0.0
+
+    # --- feeders ---------------------------------------------------------------
+    feeder_ids = list(problem.feeders)
+    fpos = {f: k for k, f in enumerate(feeder_ids)}
+    feeder_of = np.array([fpos.get(n.feeder, -1) if n.feeder else -1 for n in nodes],
+                         dtype=np.int64).reshape(N)
+    feeder_headroom = np.array(
+        [problem.feeders[f].headroom_kw for f in feeder_ids], dtype=float
+    ).reshape(len(feeder_ids), T)
+
+    # --- jobs ------------------------------------------------------------------
+    def jcol(attr: str, default: float) -> FloatArray:
+        vals = [getattr(j, attr) for j in jobs]
+        return np.array([default if v is None else float(v) for v in vals], dtype=float).reshape(J)
+
+    release = np.array(
+        [0 if j.release is None else max(0, math.ceil(hz.slot_position(j.release) - _EPS))
+         for j in jobs], dtype=np.int64).reshape(J)
+    deadline = np.array(
+        [math.inf if j.deadline is None else hz.slot_position(j.deadline) for j in jobs],
+        dtype=float).reshape(J)
+    hard_deadline = np.array([j.tardiness_per_hour is None for j in jobs], dtype=bool).reshape(J)
+    tardiness_rate = jcol("tardiness_per_hour", 0.0) * dt
+    drop_penalty = jcol("drop_penalty", math.nan)
+    pinned_node = np.array([node_pos[j.pinned_node] if j.pinned_node else -1 for j in jobs],
+                           dtype=np.int64).reshape(J)
+    pinned_start = np.array(
+        [round(hz.slot_position(j.pinned_start)) if j.pinned_start is not None else 0
+         for j in jobs], dtype=np.int64).reshape(J)
+
+    # --- latency (J, N) ----------------------------------------------------------
+    latency_ms = _latency_matrix(problem, node_pos)
+
+    # --- eligibility ------------------------------------------------------------
+    speed = col("speed")
+    dur = _durations(jcol("duration_min", 1.0), hz.slot_minutes, speed) if J and N else (
+        np.zeros((J, N), dtype=np.int64))
+    elig = np.ones((J, N), dtype=bool)
+    if J and N:
+        elig &= (usage[:, None, :] <= capacity[None, :, :] + _EPS).all(axis=2)
+        elig &= col("gpu_mem_gb")[None, :] >= jcol("min_gpu_mem_gb", 0.0)[:, None] - _EPS
+        elig &= col("trust")[None, :] >= jcol("min_trust", 0.0)[:, None] - _EPS
+        slo = jcol("latency_slo_ms", math.nan)
+        has_slo = ~np.isnan(slo)
+        hard_slo = has_slo & np.array([j.latency_per_ms is None for j in jobs], dtype=bool)
+        elig &= ~(has_slo[:, None] & np.isnan(latency_ms))
+        elig &= ~(hard_slo[:, None] & (latency_ms > slo[:, None] + _EPS))
+    end_cap = np.where(hard_deadline & np.isfinite(deadline),
+                       np.floor(np.minimum(deadline, T) + _EPS), T).astype(np.int64)
+    earliest = np.broadcast_to(release[:, None], (J, N))
+    latest = end_cap[:, None] - dur
+    elig &= latest >= earliest
+    pinned_mask = pinned_node >= 0
+    elig[pinned_mask] = False
+    jj, nn = np.nonzero(elig)
+    if jj.size:
+        best = _window_max(_avail_run(available), nn, earliest[jj, nn], latest[jj, nn])
+        keep = best >= dur[jj, nn]
+        jj, nn = jj[keep], nn[keep]
+    # pinned jobs: exactly their (node, start)
+    pj = np.nonzero(pinned_mask)[0]
+    all_j = np.concatenate([jj, pj])
+    all_n = np.concatenate([nn, pinned_node[pj]])
+    order = np.lexsort((all_n, all_j))
+    opt_job = all_j[order].astype(np.int64)
+    opt_node = all_n[order].astype(np.int64)
+    opt_dur = dur[opt_job, opt_node].astype(np.int64) if opt_job.size else np.zeros(0, np.int64)
+    pf = col("power_factor")
+    opt_power = jcol("power_kw", 0.0)[opt_job] * pf[opt_node]
+    is_pinned_opt = pinned_node[opt_job] >= 0
+    opt_earliest = np.where(is_pinned_opt, pinned_start[opt_job], release[opt_job])
+    opt_latest = np.where(is_pinned_opt, pinned_start[opt_job], end_cap[opt_job] - opt_dur)
+    per_ms = jcol("latency_per_ms", 0.0)
+    slo_all = jcol("latency_slo_ms", math.inf)
+    over = np.maximum(0.0, latency_ms[opt_job, opt_node] - slo_all[opt_job]) if opt_job.size else (
+        np.zeros(0))
+    opt_latency_cost = np.where(np.isfinite(slo_all[opt_job]) & ~np.isnan(over),
+                                per_ms[opt_job] * np.nan_to_num(over), 0.0)
+    ptr = np.zeros(J + 1, dtype=np.int64)
+    np.add.at(ptr, opt_job + 1, 1)
+    ptr = np.cumsum(ptr)
+
+    E_pos = np.where(no_batt, 0.0, E)
+    return Index(
+        T=T, dt=dt,
+        node_ids=[n.node_id for n in nodes], job_ids=[j.job_id for j in jobs],
+        resources=names,
+        pv=pv, headroom=headroom, available=available, avail_run=_avail_run(available),
+        price=price, export_price=export_price, carbon=carbon, import_cost=import_cost,
+        capacity=capacity, idle_kw=col("idle_kw"), export_kw=col("export_kw"),
+        can_sleep=np.array([n.can_sleep for n in nodes], dtype=bool).reshape(N),
+        initially_on=np.array([n.initially_on for n in nodes], dtype=bool).reshape(N),
+        end_off=np.array([n.end_off for n in nodes], dtype=bool).reshape(N),
+        startup_cost=col("startup_cost"), shutdown_cost=col("shutdown_cost"),
+        battery_kwh=E_pos, soc_init=col("soc_init") * E_pos, soc_min=col("soc_min") * E_pos,
+        soc_max=col("soc_max") * E_pos, charge_kw=charge_kw, discharge_kw=discharge_kw,
+        eff_charge=col("eff_charge"), eff_discharge=col("eff_discharge"),
+        degradation=col("degradation_per_kwh"), demand_charge=col("demand_charge_per_kw"),
+        feeder_ids=feeder_ids, feeder_of=feeder_of, feeder_headroom=feeder_headroom,
+        usage=usage, job_power=jcol("power_kw", 0.0), release=release, deadline=deadline,
+        hard_deadline=hard_deadline, tardiness_rate=tardiness_rate, drop_penalty=drop_penalty,
+        pinned_node=pinned_node, pinned_start=pinned_start,
+        opt_job=opt_job, opt_node=opt_node, opt_dur=opt_dur, opt_power=opt_power,
+        opt_latency_cost=opt_latency_cost, opt_earliest=opt_earliest.astype(np.int64),
+        opt_latest=opt_latest.astype(np.int64), opt_job_ptr=ptr, latency_ms=latency_ms,
+        terminal_initial=problem.scenario.battery.terminal == "initial",
+        slot_minutes=hz.slot_minutes, duration_min=jcol("duration_min", 1.0), speed=speed,
+        power_factor=pf, latency_slo=slo_all, latency_rate=per_ms,
+        node_pos=node_pos, job_pos=job_pos,
+    )
+
+
+def _latency_matrix(problem: Problem, node_pos: dict[str, int]) -> FloatArray:
+    """Round-trip time ``(J, N)`` [ms]: latency.csv, else base_ms + ms_per_km · distance."""
+    nodes, jobs = problem.nodes, problem.jobs
+    J, N = len(jobs), len(nodes)
+    out = np.full((J, N), np.nan)
+    regions = sorted({j.region for j in jobs if j.region})
+    if not regions or not N:
+        return out
+    G = len(regions)
+    gpos = {r: k for k, r in enumerate(regions)}
+    lat_ng = np.full((N, G), np.nan)
+    opts = problem.scenario.latency
+    nlat = np.array([np.nan if n.lat is None else n.lat for n in nodes], dtype=float)
+    nlon = np.array([np.nan if n.lon is None else n.lon for n in nodes], dtype=float)
+    rlat = np.array([problem.regions[r].lat if r in problem.regions else np.nan for r in regions])
+    rlon = np.array([problem.regions[r].lon if r in problem.regions else np.nan for r in regions])
+    with np.errstate(invalid="ignore"):
+        km = great_circle_km(nlat[:, None], nlon[:, None], rlat[None, :], rlon[None, :])
+    lat_ng[:] = opts.base_ms + opts.ms_per_km * km  # nan where a coordinate is missing
+    for nid, row in problem.latency_ms.items():
+        i = node_pos[nid]
+        for region, ms in row.items():
+            if region in gpos:
+                lat_ng[i, gpos[region]] = ms
+    for jpos, j in enumerate(jobs):
+        if j.region:
+            out[jpos] = lat_ng[:, gpos[j.region]]
+    return out
+
+
+def ineligibility(problem: Problem, index: Index, j: int, n: int) -> str | None:
+    """Why job ``j`` may not run on node ``n`` (None when it may), in user terms.
+
+    Applies the same rules as :func:`compile_index`, one at a time, so the first
+    failing rule is named.
+    """
+    job, node = problem.jobs[j], problem.nodes[n]
+    lacks = [k for k in range(len(index.resources)) if index.usage[j, k] > index.capacity[n, k] + _EPS]
+    if lacks:
+        return "lacks " + ", ".join(
+            f"{index.resources[k]} (needs {index.usage[j, k]:g}, has {index.capacity[n, k]:g})"
+            for k in lacks)
+    if node.gpu_mem_gb < job.min_gpu_mem_gb - _EPS:
+        return f"gpu_mem_gb {node.gpu_mem_gb:g} is below the job's {job.min_gpu_mem_gb:g}"
+    if node.trust < job.min_trust - _EPS:
+        return f"trust {node.trust:g} is below the job's {job.min_trust:g}"
+    lat = index.latency_ms[j, n]
+    if job.latency_slo_ms is not None and np.isnan(lat):
+        return f"latency to region {job.region!r} is unknown (no latency.csv row or coordinates)"
+    if job.latency_slo_ms is not None and job.latency_per_ms is None and lat > job.latency_slo_ms + _EPS:
+        return f"latency {lat:.3g} ms exceeds the hard SLO of {job.latency_slo_ms:g} ms"
+    d = int(index.duration(j, n))
+    end_cap = index.T
+    if index.hard_deadline[j] and math.isfinite(index.deadline[j]):
+        end_cap = min(index.T, math.floor(index.deadline[j] + _EPS))
+    lo, hi = int(index.release[j]), end_cap - d
+    if hi < lo:
+        return (f"its {d} slots do not fit between release slot {lo} and "
+                f"{'deadline' if end_cap < index.T else 'horizon end'} slot {end_cap}")
+    if not (index.avail_run[n, lo:hi + 1] >= d).any():
+        return f"the node is not available for {d} consecutive slots in [{lo}, {end_cap})"
+    return None
+
+
+def explain_job(problem: Problem, index: Index, j: int) -> str:
+    """Why job ``j`` has no eligible node, in user terms.
+
+    Returns
+    -------
+    str
+        Reasons with how many nodes each rules out, e.g. ``"job j7: 3 nodes: lacks
+        gpus (needs 4, has 2); 2 nodes: latency 31 ms exceeds the hard SLO of 20 ms"``.
+    """
+    reasons: dict[str, int] = {}
+    for n in range(index.N):
+        why = ineligibility(problem, index, j, n) or "eligible"
+        reasons[why] = reasons.get(why, 0) + 1
+    if not reasons:
+        return f"job {problem.jobs[j].job_id}: there are no nodes"
+    parts = [f"{c} node{'s' if c != 1 else ''}: {msg}" for msg, c in
+             sorted(reasons.items(), key=lambda kv: -kv[1])]
+    return f"job {problem.jobs[j].job_id}: " + "; ".join(parts)

@@ -1,0 +1,492 @@
+"""The plan every solver returns, and its files (SPEC §4).
+
+A :class:`Plan` holds, in the problem's job and node order, where and when each
+job runs (``node[j]``, ``start[j]``; ``node[j] == -1`` for dropped), the on/off
+state and energy flows of every node and slot, and the solve's status,
+objective, bound and timings. :func:`write_plan` writes ``assignments.csv``,
+``node_series.csv`` and ``summary.json`` atomically; :func:`read_plan` reads
+them back with errors that name file, row and column.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from optisched.domain import Problem
+from optisched.errors import BundleError, InputError
+
+__all__ = [
+    "COST_TERMS",
+    "Flows",
+    "Plan",
+    "Status",
+    "read_plan",
+    "relative_gap",
+    "write_plan",
+]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+COST_TERMS = (
+    "energy",
+    "export_revenue",
+    "carbon",
+    "degradation",
+    "demand",
+    "switching",
+    "latency",
+    "tardiness",
+    "drop",
+)
+"""Cost terms of SPEC §3, in order; ``export_revenue`` is subtracted."""
+
+PLAN_FILES = ("assignments.csv", "node_series.csv", "summary.json")
+
+
+class Status(str, Enum):
+    """The one status vocabulary of every solver (SPEC §4 summary.json)."""
+
+    OPTIMAL = "optimal"
+    FEASIBLE = "feasible"
+    INFEASIBLE = "infeasible"
+    NO_SOLUTION = "no_solution"
+    ERROR = "error"
+
+    @property
+    def has_plan(self) -> bool:
+        """True for statuses that carry a plan (optimal, feasible)."""
+        return self in (Status.OPTIMAL, Status.FEASIBLE)
+
+
+@dataclass
+class Flows:
+    """On/off state and energy flows per node and slot, all ``(N, T)``.
+
+    Attributes
+    ----------
+    on : bool
+        Node on in the slot.
+    load, pv_used, grid_import, grid_export, charge, discharge : float
+        Power [kW], constant over the slot.
+    soc : float
+        Battery state of charge at the end of the slot [kWh].
+    """
+
+    on: BoolArray
+    load: FloatArray
+    pv_used: FloatArray
+    grid_import: FloatArray
+    grid_export: FloatArray
+    charge: FloatArray
+    discharge: FloatArray
+    soc: FloatArray
+
+    @classmethod
+    def zeros(cls, n_nodes: int, n_slots: int) -> Flows:
+        """All-off, all-zero flows."""
+        z = np.zeros((n_nodes, n_slots))
+        return cls(
+            on=np.zeros((n_nodes, n_slots), dtype=bool),
+            load=z.copy(), pv_used=z.copy(), grid_import=z.copy(), grid_export=z.copy(),
+            charge=z.copy(), discharge=z.copy(), soc=z.copy(),
+        )
+
+    def copy(self) -> Flows:
+        """A deep copy."""
+        return Flows(**{k: np.array(v, copy=True) for k, v in self.__dict__.items()})
+
+
+def relative_gap(objective: float | None, bound: float | None) -> float | None:
+    """Relative gap ``(objective − bound) / max(|objective|, 1e-9)``; None without a bound."""
+    if objective is None or bound is None or not math.isfinite(bound):
+        return None
+    return max(0.0, (objective - bound) / max(abs(objective), 1e-9))
+
+
+@dataclass
+class Plan:
+    """A plan for one problem.
+
+    Attributes
+    ----------
+    solver : str
+        Name of the solver that made it.
+    status : Status
+        Outcome of the solve.
+    job_ids, node_ids : list of str
+        Ids in the problem's order.
+    node : (J,) int
+        Node position per job, -1 when dropped (or when there is no plan).
+    start : (J,) int
+        Start slot per job (may be negative for a pinned job).
+    flows : Flows or None
+        Node states and energy flows; None when there is no plan.
+    objective : float or None
+        Cost of SPEC §3 [money].
+    bound : float or None
+        Proven lower bound on the optimum [money], None when unknown.
+    costs : dict of str to float
+        Every term of SPEC §3 by name.
+    timings : dict of str to float
+        Seconds: ``build``, ``solve``, ``total``.
+    message : str
+        Why infeasible, or other notes for the user.
+    info : dict
+        Solver-specific statistics (iterations, nodes, scaled objective …).
+    """
+
+    solver: str
+    status: Status
+    job_ids: list[str]
+    node_ids: list[str]
+    node: IntArray
+    start: IntArray
+    flows: Flows | None = None
+    objective: float | None = None
+    bound: float | None = None
+    costs: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    message: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls, problem: Problem, solver: str, status: Status, message: str = "") -> Plan:
+        """A plan without a solution (infeasible, no_solution or error)."""
+        J = len(problem.jobs)
+        return cls(
+            solver=solver, status=status,
+            job_ids=[j.job_id for j in problem.jobs], node_ids=[n.node_id for n in problem.nodes],
+            node=np.full(J, -1, dtype=np.int64), start=np.zeros(J, dtype=np.int64),
+            message=message,
+        )
+
+    @property
+    def gap(self) -> float | None:
+        """Relative gap between objective and bound (see :func:`relative_gap`)."""
+        return relative_gap(self.objective, self.bound)
+
+    @property
+    def scheduled(self) -> BoolArray:
+        """(J,) True for jobs that run (scheduled or pinned)."""
+        return self.node >= 0
+
+    def job_counts(self, problem: Problem) -> dict[str, int]:
+        """Counts of scheduled, dropped and pinned jobs."""
+        pinned = np.array([j.pinned for j in problem.jobs], dtype=bool)
+        runs = self.node >= 0
+        if not self.status.has_plan:
+            return {"scheduled": 0, "dropped": 0, "pinned": 0}
+        return {
+            "scheduled": int((runs & ~pinned).sum()),
+            "dropped": int((~runs).sum()),
+            "pinned": int((runs & pinned).sum()),
+        }
+
+    def summary(self, problem: Problem) -> dict[str, Any]:
+        """The ``summary.json`` content of SPEC §4."""
+        return {
+            "solver": self.solver,
+            "status": self.status.value,
+            "objective": _num(self.objective),
+            "bound": _num(self.bound),
+            "gap": _num(self.gap),
+            "costs": {k: _num(self.costs.get(k, 0.0)) for k in COST_TERMS} if self.costs else {},
+            "timings": {k: round(float(v), 6) for k, v in self.timings.items()},
+            "jobs": self.job_counts(problem),
+            "message": self.message,
+            "info": _jsonable(self.info),
+        }
+
+
+def _num(v: float | None) -> float | None:
+    if v is None or not math.isfinite(v):
+        return None
+    return float(v)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        return _num(float(obj))
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+# --------------------------------------------------------------------------- write
+
+
+def _assignments_frame(problem: Problem, plan: Plan, durations: IntArray) -> pd.DataFrame:
+    hz = problem.horizon
+    rows = []
+    for j, job in enumerate(problem.jobs):
+        n = int(plan.node[j])
+        if n < 0:
+            rows.append((job.job_id, "dropped", "", "", "", "", ""))
+            continue
+        s = int(plan.start[j])
+        e = s + int(durations[j])
+        rows.append((
+            job.job_id, "pinned" if job.pinned else "scheduled", plan.node_ids[n], s, e,
+            hz.time_of(s).isoformat(), hz.time_of(e).isoformat(),
+        ))
+    return pd.DataFrame(
+        rows, columns=["job_id", "status", "node_id", "start_slot", "end_slot", "start", "end"]
+    )
+
+
+def _series_frame(problem: Problem, plan: Plan) -> pd.DataFrame:
+    hz = problem.horizon
+    cols = ["node_id", "slot", "time", "on", "load_kw", "pv_used_kw", "import_kw", "export_kw",
+            "charge_kw", "discharge_kw", "soc_kwh"]
+    f = plan.flows
+    if f is None:
+        return pd.DataFrame(columns=cols)
+    N, T = f.on.shape
+    times = [hz.time_of(t).isoformat() for t in range(T)]
+    return pd.DataFrame({
+        "node_id": np.repeat(np.array(plan.node_ids, dtype=object), T),
+        "slot": np.tile(np.arange(T), N),
+        "time": np.tile(np.array(times, dtype=object), N),
+        "on": f.on.astype(int).ravel(),
+        "load_kw": f.load.ravel(),
+        "pv_used_kw": f.pv_used.ravel(),
+        "import_kw": f.grid_import.ravel(),
+        "export_kw": f.grid_export.ravel(),
+        "charge_kw": f.charge.ravel(),
+        "discharge_kw": f.discharge.ravel(),
+        "soc_kwh": f.soc.ravel(),
+    })[cols]
+
+
+def write_plan(problem: Problem, plan: Plan, out: str | os.PathLike[str]) -> Path:
+    """Write a plan directory atomically (SPEC §4).
+
+    The three files are written into a temporary sibling directory which then
+    replaces ``out`` by rename, so an interrupted run never leaves a half plan.
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem the plan is for.
+    plan : Plan
+        The plan.
+    out : path
+        Target directory. If it exists it may hold only plan files (and
+        dot-files); anything else is refused rather than overwritten.
+
+    Returns
+    -------
+    pathlib.Path
+        The written directory.
+
+    Raises
+    ------
+    FileExistsError
+        When ``out`` exists and holds files that are not part of a plan.
+    """
+    from optisched.index import compile_index
+
+    out = Path(out)
+    if out.exists():
+        if not out.is_dir():
+            raise FileExistsError(f"{out} exists and is not a directory")
+        foreign = [p.name for p in out.iterdir()
+                   if p.name not in PLAN_FILES and not p.name.startswith(".")]
+        if foreign:
+            raise FileExistsError(
+                f"{out} holds files that are not part of a plan ({', '.join(sorted(foreign)[:5])});"
+                " choose an empty or new directory"
+            )
+    index = compile_index(problem)
+    dur = np.zeros(len(problem.jobs), dtype=np.int64)
+    for j in range(len(problem.jobs)):
+        n = int(plan.node[j])
+        if n >= 0:
+            o = index.find_option(j, n)
+            dur[j] = index.opt_dur[o] if o >= 0 else _raw_duration(problem, j, n)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        _assignments_frame(problem, plan, dur).to_csv(tmp / "assignments.csv", index=False)
+        _series_frame(problem, plan).to_csv(tmp / "node_series.csv", index=False,
+                                            float_format="%.10g")
+        with open(tmp / "summary.json", "w", encoding="utf-8") as fh:
+            json.dump(plan.summary(problem), fh, indent=2)
+            fh.write("\n")
+        for name in PLAN_FILES:
+            with open(tmp / name, "rb") as fh:
+                os.fsync(fh.fileno())
+        old = None
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.rename(out, old)
+        os.rename(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _raw_duration(problem: Problem, j: int, n: int) -> int:
+    hz = problem.horizon
+    d = problem.jobs[j].duration_min / hz.slot_minutes / problem.nodes[n].speed
+    return max(1, math.ceil(d - 1e-9))
+
+
+# --------------------------------------------------------------------------- read
+
+
+def read_plan(problem: Problem, path: str | os.PathLike[str]) -> Plan:
+    """Read a plan directory written by :func:`write_plan` (or by hand).
+
+    Raises
+    ------
+    BundleError
+        Missing files, unknown ids, missing rows or bad numbers, each named by
+        file, row (header = 1), column and value.
+    """
+    path = Path(path)
+    errors: list[InputError] = []
+    for name in PLAN_FILES:
+        if not (path / name).is_file():
+            errors.append(InputError(str(path / name), None, None, None, "plan file is missing"))
+    if errors:
+        raise BundleError(errors)
+    with open(path / "summary.json", encoding="utf-8") as fh:
+        try:
+            summary = json.load(fh)
+        except json.JSONDecodeError as exc:
+            raise BundleError([InputError(str(path / "summary.json"), exc.lineno, None, None,
+                                          f"not valid JSON: {exc.msg}")]) from exc
+    try:
+        status = Status(summary.get("status", ""))
+    except ValueError:
+        raise BundleError([InputError(str(path / "summary.json"), None, "status",
+                                      str(summary.get("status")),
+                                      "must be one of " + ", ".join(s.value for s in Status))])
+    plan = Plan.empty(problem, str(summary.get("solver", "")), status,
+                      str(summary.get("message", "")))
+    plan.objective = summary.get("objective")
+    plan.bound = summary.get("bound")
+    plan.costs = {k: float(v) for k, v in (summary.get("costs") or {}).items() if v is not None}
+    plan.timings = {k: float(v) for k, v in (summary.get("timings") or {}).items()}
+    plan.info = summary.get("info") or {}
+    _read_assignments(problem, plan, path / "assignments.csv", errors)
+    if status.has_plan:
+        plan.flows = _read_series(problem, plan, path / "node_series.csv", errors)
+    if errors:
+        raise BundleError(errors)
+    return plan
+
+
+def _read_assignments(problem: Problem, plan: Plan, file: Path, errors: list[InputError]) -> None:
+    df = pd.read_csv(file, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    df.columns = [c.strip() for c in df.columns]
+    for c in ("job_id", "status", "node_id", "start_slot"):
+        if c not in df.columns:
+            errors.append(InputError(str(file), 1, c, None, "required column is missing"))
+    if errors:
+        return
+    job_pos = {j.job_id: i for i, j in enumerate(problem.jobs)}
+    node_pos = {n.node_id: i for i, n in enumerate(problem.nodes)}
+    seen: set[str] = set()
+    for k, row in enumerate(df.itertuples(index=False)):
+        r = k + 2
+        jid, st, nid, ss = (str(getattr(row, c)).strip()
+                            for c in ("job_id", "status", "node_id", "start_slot"))
+        if jid not in job_pos:
+            errors.append(InputError(str(file), r, "job_id", jid, "unknown job_id"))
+            continue
+        if jid in seen:
+            errors.append(InputError(str(file), r, "job_id", jid, "job listed twice"))
+        seen.add(jid)
+        j = job_pos[jid]
+        if st == "dropped":
+            plan.node[j] = -1
+            continue
+        if st not in ("scheduled", "pinned"):
+            errors.append(InputError(str(file), r, "status", st,
+                                     "must be scheduled, dropped or pinned"))
+            continue
+        if nid not in node_pos:
+            errors.append(InputError(str(file), r, "node_id", nid, "unknown node_id"))
+            continue
+        try:
+            s = int(ss)
+        except ValueError:
+            errors.append(InputError(str(file), r, "start_slot", ss, "must be an integer slot"))
+            continue
+        plan.node[j] = node_pos[nid]
+        plan.start[j] = s
+    if plan.status.has_plan:
+        for jid in job_pos:
+            if jid not in seen:
+                errors.append(InputError(str(file), None, "job_id", jid,
+                                         "job missing: every job needs a row"))
+
+
+def _read_series(problem: Problem, plan: Plan, file: Path, errors: list[InputError]) -> Flows:
+    N, T = len(problem.nodes), problem.horizon.slots
+    flows = Flows.zeros(N, T)
+    df = pd.read_csv(file, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    df.columns = [c.strip() for c in df.columns]
+    cols = {"on": "on", "load_kw": "load", "pv_used_kw": "pv_used", "import_kw": "grid_import",
+            "export_kw": "grid_export", "charge_kw": "charge", "discharge_kw": "discharge",
+            "soc_kwh": "soc"}
+    missing = [c for c in ("node_id", "slot", *cols) if c not in df.columns]
+    for c in missing:
+        errors.append(InputError(str(file), 1, c, None, "required column is missing"))
+    if missing:
+        return flows
+    node_pos = {n.node_id: i for i, n in enumerate(problem.nodes)}
+    nidx = df["node_id"].str.strip().map(node_pos)
+    slot = pd.to_numeric(df["slot"].str.strip(), errors="coerce")
+    bad = nidx.isna() | slot.isna() | (slot < 0) | (slot >= T) | (slot != slot.round())
+    for k in np.nonzero(bad.to_numpy())[0][:50]:
+        c = "node_id" if pd.isna(nidx.iloc[k]) else "slot"
+        errors.append(InputError(str(file), int(k) + 2, c, str(df[c].iloc[k]),
+                                 "unknown node_id" if c == "node_id" else f"slot must be 0..{T - 1}"))
+    ok = ~bad.to_numpy()
+    ni = nidx.to_numpy()[ok].astype(np.int64)
+    ti = slot.to_numpy()[ok].astype(np.int64)
+    seen = np.zeros((N, T), dtype=np.int64)
+    np.add.at(seen, (ni, ti), 1)
+    if (seen != 1).any():
+        n_bad, t_bad = np.nonzero(seen != 1)
+        errors.append(InputError(str(file), None, "slot", f"{problem.nodes[n_bad[0]].node_id}/"
+                                 f"{t_bad[0]}", "every (node_id, slot) needs exactly one row"))
+        return flows
+    for c, attr in cols.items():
+        v = pd.to_numeric(df[c].str.strip(), errors="coerce").to_numpy()[ok]
+        badv = ~np.isfinite(v)
+        for k in np.nonzero(badv)[0][:10]:
+            errors.append(InputError(str(file), int(np.nonzero(ok)[0][k]) + 2, c,
+                                     str(df[c].to_numpy()[ok][k]), "must be a finite number"))
+        arr = getattr(flows, attr)
+        if attr == "on":
+            arr[ni, ti] = v > 0.5
+        else:
+            arr[ni, ti] = np.nan_to_num(v)
+    return flows

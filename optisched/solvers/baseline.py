@@ -1,0 +1,100 @@
+"""``baseline``: earliest feasible placement, battery idle, grid covers the rest.
+
+A plain reference to measure the real solvers against; it optimizes nothing.
+
+Jobs are taken pinned first, then by release slot, then in file order. Each goes
+to the (node, start) with the earliest feasible start (ties: node order) such that
+resources fit, and the node's import ``load − pv`` stays within headroom and its
+feeder's net import within the feeder headroom, with the battery idle. A job
+that fits nowhere is dropped when it may be, else the plan is infeasible.
+Sleeping nodes are on exactly when a job runs; other nodes whenever available.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from optisched.domain import Problem
+from optisched.index import Index, explain_job
+from optisched.plan import Plan, Status
+from optisched.solvers.base import SolveOptions, idle_flows, plan_from_placement
+
+__all__ = ["solve_baseline"]
+
+_TOL = 1e-9
+
+
+def solve_baseline(problem: Problem, index: Index, options: SolveOptions) -> Plan:
+    """Earliest-feasible placement with an idle battery (see module docstring)."""
+    N, T, J = index.N, index.T, index.J
+    node = np.full(J, -1, dtype=np.int64)
+    start = np.zeros(J, dtype=np.int64)
+    use = np.zeros((N, T, len(index.resources)))
+    jobs_kw = np.zeros((N, T))
+    busy = np.zeros((N, T), dtype=np.int64)
+    base_on = (~index.can_sleep[:, None]) & index.available
+    fixed_load = base_on * index.idle_kw[:, None]
+    # import headroom left per node, with idle nodes' own load already counted
+    over = fixed_load - index.pv - index.headroom
+    if (over > _TOL).any():
+        n, t = np.argwhere(over > _TOL)[0]
+        return Plan.empty(problem, "baseline", Status.INFEASIBLE,
+                          f"node {index.node_ids[n]} slot {t}: idle load {fixed_load[n, t]:g} kW "
+                          f"exceeds pv {index.pv[n, t]:g} kW + headroom {index.headroom[n, t]:g} "
+                          "kW with the battery idle")
+    order = sorted(range(J), key=lambda j: (index.pinned_node[j] < 0, index.release[j], j))
+
+    def net_import(on: np.ndarray, jk: np.ndarray) -> np.ndarray:
+        load = on * index.idle_kw[:, None] + jk
+        return np.maximum(0.0, load - index.pv)
+
+    def feeder_ok(n: int, a: int, b: int, extra_import: np.ndarray) -> bool:
+        f = int(index.feeder_of[n])
+        if f < 0:
+            return True
+        members = index.feeder_of == f
+        on = base_on | (busy > 0)
+        imp = net_import(on, jobs_kw)[members, a:b].sum(axis=0) + extra_import
+        exp = idle_flows(index, on, on * index.idle_kw[:, None] + jobs_kw).grid_export
+        net = imp - exp[members, a:b].sum(axis=0)
+        return bool((net <= index.feeder_headroom[f, a:b] + 1e-6).all())
+
+    for j in order:
+        best: tuple[int, int, int] | None = None
+        for o in index.options_of(j):
+            n = int(index.opt_node[o])
+            for s in index.feasible_starts(o):
+                s = int(s)
+                if best is not None and s >= best[0]:
+                    break
+                a, b = index.occupied(o, s)
+                if (use[n, a:b] + index.usage[j] > index.capacity[n] + _TOL).any():
+                    continue
+                load = index.idle_kw[n] + jobs_kw[n, a:b] + index.opt_power[o]  # node on
+                imp = np.maximum(0.0, load - index.pv[n, a:b])
+                if (imp > index.headroom[n, a:b] + 1e-6).any():
+                    continue
+                old_on = base_on[n, a:b] | (busy[n, a:b] > 0)
+                old_imp = np.maximum(0.0, old_on * index.idle_kw[n] + jobs_kw[n, a:b]
+                                     - index.pv[n, a:b])
+                if not feeder_ok(n, a, b, imp - old_imp):
+                    continue
+                best = (s, n, int(o))
+                break
+        if best is None:
+            if index.must_run[j]:
+                why = (explain_job(problem, index, j) if index.opt_job_ptr[j + 1] ==
+                       index.opt_job_ptr[j] else
+                       f"job {index.job_ids[j]}: no eligible (node, start) has enough free "
+                       "capacity, grid headroom or feeder headroom with the battery idle")
+                return Plan.empty(problem, "baseline", Status.INFEASIBLE, why)
+            continue
+        s, n, o = best
+        a, b = index.occupied(o, s)
+        node[j], start[j] = n, s
+        use[n, a:b] += index.usage[j]
+        jobs_kw[n, a:b] += index.opt_power[o]
+        busy[n, a:b] += 1
+    on = base_on | (busy > 0)
+    flows = idle_flows(index, on, on * index.idle_kw[:, None] + jobs_kw)
+    return plan_from_placement(problem, index, "baseline", Status.FEASIBLE, node, start, flows)
