@@ -1,19 +1,100 @@
 """Exact dispatch: cost-optimal energy flows for fixed job placements and on/off states.
 
-OWNED BY THE GREEDY/DISPATCH WORK (issue 3). Signature fixed; implementation pending.
+Given the load of every node and slot (idle draw of on nodes plus the power of
+the jobs running there), :func:`dispatch_load` decides ``pv_used``, ``import``,
+``export``, ``charge``, ``discharge`` and ``soc`` so that SPEC §2 constraints
+5-7 hold and ``energy − export_revenue + carbon + degradation + demand``
+(SPEC §3) is minimal. :func:`dispatch` is the same for a placement ``(node,
+start)``.
+
+The problem decomposes into independent *groups*: a feeder with a finite
+headroom in some slot couples its nodes (one LP per such feeder); every other
+node is on its own. Per group the LP is (Δ = slot length [h], per node and slot)::
+
+    min  Σ Δ·import_cost·import − Δ·export_price·export + Δ·degradation·discharge
+         + Σ_n demand_charge_n · peak_n
+    s.t. pv_used + import + discharge − charge − export = load
+         soc_t − soc_{t−1} − Δ·eff_c·charge + Δ/eff_d·discharge = 0   (soc_{−1} = soc_init)
+         import ≤ peak_n                                  (nodes with a demand charge)
+         Σ_{n∈f} (import − export) ≤ feeder_headroom_t     (finite slots only)
+         0 ≤ pv_used ≤ pv, 0 ≤ import ≤ headroom, 0 ≤ export ≤ export_kw,
+         0 ≤ charge ≤ charge_kw, 0 ≤ discharge ≤ discharge_kw,
+         soc_min ≤ soc ≤ soc_max, soc_{T−1} ≥ soc_init   (terminal rule "initial")
+
+Three paths, all exact:
+
+* **Closed form** for a node without battery, demand charge or binding feeder:
+  every slot is a separate two-source LP. The sources are PV (cost 0, up to
+  ``pv``) and the grid (cost ``import_cost``, up to ``headroom``); the cheaper
+  one serves the load first (PV first unless ``import_cost < 0``), and more is
+  drawn to export while a source's cost is below ``export_price`` (so PV surplus
+  is exported when paid and curtailed otherwise). Infeasible when
+  ``load > pv + headroom``. Vectorized over all such nodes.
+* **LP** (highspy, matrices passed in bulk) per group; standalone nodes are
+  batched into block-diagonal LPs of ``_BATCH`` nodes.
+* **No simultaneous charge and discharge** (SPEC §2.6). The LP may return
+  ``charge > 0`` and ``discharge > 0`` in one slot, either as a tie or because
+  burning energy pays (negative import price, export price above import
+  cost …). Such a slot is first *netted*: charge falls by ``x`` and discharge by
+  ``eff_c·eff_d·x`` (the state of charge is unchanged), and the surplus
+  ``(1 − eff_c·eff_d)·x`` is absorbed by the cheapest of curtailing PV, importing
+  less or exporting more. If that does not raise the cost (beyond 1e-9 relative)
+  the netted flows are still LP-optimal, hence optimal. Otherwise the group is
+  re-solved as a MILP with a binary ``b`` for every offending slot
+  (``charge ≤ charge_kw·b``, ``discharge ≤ discharge_kw·(1 − b)``), repeating
+  with the union of offending slots until none remain. A MILP with binaries on
+  a subset of the slots relaxes the one with binaries on all slots, so its
+  complementary optimum is optimal for the full problem.
+
+Afterwards flows are cleaned: values below 1e-9 become 0, flows are clipped to
+their bounds, the power balance is restored to rounding error by PV, import or
+export, and ``soc`` is recomputed from the dynamics, so the evaluator accepts
+the flows.
 """
 
 from __future__ import annotations
 
+import logging
+import math
+import threading
 from dataclasses import dataclass
 
+import highspy
 import numpy as np
 import numpy.typing as npt
+import scipy.sparse as sp
 
+from optisched.evaluate import job_load, resource_usage
 from optisched.index import Index
 from optisched.plan import Flows
 
-__all__ = ["DispatchResult", "dispatch"]
+__all__ = ["DispatchResult", "NodeDispatch", "dispatch", "dispatch_load", "dispatch_groups"]
+
+log = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+_ZERO = 1e-9
+"""Flows below this [kW] are set to 0; charge and discharge both above it overlap."""
+_FEAS_TOL = 1e-6
+"""Tolerance of the infeasibility pre-checks [kW]."""
+_BATCH = 16
+"""Standalone LP nodes per block-diagonal LP (measured: see ``dispatch_load``)."""
+_MAX_MILP_ROUNDS = 50
+
+_local = threading.local()
+
+
+def _highs() -> highspy.Highs:
+    """A per-thread reusable, silent HiGHS instance."""
+    h = getattr(_local, "highs", None)
+    if h is None:
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        _local.highs = h
+    return h
 
 
 @dataclass
@@ -39,6 +120,62 @@ class DispatchResult:
     message: str = ""
 
 
+@dataclass
+class NodeDispatch:
+    """Optimal flows of a subset of nodes (result of :func:`dispatch_load`).
+
+    Attributes
+    ----------
+    feasible : bool
+        Whether every dispatched group has feasible flows.
+    nodes : (K,) int
+        Node positions dispatched (sorted); whole feeder groups when a node of a
+        coupled feeder was asked for.
+    pv_used, grid_import, grid_export, charge, discharge, soc : (K, T) float
+        Flows of those nodes [kW] and state of charge at the end of each slot [kWh].
+        Rows of infeasible groups are zero (soc: ``soc_init``).
+    cost : (K,) float
+        Energy cost of each node ``Σ Δ·(import_cost·import − export_price·export +
+        degradation·discharge) + demand_charge·max import`` [money]; ``inf`` for the
+        nodes of an infeasible group. Within a coupled feeder only the group's sum
+        is optimal; per-node values still add up to it.
+    message : str
+        Why infeasible (first infeasible group), else empty.
+    """
+
+    feasible: bool
+    nodes: IntArray
+    pv_used: FloatArray
+    grid_import: FloatArray
+    grid_export: FloatArray
+    charge: FloatArray
+    discharge: FloatArray
+    soc: FloatArray
+    cost: FloatArray
+    message: str = ""
+
+    @property
+    def total_cost(self) -> float:
+        """Sum of :attr:`cost` [money] (``inf`` when infeasible)."""
+        return float(np.sum(self.cost)) if self.feasible else math.inf
+
+    def write_into(self, flows: Flows) -> None:
+        """Copy these nodes' rows into full ``(N, T)`` flows (``on``/``load`` untouched)."""
+        n = self.nodes
+        flows.pv_used[n] = self.pv_used
+        flows.grid_import[n] = self.grid_import
+        flows.grid_export[n] = self.grid_export
+        flows.charge[n] = self.charge
+        flows.discharge[n] = self.discharge
+        flows.soc[n] = self.soc
+
+
+def default_on(index: Index, node: IntArray, start: IntArray) -> BoolArray:
+    """On where available and the node cannot sleep, or where a job runs, ``(N, T)``."""
+    busy = resource_usage(index, node, start, np.ones(index.J)) > 0.5
+    return np.asarray(((~index.can_sleep[:, None]) & index.available) | busy)
+
+
 def dispatch(
     index: Index,
     node: npt.NDArray[np.int64],
@@ -61,6 +198,593 @@ def dispatch(
     -------
     DispatchResult
         Exact LP optimum of SPEC §2-3 for the fixed placement (never charging and
-        discharging in one slot).
+        discharging in one slot; see the module docstring for how that is kept
+        exact: netting, then a MILP with binaries on the offending slots only).
     """
-    raise NotImplementedError
+    node = np.asarray(node, dtype=np.int64)
+    start = np.asarray(start, dtype=np.int64)
+    on_arr = default_on(index, node, start) if on is None else np.asarray(on, dtype=bool)
+    load = on_arr * index.idle_kw[:, None] + job_load(index, node, start)
+    res = dispatch_load(index, load)
+    if not res.feasible:
+        return DispatchResult(False, None, math.inf, res.message)
+    flows = Flows(on=on_arr.copy(), load=load, pv_used=res.pv_used, grid_import=res.grid_import,
+                  grid_export=res.grid_export, charge=res.charge, discharge=res.discharge,
+                  soc=res.soc)
+    return DispatchResult(True, flows, res.total_cost, "")
+
+
+def dispatch_groups(index: Index) -> tuple[list[IntArray], BoolArray]:
+    """Groups of nodes that must be dispatched together.
+
+    Returns
+    -------
+    groups : list of (k,) int
+        One group per feeder with a finite headroom in some slot (its nodes);
+        every other node forms its own group.
+    closed_form : (N,) bool
+        Nodes dispatched in closed form (standalone, no battery, no demand charge).
+    """
+    N = index.N
+    coupled_feeders = [f for f in range(len(index.feeder_ids))
+                       if np.isfinite(index.feeder_headroom[f]).any()]
+    in_group = np.zeros(N, dtype=bool)
+    groups: list[IntArray] = []
+    for f in coupled_feeders:
+        members = np.nonzero(index.feeder_of == f)[0].astype(np.int64)
+        if members.size:
+            groups.append(members)
+            in_group[members] = True
+    has_batt = (index.charge_kw > 0) | (index.discharge_kw > 0)
+    closed = ~in_group & ~has_batt & ~(index.demand_charge > 0)
+    for n in np.nonzero(~in_group)[0]:
+        groups.append(np.array([n], dtype=np.int64))
+    return groups, closed
+
+
+def dispatch_load(index: Index, load: FloatArray,
+                  nodes: npt.ArrayLike | None = None) -> NodeDispatch:
+    """Optimal flows for a given load, for all nodes or only some.
+
+    Parameters
+    ----------
+    index : Index
+        Compiled problem.
+    load : (N, T) float
+        Load of every node and slot [kW] (``on·idle_kw`` + job power).
+    nodes : array of int, optional
+        Node positions to dispatch (default: all). Nodes of a coupled feeder pull
+        in their whole feeder group. Use it to re-dispatch only changed nodes.
+
+    Returns
+    -------
+    NodeDispatch
+        Flows and per-node costs of the dispatched nodes.
+
+    Notes
+    -----
+    Standalone nodes needing an LP are solved in block-diagonal batches of
+    ``_BATCH`` nodes (one HiGHS call per batch); when a batch is infeasible its
+    nodes are re-solved one by one to name the culprit.
+    """
+    N, T = index.N, index.T
+    load = np.asarray(load, dtype=float)
+    groups, closed = dispatch_groups(index)
+    if nodes is None:
+        want = np.ones(N, dtype=bool)
+    else:
+        want = np.zeros(N, dtype=bool)
+        want[np.asarray(nodes, dtype=np.int64)] = True
+    sel_groups = [g for g in groups if want[g].any()]
+    sel = np.sort(np.concatenate(sel_groups)) if sel_groups else np.zeros(0, dtype=np.int64)
+    pos = np.full(N, -1, dtype=np.int64)
+    pos[sel] = np.arange(sel.size)
+    K = sel.size
+    out = _Out(
+        pv_used=np.zeros((K, T)), grid_import=np.zeros((K, T)), grid_export=np.zeros((K, T)),
+        charge=np.zeros((K, T)), discharge=np.zeros((K, T)),
+        soc=np.tile(index.soc_init[sel][:, None], (1, T)), cost=np.zeros(K))
+    messages: list[str] = []
+
+    # closed form, vectorized over all standalone plain nodes
+    cf = sel[closed[sel]]
+    if cf.size:
+        ok_rows, msg = _closed_form(index, load, cf, out, pos[cf])
+        if msg:
+            messages.append(msg)
+        out.cost[pos[cf[~ok_rows]]] = math.inf
+
+    # LP groups: feeder groups alone, standalone battery/demand nodes in batches
+    singles: list[int] = []
+    for g in sel_groups:
+        if g.size == 1 and closed[g[0]]:
+            continue
+        if g.size == 1 and not _coupled(index, g):
+            singles.append(int(g[0]))
+        else:
+            _solve_group(index, load, g, None, out, pos, messages)
+    for b in range(0, len(singles), _BATCH):
+        batch = np.array(singles[b:b + _BATCH], dtype=np.int64)
+        if not _solve_block(index, load, batch, out, pos, messages):
+            for n in batch:  # find the culprit(s)
+                _solve_group(index, load, np.array([n]), None, out, pos, messages)
+    feasible = not messages
+    return NodeDispatch(feasible, sel, out.pv_used, out.grid_import, out.grid_export,
+                        out.charge, out.discharge, out.soc, out.cost,
+                        messages[0] if messages else "")
+
+
+def _coupled(index: Index, g: IntArray) -> bool:
+    f = int(index.feeder_of[g[0]])
+    return f >= 0 and bool(np.isfinite(index.feeder_headroom[f]).any())
+
+
+@dataclass
+class _Out:
+    pv_used: FloatArray
+    grid_import: FloatArray
+    grid_export: FloatArray
+    charge: FloatArray
+    discharge: FloatArray
+    soc: FloatArray
+    cost: FloatArray
+
+
+# --------------------------------------------------------------------------------------
+# closed form
+# --------------------------------------------------------------------------------------
+
+
+def _closed_form(index: Index, load: FloatArray, nodes: IntArray, out: _Out,
+                 rows: IntArray) -> tuple[BoolArray, str]:
+    """Per-slot merit-order dispatch of nodes without battery/demand charge/feeder."""
+    L = load[nodes]
+    pv = index.pv[nodes]
+    H = index.headroom[nodes]
+    X = np.broadcast_to(index.export_kw[nodes][:, None], L.shape)
+    ic = index.import_cost[nodes]
+    ep = index.export_price[nodes]
+    grid_first = ic < 0
+    lo_cap = np.where(grid_first, H, pv)
+    hi_cap = np.where(grid_first, pv, H)
+    lo_cost = np.where(grid_first, ic, 0.0)
+    hi_cost = np.where(grid_first, 0.0, ic)
+    ul = np.minimum(L, lo_cap)
+    uh = L - ul
+    short = uh - hi_cap
+    bad = short > _FEAS_TOL + 1e-9 * np.abs(L)
+    uh = np.minimum(uh, hi_cap)
+    with np.errstate(invalid="ignore"):
+        e1 = np.where(lo_cost < ep, np.minimum(X, lo_cap - ul), 0.0)
+        e2 = np.where(hi_cost < ep, np.minimum(X - e1, hi_cap - uh), 0.0)
+    e1 = np.maximum(np.nan_to_num(e1), 0.0)
+    e2 = np.maximum(np.nan_to_num(e2), 0.0)
+    ul = ul + e1
+    uh = uh + e2
+    pv_used = np.where(grid_first, uh, ul)
+    imp = np.where(grid_first, ul, uh)
+    exp = e1 + e2
+    ok_rows = ~bad.any(axis=1)
+    out.pv_used[rows] = np.where(ok_rows[:, None], pv_used, 0.0)
+    out.grid_import[rows] = np.where(ok_rows[:, None], imp, 0.0)
+    out.grid_export[rows] = np.where(ok_rows[:, None], exp, 0.0)
+    out.cost[rows] = index.dt * np.sum(ic * out.grid_import[rows] - ep * out.grid_export[rows],
+                                       axis=1)
+    msg = ""
+    if bad.any():
+        k, t = np.argwhere(bad)[0]
+        n = int(nodes[k])
+        msg = (f"node {index.node_ids[n]} slot {t}: load {L[k, t]:.6g} kW exceeds pv "
+               f"{pv[k, t]:.6g} kW + headroom {H[k, t]:.6g} kW (no battery)")
+    return ok_rows, msg
+
+
+# --------------------------------------------------------------------------------------
+# LP / MILP
+# --------------------------------------------------------------------------------------
+
+_P, _I, _E, _C, _D, _S = range(6)
+_NV = 6
+
+
+@dataclass
+class _Block:
+    """Column layout of one block LP: node k's variable v in slot t is ``(k·6 + v)·T + t``."""
+
+    nodes: IntArray
+    feeders: list[int]
+    T: int
+    peak_nodes: IntArray  # block positions of nodes with a demand charge
+    n_base: int
+
+    def col(self, k: npt.ArrayLike, v: int, t: npt.ArrayLike) -> IntArray:
+        return np.asarray((np.asarray(k) * _NV + v) * self.T + np.asarray(t), dtype=np.int64)
+
+
+def _build(index: Index, load: FloatArray, nodes: IntArray, feeders: list[int],
+           binaries: BoolArray | None) -> tuple[_Block, dict[str, object]]:
+    """Arrays of the block LP (or MILP with binaries on ``binaries`` (K, T) slots)."""
+    T, dt = index.T, index.dt
+    K = nodes.size
+    peak_nodes = np.nonzero(index.demand_charge[nodes] > 0)[0].astype(np.int64)
+    n_base = K * _NV * T
+    blk = _Block(nodes, feeders, T, peak_nodes, n_base)
+    n_peak = peak_nodes.size
+    kk, tt = np.meshgrid(np.arange(K), np.arange(T), indexing="ij")
+    kk, tt = kk.ravel(), tt.ravel()
+    nn = nodes[kk]
+
+    # columns -----------------------------------------------------------------
+    lo = np.zeros((K, _NV, T))
+    hi = np.zeros((K, _NV, T))
+    cost = np.zeros((K, _NV, T))
+    hi[:, _P] = index.pv[nodes]
+    hi[:, _I] = index.headroom[nodes]
+    hi[:, _E] = index.export_kw[nodes][:, None]
+    hi[:, _C] = index.charge_kw[nodes][:, None]
+    hi[:, _D] = index.discharge_kw[nodes][:, None]
+    lo[:, _S] = index.soc_min[nodes][:, None]
+    hi[:, _S] = index.soc_max[nodes][:, None]
+    if index.terminal_initial:
+        lo[:, _S, T - 1] = np.maximum(index.soc_min[nodes], index.soc_init[nodes])
+    cost[:, _I] = dt * index.import_cost[nodes]
+    cost[:, _E] = -dt * index.export_price[nodes]
+    cost[:, _D] = dt * index.degradation[nodes][:, None]
+    col_lo = [lo.ravel(), np.zeros(n_peak)]
+    col_hi = [hi.ravel(), np.full(n_peak, np.inf)]
+    col_cost = [cost.ravel(), index.demand_charge[nodes[peak_nodes]]]
+
+    rows: list[IntArray] = []
+    cols: list[IntArray] = []
+    vals: list[FloatArray] = []
+    row_lo: list[FloatArray] = []
+    row_hi: list[FloatArray] = []
+    r0 = 0
+
+    def add(r: IntArray, c: IntArray, v: FloatArray | float) -> None:
+        rows.append(r)
+        cols.append(c)
+        vals.append(np.broadcast_to(np.asarray(v, dtype=float), r.shape).copy())
+
+    # balance: p + i + d − c − e = load
+    rb = r0 + kk * T + tt
+    for v, coef in ((_P, 1.0), (_I, 1.0), (_D, 1.0), (_C, -1.0), (_E, -1.0)):
+        add(rb, blk.col(kk, v, tt), coef)
+    lv = load[nodes].ravel()
+    row_lo.append(lv)
+    row_hi.append(lv)
+    r0 += K * T
+    # soc dynamics
+    rs = r0 + kk * T + tt
+    add(rs, blk.col(kk, _S, tt), 1.0)
+    later = tt > 0
+    add(rs[later], blk.col(kk[later], _S, tt[later] - 1), -1.0)
+    add(rs, blk.col(kk, _C, tt), -dt * index.eff_charge[nn])
+    add(rs, blk.col(kk, _D, tt), dt / index.eff_discharge[nn])
+    rhs = np.where(tt == 0, index.soc_init[nn], 0.0)
+    row_lo.append(rhs)
+    row_hi.append(rhs)
+    r0 += K * T
+    # peak: import − peak ≤ 0
+    if n_peak:
+        pk, pt = np.meshgrid(peak_nodes, np.arange(T), indexing="ij")
+        pk, pt = pk.ravel(), pt.ravel()
+        pj = np.repeat(np.arange(n_peak), T)
+        rp = r0 + np.arange(pk.size)
+        add(rp, blk.col(pk, _I, pt), 1.0)
+        add(rp, n_base + pj, -1.0)
+        row_lo.append(np.full(pk.size, -np.inf))
+        row_hi.append(np.zeros(pk.size))
+        r0 += pk.size
+    # feeders: Σ import − export ≤ headroom
+    for f in feeders:
+        lim = index.feeder_headroom[f]
+        fin = np.nonzero(np.isfinite(lim))[0]
+        members = np.nonzero(index.feeder_of[nodes] == f)[0]
+        if not fin.size or not members.size:
+            continue
+        mk, mt = np.meshgrid(members, np.arange(fin.size), indexing="ij")
+        mk, mt = mk.ravel(), mt.ravel()
+        rf = r0 + mt
+        add(rf, blk.col(mk, _I, fin[mt]), 1.0)
+        add(rf, blk.col(mk, _E, fin[mt]), -1.0)
+        row_lo.append(np.full(fin.size, -np.inf))
+        row_hi.append(lim[fin])
+        r0 += fin.size
+    n_col = n_base + n_peak
+    integrality = None
+    if binaries is not None and binaries.any():
+        bk, bt = np.nonzero(binaries)
+        nb = bk.size
+        bcols = n_col + np.arange(nb)
+        # charge − charge_kw·b ≤ 0 ; discharge + discharge_kw·b ≤ discharge_kw
+        rc = r0 + np.arange(nb)
+        add(rc, blk.col(bk, _C, bt), 1.0)
+        add(rc, bcols, -index.charge_kw[nodes[bk]])
+        row_lo.append(np.full(nb, -np.inf))
+        row_hi.append(np.zeros(nb))
+        r0 += nb
+        rd = r0 + np.arange(nb)
+        add(rd, blk.col(bk, _D, bt), 1.0)
+        add(rd, bcols, index.discharge_kw[nodes[bk]])
+        row_lo.append(np.full(nb, -np.inf))
+        row_hi.append(index.discharge_kw[nodes[bk]])
+        r0 += nb
+        col_lo.append(np.zeros(nb))
+        col_hi.append(np.ones(nb))
+        col_cost.append(np.zeros(nb))
+        integrality = np.concatenate([np.zeros(n_col, dtype=np.int32),
+                                      np.ones(nb, dtype=np.int32)])
+        n_col += nb
+    A = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                      shape=(r0, n_col))
+    A.sum_duplicates()
+    model: dict[str, object] = dict(
+        n_col=n_col, n_row=r0, A=A, cost=np.concatenate(col_cost), lo=np.concatenate(col_lo),
+        hi=np.concatenate(col_hi), row_lo=np.concatenate(row_lo), row_hi=np.concatenate(row_hi),
+        integrality=integrality)
+    return blk, model
+
+
+def _run(model: dict[str, object]) -> tuple[str, FloatArray | None]:
+    """Solve the arrays with the reusable HiGHS; status ``optimal``/``infeasible``/other."""
+    h = _highs()
+    h.clearModel()
+    A = model["A"]
+    assert isinstance(A, sp.csr_matrix)
+    integrality = model["integrality"]
+    if integrality is not None:
+        h.setOptionValue("mip_rel_gap", 1e-9)
+        h.setOptionValue("mip_abs_gap", 1e-9)
+        h.setOptionValue("mip_feasibility_tolerance", 1e-9)
+    else:
+        integrality = np.zeros(int(model["n_col"]), dtype=np.int32)  # type: ignore[call-overload]
+    status = h.passModel(
+        int(model["n_col"]), int(model["n_row"]), int(A.nnz), 2, 1, 0.0,  # type: ignore[call-overload]
+        model["cost"], model["lo"], model["hi"], model["row_lo"], model["row_hi"],
+        A.indptr.astype(np.int32), A.indices.astype(np.int32), A.data.astype(float), integrality)
+    h.setOptionValue("primal_feasibility_tolerance", 1e-9)
+    h.setOptionValue("dual_feasibility_tolerance", 1e-9)
+    if status == highspy.HighsStatus.kError:
+        return "error: HiGHS rejected the model", None
+    h.run()
+    ms = h.getModelStatus()
+    if ms == highspy.HighsModelStatus.kOptimal:
+        x = np.asarray(h.getSolution().col_value, dtype=float)
+        return "optimal", x
+    if ms in (highspy.HighsModelStatus.kInfeasible,
+              highspy.HighsModelStatus.kUnboundedOrInfeasible):
+        return "infeasible", None
+    return f"error: HiGHS status {h.modelStatusToString(ms)}", None
+
+
+def _unpack(blk: _Block, x: FloatArray) -> FloatArray:
+    """Solution values as ``(K, 6, T)``."""
+    return x[: blk.n_base].reshape(blk.nodes.size, _NV, blk.T).copy()
+
+
+def _solve_block(index: Index, load: FloatArray, nodes: IntArray, out: _Out,
+                 pos: IntArray, messages: list[str]) -> bool:
+    """Block-diagonal LP of independent standalone nodes; False when infeasible."""
+    if not _precheck_ok(index, load, nodes):
+        return False
+    blk, model = _build(index, load, nodes, [], None)
+    status, x = _run(model)
+    if status != "optimal" or x is None:
+        return False
+    vals = _unpack(blk, x)
+    overlap = _net(index, nodes, vals)
+    _store(index, load, nodes, vals, out, pos)
+    for k in np.nonzero(overlap.any(axis=1))[0]:  # complementarity per node, exactly
+        _solve_group(index, load, nodes[k:k + 1], overlap[k:k + 1], out, pos, messages)
+    return True
+
+
+def _solve_group(index: Index, load: FloatArray, nodes: IntArray, binaries: BoolArray | None,
+                 out: _Out, pos: IntArray, messages: list[str]) -> None:
+    """One group (feeder or single node), with the MILP loop for complementarity."""
+    feeders = sorted({int(f) for f in index.feeder_of[nodes] if f >= 0})
+    feeders = [f for f in feeders if np.isfinite(index.feeder_headroom[f]).any()]
+    msg = _precheck_message(index, load, nodes, feeders)
+    if msg:
+        _fail(index, nodes, out, pos, messages, msg)
+        return
+    bins = None if binaries is None else binaries.copy()
+    for _ in range(_MAX_MILP_ROUNDS):
+        blk, model = _build(index, load, nodes, feeders, bins)
+        status, x = _run(model)
+        if status == "infeasible":
+            _fail(index, nodes, out, pos, messages, _energy_message(index, load, nodes, feeders))
+            return
+        if status != "optimal" or x is None:
+            _fail(index, nodes, out, pos, messages,
+                  f"{_group_name(index, nodes, feeders)}: dispatch failed ({status})")
+            return
+        vals = _unpack(blk, x)
+        if bins is not None:  # a binary within tolerance: zero the switched-off side
+            bk, bt = np.nonzero(bins)
+            b = x[model["n_col"] - bk.size:]  # type: ignore[operator]
+            on_c = b > 0.5
+            vals[bk[on_c], _D, bt[on_c]] = 0.0
+            vals[bk[~on_c], _C, bt[~on_c]] = 0.0
+        overlap = _net(index, nodes, vals)
+        if not overlap.any():
+            _store(index, load, nodes, vals, out, pos)
+            return
+        bins = overlap if bins is None else bins | overlap
+    _fail(index, nodes, out, pos, messages,
+          f"{_group_name(index, nodes, feeders)}: no complementary dispatch found in "
+          f"{_MAX_MILP_ROUNDS} MILP rounds")
+
+
+def _net(index: Index, nodes: IntArray, vals: FloatArray) -> BoolArray:
+    """Net simultaneous charge/discharge where that costs nothing (in place).
+
+    Returns the ``(K, T)`` mask of slots that still overlap (netting would raise
+    the cost), which need binaries.
+    """
+    c, d = vals[:, _C], vals[:, _D]
+    m = (c > _ZERO) & (d > _ZERO)
+    if not m.any():
+        return m
+    k, t = np.nonzero(m)
+    n = nodes[k]
+    eta = index.eff_charge[n] * index.eff_discharge[n]
+    x = np.minimum(c[k, t], d[k, t] / eta)
+    y = eta * x
+    surplus = x - y
+    p, i, e = vals[k, _P, t], vals[k, _I, t], vals[k, _E, t]
+    ic, ep = index.import_cost[n, t], index.export_price[n, t]
+    room_e = np.maximum(index.export_kw[n] - e, 0.0)
+    # absorbers: curtail pv (cost 0), import less (cost −ic), export more (cost −ep)
+    caps = np.stack([p, i, room_e])
+    unit = np.stack([np.zeros_like(ic), -ic, -ep])
+    order = np.argsort(unit, axis=0, kind="stable")
+    left = surplus.copy()
+    take = np.zeros_like(caps)
+    cols = np.arange(k.size)
+    for r in range(3):
+        which = order[r]
+        a = np.minimum(left, caps[which, cols])
+        take[which, cols] = a
+        left -= a
+    delta = np.sum(unit * take, axis=0) - index.degradation[n] * y
+    # group scale for the relative tolerance
+    scale = 1.0 + np.abs(ic) * (i + d[k, t]) + np.abs(ep) * e
+    ok = (left <= 1e-12) & (delta <= 1e-9 * scale)
+    kk, tt = k[ok], t[ok]
+    vals[kk, _C, tt] -= x[ok]
+    vals[kk, _D, tt] -= y[ok]
+    vals[kk, _P, tt] -= take[0, ok]
+    vals[kk, _I, tt] -= take[1, ok]
+    vals[kk, _E, tt] += take[2, ok]
+    still = np.zeros_like(m)
+    still[k[~ok], t[~ok]] = True
+    return still
+
+
+def _store(index: Index, load: FloatArray, nodes: IntArray, vals: FloatArray, out: _Out,
+           pos: IntArray) -> None:
+    """Clean the flows of ``nodes`` and write them with their costs."""
+    dt = index.dt
+    v = np.where(np.abs(vals) < _ZERO, 0.0, vals)
+    pv, H = index.pv[nodes], index.headroom[nodes]
+    X = index.export_kw[nodes][:, None]
+    p = np.clip(v[:, _P], 0.0, pv)
+    i = np.clip(v[:, _I], 0.0, H)
+    e = np.clip(v[:, _E], 0.0, X)
+    c = np.clip(v[:, _C], 0.0, index.charge_kw[nodes][:, None])
+    d = np.clip(v[:, _D], 0.0, index.discharge_kw[nodes][:, None])
+    both = (c > 0) & (d > 0)  # cannot happen after _net/MILP; keep the larger
+    c = np.where(both & (c <= d), 0.0, c)
+    d = np.where(both & (d < c), 0.0, d)
+    L = load[nodes]
+    r = p + i + d - c - e - L  # > 0: surplus supply
+    # surplus: curtail pv, import less, export more; deficit: more pv, more import, export less
+    for arr, sign, cap in ((p, -1.0, None), (i, -1.0, None), (e, 1.0, X)):
+        pos_r = np.maximum(r, 0.0)
+        if cap is None:
+            a = np.minimum(pos_r, arr)
+        else:
+            a = np.minimum(pos_r, np.maximum(cap - arr, 0.0))
+        arr += sign * a
+        r = r - a
+    for arr, sign, cap in ((p, 1.0, pv), (i, 1.0, H), (e, -1.0, None)):
+        neg_r = np.maximum(-r, 0.0)
+        if cap is None:
+            a = np.minimum(neg_r, arr)
+        else:
+            a = np.minimum(neg_r, np.maximum(cap - arr, 0.0))
+        arr += sign * a
+        r = r + a
+    soc = index.soc_init[nodes][:, None] + np.cumsum(
+        dt * (index.eff_charge[nodes][:, None] * c - d / index.eff_discharge[nodes][:, None]),
+        axis=1)
+    rows = pos[nodes]
+    out.pv_used[rows] = p
+    out.grid_import[rows] = i
+    out.grid_export[rows] = e
+    out.charge[rows] = c
+    out.discharge[rows] = d
+    out.soc[rows] = soc
+    out.cost[rows] = (dt * np.sum(index.import_cost[nodes] * i - index.export_price[nodes] * e
+                                  + index.degradation[nodes][:, None] * d, axis=1)
+                      + index.demand_charge[nodes] * i.max(axis=1, initial=0.0))
+
+
+def _fail(index: Index, nodes: IntArray, out: _Out, pos: IntArray, messages: list[str],
+          msg: str) -> None:
+    rows = pos[nodes]
+    for arr in (out.pv_used, out.grid_import, out.grid_export, out.charge, out.discharge):
+        arr[rows] = 0.0
+    out.soc[rows] = index.soc_init[nodes][:, None]
+    out.cost[rows] = math.inf
+    messages.append(msg)
+
+
+# --------------------------------------------------------------------------------------
+# infeasibility messages
+# --------------------------------------------------------------------------------------
+
+
+def _node_shortfall(index: Index, load: FloatArray, nodes: IntArray) -> FloatArray:
+    """``load − pv − headroom − discharge_kw`` per node and slot [kW]."""
+    return np.asarray(load[nodes] - index.pv[nodes] - index.headroom[nodes]
+                      - index.discharge_kw[nodes][:, None])
+
+
+def _precheck_ok(index: Index, load: FloatArray, nodes: IntArray) -> bool:
+    short = _node_shortfall(index, load, nodes)
+    return not bool((short > _FEAS_TOL).any())
+
+
+def _precheck_message(index: Index, load: FloatArray, nodes: IntArray,
+                      feeders: list[int]) -> str:
+    """A necessary per-slot condition that fails, in user terms, or ``""``."""
+    short = _node_shortfall(index, load, nodes)
+    if (short > _FEAS_TOL).any():
+        k, t = np.argwhere(short > _FEAS_TOL)[0]
+        n = int(nodes[k])
+        return (f"node {index.node_ids[n]} slot {t}: load {load[n, t]:.6g} kW exceeds pv "
+                f"{index.pv[n, t]:.6g} kW + headroom {index.headroom[n, t]:.6g} kW + battery "
+                f"discharge {index.discharge_kw[n]:.6g} kW")
+    for f in feeders:
+        members = nodes[index.feeder_of[nodes] == f]
+        # least net import of a node: load − pv − discharge, but not below −export_kw
+        least = np.maximum(load[members] - index.pv[members]
+                           - index.discharge_kw[members][:, None],
+                           -index.export_kw[members][:, None]).sum(axis=0)
+        lim = index.feeder_headroom[f]
+        over = np.where(np.isfinite(lim), least - lim, -np.inf)
+        if (over > _FEAS_TOL).any():
+            t = int(np.argmax(over > _FEAS_TOL))
+            return (f"feeder {index.feeder_ids[f]} slot {t}: its nodes need a net import of at "
+                    f"least {least[t]:.6g} kW (load {load[members, t].sum():.6g} kW − pv "
+                    f"{index.pv[members, t].sum():.6g} kW − battery discharge "
+                    f"{index.discharge_kw[members].sum():.6g} kW, export at most "
+                    f"{index.export_kw[members].sum():.6g} kW) but the feeder headroom is "
+                    f"{lim[t]:.6g} kW")
+    return ""
+
+
+def _group_name(index: Index, nodes: IntArray, feeders: list[int]) -> str:
+    if feeders:
+        return "feeder " + ", ".join(index.feeder_ids[f] for f in feeders)
+    return "node " + ", ".join(index.node_ids[int(n)] for n in nodes)
+
+
+def _energy_message(index: Index, load: FloatArray, nodes: IntArray, feeders: list[int]) -> str:
+    """Message when every slot passes the per-slot checks but the LP is infeasible."""
+    need = np.maximum(load[nodes] - index.pv[nodes] - index.headroom[nodes], 0.0)
+    k_slots = np.nonzero(need.sum(axis=0) > _FEAS_TOL)[0]
+    name = _group_name(index, nodes, feeders)
+    have = float(np.sum(index.soc_init[nodes] - index.soc_min[nodes]))
+    if k_slots.size:
+        slots = ", ".join(str(int(t)) for t in k_slots[:8]) + (" …" if k_slots.size > 8 else "")
+        return (f"{name}: load exceeds pv + headroom in slots {slots}, needing "
+                f"{float(need.sum()) * index.dt:.6g} kWh from batteries, more than they can "
+                f"deliver (soc_init − soc_min = {have:.6g} kWh plus what they can charge; "
+                f"terminal rule {'initial' if index.terminal_initial else 'free'})")
+    return (f"{name}: no flows satisfy the feeder headroom in every slot: the batteries cannot "
+            f"shift enough energy (soc_init − soc_min = {have:.6g} kWh plus what they can "
+            f"charge)")

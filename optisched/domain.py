@@ -20,6 +20,7 @@ slots of ``Δ = slot_minutes / 60`` [h].
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -149,9 +150,6 @@ class Scenario(BaseModel):
     latency: LatencyOptions = Field(default_factory=LatencyOptions)
 
 
-_NONNEG = {"ge": 0.0, "allow_inf_nan": False}
-
-
 class Node(BaseModel):
     """A compute node with its power set-up (one row of nodes.csv).
 
@@ -223,15 +221,15 @@ class Node(BaseModel):
     trust: float = Field(default=0.0, allow_inf_nan=False)
     speed: float = Field(default=1.0, gt=0.0, allow_inf_nan=False)
     power_factor: float = Field(default=1.0, ge=0.0, allow_inf_nan=False)
-    idle_kw: float = Field(default=0.0, **_NONNEG)  # type: ignore[arg-type]
+    idle_kw: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     can_sleep: bool = False
     initially_on: bool = True
     end_off: bool = False
-    startup_cost: float = Field(default=0.0, **_NONNEG)  # type: ignore[arg-type]
-    shutdown_cost: float = Field(default=0.0, **_NONNEG)  # type: ignore[arg-type]
+    startup_cost: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    shutdown_cost: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     grid_kw: float = Field(default=math.inf, ge=0.0)
-    export_kw: float = Field(default=0.0, **_NONNEG)  # type: ignore[arg-type]
-    battery_kwh: float = Field(default=0.0, **_NONNEG)  # type: ignore[arg-type]
+    export_kw: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    battery_kwh: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     soc_init: float = Field(default=0.5, ge=0.0, le=1.0, allow_inf_nan=False)
     soc_min: float = Field(default=0.0, ge=0.0, le=1.0, allow_inf_nan=False)
     soc_max: float = Field(default=1.0, ge=0.0, le=1.0, allow_inf_nan=False)
@@ -239,8 +237,8 @@ class Node(BaseModel):
     discharge_kw: float | None = Field(default=None, ge=0.0, allow_inf_nan=False)
     eff_charge: float = Field(default=0.95, gt=0.0, le=1.0, allow_inf_nan=False)
     eff_discharge: float = Field(default=0.95, gt=0.0, le=1.0, allow_inf_nan=False)
-    degradation_per_kwh: float = Field(default=0.0, **_NONNEG)  # type: ignore[arg-type]
-    demand_charge_per_kw: float = Field(default=0.0, **_NONNEG)  # type: ignore[arg-type]
+    degradation_per_kwh: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    demand_charge_per_kw: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     extra: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -322,7 +320,7 @@ class Job(BaseModel):
     region: str | None = None
     latency_slo_ms: float | None = Field(default=None, ge=0.0, allow_inf_nan=False)
     latency_per_ms: float | None = Field(default=None, ge=0.0, allow_inf_nan=False)
-    min_gpu_mem_gb: float = Field(default=0.0, **_NONNEG)  # type: ignore[arg-type]
+    min_gpu_mem_gb: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     min_trust: float = Field(default=0.0, allow_inf_nan=False)
     pinned_node: str | None = None
     pinned_start: datetime | None = None
@@ -624,7 +622,7 @@ def _fmt(v: float) -> str:
     return f"{v:g}"
 
 
-def _some(d: dict[str, object]) -> str:
+def _some(d: Mapping[str, object]) -> str:
     keys = sorted(d)
     if not keys:
         return "none"

@@ -27,8 +27,8 @@ __all__ = [
     "Violation",
     "cost_terms",
     "evaluate",
-    "objective_of",
     "job_load",
+    "objective_of",
     "price_plan",
     "resource_usage",
 ]

@@ -38,7 +38,9 @@ EARTH_RADIUS_KM = 6371.0088
 _EPS = 1e-9
 
 
-def great_circle_km(lat1: FloatArray, lon1: FloatArray, lat2: FloatArray, lon2: FloatArray) -> FloatArray:
+def great_circle_km(
+    lat1: FloatArray, lon1: FloatArray, lat2: FloatArray, lon2: FloatArray
+) -> FloatArray:
     """Great-circle distance by the haversine formula [km].
 
     Parameters
@@ -213,12 +215,12 @@ class Index:
     job_pos: dict[str, int] = field(repr=False)
 
     @property
-    def N(self) -> int:  # noqa: N802 - math notation
+    def N(self) -> int:
         """Number of nodes."""
         return len(self.node_ids)
 
     @property
-    def J(self) -> int:  # noqa: N802 - math notation
+    def J(self) -> int:
         """Number of jobs."""
         return len(self.job_ids)
 
@@ -267,17 +269,26 @@ class Index:
 
     def duration(self, j: int | IntArray, n: int | IntArray) -> IntArray:
         """Slots ``d_jn`` job(s) ``j`` occupy on node(s) ``n`` (eligible or not)."""
-        raw = np.asarray(self.duration_min[j] / self.slot_minutes / self.speed[n])
-        return np.maximum(1, np.ceil(raw - _EPS)).astype(np.int64)
+        return slots_needed(self.duration_min[j], self.slot_minutes, self.speed[n])
 
     def occupied(self, o: int, s: int) -> tuple[int, int]:
         """Slots ``[a, b)`` of the horizon occupied by option ``o`` started at ``s``."""
         return max(0, s), min(self.T, s + int(self.opt_dur[o]))
 
 
-def _durations(duration_min: FloatArray, slot_minutes: int, speed: FloatArray) -> IntArray:
-    """Slots a job occupies: ``ceil(duration_min / slot_minutes / speed)`` (SPEC nodes.csv speed)."""
-    raw = duration_min[:, None] / slot_minutes / speed[None, :]
+def slots_needed(duration_min: FloatArray, slot_minutes: int, speed: FloatArray) -> IntArray:
+    """Slots a job occupies: ``ceil(duration_min / slot_minutes / speed)``, at least 1.
+
+    Parameters
+    ----------
+    duration_min : array_like
+        Run time on a speed-1 node [min].
+    slot_minutes : int
+        Slot length [min].
+    speed : array_like
+        Node throughput vs reference (broadcast against ``duration_min``).
+    """
+    raw = np.asarray(duration_min) / slot_minutes / np.asarray(speed)
     return np.maximum(1, np.ceil(raw - _EPS)).astype(np.int64)
 
 
@@ -292,7 +303,7 @@ def _avail_run(available: BoolArray) -> IntArray:
 
 def _window_max(run: IntArray, node: IntArray, lo: IntArray, hi: IntArray) -> IntArray:
     """Max of ``run[node, lo..hi]`` per query (inclusive), by a sparse table; -1 if empty."""
-    N, T = run.shape
+    T = run.shape[1]
     tables = [run]
     k = 1
     while (1 << k) <= T:
@@ -373,8 +384,8 @@ def compile_index(problem: Problem) -> Index:
 
     # --- resources ------------------------------------------------------------
     names: list[str] = ["gpus"]
-    for obj in [*nodes, *jobs]:
-        for r in obj.resources:
+    for res in [*(n.resources for n in nodes), *(j.resources for j in jobs)]:
+        for r in res:
             if r not in names:
                 names.append(r)
     capacity = np.array(
@@ -428,8 +439,7 @@ def compile_index(problem: Problem) -> Index:
 
     # --- eligibility ------------------------------------------------------------
     speed = col("speed")
-    dur = _durations(jcol("duration_min", 1.0), hz.slot_minutes, speed) if J and N else (
-        np.zeros((J, N), dtype=np.int64))
+    dur = slots_needed(jcol("duration_min", 1.0)[:, None], hz.slot_minutes, speed[None, :])
     elig = np.ones((J, N), dtype=bool)
     if J and N:
         elig &= (usage[:, None, :] <= capacity[None, :, :] + _EPS).all(axis=2)
@@ -542,7 +552,8 @@ def ineligibility(problem: Problem, index: Index, j: int, n: int) -> str | None:
     failing rule is named.
     """
     job, node = problem.jobs[j], problem.nodes[n]
-    lacks = [k for k in range(len(index.resources)) if index.usage[j, k] > index.capacity[n, k] + _EPS]
+    lacks = [k for k in range(len(index.resources))
+             if index.usage[j, k] > index.capacity[n, k] + _EPS]
     if lacks:
         return "lacks " + ", ".join(
             f"{index.resources[k]} (needs {index.usage[j, k]:g}, has {index.capacity[n, k]:g})"
@@ -554,7 +565,8 @@ def ineligibility(problem: Problem, index: Index, j: int, n: int) -> str | None:
     lat = index.latency_ms[j, n]
     if job.latency_slo_ms is not None and np.isnan(lat):
         return f"latency to region {job.region!r} is unknown (no latency.csv row or coordinates)"
-    if job.latency_slo_ms is not None and job.latency_per_ms is None and lat > job.latency_slo_ms + _EPS:
+    hard = job.latency_slo_ms is not None and job.latency_per_ms is None
+    if hard and job.latency_slo_ms is not None and lat > job.latency_slo_ms + _EPS:
         return f"latency {lat:.3g} ms exceeds the hard SLO of {job.latency_slo_ms:g} ms"
     d = int(index.duration(j, n))
     end_cap = index.T

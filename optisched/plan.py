@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ COST_TERMS = (
 PLAN_FILES = ("assignments.csv", "node_series.csv", "summary.json")
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """The one status vocabulary of every solver (SPEC §4 summary.json)."""
 
     OPTIMAL = "optimal"
@@ -237,7 +237,7 @@ def _jsonable(obj: Any) -> Any:
 
 def _assignments_frame(problem: Problem, plan: Plan, durations: IntArray) -> pd.DataFrame:
     hz = problem.horizon
-    rows = []
+    rows: list[tuple[object, ...]] = []
     for j, job in enumerate(problem.jobs):
         n = int(plan.node[j])
         if n < 0:
@@ -319,11 +319,8 @@ def write_plan(problem: Problem, plan: Plan, out: str | os.PathLike[str]) -> Pat
             )
     index = compile_index(problem)
     dur = np.zeros(len(problem.jobs), dtype=np.int64)
-    for j in range(len(problem.jobs)):
-        n = int(plan.node[j])
-        if n >= 0:
-            o = index.find_option(j, n)
-            dur[j] = index.opt_dur[o] if o >= 0 else _raw_duration(problem, j, n)
+    runs = np.nonzero(plan.node >= 0)[0]
+    dur[runs] = index.duration(runs, plan.node[runs])
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
@@ -347,12 +344,6 @@ def write_plan(problem: Problem, plan: Plan, out: str | os.PathLike[str]) -> Pat
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return out
-
-
-def _raw_duration(problem: Problem, j: int, n: int) -> int:
-    hz = problem.horizon
-    d = problem.jobs[j].duration_min / hz.slot_minutes / problem.nodes[n].speed
-    return max(1, math.ceil(d - 1e-9))
 
 
 # --------------------------------------------------------------------------- read
@@ -385,7 +376,8 @@ def read_plan(problem: Problem, path: str | os.PathLike[str]) -> Plan:
     except ValueError:
         raise BundleError([InputError(str(path / "summary.json"), None, "status",
                                       str(summary.get("status")),
-                                      "must be one of " + ", ".join(s.value for s in Status))])
+                                      "must be one of " + ", ".join(s.value for s in Status))]
+                          ) from None
     plan = Plan.empty(problem, str(summary.get("solver", "")), status,
                       str(summary.get("message", "")))
     plan.objective = summary.get("objective")
@@ -466,8 +458,8 @@ def _read_series(problem: Problem, plan: Plan, file: Path, errors: list[InputErr
     bad = nidx.isna() | slot.isna() | (slot < 0) | (slot >= T) | (slot != slot.round())
     for k in np.nonzero(bad.to_numpy())[0][:50]:
         c = "node_id" if pd.isna(nidx.iloc[k]) else "slot"
-        errors.append(InputError(str(file), int(k) + 2, c, str(df[c].iloc[k]),
-                                 "unknown node_id" if c == "node_id" else f"slot must be 0..{T - 1}"))
+        what = "unknown node_id" if c == "node_id" else f"slot must be 0..{T - 1}"
+        errors.append(InputError(str(file), int(k) + 2, c, str(df[c].iloc[k]), what))
     ok = ~bad.to_numpy()
     ni = nidx.to_numpy()[ok].astype(np.int64)
     ti = slot.to_numpy()[ok].astype(np.int64)

@@ -1,0 +1,190 @@
+"""Small random problems for tests (shared helper; import as ``from tests._problems import …``
+or, with ``tests`` on the path, ``from _problems import …``).
+
+:func:`random_problem` builds a consistent :class:`~optisched.domain.Problem` in
+code from a seed. Every feature is a switch so a test can ask for exactly what it
+exercises; the draws are made in a fixed order, so the same arguments always give
+the same problem (numpy ``default_rng(seed)``).
+
+Feasibility: node headroom is generous (at least the node's largest possible load
+unless ``tight_headroom``), jobs are short relative to the horizon and may be
+dropped when ``droppable``, so the ``baseline`` solver usually finds a plan. Feeder
+headroom is drawn around the feeder's expected net import, so it binds sometimes.
+
+Example
+-------
+>>> p = random_problem(3, n_nodes=3, n_jobs=4, slots=8, batteries=True, feeders=True)
+>>> len(p.nodes), p.horizon.slots
+(3, 8)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from optisched.domain import (
+    BatteryOptions,
+    Feeder,
+    Horizon,
+    Job,
+    Node,
+    NodeSeries,
+    ObjectiveOptions,
+    Problem,
+    Scenario,
+    Tariff,
+)
+
+__all__ = ["random_problem"]
+
+START = "2026-06-01T00:00:00+00:00"
+
+
+def random_problem(
+    seed: int,
+    n_nodes: int = 3,
+    n_jobs: int = 5,
+    slots: int = 8,
+    *,
+    slot_minutes: int = 60,
+    batteries: bool = True,
+    feeders: bool = False,
+    negative_prices: bool = False,
+    demand_charge: bool = False,
+    export: bool = True,
+    carbon: bool = False,
+    degradation: bool = False,
+    sleep: bool = False,
+    droppable: bool = True,
+    tight_headroom: bool = False,
+    terminal: str = "initial",
+) -> Problem:
+    """A random consistent problem.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of ``numpy.random.default_rng``.
+    n_nodes, n_jobs, slots : int
+        Sizes; ``slot_minutes`` sets Δ (default 60 min, Δ = 1 h).
+    batteries : bool
+        About 2/3 of the nodes get a battery (random capacity, soc bounds,
+        power limits and efficiencies 0.85-1.0).
+    feeders : bool
+        Nodes are split over two feeders (a few stay outside), with per-slot
+        headroom around their expected net import and some ``inf`` slots.
+    negative_prices : bool
+        Some slots get a negative import price (down to −0.2 money/kWh).
+    demand_charge : bool
+        About half of the nodes pay 0.5-5 money per kW of peak import.
+    export : bool
+        Nodes may export (export_kw > 0) at a random export price, sometimes
+        above the import price.
+    carbon : bool
+        Carbon intensity per slot and a carbon price of 50-150 money/t.
+    degradation : bool
+        Batteries get a degradation cost of 0-0.05 money/kWh.
+    sleep : bool
+        Some nodes may sleep, with start-up/shut-down costs.
+    droppable : bool
+        Jobs get a drop penalty (else they must run).
+    tight_headroom : bool
+        Headroom may be below the peak load (infeasibility tests).
+    terminal : {"initial", "free"}
+        Battery terminal rule.
+
+    Returns
+    -------
+    Problem
+        Tariff ``"t<k>"`` per node, PV as a noisy bell over the horizon, and jobs
+        of 1-3 slots with power 0.2-3 kW and release/deadline windows.
+    """
+    rng = np.random.default_rng(seed)
+    T = slots
+    horizon = Horizon(start=START, slot_minutes=slot_minutes, slots=T)
+    nodes: list[Node] = []
+    series: dict[str, NodeSeries] = {}
+    tariffs: dict[str, Tariff] = {}
+    feeder_of: list[str | None] = []
+    n_feeders = 2 if feeders else 0
+    bell = np.sin(np.linspace(0.0, math.pi, T + 2)[1:-1])
+    for k in range(n_nodes):
+        nid = f"n{k}"
+        idle = float(rng.uniform(0.0, 0.5))
+        gpus = float(rng.integers(1, 4))
+        max_load = idle + gpus * 3.0
+        has_batt = batteries and rng.random() < 0.67
+        batt: dict[str, float] = {}
+        if has_batt:
+            E = float(rng.uniform(2.0, 10.0))
+            lo = float(rng.uniform(0.0, 0.3))
+            hi = float(rng.uniform(0.7, 1.0))
+            batt = dict(
+                battery_kwh=E, soc_min=lo, soc_max=hi, soc_init=float(rng.uniform(lo, hi)),
+                charge_kw=float(rng.uniform(0.5, 1.0) * E / 2),
+                discharge_kw=float(rng.uniform(0.5, 1.0) * E / 2),
+                eff_charge=float(rng.uniform(0.85, 1.0)),
+                eff_discharge=float(rng.uniform(0.85, 1.0)),
+                degradation_per_kwh=float(rng.uniform(0.0, 0.05)) if degradation else 0.0,
+            )
+        fdr = None
+        if n_feeders and rng.random() < 0.85:
+            fdr = f"f{int(rng.integers(0, n_feeders))}"
+        feeder_of.append(fdr)
+        can_sleep = sleep and rng.random() < 0.5
+        nodes.append(Node(
+            node_id=nid, gpus=gpus, idle_kw=idle, tariff=f"t{k}", feeder=fdr,
+            can_sleep=can_sleep, initially_on=bool(rng.random() < 0.5) if can_sleep else True,
+            startup_cost=float(rng.uniform(0, 0.3)) if can_sleep else 0.0,
+            shutdown_cost=float(rng.uniform(0, 0.3)) if can_sleep else 0.0,
+            export_kw=float(rng.uniform(0.5, 3.0)) if export and rng.random() < 0.7 else 0.0,
+            demand_charge_per_kw=(float(rng.uniform(0.5, 5.0))
+                                  if demand_charge and rng.random() < 0.5 else 0.0),
+            **batt,
+        ))
+        pv = np.maximum(0.0, bell * rng.uniform(0.0, 4.0) + rng.normal(0.0, 0.2, T))
+        head = rng.uniform(0.6, 1.2, T) * max_load if tight_headroom else (
+            np.full(T, max_load + float(rng.uniform(0.0, 2.0))))
+        if not tight_headroom and rng.random() < 0.3:
+            head_list: list[float | None] = [None] * T  # grid_kw (inf)
+        else:
+            head_list = [float(v) for v in head]
+        series[nid] = NodeSeries(pv_kw=[float(v) for v in pv], headroom_kw=head_list)
+        price = rng.uniform(0.05, 0.4, T)
+        if negative_prices:
+            neg = rng.random(T) < 0.3
+            price = np.where(neg, -rng.uniform(0.0, 0.2, T), price)
+        exp_price = (rng.uniform(0.0, 0.3, T) if export else np.zeros(T))
+        exp_price = np.where(rng.random(T) < 0.2, 0.0, exp_price)
+        carb = rng.uniform(50.0, 500.0, T) if carbon else np.zeros(T)
+        tariffs[f"t{k}"] = Tariff(price=[float(v) for v in price],
+                                  export_price=[float(v) for v in exp_price],
+                                  carbon_g_per_kwh=[float(v) for v in carb])
+    fdict: dict[str, Feeder] = {}
+    for f in range(n_feeders):
+        members = [k for k in range(n_nodes) if feeder_of[k] == f"f{f}"]
+        base = sum(float(nodes[k].idle_kw) + 1.5 for k in members)
+        lim = rng.uniform(0.6, 1.6, T) * max(base, 0.5)
+        lim = np.where(rng.random(T) < 0.2, math.inf, lim)
+        fdict[f"f{f}"] = Feeder(headroom_kw=[float(v) for v in lim])
+    jobs: list[Job] = []
+    for j in range(n_jobs):
+        d_slots = int(rng.integers(1, min(3, T) + 1))
+        rel = int(rng.integers(0, max(1, T - d_slots)))
+        dl = min(T, rel + d_slots + int(rng.integers(0, T)))
+        jobs.append(Job(
+            job_id=f"j{j}", gpus=1.0, duration_min=d_slots * slot_minutes,
+            power_kw=float(rng.uniform(0.2, 3.0)),
+            release=horizon.time_of(rel), deadline=horizon.time_of(dl),
+            drop_penalty=float(rng.uniform(1.0, 10.0)) if droppable else None,
+        ))
+    scenario = Scenario(
+        horizon=horizon,
+        objective=ObjectiveOptions(carbon_price_per_tonne=float(rng.uniform(50, 150))
+                                   if carbon else 0.0),
+        battery=BatteryOptions(terminal=terminal),  # type: ignore[arg-type]
+    )
+    return Problem(scenario=scenario, nodes=nodes, jobs=jobs, node_series=series,
+                   tariffs=tariffs, feeders=fdict)
