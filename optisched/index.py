@@ -457,40 +457,42 @@ def compile_index(problem: Problem) -> Index:
     elig &= latest >= earliest
     pinned_mask = pinned_node >= 0
     elig[pinned_mask] = False
-    jj, nn = np.nonzero(elig)
-    if jj.size:
-        best = _window_max(_avail_run(available), nn, earliest[jj, nn], latest[jj, nn])
-        keep = best >= dur[jj, nn]
-        jj, nn = jj[keep], nn[keep]
-    # pinned jobs: exactly their (node, start)
+    avail_run = _avail_run(available)
+    partial = np.nonzero(~available.all(axis=1))[0]  # only these need the availability scan
+    if partial.size and J:
+        sub = elig[:, partial]
+        jj, kk = np.nonzero(sub)
+        nn = partial[kk]
+        best = _window_max(avail_run, nn, earliest[jj, nn], latest[jj, nn])
+        sub[jj, kk] = best >= dur[jj, nn]
+        elig[:, partial] = sub
+    # pinned jobs: exactly their (node, start); np.nonzero keeps (job, node) order
     pj = np.nonzero(pinned_mask)[0]
-    all_j = np.concatenate([jj, pj])
-    all_n = np.concatenate([nn, pinned_node[pj]])
-    order = np.lexsort((all_n, all_j))
-    opt_job = all_j[order].astype(np.int64)
-    opt_node = all_n[order].astype(np.int64)
-    opt_dur = dur[opt_job, opt_node].astype(np.int64) if opt_job.size else np.zeros(0, np.int64)
+    elig[pj, pinned_node[pj]] = True
+    opt_job, opt_node = (a.astype(np.int64) for a in np.nonzero(elig))
+    opt_dur = dur[opt_job, opt_node]
     pf = col("power_factor")
     opt_power = jcol("power_kw", 0.0)[opt_job] * pf[opt_node]
-    is_pinned_opt = pinned_node[opt_job] >= 0
-    opt_earliest = np.where(is_pinned_opt, pinned_start[opt_job], release[opt_job])
-    opt_latest = np.where(is_pinned_opt, pinned_start[opt_job], end_cap[opt_job] - opt_dur)
+    ptr = np.concatenate([[0], np.cumsum(np.bincount(opt_job, minlength=J))]).astype(np.int64)
+    opt_earliest = release[opt_job]
+    opt_latest = end_cap[opt_job] - opt_dur
+    if pj.size:  # a pinned job has exactly one option, at ptr[j]
+        opt_earliest[ptr[pj]] = pinned_start[pj]
+        opt_latest[ptr[pj]] = pinned_start[pj]
     per_ms = jcol("latency_per_ms", 0.0)
     slo_all = jcol("latency_slo_ms", math.inf)
-    over = np.maximum(0.0, latency_ms[opt_job, opt_node] - slo_all[opt_job]) if opt_job.size else (
-        np.zeros(0))
-    opt_latency_cost = np.where(np.isfinite(slo_all[opt_job]) & ~np.isnan(over),
-                                per_ms[opt_job] * np.nan_to_num(over), 0.0)
-    ptr = np.zeros(J + 1, dtype=np.int64)
-    np.add.at(ptr, opt_job + 1, 1)
-    ptr = np.cumsum(ptr)
+    opt_latency_cost = np.zeros(opt_job.size)
+    soft = np.nonzero((per_ms > 0)[opt_job])[0]
+    if soft.size:
+        over = latency_ms[opt_job[soft], opt_node[soft]] - slo_all[opt_job[soft]]
+        opt_latency_cost[soft] = per_ms[opt_job[soft]] * np.nan_to_num(np.maximum(0.0, over))
 
     E_pos = np.where(no_batt, 0.0, E)
     return Index(
         T=T, dt=dt,
         node_ids=[n.node_id for n in nodes], job_ids=[j.job_id for j in jobs],
         resources=names,
-        pv=pv, headroom=headroom, available=available, avail_run=_avail_run(available),
+        pv=pv, headroom=headroom, available=available, avail_run=avail_run,
         price=price, export_price=export_price, carbon=carbon, import_cost=import_cost,
         capacity=capacity, idle_kw=col("idle_kw"), export_kw=col("export_kw"),
         can_sleep=np.array([n.can_sleep for n in nodes], dtype=bool).reshape(N),
@@ -506,8 +508,8 @@ def compile_index(problem: Problem) -> Index:
         hard_deadline=hard_deadline, tardiness_rate=tardiness_rate, drop_penalty=drop_penalty,
         pinned_node=pinned_node, pinned_start=pinned_start,
         opt_job=opt_job, opt_node=opt_node, opt_dur=opt_dur, opt_power=opt_power,
-        opt_latency_cost=opt_latency_cost, opt_earliest=opt_earliest.astype(np.int64),
-        opt_latest=opt_latest.astype(np.int64), opt_job_ptr=ptr, latency_ms=latency_ms,
+        opt_latency_cost=opt_latency_cost, opt_earliest=opt_earliest,
+        opt_latest=opt_latest, opt_job_ptr=ptr, latency_ms=latency_ms,
         terminal_initial=problem.scenario.battery.terminal == "initial",
         slot_minutes=hz.slot_minutes, duration_min=jcol("duration_min", 1.0), speed=speed,
         power_factor=pf, latency_slo=slo_all, latency_rate=per_ms,
