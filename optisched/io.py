@@ -14,8 +14,6 @@ import io as _io
 import math
 import os
 import re
-import shutil
-import tempfile
 import tomllib
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -27,6 +25,7 @@ import numpy.typing as npt
 import pandas as pd
 from pydantic import ValidationError
 
+from optisched.atomic import write_dir_atomically
 from optisched.domain import (
     Feeder,
     Horizon,
@@ -735,30 +734,14 @@ def write_bundle(problem: Problem, path: str | os.PathLike[str]) -> Path:
     pathlib.Path
         The bundle directory.
     """
-    out = Path(path)
-    if out.exists():
-        foreign = [p.name for p in out.iterdir() if p.name not in BUNDLE_FILES
-                   and not p.name.startswith(".") and p.name != "README.md"]
-        if foreign:
-            raise FileExistsError(f"{out} holds files that are not part of a bundle "
-                                  f"({', '.join(sorted(foreign)[:5])})")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        _write_all(problem, tmp)
-        if out.exists() and (out / "README.md").exists():
-            shutil.copy2(out / "README.md", tmp / "README.md")
-        old = None
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.rename(out, old)
-        os.rename(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    return write_dir_atomically(path, lambda tmp: _write_all(problem, tmp),
+                                allowed=BUNDLE_FILES, keep=("README.md",))
+
+
+def _entity_row(obj: Node | Job, columns: list[str]) -> list[Any]:
+    """Cells of a node or job row: ``res_*`` from resources, ``x_*`` from extra."""
+    return [obj.resources.get(c[4:], 0.0) if c.startswith("res_") else
+            obj.extra.get(c, "") if c.startswith("x_") else getattr(obj, c) for c in columns]
 
 
 def _write_all(problem: Problem, d: Path) -> None:
@@ -783,18 +766,7 @@ def _write_all(problem: Problem, d: Path) -> None:
              "discharge_kw", "eff_charge", "eff_discharge", "degradation_per_kwh",
              "demand_charge_per_kw", *node_x]
 
-    def node_row(n: Node) -> list[Any]:
-        r: list[Any] = []
-        for c in ncols:
-            if c.startswith("res_"):
-                r.append(n.resources.get(c[4:], 0.0))
-            elif c.startswith("x_"):
-                r.append(n.extra.get(c, ""))
-            else:
-                r.append(getattr(n, c))
-        return r
-
-    _write_csv(d / "nodes.csv", ncols, (node_row(n) for n in problem.nodes))
+    _write_csv(d / "nodes.csv", ncols, (_entity_row(n, ncols) for n in problem.nodes))
 
     job_res = sorted({r for j in problem.jobs for r in j.resources})
     job_x = sorted({x for j in problem.jobs for x in j.extra})
@@ -803,18 +775,7 @@ def _write_all(problem: Problem, d: Path) -> None:
              "latency_slo_ms", "latency_per_ms", "min_gpu_mem_gb", "min_trust", "pinned_node",
              "pinned_start", *job_x]
 
-    def job_row(j: Job) -> list[Any]:
-        r: list[Any] = []
-        for c in jcols:
-            if c.startswith("res_"):
-                r.append(j.resources.get(c[4:], 0.0))
-            elif c.startswith("x_"):
-                r.append(j.extra.get(c, ""))
-            else:
-                r.append(getattr(j, c))
-        return r
-
-    _write_csv(d / "jobs.csv", jcols, (job_row(j) for j in problem.jobs))
+    _write_csv(d / "jobs.csv", jcols, (_entity_row(j, jcols) for j in problem.jobs))
 
     if problem.node_series:
         scols = ["pv_kw", "headroom_kw", "available"]

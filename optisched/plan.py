@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -24,8 +22,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from optisched.atomic import write_dir_atomically
 from optisched.domain import Problem
 from optisched.errors import BundleError, InputError
+from optisched.index import slots_needed
 
 __all__ = [
     "COST_TERMS",
@@ -304,46 +304,22 @@ def write_plan(problem: Problem, plan: Plan, out: str | os.PathLike[str]) -> Pat
     FileExistsError
         When ``out`` exists and holds files that are not part of a plan.
     """
-    from optisched.index import compile_index
-
-    out = Path(out)
-    if out.exists():
-        if not out.is_dir():
-            raise FileExistsError(f"{out} exists and is not a directory")
-        foreign = [p.name for p in out.iterdir()
-                   if p.name not in PLAN_FILES and not p.name.startswith(".")]
-        if foreign:
-            raise FileExistsError(
-                f"{out} holds files that are not part of a plan ({', '.join(sorted(foreign)[:5])});"
-                " choose an empty or new directory"
-            )
-    index = compile_index(problem)
     dur = np.zeros(len(problem.jobs), dtype=np.int64)
     runs = np.nonzero(plan.node >= 0)[0]
-    dur[runs] = index.duration(runs, plan.node[runs])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    if runs.size:
+        minutes = np.array([problem.jobs[j].duration_min for j in runs])
+        speed = np.array([problem.nodes[n].speed for n in plan.node[runs]])
+        dur[runs] = slots_needed(minutes, problem.horizon.slot_minutes, speed)
+
+    def fill(tmp: Path) -> None:
         _assignments_frame(problem, plan, dur).to_csv(tmp / "assignments.csv", index=False)
         _series_frame(problem, plan).to_csv(tmp / "node_series.csv", index=False,
                                             float_format="%.10g")
         with open(tmp / "summary.json", "w", encoding="utf-8") as fh:
             json.dump(plan.summary(problem), fh, indent=2)
             fh.write("\n")
-        for name in PLAN_FILES:
-            with open(tmp / name, "rb") as fh:
-                os.fsync(fh.fileno())
-        old = None
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.rename(out, old)
-        os.rename(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out
+
+    return write_dir_atomically(out, fill, allowed=PLAN_FILES)
 
 
 # --------------------------------------------------------------------------- read
