@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from optisched.domain import (
-    Feeder, Horizon, Job, Node, NodeSeries, Problem, Scenario, Tariff,
+    Feeder,
+    Horizon,
+    Job,
+    Node,
+    NodeSeries,
+    Problem,
+    Scenario,
+    Tariff,
 )
 from optisched.evaluate import evaluate
 from optisched.plan import Flows, Plan, Status
@@ -65,7 +72,8 @@ def test_every_cost_term_by_hand() -> None:
     assert ev.feasible, ev.violations
     c3 = 1 / 0.9
     energy = (0.2 * 1.5 + 0.3 * 0.6 - 0.05 * c3) + (0.1 * 0.7 + 0.2 * 0.2 - 0.05 * 0.2)
-    carbon = 100.0 * ((200 * 1.5 + 300 * 0.6 + 400 * c3) + (100 * 0.7 + 200 * 0.2 + 400 * 0.2)) / 1e6
+    grams = (200 * 1.5 + 300 * 0.6 + 400 * c3) + (100 * 0.7 + 200 * 0.2 + 400 * 0.2)
+    carbon = 100.0 * grams / 1e6
     expected = {
         "energy": energy, "export_revenue": 0.05 * 0.3, "carbon": carbon,
         "degradation": 0.1 * 0.9, "demand": 3.0 * 1.5,

@@ -42,21 +42,35 @@ def solve_baseline(problem: Problem, index: Index, options: SolveOptions) -> Pla
                           f"node {index.node_ids[n]} slot {t}: idle load {fixed_load[n, t]:g} kW "
                           f"exceeds pv {index.pv[n, t]:g} kW + headroom {index.headroom[n, t]:g} "
                           "kW with the battery idle")
+    base = idle_flows(index, base_on, fixed_load)
+    for f, fid in enumerate(index.feeder_ids):
+        net = (base.grid_import - base.grid_export)[index.feeder_of == f].sum(axis=0)
+        short = np.nonzero(net > index.feeder_headroom[f] + 1e-6)[0]
+        if short.size:
+            t = int(short[0])
+            return Plan.empty(problem, "baseline", Status.INFEASIBLE,
+                              f"feeder {fid} slot {t}: idle load of nodes that cannot sleep "
+                              f"needs {net[t]:g} kW net import, above the feeder headroom "
+                              f"{index.feeder_headroom[f, t]:g} kW with batteries idle")
     order = sorted(range(J), key=lambda j: (index.pinned_node[j] < 0, index.release[j], j))
 
-    def net_import(on: np.ndarray, jk: np.ndarray) -> np.ndarray:
-        load = on * index.idle_kw[:, None] + jk
-        return np.maximum(0.0, load - index.pv)
-
-    def feeder_ok(n: int, a: int, b: int, extra_import: np.ndarray) -> bool:
+    def feeder_ok(n: int, a: int, b: int, extra_kw: float) -> bool:
+        """Feeder net import (import − export, battery idle) with the candidate added."""
         f = int(index.feeder_of[n])
         if f < 0:
             return True
-        members = index.feeder_of == f
-        on = base_on | (busy > 0)
-        imp = net_import(on, jobs_kw)[members, a:b].sum(axis=0) + extra_import
-        exp = idle_flows(index, on, on * index.idle_kw[:, None] + jobs_kw).grid_export
-        net = imp - exp[members, a:b].sum(axis=0)
+        members = np.nonzero(index.feeder_of == f)[0]
+        on = (base_on | (busy > 0))[members, a:b]
+        jk = jobs_kw[members, a:b].copy()
+        k = int(np.nonzero(members == n)[0][0])
+        on[k] = True
+        jk[k] += extra_kw
+        load = on * index.idle_kw[members, None] + jk
+        pv = index.pv[members, a:b]
+        self_use = np.minimum(pv, load)
+        export = np.where(index.export_price[members, a:b] > 0,
+                          np.minimum(pv - self_use, index.export_kw[members, None]), 0.0)
+        net = (load - self_use - export).sum(axis=0)
         return bool((net <= index.feeder_headroom[f, a:b] + 1e-6).all())
 
     for j in order:
@@ -74,10 +88,7 @@ def solve_baseline(problem: Problem, index: Index, options: SolveOptions) -> Pla
                 imp = np.maximum(0.0, load - index.pv[n, a:b])
                 if (imp > index.headroom[n, a:b] + 1e-6).any():
                     continue
-                old_on = base_on[n, a:b] | (busy[n, a:b] > 0)
-                old_imp = np.maximum(0.0, old_on * index.idle_kw[n] + jobs_kw[n, a:b]
-                                     - index.pv[n, a:b])
-                if not feeder_ok(n, a, b, imp - old_imp):
+                if not feeder_ok(n, a, b, float(index.opt_power[o])):
                     continue
                 best = (s, n, int(o))
                 break
