@@ -1,5 +1,7 @@
-"""Small random problems for tests (shared helper; import as ``from tests._problems import …``
-or, with ``tests`` on the path, ``from _problems import …``).
+"""Small random problems for tests (a shared helper, not a test module).
+
+pytest puts ``tests/`` on ``sys.path`` (rootdir-relative "prepend" import mode), so
+test files import it as ``from _problems import random_problem``.
 
 :func:`random_problem` builds a consistent :class:`~optisched.domain.Problem` in
 code from a seed. Every feature is a switch so a test can ask for exactly what it
@@ -50,6 +52,7 @@ def random_problem(
     *,
     slot_minutes: int = 60,
     batteries: bool = True,
+    battery_share: float = 0.67,
     feeders: bool = False,
     negative_prices: bool = False,
     demand_charge: bool = False,
@@ -70,8 +73,8 @@ def random_problem(
     n_nodes, n_jobs, slots : int
         Sizes; ``slot_minutes`` sets Δ (default 60 min, Δ = 1 h).
     batteries : bool
-        About 2/3 of the nodes get a battery (random capacity, soc bounds,
-        power limits and efficiencies 0.85-1.0).
+        A share ``battery_share`` (default about 2/3) of the nodes get a battery
+        (random capacity, soc bounds, power limits and efficiencies 0.85-1.0).
     feeders : bool
         Nodes are split over two feeders (a few stay outside), with per-slot
         headroom around their expected net import and some ``inf`` slots.
@@ -115,7 +118,7 @@ def random_problem(
         idle = float(rng.uniform(0.0, 0.5))
         gpus = float(rng.integers(1, 4))
         max_load = idle + gpus * 3.0
-        has_batt = batteries and rng.random() < 0.67
+        has_batt = batteries and rng.random() < battery_share
         batt: dict[str, float] = {}
         if has_batt:
             E = float(rng.uniform(2.0, 10.0))
