@@ -1,4 +1,4 @@
-"""Command-line interface: ``optisched validate | plan | evaluate | solvers``.
+"""Command-line interface: ``optisched validate | plan | evaluate | replan | solvers``.
 
 Exit codes: 0 ok, 1 bad input (every error named by file, row, column, value),
 2 infeasible or no solution, 3 internal error. Never a traceback for a user error.
@@ -132,13 +132,25 @@ def plan(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     threads: Annotated[int | None, typer.Option("--threads")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
+    pyomo_solver: Annotated[str | None, typer.Option(
+        "--pyomo-solver", help="Pyomo solver for --solver pyomo (appsi_highs, cbc, glpk, "
+        "scip, gurobi, cplex ...).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q",
+                                        help="No live progress on stderr.")] = False,
 ) -> None:
     """Plan a bundle and write assignments.csv, node_series.csv and summary.json."""
-    from optisched.solvers import solve
+    from optisched.progress import ProgressDisplay
+    from optisched.solvers import default_solver, solve
 
     problem = read_bundle(bundle)
-    result = solve(problem, solver, time_limit=time_limit, mip_gap=mip_gap, seed=seed,
-                   threads=threads)
+    extra: dict[str, Any] = {} if pyomo_solver is None else {"pyomo_solver": pyomo_solver}
+    if quiet or as_json:
+        result = solve(problem, solver, time_limit=time_limit, mip_gap=mip_gap, seed=seed,
+                       threads=threads, **extra)
+    else:
+        with ProgressDisplay(err, solver=solver or default_solver()) as show:
+            result = solve(problem, solver, time_limit=time_limit, mip_gap=mip_gap, seed=seed,
+                           threads=threads, callback=show, **extra)
     write_plan(problem, result, out_dir)
     if as_json:
         out.print_json(json.dumps(result.summary(problem)))
@@ -195,6 +207,193 @@ def evaluate_cmd(
 
 
 @app.command()
+@_guard
+def bound(
+    bundle: Annotated[Path, typer.Argument(help="Input bundle directory.")],
+    time_limit: Annotated[float | None, typer.Option("--time-limit", help="Seconds.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Lower bound on the optimal cost: the LP relaxation of the exact MILP."""
+    from optisched.bound import lp_bound_result
+
+    problem = read_bundle(bundle)
+    res = lp_bound_result(problem, time_limit=time_limit)
+    info = {"bound": res.bound if math.isfinite(res.bound) else None, "status": res.status,
+            "seconds": round(res.seconds, 6), "columns": res.columns, "rows": res.rows}
+    if as_json:
+        out.print_json(json.dumps(info))
+    else:
+        out.print(f"LP bound: {_fmt(res.bound)} ({res.status}, {res.columns} columns, "
+                  f"{res.rows} rows, {res.seconds:.3f} s)")
+    if res.bound == math.inf:
+        err.print("the LP relaxation is infeasible, so is the problem")
+        raise typer.Exit(EXIT_INFEASIBLE)
+
+
+@app.command()
+@_guard
+def report(
+    bundle: Annotated[Path, typer.Argument(help="Input bundle directory.")],
+    plan_dir: Annotated[Path, typer.Argument(help="Plan directory.")],
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path(
+        "report.html"),
+    png: Annotated[Path | None, typer.Option("--png", help="Also write the figures as PNG "
+                                             "files into this directory.")] = None,
+    top: Annotated[int, typer.Option("--top", min=0,
+                                     help="Nodes shown individually (by cost).")] = 5,
+) -> None:
+    """Write a self-contained HTML report of a plan (figures embedded), optionally PNGs."""
+    from optisched.report import FIGURES, write_report
+
+    problem = read_bundle(bundle)
+    p = read_plan(problem, plan_dir)
+    if p.flows is None:
+        err.print(f"plan {plan_dir} has status {p.status.value}: nothing to draw",
+                  highlight=False)
+        raise typer.Exit(EXIT_INFEASIBLE)
+    write_report(problem, p, out_file, png_dir=png, top=top)
+    out.print(f"report written to {out_file}"
+              + (f"; {len(FIGURES)} PNG files in {png}" if png is not None else ""),
+              highlight=False)
+
+
+@app.command()
+@_guard
+def diff(
+    plan_a: Annotated[Path, typer.Argument(help="Plan directory A.")],
+    plan_b: Annotated[Path, typer.Argument(help="Plan directory B.")],
+    bundle: Annotated[Path | None, typer.Option("--bundle", help="Input bundle: recompute "
+                                                "costs with the evaluator.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Compare two plans: cost terms side by side (B − A) and the jobs that moved."""
+    from optisched.diff import diff_plans, read_record, record_of
+
+    if bundle is None:
+        ra, rb = read_record(plan_a), read_record(plan_b)
+    else:
+        problem = read_bundle(bundle)
+        ra = record_of(problem, read_plan(problem, plan_a), str(plan_a))
+        rb = record_of(problem, read_plan(problem, plan_b), str(plan_b))
+    d = diff_plans(ra, rb)
+    if as_json:
+        out.print_json(json.dumps(d.to_dict()))
+        return
+    t = Table(title=f"costs ({d.source}): A = {plan_a}, B = {plan_b}")
+    for c in ("term", "A", "B", "B − A"):
+        t.add_column(c, justify="left" if c == "term" else "right")
+    for k in d.costs_a:
+        t.add_row(k + (" (subtracted)" if k == "export_revenue" else ""), _fmt(d.costs_a[k]),
+                  _fmt(d.costs_b[k]), _fmt(d.delta[k]))
+    t.add_row("objective", _fmt(d.objective_a), _fmt(d.objective_b), _fmt(d.objective_delta),
+              style="bold")
+    out.print(t)
+    if not d.changes:
+        out.print(f"no job moved ({d.unchanged} placed identically)")
+        return
+    m = Table(title=f"{len(d.changes)} job(s) changed, {d.unchanged} unchanged")
+    for c in ("job", "change", "node A", "start A", "node B", "start B"):
+        m.add_column(c)
+    for ch in d.changes:
+        m.add_row(ch.job_id, ch.change, ch.node_a or "-", "-" if ch.start_a is None
+                  else str(ch.start_a), ch.node_b or "-",
+                  "-" if ch.start_b is None else str(ch.start_b))
+    out.print(m)
+
+
+@app.command()
+@_guard
+def replan(
+    plan_dir: Annotated[Path, typer.Argument(help="Current plan directory.")],
+    bundle: Annotated[Path, typer.Argument(help="Input bundle the plan is for.")],
+    events: Annotated[Path, typer.Option("--events", "-e", help="Events CSV (see "
+                                         "optisched.replan.read_events).")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output directory: plan/, "
+                                          "bundle/ and steps.csv.")],
+    time_limit: Annotated[float, typer.Option("--time-limit", help="Seconds of local search "
+                                              "per update.")] = 0.2,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Apply an events CSV to a plan, one update per event time; write the final plan."""
+    from optisched.io import write_bundle
+    from optisched.replan import Replanner, check_event_times, read_events
+
+    problem = read_bundle(bundle)
+    current = read_plan(problem, plan_dir)
+    steps = read_events(events)
+    check_event_times(steps, problem, str(events))
+    if out_dir.exists() and any(p.name not in ("plan", "bundle", "steps.csv")
+                                and not p.name.startswith(".") for p in out_dir.iterdir()):
+        raise FileExistsError(f"{out_dir} holds other files; choose an empty or new directory")
+    rp = Replanner(problem, seed=seed, time_limit=time_limit, plan=current)
+    rows = []
+    for step in steps:
+        result = step.apply(rp)
+        rows.append(f"{step.time.isoformat()},{result.status.value},"
+                    f"{'' if result.objective is None else repr(result.objective)},"
+                    f"{rp.problem.horizon.slots},{len(rp.problem.jobs)},"
+                    f"\"{result.message.replace(chr(34), chr(39))}\"")
+        if not result.status.has_plan:
+            break
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_bundle(rp.problem, out_dir / "bundle")
+    write_plan(rp.problem, rp.plan, out_dir / "plan")
+    (out_dir / "steps.csv").write_text("time,status,objective,slots,jobs,message\n"
+                                       + "".join(r + "\n" for r in rows), encoding="utf-8")
+    out.print(_summary_table(rp.plan, f"replan of {plan_dir} ({len(steps)} updates) -> "
+                             f"{out_dir}"))
+    if rp.plan.message:
+        err.print(rp.plan.message, markup=False, highlight=False)
+    if rp.plan.status in (Status.INFEASIBLE, Status.NO_SOLUTION):
+        raise typer.Exit(EXIT_INFEASIBLE)
+    if rp.plan.status is Status.ERROR:
+        raise typer.Exit(EXIT_INTERNAL)
+
+
+@app.command("generate")
+@_guard
+def generate_cmd(
+    preset: Annotated[str, typer.Option("--preset", help="tiny, small, medium, large, xl, "
+                                        "neighborhood, city.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Bundle directory to write.")],
+    nodes: Annotated[int | None, typer.Option("--nodes", help="Number of nodes.")] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", help="Number of jobs.")] = None,
+    slots: Annotated[int | None, typer.Option("--slots", help="Number of slots.")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    weather: Annotated[str | None, typer.Option(
+        "--weather", help="Weather CSV (time, ghi, temp_air) or a pvlib-shipped TMY3 file "
+        "name such as 723170TYA.CSV; default clear sky.")] = None,
+) -> None:
+    """Generate a realistic scenario bundle (Berlin metro area, real solar/price/load data)."""
+    from optisched.generate import generate
+    from optisched.io import write_bundle
+
+    kw: dict[str, Any] = {} if weather is None else {"weather": weather}
+    problem = generate(preset, n_nodes=nodes, n_jobs=jobs, n_slots=slots, seed=seed, **kw)
+    write_bundle(problem, out_dir)
+    out.print(f"[green]wrote[/] {out_dir}: {len(problem.nodes)} nodes, {len(problem.jobs)} "
+              f"jobs, {problem.horizon.slots} slots of {problem.horizon.slot_minutes} min")
+
+
+@app.command("import-icon")
+@_guard
+def import_icon_cmd(
+    instance_dir: Annotated[Path, typer.Argument(help="ICON 2014 instance directory "
+                                                 "(instance.txt, forecast.txt[, actual.txt]).")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Bundle directory to write.")],
+    prices: Annotated[str, typer.Option("--prices", help="forecast or actual.")] = "forecast",
+) -> None:
+    """Import a CSPLib prob059 (ICON 2014 energy-cost aware scheduling) instance as a bundle."""
+    from optisched.icon import read_icon
+    from optisched.io import write_bundle
+
+    problem = read_icon(instance_dir, prices=prices)
+    write_bundle(problem, out_dir)
+    out.print(f"[green]wrote[/] {out_dir}: {len(problem.nodes)} machines, {len(problem.jobs)} "
+              f"tasks, {problem.horizon.slots} slots of {problem.horizon.slot_minutes} min")
+
+
+@app.command()
 def solvers() -> None:
     """List registered solvers and whether their packages are installed."""
     from optisched.solvers import REGISTRY, default_solver
@@ -208,6 +407,54 @@ def solvers() -> None:
                   "yes" if spec.available() else "no", "yes" if spec.exact else "no",
                   spec.description)
     out.print(t)
+
+
+@app.command()
+@_guard
+def bench(
+    suite: Annotated[str, typer.Option("--suite", help="scale, datasets, icon, features, micro.")],
+    solvers: Annotated[str, typer.Option("--solvers", help="Comma-separated solver names "
+                                         "(lp-bound: the LP relaxation bound).")],
+    time_limit: Annotated[float, typer.Option("--time-limit", help="Seconds per run.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")],
+    repeat: Annotated[int, typer.Option("--repeat", help="Runs per (instance, solver).")] = 1,
+    jobs: Annotated[int, typer.Option("--jobs", help="Runs at a time (1: honest timings).")] = 1,
+    sizes: Annotated[str | None, typer.Option("--sizes", help="scale suite rungs, e.g. "
+                                              "tiny,small,medium.")] = None,
+    instances: Annotated[str | None, typer.Option(
+        "--instances", help="Only instances matching these comma-separated shell patterns.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    threads: Annotated[int | None, typer.Option("--threads")] = None,
+    lp_bound: Annotated[bool, typer.Option("--lp-bound", help="Also run the LP bound.")] = False,
+    lp_time_limit: Annotated[float | None, typer.Option(
+        "--lp-time-limit", help="Seconds for --lp-bound (default max(60, --time-limit)).")] = None,
+    kill_factor: Annotated[float, typer.Option("--kill-factor")] = 2.0,
+    kill_slack: Annotated[float, typer.Option("--kill-slack", help="Seconds.")] = 30.0,
+    keep_plans: Annotated[bool, typer.Option("--keep-plans")] = False,
+    update_benchmarks: Annotated[Path | None, typer.Option(
+        "--update-benchmarks", help="Replace this suite's marked section of a Markdown file "
+        "(e.g. BENCHMARKS.md).")] = None,
+) -> None:
+    """Compare solvers on a suite: CSV, Markdown table and PNG plots in --out."""
+    from optisched.bench import BenchConfig, run_bench
+    from optisched.bench.report import update_benchmarks as _update
+
+    cfg = BenchConfig(
+        suite=suite, solvers=[s.strip() for s in solvers.split(",") if s.strip()],
+        time_limit=time_limit, repeat=repeat, jobs=jobs,
+        sizes=[s.strip() for s in sizes.split(",") if s.strip()] if sizes else None,
+        instances=[s.strip() for s in instances.split(",") if s.strip()] if instances else None,
+        seed=seed, threads=threads, kill_factor=kill_factor, kill_slack=kill_slack,
+        lp_bound=lp_bound, lp_time_limit=lp_time_limit, keep_plans=keep_plans,
+        command=(" ".join(["optisched", *sys.argv[1:]])
+                 if Path(sys.argv[0]).name == "optisched" else None),
+    )
+    result = run_bench(cfg, out_dir)
+    out.print(result.markdown, markup=False, highlight=False, soft_wrap=True)
+    if update_benchmarks is not None:
+        _update(update_benchmarks, suite, result.markdown)
+        err.print(f"updated the {suite} section of {update_benchmarks}")
 
 
 def main() -> None:

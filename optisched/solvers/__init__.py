@@ -83,6 +83,21 @@ def register(spec: SolverSpec) -> None:
 
 register(SolverSpec("baseline", "optisched.solvers.baseline", "solve_baseline",
                     "reference: earliest feasible placement, battery idle, grid covers the rest"))
+register(SolverSpec("greedy", "optisched.solvers.greedy", "solve_greedy",
+                    "marginal-cost insertion + exact dispatch + local search (anytime, "
+                    "default 1 s)", requires=("highspy",)))
+register(SolverSpec("highs", "optisched.solvers.highs", "solve_highs",
+                    "exact MILP (vectorized build) solved by HiGHS, greedy warm start",
+                    requires=("highspy",), exact=True))
+register(SolverSpec("pyomo", "optisched.solvers.pyomo_solver", "solve_pyomo",
+                    "the same exact MILP as a Pyomo model, any Pyomo solver (--pyomo-solver)",
+                    requires=("pyomo", "highspy"), exact=True))
+register(SolverSpec("cpsat", "optisched.solvers.cpsat", "solve_cpsat",
+                    "CP-SAT (OR-Tools) on a scaled integer relaxation, flows re-dispatched "
+                    "exactly", requires=("ortools",), exact=True))
+register(SolverSpec("lns", "optisched.solvers.lns", "solve_lns",
+                    "adaptive large-neighbourhood search: greedy start, exact sub-MILPs "
+                    "(HiGHS), Lagrangian/LP bound", requires=("highspy",)))
 
 
 def available_solvers() -> list[str]:

@@ -1,0 +1,28 @@
+"""Solver comparison benchmarks: suites of instances, an isolated runner, reports.
+
+``optisched bench --suite NAME --solvers a,b --time-limit S --out DIR`` runs every
+(instance, solver, repeat) of a suite in its own worker process
+(:mod:`optisched.bench.worker`), measures wall time, CPU time and peak memory of
+that process, checks every plan with the evaluator, and writes a tidy CSV, a
+Markdown table and PNG plots (:mod:`optisched.bench.report`).
+
+Modules
+-------
+suites
+    The registered suites (``scale``, ``datasets``, ``icon``, ``features``,
+    ``micro``) and :func:`~optisched.bench.suites.load_suite`.
+runner
+    :func:`~optisched.bench.runner.run_bench`: the process pool, the records.
+worker
+    The child process: read a bundle, solve, verify, write a result file.
+report
+    CSV post-processing (gap to the best bound), Markdown, plots,
+    ``BENCHMARKS.md`` section replacement.
+"""
+
+from __future__ import annotations
+
+__all__ = ["BenchConfig", "BenchResult", "load_suite", "run_bench"]
+
+from optisched.bench.runner import BenchConfig, BenchResult, run_bench
+from optisched.bench.suites import load_suite

@@ -1,0 +1,1 @@
+"""Model formulations of SPEC §2-3 (one module per backend)."""

@@ -1,0 +1,705 @@
+"""The exact MILP of SPEC §2-3, built in bulk as sparse COO triplets.
+
+One ``define_*`` function per constraint family, called in a fixed order by
+:func:`build_milp` (the Pyomo build in :mod:`optisched.formulations.milp_pyomo`
+has the same functions in the same order). Each appends a block of columns or
+rows to a :class:`MilpBuilder`; nothing is created per variable in Python. The
+math, with the names of the families, is in ``formulations/milp.md``.
+
+Notation: ``k`` a start column ``x[o, s]`` (option ``o`` = eligible (job, node)
+pair started at slot ``s``), ``n`` node, ``t`` slot, ``r`` resource, ``j`` job,
+``Δ`` slot length [h]. Pinned jobs get one column fixed to 1 (a constant).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from optisched.index import Index
+
+__all__ = [
+    "FAMILIES",
+    "MilpBuilder",
+    "MilpModel",
+    "ModelSets",
+    "RowBlock",
+    "build_milp",
+    "define_assignment",
+    "define_battery",
+    "define_battery_exclusion",
+    "define_capacity",
+    "define_demand_peak",
+    "define_feeder",
+    "define_objective",
+    "define_on_link",
+    "define_power_balance",
+    "define_switching",
+    "define_variables",
+    "exclusion_nodes",
+    "model_sets",
+]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+INF = np.inf
+
+FAMILIES = ("assignment", "coverage", "capacity", "on_link", "startup", "shutdown", "power_balance",
+            "battery_soc", "battery_terminal", "battery_exclusion", "feeder", "demand_peak")
+"""Row families, in build order."""
+
+
+@dataclass(frozen=True)
+class ModelSets:
+    """Index sets shared by both builds (derived from the compiled index only).
+
+    Attributes
+    ----------
+    x_opt, x_start : (K,) int
+        Option and start slot of each start column ``x[o, s]``; only feasible
+        starts of eligible options (``Index.feasible_starts``).
+    x_job, x_node : (K,) int
+        Job and node of each column.
+    x_fixed : (K,) bool
+        Column of a pinned job (fixed to 1).
+    cov_k, cov_t : (C,) int
+        Coverage pairs: column ``k`` occupies slot ``t`` (within the horizon).
+    link_o, link_t : (L,) int
+        Distinct (option, slot) pairs some start of the option covers.
+    link_ptr : (C,) int
+        Position in ``link_*`` of each coverage pair.
+    """
+
+    x_opt: IntArray
+    x_start: IntArray
+    x_job: IntArray
+    x_node: IntArray
+    x_fixed: BoolArray
+    cov_k: IntArray
+    cov_t: IntArray
+    link_o: IntArray
+    link_t: IntArray
+    link_ptr: IntArray
+
+
+def model_sets(index: Index) -> ModelSets:
+    """Start columns over feasible windows only, and their slot coverage (vectorized)."""
+    n_opt, T = index.opt_job.size, index.T
+    pinned = index.pinned_node[index.opt_job] >= 0
+    lo = index.opt_earliest.astype(np.int64)
+    hi = index.opt_latest.astype(np.int64)
+    cnt = np.maximum(0, hi - lo + 1)
+    opt = np.repeat(np.arange(n_opt, dtype=np.int64), cnt)
+    first = np.repeat(np.cumsum(cnt) - cnt, cnt)
+    start = lo[opt] + (np.arange(opt.size, dtype=np.int64) - first)
+    keep = pinned[opt]
+    free = ~keep
+    if free.any():
+        s_c = np.clip(start[free], 0, max(T - 1, 0))
+        keep[free] = index.avail_run[index.opt_node[opt[free]], s_c] >= index.opt_dur[opt[free]]
+    opt, start = opt[keep], start[keep]
+    # coverage of each column: slots max(0, s) .. min(T, s + d) - 1
+    a = np.clip(start, 0, T)
+    b = np.clip(start + index.opt_dur[opt], 0, T)
+    ln = b - a
+    cov_k = np.repeat(np.arange(opt.size, dtype=np.int64), ln)
+    off = np.repeat(np.cumsum(ln) - ln, ln)
+    cov_t = a[cov_k] + (np.arange(cov_k.size, dtype=np.int64) - off)
+    key = opt[cov_k] * max(T, 1) + cov_t
+    uniq, inv = np.unique(key, return_inverse=True)
+    return ModelSets(
+        x_opt=opt, x_start=start, x_job=index.opt_job[opt], x_node=index.opt_node[opt],
+        x_fixed=pinned[opt], cov_k=cov_k, cov_t=cov_t,
+        link_o=(uniq // max(T, 1)).astype(np.int64), link_t=(uniq % max(T, 1)).astype(np.int64),
+        link_ptr=inv.astype(np.int64).reshape(-1),
+    )
+
+
+def exclusion_nodes(index: Index) -> BoolArray:
+    """(N,) nodes that get charge/discharge exclusion binaries in every slot.
+
+    Charging and discharging at once burns ``(1 − eff_c·eff_d)`` of the energy;
+    that only pays when energy has a negative value, i.e. the node's import cost
+    is negative in some slot (PV can always be curtailed, export is optional). On
+    every other node an optimum without simultaneous flows exists, and the exact
+    dispatch of the final placement restores complementarity at no extra cost.
+    """
+    has_batt = index.battery_kwh > 0
+    neg = (index.import_cost < 0).any(axis=1) if index.T else np.zeros(index.N, dtype=bool)
+    return np.asarray(has_batt & neg)
+
+
+@dataclass
+class RowBlock:
+    """A block of rows of one constraint family.
+
+    Attributes
+    ----------
+    family : str
+        Name (see :data:`FAMILIES`).
+    start, size : int
+        Row range.
+    job, node, slot, resource : (size,) int
+        What each row is about (-1 = not applicable).
+    slack_sign : float
+        Sign of the elastic slack column in these rows (+1 adds supply/assignment,
+        −1 relaxes an upper limit, 0 = never relaxed).
+    """
+
+    family: str
+    start: int
+    size: int
+    job: IntArray
+    node: IntArray
+    slot: IntArray
+    resource: IntArray
+    slack_sign: float = 0.0
+
+
+@dataclass
+class MilpBuilder:
+    """Collects columns and rows as flat arrays (COO triplets for the matrix)."""
+
+    col_lb: list[FloatArray] = field(default_factory=list)
+    col_ub: list[FloatArray] = field(default_factory=list)
+    col_cost: list[FloatArray] = field(default_factory=list)
+    col_int: list[BoolArray] = field(default_factory=list)
+    n_cols: int = 0
+    rows: list[IntArray] = field(default_factory=list)
+    cols: list[IntArray] = field(default_factory=list)
+    vals: list[FloatArray] = field(default_factory=list)
+    row_lo: list[FloatArray] = field(default_factory=list)
+    row_hi: list[FloatArray] = field(default_factory=list)
+    n_rows: int = 0
+    blocks: list[RowBlock] = field(default_factory=list)
+
+    def add_cols(self, n: int, lb: npt.ArrayLike, ub: npt.ArrayLike, cost: npt.ArrayLike = 0.0,
+                 integer: bool = False) -> IntArray:
+        """Append ``n`` columns; returns their positions."""
+        self.col_lb.append(np.broadcast_to(np.asarray(lb, dtype=float), (n,)).copy())
+        self.col_ub.append(np.broadcast_to(np.asarray(ub, dtype=float), (n,)).copy())
+        self.col_cost.append(np.broadcast_to(np.asarray(cost, dtype=float), (n,)).copy())
+        self.col_int.append(np.full(n, integer, dtype=bool))
+        pos = np.arange(self.n_cols, self.n_cols + n, dtype=np.int64)
+        self.n_cols += n
+        return pos
+
+    def add_rows(self, family: str, n: int, rows: IntArray, cols: IntArray,
+                 vals: npt.ArrayLike, lo: npt.ArrayLike, hi: npt.ArrayLike, *,
+                 job: IntArray | None = None, node: IntArray | None = None,
+                 slot: IntArray | None = None, resource: IntArray | None = None,
+                 slack_sign: float = 0.0) -> IntArray:
+        """Append ``n`` rows ``lo ≤ Σ vals·x[cols] ≤ hi`` given by local row numbers."""
+        rows = np.asarray(rows, dtype=np.int64)
+        self.rows.append(rows + self.n_rows)
+        self.cols.append(np.asarray(cols, dtype=np.int64))
+        self.vals.append(np.broadcast_to(np.asarray(vals, dtype=float), rows.shape).copy())
+        self.row_lo.append(np.broadcast_to(np.asarray(lo, dtype=float), (n,)).copy())
+        self.row_hi.append(np.broadcast_to(np.asarray(hi, dtype=float), (n,)).copy())
+
+        def meta(a: IntArray | None) -> IntArray:
+            return np.full(n, -1, dtype=np.int64) if a is None else np.asarray(a, dtype=np.int64)
+
+        self.blocks.append(RowBlock(family, self.n_rows, n, meta(job), meta(node), meta(slot),
+                                    meta(resource), slack_sign))
+        pos = np.arange(self.n_rows, self.n_rows + n, dtype=np.int64)
+        self.n_rows += n
+        return pos
+
+
+@dataclass
+class MilpModel:
+    """The assembled MILP ``min c·x  s.t.  row_lo ≤ A x ≤ row_hi, lb ≤ x ≤ ub``.
+
+    Attributes
+    ----------
+    sets : ModelSets
+        Start columns and coverage.
+    A : scipy.sparse.csc_matrix
+        Constraint matrix.
+    col_lb, col_ub, cost : (ncol,) float
+        Column bounds and objective coefficients [money per unit].
+    integer : (ncol,) bool
+        Integrality.
+    row_lo, row_hi : (nrow,) float
+        Row bounds.
+    blocks : list of RowBlock
+        Row families with what each row is about.
+    x, cover, drop : int arrays
+        Columns of starts ``(K,)``, of coverages ``(L,)`` (one per distinct
+        (option, slot) pair, ``ModelSets.link_*``) and of drops ``(J,)`` (-1 = none).
+    on, up, down, pv_used, grid_import, grid_export, charge, discharge, soc : (N, T) int
+        Columns per node and slot.
+    down_end : (N,) int
+        Shut-down after the last slot (-1 when ``end_off`` is false).
+    peak : (N,) int
+        Peak import column per node.
+    excl : (N, T) int
+        Exclusion binary (-1 where none).
+    slack : (nrow,) int
+        Elastic slack column of each row (-1 = none; only when built elastic).
+    build_seconds : float
+        Build time [s].
+    """
+
+    sets: ModelSets
+    A: sp.csc_matrix
+    col_lb: FloatArray
+    col_ub: FloatArray
+    cost: FloatArray
+    integer: BoolArray
+    row_lo: FloatArray
+    row_hi: FloatArray
+    blocks: list[RowBlock]
+    x: IntArray
+    cover: IntArray
+    drop: IntArray
+    on: IntArray
+    up: IntArray
+    down: IntArray
+    down_end: IntArray
+    pv_used: IntArray
+    grid_import: IntArray
+    grid_export: IntArray
+    charge: IntArray
+    discharge: IntArray
+    soc: IntArray
+    peak: IntArray
+    excl: IntArray
+    slack: IntArray
+    build_seconds: float = 0.0
+
+    @property
+    def n_cols(self) -> int:
+        """Number of columns."""
+        return int(self.col_lb.size)
+
+    @property
+    def n_rows(self) -> int:
+        """Number of rows."""
+        return int(self.row_lo.size)
+
+    def block_of(self, row: int) -> RowBlock:
+        """The row block a row belongs to."""
+        for b in self.blocks:
+            if b.start <= row < b.start + b.size:
+                return b
+        raise IndexError(row)
+
+
+@dataclass
+class _Cols:
+    """Column positions while building (filled by :func:`define_variables`)."""
+
+    x: IntArray
+    cover: IntArray
+    drop: IntArray
+    on: IntArray
+    up: IntArray
+    down: IntArray
+    down_end: IntArray
+    pv_used: IntArray
+    grid_import: IntArray
+    grid_export: IntArray
+    charge: IntArray
+    discharge: IntArray
+    soc: IntArray
+    peak: IntArray
+    excl: IntArray
+
+
+def _grid(b: MilpBuilder, N: int, T: int, lb: npt.ArrayLike, ub: npt.ArrayLike,
+          integer: bool = False) -> IntArray:
+    lb_a = np.broadcast_to(np.asarray(lb, dtype=float), (N, T)).reshape(-1)
+    ub_a = np.broadcast_to(np.asarray(ub, dtype=float), (N, T)).reshape(-1)
+    return b.add_cols(N * T, lb_a, ub_a, 0.0, integer).reshape(N, T)
+
+
+def define_variables(b: MilpBuilder, index: Index, sets: ModelSets) -> _Cols:
+    """Columns, bounds and integrality.
+
+    ``x[o,s] ∈ {0,1}`` (pinned: fixed 1); ``cover[o,t] ∈ [0,1]``; ``drop_j ∈ [0,1]`` for droppable jobs
+    (integral through the assignment row); ``on[n,t] ∈ {0,1}`` where the node may
+    sleep and is available, else fixed to ``available``; ``up, down ∈ [0,1]``;
+    ``0 ≤ pv_used ≤ pv``, ``0 ≤ import ≤ headroom``, ``0 ≤ export ≤ export_kw``,
+    ``0 ≤ charge ≤ charge_kw``, ``0 ≤ discharge ≤ discharge_kw``,
+    ``soc_min ≤ soc ≤ soc_max`` [kW, kWh]; ``peak_n ≥ 0`` [kW]; ``excl[n,t] ∈ {0,1}``
+    on :func:`exclusion_nodes`.
+    """
+    N, T, J = index.N, index.T, index.J
+    K = sets.x_opt.size
+    x = b.add_cols(K, np.where(sets.x_fixed, 1.0, 0.0), 1.0, 0.0, integer=True)
+    cover = b.add_cols(sets.link_o.size, 0.0, 1.0)
+    droppable = ~index.must_run & ~index.pinned
+    drop = np.full(J, -1, dtype=np.int64)
+    nd = int(droppable.sum())
+    drop[droppable] = b.add_cols(nd, 0.0, 1.0)
+    avail = index.available
+    free_on = index.can_sleep[:, None] & avail
+    on = _grid(b, N, T, np.where(free_on, 0.0, avail.astype(float)), avail.astype(float),
+               integer=True)
+    up = _grid(b, N, T, 0.0, 1.0)
+    down = _grid(b, N, T, 0.0, 1.0)
+    down_end = np.full(N, -1, dtype=np.int64)
+    down_end[index.end_off] = b.add_cols(int(index.end_off.sum()), 0.0, 1.0)
+    # bounds below 1e-9 kW are 0 (numerical noise of PV bells; stricter, so still valid)
+    pv_used = _grid(b, N, T, 0.0, np.where(index.pv < 1e-9, 0.0, index.pv))
+    grid_import = _grid(b, N, T, 0.0, np.where(index.headroom < 1e-9, 0.0, index.headroom))
+    grid_export = _grid(b, N, T, 0.0, index.export_kw[:, None])
+    charge = _grid(b, N, T, 0.0, index.charge_kw[:, None])
+    discharge = _grid(b, N, T, 0.0, index.discharge_kw[:, None])
+    soc = _grid(b, N, T, index.soc_min[:, None], index.soc_max[:, None])
+    peak = b.add_cols(N, 0.0, INF)
+    excl = np.full((N, T), -1, dtype=np.int64)
+    en = np.nonzero(exclusion_nodes(index))[0]
+    if en.size:
+        excl[en] = b.add_cols(en.size * T, 0.0, 1.0, integer=True).reshape(en.size, T)
+    return _Cols(x, cover, drop, on, up, down, down_end, pv_used, grid_import, grid_export, charge,
+                 discharge, soc, peak, excl)
+
+
+def define_assignment(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> None:
+    """``assignment``: ``Σ_{o∈O_j, s} x[o,s] + drop_j = 1`` for every job not pinned.
+
+    Must-run jobs have no ``drop_j``; pinned jobs have one fixed column instead.
+    """
+    jobs = np.nonzero(~index.pinned)[0]
+    if not jobs.size:
+        return
+    local = np.full(index.J, -1, dtype=np.int64)
+    local[jobs] = np.arange(jobs.size)
+    kx = np.nonzero(~sets.x_fixed)[0]
+    dj = jobs[c.drop[jobs] >= 0]
+    rows = np.concatenate([local[sets.x_job[kx]], local[dj]])
+    cols = np.concatenate([c.x[kx], c.drop[dj]])
+    b.add_rows("assignment", jobs.size, rows, cols, 1.0, 1.0, 1.0, job=jobs, slack_sign=1.0)
+
+
+def define_coverage(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> None:
+    """``coverage``: ``cover[o,t] = Σ_{s: s ≤ t < s+d_o} x[o,s]`` per (option, slot) pair.
+
+    Whether option o's job runs in slot t (0/1 at integer points: a job covers a
+    slot with at most one start). Capacity, on/off linking and the power balance
+    use ``cover`` (one coefficient per (option, slot)) instead of every covering
+    start (``d_o`` coefficients), which cuts the nonzeros about threefold.
+    """
+    L = sets.link_o.size
+    if not L:
+        return
+    rows = np.concatenate([sets.link_ptr, np.arange(L)])
+    cols = np.concatenate([c.x[sets.cov_k], c.cover])
+    vals = np.concatenate([np.ones(sets.cov_k.size), -np.ones(L)])
+    b.add_rows("coverage", L, rows, cols, vals, 0.0, 0.0, job=index.opt_job[sets.link_o],
+               node=index.opt_node[sets.link_o], slot=sets.link_t)
+
+
+def define_capacity(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> None:
+    """``capacity``: ``Σ_{(o,s) covering t, node n} usage_{j,r}·x[o,s] ≤ cap_{n,r}·on[n,t]``.
+
+    Rows only where the jobs that could run at (n, t) could exceed the capacity;
+    on sleeping nodes the right-hand side carries ``on`` (a tight aggregated
+    linking), elsewhere ``on`` is fixed and the bound is the capacity.
+    """
+    N, T, R = index.N, index.T, len(index.resources)
+    if not sets.cov_k.size or not R:
+        return
+    # max possible use per (n, t, r): each option counts once per slot
+    ln, lt = index.opt_node[sets.link_o], sets.link_t
+    lj = index.opt_job[sets.link_o]
+    maxuse = np.zeros((N, T, R))
+    np.add.at(maxuse, (ln, lt), index.usage[lj])
+    need = maxuse > index.capacity[:, None, :] + 1e-9
+    if not need.any():
+        return
+    rid = np.full((N, T, R), -1, dtype=np.int64)
+    nn, tt, rr = np.nonzero(need)
+    rid[nn, tt, rr] = np.arange(nn.size)
+    kn, kt = sets.x_node[sets.cov_k], sets.cov_t
+    rows_l, cols_l, vals_l = [], [], []
+    for r in range(R):
+        row = rid[kn, kt, r]
+        m = (row >= 0) & (index.usage[sets.x_job[sets.cov_k], r] != 0)
+        rows_l.append(row[m])
+        cols_l.append(c.x[sets.cov_k[m]])
+        vals_l.append(index.usage[sets.x_job[sets.cov_k[m]], r])
+    sleep = index.can_sleep[nn]
+    cap = index.capacity[nn, rr]
+    rows_l.append(np.arange(nn.size)[sleep])
+    cols_l.append(c.on[nn[sleep], tt[sleep]])
+    vals_l.append(-cap[sleep])
+    hi = np.where(sleep, 0.0, cap)
+    b.add_rows("capacity", nn.size, np.concatenate(rows_l), np.concatenate(cols_l),
+               np.concatenate(vals_l), -INF, hi, node=nn, slot=tt, resource=rr, slack_sign=-1.0)
+
+
+def define_on_link(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> None:
+    """``on_link``: ``Σ_{s: s ≤ t < s+d} x[o,s] ≤ on[n,t]`` per option o on a sleeping node.
+
+    One row per (option, covered slot): a job occupies a slot with at most one of
+    its starts, so this disaggregated form is valid and at least as tight as both
+    ``x[o,s] ≤ on[n,t]`` and ``Σ_jobs x ≤ M·on``.
+    """
+    sleep_l = index.can_sleep[index.opt_node[sets.link_o]]
+    if not sleep_l.any():
+        return
+    lid = np.full(sets.link_o.size, -1, dtype=np.int64)
+    lid[sleep_l] = np.arange(int(sleep_l.sum()))
+    row_c = lid[sets.link_ptr]
+    m = row_c >= 0
+    lo_, lt = sets.link_o[sleep_l], sets.link_t[sleep_l]
+    ln = index.opt_node[lo_]
+    n_rows = lo_.size
+    rows = np.concatenate([row_c[m], np.arange(n_rows)])
+    cols = np.concatenate([c.x[sets.cov_k[m]], c.on[ln, lt]])
+    vals = np.concatenate([np.ones(int(m.sum())), -np.ones(n_rows)])
+    b.add_rows("on_link", n_rows, rows, cols, vals, -INF, 0.0, job=index.opt_job[lo_], node=ln,
+               slot=lt)
+
+
+def define_switching(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> None:
+    """``startup``: ``up[n,t] ≥ on[n,t] − on[n,t−1]``; ``shutdown``: ``down[n,t] ≥
+    on[n,t−1] − on[n,t]``, and ``down_end_n ≥ on[n,T−1]`` when ``end_off``.
+
+    ``on[n,−1] = initially_on`` (a constant). Rows only for nodes with a positive
+    start-up (shut-down) cost; elsewhere the switch columns stay 0.
+    """
+    T = index.T
+    for fam, cost, sign, col in (("startup", index.startup_cost, 1.0, c.up),
+                                 ("shutdown", index.shutdown_cost, -1.0, c.down)):
+        nodes = np.nonzero(cost > 0)[0]
+        if not nodes.size or not T:
+            continue
+        k = nodes.size
+        nn = np.repeat(nodes, T)
+        tt = np.tile(np.arange(T), k)
+        r = np.arange(k * T)
+        # up - on_t + on_{t-1} >= 0 ; down + on_t - on_{t-1} >= 0
+        prev = tt > 0
+        rows = np.concatenate([r, r, r[prev]])
+        cols = np.concatenate([col[nn, tt], c.on[nn, tt], c.on[nn[prev], tt[prev] - 1]])
+        vals = np.concatenate([np.ones(r.size), -sign * np.ones(r.size),
+                               sign * np.ones(int(prev.sum()))])
+        init = index.initially_on[nn].astype(float)
+        lo = np.where(prev, 0.0, -sign * init)
+        b.add_rows(fam, r.size, rows, cols, vals, lo, INF, node=nn, slot=tt)
+    ends = np.nonzero(index.end_off & (index.shutdown_cost > 0))[0]
+    if ends.size and T:
+        r = np.arange(ends.size)
+        b.add_rows("shutdown", ends.size, np.concatenate([r, r]),
+                   np.concatenate([c.down_end[ends], c.on[ends, T - 1]]),
+                   np.concatenate([np.ones(ends.size), -np.ones(ends.size)]), 0.0, INF,
+                   node=ends, slot=np.full(ends.size, T))
+
+
+def define_power_balance(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> None:
+    """``power_balance``: ``pv_used + import + discharge − charge − export − idle_kw·on −
+    Σ_{(o,s) covering t} power_o·x[o,s] = 0`` [kW] per (n, t).
+
+    The elastic slack of these rows is unserved load (a shortage of PV, headroom
+    and battery).
+    """
+    N, T = index.N, index.T
+    if not N or not T:
+        return
+    r = np.arange(N * T).reshape(N, T)
+    flat = r.reshape(-1)
+    parts_r = [flat] * 5
+    parts_c = [c.pv_used.reshape(-1), c.grid_import.reshape(-1), c.discharge.reshape(-1),
+               c.charge.reshape(-1), c.grid_export.reshape(-1)]
+    parts_v = [np.ones(N * T)] * 3 + [-np.ones(N * T)] * 2
+    parts_r.append(flat)
+    parts_c.append(c.on.reshape(-1))
+    parts_v.append(-np.repeat(index.idle_kw, T))
+    parts_r.append(r[sets.x_node[sets.cov_k], sets.cov_t])
+    parts_c.append(c.x[sets.cov_k])
+    parts_v.append(-index.opt_power[sets.x_opt[sets.cov_k]])
+    b.add_rows("power_balance", N * T, np.concatenate(parts_r), np.concatenate(parts_c),
+               np.concatenate(parts_v), 0.0, 0.0, node=np.repeat(np.arange(N), T),
+               slot=np.tile(np.arange(T), N), slack_sign=1.0)
+
+
+def define_battery(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> None:
+    """``battery_soc``: ``soc_t − soc_{t−1} − Δ·eff_c·charge_t + Δ/eff_d·discharge_t = 0``
+    [kWh] with ``soc_{−1} = soc_init``; ``battery_terminal``: ``soc_{T−1} ≥ soc_init``
+    (terminal rule ``initial``).
+    """
+    T, dt = index.T, index.dt
+    nodes = np.nonzero(index.battery_kwh > 0)[0]
+    if not nodes.size or not T:
+        return
+    k = nodes.size
+    nn = np.repeat(nodes, T)
+    tt = np.tile(np.arange(T), k)
+    r = np.arange(k * T)
+    prev = tt > 0
+    rows = np.concatenate([r, r[prev], r, r])
+    cols = np.concatenate([c.soc[nn, tt], c.soc[nn[prev], tt[prev] - 1], c.charge[nn, tt],
+                           c.discharge[nn, tt]])
+    vals = np.concatenate([np.ones(r.size), -np.ones(int(prev.sum())),
+                           -dt * index.eff_charge[nn], dt / index.eff_discharge[nn]])
+    rhs = np.where(prev, 0.0, index.soc_init[nn])
+    b.add_rows("battery_soc", r.size, rows, cols, vals, rhs, rhs, node=nn, slot=tt)
+    if index.terminal_initial:
+        rr = np.arange(k)
+        b.add_rows("battery_terminal", k, rr, c.soc[nodes, T - 1], 1.0, index.soc_init[nodes],
+                   INF, node=nodes, slot=np.full(k, T - 1), slack_sign=1.0)
+
+
+def define_battery_exclusion(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> None:
+    """``battery_exclusion``: ``charge ≤ charge_kw·excl`` and ``discharge ≤
+    discharge_kw·(1 − excl)`` on :func:`exclusion_nodes` only."""
+    nodes = np.nonzero((c.excl >= 0).any(axis=1))[0]
+    if not nodes.size:
+        return
+    T = index.T
+    nn = np.repeat(nodes, T)
+    tt = np.tile(np.arange(T), nodes.size)
+    m = nn.size
+    r = np.arange(m)
+    rows = np.concatenate([r, r, m + r, m + r])
+    cols = np.concatenate([c.charge[nn, tt], c.excl[nn, tt], c.discharge[nn, tt],
+                           c.excl[nn, tt]])
+    vals = np.concatenate([np.ones(m), -index.charge_kw[nn], np.ones(m), index.discharge_kw[nn]])
+    hi = np.concatenate([np.zeros(m), index.discharge_kw[nn]])
+    b.add_rows("battery_exclusion", 2 * m, rows, cols, vals, -INF, hi,
+               node=np.concatenate([nn, nn]), slot=np.concatenate([tt, tt]))
+
+
+def define_feeder(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> None:
+    """``feeder``: ``Σ_{n∈f} (import[n,t] − export[n,t]) ≤ feeder_headroom[f,t]`` [kW],
+    finite slots only."""
+    F = len(index.feeder_ids)
+    if not F:
+        return
+    ff, tt = np.nonzero(np.isfinite(index.feeder_headroom))
+    if not ff.size:
+        return
+    rid = np.full((F, index.T), -1, dtype=np.int64)
+    rid[ff, tt] = np.arange(ff.size)
+    members = np.nonzero(index.feeder_of >= 0)[0]
+    rows_l, cols_l, vals_l = [], [], []
+    for n in members:
+        row = rid[index.feeder_of[n]]
+        m = row >= 0
+        ts = np.nonzero(m)[0]
+        rows_l += [row[m], row[m]]
+        cols_l += [c.grid_import[n, ts], c.grid_export[n, ts]]
+        vals_l += [np.ones(ts.size), -np.ones(ts.size)]
+    if not rows_l:
+        return
+    b.add_rows("feeder", ff.size, np.concatenate(rows_l), np.concatenate(cols_l),
+               np.concatenate(vals_l), -INF, index.feeder_headroom[ff, tt], slot=tt,
+               resource=ff, slack_sign=-1.0)
+
+
+def define_demand_peak(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> None:
+    """``demand_peak``: ``import[n,t] ≤ peak_n`` [kW] on nodes with a demand charge."""
+    nodes = np.nonzero(index.demand_charge > 0)[0]
+    T = index.T
+    if not nodes.size or not T:
+        return
+    nn = np.repeat(nodes, T)
+    tt = np.tile(np.arange(T), nodes.size)
+    r = np.arange(nn.size)
+    b.add_rows("demand_peak", nn.size, np.concatenate([r, r]),
+               np.concatenate([c.grid_import[nn, tt], c.peak[nn]]),
+               np.concatenate([np.ones(r.size), -np.ones(r.size)]), -INF, 0.0, node=nn, slot=tt)
+
+
+def start_costs(index: Index, sets: ModelSets) -> FloatArray:
+    """Objective coefficient of each start column: latency + tardiness [money]."""
+    end = sets.x_start + index.opt_dur[sets.x_opt]
+    return np.asarray(index.opt_latency_cost[sets.x_opt] + index.tardiness_cost(sets.x_job, end),
+                      dtype=float)
+
+
+def define_objective(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> None:
+    """Objective of SPEC §3 as column costs [money].
+
+    ``Δ·import_cost·import − Δ·export_price·export + Δ·degradation·discharge +
+    demand_charge·peak + startup_cost·up + shutdown_cost·(down + down_end) +
+    (latency + tardiness)·x + drop_penalty·drop``.
+    """
+    cost = np.concatenate(b.col_cost) if b.col_cost else np.zeros(0)
+    dt = index.dt
+    cost[c.x] = start_costs(index, sets)
+    dj = np.nonzero(c.drop >= 0)[0]
+    cost[c.drop[dj]] = index.drop_penalty[dj]
+    cost[c.grid_import] = dt * index.import_cost
+    cost[c.grid_export] = -dt * index.export_price
+    cost[c.discharge] = dt * index.degradation[:, None]
+    cost[c.peak] = index.demand_charge
+    cost[c.up] = index.startup_cost[:, None]
+    cost[c.down] = index.shutdown_cost[:, None]
+    e = c.down_end >= 0
+    cost[c.down_end[e]] = index.shutdown_cost[e]
+    b.col_cost = [cost]
+
+
+DEFINES = (define_assignment, define_capacity, define_on_link, define_switching,
+           define_power_balance, define_battery, define_battery_exclusion, define_feeder,
+           define_demand_peak, define_objective)
+"""Constraint families and the objective, in build order."""
+
+
+def build_milp(index: Index, *, elastic: bool = False,
+               elastic_families: tuple[str, ...] = ("assignment", "capacity", "power_balance",
+                                                    "battery_terminal", "feeder"),
+               ) -> MilpModel:
+    """Build the MILP of SPEC §2-3 from the compiled index.
+
+    Parameters
+    ----------
+    index : Index
+        Compiled problem.
+    elastic : bool
+        Add a slack column to every row of ``elastic_families`` (those with a
+        nonzero slack sign) and replace the objective by the total slack: the
+        elastic relaxation used to explain infeasibility.
+
+    Returns
+    -------
+    MilpModel
+        Matrix in CSC form, bounds, costs, integrality and column maps.
+    """
+    t0 = time.perf_counter()
+    sets = model_sets(index)
+    b = MilpBuilder()
+    c = define_variables(b, index, sets)
+    for fn in DEFINES:
+        fn(b, index, sets, c)
+    slack = np.full(b.n_rows, -1, dtype=np.int64)
+    col_cost = np.concatenate(b.col_cost)
+    if elastic:
+        col_cost[:] = 0.0
+        b.col_cost = [col_cost]
+        for blk in list(b.blocks):
+            if blk.family not in elastic_families or blk.slack_sign == 0 or not blk.size:
+                continue
+            cols = b.add_cols(blk.size, 0.0, INF, 1.0)
+            rows = np.arange(blk.start, blk.start + blk.size)
+            b.rows.append(rows)
+            b.cols.append(cols)
+            b.vals.append(np.full(blk.size, blk.slack_sign))
+            slack[rows] = cols
+    rows = np.concatenate(b.rows) if b.rows else np.zeros(0, dtype=np.int64)
+    cols = np.concatenate(b.cols) if b.cols else np.zeros(0, dtype=np.int64)
+    vals = np.concatenate(b.vals) if b.vals else np.zeros(0)
+    A = sp.csc_matrix((vals, (rows, cols)), shape=(b.n_rows, b.n_cols))
+    A.sum_duplicates()
+    return MilpModel(
+        sets=sets, A=A, col_lb=np.concatenate(b.col_lb), col_ub=np.concatenate(b.col_ub),
+        cost=np.concatenate(b.col_cost), integer=np.concatenate(b.col_int),
+        row_lo=np.concatenate(b.row_lo) if b.row_lo else np.zeros(0),
+        row_hi=np.concatenate(b.row_hi) if b.row_hi else np.zeros(0), blocks=b.blocks,
+        x=c.x, drop=c.drop, on=c.on, up=c.up, down=c.down, down_end=c.down_end,
+        pv_used=c.pv_used, grid_import=c.grid_import, grid_export=c.grid_export,
+        charge=c.charge, discharge=c.discharge, soc=c.soc, peak=c.peak, excl=c.excl,
+        slack=slack, build_seconds=time.perf_counter() - t0,
+    )

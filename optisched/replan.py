@@ -1,0 +1,586 @@
+"""Real-time re-planning: a :class:`Replanner` holds the current plan and updates it.
+
+A scheduler calls :meth:`Replanner.update` whenever something changes. The update
+
+1. **rolls the horizon** to ``now`` (a slot boundary of the current horizon): the
+   new problem starts at ``now``, keeps the slot length and has the *remaining*
+   slots ``T' = T − k`` (``k`` slots elapsed); nothing is invented past the end of
+   the data the scheduler gave. For a horizon of constant length, start a new
+   :class:`Replanner` from a fresh problem;
+2. carries the **state** over: each node's on/off state before ``now``
+   (``initially_on``) and battery state of charge (``soc_init``) come from the
+   current plan at slot ``k − 1``, or from a measured ``soc``;
+3. **pins running jobs**: a job of the current plan with ``start < k < start + d``
+   gets ``pinned_node``/``pinned_start`` (its start may lie before ``now``; only
+   its remaining slots are in the new horizon) and never moves again; jobs that
+   ended by ``now``, finished or were cancelled leave the problem. A running job
+   on a node that goes out is restarted from scratch (unpinned, full duration);
+4. applies new jobs, forecasts (PV, import price, headroom) and node outages and
+   returns;
+5. **warm-starts** the greedy solver: every job not yet started keeps its
+   (node, start) when that still fits, the rest are inserted by marginal cost
+   (repair), then a short local search improves the plan (improve).
+
+``optisched replan PLAN_DIR BUNDLE --events events.csv --out DIR`` applies an
+events CSV (format: :func:`read_events`) and writes the final plan and bundle.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from optisched.domain import Feeder, Job, NodeSeries, Problem, Scenario, Tariff
+from optisched.errors import BundleError, InputError
+from optisched.evaluate import cost_terms, objective_of
+from optisched.index import compile_index
+from optisched.plan import Plan, Status
+from optisched.solvers.base import SolveOptions
+
+__all__ = ["EVENT_KINDS", "Events", "Replanner", "read_events"]
+
+log = logging.getLogger(__name__)
+
+EVENT_KINDS = ("arrive", "cancel", "finish", "soc", "outage", "return", "pv", "price",
+               "headroom")
+"""Event names of the events CSV."""
+
+
+class Replanner:
+    """Holds the current plan of a problem and re-plans it as things change.
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem at the start.
+    solver : str
+        Registered solver; ``greedy`` (default) warm-starts from the current plan,
+        any other solver re-solves from scratch.
+    seed : int
+        Random seed of the local search.
+    time_limit : float
+        Local-search budget of each update [s] (0 = repair only).
+    plan : Plan, optional
+        The current plan (e.g. read from a plan directory); solved when omitted.
+    iterations : int, optional
+        Cap on local-search moves per update (makes updates reproducible).
+
+    Attributes
+    ----------
+    problem : Problem
+        The current (rolled) problem.
+    plan : Plan
+        The current plan for it.
+    """
+
+    def __init__(self, problem: Problem, solver: str = "greedy", seed: int = 0,
+                 time_limit: float = 0.05, plan: Plan | None = None,
+                 iterations: int | None = None) -> None:
+        self.solver = solver
+        self.seed = seed
+        self.time_limit = time_limit
+        self.iterations = iterations
+        self.problem = problem
+        self.offset = 0
+        """Slots rolled since ``problem`` was given."""
+        T = problem.horizon.slots
+        self._avail0 = {n.node_id: list(problem.node_series[n.node_id].available or [True] * T)
+                        if n.node_id in problem.node_series else [True] * T
+                        for n in problem.nodes}
+        self._index: Any = None
+        self.plan = plan if plan is not None else self._solve(problem, None)
+
+    # ------------------------------------------------------------------ solving
+    def _solve(self, problem: Problem, hint_ids: dict[str, tuple[str, int]] | None,
+               trusted: bool = False, same_data: bool = False) -> Plan:
+        t0 = time.perf_counter()
+        if self.solver != "greedy":
+            from optisched.solvers import solve
+
+            self._index = None
+            return solve(problem, self.solver, time_limit=self.time_limit, seed=self.seed)
+        from optisched.solvers import precheck
+        from optisched.solvers.greedy import run_greedy
+
+        index = compile_index(problem)
+        why = precheck(problem, index)
+        if why is not None:
+            return Plan.empty(problem, "greedy", Status.INFEASIBLE, why)
+        hint = None
+        if hint_ids:
+            hint = {index.job_pos[j]: (index.node_pos[n], s) for j, (n, s) in hint_ids.items()
+                    if j in index.job_pos and n in index.node_pos}
+        extra: dict[str, Any] = {}
+        if self.iterations is not None:
+            extra["iterations"] = self.iterations
+        prev = self.plan.flows if same_data and self.plan.status.has_plan else None
+        plan = run_greedy(problem, index, SolveOptions(time_limit=self.time_limit,
+                                                       seed=self.seed, extra=extra), hint=hint,
+                          trusted=trusted, prev_flows=prev)
+        self._index = index
+        if plan.status.has_plan and plan.flows is not None:
+            plan.costs = cost_terms(index, plan)
+            plan.objective = objective_of(plan.costs)
+        plan.timings["total"] = time.perf_counter() - t0
+        return plan
+
+    # ------------------------------------------------------------------ update
+    def update(
+        self,
+        now: datetime,
+        *,
+        new_jobs: Iterable[Job] = (),
+        cancelled: Iterable[str] = (),
+        finished: Iterable[str] = (),
+        soc: Mapping[str, float] | None = None,
+        pv: Mapping[str, Sequence[float | None]] | None = None,
+        prices: Mapping[str, Sequence[float | None]] | None = None,
+        headroom: Mapping[str, Sequence[float | None]] | None = None,
+        outages: Mapping[str, datetime | None] | Iterable[str] = (),
+        returns: Iterable[str] = (),
+    ) -> Plan:
+        """Roll the horizon to ``now``, apply what changed and return the new plan.
+
+        Parameters
+        ----------
+        now : datetime
+            A slot boundary of the current horizon (``start ≤ now < end``).
+        new_jobs : iterable of Job
+            Jobs that arrived (release defaults to ``now``).
+        cancelled, finished : iterable of str
+            Job ids to remove (a finished job frees its node from ``now`` on).
+        soc : mapping node_id -> float, optional
+            Measured battery state of charge [kWh], clipped to [soc_min, soc_max].
+        pv, headroom : mapping node_id -> sequence, optional
+            New forecasts over the new horizon (``T'`` values [kW]; None keeps the
+            current value; ``headroom`` inf = unlimited).
+        prices : mapping tariff -> sequence, optional
+            New import prices over the new horizon [money/kWh]; None keeps.
+        outages : mapping node_id -> datetime or None, or iterable of node_id
+            Nodes out from ``now`` until the given time (None or a plain id: to the
+            end of the horizon).
+        returns : iterable of node_id
+            Nodes back in service from ``now`` (undo an outage).
+
+        Returns
+        -------
+        Plan
+            The new plan (also :attr:`plan`); :attr:`problem` is the new problem.
+
+        Raises
+        ------
+        ValueError
+            ``now`` off the slot grid or outside the horizon, unknown ids, or a
+            forecast of the wrong length.
+        """
+        outages = dict(outages) if isinstance(outages, Mapping) else list(outages)
+        returns = set(returns)
+        problem, hint = self._next_problem(
+            now, list(new_jobs), set(cancelled), set(finished), dict(soc or {}), pv or {},
+            prices or {}, headroom or {}, outages, returns)
+        # old placements still fit together unless availability or headroom changed
+        trusted = not (outages or returns or pv or headroom)
+        same_data = trusted and not (soc or prices) and problem.horizon.start == (
+            self.problem.horizon.start)
+        plan = self._solve(problem, hint, trusted, same_data)
+        self.offset += round(self.problem.horizon.slot_position(now))
+        self.problem, self.plan = problem, plan
+        return plan
+
+    def _next_problem(
+        self, now: datetime, new_jobs: list[Job], cancelled: set[str], finished: set[str],
+        soc: dict[str, float], pv: Mapping[str, Sequence[float | None]],
+        prices: Mapping[str, Sequence[float | None]],
+        headroom: Mapping[str, Sequence[float | None]],
+        outages: Mapping[str, datetime | None] | Iterable[str], returns: set[str],
+    ) -> tuple[Problem, dict[str, tuple[str, int]]]:
+        old, plan = self.problem, self.plan
+        hz = old.horizon
+        pos = hz.slot_position(now)
+        k = round(pos)
+        if abs(pos - k) > 1e-9:
+            raise ValueError(f"now={now.isoformat()} is not on the slot grid "
+                             f"({hz.slot_minutes}-minute slots from {hz.start.isoformat()})")
+        if not 0 <= k < hz.slots:
+            raise ValueError(f"now={now.isoformat()} lies outside the horizon "
+                             f"[{hz.start.isoformat()}, {hz.end.isoformat()})")
+        T2 = hz.slots - k
+        node_ids = [n.node_id for n in old.nodes]
+        node_pos = {nid: i for i, nid in enumerate(node_ids)}
+        job_ids = {j.job_id for j in old.jobs}
+        for nid in [*soc, *pv, *headroom, *returns, *outages]:
+            if nid not in node_pos:
+                raise ValueError(f"unknown node_id {nid!r}")
+        for jid in cancelled | finished:
+            if jid not in job_ids:
+                raise ValueError(f"unknown job_id {jid!r}")
+        for t in prices:
+            if t not in old.tariffs:
+                raise ValueError(f"unknown tariff {t!r}")
+        for name, m in (("pv", pv), ("headroom", headroom), ("prices", prices)):
+            for key, seq in m.items():
+                if len(seq) != T2:
+                    raise ValueError(f"{name} for {key!r} has {len(seq)} values; the new horizon "
+                                     f"from {now.isoformat()} has {T2} slots")
+        out_until: dict[str, int] = {}
+        items = outages.items() if isinstance(outages, Mapping) else ((o, None) for o in outages)
+        for nid, until in items:
+            if until is None:
+                out_until[nid] = T2
+            else:
+                up = (until - now).total_seconds() / 60.0 / hz.slot_minutes
+                out_until[nid] = max(0, min(T2, math.ceil(up - 1e-9)))
+
+        # ---- series
+        flows = plan.flows if plan.status.has_plan else None
+        series: dict[str, NodeSeries] = {}
+        for node in old.nodes:
+            ns = old.node_series.get(node.node_id)
+            pv_l = list(ns.pv_kw[k:]) if ns is not None and ns.pv_kw is not None else None
+            hr_l = (list(ns.headroom_kw[k:]) if ns is not None and ns.headroom_kw is not None
+                    else None)
+            av_l = (list(ns.available[k:]) if ns is not None and ns.available is not None
+                    else None)
+            nid = node.node_id
+            if nid in pv:
+                base = pv_l or [0.0] * T2
+                pv_l = [b if v is None else float(v) for b, v in zip(base, pv[nid], strict=True)]
+            if nid in headroom:
+                hbase: list[float | None] = list(hr_l) if hr_l is not None else [None] * T2
+                hr_l = [b if v is None else float(v)
+                        for b, v in zip(hbase, headroom[nid], strict=True)]
+            if nid in returns:
+                # back in service: the availability of the original data again
+                a0 = self.offset + k
+                av_l = list(self._avail0[nid][a0:a0 + T2])
+            if nid in out_until:
+                av_l = list(av_l) if av_l is not None else [True] * T2
+                for slot in range(out_until[nid]):
+                    av_l[slot] = False
+            if pv_l is not None or hr_l is not None or av_l is not None:
+                series[nid] = NodeSeries(pv_kw=pv_l, headroom_kw=hr_l, available=av_l)
+        tariffs = {}
+        for name, tf in old.tariffs.items():
+            price = list(tf.price[k:])
+            if name in prices:
+                price = [b if v is None else float(v)
+                         for b, v in zip(price, prices[name], strict=True)]
+            tariffs[name] = Tariff(price=price, export_price=list(tf.export_price[k:]),
+                                   carbon_g_per_kwh=list(tf.carbon_g_per_kwh[k:]))
+        feeders = {f: Feeder(headroom_kw=list(fd.headroom_kw[k:])) for f, fd in old.feeders.items()}
+
+        # ---- nodes: state before now
+        nodes = []
+        for i, node in enumerate(old.nodes):
+            upd: dict[str, Any] = {}
+            if k > 0 and flows is not None:
+                upd["initially_on"] = bool(flows.on[i, k - 1])
+            E = node.battery_kwh
+            if E > 0:
+                kwh = None
+                if node.node_id in soc:
+                    kwh = float(soc[node.node_id])
+                elif k > 0 and flows is not None:
+                    kwh = float(flows.soc[i, k - 1])
+                if kwh is not None:
+                    frac = min(max(kwh / E, node.soc_min), node.soc_max)
+                    upd["soc_init"] = frac
+            nodes.append(node.model_copy(update=upd) if upd else node)
+        new_av = {nid: np.asarray(series[nid].available if nid in series and
+                                  series[nid].available is not None else [True] * T2, dtype=bool)
+                  for nid in node_ids}
+
+        # ---- jobs
+        old_index = None
+        if flows is not None:
+            old_index = self._index if self._index is not None else compile_index(old)
+        jobs: list[Job] = []
+        hint: dict[str, tuple[str, int]] = {}
+        dur = np.zeros(len(old.jobs), dtype=np.int64)
+        if old_index is not None:
+            runs = np.nonzero(plan.node >= 0)[0]
+            dur[runs] = old_index.duration(runs, plan.node[runs])
+        for j, job in enumerate(old.jobs):
+            if job.job_id in cancelled or job.job_id in finished:
+                continue
+            n = int(plan.node[j]) if plan.status.has_plan else -1
+            if n < 0 or old_index is None:
+                jobs.append(job)
+                continue
+            s = int(plan.start[j])
+            d = int(dur[j])
+            nid = node_ids[n]
+            if s < k:
+                if s + d <= k:
+                    continue  # done
+                if not new_av[nid][: s + d - k].all():
+                    # its node went out: restart from scratch
+                    jobs.append(job.model_copy(update={"pinned_node": None, "pinned_start": None,
+                                                       "release": now}))
+                    continue
+                jobs.append(job.model_copy(update={"pinned_node": nid,
+                                                   "pinned_start": hz.time_of(s)}))
+            else:
+                jobs.append(job)
+                hint[job.job_id] = (nid, s - k)
+        known = {j.job_id for j in jobs}
+        for nj in new_jobs:
+            if nj.job_id in known or nj.job_id in job_ids:
+                raise ValueError(f"new job {nj.job_id!r}: job_id already used")
+            known.add(nj.job_id)
+            jobs.append(nj)
+        scenario = Scenario(horizon=hz.model_copy(update={"start": now, "slots": T2}),
+                            objective=old.scenario.objective, battery=old.scenario.battery,
+                            latency=old.scenario.latency)
+        parts = dict(scenario=scenario, nodes=nodes, jobs=jobs, node_series=series,
+                     tariffs=tariffs, feeders=feeders, latency_ms=old.latency_ms,
+                     regions=old.regions)
+        if pv or headroom or prices or out_until or returns or soc:
+            problem = Problem(**parts)
+        else:
+            # only the job set changed: every part is already validated except the
+            # new jobs' cross-references, checked here as Problem.issues() would
+            problem = Problem.model_construct(**parts)  # type: ignore[arg-type]
+            bad = [i for i in Problem.model_construct(
+                scenario=scenario, nodes=nodes, jobs=new_jobs, node_series={}, tariffs={},
+                feeders={}, latency_ms={}, regions={}).issues()
+                if i.table == "jobs.csv"]
+            if bad:
+                raise ValueError("; ".join(f"job {i.key}: {i.column}={i.value!r}: {i.message}"
+                                           for i in bad))
+        return problem, hint
+
+
+# ---------------------------------------------------------------------- events CSV
+
+
+@dataclass
+class Events:
+    """What changed at one time (one :meth:`Replanner.update` call), in events-CSV terms."""
+
+    time: datetime
+    new_jobs: list[Job] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
+    soc: dict[str, float] = field(default_factory=dict)
+    outages: dict[str, datetime | None] = field(default_factory=dict)
+    returns: list[str] = field(default_factory=list)
+    pv: list[tuple[str, datetime, datetime | None, float]] = field(default_factory=list)
+    prices: list[tuple[str, datetime, datetime | None, float]] = field(default_factory=list)
+    headroom: list[tuple[str, datetime, datetime | None, float]] = field(default_factory=list)
+
+    def apply(self, replanner: Replanner) -> Plan:
+        """Call :meth:`Replanner.update` with these events."""
+        hz = replanner.problem.horizon
+        T2 = hz.slots - round(hz.slot_position(self.time))
+
+        def series(rows: list[tuple[str, datetime, datetime | None, float]]
+                   ) -> dict[str, list[float | None]]:
+            out: dict[str, list[float | None]] = {}
+            for key, at, until, value in rows:
+                seq = out.setdefault(key, [None] * T2)
+                a = round((at - self.time).total_seconds() / 60 / hz.slot_minutes)
+                b = a + 1 if until is None else round(
+                    (until - self.time).total_seconds() / 60 / hz.slot_minutes)
+                for t in range(max(0, a), min(T2, b)):
+                    seq[t] = value
+            return out
+
+        return replanner.update(self.time, new_jobs=self.new_jobs, cancelled=self.cancelled,
+                                finished=self.finished, soc=self.soc, pv=series(self.pv),
+                                prices=series(self.prices), headroom=series(self.headroom),
+                                outages=self.outages, returns=self.returns)
+
+
+_JOB_FLOATS = ("gpus", "duration_min", "power_kw", "tardiness_per_hour", "drop_penalty",
+               "latency_slo_ms", "latency_per_ms", "min_gpu_mem_gb", "min_trust")
+_COLUMNS = ("time", "event", "job_id", "node_id", "tariff", "value", "at", "until", "kind",
+            "release", "deadline", "region", *_JOB_FLOATS)
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "arrive": ("job_id", "gpus", "duration_min", "power_kw"),
+    "cancel": ("job_id",), "finish": ("job_id",),
+    "soc": ("node_id", "value"), "outage": ("node_id",), "return": ("node_id",),
+    "pv": ("node_id", "value"), "headroom": ("node_id", "value"),
+    "price": ("tariff", "value"),
+}
+
+
+def read_events(path: str | Path) -> list[Events]:
+    """Read an events CSV into updates grouped by time (ascending).
+
+    Columns (header row required; empty cell = not given; ``x_`` columns ignored):
+
+    ============ =============================================================
+    ``time``     ISO 8601 with offset, a slot boundary: when the event is known
+                 (each distinct time is one update, ``now = time``)
+    ``event``    arrive | cancel | finish | soc | outage | return | pv | price |
+                 headroom
+    ``job_id``   arrive, cancel, finish
+    ``node_id``  soc, outage, return, pv, headroom
+    ``tariff``   price
+    ``value``    soc [kWh], pv [kW], headroom [kW, ``inf`` = unlimited],
+                 price [money/kWh]
+    ``at``       pv/price/headroom: first slot the value applies to (default ``time``)
+    ``until``    pv/price/headroom: end (exclusive; default one slot after ``at``);
+                 outage: when the node comes back (default: end of horizon)
+    job columns  arrive: ``gpus``, ``duration_min``, ``power_kw`` (required),
+                 ``kind``, ``release`` (default ``time``), ``deadline``,
+                 ``tardiness_per_hour``, ``drop_penalty``, ``region``,
+                 ``latency_slo_ms``, ``latency_per_ms``, ``min_gpu_mem_gb``,
+                 ``min_trust`` as in jobs.csv
+    ============ =============================================================
+
+    Raises
+    ------
+    BundleError
+        Every bad cell, named by file, row (header = 1), column and value.
+    """
+    path = Path(path)
+    name = str(path)
+    errors: list[InputError] = []
+    if not path.is_file():
+        raise BundleError([InputError(name, None, None, None, "events file not found")])
+    df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    df.columns = [c.strip() for c in df.columns]
+    for c in df.columns:
+        if c not in _COLUMNS and not c.startswith("x_"):
+            errors.append(InputError(name, 1, c, None, "unknown column; known: "
+                                     + ", ".join(_COLUMNS) + " (prefix user columns with x_)"))
+    for c in ("time", "event"):
+        if c not in df.columns:
+            errors.append(InputError(name, 1, c, None, "required column is missing"))
+    if errors:
+        raise BundleError(errors)
+    groups: dict[datetime, Events] = {}
+
+    def cell(row: Any, c: str) -> str:
+        return str(getattr(row, c)).strip() if c in df.columns else ""
+
+    def when(r: int, c: str, v: str) -> datetime | None:
+        try:
+            t = datetime.fromisoformat(v)
+        except ValueError:
+            errors.append(InputError(name, r, c, v, "not an ISO 8601 time, e.g. "
+                                     "2026-06-01T08:00:00+00:00"))
+            return None
+        if t.utcoffset() is None:
+            errors.append(InputError(name, r, c, v, "needs a UTC offset, e.g. +00:00"))
+            return None
+        return t
+
+    def number(r: int, c: str, v: str, lo: float | None = 0.0, inf: bool = False
+               ) -> float | None:
+        try:
+            x = float(v)
+        except ValueError:
+            errors.append(InputError(name, r, c, v, "not a number"))
+            return None
+        if math.isnan(x) or (math.isinf(x) and not inf) or (lo is not None and x < lo):
+            errors.append(InputError(name, r, c, v, f"must be a finite number >= {lo}"
+                                     if not inf else f"must be a number >= {lo} or inf"))
+            return None
+        return x
+
+    rows = list(df.itertuples(index=False))
+    for k, row in enumerate(rows):
+        r = k + 2
+        ev = cell(row, "event")
+        if ev not in EVENT_KINDS:
+            errors.append(InputError(name, r, "event", ev, "must be one of "
+                                     + " | ".join(EVENT_KINDS)))
+            continue
+        t = when(r, "time", cell(row, "time"))
+        missing = [c for c in _NEEDS[ev] if not cell(row, c)]
+        for c in missing:
+            errors.append(InputError(name, r, c, "", f"required for event {ev}"))
+        if t is None or missing:
+            continue
+        g = groups.setdefault(t, Events(time=t))
+        if ev == "arrive":
+            kw: dict[str, Any] = {"job_id": cell(row, "job_id")}
+            bad = False
+            for c in _JOB_FLOATS:
+                v = cell(row, c)
+                if v:
+                    x = number(r, c, v, lo=None if c == "min_trust" else 0.0)
+                    bad |= x is None
+                    kw[c] = x
+            for c in ("release", "deadline"):
+                v = cell(row, c)
+                if v:
+                    x2 = when(r, c, v)
+                    bad |= x2 is None
+                    kw[c] = x2
+            kw.setdefault("release", t)
+            if cell(row, "region"):
+                kw["region"] = cell(row, "region")
+            if cell(row, "kind"):
+                kw["kind"] = cell(row, "kind")
+            if bad:
+                continue
+            try:
+                g.new_jobs.append(Job(**kw))
+            except ValueError as exc:
+                msg = str(exc).splitlines()
+                errors.append(InputError(name, r, "job_id", kw["job_id"],
+                                         "invalid job: " + " ".join(msg[1:3] or msg)))
+        elif ev == "cancel":
+            g.cancelled.append(cell(row, "job_id"))
+        elif ev == "finish":
+            g.finished.append(cell(row, "job_id"))
+        elif ev == "soc":
+            x = number(r, "value", cell(row, "value"))
+            if x is not None:
+                g.soc[cell(row, "node_id")] = x
+        elif ev == "outage":
+            until = cell(row, "until")
+            u = when(r, "until", until) if until else None
+            if until and u is None:
+                continue
+            g.outages[cell(row, "node_id")] = u
+        elif ev == "return":
+            g.returns.append(cell(row, "node_id"))
+        else:
+            key = cell(row, "tariff") if ev == "price" else cell(row, "node_id")
+            x = number(r, "value", cell(row, "value"), lo=None if ev == "price" else 0.0,
+                       inf=ev == "headroom")
+            at_s, until_s = cell(row, "at"), cell(row, "until")
+            at = when(r, "at", at_s) if at_s else t
+            un = when(r, "until", until_s) if until_s else None
+            if x is None or at is None or (until_s and un is None):
+                continue
+            if at < t:
+                errors.append(InputError(name, r, "at", at_s, "must not lie before time"))
+                continue
+            if un is not None and un <= at:
+                errors.append(InputError(name, r, "until", until_s, "must lie after at"))
+                continue
+            target = {"pv": g.pv, "price": g.prices, "headroom": g.headroom}[ev]
+            target.append((key, at, un, x))
+    if errors:
+        raise BundleError(errors)
+    return [groups[t] for t in sorted(groups)]
+
+
+def check_event_times(events: list[Events], problem: Problem, file: str) -> None:
+    """Raise :class:`BundleError` for times off the slot grid or past the horizon."""
+    hz = problem.horizon
+    errors = []
+    step = timedelta(minutes=hz.slot_minutes)
+    for ev in events:
+        pos = hz.slot_position(ev.time)
+        if abs(pos - round(pos)) > 1e-9 or not 0 <= pos < hz.slots:
+            errors.append(InputError(file, None, "time", ev.time.isoformat(),
+                                     f"must be a slot boundary ({step} slots) in "
+                                     f"[{hz.start.isoformat()}, {hz.end.isoformat()})"))
+    if errors:
+        raise BundleError(errors)

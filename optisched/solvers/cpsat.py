@@ -1,0 +1,421 @@
+"""``cpsat``: the CP-SAT model of :mod:`optisched.formulations.cpsat` (OR-Tools).
+
+CP-SAT decides the placement and on/off states on a scaled integer relaxation;
+the energy flows of the returned plan are then recomputed exactly in floating
+point by :func:`optisched.dispatch.dispatch`, so the objective the evaluator
+reports is that of a plan that meets SPEC §2 exactly. ``plan.info`` carries the
+scaled CP-SAT objective and bound converted back to money (``cpsat_objective``,
+``cpsat_bound``) and the rounding bound ε (``rounding_bound``); ``plan.bound`` is
+``cpsat_bound − ε``, a valid lower bound of the real optimum.
+
+Options (``optisched.solve(..., **options)``):
+
+``variant``        ``"starts"`` (default) or ``"intervals"`` (placement variables).
+``workers``        CP-SAT ``num_workers`` (default ``threads`` or 2, at most the cores).
+``hint``           a :class:`~optisched.plan.Plan` to hint; default the ``greedy``
+                   solver's plan when registered, else ``baseline``'s; ``False``: none.
+``hint_time``      budget of the hint solver [s] (default min(2, 0.1·time_limit)),
+                   taken from the time limit.
+``cpsat_params``   dict of CP-SAT parameters set by attribute assignment.
+``log_search_progress``  log CP-SAT's search through :mod:`logging` (INFO).
+``explain``        on an infeasible model, re-solve with assumptions to name the
+                   conflicting jobs, nodes and feeders (default True).
+
+``time_limit`` → ``max_time_in_seconds`` (default 60 s), ``mip_gap`` →
+``relative_gap_limit``, ``seed`` → ``random_seed``.
+
+Statuses come from :data:`STATUS_TABLE`. Two documented fallbacks return the
+hint plan with status ``feasible`` (``info["fallback"]``): CP-SAT found no
+solution in time (``UNKNOWN``), or the exact dispatch of its placement failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from typing import Any
+
+import numpy as np
+from ortools.sat.python import cp_model
+
+from optisched.domain import Problem
+from optisched.formulations.cpsat import EFF_DEN, CpsatModel, build_model
+from optisched.index import Index
+from optisched.plan import Plan, Status
+from optisched.solvers.base import SolveOptions, plan_from_placement
+
+__all__ = ["DEFAULT_PARAMS", "DEFAULT_TIME_LIMIT", "STATUS_TABLE", "map_status", "solve_cpsat"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIME_LIMIT = 60.0
+"""Wall-clock limit when none is given [s]."""
+
+ABS_GAP_FRACTION = 0.1
+"""CP-SAT's ``absolute_gap_limit`` is this fraction of the rounding bound ε (in money units)."""
+
+DEFAULT_PARAMS: dict[str, Any] = {
+    # keep the hint feasible through presolve (without it CP-SAT found no solution in
+    # 30 s on the medium benchmark although the complete hint is feasible)
+    "keep_all_feasible_solutions_in_presolve": True,
+    # the big-linear-overlap presolve took ~3 s per iteration on the medium benchmark
+    "find_big_linear_overlap": False,
+    "max_presolve_iterations": 1,
+}
+"""Parameters set before ``cpsat_params`` (which may override them); see formulations/cpsat.md."""
+
+STATUS_TABLE: dict[Any, Status] = {
+    cp_model.OPTIMAL: Status.OPTIMAL,
+    cp_model.FEASIBLE: Status.FEASIBLE,
+    cp_model.INFEASIBLE: Status.INFEASIBLE,
+    cp_model.MODEL_INVALID: Status.ERROR,
+    cp_model.UNKNOWN: Status.NO_SOLUTION,
+}
+"""The one mapping of CP-SAT statuses to optisched statuses."""
+
+
+def map_status(code: Any) -> Status:
+    """optisched status of a CP-SAT status code (unknown codes: error)."""
+    return STATUS_TABLE.get(int(code), Status.ERROR)
+
+
+class _Progress(cp_model.CpSolverSolutionCallback):
+    """Reports every new CP-SAT incumbent (converted to money) to the options' callback."""
+
+    def __init__(self, cm: CpsatModel, options: SolveOptions, t0: float) -> None:
+        super().__init__()
+        self.cm, self.options, self.t0 = cm, options, t0
+        self.first: float | None = None
+        self.count = 0
+
+    def on_solution_callback(self) -> None:
+        self.count += 1
+        if self.first is None:
+            self.first = time.perf_counter() - self.t0
+        m, off = self.cm.scaling.m, self.cm.offset
+        obj = self.objective_value * m + off
+        bnd = self.best_objective_bound * m + off - self.cm.rounding_bound
+        self.options.report(self.t0, obj, bnd if self.cm.bound_valid else None,
+                            "cpsat incumbent (scaled objective)")
+
+
+def _workers(options: SolveOptions) -> int:
+    w = options.extra.get("workers", options.threads)
+    cores = os.cpu_count() or 1
+    return max(1, min(int(w), cores)) if w else max(1, min(2, cores))
+
+
+def configure(solver: cp_model.CpSolver, options: SolveOptions, time_limit: float) -> None:
+    """Set CP-SAT parameters from the options (attribute assignment, OR-Tools 9.15)."""
+    prm = solver.parameters
+    prm.max_time_in_seconds = max(0.01, float(time_limit))
+    prm.num_workers = _workers(options)
+    prm.random_seed = int(options.seed)
+    if options.mip_gap is not None:
+        prm.relative_gap_limit = float(options.mip_gap)
+    if options.extra.get("log_search_progress"):
+        prm.log_search_progress = True
+        prm.log_to_stdout = False
+        solver.log_callback = log.info
+    for k, v in DEFAULT_PARAMS.items():
+        setattr(prm, k, v)
+    for k, v in dict(options.extra.get("cpsat_params") or {}).items():
+        setattr(prm, k, v)
+
+
+def _hint_plan(problem: Problem, index: Index, options: SolveOptions) -> Plan | None:
+    """The plan to hint: the ``hint`` option, else greedy's, else baseline's."""
+    given = options.extra.get("hint")
+    if given is False:
+        return None
+    if isinstance(given, Plan):
+        return given if given.status.has_plan else None
+    from optisched.solvers import REGISTRY  # late: the registry imports this module lazily
+
+    name = "greedy" if "greedy" in REGISTRY and REGISTRY["greedy"].available() else "baseline"
+    try:
+        limit = DEFAULT_TIME_LIMIT if options.time_limit is None else options.time_limit
+        budget = float(options.extra.get("hint_time", min(2.0, 0.1 * limit)))
+        sub = SolveOptions(time_limit=budget, seed=options.seed, threads=1)
+        plan = REGISTRY[name].load()(problem, index, sub)
+    except Exception:  # a hint is optional
+        log.warning("cpsat: hint solver %s failed", name, exc_info=True)
+        return None
+    plan.solver = name
+    return plan if plan.status.has_plan else None
+
+
+def apply_hint(cm: CpsatModel, plan: Plan) -> int:
+    """Hint placement, drops, on/off and flows of ``plan``; returns the hinted variables."""
+    idx, md = cm.index, cm.model
+    k = 0
+    for j in range(idx.J):
+        n_j, s_j = int(plan.node[j]), int(plan.start[j])
+        for o in idx.options_of(j):
+            o = int(o)
+            here = int(idx.opt_node[o]) == n_j
+            if cm.variant == "starts":
+                for s, x in zip(cm.opt_starts[o], cm.opt_lits[o], strict=True):
+                    md.add_hint(x, bool(here and int(s) == s_j))
+                    k += 1
+            else:
+                md.add_hint(cm.opt_lits[o][0], here)
+                st = cm.opt_start_var[o][0]
+                if here and not idx.pinned[j]:
+                    md.add_hint(st, s_j)
+                k += 1
+        dj = cm.drop[j]
+        if dj is not None:
+            md.add_hint(dj, n_j < 0)
+            k += 1
+    f = plan.flows
+    if f is None:
+        return k
+    return k + _hint_flows(cm, plan)
+
+
+def _cum_round(x: np.ndarray) -> np.ndarray:
+    """Integers whose running sums stay within 0.5 of those of ``x`` (per row)."""
+    c = np.rint(np.cumsum(x, axis=-1))
+    return np.diff(c, axis=-1, prepend=0.0).astype(np.int64)
+
+
+def _hint_flows(cm: CpsatModel, plan: Plan) -> int:
+    """Hint every flow, σ, peak, switch and battery variable from the plan's flows.
+
+    Follows the mapping of a real plan into the scaled model (formulations/cpsat.md):
+    import/export rounded, charge/discharge rounded cumulatively, stored/removed
+    energy tracking the real state of charge, σ the balance residual.
+    """
+    idx, md, sc = cm.index, cm.model, cm.scaling
+    f = plan.flows
+    assert f is not None and cm.on is not None
+    N, T = idx.N, idx.T
+    k = 0
+
+    def hint(v: Any, val: int) -> None:
+        nonlocal k
+        lo, hi = v.proto.domain[0], _ub(v)
+        md.add_hint(v, int(min(max(val, lo), hi)))
+        k += 1
+
+    for (n, t), u in np.ndenumerate(cm.on):
+        if not isinstance(u, bool):
+            md.add_hint(u, bool(f.on[n, t]))
+            k += 1
+    for var, n, kk, is_up in cm.switches:
+        seq = [bool(idx.initially_on[n]), *f.on[n].astype(bool).tolist()]
+        if idx.end_off[n]:
+            seq.append(False)
+        a, b = seq[kk - 1], seq[kk]
+        md.add_hint(var, bool(b and not a) if is_up else bool(a and not b))
+        k += 1
+    load_s = np.zeros((N, T), dtype=np.int64)
+    for o in range(len(cm.opt_lits)):
+        n = int(idx.opt_node[o])
+        j = int(idx.opt_job[o])
+        if int(plan.node[j]) != n:
+            continue
+        pu = int(np.floor(idx.opt_power[o] / sc.p[n] + 0.5))
+        a, b = idx.occupied(o, int(plan.start[j]))
+        load_s[n, a:b] += pu
+    for n in range(N):
+        p = float(sc.p[n])
+        idle_u = int(np.floor(idx.idle_kw[n] / p + 0.5))
+        load_s[n] += idle_u * f.on[n].astype(np.int64)
+        imp = np.rint(f.grid_import[n] / p).astype(np.int64)
+        exp = np.rint(f.grid_export[n] / p).astype(np.int64)
+        pv = np.rint(f.pv_used[n] / p).astype(np.int64)
+        c = _cum_round(f.charge[n] / p)
+        d = _cum_round(f.discharge[n] / p)
+        r = load_s[n] + c + exp - imp - d - pv  # = σ⁺ − σ⁻ with pv_used = pv exactly
+        sp, sm = np.maximum(r, 0), np.maximum(-r, 0)
+        for t in range(T):
+            for arr, val in ((cm.imp, imp), (cm.exp, exp), (cm.chg, c), (cm.dis, d),
+                             (cm.sig_p, sp), (cm.sig_m, sm)):
+                assert arr is not None
+                if arr[n, t] is not None:
+                    hint(arr[n, t], int(val[t]))
+        pk = cm.peak[n] if n < len(cm.peak) else None
+        if pk is not None:
+            hint(pk, int(np.max(np.where(imp > 0, imp, 0) + sp, initial=0)))
+        if n in cm.batt:
+            A, B, s0 = cm.batt[n]
+            e = float(sc.e[n])
+            stored = np.cumsum(idx.dt * idx.eff_charge[n] * f.charge[n] / e)
+            removed = np.cumsum(idx.dt * f.discharge[n] / (idx.eff_discharge[n] * e))
+            cum_in = cum_out = 0
+            assert cm.cin is not None and cm.dout is not None and cm.soc is not None
+            for t in range(T):
+                ci = min((A * int(c[t])) // EFF_DEN, max(0, int(np.rint(stored[t])) - cum_in))
+                do = max(-((-B * int(d[t])) // EFF_DEN), int(np.rint(removed[t])) - cum_out)
+                cum_in += ci
+                cum_out += do
+                hint(cm.cin[n, t], ci)
+                hint(cm.dout[n, t], do)
+                hint(cm.soc[n, t], s0 + cum_in - cum_out)
+    for b, n, t in cm.comp:
+        md.add_hint(b, bool(f.charge[n, t] > 0))
+        k += 1
+    return k
+
+
+def _ub(v: Any) -> int:
+    dom = list(v.proto.domain)  # negative indexing is not supported on this container
+    return int(dom[-1])
+
+
+def extract(cm: CpsatModel, solver: cp_model.CpSolver) -> tuple[np.ndarray, np.ndarray,
+                                                                 np.ndarray]:
+    """Placement ``(node, start)`` and on/off ``(N, T)`` of the solver's solution."""
+    idx = cm.index
+    node = np.full(idx.J, -1, dtype=np.int64)
+    start = np.zeros(idx.J, dtype=np.int64)
+    for o in range(idx.opt_job.size):
+        j = int(idx.opt_job[o])
+        if cm.variant == "starts":
+            for s, x in zip(cm.opt_starts[o], cm.opt_lits[o], strict=True):
+                if solver.boolean_value(x):
+                    node[j], start[j] = int(idx.opt_node[o]), int(s)
+                    break
+        elif solver.boolean_value(cm.opt_lits[o][0]):
+            node[j] = int(idx.opt_node[o])
+            start[j] = int(solver.value(cm.opt_start_var[o][0]))
+    assert cm.on is not None
+    on = np.zeros((idx.N, idx.T), dtype=bool)
+    for (n, t), u in np.ndenumerate(cm.on):
+        on[n, t] = u if isinstance(u, bool) else solver.boolean_value(u)
+    return node, start, on
+
+
+def explain_infeasible(problem: Problem, index: Index, options: SolveOptions,
+                       variant: str, time_limit: float) -> str:
+    """Re-solve with an assumption per job, node capacity, node power and feeder family.
+
+    Returns the families of ``sufficient_assumptions_for_infeasibility`` in user terms.
+    """
+    cm = build_model(index, variant=variant, explain=True)
+    lits = [(b, fam, lab) for fam, lst in cm.enforce.items() for b, lab in lst]
+    cm.model.add_assumptions([b for b, _, _ in lits])
+    solver = cp_model.CpSolver()
+    configure(solver, options, time_limit)
+    solver.parameters.num_workers = 1
+    status = solver.solve(cm.model)
+    if status != cp_model.INFEASIBLE:
+        return "CP-SAT proved the model infeasible (no smaller explanation found in time)"
+    core = set(solver.sufficient_assumptions_for_infeasibility())
+    what = {
+        "job": "job {} (exactly one eligible (node, start) or a drop)",
+        "capacity": "node {} resource capacity",
+        "power": "node {} power balance (pv + grid headroom + battery vs load)",
+        "feeder": "feeder {} headroom",
+    }
+    parts = [what[fam].format(lab) for b, fam, lab in lits if b.index in core]
+    jobs = [lab for b, fam, lab in lits if fam == "job" and b.index in core]
+    detail = []
+    for jid in jobs[:5]:
+        j = index.job_pos[jid]
+        opts = index.options_of(j)
+        where = ", ".join(
+            f"{index.node_ids[int(index.opt_node[o])]} starts "
+            f"{int(index.opt_earliest[o])}..{int(index.opt_latest[o])}" for o in opts[:4])
+        detail.append(f"job {jid} may run on {where or 'no node'}")
+    msg = "infeasible: these constraints conflict: " + "; ".join(parts or ["(empty core)"])
+    if detail:
+        msg += " (" + "; ".join(detail) + ")"
+    return msg
+
+
+def solve_cpsat(problem: Problem, index: Index, options: SolveOptions) -> Plan:
+    """Solve with CP-SAT and re-dispatch the flows exactly (see module docstring)."""
+    t0 = time.perf_counter()
+    limit = DEFAULT_TIME_LIMIT if options.time_limit is None else float(options.time_limit)
+    variant = str(options.extra.get("variant", "starts"))
+    hint = _hint_plan(problem, index, options)
+    t_hint = time.perf_counter() - t0
+    cm = build_model(index, variant=variant)
+    t_model = time.perf_counter() - t0 - t_hint
+    n_hint = apply_hint(cm, hint) if hint is not None else 0
+    hint_obj = None
+    if hint is not None and hint.flows is not None:
+        from optisched.evaluate import evaluate
+
+        ev = evaluate(problem, hint, index)
+        hint_obj = ev.objective if ev.feasible else None
+        if hint_obj is not None:
+            options.report(t0, hint_obj, None, f"hint ({hint.solver})")
+    t_build = time.perf_counter() - t0
+    solver = cp_model.CpSolver()
+    configure(solver, options, limit - (time.perf_counter() - t0))
+    if "absolute_gap_limit" not in dict(options.extra.get("cpsat_params") or {}):
+        # closing a gap far below the rounding bound ε proves nothing about the real problem
+        gap_units = ABS_GAP_FRACTION * cm.rounding_bound / cm.scaling.m
+        solver.parameters.absolute_gap_limit = max(
+            float(solver.parameters.absolute_gap_limit), gap_units)
+    cb = _Progress(cm, options, t0)
+    code = solver.solve(cm.model, cb)
+    t_solve = time.perf_counter() - t0 - t_build
+    status = map_status(code)
+    m, off, eps = cm.scaling.m, cm.offset, cm.rounding_bound
+    info: dict[str, Any] = {
+        "cpsat_status": solver.status_name(code), "variant": variant,
+        "rounding_bound": eps, "rounding_parts": dict(cm.eps_parts),
+        "power_unit_kw": sorted({float(p) for p in cm.scaling.p}),
+        "money_unit": m, "bound_valid": cm.bound_valid,
+        "workers": int(solver.parameters.num_workers), "hinted_vars": n_hint,
+        "hint_solver": hint.solver if hint is not None else None, "hint_objective": hint_obj,
+        "time_to_first_solution": cb.first, "solutions": cb.count,
+        "conflicts": int(solver.num_conflicts), "branches": int(solver.num_branches),
+        "wall_time": float(solver.wall_time), "hint_time": t_hint, "model_time": t_model,
+    }
+    bound: float | None = None
+    if code in (cp_model.OPTIMAL, cp_model.FEASIBLE, cp_model.UNKNOWN):
+        raw_bound = float(solver.best_objective_bound)
+        if math.isfinite(raw_bound) and cm.bound_valid:
+            info["cpsat_bound"] = raw_bound * m + off
+            bound = raw_bound * m + off - eps
+    timings = {"build": t_build, "solve": t_solve}
+    if not status.has_plan:
+        msg = f"CP-SAT status {solver.status_name(code)}"
+        if status is Status.INFEASIBLE:
+            if not cm.bound_valid:  # a restriction: infeasibility is not proven
+                status = Status.NO_SOLUTION
+                msg += " (resources were rounded conservatively: infeasibility not proven)"
+            elif options.extra.get("explain", True):
+                left = max(1.0, limit - (time.perf_counter() - t0))
+                msg = explain_infeasible(problem, index, options, variant, left)
+        elif status is Status.NO_SOLUTION:
+            msg += f": no solution within {limit:g} s"
+            if hint is not None and hint.flows is not None and hint_obj is not None:
+                # anytime: the hint is a known feasible plan (CP-SAT's bound still holds)
+                info["fallback"] = hint.solver
+                plan = plan_from_placement(problem, index, "cpsat", Status.FEASIBLE, hint.node,
+                                           hint.start, hint.flows,
+                                           message=msg + f"; plan of {hint.solver} (the hint)")
+                plan.bound, plan.info, plan.timings = bound, info, timings
+                return plan
+        plan = Plan.empty(problem, "cpsat", status, msg)
+        plan.bound, plan.info, plan.timings = bound, info, timings
+        return plan
+    info["cpsat_objective"] = float(solver.objective_value) * m + off
+    node, start, on = extract(cm, solver)
+    from optisched.dispatch import dispatch  # highspy: imported only when a plan exists
+
+    res = dispatch(index, node, start, on)
+    if res.feasible and res.flows is not None:
+        plan = plan_from_placement(problem, index, "cpsat", status, node, start, res.flows)
+    elif hint is not None and hint.flows is not None:
+        log.warning("cpsat: exact dispatch of the CP-SAT placement failed (%s); returning the "
+                    "hint plan", res.message)
+        plan = plan_from_placement(problem, index, "cpsat", Status.FEASIBLE, hint.node,
+                                   hint.start, hint.flows,
+                                   message=f"CP-SAT placement not dispatchable ({res.message}); "
+                                           f"plan of {hint.solver}")
+        info["fallback"] = hint.solver
+    else:
+        plan = Plan.empty(problem, "cpsat", Status.NO_SOLUTION,
+                          f"CP-SAT placement not dispatchable: {res.message}")
+    plan.bound, plan.info, plan.timings = bound, info, timings
+    return plan

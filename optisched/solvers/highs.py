@@ -1,0 +1,373 @@
+"""``highs``: the exact MILP (:mod:`optisched.formulations.milp`) solved by HiGHS.
+
+The matrix is built with numpy/scipy.sparse and handed to highspy in one
+``passModel`` call. The solver warm-starts from the ``greedy`` plan (else
+``baseline``, or ``options.extra["warm_start"]``), reports incumbents and bounds
+through HiGHS's MIP callback, and turns the solution into a Plan: placement and
+on/off states from the MILP, flows from the exact dispatch
+(:func:`optisched.dispatch.dispatch`), which never costs more than the MILP's own
+flows and always satisfies charge/discharge complementarity.
+
+Options (``options.extra``): ``warm_start`` (a Plan, or False for none), ``log``
+(HiGHS output on), ``presolve_rule_off`` (int; default 1040384 above
+:data:`BIG_MODEL_COLS` columns, see SOLVER-NOTES), ``explain`` (bool, default
+True: run the elastic relaxation when infeasible).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import highspy
+import numpy as np
+import numpy.typing as npt
+
+from optisched.domain import Problem
+from optisched.formulations.milp import MilpModel, build_milp
+from optisched.index import Index
+from optisched.plan import Flows, Plan, Status
+from optisched.solvers.base import SolveOptions, plan_from_placement
+
+__all__ = [
+    "BIG_MODEL_COLS",
+    "STATUS_MAP",
+    "explain_infeasibility",
+    "highs_from_model",
+    "model_solution_from_plan",
+    "placement_from_solution",
+    "run_highs",
+    "solve_highs",
+]
+
+log = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+BIG_MODEL_COLS = 50_000
+"""Above this many columns presolve gets ``presolve_rule_off`` (SOLVER-NOTES)."""
+PRESOLVE_RULE_OFF = 1040384
+DEFAULT_TIME_LIMIT = 60.0
+DEFAULT_GAP = 1e-6
+ASSIGNMENT_SLACK_WEIGHT = 1000.0
+"""Elastic penalty of leaving a must-run job out, vs 1 per kW/kWh/resource unit."""
+
+_MS = highspy.HighsModelStatus
+STATUS_MAP: dict[Any, Status | None] = {
+    _MS.kOptimal: Status.OPTIMAL,
+    _MS.kModelEmpty: Status.OPTIMAL,
+    _MS.kInfeasible: Status.INFEASIBLE,
+    _MS.kUnboundedOrInfeasible: Status.INFEASIBLE,
+    _MS.kUnbounded: Status.ERROR,
+    _MS.kTimeLimit: None,
+    _MS.kIterationLimit: None,
+    _MS.kSolutionLimit: None,
+    _MS.kInterrupt: None,
+    _MS.kHighsInterrupt: None,
+    _MS.kObjectiveBound: None,
+    _MS.kObjectiveTarget: None,
+    _MS.kMemoryLimit: None,
+    _MS.kUnknown: None,
+    _MS.kNotset: Status.ERROR,
+    _MS.kLoadError: Status.ERROR,
+    _MS.kModelError: Status.ERROR,
+    _MS.kPresolveError: Status.ERROR,
+    _MS.kSolveError: Status.ERROR,
+    _MS.kPostsolveError: Status.ERROR,
+}
+"""HighsModelStatus → optisched Status; None = ``feasible`` with an incumbent, else
+``no_solution``."""
+
+
+def highs_from_model(model: MilpModel, *, relax: bool = False, log_output: bool = False
+                     ) -> highspy.Highs:
+    """A silent Highs instance holding ``model`` (integrality dropped when ``relax``)."""
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", bool(log_output))
+    lp = highspy.HighsLp()
+    lp.num_col_ = model.n_cols
+    lp.num_row_ = model.n_rows
+    lp.col_cost_ = model.cost
+    lp.col_lower_ = model.col_lb
+    lp.col_upper_ = model.col_ub
+    lp.row_lower_ = model.row_lo
+    lp.row_upper_ = model.row_hi
+    A = model.A
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.num_col_ = model.n_cols
+    lp.a_matrix_.num_row_ = model.n_rows
+    lp.a_matrix_.start_ = A.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = A.indices.astype(np.int32)
+    lp.a_matrix_.value_ = A.data.astype(float)
+    if not relax and model.integer.any():
+        lp.integrality_ = [highspy.HighsVarType.kInteger if i else
+                           highspy.HighsVarType.kContinuous for i in model.integer]
+    h.passModel(lp)
+    return h
+
+
+def _set_common(h: highspy.Highs, model: MilpModel, options: SolveOptions,
+                time_limit: float) -> None:
+    if math.isfinite(time_limit):
+        h.setOptionValue("time_limit", float(max(time_limit, 0.01)))
+    if options.threads:
+        h.setOptionValue("threads", int(options.threads))
+    h.setOptionValue("random_seed", int(options.seed))
+    rule_off = options.extra.get("presolve_rule_off")
+    if rule_off is None and model.n_cols > BIG_MODEL_COLS:
+        rule_off = PRESOLVE_RULE_OFF
+    if rule_off is not None:
+        h.setOptionValue("presolve_rule_off", int(rule_off))
+
+
+def placement_from_solution(index: Index, model: MilpModel, x: FloatArray
+                            ) -> tuple[IntArray, IntArray, npt.NDArray[np.bool_]]:
+    """Node, start per job and on/off states from a column vector (rounded)."""
+    node = np.full(index.J, -1, dtype=np.int64)
+    start = np.zeros(index.J, dtype=np.int64)
+    sel = np.nonzero(x[model.x] > 0.5)[0]
+    node[model.sets.x_job[sel]] = model.sets.x_node[sel]
+    start[model.sets.x_job[sel]] = model.sets.x_start[sel]
+    on = x[model.on] > 0.5
+    return node, start, np.asarray(on)
+
+
+def model_solution_from_plan(index: Index, model: MilpModel, plan: Plan) -> FloatArray | None:
+    """A full column vector for ``plan`` (placement, on/off, flows), or None if it does
+    not fit the model (a start outside the model's columns)."""
+    if plan.flows is None:
+        return None
+    f = plan.flows
+    v = np.zeros(model.n_cols)
+    sets = model.sets
+    key = {(int(j), int(n), int(s)): k for k, (j, n, s) in
+           enumerate(zip(sets.x_job, sets.x_node, sets.x_start, strict=True))}
+    for j in range(index.J):
+        n = int(plan.node[j])
+        if n < 0:
+            if model.drop[j] < 0:
+                return None
+            v[model.drop[j]] = 1.0
+            continue
+        k = key.get((j, n, int(plan.start[j])))
+        if k is None:
+            return None
+        v[model.x[k]] = 1.0
+    on = f.on.astype(bool)
+    v[model.on] = on
+    prev = np.concatenate([index.initially_on[:, None], on[:, :-1]], axis=1)
+    v[model.up] = on & ~prev
+    v[model.down] = ~on & prev
+    e = model.down_end >= 0
+    v[model.down_end[e]] = on[e, -1]
+    v[model.pv_used] = f.pv_used
+    v[model.grid_import] = f.grid_import
+    v[model.grid_export] = f.grid_export
+    v[model.charge] = f.charge
+    v[model.discharge] = f.discharge
+    v[model.soc] = f.soc
+    v[model.peak] = f.grid_import.max(axis=1, initial=0.0)
+    m = model.excl >= 0
+    v[model.excl[m]] = (f.charge[m] > 1e-9).astype(float)
+    return np.clip(v, model.col_lb, model.col_ub)
+
+
+def _warm_start_plan(problem: Problem, index: Index, options: SolveOptions) -> Plan | None:
+    ws = options.extra.get("warm_start")
+    if isinstance(ws, Plan):
+        return ws
+    if ws is False:
+        return None
+    from optisched.solvers import REGISTRY
+
+    limit = 2.0 if options.time_limit is None else min(10.0, 0.1 * options.time_limit)
+    sub = SolveOptions(time_limit=limit, seed=options.seed, threads=options.threads)
+    for name in ("greedy", "baseline"):
+        spec = REGISTRY.get(name)
+        if spec is None or not spec.available():
+            continue
+        try:
+            plan = spec.load()(problem, index, sub)
+        except Exception:  # a failing warm start is not fatal
+            log.debug("warm start %s failed", name, exc_info=True)
+            continue
+        if plan.status.has_plan and plan.flows is not None:
+            return plan
+    return None
+
+
+def final_flows(index: Index, model: MilpModel, x: FloatArray, node: IntArray,
+                start: IntArray, on: npt.NDArray[np.bool_]) -> tuple[Flows, bool]:
+    """Flows for the placement: exact dispatch; the MILP's own flows when dispatch fails.
+
+    Returns
+    -------
+    (Flows, bool)
+        The flows and whether they came from the dispatch.
+    """
+    from optisched.dispatch import dispatch
+
+    res = dispatch(index, node, start, on)
+    if res.feasible and res.flows is not None:
+        return res.flows, True
+    from optisched.evaluate import job_load
+
+    load = on * index.idle_kw[:, None] + job_load(index, node, start)
+    flows = Flows(on=on.copy(), load=load, pv_used=x[model.pv_used],
+                  grid_import=x[model.grid_import],
+                  grid_export=x[model.grid_export], charge=x[model.charge],
+                  discharge=x[model.discharge], soc=x[model.soc])
+    return flows, False
+
+
+def run_highs(problem: Problem, index: Index, options: SolveOptions, *, name: str = "highs",
+              model: MilpModel | None = None) -> Plan:
+    """Build (unless given) and solve the MILP; see :func:`solve_highs`."""
+    t0 = time.perf_counter()
+    extra = options.extra
+    model = model or build_milp(index)
+    t_build = time.perf_counter() - t0
+    warm = _warm_start_plan(problem, index, options)
+    time_limit = options.time_limit if options.time_limit is not None else DEFAULT_TIME_LIMIT
+    remaining = time_limit - (time.perf_counter() - t0)
+    h = highs_from_model(model, log_output=bool(extra.get("log")))
+    _set_common(h, model, options, remaining)
+    gap = DEFAULT_GAP if options.mip_gap is None else float(options.mip_gap)
+    h.setOptionValue("mip_rel_gap", gap)
+    h.setOptionValue("mip_abs_gap", 1e-9)
+    info: dict[str, Any] = {"columns": model.n_cols, "rows": model.n_rows,
+                            "nonzeros": int(model.A.nnz), "integers": int(model.integer.sum())}
+    if warm is not None:
+        v = model_solution_from_plan(index, model, warm)
+        if v is not None:
+            sol = highspy.HighsSolution()
+            sol.col_value = v
+            sol.value_valid = True
+            h.setSolution(sol)
+            info["warm_start"] = warm.solver
+            info["warm_start_objective"] = warm.objective
+
+    if options.callback is not None:
+        def improving(e: Any) -> None:
+            d = e.data_out
+            options.report(t0, float(d.objective_function_value), float(d.mip_dual_bound),
+                           "highs incumbent")
+
+        h.cbMipImprovingSolution.subscribe(improving)
+    h.run()
+    ms = h.getModelStatus()
+    if ms == _MS.kNotset and options.threads:
+        # HiGHS's thread pool is process-global: a pool started earlier with another
+        # size makes run() fail at once. Reset it (solves here are sequential) and retry.
+        log.info("HiGHS thread pool has another size; resetting it to %d", options.threads)
+        highspy.Highs.resetGlobalScheduler(True)
+        h.run()
+        ms = h.getModelStatus()
+        info["scheduler_reset"] = True
+    hinfo = h.getInfo()
+    mapped = STATUS_MAP.get(ms, Status.ERROR)
+    has_sol = hinfo.primal_solution_status == 2 or (
+        ms == _MS.kOptimal and model.n_cols > 0)
+    info["highs_status"] = h.modelStatusToString(ms)
+    t_solve = time.perf_counter() - t0 - t_build
+    if mapped is None:
+        mapped = Status.FEASIBLE if has_sol else Status.NO_SOLUTION
+    if mapped is Status.INFEASIBLE:
+        msg = "the MILP is infeasible"
+        if extra.get("explain", True):
+            msg = explain_infeasibility(index, time_limit=max(1.0, time_limit / 4))
+        plan = Plan.empty(problem, name, Status.INFEASIBLE, msg)
+    elif mapped is Status.OPTIMAL or (mapped is Status.FEASIBLE and has_sol):
+        x = np.asarray(h.getSolution().col_value, dtype=float)
+        node, start, on = placement_from_solution(index, model, x)
+        flows, dispatched = final_flows(index, model, x, node, start, on)
+        plan = plan_from_placement(problem, index, name, mapped, node, start, flows)
+        plan.objective = float(hinfo.objective_function_value)
+        info["milp_objective"] = plan.objective
+        info["redispatched"] = dispatched
+        if model.integer.any():
+            plan.bound = float(hinfo.mip_dual_bound)
+            info["mip_gap"] = float(hinfo.mip_gap)
+            info["mip_nodes"] = int(hinfo.mip_node_count)
+        else:
+            plan.bound = plan.objective
+    else:
+        plan = Plan.empty(problem, name, mapped,
+                          f"HiGHS ended with {info['highs_status']} and no plan")
+        if model.integer.any() and math.isfinite(hinfo.mip_dual_bound):
+            plan.bound = float(hinfo.mip_dual_bound)
+    options.report(t0, plan.objective, plan.bound, f"highs {info['highs_status']}")
+    plan.info = info
+    plan.timings = {"build": t_build, "solve": t_solve}
+    return plan
+
+
+def solve_highs(problem: Problem, index: Index, options: SolveOptions) -> Plan:
+    """The exact MILP solved by HiGHS (see the module docstring)."""
+    return run_highs(problem, index, options)
+
+
+_FAMILY_TEXT: dict[str, Callable[[Index, Any, float], str]] = {
+    "assignment": lambda ix, b, v: (f"job {ix.job_ids[b[0]]} (must run) cannot be placed on any "
+                                    "eligible node and start"),
+    "capacity": lambda ix, b, v: (f"node {ix.node_ids[b[1]]} slot {b[2]}: "
+                                  f"{ix.resources[b[3]]} needed exceeds capacity by {v:.4g}"),
+    "power_balance": lambda ix, b, v: (f"node {ix.node_ids[b[1]]} slot {b[2]}: load exceeds PV "
+                                       f"+ grid headroom + battery by {v:.4g} kW"),
+    "battery_terminal": lambda ix, b, v: (f"node {ix.node_ids[b[1]]}: the battery cannot end at "
+                                          f"its initial state of charge (short {v:.4g} kWh)"),
+    "feeder": lambda ix, b, v: (f"feeder {ix.feeder_ids[b[3]]} slot {b[2]}: net import exceeds "
+                                f"the feeder headroom by {v:.4g} kW"),
+}
+
+
+def explain_infeasibility(index: Index, time_limit: float = 10.0, max_items: int = 8) -> str:
+    """Why the MILP is infeasible, in user terms, from an elastic relaxation.
+
+    Slack columns are added to the rows of the families ``assignment`` (a must-run
+    job left unplaced), ``capacity``, ``power_balance`` (unserved load: PV +
+    headroom + battery short), ``battery_terminal`` and ``feeder``; the total
+    slack is minimized and every row with positive slack is reported with its
+    job, node, slot or feeder.
+    """
+    model = build_milp(index, elastic=True)
+    assign = [b for b in model.blocks if b.family == "assignment"]
+    for b in assign:  # leaving a must-run job out is the last resort
+        rows = np.arange(b.start, b.start + b.size)
+        model.cost[model.slack[rows][model.slack[rows] >= 0]] = ASSIGNMENT_SLACK_WEIGHT
+    h = highs_from_model(model)
+    h.setOptionValue("time_limit", float(time_limit))
+    h.setOptionValue("mip_rel_gap", 1e-4)
+    h.run()
+    if h.getInfo().primal_solution_status != 2:
+        return "the MILP is infeasible (the elastic relaxation found no explanation in time)"
+    x = np.asarray(h.getSolution().col_value)
+    rows = np.nonzero(model.slack >= 0)[0]
+    val = x[model.slack[rows]]
+    pos = rows[val > 1e-6]
+    if not pos.size:
+        return "the MILP is infeasible (no single constraint family explains it)"
+    node, start, _ = placement_from_solution(index, model, x)
+    by_fam: dict[str, list[str]] = {}
+    for r in pos[np.argsort(-x[model.slack[pos]])]:
+        blk = model.block_of(int(r))
+        i = int(r) - blk.start
+        key = (int(blk.job[i]), int(blk.node[i]), int(blk.slot[i]), int(blk.resource[i]))
+        text = _FAMILY_TEXT[blk.family](index, key, float(x[model.slack[r]]))
+        if blk.family in ("capacity", "power_balance"):
+            n, t = key[1], key[2]
+            d = index.duration(np.arange(index.J), np.maximum(node, 0))
+            there = [index.job_ids[j] for j in range(index.J)
+                     if node[j] == n and start[j] <= t < start[j] + d[j]]
+            if there:
+                text += f" (jobs there: {', '.join(there)})"
+        by_fam.setdefault(blk.family, []).append(text)
+    parts = []
+    for fam, msgs in by_fam.items():
+        more = f" (and {len(msgs) - max_items} more)" if len(msgs) > max_items else ""
+        parts.append(f"[{fam}] " + "; ".join(msgs[:max_items]) + more)
+    return "infeasible: " + " | ".join(parts)

@@ -1,0 +1,713 @@
+"""``lns``: adaptive large-neighbourhood search around exact sub-MILPs.
+
+The algorithm (``formulations/lns.md`` has the full statement):
+
+1. **Start.** The plan in ``options.extra["start"]`` when given (a :class:`Plan` of
+   this problem), else the ``greedy`` plan (``baseline`` when greedy is missing or
+   fails). A start without flows gets the exact dispatch.
+2. **Bound.** The Lagrangian bound of :mod:`optisched.solvers.lns_bound` at the
+   start plan's load, and the LP relaxation (:func:`optisched.bound.lp_bound`) when
+   it exists and the model is small enough for the budget. The best is kept.
+3. **Loop** until the time limit, ``max_iterations`` or a proof of optimality: pick
+   a neighbourhood kind by roulette over adaptive weights, build a neighbourhood
+   (nodes ``S`` closed under coupled feeders, freed jobs ``F``) of the current
+   size, build it as a sub-problem (:mod:`optisched.solvers.lns_sub`), solve it
+   with the sub-solver (``highs``, warm-started from the incumbent; ``cpsat`` or
+   ``greedy`` when asked or when ``highs`` is not registered) within a time limit
+   that never exceeds the remaining budget, splice the result back, re-dispatch
+   the nodes ``S`` exactly (:func:`optisched.dispatch.dispatch_load`), price the
+   whole plan with :func:`optisched.evaluate.evaluate` and accept it when it is
+   feasible and strictly cheaper.
+4. **Adaptation.** A kind's weight moves towards its reward (relative improvement
+   per second, or per iteration when ``max_iterations`` is set so runs are
+   reproducible); the neighbourhood size grows after a sub-solve proven optimal
+   and shrinks after one cut by its time limit.
+
+Options (``solve(..., **options)``): ``start`` (Plan), ``max_iterations`` (int),
+``sub_solver`` ("highs", "cpsat" or "greedy"), ``sub_time_limit`` [s], ``size``
+(initial freed jobs), ``kinds`` (list of neighbourhood kinds), ``lp_bound``
+("auto", True or False), ``greedy_time_limit`` [s].
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from optisched.dispatch import dispatch, dispatch_load
+from optisched.domain import Problem
+from optisched.evaluate import Evaluation, evaluate
+from optisched.index import Index, compile_index
+from optisched.plan import Plan, Status
+from optisched.solvers.base import SolveOptions
+from optisched.solvers.lns_bound import improved_bound, lagrangian_bound
+from optisched.solvers.lns_sub import SubProblem, build_subproblem
+
+__all__ = ["DEFAULT_TIME_LIMIT", "KINDS", "solve_lns"]
+
+log = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+DEFAULT_TIME_LIMIT = 60.0
+"""Budget when ``time_limit`` is not given [s]."""
+KINDS = ("window", "feeder", "region", "worst_nodes", "random_nodes", "expensive",
+         "penalty", "random_jobs")
+"""Neighbourhood kinds (see ``formulations/lns.md``)."""
+MIN_SIZE = 3
+"""Smallest neighbourhood [freed jobs]."""
+INITIAL_SIZE = 8
+"""First neighbourhood size [freed jobs] (option ``size``)."""
+SUB_LIMIT_MIN, SUB_LIMIT_MAX = 1.0, 3.0
+"""Default sub-solve limit: ``budget / 20`` clipped to these [s]. Measured on 100 × 20 × 96
+instances: sub-MILPs of 4-8 freed jobs close at HiGHS's root in 0.05-0.7 s, those of 12
+freed jobs on 12 nodes stay in the root cut loop for more than 4 s without improving the
+warm start, so short limits and the size adaptation pay more than long limits."""
+GROW, SHRINK = 1.3, 0.7
+"""Size factors after a sub-solve proven optimal / cut by its time limit."""
+ALPHA = 0.3
+"""Weight of the newest reward in a kind's weight."""
+WEIGHT_FLOOR = 0.05
+"""Smallest weight of a kind, so every kind keeps being tried."""
+START_MILP_SHARE = 0.5
+"""Share of the budget the ``highs`` MILP gets for a start plan when greedy and baseline
+find none (tight instances such as ICON 2014)."""
+GREEDY_MOVES = 300
+"""Local-search moves of the greedy start when ``max_iterations`` is set (so the start,
+too, does not depend on machine speed)."""
+CAPACITY_ITERATIONS = 10
+"""Subgradient steps of :func:`~optisched.solvers.lns_bound.capacity_bound`."""
+BOUND_ROUNDS = 4
+"""Rounds of :func:`~optisched.solvers.lns_bound.improved_bound` at the start and the end."""
+_REL = 1e-9
+"""Relative improvement below which a plan does not count as better."""
+_SUB_GAP = 1e-6
+"""Relative MIP gap of the sub-solves."""
+LP_BOUND_MAX_COLUMNS = 300_000
+"""Start columns ``Σ options' start windows`` up to which ``lp_bound="auto"`` runs the LP
+(measured: 88k columns, 100 jobs × 20 nodes × 96 slots, 15-26 s with HiGHS dual simplex)."""
+LP_BOUND_MIN_BUDGET = 10.0
+"""Smallest time limit [s] at which ``lp_bound="auto"`` starts the LP process (spawning it
+and importing optisched costs about 1-2 s)."""
+
+
+@dataclass
+class _Stats:
+    tried: int = 0
+    improved: int = 0
+    gain: float = 0.0
+    seconds: float = 0.0
+    weight: float = 1.0
+
+
+@dataclass
+class _Hood:
+    kind: str
+    nodes: IntArray
+    free: IntArray
+
+
+@dataclass
+class _State:
+    best: Plan
+    objective: float
+    bound: float | None
+    size: float
+    stats: dict[str, _Stats] = field(default_factory=dict)
+    seen: set[tuple[bytes, bytes]] = field(default_factory=set)
+
+
+# --------------------------------------------------------------------------- start
+
+
+def _with_flows(problem: Problem, index: Index, plan: Plan) -> Plan | None:
+    """``plan`` with exact flows when it has none; None when they do not exist."""
+    if plan.flows is not None:
+        return plan
+    res = dispatch(index, plan.node, plan.start)
+    if not res.feasible:
+        return None
+    out = Plan(solver="lns", status=Status.FEASIBLE, job_ids=list(index.job_ids),
+               node_ids=list(index.node_ids), node=plan.node.copy(), start=plan.start.copy(),
+               flows=res.flows)
+    return out
+
+
+def _start_plan(problem: Problem, index: Index, options: SolveOptions,
+                budget: float) -> tuple[Plan, str]:
+    """The start plan and where it came from (status infeasible when none)."""
+    given = options.extra.get("start")
+    if given is not None:
+        if not isinstance(given, Plan):
+            raise TypeError("options start must be a Plan")
+        plan = _with_flows(problem, index, given)
+        if plan is None:
+            raise ValueError("the start plan has no feasible dispatch")
+        ev = evaluate(problem, plan, index)
+        if not ev.feasible:
+            raise ValueError("the start plan fails the evaluator: "
+                             + "; ".join(str(v) for v in ev.violations[:3]))
+        return plan, "given"
+    tl = float(options.extra.get("greedy_time_limit", min(10.0, max(0.2, 0.05 * budget))))
+    try:
+        from optisched.solvers.greedy import run_greedy
+    except ImportError:  # pragma: no cover - greedy ships with the package
+        run_greedy = None  # type: ignore[assignment]
+    if run_greedy is not None:
+        gextra: dict[str, Any] = {}
+        if options.extra.get("max_iterations") is not None:  # reproducible: end by moves
+            gextra["iterations"] = GREEDY_MOVES
+            tl = max(tl, 3600.0)
+        gopts = SolveOptions(time_limit=tl, seed=options.seed, threads=options.threads,
+                             extra=gextra)
+        plan = run_greedy(problem, index, gopts)
+        if plan.status.has_plan and evaluate(problem, plan, index).feasible:
+            return plan, "greedy"
+    from optisched.solvers.baseline import solve_baseline
+
+    plan = solve_baseline(problem, index, SolveOptions(seed=options.seed))
+    if plan.status.has_plan and plan.flows is not None:
+        res = dispatch(index, plan.node, plan.start, plan.flows.on)
+        if res.feasible and res.flows is not None:
+            plan.flows = res.flows
+        return plan, "baseline"
+    # the heuristics found nothing (tight capacity): the MILP decides, with part of the budget
+    from optisched.solvers import REGISTRY, solve
+
+    if "highs" in REGISTRY and REGISTRY["highs"].available():
+        limit = START_MILP_SHARE * budget if math.isfinite(budget) else 60.0
+        milp = solve(problem, "highs", time_limit=limit, seed=options.seed,
+                     threads=options.threads, warm_start=False)
+        if milp.status.has_plan or milp.status is Status.INFEASIBLE:
+            return milp, "highs"
+        if milp.status is Status.NO_SOLUTION:
+            milp.message = (f"greedy and baseline found no plan ({plan.message}); the MILP "
+                            f"found none in {limit:.3g} s")
+            return milp, "highs"
+    return plan, "baseline"
+
+
+# --------------------------------------------------------------------------- bound
+
+
+def _start_columns(index: Index) -> int:
+    """Number of (option, feasible start) pairs, the size of the time-indexed model."""
+    width = np.maximum(0, index.opt_latest - index.opt_earliest + 1)
+    return int(width.sum())
+
+
+def _lp_worker(problem: Problem, time_limit: float, conn: Any) -> None:
+    """Child process: the LP relaxation bound, sent through ``conn`` (None on failure)."""
+    try:
+        from optisched.bound import lp_bound
+
+        value: float | None = float(lp_bound(problem, time_limit=time_limit))
+    except Exception:  # a failed optional bound must not stop the search
+        value = None
+    conn.send(value)
+    conn.close()
+
+
+class _LpBound:
+    """The LP relaxation bound computed in a child process beside the search.
+
+    HiGHS runs the LP in its own process (``spawn``), so the search keeps its core
+    and HiGHS's process-global settings are not shared; the child is terminated
+    when the search ends first.
+    """
+
+    def __init__(self, problem: Problem, time_limit: float) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe(duplex=False)
+        self.proc = ctx.Process(target=_lp_worker, args=(problem, time_limit, child),
+                                daemon=True)
+        self.proc.start()
+        child.close()
+        self.value: float | None = None
+        self.done = False
+
+    def poll(self, wait: float = 0.0) -> float | None:
+        """The bound when it has arrived (waiting up to ``wait`` seconds), else None."""
+        if not self.done and self.conn.poll(max(0.0, wait)):
+            try:
+                v = self.conn.recv()
+            except EOFError:
+                v = None
+            self.done = True
+            self.value = v if v is not None and math.isfinite(v) else None
+            self.proc.join(timeout=1.0)
+        return self.value
+
+    def stop(self) -> None:
+        """Terminate the child if it still runs."""
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(timeout=1.0)
+        self.conn.close()
+
+
+def _max_bound(a: float | None, b: float | None) -> float | None:
+    vals = [v for v in (a, b) if v is not None and math.isfinite(v)]
+    return max(vals) if vals else None
+
+
+# --------------------------------------------------------------------------- neighbourhoods
+
+
+class _Builder:
+    """Builds neighbourhoods of the incumbent."""
+
+    def __init__(self, problem: Problem, index: Index, rng: np.random.Generator) -> None:
+        self.problem = problem
+        self.index = index
+        self.rng = rng
+        ix = index
+        self.movable = ~ix.pinned
+        # eligible nodes per job
+        self.elig = np.zeros((ix.J, ix.N), dtype=bool)
+        self.elig[ix.opt_job, ix.opt_node] = True
+        # static per-option score: mean import cost over the window times energy + latency
+        pref = np.zeros((ix.N, ix.T + 1))
+        pref[:, 1:] = np.cumsum(ix.import_cost, axis=1)
+        a = np.clip(ix.opt_earliest, 0, ix.T)
+        b = np.clip(ix.opt_latest + ix.opt_dur, 0, ix.T)
+        mean = (pref[ix.opt_node, b] - pref[ix.opt_node, a]) / np.maximum(b - a, 1)
+        self.opt_score = ix.opt_power * ix.opt_dur * ix.dt * mean + ix.opt_latency_cost
+        regions = [n.region for n in problem.nodes]
+        self.regions: dict[str, IntArray] = {}
+        for r in sorted(set(regions)):
+            self.regions[r] = np.array([k for k, x in enumerate(regions) if x == r],
+                                       dtype=np.int64)
+        self.feeders = [np.nonzero(ix.feeder_of == f)[0].astype(np.int64)
+                        for f in range(len(ix.feeder_ids))]
+        self.feeders = [m for m in self.feeders if m.size]
+
+    # incumbent statistics ---------------------------------------------------------
+    def refresh(self, plan: Plan) -> None:
+        """Per-node and per-job costs of the incumbent."""
+        ix = self.index
+        f = plan.flows
+        assert f is not None
+        dt = ix.dt
+        self.plan = plan
+        self.node_cost = (dt * np.sum(ix.import_cost * f.grid_import
+                                      - ix.export_price * f.grid_export
+                                      + ix.degradation[:, None] * f.discharge, axis=1)
+                          + ix.demand_charge * f.grid_import.max(axis=1, initial=0.0))
+        self.node_kwh = dt * f.load.sum(axis=1)
+        # marginal price of load per node and slot: the import cost where the grid
+        # supplies, the export price given up where PV is exported, else 0
+        lam = np.where(f.grid_import > 1e-9, ix.import_cost,
+                       np.where(f.grid_export > 1e-9, ix.export_price, 0.0))
+        pref = np.zeros((ix.N, ix.T + 1))
+        pref[:, 1:] = np.cumsum(lam * dt, axis=1)
+        jc = np.zeros(ix.J)
+        self.penalty = np.zeros(ix.J)
+        runs = np.nonzero(plan.node >= 0)[0]
+        if runs.size:
+            n = plan.node[runs]
+            d = ix.duration(runs, n)
+            a = np.clip(plan.start[runs], 0, ix.T)
+            b = np.clip(plan.start[runs] + d, 0, ix.T)
+            power = ix.job_power[runs] * ix.power_factor[n]
+            over = ix.latency_ms[runs, n] - ix.latency_slo[runs]
+            lat = np.where(np.isfinite(over) & (over > 0),
+                           ix.latency_rate[runs] * np.nan_to_num(over), 0.0)
+            tard = ix.tardiness_cost(runs, plan.start[runs] + d)
+            jc[runs] = power * (pref[n, b] - pref[n, a]) + lat + tard
+            self.penalty[runs] = lat + tard
+        dropped = np.nonzero((plan.node < 0) & ~np.isnan(ix.drop_penalty))[0]
+        jc[dropped] = ix.drop_penalty[dropped]
+        self.penalty[dropped] = ix.drop_penalty[dropped]
+        self.job_cost = jc
+
+    # helpers ---------------------------------------------------------------------
+    def _jobs_on(self, nodes: IntArray) -> IntArray:
+        plan = self.plan
+        on = (plan.node >= 0) & np.isin(plan.node, nodes) & self.movable
+        return np.nonzero(on)[0].astype(np.int64)
+
+    def _dropped_for(self, nodes: IntArray) -> IntArray:
+        plan = self.plan
+        d = (plan.node < 0) & self.movable & self.elig[:, nodes].any(axis=1)
+        return np.nonzero(d)[0].astype(np.int64)
+
+    def _pick(self, items: IntArray, k: int, weights: npt.ArrayLike | None = None) -> IntArray:
+        if items.size <= k:
+            return np.sort(items)
+        p = None
+        if weights is not None:
+            w = np.maximum(np.asarray(weights, dtype=float), 0.0) + 1e-12
+            p = w / w.sum()
+        return np.sort(self.rng.choice(items, size=k, replace=False, p=p)).astype(np.int64)
+
+    def _node_cap(self, size: int) -> int:
+        return max(2, math.ceil(size / 2))
+
+    def _grow(self, seed_nodes: IntArray, size: int) -> IntArray:
+        """``seed_nodes`` plus random others until ``size`` jobs live there or the node cap."""
+        nodes = np.unique(np.asarray(seed_nodes, dtype=np.int64))
+        cap = self._node_cap(size)
+        for n in self.rng.permutation(self.index.N):
+            have = self._jobs_on(nodes).size + self._dropped_for(nodes).size
+            if have >= size or (nodes.size >= cap and have > 0):
+                break
+            if n not in nodes:
+                nodes = np.sort(np.append(nodes, n)).astype(np.int64)
+        return nodes
+
+    def _node_hood(self, kind: str, nodes: IntArray, size: int) -> _Hood:
+        jobs = np.concatenate([self._jobs_on(nodes), self._dropped_for(nodes)])
+        return _Hood(kind, nodes, self._pick(jobs, size))
+
+    def _job_hood(self, kind: str, jobs: IntArray) -> _Hood:
+        """Free ``jobs``: their nodes plus one or two eligible alternatives each."""
+        ix = self.index
+        plan = self.plan
+        nodes = set(int(n) for n in plan.node[jobs] if n >= 0)
+        cap = self._node_cap(jobs.size) + len(nodes)
+        for j in jobs:
+            opts = ix.options_of(int(j))
+            if not opts.size:
+                continue
+            sc = self.opt_score[opts]
+            w = np.exp(-(sc - sc.min()) / max(1e-9, float(np.ptp(sc)) or 1.0))
+            k = min(2, opts.size)
+            for o in self._pick(opts, k, w):
+                if len(nodes) < cap:
+                    nodes.add(int(ix.opt_node[o]))
+        arr = np.array(sorted(nodes), dtype=np.int64)
+        # a freed job must have an eligible node in S, unless it may stay dropped
+        ok = self.elig[jobs][:, arr].any(axis=1) | ~ix.must_run[jobs] | (plan.node[jobs] >= 0)
+        return _Hood(kind, arr, jobs[ok])
+
+    # kinds -----------------------------------------------------------------------
+    def build(self, kind: str, size: int) -> _Hood | None:
+        ix = self.index
+        rng = self.rng
+        plan = self.plan
+        if kind == "window":
+            cap = self._node_cap(size)
+            if ix.N <= cap:
+                nodes = np.arange(ix.N, dtype=np.int64)
+            else:
+                nodes = np.sort(rng.choice(ix.N, size=cap, replace=False)).astype(np.int64)
+            on_s = self._jobs_on(nodes)
+            drop = self._dropped_for(nodes)
+            total = max(1, on_s.size + drop.size)
+            w = int(np.clip(round(ix.T * size / total), 2, ix.T))
+            a = int(rng.integers(0, max(1, ix.T - w + 1)))
+            b = a + w
+            d = ix.duration(on_s, plan.node[on_s]) if on_s.size else np.zeros(0, dtype=np.int64)
+            hit = on_s[(plan.start[on_s] < b) & (plan.start[on_s] + d > a)]
+            dl = np.where(np.isfinite(ix.deadline[drop]), ix.deadline[drop], ix.T)
+            hit_d = drop[(ix.release[drop] < b) & (dl > a)]
+            return _Hood(kind, nodes, self._pick(np.concatenate([hit, hit_d]), size))
+        if kind == "feeder":
+            coupled = [m for m in self.feeders if np.isfinite(
+                ix.feeder_headroom[ix.feeder_of[m[0]]]).any()]
+            if not coupled:
+                return None
+            m = coupled[int(rng.integers(len(coupled)))]
+            return self._node_hood(kind, self._pick(m, self._node_cap(size)), size)
+        if kind == "region":
+            if len(self.regions) < 2:
+                return None
+            keys = sorted(self.regions)
+            members = self.regions[keys[int(rng.integers(len(keys)))]]
+            seed = self._pick(members, min(members.size, self._node_cap(size)))
+            return self._node_hood(kind, self._grow(seed, size), size)
+        if kind == "worst_nodes":
+            per_kwh = self.node_cost / np.maximum(self.node_kwh, 1e-9)
+            busy = np.nonzero(self.node_kwh > 0)[0]
+            if not busy.size:
+                return None
+            rank = np.argsort(np.argsort(-per_kwh[busy]))
+            seed = self._pick(busy, 1, 1.0 / (1.0 + rank))
+            return self._node_hood(kind, self._grow(seed, size), size)
+        if kind == "random_nodes":
+            return self._node_hood(kind, self._grow(np.array([int(rng.integers(ix.N))]), size),
+                                   size)
+        if kind == "expensive":
+            cand = np.nonzero(self.movable & (self.job_cost > 0))[0]
+            if not cand.size:
+                return None
+            return self._job_hood(kind, self._pick(cand, size, self.job_cost[cand]))
+        if kind == "penalty":
+            cand = np.nonzero(self.movable & (self.penalty > 0))[0]
+            if not cand.size:
+                return None
+            return self._job_hood(kind, self._pick(cand, size, self.penalty[cand]))
+        if kind == "random_jobs":
+            cand = np.nonzero(self.movable)[0]
+            if not cand.size:
+                return None
+            return self._job_hood(kind, self._pick(cand, size))
+        raise ValueError(f"unknown neighbourhood kind {kind!r}; known: {', '.join(KINDS)}")
+
+
+# --------------------------------------------------------------------------- sub-solve
+
+
+def _sub_solver(options: SolveOptions) -> str:
+    from optisched.solvers import REGISTRY
+
+    want = options.extra.get("sub_solver")
+    if want is not None:
+        if want not in REGISTRY or not REGISTRY[want].available():
+            raise ValueError(f"sub_solver {want!r} is not registered or not installed")
+        return str(want)
+    for name in ("highs", "cpsat", "greedy"):
+        if name in REGISTRY and REGISTRY[name].available():
+            return name
+    return "greedy"
+
+
+def _solve_sub(name: str, sub: SubProblem, time_limit: float, seed: int,
+               threads: int | None) -> Plan:
+    """Solve a sub-problem with the registered solver ``name`` (``greedy`` also unregistered)."""
+    from optisched.solvers import REGISTRY, solve
+
+    if name not in REGISTRY:
+        from optisched.solvers.greedy import run_greedy
+
+        return run_greedy(sub.problem, compile_index(sub.problem),
+                          SolveOptions(time_limit=time_limit, seed=seed))
+    extra: dict[str, Any] = {}
+    if name in ("highs", "cpsat"):
+        extra["warm_start"] = sub.warm
+    return solve(sub.problem, name, time_limit=time_limit, mip_gap=_SUB_GAP, seed=seed,
+                 threads=threads, **extra)
+
+
+def _splice(problem: Problem, index: Index, best: Plan, sub: SubProblem,
+            result: Plan) -> tuple[Plan | None, Evaluation | None]:
+    """The full plan with the sub-problem's result in place, and its evaluation.
+
+    The sub-problem's flows of ``S`` (exact dispatch within the reduced feeder
+    headroom) with the incumbent flows elsewhere form a feasible plan. When it is
+    better than the incumbent, the nodes of ``S`` (with their whole coupled feeders)
+    are re-dispatched exactly, which never costs more, and the cheaper feasible
+    version is returned. None when the spliced plan fails the evaluator.
+    """
+    assert best.flows is not None and result.flows is not None
+    node, start = best.node.copy(), best.start.copy()
+    sn = result.node
+    node[sub.jobs] = np.where(sn >= 0, sub.nodes[np.maximum(sn, 0)], -1)
+    start[sub.jobs] = result.start
+    flows = best.flows.copy()
+    for k in flows.__dict__:
+        getattr(flows, k)[sub.nodes] = getattr(result.flows, k)
+    cand = Plan(solver="lns", status=Status.FEASIBLE, job_ids=list(index.job_ids),
+                node_ids=list(index.node_ids), node=node, start=start, flows=flows)
+    ev = evaluate(problem, cand, index)
+    if not ev.feasible:
+        log.debug("spliced plan fails the evaluator: %s", ev.violations[:2])
+        return None, None
+    if ev.objective >= _objective(best) - _REL * max(1.0, abs(_objective(best))):
+        return cand, ev
+    res = dispatch_load(index, flows.load, nodes=sub.nodes)
+    if res.feasible:
+        flows2 = flows.copy()
+        res.write_into(flows2)
+        cand2 = Plan(solver="lns", status=Status.FEASIBLE, job_ids=list(index.job_ids),
+                     node_ids=list(index.node_ids), node=node.copy(), start=start.copy(),
+                     flows=flows2)
+        ev2 = evaluate(problem, cand2, index)
+        if ev2.feasible and ev2.objective <= ev.objective:
+            return cand2, ev2
+    return cand, ev
+
+
+def _objective(plan: Plan) -> float:
+    return math.inf if plan.objective is None else plan.objective
+
+
+# --------------------------------------------------------------------------- main
+
+
+def solve_lns(problem: Problem, index: Index, options: SolveOptions) -> Plan:
+    """Adaptive large-neighbourhood search (see the module docstring)."""
+    t0 = time.perf_counter()
+    extra = options.extra
+    deadline = options.deadline(t0, DEFAULT_TIME_LIMIT)
+    budget = deadline - t0
+    use_lp = extra.get("lp_bound", "auto")
+    lp_job: _LpBound | None = None
+    if use_lp is True or (use_lp == "auto" and budget >= LP_BOUND_MIN_BUDGET
+                          and _start_columns(index) <= LP_BOUND_MAX_COLUMNS):
+        lp_job = _LpBound(problem, budget if math.isfinite(budget) else 3600.0)
+    try:
+        return _search(problem, index, options, t0, deadline, lp_job)
+    finally:
+        if lp_job is not None:
+            lp_job.stop()
+
+
+def _search(problem: Problem, index: Index, options: SolveOptions, t0: float, deadline: float,
+            lp_job: _LpBound | None) -> Plan:
+    """The search of :func:`solve_lns` (the LP bound, if any, already running)."""
+    extra = options.extra
+    budget = deadline - t0
+    max_iter = extra.get("max_iterations")
+    max_iter = None if max_iter is None else int(max_iter)
+    deterministic = max_iter is not None
+    rng = np.random.default_rng(options.seed)
+    start, origin = _start_plan(problem, index, options, budget if math.isfinite(budget) else 60.0)
+    if not start.status.has_plan or start.flows is None:
+        start.solver = "lns"
+        return start
+    ev = evaluate(problem, start, index)
+    best = Plan(solver="lns", status=Status.FEASIBLE, job_ids=list(index.job_ids),
+                node_ids=list(index.node_ids), node=start.node.copy(), start=start.start.copy(),
+                flows=start.flows.copy())
+    objective = ev.objective
+    best.objective = objective
+    t_start = time.perf_counter() - t0
+    options.report(t0, objective, None, f"start ({origin})")
+
+    tb = time.perf_counter()
+    bound = lagrangian_bound(index, best.flows.load) if best.flows is not None else None
+    t_lag = time.perf_counter() - tb  # one evaluation of the Lagrangian bound [s]
+    if bound is not None and best.flows is not None:
+        more = improved_bound(index, best.flows.load, rounds=BOUND_ROUNDS,
+                              deadline=min(deadline, time.perf_counter() + 0.05 * budget),
+                              upper=objective, capacity_iterations=CAPACITY_ITERATIONS)
+        bound = _max_bound(bound, more)
+    bound_source = "lagrangian" if bound is not None else None
+    options.report(t0, objective, bound, "bound")
+
+    name = _sub_solver(options)
+    kinds = list(extra.get("kinds", KINDS))
+    state = _State(best=best, objective=objective, bound=bound,
+                   size=float(extra.get("size", min(INITIAL_SIZE, max(index.J, 1)))))
+    state.stats = {k: _Stats() for k in kinds}
+    builder = _Builder(problem, index, rng)
+    builder.refresh(best)
+    default_sub = (max(SUB_LIMIT_MIN, min(SUB_LIMIT_MAX, budget / 20.0))
+                   if math.isfinite(budget) else SUB_LIMIT_MAX)
+    sub_limit = float(extra.get("sub_time_limit", default_sub))
+    n_movable = int((~index.pinned).sum())
+    iterations = 0
+    proven = False
+
+    def optimal_now() -> bool:
+        b = state.bound
+        return b is not None and state.objective - b <= 1e-6 * max(1.0, abs(state.objective))
+
+    while n_movable and not optimal_now() and not proven:
+        if max_iter is not None and iterations >= max_iter:
+            break
+        remaining = deadline - time.perf_counter()
+        if remaining < max(0.2, 2.0 * t_lag):
+            break
+        if lp_job is not None and not deterministic and not lp_job.done:
+            lpb = lp_job.poll()
+            if lpb is not None and (state.bound is None or lpb > state.bound):
+                state.bound, bound_source = lpb, "lp"
+                options.report(t0, state.objective, state.bound, "LP bound")
+                if optimal_now():
+                    break
+        iterations += 1
+        weights = np.array([state.stats[k].weight for k in kinds])
+        kind = kinds[int(rng.choice(len(kinds), p=weights / weights.sum()))]
+        st = state.stats[kind]
+        size = int(min(n_movable, max(MIN_SIZE, round(state.size))))
+        hood = builder.build(kind, size)
+        if hood is None or not hood.free.size:
+            st.weight = max(WEIGHT_FLOOR, (1 - ALPHA) * st.weight)
+            continue
+        key = (hood.nodes.tobytes(), np.sort(hood.free).tobytes())
+        whole = hood.nodes.size == index.N and hood.free.size == n_movable
+        if key in state.seen:
+            st.weight = max(WEIGHT_FLOOR, (1 - ALPHA) * st.weight)
+            state.size = min(n_movable, state.size * GROW)
+            continue
+        ts = time.perf_counter()
+        sub = build_subproblem(problem, index, state.best, hood.nodes, hood.free)
+        limit = min(sub_limit, max(0.1, deadline - time.perf_counter() - 0.05))
+        result = _solve_sub(name, sub, limit, int(rng.integers(2**31 - 1)), options.threads)
+        st.tried += 1
+        solved_optimal = result.status is Status.OPTIMAL
+        improved = False
+        gain = 0.0
+        if result.status.has_plan and result.flows is not None:
+            cand, cev = _splice(problem, index, state.best, sub, result)
+            if cand is not None and cev is not None:
+                if cev.objective < state.objective - _REL * max(1.0, abs(state.objective)):
+                    gain = state.objective - cev.objective
+                    state.best, state.objective = cand, cev.objective
+                    cand.objective = cev.objective
+                    builder.refresh(cand)
+                    state.seen.clear()
+                    improved = True
+                    options.report(t0, state.objective, state.bound,
+                                   f"iteration {iterations}: {kind} ({hood.free.size} jobs, "
+                                   f"{hood.nodes.size} nodes)")
+            if whole and solved_optimal:
+                proven = True
+                if result.bound is not None:
+                    state.bound = _max_bound(state.bound, result.bound)
+                    bound_source = "sub-solve of the whole problem"
+        if solved_optimal and not improved:
+            state.seen.add(key)
+        secs = time.perf_counter() - ts
+        log.debug("it %d %s: %d jobs %d nodes -> %s in %.2fs (sub limit %.2f, %s), %s",
+                  iterations, kind, hood.free.size, hood.nodes.size, result.status.value, secs,
+                  limit, {k: result.info.get(k) for k in ("columns", "integers", "mip_nodes")},
+                  "improved" if improved else "kept")
+        st.seconds += secs
+        cost = 1.0 if deterministic else max(secs, 1e-3)
+        rel = gain / max(1.0, abs(state.objective))
+        reward = (1.0 + min(10.0, 1e3 * rel)) / cost if improved else 0.0
+        st.weight = max(WEIGHT_FLOOR, (1 - ALPHA) * st.weight + ALPHA * reward)
+        if improved:
+            st.improved += 1
+            st.gain += gain
+        if solved_optimal:
+            state.size = min(n_movable, state.size * GROW)
+        elif result.status.has_plan or result.status is Status.NO_SOLUTION:
+            state.size = max(MIN_SIZE, state.size * SHRINK)
+
+    # final bounds: Lagrangian at the best plan's load, the LP when it arrives in time
+    if state.best.flows is not None and not optimal_now() and not proven:
+        lb = improved_bound(index, state.best.flows.load, rounds=BOUND_ROUNDS,
+                            deadline=math.inf if deterministic else deadline,
+                            upper=state.objective, capacity_iterations=CAPACITY_ITERATIONS)
+        if lb is not None and (state.bound is None or lb > state.bound):
+            state.bound, bound_source = lb, "lagrangian"
+    if lp_job is not None and not optimal_now() and not proven:
+        wait = math.inf if deterministic else deadline - time.perf_counter()
+        lpb = lp_job.poll(wait=min(wait, 3600.0))
+        if lpb is not None and (state.bound is None or lpb > state.bound):
+            state.bound, bound_source = lpb, "lp"
+    plan = state.best
+    plan.objective = state.objective
+    plan.bound = None if state.bound is None else min(state.bound, state.objective)
+    plan.status = Status.OPTIMAL if (optimal_now() or proven) else Status.FEASIBLE
+    if plan.status is Status.OPTIMAL and plan.bound is None:
+        plan.bound = state.objective
+    plan.info = {
+        "start": origin,
+        "start_objective": float(ev.objective),
+        "iterations": iterations,
+        "sub_solver": name,
+        "bound_source": bound_source,
+        "final_size": state.size,
+        "kinds": {k: {"tried": s.tried, "improved": s.improved, "gain": s.gain,
+                      "seconds": s.seconds, "weight": s.weight} for k, s in state.stats.items()},
+    }
+    total = time.perf_counter() - t0
+    plan.timings = {"build": t_start, "solve": total - t_start}
+    options.report(t0, plan.objective, plan.bound, "done")
+    return plan

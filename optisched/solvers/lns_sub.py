@@ -1,0 +1,157 @@
+"""Sub-problems of ``lns``: a neighbourhood as a smaller :class:`~optisched.domain.Problem`.
+
+A neighbourhood is a set of nodes ``S`` and a set of freed jobs ``F``. The
+sub-problem keeps the nodes ``S`` with their series and tariffs; a feeder of ``S``
+keeps its headroom minus the incumbent net import of its nodes outside ``S``
+(those keep their flows); its jobs are ``F`` (free, with their own eligibility restricted to
+``S``) and every other job the incumbent runs on ``S``, pinned at its incumbent
+(node, start). Everything outside ``S`` keeps its incumbent placement and flows, so
+the full objective is the sub-problem's objective plus a constant: solving the
+sub-problem exactly solves the neighbourhood exactly.
+
+Measured (2-core machine, 1000 jobs × 100 nodes × 96 slots): building a sub-problem
+of 40 freed jobs on 12 nodes takes about 2 ms here (pydantic ``model_copy`` and
+``model_construct``, no re-validation), and compiling its index about 5 ms, small
+beside a sub-MILP of 1-10 s; so the domain model is the interface, not a
+restricted model built by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from optisched.domain import Feeder, Problem
+from optisched.index import Index
+from optisched.plan import Flows, Plan, Status
+
+__all__ = ["SubProblem", "build_subproblem", "feeder_closure"]
+
+IntArray = npt.NDArray[np.int64]
+
+_SLACK = 1e-9
+"""Added to a reduced feeder headroom [kW] so the incumbent stays feasible after rounding."""
+
+
+@dataclass
+class SubProblem:
+    """A neighbourhood as a problem of its own.
+
+    Attributes
+    ----------
+    problem : Problem
+        The sub-problem.
+    nodes : (K,) int
+        Global node position of each sub-problem node.
+    jobs : (M,) int
+        Global job position of each sub-problem job.
+    free : (M,) bool
+        Whether the sub-problem job is free (else pinned at its incumbent place or
+        pinned in the original problem).
+    warm : Plan
+        The incumbent restricted to the sub-problem (a feasible plan of it).
+    """
+
+    problem: Problem
+    nodes: IntArray
+    jobs: IntArray
+    free: npt.NDArray[np.bool_]
+    warm: Plan
+
+
+def feeder_closure(index: Index, nodes: IntArray) -> IntArray:
+    """``nodes`` plus every node sharing a feeder with a finite headroom with one of them."""
+    nodes = np.unique(np.asarray(nodes, dtype=np.int64))
+    fs = {int(f) for f in index.feeder_of[nodes] if f >= 0
+          and np.isfinite(index.feeder_headroom[f]).any()}
+    if not fs:
+        return nodes
+    extra = np.nonzero(np.isin(index.feeder_of, list(fs)))[0]
+    return np.unique(np.concatenate([nodes, extra])).astype(np.int64)
+
+
+def _feeders(problem: Problem, index: Index, plan: Plan, nodes: IntArray,
+             in_s: npt.NDArray[np.bool_]) -> dict[str, Feeder]:
+    """Feeders of ``nodes``, their headroom reduced by the incumbent net import of the others.
+
+    ``H'_t = H_t − Σ_{n ∈ f, n ∉ S} (import − export)_nt``: the nodes outside ``S`` keep
+    their incumbent flows, so any flows of ``S`` within ``H'`` keep the whole feeder
+    within ``H``; the incumbent's own flows of ``S`` satisfy it.
+    """
+    assert plan.flows is not None
+    net = plan.flows.grid_import - plan.flows.grid_export
+    out: dict[str, Feeder] = {}
+    for f in sorted({int(x) for x in index.feeder_of[nodes] if x >= 0}):
+        name = index.feeder_ids[f]
+        others = (index.feeder_of == f) & ~in_s
+        lim = index.feeder_headroom[f]
+        if others.any() and np.isfinite(lim).any():
+            lim = np.where(np.isfinite(lim), lim - net[others].sum(axis=0) + _SLACK, lim)
+            out[name] = Feeder.model_construct(headroom_kw=[float(v) for v in lim])
+        else:
+            out[name] = problem.feeders[name]
+    return out
+
+
+def build_subproblem(problem: Problem, index: Index, plan: Plan, nodes: IntArray,
+                     free: IntArray) -> SubProblem:
+    """Build the sub-problem of neighbourhood (``nodes``, ``free``) around ``plan``.
+
+    Parameters
+    ----------
+    problem, index : Problem, Index
+        The full problem.
+    plan : Plan
+        The incumbent (with flows).
+    nodes : (K,) int
+        Node positions.
+    free : array of int
+        Jobs to free: not pinned in ``problem``, and each either dropped in the
+        incumbent or running on one of ``nodes``.
+
+    Returns
+    -------
+    SubProblem
+        The sub-problem, its maps back to the full problem and the warm start.
+    """
+    assert plan.flows is not None
+    nodes = np.sort(np.asarray(nodes, dtype=np.int64))
+    hz = problem.horizon
+    in_s = np.zeros(index.N, dtype=bool)
+    in_s[nodes] = True
+    is_free = np.zeros(index.J, dtype=bool)
+    is_free[np.asarray(free, dtype=np.int64)] = True
+    on_s = (plan.node >= 0) & in_s[np.maximum(plan.node, 0)]
+    jobs = np.nonzero(is_free | on_s)[0].astype(np.int64)
+    sub_jobs = []
+    for j in jobs:
+        job = problem.jobs[int(j)]
+        if not is_free[j] and not job.pinned:
+            job = job.model_copy(update={
+                "pinned_node": index.node_ids[int(plan.node[j])],
+                "pinned_start": hz.time_of(int(plan.start[j])),
+            })
+        sub_jobs.append(job)
+    sub_nodes = [problem.nodes[int(n)] for n in nodes]
+    ids = {n.node_id for n in sub_nodes}
+    tariffs = ({n.tariff: problem.tariffs[n.tariff] for n in sub_nodes}
+               if problem.tariffs else {})
+    feeders = _feeders(problem, index, plan, nodes, in_s)
+    sub = Problem.model_construct(
+        scenario=problem.scenario, nodes=sub_nodes, jobs=sub_jobs,
+        node_series={k: v for k, v in problem.node_series.items() if k in ids},
+        tariffs=tariffs, feeders=feeders,
+        latency_ms={k: v for k, v in problem.latency_ms.items() if k in ids},
+        regions=problem.regions,
+    )
+    pos = np.full(index.N, -1, dtype=np.int64)
+    pos[nodes] = np.arange(nodes.size)
+    wn = np.where(plan.node[jobs] >= 0, pos[np.maximum(plan.node[jobs], 0)], -1)
+    f = plan.flows
+    wflows = Flows(**{k: np.array(getattr(f, k)[nodes], copy=True) for k in f.__dict__})
+    warm = Plan(solver="lns", status=Status.FEASIBLE, job_ids=[j.job_id for j in sub_jobs],
+                node_ids=[n.node_id for n in sub_nodes], node=wn.astype(np.int64),
+                start=plan.start[jobs].astype(np.int64), flows=wflows)
+    return SubProblem(sub, nodes, jobs, is_free[jobs], warm)

@@ -1,0 +1,193 @@
+"""The ``lns`` solver: optimum on small instances, never worse than its start, anytime,
+deterministic for a seed; its sub-problems and its Lagrangian bound."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from _problems import random_problem
+
+from optisched.domain import Horizon, Job, Node, Problem, Scenario, Tariff
+from optisched.evaluate import evaluate
+from optisched.index import compile_index
+from optisched.plan import Status
+from optisched.solvers import REGISTRY, Progress, default_solver, solve
+from optisched.solvers.lns_bound import lagrangian_bound
+from optisched.solvers.lns_sub import build_subproblem
+
+needs_highs = pytest.mark.skipif("highs" not in REGISTRY, reason="highs not registered")
+
+SMALL: list[tuple[int, dict[str, bool]]] = [
+    (0, {"feeders": True, "sleep": True}),
+    (1, {"demand_charge": True}),
+    (2, {"feeders": True, "negative_prices": True}),
+]
+
+
+def _small(seed: int, **kw: bool) -> Problem:
+    return random_problem(seed, n_nodes=3, n_jobs=7, slots=10, **kw)  # type: ignore[arg-type]
+
+
+def test_lns_is_registered_and_default() -> None:
+    assert "lns" in REGISTRY
+    assert default_solver() == "lns"
+
+
+@needs_highs
+@pytest.mark.parametrize(("seed", "features"), SMALL)
+def test_lns_reaches_the_milp_optimum(seed: int, features: dict[str, bool]) -> None:
+    p = _small(seed, **features)
+    exact = solve(p, "highs", time_limit=20, mip_gap=1e-9)
+    assert exact.status is Status.OPTIMAL and exact.objective is not None
+    plan = solve(p, "lns", time_limit=3, seed=0)
+    assert plan.status.has_plan
+    assert evaluate(p, plan).feasible
+    assert plan.objective == pytest.approx(exact.objective, rel=1e-6, abs=1e-6)
+    # its bound is a valid lower bound on the proven optimum
+    assert plan.bound is not None
+    assert plan.bound <= exact.objective + 1e-6 * max(1.0, abs(exact.objective))
+
+
+@needs_highs
+def test_lns_never_worse_than_a_given_start() -> None:
+    p = random_problem(4, n_nodes=4, n_jobs=12, slots=12, feeders=True, sleep=True)
+    base = solve(p, "baseline")
+    assert base.status.has_plan and base.objective is not None
+    plan = solve(p, "lns", time_limit=3, seed=0, start=base, max_iterations=3, size=3,
+                 lp_bound=False)
+    assert plan.info["start"] == "given"
+    assert plan.info["start_objective"] == pytest.approx(base.objective)
+    assert evaluate(p, plan).feasible
+    assert plan.objective is not None
+    assert plan.objective <= base.objective + 1e-9
+
+
+@needs_highs
+def test_lns_keeps_an_optimal_start() -> None:
+    p = _small(0, feeders=True, sleep=True)
+    exact = solve(p, "highs", time_limit=20, mip_gap=1e-9)
+    plan = solve(p, "lns", time_limit=3, start=exact, max_iterations=4, size=3, lp_bound=False)
+    assert evaluate(p, plan).feasible
+    assert plan.objective is not None and exact.objective is not None
+    assert plan.objective <= exact.objective + 1e-9 * max(1.0, abs(exact.objective))
+
+
+@needs_highs
+def test_lns_interrupted_by_its_time_limit_returns_a_verified_plan() -> None:
+    p = random_problem(5, n_nodes=8, n_jobs=40, slots=24, feeders=True, sleep=True,
+                       demand_charge=True)
+    reports: list[Progress] = []
+    plan = solve(p, "lns", time_limit=1.0, seed=0, callback=reports.append)
+    assert plan.status in (Status.FEASIBLE, Status.OPTIMAL)
+    ev = evaluate(p, plan)
+    assert ev.feasible, ev.violations[:3]
+    assert plan.objective == pytest.approx(ev.objective)
+    assert plan.objective is not None
+    assert plan.bound is not None and plan.bound <= plan.objective + 1e-9
+    assert reports and reports[-1].objective == pytest.approx(plan.objective)
+    objs = [r.objective for r in reports if r.objective is not None]
+    assert all(b <= a + 1e-9 for a, b in itertools.pairwise(objs))  # never worse
+
+
+@needs_highs
+def test_lns_is_deterministic_for_a_seed() -> None:
+    p = random_problem(6, n_nodes=3, n_jobs=10, slots=10, feeders=True, sleep=True)
+    # start from the baseline plan so the three iterations have something to improve
+    kw = dict(time_limit=60, max_iterations=3, size=3, lp_bound=False,
+              start=solve(p, "baseline"))
+    a = solve(p, "lns", seed=7, **kw)  # type: ignore[arg-type]
+    b = solve(p, "lns", seed=7, **kw)  # type: ignore[arg-type]
+    assert a.info["iterations"] == b.info["iterations"] == 3
+    assert a.objective is not None and a.objective < a.info["start_objective"]  # it searched
+    np.testing.assert_array_equal(a.node, b.node)
+    np.testing.assert_array_equal(a.start, b.start)
+    assert a.objective == b.objective
+
+
+def test_invalid_start_is_rejected() -> None:
+    p = _small(0, feeders=True, sleep=True)
+    plan = solve(p, "lns", time_limit=1, start="not a plan")
+    assert plan.status is Status.ERROR
+    assert "Plan" in plan.message
+
+
+# --------------------------------------------------------------------------- sub-problems
+
+
+def test_subproblem_reduces_feeder_headroom_by_the_outside_nodes() -> None:
+    p = random_problem(0, n_nodes=5, n_jobs=8, slots=8, feeders=True)
+    ix = compile_index(p)
+    plan = solve(p, "baseline")
+    assert plan.flows is not None
+    f = next(k for k in range(len(ix.feeder_ids))
+             if (ix.feeder_of == k).sum() >= 2 and np.isfinite(ix.feeder_headroom[k]).any())
+    members = np.nonzero(ix.feeder_of == f)[0]
+    keep, out = members[:1], members[1:]
+    sub = build_subproblem(p, ix, plan, keep, np.zeros(0, dtype=np.int64))
+    got = np.array(sub.problem.feeders[ix.feeder_ids[f]].headroom_kw)
+    net_out = (plan.flows.grid_import - plan.flows.grid_export)[out].sum(axis=0)
+    lim = ix.feeder_headroom[f]
+    fin = np.isfinite(lim)
+    np.testing.assert_allclose(got[fin], lim[fin] - net_out[fin], atol=1e-8)
+    assert np.isinf(got[~fin]).all()
+
+
+def test_subproblem_warm_start_is_feasible_and_jobs_outside_are_pinned() -> None:
+    p = random_problem(3, n_nodes=4, n_jobs=10, slots=10, feeders=True, sleep=True)
+    ix = compile_index(p)
+    plan = solve(p, "baseline")
+    nodes = np.array([0, 2], dtype=np.int64)
+    on_s = np.nonzero(np.isin(plan.node, nodes))[0]
+    free = on_s[:2]
+    sub = build_subproblem(p, ix, plan, nodes, free)
+    # jobs of the sub-problem: those running on the nodes (and nothing else)
+    assert set(sub.jobs.tolist()) == set(on_s.tolist())
+    for k, j in enumerate(sub.jobs):
+        job = sub.problem.jobs[k]
+        assert job.pinned == (j not in free)
+        if job.pinned:
+            assert job.pinned_node == ix.node_ids[plan.node[j]]
+            assert job.pinned_start == p.horizon.time_of(int(plan.start[j]))
+    ev = evaluate(sub.problem, sub.warm)
+    assert ev.feasible, ev.violations[:3]
+
+
+# --------------------------------------------------------------------------- bound
+
+
+def test_lagrangian_bound_is_exact_for_one_job_on_one_node() -> None:
+    # one node without PV or battery, prices 0.3, 0.1, 0.2 per kWh, Δ = 1 h; a 2 kW job
+    # of one slot: the optimum runs it in slot 1 at 2 kWh · 0.1 = 0.2, the idle draw
+    # 0.5 kW costs 0.5 · (0.3 + 0.1 + 0.2) = 0.3; at the optimal load the duals are
+    # the prices, so the bound equals 0.5.
+    hz = Horizon(start="2026-06-01T00:00:00+00:00", slot_minutes=60, slots=3)
+    p = Problem(scenario=Scenario(horizon=hz),
+                nodes=[Node(node_id="n", gpus=1, idle_kw=0.5)],
+                jobs=[Job(job_id="j", gpus=1, duration_min=60, power_kw=2.0)],
+                tariffs={"default": Tariff(price=[0.3, 0.1, 0.2], export_price=[0.0] * 3,
+                                           carbon_g_per_kwh=[0.0] * 3)})
+    ix = compile_index(p)
+    load = np.array([[0.5, 2.5, 0.5]])
+    assert lagrangian_bound(ix, load) == pytest.approx(0.5)
+    # at another reference load (job in slot 0) the bound stays valid
+    assert lagrangian_bound(ix, np.array([[2.5, 0.5, 0.5]])) <= 0.5 + 1e-9  # type: ignore[operator]
+
+
+@needs_highs
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_lagrangian_bound_is_below_the_milp_optimum(seed: int) -> None:
+    p = random_problem(seed, n_nodes=3, n_jobs=6, slots=8, feeders=seed % 2 == 0,
+                       sleep=True, demand_charge=seed % 2 == 1, negative_prices=seed == 2,
+                       degradation=True)
+    exact = solve(p, "highs", time_limit=20, mip_gap=1e-9)
+    assert exact.status is Status.OPTIMAL and exact.flows is not None
+    assert exact.objective is not None
+    ix = compile_index(p)
+    base = solve(p, "baseline")
+    assert base.flows is not None
+    for load in (exact.flows.load, base.flows.load):
+        lb = lagrangian_bound(ix, load)
+        assert lb is not None
+        assert lb <= exact.objective + 1e-6 * max(1.0, abs(exact.objective))
