@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import io
 import logging
+import os
 from pathlib import Path
 
 import optisched
@@ -55,7 +56,7 @@ def main() -> None:
     bottom.set_title("fleet battery state of charge")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=args.dpi)
-    write_file_atomically(args.out, buf.getvalue())
+    os.chmod(write_file_atomically(args.out, buf.getvalue()), 0o644)
     log.info("wrote %s (%d bytes)", args.out, len(buf.getvalue()))
 
 

@@ -53,7 +53,6 @@ FIGURES: tuple[str, ...] = ("costs", "gantt", "energy", "battery", "grid", "pric
                             "jobs")
 """Figure names; each sits in the section of the same id and is ``<name>.png`` with ``--png``."""
 
-_MODE = 0o644  # the temporary file is created 0600; a report is meant to be shared
 
 PNG_DPI = 80
 """Resolution of the embedded and written PNG images [dots per inch]."""
@@ -360,7 +359,7 @@ def write_report(problem: Problem, plan: Plan, out: str | os.PathLike[str],
         d = Path(png_dir)
         d.mkdir(parents=True, exist_ok=True)
         for name, data in rep.images.items():
-            os.chmod(write_file_atomically(d / f"{name}.png", data), _MODE)
-    os.chmod(write_file_atomically(out, rep.html), _MODE)
+            write_file_atomically(d / f"{name}.png", data)
+    write_file_atomically(out, rep.html)
     log.info("report written to %s (%d bytes)", out, len(rep.html))
     return rep

@@ -102,6 +102,13 @@ def _micro_one(opts: Any) -> tuple[list[Instance], list[str]]:
     return [Instance("micro-b", lambda: micro_problems()["micro-b"], size="micro")], []
 
 
+def _not_there(opts: Any) -> tuple[list[Instance], list[str]]:
+    def fail() -> Problem:
+        raise ModuleNotFoundError("No module named 'optisched.nothing'")
+
+    return [Instance("gone", fail), *_micro_one(opts)[0]], ["one instance is known missing"]
+
+
 @pytest.fixture(scope="module")
 def test_solvers() -> Iterator[None]:
     """The test solvers, and a one-instance suite ``micro1`` (micro-b) for slow failure modes."""
@@ -109,6 +116,7 @@ def test_solvers() -> Iterator[None]:
         for name, fn in TEST_SOLVERS.items():
             mp.setitem(REGISTRY, name, SolverSpec(name, __name__, fn, "test solver"))
         mp.setitem(SUITES, "micro1", Suite("micro1", "micro-b only (tests)", _micro_one))
+        mp.setitem(SUITES, "partial", Suite("partial", "one instance cannot be built", _not_there))
         yield
 
 
@@ -265,6 +273,16 @@ def test_instance_filter(tmp_path: Path) -> None:
     assert res.notes == ["no instance of suite micro matches zz*"]
 
 
+def test_instance_that_cannot_be_produced_is_reported(tmp_path: Path,
+                                                     test_solvers: None) -> None:
+    res = run_bench(BenchConfig("partial", [], time_limit=1.0, show_progress=False),
+                    tmp_path / "p")
+    assert res.notes == ["one instance is known missing", "instance gone not produced: "
+                         "ModuleNotFoundError: No module named 'optisched.nothing'"]
+    assert [p.name for p in (tmp_path / "p" / "instances").iterdir()] == ["micro-b"]
+    assert "instance gone not produced" in (tmp_path / "p" / "results.md").read_text()
+
+
 def test_hung_solver_is_killed(tmp_path: Path, test_solvers: None) -> None:
     cfg = BenchConfig("micro1", ["bench_hang"], time_limit=0.5, kill_factor=1.0,
                       kill_slack=3.0, plots=False, show_progress=False)
@@ -305,7 +323,8 @@ def test_derive_by_hand() -> None:
     rows = [_row("i", "a", 10.0, 8.0), _row("i", "b", 12.0, 9.0, "optimal"),
             _row("i", "c", 11.0, 11.5),  # a bound above the best plan (10): impossible
             _row("i", "d", None, 9.5, "error"),  # a failed run's bound is not used
-            _row("j", "a", -4.0, None), _row("j", "b", -2.0, None)]
+            _row("j", "a", -4.0, None), _row("j", "b", -2.0, None),
+            _row("j", "c", None, None, "infeasible")]  # wrong: a has a verified plan
     out, notes = derive(rows)
     i = {r["solver"]: r for r in out if r["instance"] == "i"}
     assert all(r["best_bound"] == 9.0 and r["best_objective"] == 10.0 for r in i.values())
@@ -314,7 +333,8 @@ def test_derive_by_hand() -> None:
     assert i["c"]["gap_best_bound"] == pytest.approx(2.0 / 11.0)
     assert i["d"]["gap_best_bound"] is None and i["d"]["obj_ratio"] == math.inf
     assert i["b"]["obj_ratio"] == pytest.approx(1.2)
-    assert len(notes) == 1 and "11.5" in notes[0]
+    assert len(notes) == 2 and "bound 11.5 of c" in notes[0]
+    assert notes[1] == "j: c (repeat 0) reported infeasible, but a verified plan of cost -4 exists"
     j = {r["solver"]: r for r in out if r["instance"] == "j"}
     # Negative costs: shifted ratio 1 + (−2 − (−4)) / 4 = 1.5.
     assert j["a"]["obj_ratio"] == 1.0 and j["b"]["obj_ratio"] == pytest.approx(1.5)

@@ -12,7 +12,7 @@ from _problems import random_problem
 from optisched.domain import Horizon, Job, Node, Problem, Scenario, Tariff
 from optisched.evaluate import evaluate
 from optisched.index import compile_index
-from optisched.plan import Status
+from optisched.plan import Plan, Status
 from optisched.solvers import REGISTRY, Progress, default_solver, solve
 from optisched.solvers.lns_bound import lagrangian_bound
 from optisched.solvers.lns_sub import build_subproblem
@@ -191,3 +191,28 @@ def test_lagrangian_bound_is_below_the_milp_optimum(seed: int) -> None:
         lb = lagrangian_bound(ix, load)
         assert lb is not None
         assert lb <= exact.objective + 1e-6 * max(1.0, abs(exact.objective))
+
+
+@needs_highs
+def test_penalty_phase_finds_a_plan_when_the_heuristics_fail(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # make greedy and baseline "fail" on the problem itself: the search must then run on
+    # the penalty problem (must-run jobs droppable at M) and hand back a plan that runs
+    # every must-run job and passes the evaluator of the original problem
+    import optisched.solvers.lns as lns_mod
+
+    real = lns_mod._start_plan
+
+    def failing(problem, index, options, budget):  # type: ignore[no-untyped-def]
+        if not options.extra.get("_penalty_phase"):
+            return Plan.empty(problem, "greedy", Status.INFEASIBLE, "forced"), "none"
+        return real(problem, index, options, budget)
+
+    monkeypatch.setattr(lns_mod, "_start_plan", failing)
+    p = random_problem(2, n_nodes=3, n_jobs=6, slots=10, droppable=False)
+    plan = solve(p, "lns", time_limit=3, seed=0, max_iterations=2, lp_bound=False)
+    assert plan.status.has_plan, plan.message
+    assert (plan.node >= 0).all()
+    ev = evaluate(p, plan)
+    assert ev.feasible and plan.objective == pytest.approx(ev.objective)
+    assert str(plan.info["start"]).startswith("penalty phase")

@@ -6,7 +6,8 @@ Derived per instance, over every run of it (all solvers, all repeats):
     The largest proven lower bound [money] any run reported (solvers' own
     bounds and the ``lp-bound`` pseudo-solver). A bound above a verified plan's
     objective (beyond 1e-6 relative) is impossible; it is reported in the notes
-    and not used.
+    and not used. Likewise an ``infeasible`` claim on an instance that another
+    run found a verified plan for is reported in the notes.
 ``best_objective``
     The lowest objective of a verified plan [money].
 ``gap_best_bound``
@@ -120,6 +121,11 @@ def derive(rows: list[dict[str, Any]], order: list[str] | None = None,
                 continue
             bounds.append(b)
         best_bound = max(bounds) if bounds else None
+        if best_obj is not None:
+            for r in rs:
+                if r.get("status") == "infeasible":
+                    notes.append(f"{inst}: {r['solver']} (repeat {r.get('repeat')}) reported "
+                                 f"infeasible, but a verified plan of cost {best_obj:.9g} exists")
         for r in rs:
             obj = _f(r.get("objective")) if _verified(r) else None
             r["best_bound"] = best_bound
@@ -425,7 +431,7 @@ def plot_gap_by_size(rows: list[dict[str, Any]], path: Path) -> Path:
     ax.set_ylim(0, top * 1.05)
     ax.set_ylabel("gap to best bound [%]")
     ax.set_title("gap by instance size (x on top: no verified plan)", fontsize=9)
-    if solvers:
+    if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path)

@@ -470,11 +470,11 @@ def _prepare(cfg: BenchConfig, out: Path, notes: list[str]
     for inst in instances:
         try:
             problem = inst.build()
+            path = write_bundle(problem, out / "instances" / inst.name)
         except Exception as exc:  # a missing generator/importer or invalid bundle
             notes.append(f"instance {inst.name} not produced: {type(exc).__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''}")
             continue
-        path = write_bundle(problem, out / "instances" / inst.name)
         built.append((inst, path, (len(problem.jobs), len(problem.nodes),
                                    problem.horizon.slots)))
     tasks: list[_Task] = []

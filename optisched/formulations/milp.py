@@ -33,6 +33,7 @@ __all__ = [
     "define_battery",
     "define_battery_exclusion",
     "define_capacity",
+    "define_coverage",
     "define_demand_peak",
     "define_feeder",
     "define_objective",
@@ -324,8 +325,8 @@ def _grid(b: MilpBuilder, N: int, T: int, lb: npt.ArrayLike, ub: npt.ArrayLike,
 def define_variables(b: MilpBuilder, index: Index, sets: ModelSets) -> _Cols:
     """Columns, bounds and integrality.
 
-    ``x[o,s] ∈ {0,1}`` (pinned: fixed 1); ``cover[o,t] ∈ [0,1]``; ``drop_j ∈ [0,1]`` for droppable jobs
-    (integral through the assignment row); ``on[n,t] ∈ {0,1}`` where the node may
+    ``x[o,s] ∈ {0,1}`` (pinned: fixed 1); ``cover[o,t] ∈ [0,1]``; ``drop_j ∈ [0,1]``
+    for droppable jobs (integral through the assignment row); ``on[n,t] ∈ {0,1}`` where the node may
     sleep and is available, else fixed to ``available``; ``up, down ∈ [0,1]``;
     ``0 ≤ pv_used ≤ pv``, ``0 ≤ import ≤ headroom``, ``0 ≤ export ≤ export_kw``,
     ``0 ≤ charge ≤ charge_kw``, ``0 ≤ discharge ≤ discharge_kw``,
@@ -400,14 +401,14 @@ def define_coverage(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> 
 
 
 def define_capacity(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> None:
-    """``capacity``: ``Σ_{(o,s) covering t, node n} usage_{j,r}·x[o,s] ≤ cap_{n,r}·on[n,t]``.
+    """``capacity``: ``Σ_{o on node n} usage_{j,r}·cover[o,t] ≤ cap_{n,r}·on[n,t]``.
 
     Rows only where the jobs that could run at (n, t) could exceed the capacity;
     on sleeping nodes the right-hand side carries ``on`` (a tight aggregated
     linking), elsewhere ``on`` is fixed and the bound is the capacity.
     """
     N, T, R = index.N, index.T, len(index.resources)
-    if not sets.cov_k.size or not R:
+    if not sets.link_o.size or not R:
         return
     # max possible use per (n, t, r): each option counts once per slot
     ln, lt = index.opt_node[sets.link_o], sets.link_t
@@ -420,14 +421,13 @@ def define_capacity(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> 
     rid = np.full((N, T, R), -1, dtype=np.int64)
     nn, tt, rr = np.nonzero(need)
     rid[nn, tt, rr] = np.arange(nn.size)
-    kn, kt = sets.x_node[sets.cov_k], sets.cov_t
     rows_l, cols_l, vals_l = [], [], []
     for r in range(R):
-        row = rid[kn, kt, r]
-        m = (row >= 0) & (index.usage[sets.x_job[sets.cov_k], r] != 0)
+        row = rid[ln, lt, r]
+        m = (row >= 0) & (index.usage[lj, r] != 0)
         rows_l.append(row[m])
-        cols_l.append(c.x[sets.cov_k[m]])
-        vals_l.append(index.usage[sets.x_job[sets.cov_k[m]], r])
+        cols_l.append(c.cover[m])
+        vals_l.append(index.usage[lj[m], r])
     sleep = index.can_sleep[nn]
     cap = index.capacity[nn, rr]
     rows_l.append(np.arange(nn.size)[sleep])
@@ -439,27 +439,23 @@ def define_capacity(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> 
 
 
 def define_on_link(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> None:
-    """``on_link``: ``Σ_{s: s ≤ t < s+d} x[o,s] ≤ on[n,t]`` per option o on a sleeping node.
+    """``on_link``: ``cover[o,t] ≤ on[n,t]`` per option o on a sleeping node and slot t.
 
-    One row per (option, covered slot): a job occupies a slot with at most one of
-    its starts, so this disaggregated form is valid and at least as tight as both
-    ``x[o,s] ≤ on[n,t]`` and ``Σ_jobs x ≤ M·on``.
+    One row per (option, covered slot). ``cover[o,t]`` sums the option's starts
+    that cover t, so this is at least as tight as both ``x[o,s] ≤ on[n,t]``
+    (fully disaggregated) and ``Σ_jobs x ≤ M·on`` (big-M).
     """
-    sleep_l = index.can_sleep[index.opt_node[sets.link_o]]
-    if not sleep_l.any():
+    sleep_l = np.nonzero(index.can_sleep[index.opt_node[sets.link_o]])[0]
+    if not sleep_l.size:
         return
-    lid = np.full(sets.link_o.size, -1, dtype=np.int64)
-    lid[sleep_l] = np.arange(int(sleep_l.sum()))
-    row_c = lid[sets.link_ptr]
-    m = row_c >= 0
     lo_, lt = sets.link_o[sleep_l], sets.link_t[sleep_l]
     ln = index.opt_node[lo_]
-    n_rows = lo_.size
-    rows = np.concatenate([row_c[m], np.arange(n_rows)])
-    cols = np.concatenate([c.x[sets.cov_k[m]], c.on[ln, lt]])
-    vals = np.concatenate([np.ones(int(m.sum())), -np.ones(n_rows)])
-    b.add_rows("on_link", n_rows, rows, cols, vals, -INF, 0.0, job=index.opt_job[lo_], node=ln,
-               slot=lt)
+    n_rows = sleep_l.size
+    r = np.arange(n_rows)
+    b.add_rows("on_link", n_rows, np.concatenate([r, r]),
+               np.concatenate([c.cover[sleep_l], c.on[ln, lt]]),
+               np.concatenate([np.ones(n_rows), -np.ones(n_rows)]), -INF, 0.0,
+               job=index.opt_job[lo_], node=ln, slot=lt)
 
 
 def define_switching(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> None:
@@ -499,7 +495,7 @@ def define_switching(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) ->
 
 def define_power_balance(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> None:
     """``power_balance``: ``pv_used + import + discharge − charge − export − idle_kw·on −
-    Σ_{(o,s) covering t} power_o·x[o,s] = 0`` [kW] per (n, t).
+    Σ_{o on n} power_o·cover[o,t] = 0`` [kW] per (n, t).
 
     The elastic slack of these rows is unserved load (a shortage of PV, headroom
     and battery).
@@ -516,9 +512,9 @@ def define_power_balance(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols
     parts_r.append(flat)
     parts_c.append(c.on.reshape(-1))
     parts_v.append(-np.repeat(index.idle_kw, T))
-    parts_r.append(r[sets.x_node[sets.cov_k], sets.cov_t])
-    parts_c.append(c.x[sets.cov_k])
-    parts_v.append(-index.opt_power[sets.x_opt[sets.cov_k]])
+    parts_r.append(r[index.opt_node[sets.link_o], sets.link_t])
+    parts_c.append(c.cover)
+    parts_v.append(-index.opt_power[sets.link_o])
     b.add_rows("power_balance", N * T, np.concatenate(parts_r), np.concatenate(parts_c),
                np.concatenate(parts_v), 0.0, 0.0, node=np.repeat(np.arange(N), T),
                slot=np.tile(np.arange(T), N), slack_sign=1.0)
@@ -642,7 +638,7 @@ def define_objective(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) ->
     b.col_cost = [cost]
 
 
-DEFINES = (define_assignment, define_capacity, define_on_link, define_switching,
+DEFINES = (define_assignment, define_coverage, define_capacity, define_on_link, define_switching,
            define_power_balance, define_battery, define_battery_exclusion, define_feeder,
            define_demand_peak, define_objective)
 """Constraint families and the objective, in build order."""
@@ -698,7 +694,7 @@ def build_milp(index: Index, *, elastic: bool = False,
         cost=np.concatenate(b.col_cost), integer=np.concatenate(b.col_int),
         row_lo=np.concatenate(b.row_lo) if b.row_lo else np.zeros(0),
         row_hi=np.concatenate(b.row_hi) if b.row_hi else np.zeros(0), blocks=b.blocks,
-        x=c.x, drop=c.drop, on=c.on, up=c.up, down=c.down, down_end=c.down_end,
+        x=c.x, cover=c.cover, drop=c.drop, on=c.on, up=c.up, down=c.down, down_end=c.down_end,
         pv_used=c.pv_used, grid_import=c.grid_import, grid_export=c.grid_export,
         charge=c.charge, discharge=c.discharge, soc=c.soc, peak=c.peak, excl=c.excl,
         slack=slack, build_seconds=time.perf_counter() - t0,

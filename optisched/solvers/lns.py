@@ -77,9 +77,6 @@ ALPHA = 0.3
 """Weight of the newest reward in a kind's weight."""
 WEIGHT_FLOOR = 0.05
 """Smallest weight of a kind, so every kind keeps being tried."""
-START_MILP_SHARE = 0.5
-"""Share of the budget the ``highs`` MILP gets for a start plan when greedy and baseline
-find none (tight instances such as ICON 2014)."""
 GREEDY_MOVES = 300
 """Local-search moves of the greedy start when ``max_iterations`` is set (so the start,
 too, does not depend on machine speed)."""
@@ -179,20 +176,37 @@ def _start_plan(problem: Problem, index: Index, options: SolveOptions,
         if res.feasible and res.flows is not None:
             plan.flows = res.flows
         return plan, "baseline"
-    # the heuristics found nothing (tight capacity): the MILP decides, with part of the budget
-    from optisched.solvers import REGISTRY, solve
+    return plan, "none"
 
-    if "highs" in REGISTRY and REGISTRY["highs"].available():
-        limit = START_MILP_SHARE * budget if math.isfinite(budget) else 60.0
-        milp = solve(problem, "highs", time_limit=limit, seed=options.seed,
-                     threads=options.threads, warm_start=False)
-        if milp.status.has_plan or milp.status is Status.INFEASIBLE:
-            return milp, "highs"
-        if milp.status is Status.NO_SOLUTION:
-            milp.message = (f"greedy and baseline found no plan ({plan.message}); the MILP "
-                            f"found none in {limit:.3g} s")
-            return milp, "highs"
-    return plan, "baseline"
+
+def _penalty_problem(problem: Problem, index: Index) -> tuple[Problem, float]:
+    """``problem`` with every must-run job droppable at a large penalty ``M`` [money].
+
+    ``M = 10 · R`` where ``R`` over-estimates the cost of any plan's other terms: import at
+    the highest |import cost| of the idle draw and of every job at its most energy-hungry
+    option, demand charges on all of it, every switch in every slot, every finite drop
+    penalty, the largest latency cost and tardiness over the whole horizon.
+    """
+    dt, T = index.dt, index.T
+    energy = np.zeros(index.J)
+    if index.opt_job.size:
+        np.maximum.at(energy, index.opt_job, index.opt_power * index.opt_dur * dt)
+    peak = np.zeros(index.J)
+    if index.opt_job.size:
+        np.maximum.at(peak, index.opt_job, index.opt_power)
+    lat = np.zeros(index.J)
+    if index.opt_job.size:
+        np.maximum.at(lat, index.opt_job, index.opt_latency_cost)
+    top = float(np.abs(index.import_cost).max(initial=0.0))
+    R = (top * (float(index.idle_kw.sum()) * T * dt + float(energy.sum()))
+         + float(np.sum(index.demand_charge * (index.idle_kw + peak.sum())))
+         + T * float(np.sum(index.startup_cost + index.shutdown_cost))
+         + float(np.nansum(index.drop_penalty)) + float(lat.sum())
+         + float(index.tardiness_rate.sum()) * T + 1.0)
+    M = 10.0 * R
+    jobs = [j.model_copy(update={"drop_penalty": M}) if j.must_run and not j.pinned else j
+            for j in problem.jobs]
+    return problem.model_copy(update={"jobs": jobs}), M
 
 
 # --------------------------------------------------------------------------- bound
@@ -554,6 +568,40 @@ def solve_lns(problem: Problem, index: Index, options: SolveOptions) -> Plan:
             lp_job.stop()
 
 
+def _penalty_phase(problem: Problem, index: Index, options: SolveOptions, t0: float,
+                   deadline: float, lp_job: _LpBound | None, why: str) -> Plan:
+    """Search on the penalty problem (:func:`_penalty_problem`) when no heuristic start exists.
+
+    Greedy and baseline found no plan (e.g. tight capacity); on the penalty problem they
+    do (unplaceable must-run jobs are dropped at ``M``) and the search then places the
+    dropped must-run jobs through its sub-MILPs. A plan of the penalty problem that runs
+    every must-run job is a plan of ``problem`` with the same cost; the penalty
+    problem relaxes ``problem``, so its bounds are valid for ``problem`` too.
+    """
+    relaxed, M = _penalty_problem(problem, index)
+    rindex = compile_index(relaxed)
+    ropts = SolveOptions(time_limit=options.time_limit, mip_gap=options.mip_gap,
+                         seed=options.seed, threads=options.threads, callback=None,
+                         extra={**options.extra, "_penalty_phase": True})
+    plan = _search(relaxed, rindex, ropts, t0, deadline, lp_job)
+    missing = [index.job_ids[j] for j in np.nonzero(index.must_run & (plan.node < 0))[0]]
+    if not plan.status.has_plan or missing:
+        out = Plan.empty(problem, "lns", Status.NO_SOLUTION,
+                         f"no plan found: greedy and baseline failed ({why}); the search with "
+                         f"must-run jobs droppable at {M:.3g} still leaves "
+                         f"{', '.join(missing[:10])}{' …' if len(missing) > 10 else ''} out")
+        out.info = plan.info
+        return out
+    plan.info["start"] = "penalty phase (" + str(plan.info.get("start")) + ")"
+    plan.info["penalty"] = M
+    ev = evaluate(problem, plan, index)
+    plan.objective = ev.objective
+    if plan.bound is not None:
+        plan.bound = min(plan.bound, ev.objective)
+    options.report(t0, plan.objective, plan.bound, "done")
+    return plan
+
+
 def _search(problem: Problem, index: Index, options: SolveOptions, t0: float, deadline: float,
             lp_job: _LpBound | None) -> Plan:
     """The search of :func:`solve_lns` (the LP bound, if any, already running)."""
@@ -565,8 +613,10 @@ def _search(problem: Problem, index: Index, options: SolveOptions, t0: float, de
     rng = np.random.default_rng(options.seed)
     start, origin = _start_plan(problem, index, options, budget if math.isfinite(budget) else 60.0)
     if not start.status.has_plan or start.flows is None:
-        start.solver = "lns"
-        return start
+        if extra.get("_penalty_phase") or not index.must_run.any():
+            start.solver = "lns"
+            return start
+        return _penalty_phase(problem, index, options, t0, deadline, lp_job, start.message)
     ev = evaluate(problem, start, index)
     best = Plan(solver="lns", status=Status.FEASIBLE, job_ids=list(index.job_ids),
                 node_ids=list(index.node_ids), node=start.node.copy(), start=start.start.copy(),
