@@ -245,6 +245,7 @@ def test_markdown_and_pngs(micro_run: Any) -> None:
     assert table[i + 1].startswith("|  |  | baseline | feasible |")
     assert any("| bench_liar | error |" in ln for ln in table)
     assert "Machine:" in md and "highspy" in md and "optisched bench --suite micro" in md
+    assert "- micro-a / bench_exit (repeat 0): crash: worker exited with code 3" in md
     for name in ("objective_vs_time", "gap_by_size", "performance_profile"):
         assert micro_run.files[name] == micro_run.out / f"{name}.png"
         _valid_png(micro_run.files[name])
@@ -427,8 +428,13 @@ def test_cli_bench_updates_benchmarks(tmp_path: Path, test_solvers: None) -> Non
     bm.write_text("# B\n\n<!-- bench:micro1:start -->\n<!-- bench:micro1:end -->\n")
     r = CliRunner().invoke(app, ["bench", "--suite", "micro1", "--solvers", "baseline",
                                  "--time-limit", "1", "--out", str(tmp_path / "o"),
-                                 "--update-benchmarks", str(bm)])
+                                 "--keep-plans", "--update-benchmarks", str(bm)])
     assert r.exit_code == 0, r.output
+    # --keep-plans: the verified plan is on disk and the evaluator accepts it there too.
+    plan_dir = tmp_path / "o" / "plans" / "micro-b__baseline__r0"
+    r2 = CliRunner().invoke(app, ["evaluate", str(tmp_path / "o" / "instances" / "micro-b"),
+                                  str(plan_dir), "--json"])
+    assert r2.exit_code == 0 and json.loads(r2.stdout)["feasible"] is True
     text = bm.read_text()
     assert text.startswith("# B\n\n<!-- bench:micro1:start -->\nSuite `micro1`")
     assert "| micro-b | 4×3×6 | baseline | feasible |" in text

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,9 @@ pytest.importorskip("ortools")
 from _problems import random_problem
 from ortools.sat.python import cp_model
 
+import optisched
 from optisched.domain import Horizon, Job, Node, Problem, Scenario
+from optisched.evaluate import evaluate
 from optisched.index import Index, compile_index
 from optisched.plan import Status
 from optisched.solvers import REGISTRY, solve
@@ -228,7 +231,10 @@ def test_infeasible_power_names_job_and_node() -> None:
     assert plan.status is Status.INFEASIBLE
     assert "job big" in plan.message
     assert "node a power" in plan.message
-    assert "job ok" not in plan.message.split("(")[0]
+    assert "job big may run on node a (start slots 0..1)" in plan.message
+    conflict = plan.message.split(". ")[0]  # the core, before the per-job details
+    assert "job ok" not in conflict  # droppable: not part of the minimal conflict
+    assert "capacity" not in conflict
 
 
 def test_infeasible_capacity_names_jobs_and_node() -> None:
@@ -296,3 +302,21 @@ def test_no_cpsat_solution_returns_the_hint_as_feasible() -> None:
     np.testing.assert_array_equal(plan.node, hint.node)
     assert plan.objective == pytest.approx(hint.objective, rel=1e-9)
     assert seen and seen[0].message.startswith("hint")
+
+
+def test_tiny_bundle_every_feature(tiny_dir: Path) -> None:
+
+    problem = optisched.read_bundle(tiny_dir)
+    base = solve(problem, "baseline")
+    plan = solve(problem, "cpsat", **FAST)
+    assert plan.status is Status.OPTIMAL, plan.message
+    assert evaluate(problem, plan).feasible
+    assert plan.objective <= base.objective + 1e-9
+    assert plan.bound is not None and plan.bound <= plan.objective
+    # the proven gap is within the documented rounding bound (twice: both directions)
+    assert plan.objective - plan.bound <= 2 * plan.info["rounding_bound"] + 1e-9
+    # pinned jobs stay where they are pinned
+    index = compile_index(problem)
+    pinned = index.pinned
+    np.testing.assert_array_equal(plan.node[pinned], index.pinned_node[pinned])
+    np.testing.assert_array_equal(plan.start[pinned], index.pinned_start[pinned])

@@ -524,3 +524,24 @@ def test_thread_count_change_in_one_process() -> None:
     b = solve(p, "highs", **OPTS)  # type: ignore[arg-type]
     assert a.status is Status.OPTIMAL and b.status is Status.OPTIMAL
     assert rel_close(a.objective, b.objective)  # type: ignore[arg-type]
+
+
+def test_pinned_job_started_before_the_horizon() -> None:
+    from datetime import timedelta
+
+    hz = Horizon(start=START, slot_minutes=60, slots=2)
+    node = Node(node_id="n0", gpus=1.0, can_sleep=True, initially_on=False, startup_cost=1.0)
+    jobs = [Job(job_id="running", gpus=1.0, duration_min=120.0, power_kw=2.0,
+                pinned_node="n0", pinned_start=hz.time_of(0) - timedelta(hours=1)),
+            Job(job_id="late", gpus=1.0, duration_min=60.0, power_kw=1.0,
+                deadline=hz.time_of(1), drop_penalty=3.0)]
+    p = Problem(scenario=Scenario(horizon=hz), nodes=[node], jobs=jobs,
+                tariffs={"default": Tariff(price=[0.1, 0.1], export_price=[0.0, 0.0],
+                                           carbon_g_per_kwh=[0.0, 0.0])})
+    for name in ("highs", "pyomo"):
+        plan = solve(p, name, **OPTS)  # type: ignore[arg-type]
+        assert plan.status is Status.OPTIMAL, plan.message
+        # slot 0 only: 2 kWh at 0.1, one start-up (initially off), "late" dropped (no GPU free)
+        assert list(plan.node) == [0, -1]
+        assert plan.flows is not None and list(plan.flows.on[0]) == [True, False]
+        assert rel_close(plan.objective, 0.2 + 1.0 + 3.0)  # type: ignore[arg-type]

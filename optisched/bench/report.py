@@ -259,6 +259,15 @@ def benchmark_section(meta: dict[str, Any], rows: list[dict[str, Any]], notes: l
         _load_line(rows),
         markdown_table(rows),
     ]
+    failed = [r for r in rows if r.get("status") in FAILED]
+    if failed:
+        lines += ["Failed runs:", ""]
+        for r in failed:
+            msg = " ".join(str(r.get("message") or "").split())
+            msg = msg if len(msg) <= 200 else msg[:197] + "..."
+            lines.append(f"- {r['instance']} / {r['solver']} (repeat {r.get('repeat')}): "
+                         f"{r['status']}: {msg.replace('|', '/')}")
+        lines.append("")
     if notes:
         lines += ["Notes:", ""] + [f"- {n}" for n in notes] + [""]
     return "\n".join(lines)

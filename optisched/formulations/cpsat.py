@@ -5,8 +5,9 @@ per constraint family in a fixed order:
 
 1. :func:`define_scaling`     — power, state-of-charge and money units;
 2. :func:`define_assignment`  — start literals (or optional intervals), drops;
+   :func:`define_on_off_vars` — the on literals (the capacity rows use them);
 3. :func:`define_capacity`    — resources per node and slot;
-4. :func:`define_on_off`      — on/off, job ⇒ on, start-ups and shut-downs;
+4. :func:`define_on_off`      — job ⇒ on, start-ups and shut-downs;
 5. :func:`define_power`       — power balance, flow bounds, demand peak;
 6. :func:`define_battery`     — state of charge in integers;
 7. :func:`define_feeders`     — feeder headroom;
@@ -52,6 +53,7 @@ __all__ = [
     "define_feeders",
     "define_objective",
     "define_on_off",
+    "define_on_off_vars",
     "define_power",
     "define_scaling",
 ]
@@ -370,7 +372,7 @@ def define_assignment(cm: CpsatModel) -> None:
                         md.add(st <= t).only_enforce_if(r_)
                         md.add(st >= t - d + 1).only_enforce_if(r_)
                         run[t] = r_
-                    md.add(sum(run.values()) == d * z)
+                    md.add(cp_model.LinearExpr.sum(list(run.values())) == d * z)
                     cover[a0:b0] = True
                     rate = float(idx.tardiness_rate[j])
                     if rate > 0 and math.isfinite(idx.deadline[j]):
@@ -396,7 +398,7 @@ def define_assignment(cm: CpsatModel) -> None:
             terms.append(dj)
         enf = cm.lit("job", idx.job_ids[j])
         if terms:
-            md.add(sum(terms) == 1).only_enforce_if(enf)
+            md.add(cp_model.LinearExpr.sum(terms) == 1).only_enforce_if(enf)
         elif enf:
             md.add_bool_or([]).only_enforce_if(enf)
         else:

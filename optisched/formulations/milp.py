@@ -33,7 +33,6 @@ __all__ = [
     "define_battery",
     "define_battery_exclusion",
     "define_capacity",
-    "define_coverage",
     "define_demand_peak",
     "define_feeder",
     "define_objective",
@@ -51,7 +50,7 @@ BoolArray = npt.NDArray[np.bool_]
 
 INF = np.inf
 
-FAMILIES = ("assignment", "coverage", "capacity", "on_link", "startup", "shutdown", "power_balance",
+FAMILIES = ("assignment", "capacity", "on_link", "startup", "shutdown", "power_balance",
             "battery_soc", "battery_terminal", "battery_exclusion", "feeder", "demand_peak")
 """Row families, in build order."""
 
@@ -232,9 +231,8 @@ class MilpModel:
         Row bounds.
     blocks : list of RowBlock
         Row families with what each row is about.
-    x, cover, drop : int arrays
-        Columns of starts ``(K,)``, of coverages ``(L,)`` (one per distinct
-        (option, slot) pair, ``ModelSets.link_*``) and of drops ``(J,)`` (-1 = none).
+    x, drop : int arrays
+        Columns of starts ``(K,)`` and drops ``(J,)`` (-1 = none).
     on, up, down, pv_used, grid_import, grid_export, charge, discharge, soc : (N, T) int
         Columns per node and slot.
     down_end : (N,) int
@@ -259,7 +257,6 @@ class MilpModel:
     row_hi: FloatArray
     blocks: list[RowBlock]
     x: IntArray
-    cover: IntArray
     drop: IntArray
     on: IntArray
     up: IntArray
@@ -299,7 +296,6 @@ class _Cols:
     """Column positions while building (filled by :func:`define_variables`)."""
 
     x: IntArray
-    cover: IntArray
     drop: IntArray
     on: IntArray
     up: IntArray
@@ -325,8 +321,8 @@ def _grid(b: MilpBuilder, N: int, T: int, lb: npt.ArrayLike, ub: npt.ArrayLike,
 def define_variables(b: MilpBuilder, index: Index, sets: ModelSets) -> _Cols:
     """Columns, bounds and integrality.
 
-    ``x[o,s] ∈ {0,1}`` (pinned: fixed 1); ``cover[o,t] ∈ [0,1]``; ``drop_j ∈ [0,1]``
-    for droppable jobs (integral through the assignment row); ``on[n,t] ∈ {0,1}`` where the node may
+    ``x[o,s] ∈ {0,1}`` (pinned: fixed 1); ``drop_j ∈ [0,1]`` for droppable jobs
+    (integral through the assignment row); ``on[n,t] ∈ {0,1}`` where the node may
     sleep and is available, else fixed to ``available``; ``up, down ∈ [0,1]``;
     ``0 ≤ pv_used ≤ pv``, ``0 ≤ import ≤ headroom``, ``0 ≤ export ≤ export_kw``,
     ``0 ≤ charge ≤ charge_kw``, ``0 ≤ discharge ≤ discharge_kw``,
@@ -336,7 +332,6 @@ def define_variables(b: MilpBuilder, index: Index, sets: ModelSets) -> _Cols:
     N, T, J = index.N, index.T, index.J
     K = sets.x_opt.size
     x = b.add_cols(K, np.where(sets.x_fixed, 1.0, 0.0), 1.0, 0.0, integer=True)
-    cover = b.add_cols(sets.link_o.size, 0.0, 1.0)
     droppable = ~index.must_run & ~index.pinned
     drop = np.full(J, -1, dtype=np.int64)
     nd = int(droppable.sum())
@@ -361,7 +356,7 @@ def define_variables(b: MilpBuilder, index: Index, sets: ModelSets) -> _Cols:
     en = np.nonzero(exclusion_nodes(index))[0]
     if en.size:
         excl[en] = b.add_cols(en.size * T, 0.0, 1.0, integer=True).reshape(en.size, T)
-    return _Cols(x, cover, drop, on, up, down, down_end, pv_used, grid_import, grid_export, charge,
+    return _Cols(x, drop, on, up, down, down_end, pv_used, grid_import, grid_export, charge,
                  discharge, soc, peak, excl)
 
 
@@ -382,33 +377,15 @@ def define_assignment(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -
     b.add_rows("assignment", jobs.size, rows, cols, 1.0, 1.0, 1.0, job=jobs, slack_sign=1.0)
 
 
-def define_coverage(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> None:
-    """``coverage``: ``cover[o,t] = Σ_{s: s ≤ t < s+d_o} x[o,s]`` per (option, slot) pair.
-
-    Whether option o's job runs in slot t (0/1 at integer points: a job covers a
-    slot with at most one start). Capacity, on/off linking and the power balance
-    use ``cover`` (one coefficient per (option, slot)) instead of every covering
-    start (``d_o`` coefficients), which cuts the nonzeros about threefold.
-    """
-    L = sets.link_o.size
-    if not L:
-        return
-    rows = np.concatenate([sets.link_ptr, np.arange(L)])
-    cols = np.concatenate([c.x[sets.cov_k], c.cover])
-    vals = np.concatenate([np.ones(sets.cov_k.size), -np.ones(L)])
-    b.add_rows("coverage", L, rows, cols, vals, 0.0, 0.0, job=index.opt_job[sets.link_o],
-               node=index.opt_node[sets.link_o], slot=sets.link_t)
-
-
 def define_capacity(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> None:
-    """``capacity``: ``Σ_{o on node n} usage_{j,r}·cover[o,t] ≤ cap_{n,r}·on[n,t]``.
+    """``capacity``: ``Σ_{(o,s) covering t, node n} usage_{j,r}·x[o,s] ≤ cap_{n,r}·on[n,t]``.
 
     Rows only where the jobs that could run at (n, t) could exceed the capacity;
     on sleeping nodes the right-hand side carries ``on`` (a tight aggregated
     linking), elsewhere ``on`` is fixed and the bound is the capacity.
     """
     N, T, R = index.N, index.T, len(index.resources)
-    if not sets.link_o.size or not R:
+    if not sets.cov_k.size or not R:
         return
     # max possible use per (n, t, r): each option counts once per slot
     ln, lt = index.opt_node[sets.link_o], sets.link_t
@@ -421,13 +398,14 @@ def define_capacity(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> 
     rid = np.full((N, T, R), -1, dtype=np.int64)
     nn, tt, rr = np.nonzero(need)
     rid[nn, tt, rr] = np.arange(nn.size)
+    kn, kt = sets.x_node[sets.cov_k], sets.cov_t
     rows_l, cols_l, vals_l = [], [], []
     for r in range(R):
-        row = rid[ln, lt, r]
-        m = (row >= 0) & (index.usage[lj, r] != 0)
+        row = rid[kn, kt, r]
+        m = (row >= 0) & (index.usage[sets.x_job[sets.cov_k], r] != 0)
         rows_l.append(row[m])
-        cols_l.append(c.cover[m])
-        vals_l.append(index.usage[lj[m], r])
+        cols_l.append(c.x[sets.cov_k[m]])
+        vals_l.append(index.usage[sets.x_job[sets.cov_k[m]], r])
     sleep = index.can_sleep[nn]
     cap = index.capacity[nn, rr]
     rows_l.append(np.arange(nn.size)[sleep])
@@ -439,23 +417,27 @@ def define_capacity(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> 
 
 
 def define_on_link(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> None:
-    """``on_link``: ``cover[o,t] ≤ on[n,t]`` per option o on a sleeping node and slot t.
+    """``on_link``: ``Σ_{s: s ≤ t < s+d} x[o,s] ≤ on[n,t]`` per option o on a sleeping node.
 
-    One row per (option, covered slot). ``cover[o,t]`` sums the option's starts
-    that cover t, so this is at least as tight as both ``x[o,s] ≤ on[n,t]``
-    (fully disaggregated) and ``Σ_jobs x ≤ M·on`` (big-M).
+    One row per (option, covered slot): a job occupies a slot with at most one of
+    its starts, so this disaggregated form is valid and at least as tight as both
+    ``x[o,s] ≤ on[n,t]`` and ``Σ_jobs x ≤ M·on``.
     """
-    sleep_l = np.nonzero(index.can_sleep[index.opt_node[sets.link_o]])[0]
-    if not sleep_l.size:
+    sleep_l = index.can_sleep[index.opt_node[sets.link_o]]
+    if not sleep_l.any():
         return
+    lid = np.full(sets.link_o.size, -1, dtype=np.int64)
+    lid[sleep_l] = np.arange(int(sleep_l.sum()))
+    row_c = lid[sets.link_ptr]
+    m = row_c >= 0
     lo_, lt = sets.link_o[sleep_l], sets.link_t[sleep_l]
     ln = index.opt_node[lo_]
-    n_rows = sleep_l.size
-    r = np.arange(n_rows)
-    b.add_rows("on_link", n_rows, np.concatenate([r, r]),
-               np.concatenate([c.cover[sleep_l], c.on[ln, lt]]),
-               np.concatenate([np.ones(n_rows), -np.ones(n_rows)]), -INF, 0.0,
-               job=index.opt_job[lo_], node=ln, slot=lt)
+    n_rows = lo_.size
+    rows = np.concatenate([row_c[m], np.arange(n_rows)])
+    cols = np.concatenate([c.x[sets.cov_k[m]], c.on[ln, lt]])
+    vals = np.concatenate([np.ones(int(m.sum())), -np.ones(n_rows)])
+    b.add_rows("on_link", n_rows, rows, cols, vals, -INF, 0.0, job=index.opt_job[lo_], node=ln,
+               slot=lt)
 
 
 def define_switching(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> None:
@@ -495,7 +477,7 @@ def define_switching(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) ->
 
 def define_power_balance(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> None:
     """``power_balance``: ``pv_used + import + discharge − charge − export − idle_kw·on −
-    Σ_{o on n} power_o·cover[o,t] = 0`` [kW] per (n, t).
+    Σ_{(o,s) covering t} power_o·x[o,s] = 0`` [kW] per (n, t).
 
     The elastic slack of these rows is unserved load (a shortage of PV, headroom
     and battery).
@@ -512,9 +494,9 @@ def define_power_balance(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols
     parts_r.append(flat)
     parts_c.append(c.on.reshape(-1))
     parts_v.append(-np.repeat(index.idle_kw, T))
-    parts_r.append(r[index.opt_node[sets.link_o], sets.link_t])
-    parts_c.append(c.cover)
-    parts_v.append(-index.opt_power[sets.link_o])
+    parts_r.append(r[sets.x_node[sets.cov_k], sets.cov_t])
+    parts_c.append(c.x[sets.cov_k])
+    parts_v.append(-index.opt_power[sets.x_opt[sets.cov_k]])
     b.add_rows("power_balance", N * T, np.concatenate(parts_r), np.concatenate(parts_c),
                np.concatenate(parts_v), 0.0, 0.0, node=np.repeat(np.arange(N), T),
                slot=np.tile(np.arange(T), N), slack_sign=1.0)
@@ -638,7 +620,7 @@ def define_objective(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) ->
     b.col_cost = [cost]
 
 
-DEFINES = (define_assignment, define_coverage, define_capacity, define_on_link, define_switching,
+DEFINES = (define_assignment, define_capacity, define_on_link, define_switching,
            define_power_balance, define_battery, define_battery_exclusion, define_feeder,
            define_demand_peak, define_objective)
 """Constraint families and the objective, in build order."""
@@ -694,7 +676,7 @@ def build_milp(index: Index, *, elastic: bool = False,
         cost=np.concatenate(b.col_cost), integer=np.concatenate(b.col_int),
         row_lo=np.concatenate(b.row_lo) if b.row_lo else np.zeros(0),
         row_hi=np.concatenate(b.row_hi) if b.row_hi else np.zeros(0), blocks=b.blocks,
-        x=c.x, cover=c.cover, drop=c.drop, on=c.on, up=c.up, down=c.down, down_end=c.down_end,
+        x=c.x, drop=c.drop, on=c.on, up=c.up, down=c.down, down_end=c.down_end,
         pv_used=c.pv_used, grid_import=c.grid_import, grid_export=c.grid_export,
         charge=c.charge, discharge=c.discharge, soc=c.soc, peak=c.peak, excl=c.excl,
         slack=slack, build_seconds=time.perf_counter() - t0,

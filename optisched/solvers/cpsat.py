@@ -24,9 +24,10 @@ Options (``optisched.solve(..., **options)``):
 ``time_limit`` → ``max_time_in_seconds`` (default 60 s), ``mip_gap`` →
 ``relative_gap_limit``, ``seed`` → ``random_seed``.
 
-Statuses come from :data:`STATUS_TABLE`. Two documented fallbacks return the
-hint plan with status ``feasible`` (``info["fallback"]``): CP-SAT found no
-solution in time (``UNKNOWN``), or the exact dispatch of its placement failed.
+Statuses come from :data:`STATUS_TABLE`. Documented fallbacks return the hint
+plan with status ``feasible`` (``info["fallback"]``): CP-SAT found no solution in
+time (``UNKNOWN``), its best plan (not proven optimal) is worse than the hint,
+or the exact dispatch of its placement failed.
 """
 
 from __future__ import annotations
@@ -290,6 +291,32 @@ def extract(cm: CpsatModel, solver: cp_model.CpSolver) -> tuple[np.ndarray, np.n
     return node, start, on
 
 
+def _minimize_core(cm: CpsatModel, options: SolveOptions, core: set[int],
+                   deadline: float) -> set[int]:
+    """Deletion filter: drop each assumption whose removal keeps the model infeasible.
+
+    Stops at ``deadline`` (``time.perf_counter()``), returning the core reached so far.
+    """
+    keep = set(core)
+    # try to drop the physical families first, so that a conflict is named by the
+    # resources it is about rather than by bounds derived from them
+    rank = {b.index: (k, b.index) for k, fam in enumerate(("feeder", "power", "capacity", "job"))
+            for b, _ in cm.enforce.get(fam, [])}
+    for lit_index in sorted(core, key=lambda i: rank.get(i, (9, i))):
+        left = deadline - time.perf_counter()
+        if left <= 0.05:
+            break
+        trial = keep - {lit_index}
+        cm.model.clear_assumptions()
+        cm.model.add_assumptions([cm.model.get_bool_var_from_proto_index(i) for i in trial])
+        solver = cp_model.CpSolver()
+        configure(solver, options, left)
+        solver.parameters.num_workers = 1
+        if solver.solve(cm.model) == cp_model.INFEASIBLE:
+            keep = trial
+    return keep
+
+
 def explain_infeasible(problem: Problem, index: Index, options: SolveOptions,
                        variant: str, time_limit: float) -> str:
     """Re-solve with an assumption per job, node capacity, node power and feeder family.
@@ -306,6 +333,7 @@ def explain_infeasible(problem: Problem, index: Index, options: SolveOptions,
     if status != cp_model.INFEASIBLE:
         return "CP-SAT proved the model infeasible (no smaller explanation found in time)"
     core = set(solver.sufficient_assumptions_for_infeasibility())
+    core = _minimize_core(cm, options, core, time.perf_counter() + max(1.0, time_limit / 2))
     what = {
         "job": "job {} (exactly one eligible (node, start) or a drop)",
         "capacity": "node {} resource capacity",
@@ -319,12 +347,12 @@ def explain_infeasible(problem: Problem, index: Index, options: SolveOptions,
         j = index.job_pos[jid]
         opts = index.options_of(j)
         where = ", ".join(
-            f"{index.node_ids[int(index.opt_node[o])]} starts "
-            f"{int(index.opt_earliest[o])}..{int(index.opt_latest[o])}" for o in opts[:4])
+            f"node {index.node_ids[int(index.opt_node[o])]} (start slots "
+            f"{int(index.opt_earliest[o])}..{int(index.opt_latest[o])})" for o in opts[:4])
         detail.append(f"job {jid} may run on {where or 'no node'}")
     msg = "infeasible: these constraints conflict: " + "; ".join(parts or ["(empty core)"])
     if detail:
-        msg += " (" + "; ".join(detail) + ")"
+        msg += ". " + "; ".join(detail)
     return msg
 
 
@@ -404,8 +432,23 @@ def solve_cpsat(problem: Problem, index: Index, options: SolveOptions) -> Plan:
     from optisched.dispatch import dispatch  # highspy: imported only when a plan exists
 
     res = dispatch(index, node, start, on)
+    better_hint = False
     if res.feasible and res.flows is not None:
         plan = plan_from_placement(problem, index, "cpsat", status, node, start, res.flows)
+        if status is not Status.OPTIMAL and hint is not None and hint_obj is not None:
+            from optisched.evaluate import evaluate
+
+            ev = evaluate(problem, plan, index)
+            better_hint = not ev.feasible or ev.objective > hint_obj + 1e-9
+    if better_hint and hint is not None and hint.flows is not None:
+        # anytime: never return a plan worse than the hint CP-SAT was given
+        plan = plan_from_placement(problem, index, "cpsat", Status.FEASIBLE, hint.node,
+                                   hint.start, hint.flows,
+                                   message=f"CP-SAT's best plan is worse than the hint; plan of "
+                                           f"{hint.solver}")
+        info["fallback"] = hint.solver
+    elif res.feasible and res.flows is not None:
+        pass
     elif hint is not None and hint.flows is not None:
         log.warning("cpsat: exact dispatch of the CP-SAT placement failed (%s); returning the "
                     "hint plan", res.message)

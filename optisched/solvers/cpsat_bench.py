@@ -8,9 +8,10 @@ callback, then prints: model build time, time to the first solution, the best
 objective re-evaluated in floating point, the valid lower bound
 (``cpsat_bound − ε``), ε, and the hint's objective.
 
-Instances come from ``optisched.generate.generate(preset, n_nodes, n_jobs,
-n_slots, seed)`` when that module exists, else from ``tests/_problems.py`` of a
-source checkout (batteries, feeders, demand charges, sleeping nodes).
+Instances come from ``optisched.generate.generate(size, n_nodes, n_jobs,
+n_slots, seed)`` (the ``small``/``medium`` presets at these sizes) when that
+module exists, else from ``tests/_problems.py`` of a source checkout (batteries,
+feeders, demand charges, sleeping nodes).
 
 Options: ``--sizes small,medium``, ``--seeds 0``, ``--limits 10,60``,
 ``--variants starts``, ``--workers 2``.
@@ -40,7 +41,7 @@ def make_instance(size: str, seed: int) -> tuple[Problem, str]:
     J, N, T, slot_min = SIZES[size]
     try:
         gen = importlib.import_module("optisched.generate")
-        return gen.generate("mixed", N, J, T, seed), "optisched.generate"
+        return gen.generate(size, N, J, T, seed), f"optisched.generate ({size!r} preset)"
     except (ImportError, AttributeError, TypeError, ValueError, KeyError):
         pass
     tests = Path(__file__).resolve().parents[2] / "tests"

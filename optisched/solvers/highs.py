@@ -88,25 +88,18 @@ def highs_from_model(model: MilpModel, *, relax: bool = False, log_output: bool 
     """A silent Highs instance holding ``model`` (integrality dropped when ``relax``)."""
     h = highspy.Highs()
     h.setOptionValue("output_flag", bool(log_output))
-    lp = highspy.HighsLp()
-    lp.num_col_ = model.n_cols
-    lp.num_row_ = model.n_rows
-    lp.col_cost_ = model.cost
-    lp.col_lower_ = model.col_lb
-    lp.col_upper_ = model.col_ub
-    lp.row_lower_ = model.row_lo
-    lp.row_upper_ = model.row_hi
     A = model.A
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.num_col_ = model.n_cols
-    lp.a_matrix_.num_row_ = model.n_rows
-    lp.a_matrix_.start_ = A.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = A.indices.astype(np.int32)
-    lp.a_matrix_.value_ = A.data.astype(float)
-    if not relax and model.integer.any():
-        lp.integrality_ = [highspy.HighsVarType.kInteger if i else
-                           highspy.HighsVarType.kContinuous for i in model.integer]
-    h.passModel(lp)
+    integ = (model.integer if not relax else np.zeros(model.n_cols, dtype=bool)).astype(np.int32)
+    # the array overload of passModel: numpy arrays in, no per-element Python objects
+    h.passModel(model.n_cols, model.n_rows, int(A.nnz), int(highspy.MatrixFormat.kColwise),
+                int(highspy.ObjSense.kMinimize), 0.0,
+                np.ascontiguousarray(model.cost, dtype=np.float64),
+                np.ascontiguousarray(model.col_lb, dtype=np.float64),
+                np.ascontiguousarray(model.col_ub, dtype=np.float64),
+                np.ascontiguousarray(model.row_lo, dtype=np.float64),
+                np.ascontiguousarray(model.row_hi, dtype=np.float64),
+                A.indptr.astype(np.int32), A.indices.astype(np.int32),
+                A.data.astype(np.float64), integ)
     return h
 
 

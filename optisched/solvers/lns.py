@@ -4,20 +4,26 @@ The algorithm (``formulations/lns.md`` has the full statement):
 
 1. **Start.** The plan in ``options.extra["start"]`` when given (a :class:`Plan` of
    this problem), else the ``greedy`` plan (``baseline`` when greedy is missing or
-   fails). A start without flows gets the exact dispatch.
-2. **Bound.** The Lagrangian bound of :mod:`optisched.solvers.lns_bound` at the
-   start plan's load, and the LP relaxation (:func:`optisched.bound.lp_bound`) when
-   it exists and the model is small enough for the budget. The best is kept.
+   fails). A start without flows gets the exact dispatch. When neither heuristic
+   finds a plan, the search runs on the *penalty problem* (must-run jobs droppable at
+   a large penalty ``M``) until every must-run job is placed (else ``no_solution``).
+2. **Bound.** The Lagrangian bound of :mod:`optisched.solvers.lns_bound` (at the start
+   plan's load and, at the end, at the best plan's load, each improved by midpoint
+   rounds and capacity subgradient steps), and the LP relaxation
+   (:func:`optisched.bound.lp_bound`) in a child process when the model is small
+   enough for the budget. The best is kept.
 3. **Loop** until the time limit, ``max_iterations`` or a proof of optimality: pick
    a neighbourhood kind by roulette over adaptive weights, build a neighbourhood
-   (nodes ``S`` closed under coupled feeders, freed jobs ``F``) of the current
-   size, build it as a sub-problem (:mod:`optisched.solvers.lns_sub`), solve it
+   (nodes ``S``, freed jobs ``F``) of the current size, build it as a sub-problem
+   (:mod:`optisched.solvers.lns_sub`: other jobs on ``S`` pinned, feeder headroom
+   reduced by the incumbent net import of the feeder's nodes outside ``S``), solve it
    with the sub-solver (``highs``, warm-started from the incumbent; ``cpsat`` or
    ``greedy`` when asked or when ``highs`` is not registered) within a time limit
-   that never exceeds the remaining budget, splice the result back, re-dispatch
-   the nodes ``S`` exactly (:func:`optisched.dispatch.dispatch_load`), price the
-   whole plan with :func:`optisched.evaluate.evaluate` and accept it when it is
-   feasible and strictly cheaper.
+   that never exceeds the remaining budget, splice its placement and flows of ``S``
+   back, price the whole plan with :func:`optisched.evaluate.evaluate` and accept it
+   when it is feasible and strictly cheaper (then ``S`` and its coupled feeders are
+   re-dispatched exactly by :func:`optisched.dispatch.dispatch_load` and the cheaper
+   verified version kept).
 4. **Adaptation.** A kind's weight moves towards its reward (relative improvement
    per second, or per iteration when ``max_iterations`` is set so runs are
    reproducible); the neighbourhood size grows after a sub-solve proven optimal
@@ -90,7 +96,9 @@ _SUB_GAP = 1e-6
 """Relative MIP gap of the sub-solves."""
 LP_BOUND_MAX_COLUMNS = 300_000
 """Start columns ``Σ options' start windows`` up to which ``lp_bound="auto"`` runs the LP
-(measured: 88k columns, 100 jobs × 20 nodes × 96 slots, 15-26 s with HiGHS dual simplex)."""
+(measured: ``tests/_problems`` 100 jobs × 20 nodes × 96 slots, an LP of 88k columns in all,
+15-26 s with HiGHS dual simplex; ``generate("medium")`` has 16k start columns, ``"large"``
+747k)."""
 LP_BOUND_MIN_BUDGET = 10.0
 """Smallest time limit [s] at which ``lp_bound="auto"`` starts the LP process (spawning it
 and importing optisched costs about 1-2 s)."""
@@ -228,6 +236,26 @@ def _lp_worker(problem: Problem, time_limit: float, conn: Any) -> None:
         value = None
     conn.send(value)
     conn.close()
+
+
+class _LpSlot:
+    """Where the LP bound process lives once started (it starts after the first iteration,
+    so problems the search proves optimal at once never pay for spawning it)."""
+
+    def __init__(self, wanted: bool, time_limit: float) -> None:
+        self.wanted = wanted
+        self.time_limit = time_limit
+        self.job: _LpBound | None = None
+
+    def start(self, problem: Problem) -> None:
+        """Start the LP process for ``problem`` (once)."""
+        if self.wanted and self.job is None:
+            self.job = _LpBound(problem, self.time_limit)
+
+    def stop(self) -> None:
+        """Terminate the process if it runs."""
+        if self.job is not None:
+            self.job.stop()
 
 
 class _LpBound:
@@ -557,19 +585,17 @@ def solve_lns(problem: Problem, index: Index, options: SolveOptions) -> Plan:
     deadline = options.deadline(t0, DEFAULT_TIME_LIMIT)
     budget = deadline - t0
     use_lp = extra.get("lp_bound", "auto")
-    lp_job: _LpBound | None = None
-    if use_lp is True or (use_lp == "auto" and budget >= LP_BOUND_MIN_BUDGET
-                          and _start_columns(index) <= LP_BOUND_MAX_COLUMNS):
-        lp_job = _LpBound(problem, budget if math.isfinite(budget) else 3600.0)
+    wanted = use_lp is True or (use_lp == "auto" and budget >= LP_BOUND_MIN_BUDGET
+                                and _start_columns(index) <= LP_BOUND_MAX_COLUMNS)
+    lp = _LpSlot(bool(wanted), budget if math.isfinite(budget) else 3600.0)
     try:
-        return _search(problem, index, options, t0, deadline, lp_job)
+        return _search(problem, index, options, t0, deadline, lp)
     finally:
-        if lp_job is not None:
-            lp_job.stop()
+        lp.stop()
 
 
 def _penalty_phase(problem: Problem, index: Index, options: SolveOptions, t0: float,
-                   deadline: float, lp_job: _LpBound | None, why: str) -> Plan:
+                   deadline: float, lp: _LpSlot, why: str) -> Plan:
     """Search on the penalty problem (:func:`_penalty_problem`) when no heuristic start exists.
 
     Greedy and baseline found no plan (e.g. tight capacity); on the penalty problem they
@@ -583,7 +609,7 @@ def _penalty_phase(problem: Problem, index: Index, options: SolveOptions, t0: fl
     ropts = SolveOptions(time_limit=options.time_limit, mip_gap=options.mip_gap,
                          seed=options.seed, threads=options.threads, callback=None,
                          extra={**options.extra, "_penalty_phase": True})
-    plan = _search(relaxed, rindex, ropts, t0, deadline, lp_job)
+    plan = _search(relaxed, rindex, ropts, t0, deadline, lp)
     missing = [index.job_ids[j] for j in np.nonzero(index.must_run & (plan.node < 0))[0]]
     if not plan.status.has_plan or missing:
         out = Plan.empty(problem, "lns", Status.NO_SOLUTION,
@@ -603,7 +629,7 @@ def _penalty_phase(problem: Problem, index: Index, options: SolveOptions, t0: fl
 
 
 def _search(problem: Problem, index: Index, options: SolveOptions, t0: float, deadline: float,
-            lp_job: _LpBound | None) -> Plan:
+            lp: _LpSlot) -> Plan:
     """The search of :func:`solve_lns` (the LP bound, if any, already running)."""
     extra = options.extra
     budget = deadline - t0
@@ -616,7 +642,7 @@ def _search(problem: Problem, index: Index, options: SolveOptions, t0: float, de
         if extra.get("_penalty_phase") or not index.must_run.any():
             start.solver = "lns"
             return start
-        return _penalty_phase(problem, index, options, t0, deadline, lp_job, start.message)
+        return _penalty_phase(problem, index, options, t0, deadline, lp, start.message)
     ev = evaluate(problem, start, index)
     best = Plan(solver="lns", status=Status.FEASIBLE, job_ids=list(index.job_ids),
                 node_ids=list(index.node_ids), node=start.node.copy(), start=start.start.copy(),
@@ -661,6 +687,9 @@ def _search(problem: Problem, index: Index, options: SolveOptions, t0: float, de
         remaining = deadline - time.perf_counter()
         if remaining < max(0.2, 2.0 * t_lag):
             break
+        if iterations == 1:
+            lp.start(problem)
+        lp_job = lp.job
         if lp_job is not None and not deterministic and not lp_job.done:
             lpb = lp_job.poll()
             if lpb is not None and (state.bound is None or lpb > state.bound):
@@ -736,6 +765,7 @@ def _search(problem: Problem, index: Index, options: SolveOptions, t0: float, de
                             upper=state.objective, capacity_iterations=CAPACITY_ITERATIONS)
         if lb is not None and (state.bound is None or lb > state.bound):
             state.bound, bound_source = lb, "lagrangian"
+    lp_job = lp.job
     if lp_job is not None and not optimal_now() and not proven:
         wait = math.inf if deterministic else deadline - time.perf_counter()
         lpb = lp_job.poll(wait=min(wait, 3600.0))

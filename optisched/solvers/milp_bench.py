@@ -9,7 +9,8 @@ Cases (issue 4 targets in brackets):
   set before the build [highs ≥ 10x faster, less memory];
 * ``small``: 20 jobs x 5 nodes x 48 slots, ``highs`` to proven optimality on 1
   thread [≤ 10 s];
-* ``lp``: LP bound time, dual simplex vs interior point, on the medium instances;
+* ``lp``: LP bound time, dual simplex vs interior point, on the small instances
+  (and the medium ones with ``--medium``; 120 s limit each);
 * ``medium`` (``--medium``, minutes): ``highs`` for 60 s on 2 threads with the
   greedy warm start; objective, bound and gap.
 
@@ -122,12 +123,15 @@ def run(seeds: tuple[int, ...] = (0, 1, 2), medium: bool = False) -> list[dict[s
     for seed in seeds:
         p = instance(20, 5, 48, seed)
         rows.append({"case": "small 20x5x48", "seed": seed, **_solve(p, 60.0, 1, seed)})
-    for seed in seeds:
-        p = instance(100, 20, 96, seed)
-        r1 = lp_bound_result(p, solver="simplex", time_limit=120)
-        r2 = lp_bound_result(p, solver="ipm", time_limit=120)
-        rows.append({"case": "lp 100x20x96", "seed": seed, "bound": r1.bound,
-                     "simplex_s": r1.seconds, "ipm_s": r2.seconds, "ipm_bound": r2.bound})
+    sizes = [(20, 5, 48)] + ([(100, 20, 96)] if medium else [])
+    for n_jobs, n_nodes, slots in sizes:
+        for seed in seeds:
+            p = instance(n_jobs, n_nodes, slots, seed)
+            r1 = lp_bound_result(p, solver="simplex", time_limit=120)
+            r2 = lp_bound_result(p, solver="ipm", time_limit=120)
+            rows.append({"case": f"lp {n_jobs}x{n_nodes}x{slots}", "seed": seed,
+                         "simplex_bound": r1.bound, "simplex_s": r1.seconds,
+                         "ipm_bound": r2.bound, "ipm_s": r2.seconds})
     if medium:
         for seed in seeds:
             p = instance(100, 20, 96, seed)
