@@ -344,6 +344,19 @@ def test_derive_by_hand() -> None:
     assert "| i | 2×1×4 | a | feasible | 10 | 8 | 10.00 % |" in md
 
 
+def test_repeats_are_summarised_by_medians() -> None:
+    rows = [_row("i", "a", 10.0, None), _row("i", "a", 14.0, None),
+            _row("i", "a", None, None, "error"), _row("i", "b", 12.0, 9.0)]
+    for k, r in enumerate(rows[:3]):
+        r.update(repeat=k, wall_s=float(k + 1), peak_mem_mb=100.0 + k)
+    out, _ = derive(rows)
+    md = markdown_table(out)
+    # a: median of the verified objectives (10, 14) = 12, gap to the best bound 9 = 25 %,
+    # median wall of 1, 2, 3 s = 2 s, largest peak memory 102 MiB.
+    assert ("| i | 2×1×4 | a | feasible 2/3, error 1/3 | 12 | – | 25.00 % | – | – | 2.00 | – "
+            "| 102 |") in md
+
+
 def test_performance_profile_by_hand() -> None:
     rows, _ = derive([_row("i", "a", 10.0, None), _row("i", "b", 20.0, None),
                       _row("j", "a", None, None, "error"), _row("j", "b", 5.0, None)])
