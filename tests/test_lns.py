@@ -230,3 +230,18 @@ def test_penalty_phase_finds_a_plan_when_the_heuristics_fail(
     ev = evaluate(p, plan)
     assert ev.feasible and plan.objective == pytest.approx(ev.objective)
     assert str(plan.info["start"]).startswith("penalty phase")
+
+
+@pytest.mark.slow
+def test_lns_finds_icon_sample01_via_cpsat_packing_start() -> None:
+    """ICON sample01 (80-90 % resource use) defeats greedy; CP-SAT intervals start it."""
+    from pathlib import Path
+
+    from optisched.icon import read_icon
+
+    sample = Path(__file__).resolve().parents[1] / "datasets" / "icon" / "sample01"
+    problem = read_icon(sample)
+    plan = solve(problem, "lns", time_limit=60, seed=0)
+    assert plan.status.has_plan
+    assert plan.info["start"] == "cpsat-intervals"
+    assert evaluate(problem, plan).feasible
