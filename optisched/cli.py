@@ -162,6 +162,10 @@ def plan(
         if result.status is Status.INFEASIBLE and "drop_penalty" not in result.message:
             err.print("hint: jobs with a drop_penalty may be left out; give must-run jobs one "
                       "to get the dropped-jobs relaxation")
+        if result.status is Status.NO_SOLUTION:
+            err.print("hint: no plan was found within the limits, which does not prove the "
+                      "problem infeasible; try a longer --time-limit or --solver lns, highs or "
+                      "cpsat, or give must-run jobs a drop_penalty")
         raise typer.Exit(EXIT_INFEASIBLE)
     if result.status is Status.ERROR:
         raise typer.Exit(EXIT_INTERNAL)

@@ -83,3 +83,24 @@ def test_evaluate_detects_tampering(tiny_dir: Path, tmp_path: Path) -> None:
 def test_solvers_lists_baseline() -> None:
     r = runner.invoke(app, ["solvers"])
     assert r.exit_code == 0 and "baseline" in r.output
+
+
+def test_heuristic_failure_is_no_solution_not_infeasible(tmp_path: Path) -> None:
+    # two must-run one-hour jobs, one GPU, both due by 01:00: the baseline cannot place the
+    # second; it proves nothing, so the plan says no_solution and the CLI suggests what to try
+    from optisched import Horizon, Job, Node, Problem, Scenario, write_bundle
+
+    dl = "2026-06-01T01:00:00+00:00"
+    p = Problem(scenario=Scenario(horizon=Horizon(start="2026-06-01T00:00:00+00:00",
+                                                  slot_minutes=60, slots=2)),
+                nodes=[Node(node_id="n", gpus=1)],
+                jobs=[Job(job_id=f"j{k}", gpus=1, duration_min=60, power_kw=1, deadline=dl)
+                      for k in range(2)])
+    write_bundle(p, tmp_path / "b")
+    r = runner.invoke(app, ["plan", str(tmp_path / "b"), "--out", str(tmp_path / "P"), "-s",
+                            "baseline"])
+    assert r.exit_code == EXIT_INFEASIBLE
+    assert "no_solution" in r.output and "does not prove" in r.output
+    r = runner.invoke(app, ["plan", str(tmp_path / "b"), "--out", str(tmp_path / "Q"), "-s",
+                            "highs", "--quiet"])
+    assert r.exit_code == EXIT_INFEASIBLE and "infeasible" in r.output

@@ -168,19 +168,20 @@ def test_infeasible_window_too_short_names_job() -> None:
     assert "long" in plan.message and "do not fit" in plan.message
 
 
-def test_infeasible_capacity_names_job() -> None:
+def test_capacity_failure_names_job() -> None:
+    # a heuristic failing to pack proves nothing: no_solution, with the job and the reason
     dl = "2026-06-01T01:00:00+00:00"
     jobs = [_job(job_id="first", deadline=dl), _job(job_id="second", deadline=dl)]
     plan = _greedy(_problem(2, [Node(node_id="n", gpus=1)], jobs))
-    assert plan.status is Status.INFEASIBLE
+    assert plan.status is Status.NO_SOLUTION
     assert "capacity" in plan.message
     assert ("first" in plan.message) != ("second" in plan.message)
 
 
-def test_infeasible_headroom_names_job() -> None:
+def test_headroom_failure_names_job() -> None:
     plan = _greedy(_problem(2, [Node(node_id="n", gpus=1, grid_kw=1.0)],
                             [_job(job_id="hungry", power_kw=2.0)]))
-    assert plan.status is Status.INFEASIBLE
+    assert plan.status is Status.NO_SOLUTION
     assert "hungry" in plan.message and "headroom" in plan.message
 
 

@@ -6,7 +6,8 @@ Jobs are taken pinned first, then by release slot, then in file order. Each goes
 to the (node, start) with the earliest feasible start (ties: node order) such that
 resources fit, and the node's import ``load − pv`` stays within headroom and its
 feeder's net import within the feeder headroom, with the battery idle. A job
-that fits nowhere is dropped when it may be, else the plan is infeasible.
+that fits nowhere is dropped when it may be, else there is no plan (status
+``no_solution``: a heuristic proves no infeasibility).
 Sleeping nodes are on exactly when a job runs; other nodes whenever available.
 """
 
@@ -38,7 +39,7 @@ def solve_baseline(problem: Problem, index: Index, options: SolveOptions) -> Pla
     over = fixed_load - index.pv - index.headroom
     if (over > _TOL).any():
         n, t = np.argwhere(over > _TOL)[0]
-        return Plan.empty(problem, "baseline", Status.INFEASIBLE,
+        return Plan.empty(problem, "baseline", Status.NO_SOLUTION,
                           f"node {index.node_ids[n]} slot {t}: idle load {fixed_load[n, t]:g} kW "
                           f"exceeds pv {index.pv[n, t]:g} kW + headroom {index.headroom[n, t]:g} "
                           "kW with the battery idle")
@@ -48,7 +49,7 @@ def solve_baseline(problem: Problem, index: Index, options: SolveOptions) -> Pla
         short = np.nonzero(net > index.feeder_headroom[f] + 1e-6)[0]
         if short.size:
             t = int(short[0])
-            return Plan.empty(problem, "baseline", Status.INFEASIBLE,
+            return Plan.empty(problem, "baseline", Status.NO_SOLUTION,
                               f"feeder {fid} slot {t}: idle load of nodes that cannot sleep "
                               f"needs {net[t]:g} kW net import, above the feeder headroom "
                               f"{index.feeder_headroom[f, t]:g} kW with batteries idle")
@@ -94,11 +95,13 @@ def solve_baseline(problem: Problem, index: Index, options: SolveOptions) -> Pla
                 break
         if best is None:
             if index.must_run[j]:
-                why = (explain_job(problem, index, j) if index.opt_job_ptr[j + 1] ==
-                       index.opt_job_ptr[j] else
-                       f"job {index.job_ids[j]}: no eligible (node, start) has enough free "
-                       "capacity, grid headroom or feeder headroom with the battery idle")
-                return Plan.empty(problem, "baseline", Status.INFEASIBLE, why)
+                if index.opt_job_ptr[j + 1] == index.opt_job_ptr[j]:  # no option at all: proven
+                    return Plan.empty(problem, "baseline", Status.INFEASIBLE,
+                                      explain_job(problem, index, j))
+                return Plan.empty(problem, "baseline", Status.NO_SOLUTION,
+                                  f"job {index.job_ids[j]}: no eligible (node, start) has enough "
+                                  "free capacity, grid headroom or feeder headroom with the "
+                                  "battery idle")
             continue
         s, n, o = best
         a, b = index.occupied(o, s)

@@ -1092,23 +1092,28 @@ def run_greedy(problem: Problem, index: Index, options: SolveOptions,
     Returns
     -------
     Plan
-        Status ``feasible`` with exact flows, or ``infeasible`` with a message.
+        Status ``feasible`` with exact flows, or ``no_solution`` with a message naming the job
+        and why it found no place (a heuristic proves no infeasibility; proven cases, such as a
+        must-run job without any eligible node, are reported ``infeasible`` by ``solve``).
     """
     t0 = time.perf_counter()
     extra = options.extra
     cands = int(extra.get("candidates", DEFAULT_CANDIDATES if index.opt_job.size <= _LARGE_OPTIONS
                           else LARGE_CANDIDATES))
+    proven = _proven_infeasibility(problem, index)
+    if proven is not None:
+        return Plan.empty(problem, "greedy", Status.INFEASIBLE, proven)
     state = search or GreedySearch(problem, index, cands)
     order = job_order(index)
     why = state.construct(order, hint, trusted)
     if why is not None:
-        return Plan.empty(problem, "greedy", Status.INFEASIBLE, why)
+        return Plan.empty(problem, "greedy", Status.NO_SOLUTION, why)
     t_build = time.perf_counter() - t0
     ok, msg = state.evaluate_all(prev_flows)
     if not ok:
         ok, msg = _repair(state)
         if not ok:
-            return Plan.empty(problem, "greedy", Status.INFEASIBLE, msg)
+            return Plan.empty(problem, "greedy", Status.NO_SOLUTION, msg)
     if hint is None and index.opt_job.size <= _SECOND_START_MAX_OPTIONS and bool(
             extra.get("second_start", True)):
         state = _other_starts(problem, index, options, state, order, cands)
@@ -1186,3 +1191,10 @@ def _repair(state: GreedySearch) -> tuple[bool, str]:
                                f"the exact dispatch cannot supply it: {res.message}); it must run")
     res = dispatch_load(ix, state.load)
     return (state.evaluate_all() if res.feasible else (False, res.message))
+
+
+def _proven_infeasibility(problem: Problem, index: Index) -> str | None:
+    """Infeasibility that holds for every plan (``optisched.solvers.precheck``), or None."""
+    from optisched.solvers import precheck
+
+    return precheck(problem, index)
