@@ -214,7 +214,27 @@ class MilpBuilder:
 
 
 @dataclass
-class MilpModel:
+class _Cols:
+    """Column positions while building (filled by :func:`define_variables`)."""
+
+    x: IntArray
+    drop: IntArray
+    on: IntArray
+    up: IntArray
+    down: IntArray
+    down_end: IntArray
+    pv_used: IntArray
+    grid_import: IntArray
+    grid_export: IntArray
+    charge: IntArray
+    discharge: IntArray
+    soc: IntArray
+    peak: IntArray
+    excl: IntArray
+
+
+@dataclass
+class MilpModel(_Cols):
     """The assembled MILP ``min c·x  s.t.  row_lo ≤ A x ≤ row_hi, lb ≤ x ≤ ub``.
 
     Attributes
@@ -256,20 +276,6 @@ class MilpModel:
     row_lo: FloatArray
     row_hi: FloatArray
     blocks: list[RowBlock]
-    x: IntArray
-    drop: IntArray
-    on: IntArray
-    up: IntArray
-    down: IntArray
-    down_end: IntArray
-    pv_used: IntArray
-    grid_import: IntArray
-    grid_export: IntArray
-    charge: IntArray
-    discharge: IntArray
-    soc: IntArray
-    peak: IntArray
-    excl: IntArray
     slack: IntArray
     build_seconds: float = 0.0
 
@@ -289,26 +295,6 @@ class MilpModel:
             if b.start <= row < b.start + b.size:
                 return b
         raise IndexError(row)
-
-
-@dataclass
-class _Cols:
-    """Column positions while building (filled by :func:`define_variables`)."""
-
-    x: IntArray
-    drop: IntArray
-    on: IntArray
-    up: IntArray
-    down: IntArray
-    down_end: IntArray
-    pv_used: IntArray
-    grid_import: IntArray
-    grid_export: IntArray
-    charge: IntArray
-    discharge: IntArray
-    soc: IntArray
-    peak: IntArray
-    excl: IntArray
 
 
 def _grid(b: MilpBuilder, N: int, T: int, lb: npt.ArrayLike, ub: npt.ArrayLike,
@@ -676,8 +662,5 @@ def build_milp(index: Index, *, elastic: bool = False,
         cost=np.concatenate(b.col_cost), integer=np.concatenate(b.col_int),
         row_lo=np.concatenate(b.row_lo) if b.row_lo else np.zeros(0),
         row_hi=np.concatenate(b.row_hi) if b.row_hi else np.zeros(0), blocks=b.blocks,
-        x=c.x, drop=c.drop, on=c.on, up=c.up, down=c.down, down_end=c.down_end,
-        pv_used=c.pv_used, grid_import=c.grid_import, grid_export=c.grid_export,
-        charge=c.charge, discharge=c.discharge, soc=c.soc, peak=c.peak, excl=c.excl,
-        slack=slack, build_seconds=time.perf_counter() - t0,
+        **vars(c), slack=slack, build_seconds=time.perf_counter() - t0,
     )
