@@ -26,6 +26,7 @@ __all__ = [
     "explain_job",
     "great_circle_km",
     "ineligibility",
+    "sparse_max_tables",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -301,18 +302,29 @@ def _avail_run(available: BoolArray) -> IntArray:
     return run[:, :T]
 
 
-def _window_max(run: IntArray, node: IntArray, lo: IntArray, hi: IntArray) -> IntArray:
-    """Max of ``run[node, lo..hi]`` per query (inclusive), by a sparse table; -1 if empty."""
-    T = run.shape[1]
-    tables = [run]
+def sparse_max_tables(a: npt.NDArray[np.generic], longest: int) -> list[npt.NDArray[np.generic]]:
+    """Sparse table of row-wise window maxima: ``tables[k][:, t] = max(a[:, t : t + 2**k])``.
+
+    Windows are clipped at the end of the row. Levels go up to the largest
+    ``2**k <= longest``, so any window of length ``L <= longest`` is the max of two
+    overlapping level-``floor(log2 L)`` windows.
+    """
+    T = a.shape[1]
+    tables = [a]
     k = 1
-    while (1 << k) <= T:
+    while (1 << k) <= longest:
         prev = tables[-1]
         half = 1 << (k - 1)
         nxt = prev.copy()
         nxt[:, : T - half] = np.maximum(prev[:, : T - half], prev[:, half:])
         tables.append(nxt)
         k += 1
+    return tables
+
+
+def _window_max(run: IntArray, node: IntArray, lo: IntArray, hi: IntArray) -> IntArray:
+    """Max of ``run[node, lo..hi]`` per query (inclusive), by a sparse table; -1 if empty."""
+    tables = sparse_max_tables(run, run.shape[1])
     out = np.full(node.shape, -1, dtype=np.int64)
     ok = hi >= lo
     if not ok.any():

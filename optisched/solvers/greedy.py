@@ -53,7 +53,7 @@ import numpy.typing as npt
 
 from optisched.dispatch import dispatch_groups, dispatch_load
 from optisched.domain import Problem
-from optisched.index import Index, explain_job
+from optisched.index import Index, explain_job, sparse_max_tables
 from optisched.plan import Flows, Plan, Status
 from optisched.solvers.base import SolveOptions, plan_from_placement
 
@@ -1053,15 +1053,7 @@ def _off_gaps(on: BoolArray, avail: BoolArray, head: bool = False,
 def _window_max_rows(a: FloatArray, d: IntArray) -> FloatArray:
     """``out[k, s] = max(a[k, s : s + d[k]])`` (clipped at the end), by a sparse table."""
     K, T = a.shape
-    tables = [a]
-    k = 1
-    while (1 << k) <= max(int(d.max(initial=1)), 1):
-        prev = tables[-1]
-        half = 1 << (k - 1)
-        nxt = prev.copy()
-        nxt[:, : T - half] = np.maximum(prev[:, : T - half], prev[:, half:])
-        tables.append(nxt)
-        k += 1
+    tables = sparse_max_tables(a, max(int(d.max(initial=1)), 1))
     lev = np.floor(np.log2(np.maximum(d, 1))).astype(np.int64)
     out = np.empty((K, T))
     S = np.arange(T)
