@@ -9,19 +9,23 @@ solver wrote them) or from a :class:`~optisched.plan.Plan` with its problem
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from optisched.domain import Problem
 from optisched.errors import BundleError, InputError
 from optisched.evaluate import evaluate
-from optisched.plan import COST_TERMS, Plan
+from optisched.plan import (
+    ASSIGNMENT_COLUMNS,
+    COST_TERMS,
+    Plan,
+    read_assignments_frame,
+    read_summary,
+    require_plan_files,
+)
 
 __all__ = ["JobChange", "PlanDiff", "PlanRecord", "diff_plans", "read_record", "record_of"]
 
@@ -211,28 +215,15 @@ def read_record(path: str | os.PathLike[str]) -> PlanRecord:
     """
     path = Path(path)
     errors: list[InputError] = []
-    for name in ("summary.json", "assignments.csv"):
-        if not (path / name).is_file():
-            errors.append(InputError(str(path / name), None, None, None, "plan file is missing"))
-    if errors:
-        raise BundleError(errors)
-    try:
-        summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BundleError([InputError(str(path / "summary.json"), exc.lineno, None, None,
-                                      f"not valid JSON: {exc.msg}")]) from exc
+    require_plan_files(path, ("summary.json", "assignments.csv"))
+    summary = read_summary(path)
     file = path / "assignments.csv"
-    df = pd.read_csv(file, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    df.columns = [c.strip() for c in df.columns]
-    for c in ("job_id", "status", "node_id", "start_slot"):
-        if c not in df.columns:
-            errors.append(InputError(str(file), 1, c, None, "required column is missing"))
-    if errors:
+    df = read_assignments_frame(file, errors)
+    if df is None:
         raise BundleError(errors)
     placements: dict[str, Placement] = {}
     for k, row in enumerate(df.itertuples(index=False)):
-        jid, st, nid, ss = (str(getattr(row, c)).strip()
-                            for c in ("job_id", "status", "node_id", "start_slot"))
+        jid, st, nid, ss = (str(getattr(row, c)).strip() for c in ASSIGNMENT_COLUMNS)
         if st == "dropped":
             placements[jid] = Placement(None, None)
             continue

@@ -336,17 +336,8 @@ def read_plan(problem: Problem, path: str | os.PathLike[str]) -> Plan:
     """
     path = Path(path)
     errors: list[InputError] = []
-    for name in PLAN_FILES:
-        if not (path / name).is_file():
-            errors.append(InputError(str(path / name), None, None, None, "plan file is missing"))
-    if errors:
-        raise BundleError(errors)
-    with open(path / "summary.json", encoding="utf-8") as fh:
-        try:
-            summary = json.load(fh)
-        except json.JSONDecodeError as exc:
-            raise BundleError([InputError(str(path / "summary.json"), exc.lineno, None, None,
-                                          f"not valid JSON: {exc.msg}")]) from exc
+    require_plan_files(path, PLAN_FILES)
+    summary = read_summary(path)
     try:
         status = Status(summary.get("status", ""))
     except ValueError:
@@ -369,21 +360,49 @@ def read_plan(problem: Problem, path: str | os.PathLike[str]) -> Plan:
     return plan
 
 
-def _read_assignments(problem: Problem, plan: Plan, file: Path, errors: list[InputError]) -> None:
+def require_plan_files(path: Path, names: tuple[str, ...]) -> None:
+    """Raise a :class:`BundleError` naming every file of ``names`` missing from ``path``."""
+    missing = [InputError(str(path / name), None, None, None, "plan file is missing")
+               for name in names if not (path / name).is_file()]
+    if missing:
+        raise BundleError(missing)
+
+
+def read_summary(path: Path) -> dict[str, Any]:
+    """``summary.json`` of a plan directory; invalid JSON raises a located :class:`BundleError`."""
+    file = path / "summary.json"
+    try:
+        summary: dict[str, Any] = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BundleError([InputError(str(file), exc.lineno, None, None,
+                                      f"not valid JSON: {exc.msg}")]) from exc
+    return summary
+
+
+ASSIGNMENT_COLUMNS = ("job_id", "status", "node_id", "start_slot")
+
+
+def read_assignments_frame(file: Path, errors: list[InputError]) -> pd.DataFrame | None:
+    """``assignments.csv`` as strings with stripped headers; None (and errors) when a
+    required column is missing."""
     df = pd.read_csv(file, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     df.columns = [c.strip() for c in df.columns]
-    for c in ("job_id", "status", "node_id", "start_slot"):
-        if c not in df.columns:
-            errors.append(InputError(str(file), 1, c, None, "required column is missing"))
-    if errors:
+    missing = [c for c in ASSIGNMENT_COLUMNS if c not in df.columns]
+    errors.extend(InputError(str(file), 1, c, None, "required column is missing")
+                  for c in missing)
+    return None if missing else df
+
+
+def _read_assignments(problem: Problem, plan: Plan, file: Path, errors: list[InputError]) -> None:
+    df = read_assignments_frame(file, errors)
+    if df is None or errors:
         return
     job_pos = {j.job_id: i for i, j in enumerate(problem.jobs)}
     node_pos = {n.node_id: i for i, n in enumerate(problem.nodes)}
     seen: set[str] = set()
     for k, row in enumerate(df.itertuples(index=False)):
         r = k + 2
-        jid, st, nid, ss = (str(getattr(row, c)).strip()
-                            for c in ("job_id", "status", "node_id", "start_slot"))
+        jid, st, nid, ss = (str(getattr(row, c)).strip() for c in ASSIGNMENT_COLUMNS)
         if jid not in job_pos:
             errors.append(InputError(str(file), r, "job_id", jid, "unknown job_id"))
             continue
