@@ -130,6 +130,15 @@ def _xlabel(ax: Axes, problem: Problem) -> None:
     ax.set_xlabel(f"hours from {hz.start.isoformat()} (slots of {hz.slot_minutes} min) [h]")
 
 
+def _power_axes(ax: Axes, edges: npt.NDArray[np.float64], title: str) -> None:
+    """Common finish of a power-over-time axes: zero line, x range, kW label, title, legend."""
+    ax.axhline(0.0, color="#333333", linewidth=0.6)
+    ax.set_xlim(0, edges[-1])
+    ax.set_ylabel("power [kW]")
+    ax.set_title(title)
+    _legend(ax)
+
+
 def _legend(ax: Axes) -> None:
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, framealpha=0.8)
 
@@ -422,12 +431,8 @@ def energy_stack(problem: Problem, plan: Plan, index: Index | None = None,
         neg = neg - v
     ax.stairs(_pick(f.load, n), e, baseline=None, color=_C["load"], linewidth=1.5,
               label="load")
-    ax.axhline(0.0, color="#333333", linewidth=0.6)
-    ax.set_xlim(0, e[-1])
-    ax.set_ylabel("power [kW]")
+    _power_axes(ax, e, f"energy: {_label(index, node)}")
     _xlabel(ax, problem)
-    ax.set_title(f"energy: {_label(index, node)}")
-    _legend(ax)
     return fig
 
 
@@ -492,12 +497,8 @@ def import_headroom(problem: Problem, plan: Plan, index: Index | None = None,
                   label="headroom (import limit)")
     else:
         ax.plot([], [], color=_C["headroom"], linestyle="--", label="headroom: unlimited")
-    ax.axhline(0.0, color="#333333", linewidth=0.6)
-    ax.set_xlim(0, e[-1])
-    ax.set_ylabel("power [kW]")
+    _power_axes(ax, e, f"grid: {_label(index, node)}")
     _xlabel(ax, problem)
-    ax.set_title(f"grid: {_label(index, node)}")
-    _legend(ax)
     return fig
 
 
@@ -603,11 +604,7 @@ def feeder_load(problem: Problem, plan: Plan, index: Index | None = None,
             over = np.maximum(0.0, net[k] - lim)
             if np.any(over > 1e-6):
                 ax.stairs(net[k], e, baseline=lim, fill=True, color="red", label="excess")
-        ax.axhline(0.0, color="#333333", linewidth=0.6)
-        ax.set_ylabel("power [kW]")
-        ax.set_title(f"feeder {index.feeder_ids[k]} ({members} nodes)")
-        _legend(ax)
-        ax.set_xlim(0, e[-1])
+        _power_axes(ax, e, f"feeder {index.feeder_ids[k]} ({members} nodes)")
     _xlabel(axs[-1], problem)
     return fig
 
