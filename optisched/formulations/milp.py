@@ -88,8 +88,13 @@ class ModelSets:
     link_ptr: IntArray
 
 
-def model_sets(index: Index) -> ModelSets:
-    """Start columns over feasible windows only, and their slot coverage (vectorized)."""
+def model_sets(index: Index, allowed: tuple[IntArray, IntArray] | None = None) -> ModelSets:
+    """Start columns over feasible windows only, and their slot coverage (vectorized).
+
+    ``allowed`` = ``(option, start)`` arrays restricts the columns of jobs that are not
+    pinned to those pairs (a *restricted master*: every solution of the restricted
+    model is a solution of the full one, not the other way round).
+    """
     n_opt, T = index.opt_job.size, index.T
     pinned = index.pinned_node[index.opt_job] >= 0
     lo = index.opt_earliest.astype(np.int64)
@@ -103,6 +108,11 @@ def model_sets(index: Index) -> ModelSets:
     if free.any():
         s_c = np.clip(start[free], 0, max(T - 1, 0))
         keep[free] = index.avail_run[index.opt_node[opt[free]], s_c] >= index.opt_dur[opt[free]]
+    if allowed is not None:
+        width = T + 1
+        want = np.asarray(allowed[0], dtype=np.int64) * width + np.asarray(allowed[1],
+                                                                           dtype=np.int64)
+        keep &= pinned[opt] | np.isin(opt * width + start, want)
     opt, start = opt[keep], start[keep]
     # coverage of each column: slots max(0, s) .. min(T, s + d) - 1
     a = np.clip(start, 0, T)
@@ -615,6 +625,7 @@ DEFINES = (define_assignment, define_capacity, define_on_link, define_switching,
 def build_milp(index: Index, *, elastic: bool = False,
                elastic_families: tuple[str, ...] = ("assignment", "capacity", "power_balance",
                                                     "battery_terminal", "feeder"),
+               allowed: tuple[IntArray, IntArray] | None = None,
                ) -> MilpModel:
     """Build the MILP of SPEC §2-3 from the compiled index.
 
@@ -633,7 +644,7 @@ def build_milp(index: Index, *, elastic: bool = False,
         Matrix in CSC form, bounds, costs, integrality and column maps.
     """
     t0 = time.perf_counter()
-    sets = model_sets(index)
+    sets = model_sets(index, allowed)
     b = MilpBuilder()
     c = define_variables(b, index, sets)
     for fn in DEFINES:

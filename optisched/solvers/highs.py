@@ -11,7 +11,8 @@ flows and always satisfies charge/discharge complementarity.
 Options (``options.extra``): ``warm_start`` (a Plan, or False for none), ``log``
 (HiGHS output on), ``presolve_rule_off`` (int; default 1040384 above
 :data:`BIG_MODEL_COLS` columns, see SOLVER-NOTES), ``explain`` (bool, default
-True: run the elastic relaxation when infeasible).
+True: run the elastic relaxation when infeasible), ``on_solution`` (callable
+receiving the column vector of every improving MIP solution).
 """
 
 from __future__ import annotations
@@ -244,11 +245,15 @@ def run_highs(problem: Problem, index: Index, options: SolveOptions, *, name: st
             info["warm_start"] = warm.solver
             info["warm_start_objective"] = warm.objective
 
-    if options.callback is not None:
+    on_solution = extra.get("on_solution")
+    if options.callback is not None or on_solution is not None:
         def improving(e: Any) -> None:
             d = e.data_out
-            options.report(t0, float(d.objective_function_value), float(d.mip_dual_bound),
-                           "highs incumbent")
+            if options.callback is not None:
+                options.report(t0, float(d.objective_function_value),
+                               float(d.mip_dual_bound), "highs incumbent")
+            if on_solution is not None:
+                on_solution(np.asarray(d.mip_solution, dtype=float))
 
         h.cbMipImprovingSolution.subscribe(improving)
     h.run()

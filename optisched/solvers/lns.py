@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from optisched.bound import BoundProcess
 from optisched.dispatch import dispatch, dispatch_load
 from optisched.domain import Problem
 from optisched.evaluate import Evaluation, evaluate
@@ -66,10 +67,12 @@ BoolArray = npt.NDArray[np.bool_]
 DEFAULT_TIME_LIMIT = 60.0
 """Budget when ``time_limit`` is not given [s]."""
 KINDS = ("window", "feeder", "region", "worst_nodes", "random_nodes", "expensive",
-         "penalty", "random_jobs")
+         "penalty", "random_jobs", "lp")
 """Neighbourhood kinds (see ``formulations/lns.md``)."""
 MIN_SIZE = 3
 """Smallest neighbourhood [freed jobs]."""
+LP_DISAGREE = 0.05
+"""Jobs whose incumbent placement has LP value ≤ ``1 −`` this are candidates of kind ``lp``."""
 INITIAL_SIZE = 8
 """First neighbourhood size [freed jobs] (option ``size``)."""
 SUB_LIMIT_MIN, SUB_LIMIT_MAX = 1.0, 3.0
@@ -99,6 +102,9 @@ LP_BOUND_MAX_COLUMNS = 300_000
 (measured: ``tests/_problems`` 100 jobs × 20 nodes × 96 slots, an LP of 88k columns in all,
 15-26 s with HiGHS dual simplex; ``generate("medium")`` has 16k start columns, ``"large"``
 747k)."""
+LP_EARLY_COLUMNS = 5_000
+"""Start columns from which the bound process starts before the first iteration (smaller
+problems wait for it: the first sub-solve often proves them optimal)."""
 LP_BOUND_MIN_BUDGET = 10.0
 """Smallest time limit [s] at which ``lp_bound="auto"`` starts the LP process (spawning it
 and importing optisched costs about 1-2 s)."""
@@ -128,6 +134,8 @@ class _State:
     size: float
     stats: dict[str, _Stats] = field(default_factory=dict)
     seen: set[tuple[bytes, bytes]] = field(default_factory=set)
+    restricted: int = 0
+    """Restricted-master plans taken as the incumbent."""
 
 
 # --------------------------------------------------------------------------- start
@@ -184,19 +192,51 @@ def _start_plan(problem: Problem, index: Index, options: SolveOptions,
         if res.feasible and res.flows is not None:
             plan.flows = res.flows
         return plan, "baseline"
+    packed = _packing_start(problem, index, options, budget)
+    if packed is not None:
+        return packed, "cpsat-packing"
     packed = _cpsat_packing_start(problem, index, options, budget)
     if packed is not None:
         return packed, "cpsat-intervals"
     return plan, "none"
 
 
+def _packing_start(problem: Problem, index: Index, options: SolveOptions,
+                   budget: float) -> Plan | None:
+    """A start from the CP-SAT packing model (placement and resources only).
+
+    Feasibility first (no objective: ICON 2014 samples pack in 0.02-0.4 s), then the
+    surrogate energy objective (``optisched.formulations.packing``) hinted with that
+    packing for at most ``packing_time_limit`` (default ``min(30, budget/10)``) [s].
+    The better of the two packings by exact dispatch and evaluation is kept; None when
+    ortools is missing, no packing is found, or its dispatch is infeasible (power
+    limits the packing model leaves out).
+    """
+    try:
+        from optisched.solvers.packing import pack
+    except ImportError:  # pragma: no cover - ortools is a dependency
+        return None
+    limit = float(options.extra.get("packing_time_limit", min(30.0, max(1.0, budget / 10.0))))
+    found = pack(index, limit, options.seed)
+    best: Plan | None = None
+    for node, start in found:
+        res = dispatch(index, node, start)
+        if not res.feasible or res.flows is None:
+            continue
+        plan = Plan(solver="lns", status=Status.FEASIBLE, job_ids=list(index.job_ids),
+                    node_ids=list(index.node_ids), node=node, start=start, flows=res.flows)
+        ev = evaluate(problem, plan, index)
+        if ev.feasible and (best is None or ev.objective < _objective(best)):
+            plan.objective, best = ev.objective, plan
+    return best
+
+
 def _cpsat_packing_start(problem: Problem, index: Index, options: SolveOptions,
                          budget: float) -> Plan | None:
-    """A start from CP-SAT's interval model when the heuristics find none.
+    """A start from CP-SAT's full interval model when the packing model fails.
 
-    Tightly packed instances (e.g. ICON 2014, 80-90 % resource use) defeat greedy
-    insertion; CP-SAT's cumulative constraints find a packing. Uses at most a third of
-    the budget; None when ortools is missing or it finds nothing.
+    Uses at most a third of the budget; None when ortools is missing or it finds
+    nothing.
     """
     try:
         from optisched.solvers.cpsat import solve_cpsat
@@ -249,76 +289,27 @@ def _start_columns(index: Index) -> int:
     return int(width.sum())
 
 
-def _lp_worker(problem: Problem, time_limit: float, conn: Any) -> None:
-    """Child process: the LP relaxation bound, sent through ``conn`` (None on failure)."""
-    try:
-        from optisched.bound import lp_bound
-
-        value: float | None = float(lp_bound(problem, time_limit=time_limit))
-    except Exception:  # a failed optional bound must not stop the search
-        value = None
-    conn.send(value)
-    conn.close()
-
-
 class _LpSlot:
-    """Where the LP bound process lives once started (it starts after the first iteration,
-    so problems the search proves optimal at once never pay for spawning it)."""
+    """Where the bound process lives once started (it starts after the first iteration,
+    so problems the search proves optimal at once never pay for starting it)."""
 
-    def __init__(self, wanted: bool, time_limit: float) -> None:
+    def __init__(self, wanted: bool, time_limit: float, method: str = "lp",
+                 restricted: bool = False) -> None:
         self.wanted = wanted
         self.time_limit = time_limit
-        self.job: _LpBound | None = None
+        self.method = method
+        self.restricted = restricted
+        self.job: BoundProcess | None = None
 
     def start(self, problem: Problem) -> None:
-        """Start the LP process for ``problem`` (once)."""
+        """Start the bound process for ``problem`` (once)."""
         if self.wanted and self.job is None:
-            self.job = _LpBound(problem, self.time_limit)
+            self.job = BoundProcess(problem, self.time_limit, self.method, self.restricted)
 
     def stop(self) -> None:
         """Terminate the process if it runs."""
         if self.job is not None:
             self.job.stop()
-
-
-class _LpBound:
-    """The LP relaxation bound computed in a child process beside the search.
-
-    HiGHS runs the LP in its own process (``spawn``), so the search keeps its core
-    and HiGHS's process-global settings are not shared; the child is terminated
-    when the search ends first.
-    """
-
-    def __init__(self, problem: Problem, time_limit: float) -> None:
-        import multiprocessing as mp
-
-        ctx = mp.get_context("spawn")
-        self.conn, child = ctx.Pipe(duplex=False)
-        self.proc = ctx.Process(target=_lp_worker, args=(problem, time_limit, child),
-                                daemon=True)
-        self.proc.start()
-        child.close()
-        self.value: float | None = None
-        self.done = False
-
-    def poll(self, wait: float = 0.0) -> float | None:
-        """The bound when it has arrived (waiting up to ``wait`` seconds), else None."""
-        if not self.done and self.conn.poll(max(0.0, wait)):
-            try:
-                v = self.conn.recv()
-            except EOFError:
-                v = None
-            self.done = True
-            self.value = v if v is not None and math.isfinite(v) else None
-            self.proc.join(timeout=1.0)
-        return self.value
-
-    def stop(self) -> None:
-        """Terminate the child if it still runs."""
-        if self.proc.is_alive():
-            self.proc.terminate()
-            self.proc.join(timeout=1.0)
-        self.conn.close()
 
 
 def _max_bound(a: float | None, b: float | None) -> float | None:
@@ -356,6 +347,8 @@ class _Builder:
         self.feeders = [np.nonzero(ix.feeder_of == f)[0].astype(np.int64)
                         for f in range(len(ix.feeder_ids))]
         self.feeders = [m for m in self.feeders if m.size]
+        self.lp: tuple[IntArray, ...] | None = None
+        self.lp_off: FloatArray | None = None
 
     # incumbent statistics ---------------------------------------------------------
     def refresh(self, plan: Plan) -> None:
@@ -395,6 +388,24 @@ class _Builder:
         jc[dropped] = ix.drop_penalty[dropped]
         self.penalty[dropped] = ix.drop_penalty[dropped]
         self.job_cost = jc
+        self._lp_disagreement()
+
+    def set_lp(self, placement: tuple[IntArray, ...]) -> None:
+        """The LP relaxation's start columns ``(job, node, start, value)``."""
+        self.lp = placement
+        self._lp_disagreement()
+
+    def _lp_disagreement(self) -> None:
+        """``1 −`` the LP value of each job's incumbent placement (dropped: of dropping)."""
+        if self.lp is None:
+            return
+        job, node, start, value = self.lp
+        plan = self.plan
+        same = (node == plan.node[job]) & (start == plan.start[job])
+        here = np.bincount(job[same], weights=value[same], minlength=self.index.J)
+        placed = np.bincount(job, weights=value, minlength=self.index.J)
+        self.lp_off = np.where(plan.node >= 0, 1.0 - here, placed)
+        self.lp_off[~self.movable] = 0.0
 
     # helpers ---------------------------------------------------------------------
     def _jobs_on(self, nodes: IntArray) -> IntArray:
@@ -456,7 +467,37 @@ class _Builder:
         ok = self.elig[jobs][:, arr].any(axis=1) | ~ix.must_run[jobs] | (plan.node[jobs] >= 0)
         return _Hood(kind, arr, jobs[ok])
 
+    def _lp_hood(self, size: int) -> _Hood | None:
+        """Jobs placed where the LP relaxation puts little weight, with the LP's nodes.
+
+        Draws ``size`` jobs with weight ``1 − x_LP`` of their incumbent placement
+        (RINS-like: where incumbent and relaxation agree nothing is freed); ``S`` is
+        their nodes plus, per job, the node of its largest LP weight.
+        """
+        if self.lp is None or self.lp_off is None:
+            return None
+        cand = np.nonzero(self.lp_off > LP_DISAGREE)[0]
+        if not cand.size:
+            return None
+        jobs = self._pick(cand, size, self.lp_off[cand])
+        job, node, _, value = self.lp
+        nodes = set(int(n) for n in self.plan.node[jobs] if n >= 0)
+        cap = self._node_cap(jobs.size) + len(nodes)
+        for j in jobs:
+            mine = job == j
+            if mine.any() and len(nodes) < cap:
+                mass = np.bincount(node[mine], weights=value[mine], minlength=self.index.N)
+                nodes.add(int(np.argmax(mass)))
+        arr = np.array(sorted(nodes), dtype=np.int64)
+        ix, plan = self.index, self.plan
+        ok = self.elig[jobs][:, arr].any(axis=1) | ~ix.must_run[jobs] | (plan.node[jobs] >= 0)
+        return _Hood("lp", arr, jobs[ok])
+
     # kinds -----------------------------------------------------------------------
+    def available(self, kind: str) -> bool:
+        """Whether ``kind`` can be drawn now (``lp`` needs the LP relaxation's solution)."""
+        return kind != "lp" or self.lp is not None
+
     def build(self, kind: str, size: int) -> _Hood | None:
         ix = self.index
         rng = self.rng
@@ -518,6 +559,8 @@ class _Builder:
             if not cand.size:
                 return None
             return self._job_hood(kind, self._pick(cand, size))
+        if kind == "lp":
+            return self._lp_hood(size)
         raise ValueError(f"unknown neighbourhood kind {kind!r}; known: {', '.join(KINDS)}")
 
 
@@ -594,6 +637,30 @@ def _splice(problem: Problem, index: Index, best: Plan, sub: SubProblem,
     return cand, ev
 
 
+def _take_restricted(problem: Problem, index: Index, job: BoundProcess, state: _State) -> bool:
+    """Take the bound process's newest restricted-master plan when it is cheaper.
+
+    Its placement gets the exact dispatch and the evaluator; True when it became the
+    incumbent.
+    """
+    got = job.restricted_solution()
+    if got is None:
+        return False
+    node, start = got
+    res = dispatch(index, node, start)
+    if not res.feasible or res.flows is None:
+        return False
+    plan = Plan(solver="lns", status=Status.FEASIBLE, job_ids=list(index.job_ids),
+                node_ids=list(index.node_ids), node=node, start=start, flows=res.flows)
+    ev = evaluate(problem, plan, index)
+    if not ev.feasible or ev.objective >= state.objective - _REL * max(1.0, abs(state.objective)):
+        return False
+    plan.objective = ev.objective
+    state.best, state.objective = plan, ev.objective
+    state.restricted += 1
+    return True
+
+
 def _objective(plan: Plan) -> float:
     return math.inf if plan.objective is None else plan.objective
 
@@ -608,9 +675,12 @@ def solve_lns(problem: Problem, index: Index, options: SolveOptions) -> Plan:
     deadline = options.deadline(t0, DEFAULT_TIME_LIMIT)
     budget = deadline - t0
     use_lp = extra.get("lp_bound", "auto")
-    wanted = use_lp is True or (use_lp == "auto" and budget >= LP_BOUND_MIN_BUDGET
-                                and _start_columns(index) <= LP_BOUND_MAX_COLUMNS)
-    lp = _LpSlot(bool(wanted), budget if math.isfinite(budget) else 3600.0)
+    wanted = use_lp is True or (use_lp == "auto" and budget >= LP_BOUND_MIN_BUDGET)
+    method = "lp" if _start_columns(index) <= LP_BOUND_MAX_COLUMNS else "colgen"
+    method = str(extra.get("bound_method", method))
+    restricted = (method == "lp" and extra.get("max_iterations") is None
+                  and bool(extra.get("restricted_master", True)))
+    lp = _LpSlot(bool(wanted), budget if math.isfinite(budget) else 3600.0, method, restricted)
     try:
         return _search(problem, index, options, t0, deadline, lp)
     finally:
@@ -660,6 +730,8 @@ def _search(problem: Problem, index: Index, options: SolveOptions, t0: float, de
     max_iter = None if max_iter is None else int(max_iter)
     deterministic = max_iter is not None
     rng = np.random.default_rng(options.seed)
+    if _start_columns(index) >= LP_EARLY_COLUMNS:
+        lp.start(problem)  # beside the start heuristics: the bound and LP guidance come sooner
     start, origin = _start_plan(problem, index, options, budget if math.isfinite(budget) else 60.0)
     if not start.status.has_plan or start.flows is None:
         if extra.get("_penalty_phase") or not index.must_run.any():
@@ -672,6 +744,8 @@ def _search(problem: Problem, index: Index, options: SolveOptions, t0: float, de
                 flows=start.flows.copy())
     objective = ev.objective
     best.objective = objective
+    if lp.job is not None:
+        lp.job.share_incumbent(best.node, best.start)
     t_start = time.perf_counter() - t0
     options.report(t0, objective, None, f"start ({origin})")
 
@@ -715,13 +789,23 @@ def _search(problem: Problem, index: Index, options: SolveOptions, t0: float, de
         lp_job = lp.job
         if lp_job is not None and not deterministic and not lp_job.done:
             lpb = lp_job.poll()
+            if lp_job.placement is not None and builder.lp is None:
+                builder.set_lp(lp_job.placement)
+                if "lp" in state.stats:  # informed: start it at the best weight
+                    state.stats["lp"].weight = max(v.weight for v in state.stats.values())
             if lpb is not None and (state.bound is None or lpb > state.bound):
-                state.bound, bound_source = lpb, "lp"
+                state.bound, bound_source = lpb, lp.method
                 options.report(t0, state.objective, state.bound, "LP bound")
                 if optimal_now():
                     break
+        if lp_job is not None and _take_restricted(problem, index, lp_job, state):
+            builder.refresh(state.best)
+            state.seen.clear()
+            lp_job.share_incumbent(state.best.node, state.best.start)
+            options.report(t0, state.objective, state.bound, "restricted master")
         iterations += 1
-        weights = np.array([state.stats[k].weight for k in kinds])
+        weights = np.array([state.stats[k].weight if builder.available(k) else 0.0
+                            for k in kinds])
         kind = kinds[int(rng.choice(len(kinds), p=weights / weights.sum()))]
         st = state.stats[kind]
         size = int(min(n_movable, max(MIN_SIZE, round(state.size))))
@@ -751,6 +835,8 @@ def _search(problem: Problem, index: Index, options: SolveOptions, t0: float, de
                     state.best, state.objective = cand, cev.objective
                     cand.objective = cev.objective
                     builder.refresh(cand)
+                    if lp.job is not None:
+                        lp.job.share_incumbent(cand.node, cand.start)
                     state.seen.clear()
                     improved = True
                     options.report(t0, state.objective, state.bound,
@@ -793,7 +879,9 @@ def _search(problem: Problem, index: Index, options: SolveOptions, t0: float, de
         wait = math.inf if deterministic else deadline - time.perf_counter()
         lpb = lp_job.poll(wait=min(wait, 3600.0))
         if lpb is not None and (state.bound is None or lpb > state.bound):
-            state.bound, bound_source = lpb, "lp"
+            state.bound, bound_source = lpb, lp.method
+    if lp_job is not None:
+        _take_restricted(problem, index, lp_job, state)
     plan = state.best
     plan.objective = state.objective
     plan.bound = None if state.bound is None else min(state.bound, state.objective)
@@ -806,6 +894,7 @@ def _search(problem: Problem, index: Index, options: SolveOptions, t0: float, de
         "iterations": iterations,
         "sub_solver": name,
         "bound_source": bound_source,
+        "restricted_master": state.restricted,
         "final_size": state.size,
         "kinds": {k: {"tried": s.tried, "improved": s.improved, "gain": s.gain,
                       "seconds": s.seconds, "weight": s.weight} for k, s in state.stats.items()},
