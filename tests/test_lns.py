@@ -248,3 +248,25 @@ def test_lns_finds_icon_samples_via_the_packing_start(sample: str) -> None:
     ev = evaluate(problem, plan)
     assert ev.feasible and plan.objective == pytest.approx(ev.objective)
     assert (plan.node >= 0).all()
+
+
+def test_lp_kind_frees_only_jobs_the_lp_places_elsewhere() -> None:
+    from optisched.solvers.lns import _Builder
+
+    p = random_problem(11, n_nodes=3, n_jobs=8, slots=12, droppable=False)
+    idx = compile_index(p)
+    plan = solve(p, "greedy", time_limit=2, seed=0)
+    assert plan.status.has_plan
+    b = _Builder(p, idx, np.random.default_rng(0))
+    b.refresh(plan)
+    assert not b.available("lp") and b.build("lp", 4) is None
+    # the LP agrees with the plan on every job but job 2, which it puts 1 slot later
+    job = np.arange(idx.J)
+    node = plan.node.copy()
+    start = plan.start.copy()
+    start[2] += 1
+    b.set_lp((job, node, start, np.ones(idx.J)))
+    assert b.available("lp")
+    hood = b.build("lp", 4)
+    assert hood is not None and hood.free.tolist() == [2]
+    assert int(plan.node[2]) in hood.nodes.tolist()
