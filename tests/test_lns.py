@@ -244,7 +244,7 @@ def test_lns_finds_icon_samples_via_the_packing_start(sample: str) -> None:
     plan = solve(problem, "lns", time_limit=6, seed=0, max_iterations=2, lp_bound=False,
                  packing_time_limit=1.0)
     assert plan.status.has_plan, plan.message
-    assert plan.info["start"] == "cpsat-packing"
+    assert plan.info["start"] == "packing"
     ev = evaluate(problem, plan)
     assert ev.feasible and plan.objective == pytest.approx(ev.objective)
     assert (plan.node >= 0).all()

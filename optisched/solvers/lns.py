@@ -193,12 +193,13 @@ def _start_plan(problem: Problem, index: Index, options: SolveOptions,
             plan.flows = res.flows
         return plan, "baseline"
     packed = _packing_start(problem, index, options, budget)
-    if packed is not None:
-        return packed, "cpsat-packing"
+    if packed is not None and packed.status.has_plan:
+        return packed, "packing"
+    partial = packed
     packed = _cpsat_packing_start(problem, index, options, budget)
     if packed is not None:
         return packed, "cpsat-intervals"
-    return plan, "none"
+    return partial if partial is not None else plan, "none"
 
 
 def _packing_start(problem: Problem, index: Index, options: SolveOptions,
@@ -217,9 +218,18 @@ def _packing_start(problem: Problem, index: Index, options: SolveOptions,
     except ImportError:  # pragma: no cover - ortools is a dependency
         return None
     limit = float(options.extra.get("packing_time_limit", min(30.0, max(1.0, budget / 10.0))))
-    found = pack(index, limit, options.seed)
+    packed = pack(index, limit, options.seed)
     best: Plan | None = None
-    for node, start in found:
+    if packed.partial is not None:  # the penalty phase may start from it
+        node, start = packed.partial
+        res = dispatch(index, node, start)
+        if res.feasible and res.flows is not None:
+            partial = Plan(solver="lns", status=Status.NO_SOLUTION, job_ids=list(index.job_ids),
+                           node_ids=list(index.node_ids), node=node, start=start,
+                           flows=res.flows)
+            partial.info["partial"] = True
+            return partial
+    for node, start in packed.found:
         res = dispatch(index, node, start)
         if not res.feasible or res.flows is None:
             continue
@@ -688,7 +698,8 @@ def solve_lns(problem: Problem, index: Index, options: SolveOptions) -> Plan:
 
 
 def _penalty_phase(problem: Problem, index: Index, options: SolveOptions, t0: float,
-                   deadline: float, lp: _LpSlot, why: str) -> Plan:
+                   deadline: float, lp: _LpSlot, why: str, partial: Plan | None = None
+                   ) -> Plan:
     """Search on the penalty problem (:func:`_penalty_problem`) when no heuristic start exists.
 
     Greedy and baseline found no plan (e.g. tight capacity); on the penalty problem they
@@ -699,9 +710,12 @@ def _penalty_phase(problem: Problem, index: Index, options: SolveOptions, t0: fl
     """
     relaxed, M = _penalty_problem(problem, index)
     rindex = compile_index(relaxed)
+    rextra: dict[str, Any] = {**options.extra, "_penalty_phase": True}
+    if partial is not None:  # list scheduling's best pass: a plan of the penalty problem
+        rextra["start"] = partial
     ropts = SolveOptions(time_limit=options.time_limit, mip_gap=options.mip_gap,
                          seed=options.seed, threads=options.threads, callback=None,
-                         extra={**options.extra, "_penalty_phase": True})
+                         extra=rextra)
     plan = _search(relaxed, rindex, ropts, t0, deadline, lp)
     missing = [index.job_ids[j] for j in np.nonzero(index.must_run & (plan.node < 0))[0]]
     if not plan.status.has_plan or missing:
@@ -737,7 +751,8 @@ def _search(problem: Problem, index: Index, options: SolveOptions, t0: float, de
         if extra.get("_penalty_phase") or not index.must_run.any():
             start.solver = "lns"
             return start
-        return _penalty_phase(problem, index, options, t0, deadline, lp, start.message)
+        partial = start if start.info.get("partial") else None
+        return _penalty_phase(problem, index, options, t0, deadline, lp, start.message, partial)
     ev = evaluate(problem, start, index)
     best = Plan(solver="lns", status=Status.FEASIBLE, job_ids=list(index.job_ids),
                 node_ids=list(index.node_ids), node=start.node.copy(), start=start.start.copy(),
