@@ -46,9 +46,9 @@ and "raise ``big_m``".
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,7 +64,7 @@ from optisched.domain import Problem
 from optisched.index import Index, compile_index
 
 if TYPE_CHECKING:
-    from optisched.formulations.milp import MilpModel
+    from optisched.formulations.milp import MilpModel, ModelSets
 
 __all__ = ["ColgenResult", "colgen_bound"]
 
@@ -90,8 +90,29 @@ REDUCED_COST_TOL = 1e-7
 """A start column enters when its reduced cost is below ``−tol`` [money]
 (HiGHS's default dual feasibility tolerance)."""
 
-PHASE1_TOL = 1e-7
-"""Phase-1 values (total artificial use) above this prove the LP infeasible."""
+ARTIFICIAL_TOL = 1e-6
+"""Artificial columns summing to more than this count as in use."""
+
+INFEASIBILITY_TOL = 1e-6
+"""A zero-cost Lagrangian value above this (multipliers scaled to max 1) proves the LP
+infeasible."""
+
+BIG_M_MAX = 1e12
+"""Largest cost of the artificial columns [money]."""
+
+DEFAULT_DROP_THRESHOLD = 1e-3
+"""Relative reduced cost above which an unused start column leaves the master."""
+
+DROP_X_TOL = 1e-6
+"""Start columns below this value count as unused."""
+
+IPM_TOL_MAX, IPM_TOL_MIN = 1e-6, 1e-8
+"""Range of the interior-point optimality tolerance: the loosest while the bound is far
+from the master value (inexact masters still give valid bounds), the tightest near
+convergence."""
+
+CONVERGED_GAP = 1e-9
+"""Stop when the bound is within this relative distance of the master value."""
 
 
 @dataclass(frozen=True)
@@ -152,137 +173,104 @@ def _select(cand: IntArray, d: FloatArray, job: IntArray, opt: IntArray, per_job
 
 
 class _Master:
-    """The restricted master in one HiGHS instance, with maps to the full model.
+    """Restricted masters over the full model: fixed maps, one HiGHS model per solve.
 
     RMP columns: the non-start columns of the full model (in order), then the
-    artificial columns (one per must-run job), then start columns as they enter.
-    RMP rows: full rows in the order they entered.
+    artificial columns (one per must-run job, while in use), then the active start
+    columns. RMP rows: every row that is not an ``on_link`` row, then the ``on_link``
+    rows the active start columns cover.
     """
 
-    def __init__(self, model: MilpModel, index: Index, init: IntArray, big_m: float) -> None:
+    def __init__(self, model: MilpModel, index: Index, big_m: float, solver: str) -> None:
         self.model = model
+        self.solver = solver
+        self.big_m = big_m
         A = model.A
-        n_rows = model.n_rows
         is_x = np.zeros(model.n_cols, dtype=bool)
         is_x[model.x] = True
         self.nonx = np.nonzero(~is_x)[0]
-        self.kpos = np.full(model.x.size, -1, dtype=np.int64)  # RMP column of start column
-        self.row_pos = np.full(n_rows, -1, dtype=np.int64)
-        on_link = np.zeros(n_rows, dtype=bool)
-        self.assign_row = np.full(index.J, -1, dtype=np.int64)
+        self.A_nonx = sp.csc_matrix(A[:, self.nonx])
+        self.on_link = np.zeros(model.n_rows, dtype=bool)
+        assign_row = np.full(index.J, -1, dtype=np.int64)
         for blk in model.blocks:
             if blk.family == "on_link":
-                on_link[blk.start:blk.start + blk.size] = True
+                self.on_link[blk.start:blk.start + blk.size] = True
             elif blk.family == "assignment":
-                self.assign_row[blk.job] = np.arange(blk.start, blk.start + blk.size)
-        # rows of the non-start columns, to give rows entering later their entries
-        self.rows_nonx = sp.csr_matrix(A[:, self.nonx])
-        # initial rows: all but on_link, plus on_link rows covered by init columns
-        sub = A[:, model.x[init]]
-        need = np.zeros(n_rows, dtype=bool)
-        need[~on_link] = True
+                assign_row[blk.job] = np.arange(blk.start, blk.start + blk.size)
+        self.art_rows = assign_row[index.must_run & ~index.pinned]
+        self.use_art = self.art_rows.size > 0
+        self.rows = np.zeros(0, dtype=np.int64)
+        self.active = np.zeros(0, dtype=np.int64)
+        self.h = highspy.Highs()
+
+    @property
+    def n_art(self) -> int:
+        """Artificial columns in the current master."""
+        return int(self.art_rows.size) if self.use_art else 0
+
+    def build(self, active: IntArray, phase1: bool = False) -> None:
+        """A fresh master with the start columns ``active`` (positions in ``model.x``);
+        ``phase1``: cost 1 on the artificial columns and 0 elsewhere."""
+        model = self.model
+        self.active = active
+        cols = model.x[active]
+        sub = sp.csc_matrix(model.A[:, cols])
+        need = ~self.on_link
         need[sub.indices] = True
         self.rows = np.nonzero(need)[0]
-        self.row_pos[self.rows] = np.arange(self.rows.size)
-        # artificial columns: must-run (not pinned) jobs
-        art_jobs = np.nonzero(index.must_run & ~index.pinned)[0]
-        self.art_jobs = art_jobs
-        n_art = art_jobs.size
-        self.art0 = self.nonx.size
-        # assemble: non-start columns | artificials | init
-        full = sp.csc_matrix(A[:, self.nonx])
-        coo = full.tocoo()
-        r = self.row_pos[coo.row]
+        row_pos = np.full(model.n_rows, -1, dtype=np.int64)
+        row_pos[self.rows] = np.arange(self.rows.size)
+        m = self.rows.size
+        coo = self.A_nonx.tocoo()
+        r = row_pos[coo.row]
         keep = r >= 0
-        m_nonx = sp.csc_matrix((coo.data[keep], (r[keep], coo.col[keep])),
-                               shape=(self.rows.size, self.nonx.size))
-        m_art = sp.csc_matrix((np.ones(n_art), (self.row_pos[self.assign_row[art_jobs]],
-                                                np.arange(n_art))),
-                              shape=(self.rows.size, n_art))
-        m_x = sp.csc_matrix((sub.data, self.row_pos[sub.indices], sub.indptr),
-                            shape=(self.rows.size, init.size))
-        M = sp.hstack([m_nonx, m_art, m_x], format="csc")
+        parts = [sp.csc_matrix((coo.data[keep], (r[keep], coo.col[keep])),
+                               shape=(m, self.nonx.size))]
+        n_art = self.n_art
+        if n_art:
+            parts.append(sp.csc_matrix((np.ones(n_art), (row_pos[self.art_rows],
+                                                         np.arange(n_art))), shape=(m, n_art)))
+        parts.append(sp.csc_matrix((sub.data, row_pos[sub.indices], sub.indptr),
+                                   shape=(m, cols.size)))
+        M = sp.hstack(parts, format="csc")
         M.sort_indices()
-        cols_full = np.concatenate([self.nonx, model.x[init]])
-        self.big_m = big_m
-        self.cost = np.concatenate([model.cost[self.nonx], np.full(n_art, big_m),
-                                    model.cost[model.x[init]]])
-        lb = np.concatenate([model.col_lb[self.nonx], np.zeros(n_art),
-                             model.col_lb[model.x[init]]])
-        ub = np.concatenate([model.col_ub[self.nonx], np.full(n_art, np.inf),
-                             model.col_ub[model.x[init]]])
-        self.kpos[init] = self.art0 + n_art + np.arange(init.size)
-        self.n_cols = M.shape[1]
-        self.cols_full = cols_full  # full column of each non-artificial RMP column
+        cost = np.concatenate([model.cost[self.nonx], np.full(n_art, self.big_m),
+                               model.cost[cols]])
+        if phase1:
+            cost = np.concatenate([np.zeros(self.nonx.size), np.ones(n_art),
+                                   np.zeros(cols.size)])
+        lb = np.concatenate([model.col_lb[self.nonx], np.zeros(n_art), model.col_lb[cols]])
+        ub = np.concatenate([model.col_ub[self.nonx], np.full(n_art, np.inf), model.col_ub[cols]])
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
-        h.setOptionValue("solver", os.environ.get("CG_SOLVER", "simplex"))
-        if os.environ.get("CG_SOLVER") == "ipm":
-            h.setOptionValue("run_crossover", os.environ.get("CG_XOVER", "off"))
         h.setOptionValue("threads", 1)
-        h.setOptionValue("simplex_strategy", int(os.environ.get("CG_STRAT", "1")))
-        h.passModel(self.n_cols, self.rows.size, int(M.nnz), int(highspy.MatrixFormat.kColwise),
-                    int(highspy.ObjSense.kMinimize), 0.0, np.ascontiguousarray(self.cost),
+        h.setOptionValue("solver", self.solver)
+        if self.solver == "ipm":
+            # any multipliers give a bound: no crossover to a vertex needed
+            h.setOptionValue("run_crossover", "off")
+        n = M.shape[1]
+        h.passModel(n, m, int(M.nnz), int(highspy.MatrixFormat.kColwise),
+                    int(highspy.ObjSense.kMinimize), 0.0, np.ascontiguousarray(cost),
                     np.ascontiguousarray(lb), np.ascontiguousarray(ub),
                     np.ascontiguousarray(model.row_lo[self.rows]),
                     np.ascontiguousarray(model.row_hi[self.rows]),
                     M.indptr.astype(np.int32), M.indices.astype(np.int32),
-                    M.data.astype(np.float64), np.zeros(self.n_cols, dtype=np.int32))
+                    M.data.astype(np.float64), np.zeros(n, dtype=np.int32))
         self.h = h
 
-    @property
-    def n_start(self) -> int:
-        """Start columns in the RMP."""
-        return int((self.kpos >= 0).sum())
-
-    def add(self, ks: IntArray) -> None:
-        """Append start columns ``ks`` (positions in ``model.x``) and the rows they need."""
-        if not ks.size:
-            return
-        model, h = self.model, self.h
-        sub = model.A[:, model.x[ks]]
-        rows = np.unique(sub.indices)
-        new = rows[self.row_pos[rows] < 0]
-        if new.size:
-            # entries of the new rows in present columns: non-start columns only (a
-            # start column in the RMP covering one of them would have brought it)
-            rr = self.rows_nonx[new]
-            h.addRows(int(new.size), np.ascontiguousarray(model.row_lo[new]),
-                      np.ascontiguousarray(model.row_hi[new]), int(rr.nnz),
-                      rr.indptr[:-1].astype(np.int32), rr.indices.astype(np.int32),
-                      rr.data.astype(np.float64))
-            self.row_pos[new] = self.rows.size + np.arange(new.size)
-            self.rows = np.concatenate([self.rows, new])
-        cols = model.x[ks]
-        h.addCols(int(ks.size), np.ascontiguousarray(model.cost[cols]),
-                  np.ascontiguousarray(model.col_lb[cols]),
-                  np.ascontiguousarray(model.col_ub[cols]), int(sub.nnz),
-                  sub.indptr[:-1].astype(np.int32), self.row_pos[sub.indices].astype(np.int32),
-                  sub.data.astype(np.float64))
-        self.kpos[ks] = self.n_cols + np.arange(ks.size)
-        self.n_cols += int(ks.size)
-        self.cols_full = np.concatenate([self.cols_full, cols])
-        self.cost = np.concatenate([self.cost, model.cost[cols]])
-
-    def solve(self, time_limit: float) -> str:
-        """Solve the RMP; returns ``optimal``, ``infeasible`` or ``stopped``."""
+    def solve(self, time_limit: float, ipm_tol: float) -> str:
+        """Solve the master; returns ``optimal``, ``infeasible`` or ``stopped``."""
         h = self.h
-        if math.isfinite(time_limit):  # HiGHS's clock runs over all solves of h
-            h.setOptionValue("time_limit", h.getRunTime() + float(max(time_limit, 0.01)))
-        import os
-        if os.environ.get("CG_DUMP"):
-            h.writeModel(os.environ["CG_DUMP"])
-        if os.environ.get("CG_COLD"):
-            h.clearSolver()
-        t = time.perf_counter()
+        if math.isfinite(time_limit):
+            h.setOptionValue("time_limit", float(max(time_limit, 0.01)))
+        if self.solver == "ipm":
+            h.setOptionValue("ipm_optimality_tolerance", float(ipm_tol))
         h.run()
-        log.debug("solve %.2f s, %d simplex its %d ipm its status %s dual_valid %s",
-                  time.perf_counter() - t, h.getInfo().simplex_iteration_count,
-                  h.getInfo().ipm_iteration_count, h.modelStatusToString(h.getModelStatus()),
-                  h.getSolution().dual_valid)
         ms = h.getModelStatus()
         MS = highspy.HighsModelStatus
         if ms == MS.kOptimal:
+            return "optimal"
+        if ms == MS.kModelEmpty:
             return "optimal"
         if ms in (MS.kInfeasible, MS.kUnboundedOrInfeasible):
             return "infeasible"
@@ -293,38 +281,23 @@ class _Master:
         return float(self.h.getInfo().objective_function_value)
 
     def duals(self) -> FloatArray:
-        """Row duals of the last solve on the full rows (0 on rows not in the RMP)."""
+        """Row duals of the last solve on the full rows (0 on rows not in the master)."""
         y = np.zeros(self.model.n_rows)
-        y[self.rows] = np.asarray(self.h.getSolution().row_dual)[:self.rows.size]
+        if self.rows.size:
+            y[self.rows] = np.asarray(self.h.getSolution().row_dual)[:self.rows.size]
         return y
+
+    def start_values(self) -> FloatArray:
+        """Values of the active start columns in the last solution."""
+        x = np.asarray(self.h.getSolution().col_value)
+        return x[self.nonx.size + self.n_art:]
 
     def artificial_use(self) -> float:
         """Total value of the artificial columns in the last solution."""
-        if not self.art_jobs.size:
+        if not self.n_art:
             return 0.0
         x = np.asarray(self.h.getSolution().col_value)
-        return float(x[self.art0:self.art0 + self.art_jobs.size].sum())
-
-    def set_phase(self, phase1: bool, big_m: float) -> None:
-        """Phase 1: cost 1 on the artificial columns and 0 elsewhere; else the real costs
-        with ``big_m`` on the artificial columns."""
-        n_art = self.art_jobs.size
-        cost = self.cost.copy()
-        if phase1:
-            cost[:] = 0.0
-            cost[self.art0:self.art0 + n_art] = 1.0
-        else:
-            self.big_m = big_m
-            cost[self.art0:self.art0 + n_art] = big_m
-            self.cost = cost
-        self.h.changeColsCost(self.n_cols, np.arange(self.n_cols, dtype=np.int32), cost)
-
-    def fix_artificials(self) -> None:
-        """Remove the artificial columns (upper bound 0) once the RMP is feasible without."""
-        n_art = self.art_jobs.size
-        if n_art:
-            idx = np.arange(self.art0, self.art0 + n_art, dtype=np.int32)
-            self.h.changeColsBounds(n_art, idx, np.zeros(n_art), np.zeros(n_art))
+        return float(x[self.nonx.size:self.nonx.size + self.n_art].sum())
 
 
 def _initial_columns(model: MilpModel, index: Index, per_job: int) -> IntArray:
@@ -341,10 +314,37 @@ def _initial_columns(model: MilpModel, index: Index, per_job: int) -> IntArray:
     return np.union1d(pick, np.nonzero(sets.x_fixed)[0])
 
 
-def _default_big_m(model: MilpModel, index: Index) -> float:
+def _default_big_m(model: MilpModel) -> float:
     """A cost for the artificial columns far above what running a job can cost [money]."""
     span = float(np.abs(model.cost).max()) if model.n_cols else 0.0
     return 1e3 * max(1.0, span)
+
+
+def _infeasibility_proven(model: MilpModel, index: Index, y: FloatArray) -> bool:
+    """True when the multipliers ``y`` certify that the LP has no feasible point.
+
+    With zero costs the LP optimum is 0 when it is feasible, so a positive
+    :func:`~optisched.bound.dual_value` of the zero-cost model is a Farkas proof.
+    """
+    scale = float(np.abs(y).max()) if y.size else 0.0
+    if not np.isfinite(scale) or scale <= 0.0:
+        return False
+    zero = dataclasses.replace(model, cost=np.zeros(model.n_cols))
+    return dual_value(zero, index, y / scale) > INFEASIBILITY_TOL
+
+
+def _farkas(master: _Master) -> FloatArray | None:
+    """Row multipliers (full rows) from a dual ray of an infeasible master, if any."""
+    h = master.h
+    h.setOptionValue("solver", "simplex")
+    h.setOptionValue("presolve", "off")
+    h.run()
+    has_ray, ray = h.getDualRay()
+    if not has_ray:
+        return None
+    y = np.zeros(master.model.n_rows)
+    y[master.rows] = np.asarray(ray)[:master.rows.size]
+    return y
 
 
 def colgen_bound(problem: Problem, index: Index | None = None, time_limit: float | None = None,
@@ -354,6 +354,8 @@ def colgen_bound(problem: Problem, index: Index | None = None, time_limit: float
                  columns_per_job: int = DEFAULT_COLUMNS_PER_JOB,
                  per_option: int = DEFAULT_PER_OPTION,
                  smoothing: float = DEFAULT_SMOOTHING,
+                 lp_solver: str = "ipm",
+                 drop_threshold: float = DEFAULT_DROP_THRESHOLD,
                  max_iterations: int | None = None) -> ColgenResult:
     """Lower bound on the optimal cost by column generation on the start columns.
 
@@ -380,6 +382,11 @@ def colgen_bound(problem: Problem, index: Index | None = None, time_limit: float
         Of those, at most this many per option (node).
     smoothing : float
         Dual smoothing weight ``α`` in [0, 1) (0 = plain column generation).
+    lp_solver : {"ipm", "simplex"}
+        HiGHS method for the masters (``ipm`` without crossover).
+    drop_threshold : float
+        Start columns at 0 whose reduced cost exceeds ``drop_threshold · |RMP value| / J``
+        [money] leave the master (0 = never); they re-enter when they price out again.
     max_iterations : int, optional
         Stop after this many masters.
 
@@ -399,8 +406,9 @@ def colgen_bound(problem: Problem, index: Index | None = None, time_limit: float
     def elapsed() -> float:
         return time.perf_counter() - t0
 
-    def result(bound: float, lp: float | None, it: int, cols: int, conv: bool,
-               hist: list[tuple[float, float, float]]) -> ColgenResult:
+    hist: list[tuple[float, float, float]] = []
+
+    def result(bound: float, lp: float | None, it: int, cols: int, conv: bool) -> ColgenResult:
         return ColgenResult(bound, lp, it, cols, elapsed(), conv, tuple(hist))
 
     # a must-run job without any start column: no plan exists
@@ -408,85 +416,108 @@ def colgen_bound(problem: Problem, index: Index | None = None, time_limit: float
     has_col[sets.x_job] = True
     if np.any(index.must_run & ~index.pinned & ~has_col):
         log.info("colgen: a must-run job has no feasible start; bound = inf")
-        return result(math.inf, None, 0, 0, True, [])
+        return result(math.inf, None, 0, 0, True)
 
-    init = _initial_columns(model, index, initial_columns)
-    big_m = _default_big_m(model, index)
-    master = _Master(model, index, init, big_m)
-    log.info("colgen: RMP %d rows x %d columns (%d start columns) after %.1f s",
-             master.rows.size, master.n_cols, init.size, elapsed())
+    active = _initial_columns(model, index, initial_columns)
+    master = _Master(model, index, _default_big_m(model), lp_solver)
+    fixed = sets.x_fixed
     best, best_y = -math.inf, np.zeros(model.n_rows)
-    hist: list[tuple[float, float, float]] = []
     lp: float | None = None
     it = 0
     phase1 = False
-    while True:
-        if max_iterations is not None and it >= max_iterations:
-            break
-        status = master.solve(limit - elapsed())
+    ipm_tol = IPM_TOL_MAX
+    while max_iterations is None or it < max_iterations:
+        master.build(active, phase1)
+        status = master.solve(limit - elapsed(), ipm_tol)
         if status == "stopped":
-            log.info("colgen: master not solved in time (iteration %d)", it)
+            log.info("colgen: master %d not solved in time", it + 1)
             break
         it += 1
         if status == "infeasible":
-            # infeasible with every must-run job on an artificial column: the LP
-            # without assignment rows is infeasible, hence the problem
-            log.info("colgen: master infeasible; bound = inf")
-            return result(math.inf, None, it, master.n_start, True, hist)
+            # infeasible whatever the start columns (every job may go to its drop or
+            # artificial column): check a Farkas ray on the full model
+            ray = _farkas(master)
+            if ray is not None and (_infeasibility_proven(model, index, ray)
+                                    or _infeasibility_proven(model, index, -ray)):
+                log.info("colgen: LP relaxation infeasible (Farkas ray); bound = inf")
+                return result(math.inf, None, it, active.size, True)
+            log.warning("colgen: restricted master infeasible without a certificate; "
+                        "returning the best bound so far")
+            break
         y = master.duals()
         value = master.value()
         art = master.artificial_use()
         price_y = y
         if not phase1:
-            lp = value if art <= PHASE1_TOL else None
-            bound_iter, y_iter = dual_value(model, index, y), y
+            lp = value if art <= ARTIFICIAL_TOL else None
+            bound_it, y_it = dual_value(model, index, y), y
             if smoothing > 0 and math.isfinite(best):
                 price_y = smoothing * best_y + (1.0 - smoothing) * y
                 b_s = dual_value(model, index, price_y)
-                if b_s > bound_iter:
-                    bound_iter, y_iter = b_s, price_y
-            if bound_iter > best:
-                best, best_y = bound_iter, y_iter
+                if b_s > bound_it:
+                    bound_it, y_it = b_s, price_y
+            if bound_it > best:
+                best, best_y = bound_it, y_it
             hist.append((elapsed(), best, value))
             if progress is not None:
                 progress(best, elapsed())
-        log.debug("colgen it %d: value %.6f bound %.6f art %.3g cols %d rows %d (%.1f s)", it,
-                  value, best, art, master.n_start, master.rows.size, elapsed())
+            if math.isfinite(best) and lp is not None:
+                gap = max(value - best, 0.0) / max(1.0, abs(value))
+                ipm_tol = min(IPM_TOL_MAX, max(IPM_TOL_MIN, 1e-3 * gap))
+        log.debug("colgen it %d: RMP %.6f bound %.6f artificial %.3g, %d start columns, "
+                  "%d rows (%.1f s)", it, value, best, art, active.size, master.rows.size,
+                  elapsed())
         if elapsed() >= limit:
             break
-        ks = _price(model, master, price_y, columns_per_job, per_option, phase1)
-        if not ks.size and price_y is not y:
-            ks = _price(model, master, y, columns_per_job, per_option, phase1)
-        if ks.size:
-            master.add(ks)
+        if not phase1 and lp is not None and best >= value - CONVERGED_GAP * max(1.0, abs(value)):
+            log.info("colgen: bound meets the master value after %d iterations (%.1f s)", it,
+                     elapsed())
+            return result(best, value, it, active.size, True)
+        d = -(model.A.T @ y)[model.x]
+        if not phase1:
+            d += model.cost[model.x]
+        d_price = d
+        if price_y is not y:
+            d_price = model.cost[model.x] - (model.A.T @ price_y)[model.x]
+        outside = np.ones(model.x.size, dtype=bool)
+        outside[active] = False
+        outside &= ~fixed
+        new = _price(d_price, outside, sets, columns_per_job, per_option)
+        if not new.size and d_price is not d:
+            new = _price(d, outside, sets, columns_per_job, per_option)
+        if new.size:
+            keep = np.ones(active.size, dtype=bool)
+            if drop_threshold > 0 and not phase1:
+                thr = drop_threshold * max(1.0, abs(value)) / max(1, index.J)
+                xs = master.start_values()
+                keep = (xs > DROP_X_TOL) | (d[active] <= thr) | fixed[active]
+            active = np.union1d(active[keep], new)
             continue
-        # no column prices out: the master is optimal for the full (phase) LP
+        # no column prices out: the master is optimal for the full (phase-1) LP
         if phase1:
-            if value > PHASE1_TOL:
+            if _infeasibility_proven(model, index, y):
                 log.info("colgen: phase 1 proves the LP infeasible; bound = inf")
-                return result(math.inf, None, it, master.n_start, True, hist)
-            master.fix_artificials()
-            master.set_phase(False, big_m)
+                return result(math.inf, None, it, active.size, True)
+            if value > ARTIFICIAL_TOL or master.big_m >= BIG_M_MAX:
+                log.warning("colgen: phase 1 ends at %.3g without a certificate", value)
+                break
+            # feasible without artificial columns: they were too cheap
             phase1 = False
+            master.big_m *= 100.0
             continue
-        if art > PHASE1_TOL:
-            log.info("colgen: artificial columns used at convergence; phase 1")
+        if art > ARTIFICIAL_TOL:
+            log.info("colgen: artificial columns in use at convergence; phase 1")
             phase1 = True
-            master.set_phase(True, big_m)
             continue
         log.info("colgen: converged after %d iterations, LP %.6f, bound %.6f (%.1f s)", it,
                  value, best, elapsed())
-        return result(max(best, -math.inf), value, it, master.n_start, True, hist)
-    return result(best, lp, it, master.n_start, False, hist)
+        return result(best, value, it, active.size, True)
+    return result(best, lp, it, active.size, False)
 
 
-def _price(model: MilpModel, master: _Master, y: FloatArray, per_job: int, per_option: int,
-           phase1: bool) -> IntArray:
-    """Start columns not in the master with reduced cost below ``−tol`` at ``y``, the
-    ``per_job`` most negative per job (``phase1``: zero costs)."""
-    sets = model.sets
-    d = -(model.A.T @ y)[model.x]
-    if not phase1:
-        d += model.cost[model.x]
-    cand = np.nonzero((d < -REDUCED_COST_TOL) & (master.kpos < 0) & ~sets.x_fixed)[0]
+def _price(d: FloatArray, outside: BoolArray, sets: ModelSets, per_job: int,
+           per_option: int) -> IntArray:
+    """Start columns ``outside`` the master with reduced cost ``d`` below ``−tol``, the
+    ``per_job`` most negative per job (at most ``per_option`` per option)."""
+    cand = np.nonzero((d < -REDUCED_COST_TOL) & outside)[0]
     return _select(cand, d, sets.x_job, sets.x_opt, per_job, per_option)

@@ -57,7 +57,7 @@ def list_schedule(index: Index, time_limit: float, seed: int = 0
     """
     t_end = time.perf_counter() + time_limit
     ix = index
-    T, R = ix.T, len(ix.resources)
+    T = ix.T
     rng = np.random.default_rng(seed)
     starts = {int(o): ix.feasible_starts(int(o)) for o in range(ix.opt_job.size)}
     slack = np.full(ix.J, np.inf)
@@ -76,11 +76,11 @@ def list_schedule(index: Index, time_limit: float, seed: int = 0
         free = np.repeat(ix.capacity[:, None, :], T, axis=1).astype(float)
         node = np.full(ix.J, -1, dtype=np.int64)
         start = np.full(ix.J, -1, dtype=np.int64)
-        for j in np.nonzero(ix.pinned)[0]:
-            o = ix.find_option(int(j), int(ix.pinned_node[j]))
-            a, b = ix.occupied(o, int(ix.pinned_start[j]))
-            free[ix.pinned_node[j], a:b] -= ix.usage[j]
-            node[j], start[j] = ix.pinned_node[j], ix.pinned_start[j]
+        for jp in np.nonzero(ix.pinned)[0].tolist():
+            o = ix.find_option(jp, int(ix.pinned_node[jp]))
+            a, b = ix.occupied(o, int(ix.pinned_start[jp]))
+            free[ix.pinned_node[jp], a:b] -= ix.usage[jp]
+            node[jp], start[jp] = ix.pinned_node[jp], ix.pinned_start[jp]
         failed = -1
         for j in order:
             j = int(j)
