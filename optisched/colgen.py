@@ -386,7 +386,8 @@ def colgen_bound(problem: Problem, index: Index | None = None, time_limit: float
         HiGHS method for the masters (``ipm`` without crossover).
     drop_threshold : float
         Start columns at 0 whose reduced cost exceeds ``drop_threshold · |RMP value| / J``
-        [money] leave the master (0 = never); they re-enter when they price out again.
+        [money] leave the master (0 = never), at most once each; they re-enter when
+        they price out again.
     max_iterations : int, optional
         Stop after this many masters.
 
@@ -421,6 +422,7 @@ def colgen_bound(problem: Problem, index: Index | None = None, time_limit: float
     active = _initial_columns(model, index, initial_columns)
     master = _Master(model, index, _default_big_m(model), lp_solver)
     fixed = sets.x_fixed
+    dropped = np.zeros(model.x.size, dtype=bool)
     best, best_y = -math.inf, np.zeros(model.n_rows)
     lp: float | None = None
     it = 0
@@ -490,7 +492,8 @@ def colgen_bound(problem: Problem, index: Index | None = None, time_limit: float
             if drop_threshold > 0 and not phase1:
                 thr = drop_threshold * max(1.0, abs(value)) / max(1, index.J)
                 xs = master.start_values()
-                keep = (xs > DROP_X_TOL) | (d[active] <= thr) | fixed[active]
+                keep = (xs > DROP_X_TOL) | (d[active] <= thr) | fixed[active] | dropped[active]
+                dropped[active[~keep]] = True  # never twice: no cycling
             active = np.union1d(active[keep], new)
             continue
         # no column prices out: the master is optimal for the full (phase-1) LP

@@ -97,3 +97,16 @@ def test_list_schedule_keeps_windows_and_drops_only_droppable() -> None:
     node, start, complete = list_schedule(compile_index(_problem(jobs)), time_limit=1.0)
     assert complete
     assert start[0] == 0 and start[1] == 2 and node[2] == -1
+
+
+def test_repair_moves_placed_jobs_to_make_room() -> None:
+    from optisched.solvers.packing import repair
+
+    # X at 1-2 and Y at 4-5 leave slots 0 and 3 free: Z (2 slots) fits only if X moves
+    idx = compile_index(_problem([_job(i, 2.0, 2) for i in range(3)]))
+    node = np.array([0, 0, -1])
+    start = np.array([1, 4, -1])
+    node2, start2, complete = repair(idx, node, start, time_limit=10.0)
+    assert complete and (node2 == 0).all()
+    assert sorted(start2.tolist()) == [0, 2, 4]
+    assert start[0] == 1  # the input is not modified

@@ -196,29 +196,32 @@ def _start_plan(problem: Problem, index: Index, options: SolveOptions,
     if packed is not None and packed.status.has_plan:
         return packed, "packing"
     partial = packed
+    if partial is not None:  # CP-SAT's packing model failed: its full model would too
+        return partial, "none"
     packed = _cpsat_packing_start(problem, index, options, budget)
     if packed is not None:
         return packed, "cpsat-intervals"
-    return partial if partial is not None else plan, "none"
+    return plan, "none"
 
 
 def _packing_start(problem: Problem, index: Index, options: SolveOptions,
                    budget: float) -> Plan | None:
-    """A start from the CP-SAT packing model (placement and resources only).
+    """A start from :func:`optisched.solvers.packing.pack` (placement and resources only).
 
-    Feasibility first (no objective: ICON 2014 samples pack in 0.02-0.4 s), then the
-    surrogate energy objective (``optisched.formulations.packing``) hinted with that
-    packing for at most ``packing_time_limit`` (default ``min(30, budget/10)``) [s].
-    The better of the two packings by exact dispatch and evaluation is kept; None when
-    ortools is missing, no packing is found, or its dispatch is infeasible (power
+    CP-SAT's packing model, else list scheduling and window repair, within
+    ``packing_time_limit`` (default ``0.4·budget``) [s]; the surrogate energy objective
+    for at most ``min(30, budget/10)`` s after a CP-SAT packing. The cheapest packing by
+    exact dispatch and evaluation is kept. When no packing is complete, the best partial
+    one (status ``no_solution``, ``info["partial"]``) is returned for the penalty phase;
+    None when ortools is missing, nothing is found, or the dispatch is infeasible (power
     limits the packing model leaves out).
     """
     try:
         from optisched.solvers.packing import pack
     except ImportError:  # pragma: no cover - ortools is a dependency
         return None
-    limit = float(options.extra.get("packing_time_limit", min(30.0, max(1.0, budget / 10.0))))
-    packed = pack(index, limit, options.seed)
+    limit = float(options.extra.get("packing_time_limit", max(1.0, 0.4 * budget)))
+    packed = pack(index, limit, options.seed, improve_limit=min(30.0, max(0.5, budget / 10.0)))
     best: Plan | None = None
     if packed.partial is not None:  # the penalty phase may start from it
         node, start = packed.partial
@@ -712,7 +715,9 @@ def _penalty_phase(problem: Problem, index: Index, options: SolveOptions, t0: fl
     rindex = compile_index(relaxed)
     rextra: dict[str, Any] = {**options.extra, "_penalty_phase": True}
     if partial is not None:  # list scheduling's best pass: a plan of the penalty problem
-        rextra["start"] = partial
+        rextra["start"] = Plan(solver="lns", status=Status.FEASIBLE, job_ids=partial.job_ids,
+                               node_ids=partial.node_ids, node=partial.node,
+                               start=partial.start, flows=partial.flows)
     ropts = SolveOptions(time_limit=options.time_limit, mip_gap=options.mip_gap,
                          seed=options.seed, threads=options.threads, callback=None,
                          extra=rextra)
