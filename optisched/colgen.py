@@ -274,6 +274,7 @@ class _Master:
             return "optimal"
         if ms in (MS.kInfeasible, MS.kUnboundedOrInfeasible):
             return "infeasible"
+        log.debug("colgen: master status %s", h.modelStatusToString(ms))
         return "stopped"
 
     def value(self) -> float:

@@ -251,8 +251,9 @@ def pack(index: Index, time_limit: float, seed: int = 0,
 
     Phase 1 solves the CP-SAT packing model without objective for up to
     ``min(30, time_limit/3)`` [s] (10 s above :data:`CPSAT_PACK_JOBS` jobs; ICON samples
-    01-06 pack in 0.02-15 s); when it finds nothing, :func:`list_schedule` gets a third of the rest (it packs ICON sample07,
-    1000 jobs, where CP-SAT does not in 60 s) and :func:`repair` the remainder. After a
+    01-06 pack in 0.02-15 s); when it finds nothing, :func:`list_schedule` gets a third
+    of the rest (it packs ICON sample07, 1000 jobs, where CP-SAT does not in 60 s) and
+    :func:`repair` the remainder. After a
     CP-SAT packing, phase 2 minimises the surrogate cost hinted with it for at most
     ``improve_limit`` [s] (default: what is left). One worker and ``seed`` each
     (deterministic up to the time limit).
