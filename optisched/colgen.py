@@ -268,6 +268,12 @@ class _Master:
         h.run()
         ms = h.getModelStatus()
         MS = highspy.HighsModelStatus
+        if ms in (MS.kUnknown, MS.kNotset) and self.solver == "ipm":
+            # IPX without crossover may stop short of its tolerances: redo by simplex
+            log.debug("colgen: IPM status %s, re-solving by simplex", h.modelStatusToString(ms))
+            h.setOptionValue("solver", "simplex")
+            h.run()
+            ms = h.getModelStatus()
         if ms == MS.kOptimal:
             return "optimal"
         if ms == MS.kModelEmpty:
