@@ -167,3 +167,14 @@ def test_bound_process_restricted_master_improves_a_poor_incumbent() -> None:
     ev = evaluate(p, plan, idx)
     assert ev.feasible
     assert ev.objective <= poor.objective + 1e-9
+
+
+def test_bound_process_colgen_method_reaches_the_lp_bound() -> None:
+    p = random_problem(10, n_nodes=3, n_jobs=8, slots=12, sleep=True)
+    proc = BoundProcess(p, time_limit=30.0, method="colgen")
+    got = proc.poll(wait=90.0)
+    proc.stop()
+    lp = lp_bound_result(p).bound
+    assert got is not None
+    assert got <= lp + REL * max(1.0, abs(lp))
+    assert got == pytest.approx(lp, rel=1e-5, abs=1e-5)
