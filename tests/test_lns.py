@@ -270,3 +270,22 @@ def test_lp_kind_frees_only_jobs_the_lp_places_elsewhere() -> None:
     hood = b.build("lp", 4)
     assert hood is not None and hood.free.tolist() == [2]
     assert int(plan.node[2]) in hood.nodes.tolist()
+
+
+def test_no_bound_process_above_the_column_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Models too large for even column generation get the Lagrangian bound only."""
+    import optisched.solvers.lns as lns_mod
+
+    started: list[str] = []
+
+    class Spy:
+        def __init__(self, problem: Problem, time_limit: float, method: str = "lp",
+                     restricted: bool = False) -> None:
+            started.append(method)
+
+    monkeypatch.setattr(lns_mod, "BoundProcess", Spy)
+    monkeypatch.setattr(lns_mod, "BOUND_MAX_COLUMNS", 0)
+    p = random_problem(13, n_nodes=3, n_jobs=8, slots=12)
+    plan = solve(p, "lns", time_limit=10, seed=0, max_iterations=2)
+    assert plan.status.has_plan and not started
+    assert plan.info["bound_source"] in ("lagrangian", "sub-solve of the whole problem", None)

@@ -97,6 +97,10 @@ _REL = 1e-9
 """Relative improvement below which a plan does not count as better."""
 _SUB_GAP = 1e-6
 """Relative MIP gap of the sub-solves."""
+BOUND_MAX_COLUMNS = 2_000_000
+"""Start columns above which ``lp_bound="auto"`` starts no bound process (the Lagrangian
+bound only): column generation builds the full model, 2.6 GB at 741 k start columns
+(generate large); ICON sample09 (5.2 M) took the machine to 23 GB."""
 LP_BOUND_MAX_COLUMNS = 300_000
 """Start columns ``Σ options' start windows`` up to which ``lp_bound="auto"`` runs the LP
 (measured: ``tests/_problems`` 100 jobs × 20 nodes × 96 slots, an LP of 88k columns in all,
@@ -688,8 +692,10 @@ def solve_lns(problem: Problem, index: Index, options: SolveOptions) -> Plan:
     deadline = options.deadline(t0, DEFAULT_TIME_LIMIT)
     budget = deadline - t0
     use_lp = extra.get("lp_bound", "auto")
-    wanted = use_lp is True or (use_lp == "auto" and budget >= LP_BOUND_MIN_BUDGET)
-    method = "lp" if _start_columns(index) <= LP_BOUND_MAX_COLUMNS else "colgen"
+    columns = _start_columns(index)
+    wanted = use_lp is True or (use_lp == "auto" and budget >= LP_BOUND_MIN_BUDGET
+                                and columns <= BOUND_MAX_COLUMNS)
+    method = "lp" if columns <= LP_BOUND_MAX_COLUMNS else "colgen"
     method = str(extra.get("bound_method", method))
     restricted = (method == "lp" and extra.get("max_iterations") is None
                   and bool(extra.get("restricted_master", True)))
