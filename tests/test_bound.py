@@ -178,3 +178,28 @@ def test_bound_process_colgen_method_reaches_the_lp_bound() -> None:
     assert got is not None
     assert got <= lp + REL * max(1.0, abs(lp))
     assert got == pytest.approx(lp, rel=1e-5, abs=1e-5)
+
+
+def test_restricted_master_switches_to_the_full_milp_when_the_lp_gap_is_large(
+        tmp_path: Path) -> None:
+    """Incumbent far above the LP: the child solves the full MILP and proves a bound."""
+    from optisched.bound import _save_npz, read_placement, restricted_master
+
+    p = random_problem(12, n_nodes=3, n_jobs=8, slots=12, sleep=True, droppable=False)
+    poor = solve(p, "baseline")
+    assert poor.objective is not None
+    place = tmp_path / "placement.npz"
+    lp = lp_bound_result(p, placement_path=str(place)).bound
+    placement = read_placement(str(place))
+    assert placement is not None
+    _save_npz(tmp_path / "incumbent.npz", node=poor.node, start=poor.start)
+    opt = solve(p, "highs", time_limit=30)
+    assert opt.objective is not None
+    found: list[tuple[np.ndarray, np.ndarray]] = []
+    proven: list[float] = []
+    low_lp = opt.objective * 0.5  # pretend the LP is weak: gap far above FULL_MILP_GAP
+    restricted_master(p, placement, tmp_path / "incumbent.npz", 20.0,
+                      lambda n, s: found.append((n, s)), lp_value=low_lp,
+                      proven=proven.append)
+    assert proven and lp - 1e-6 <= proven[0] <= opt.objective + 1e-6
+    assert found
