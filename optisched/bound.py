@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -145,11 +144,14 @@ PLACEMENT_MIN = 1e-3
 
 
 def _save_npz(path: str | os.PathLike[str], **arrays: np.ndarray) -> None:
-    """``numpy.savez`` written atomically (temporary file, then rename)."""
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=os.path.dirname(os.fspath(path)) or ".")
-    with os.fdopen(fd, "wb") as fh:
-        np.savez(fh, **arrays)  # type: ignore[arg-type]
-    os.replace(tmp, path)
+    """``numpy.savez`` written atomically (:func:`optisched.atomic.write_file_atomically`)."""
+    import io
+
+    from optisched.atomic import write_file_atomically
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)  # type: ignore[arg-type]
+    write_file_atomically(path, buf.getvalue())
 
 
 def _save_placement(model: MilpModel, col_value: FloatArray, path: str) -> None:
@@ -451,6 +453,7 @@ def restricted_master(problem: Problem, placement: tuple[np.ndarray, ...],
     index = compile_index(problem)
     full = False
     phase = 0
+    exhausted: bytes | None = None  # incumbent whose restricted model was solved to optimality
     while True:
         left = t_end - time.perf_counter()
         if left < 0.5:
@@ -461,6 +464,10 @@ def restricted_master(problem: Problem, placement: tuple[np.ndarray, ...],
 
             obj = evaluate(problem, warm, index).objective
             full = obj - lp_value > FULL_MILP_GAP * max(1.0, abs(obj))
+        key = None if warm is None else warm.node.tobytes() + warm.start.tobytes()
+        if not full and key is not None and key == exhausted:
+            time.sleep(min(0.5, left))  # same model, same optimum: wait for a new incumbent
+            continue
         if full:
             model = build_milp(index)
         else:
@@ -476,6 +483,8 @@ def restricted_master(problem: Problem, placement: tuple[np.ndarray, ...],
             extra={"warm_start": warm if warm is not None else False, "explain": False,
                    "on_solution": on_solution}), name="lns", model=model)
         phase += 1
+        if not full and plan.status is Status.OPTIMAL:
+            exhausted = key
         if full:
             if proven is not None and plan.bound is not None and math.isfinite(plan.bound):
                 proven(float(plan.bound))
@@ -484,7 +493,7 @@ def restricted_master(problem: Problem, placement: tuple[np.ndarray, ...],
 
 def _read_incumbent(index: Index, path: os.PathLike[str] | str, wait: float) -> Plan | None:
     """The incumbent placement shared by the caller, with exact flows; None if absent."""
-    from optisched.dispatch import dispatch
+    from optisched.solvers.base import dispatched_plan
 
     end = time.perf_counter() + wait
     while True:
@@ -496,11 +505,7 @@ def _read_incumbent(index: Index, path: os.PathLike[str] | str, wait: float) -> 
             if time.perf_counter() >= end:
                 return None
             time.sleep(0.1)
-    res = dispatch(index, node, start)
-    if not res.feasible or res.flows is None:
-        return None
-    return Plan(solver="lns", status=Status.FEASIBLE, job_ids=list(index.job_ids),
-                node_ids=list(index.node_ids), node=node, start=start, flows=res.flows)
+    return dispatched_plan(index, "lns", node, start)
 
 
 def _support_columns(index: Index, placement: tuple[np.ndarray, ...], warm: Plan | None

@@ -119,3 +119,17 @@ def plan_from_placement(problem: Problem, index: Index, solver: str, status: Sta
     return Plan(solver=solver, status=status, job_ids=list(index.job_ids),
                 node_ids=list(index.node_ids), node=np.asarray(node, dtype=np.int64).copy(),
                 start=np.asarray(start, dtype=np.int64).copy(), flows=flows, message=message)
+
+
+def dispatched_plan(index: Index, solver: str, node: IntArray, start: IntArray,
+                    status: Status = Status.FEASIBLE) -> Plan | None:
+    """A plan of placement ``(node, start)`` with the exact dispatch's flows
+    (:func:`optisched.dispatch.dispatch`); None when no feasible flows exist."""
+    from optisched.dispatch import dispatch
+
+    res = dispatch(index, node, start)
+    if not res.feasible or res.flows is None:
+        return None
+    return Plan(solver=solver, status=status, job_ids=list(index.job_ids),
+                node_ids=list(index.node_ids), node=np.asarray(node, dtype=np.int64).copy(),
+                start=np.asarray(start, dtype=np.int64).copy(), flows=res.flows)

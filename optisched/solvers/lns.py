@@ -52,7 +52,7 @@ from optisched.domain import Problem
 from optisched.evaluate import Evaluation, evaluate
 from optisched.index import Index, compile_index
 from optisched.plan import Plan, Status
-from optisched.solvers.base import SolveOptions
+from optisched.solvers.base import SolveOptions, dispatched_plan
 from optisched.solvers.lns_bound import improved_bound, lagrangian_bound
 from optisched.solvers.lns_sub import SubProblem, build_subproblem
 
@@ -149,13 +149,7 @@ def _with_flows(problem: Problem, index: Index, plan: Plan) -> Plan | None:
     """``plan`` with exact flows when it has none; None when they do not exist."""
     if plan.flows is not None:
         return plan
-    res = dispatch(index, plan.node, plan.start)
-    if not res.feasible:
-        return None
-    out = Plan(solver="lns", status=Status.FEASIBLE, job_ids=list(index.job_ids),
-               node_ids=list(index.node_ids), node=plan.node.copy(), start=plan.start.copy(),
-               flows=res.flows)
-    return out
+    return dispatched_plan(index, "lns", plan.node, plan.start)
 
 
 def _start_plan(problem: Problem, index: Index, options: SolveOptions,
@@ -228,20 +222,14 @@ def _packing_start(problem: Problem, index: Index, options: SolveOptions,
     packed = pack(index, limit, options.seed, improve_limit=min(30.0, max(0.5, budget / 10.0)))
     best: Plan | None = None
     if packed.partial is not None:  # the penalty phase may start from it
-        node, start = packed.partial
-        res = dispatch(index, node, start)
-        if res.feasible and res.flows is not None:
-            partial = Plan(solver="lns", status=Status.NO_SOLUTION, job_ids=list(index.job_ids),
-                           node_ids=list(index.node_ids), node=node, start=start,
-                           flows=res.flows)
+        partial = dispatched_plan(index, "lns", *packed.partial, status=Status.NO_SOLUTION)
+        if partial is not None:
             partial.info["partial"] = True
-            return partial
+        return partial
     for node, start in packed.found:
-        res = dispatch(index, node, start)
-        if not res.feasible or res.flows is None:
+        plan = dispatched_plan(index, "lns", node, start)
+        if plan is None:
             continue
-        plan = Plan(solver="lns", status=Status.FEASIBLE, job_ids=list(index.job_ids),
-                    node_ids=list(index.node_ids), node=node, start=start, flows=res.flows)
         ev = evaluate(problem, plan, index)
         if ev.feasible and (best is None or ev.objective < _objective(best)):
             plan.objective, best = ev.objective, plan
@@ -663,12 +651,9 @@ def _take_restricted(problem: Problem, index: Index, job: BoundProcess, state: _
     got = job.restricted_solution()
     if got is None:
         return False
-    node, start = got
-    res = dispatch(index, node, start)
-    if not res.feasible or res.flows is None:
+    plan = dispatched_plan(index, "lns", *got)
+    if plan is None:
         return False
-    plan = Plan(solver="lns", status=Status.FEASIBLE, job_ids=list(index.job_ids),
-                node_ids=list(index.node_ids), node=node, start=start, flows=res.flows)
     ev = evaluate(problem, plan, index)
     if not ev.feasible or ev.objective >= state.objective - _REL * max(1.0, abs(state.objective)):
         return False
