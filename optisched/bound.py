@@ -448,6 +448,7 @@ def restricted_master(problem: Problem, placement: tuple[np.ndarray, ...],
     from optisched.formulations.milp import build_milp
     from optisched.solvers.base import SolveOptions
     from optisched.solvers.highs import placement_from_solution, run_highs
+    from optisched.solvers.options import HighsOptions
 
     t_end = time.perf_counter() + time_limit
     index = compile_index(problem)
@@ -479,9 +480,9 @@ def restricted_master(problem: Problem, placement: tuple[np.ndarray, ...],
             found(n_, s_)
 
         plan = run_highs(problem, index, SolveOptions(
-            time_limit=left, seed=phase, threads=1, mip_gap=1e-6,
-            extra={"warm_start": warm if warm is not None else False, "explain": False,
-                   "on_solution": on_solution}), name="lns", model=model)
+            time_limit=left, seed=phase, threads=1, mip_gap=1e-6, warm_start=warm,
+            params=HighsOptions(greedy_start=False, explain=False)), name="lns", model=model,
+            on_solution=on_solution)
         phase += 1
         if not full and plan.status is Status.OPTIMAL:
             exhausted = key

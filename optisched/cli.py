@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from optisched.errors import BundleError
@@ -98,7 +99,7 @@ def _summary_table(plan: Plan, title: str) -> Table:
     for k in COST_TERMS:
         if plan.costs.get(k):
             t.add_row(f"  {k}", _fmt(plan.costs[k]))
-    t.add_row("time [s]", _fmt(plan.timings.get("total"), 3))
+    t.add_row(r"time \[s]", _fmt(plan.timings.get("total"), 3))
     return t
 
 
@@ -134,23 +135,33 @@ def plan(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
     pyomo_solver: Annotated[str | None, typer.Option(
         "--pyomo-solver", help="Pyomo solver for --solver pyomo (appsi_highs, cbc, glpk, "
-        "scip, gurobi, cplex ...).")] = None,
+        "scip, gurobi, cplex ...); the same as --option pyomo_solver=NAME.")] = None,
+    option: Annotated[list[str] | None, typer.Option(
+        "--option", help="A solver option KEY=VALUE (repeatable; `optisched solvers "
+        "--options` lists them).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q",
                                         help="No live progress on stderr.")] = False,
 ) -> None:
     """Plan a bundle and write assignments.csv, node_series.csv and summary.json."""
     from optisched.progress import ProgressDisplay
-    from optisched.solvers import default_solver, solve
+    from optisched.solvers import REGISTRY, default_solver, solve
+    from optisched.solvers.options import parse_assignments
 
+    name = solver or default_solver()
+    if name not in REGISTRY:
+        raise ValueError(f"unknown solver {name!r}; registered: {', '.join(REGISTRY)}")
+    given: dict[str, Any] = parse_assignments(option or [])
+    if pyomo_solver is not None:
+        given["pyomo_solver"] = pyomo_solver
+    params = REGISTRY[name].parse_options(given)  # a bad option fails before the bundle is read
     problem = read_bundle(bundle)
-    extra: dict[str, Any] = {} if pyomo_solver is None else {"pyomo_solver": pyomo_solver}
     if quiet or as_json:
-        result = solve(problem, solver, time_limit=time_limit, mip_gap=mip_gap, seed=seed,
-                       threads=threads, **extra)
+        result = solve(problem, name, time_limit=time_limit, mip_gap=mip_gap, seed=seed,
+                       threads=threads, options=params)
     else:
-        with ProgressDisplay(err, solver=solver or default_solver()) as show:
-            result = solve(problem, solver, time_limit=time_limit, mip_gap=mip_gap, seed=seed,
-                           threads=threads, callback=show, **extra)
+        with ProgressDisplay(err, solver=name) as show:
+            result = solve(problem, name, time_limit=time_limit, mip_gap=mip_gap, seed=seed,
+                           threads=threads, callback=show, options=params)
     write_plan(problem, result, out_dir)
     if as_json:
         out.print_json(json.dumps(result.summary(problem)))
@@ -398,19 +409,43 @@ def import_icon_cmd(
 
 
 @app.command()
-def solvers() -> None:
-    """List registered solvers and whether their packages are installed."""
+def solvers(
+    show_options: Annotated[bool, typer.Option(
+        "--options", help="List each solver's options: type, default, unit.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List registered solvers, whether their packages are installed, and their options."""
     from optisched.solvers import REGISTRY, default_solver
 
+    default = default_solver()
+    if as_json:
+        doc = [{"name": name, "available": spec.available(), "exact": spec.exact,
+                "default": name == default, "description": spec.description,
+                "options": [o.__dict__ for o in spec.options.describe()]}
+               for name, spec in REGISTRY.items()]
+        out.print_json(json.dumps(doc))
+        return
     t = Table(title="solvers")
     for c in ("name", "available", "exact", "description"):
         t.add_column(c)
-    default = default_solver()
     for name, spec in REGISTRY.items():
         t.add_row(name + (" (default)" if name == default else ""),
                   "yes" if spec.available() else "no", "yes" if spec.exact else "no",
                   spec.description)
     out.print(t)
+    if not show_options:
+        return
+    for name, spec in REGISTRY.items():
+        docs = spec.options.describe()
+        if not docs:
+            out.print(f"{name}: no options")
+            continue
+        ot = Table(title=f"{name} options (--solver {name} --option KEY=VALUE)")
+        for c in ("option", "type", "default", r"meaning \[unit]"):
+            ot.add_column(c, overflow="fold")
+        for o in docs:
+            ot.add_row(*(escape(v) for v in (o.name, o.type, o.default, o.doc)))
+        out.print(ot)
 
 
 @app.command()

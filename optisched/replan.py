@@ -44,7 +44,9 @@ from optisched.errors import BundleError, InputError
 from optisched.evaluate import cost_terms, objective_of
 from optisched.index import compile_index
 from optisched.plan import Plan, Status
+from optisched.precheck import precheck
 from optisched.solvers.base import SolveOptions
+from optisched.solvers.options import GreedyOptions
 
 __all__ = ["EVENT_KINDS", "Events", "Replanner", "read_events"]
 
@@ -108,7 +110,6 @@ class Replanner:
 
             self._index = None
             return solve(problem, self.solver, time_limit=self.time_limit, seed=self.seed)
-        from optisched.solvers import precheck
         from optisched.solvers.greedy import run_greedy
 
         index = compile_index(problem)
@@ -119,13 +120,11 @@ class Replanner:
         if hint_ids:
             hint = {index.job_pos[j]: (index.node_pos[n], s) for j, (n, s) in hint_ids.items()
                     if j in index.job_pos and n in index.node_pos}
-        extra: dict[str, Any] = {}
-        if self.iterations is not None:
-            extra["iterations"] = self.iterations
         prev = self.plan.flows if same_data and self.plan.status.has_plan else None
+        params = GreedyOptions(iterations=self.iterations)
         plan = run_greedy(problem, index, SolveOptions(time_limit=self.time_limit,
-                                                       seed=self.seed, extra=extra), hint=hint,
-                          trusted=trusted, prev_flows=prev)
+                                                       seed=self.seed, params=params),
+                          hint=hint, trusted=trusted, prev_flows=prev)
         self._index = index
         if plan.status.has_plan and plan.flows is not None:
             plan.costs = cost_terms(index, plan)

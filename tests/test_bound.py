@@ -17,6 +17,7 @@ from optisched.formulations.milp import build_milp
 from optisched.index import compile_index
 from optisched.solvers import solve
 from optisched.solvers.highs import highs_from_model
+from optisched.solvers.options import HighsOptions
 
 REL = 1e-6
 """Relative tolerance between an LP value and its dual bound."""
@@ -132,7 +133,7 @@ def test_restricted_model_keeps_only_allowed_columns_and_stays_a_restriction() -
     restricted = run_highs(p, idx, SolveOptions(time_limit=30), model=model)
     assert restricted.objective == pytest.approx(full.objective, rel=1e-6)
     only_early = build_milp(idx, allowed=(o_more, s_more))
-    r2 = run_highs(p, idx, SolveOptions(time_limit=30, extra={"explain": False}),
+    r2 = run_highs(p, idx, SolveOptions(time_limit=30, params=HighsOptions(explain=False)),
                    model=only_early)
     assert not r2.status.has_plan or (r2.objective or 0.0) >= full.objective - 1e-6
 

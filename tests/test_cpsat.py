@@ -22,7 +22,7 @@ from optisched.domain import Horizon, Job, Node, Problem, Scenario
 from optisched.evaluate import evaluate
 from optisched.index import Index, compile_index
 from optisched.plan import Status
-from optisched.solvers import REGISTRY, solve
+from optisched.solvers import REGISTRY, OptionError, solve
 from optisched.solvers.cpsat import STATUS_TABLE, map_status
 
 START = "2026-06-01T00:00:00+00:00"
@@ -256,7 +256,7 @@ def test_hint_is_accepted_and_consistent() -> None:
     hint = solve(problem, "baseline")
     assert hint.status.has_plan
     # fixing every hinted variable to its hint must leave the hint's placement feasible
-    plan = solve(problem, "cpsat", hint=hint, time_limit=20.0, seed=1, workers=1,
+    plan = solve(problem, "cpsat", warm_start=hint, time_limit=20.0, seed=1, workers=1,
                  cpsat_params={"fix_variables_to_their_hinted_value": True})
     assert plan.info["hinted_vars"] > 0
     assert plan.info["hint_solver"] == "baseline"
@@ -271,8 +271,8 @@ def test_hint_is_accepted_and_consistent() -> None:
 def test_deterministic_with_seed_and_one_worker() -> None:
     problem = random_problem(4, n_nodes=3, n_jobs=6, slots=8, sleep=True, demand_charge=True)
     hint = solve(problem, "baseline")  # deterministic (greedy is time-bounded)
-    a = solve(problem, "cpsat", time_limit=20.0, seed=7, workers=1, hint=hint)
-    b = solve(problem, "cpsat", time_limit=20.0, seed=7, workers=1, hint=hint)
+    a = solve(problem, "cpsat", time_limit=20.0, seed=7, workers=1, warm_start=hint)
+    b = solve(problem, "cpsat", time_limit=20.0, seed=7, workers=1, warm_start=hint)
     assert a.status.has_plan
     np.testing.assert_array_equal(a.node, b.node)
     np.testing.assert_array_equal(a.start, b.start)
@@ -287,15 +287,17 @@ def test_variants_agree_and_options_pass_through() -> None:
     assert a.status is Status.OPTIMAL and b.status is Status.OPTIMAL
     assert abs(a.objective - b.objective) <= a.info["rounding_bound"] + 1e-9
     assert a.info["workers"] == 2
-    bad = solve(problem, "cpsat", variant="nope", **FAST)
-    assert bad.status is Status.ERROR and "variant" in bad.message
+    # a mistyped option is an error naming the solver, the key and the valid keys (it used
+    # to be a plan with status error)
+    with pytest.raises(OptionError, match=r"'cpsat'.*'variant'.*valid options: variant"):
+        solve(problem, "cpsat", variant="nope", **FAST)
 
 
 def test_no_cpsat_solution_returns_the_hint_as_feasible() -> None:
     problem = random_problem(11, n_nodes=3, n_jobs=6, slots=8, feeders=True)
     hint = solve(problem, "baseline")
     seen = []
-    plan = solve(problem, "cpsat", hint=hint, time_limit=20.0, seed=1, workers=1,
+    plan = solve(problem, "cpsat", warm_start=hint, time_limit=20.0, seed=1, workers=1,
                  callback=seen.append, cpsat_params={"stop_after_presolve": True})
     assert plan.info["cpsat_status"] == "UNKNOWN"
     assert plan.status is Status.FEASIBLE and plan.info["fallback"] == "baseline"

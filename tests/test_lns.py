@@ -39,7 +39,7 @@ def test_lns_is_registered_and_default() -> None:
 @pytest.mark.parametrize(("seed", "features"), SMALL)
 def test_lns_reaches_the_milp_optimum(seed: int, features: dict[str, bool]) -> None:
     p = _small(seed, **features)
-    exact = solve(p, "highs", time_limit=20, mip_gap=1e-9, warm_start=False)
+    exact = solve(p, "highs", time_limit=20, mip_gap=1e-9, greedy_start=False)
     assert exact.status is Status.OPTIMAL and exact.objective is not None
     plan = solve(p, "lns", time_limit=3, seed=0)
     assert plan.status.has_plan
@@ -55,7 +55,7 @@ def test_lns_never_worse_than_a_given_start() -> None:
     p = random_problem(4, n_nodes=4, n_jobs=12, slots=12, feeders=True, sleep=True)
     base = solve(p, "baseline")
     assert base.status.has_plan and base.objective is not None
-    plan = solve(p, "lns", time_limit=3, seed=0, start=base, max_iterations=3, size=3,
+    plan = solve(p, "lns", time_limit=3, seed=0, warm_start=base, max_iterations=3, size=3,
                  lp_bound=False)
     assert plan.info["start"] == "given"
     assert plan.info["start_objective"] == pytest.approx(base.objective)
@@ -67,8 +67,8 @@ def test_lns_never_worse_than_a_given_start() -> None:
 @needs_highs
 def test_lns_keeps_an_optimal_start() -> None:
     p = _small(3, feeders=True, sleep=True)
-    exact = solve(p, "highs", time_limit=20, mip_gap=1e-9, warm_start=False)
-    plan = solve(p, "lns", time_limit=3, start=exact, max_iterations=4, size=3, lp_bound=False)
+    exact = solve(p, "highs", time_limit=20, mip_gap=1e-9, greedy_start=False)
+    plan = solve(p, "lns", time_limit=3, warm_start=exact, max_iterations=4, size=3, lp_bound=False)
     assert evaluate(p, plan).feasible
     assert plan.objective is not None and exact.objective is not None
     assert plan.objective <= exact.objective + 1e-9 * max(1.0, abs(exact.objective))
@@ -96,7 +96,7 @@ def test_lns_is_deterministic_for_a_seed() -> None:
     p = random_problem(6, n_nodes=3, n_jobs=10, slots=10, feeders=True, sleep=True)
     # start from the baseline plan so the three iterations have something to improve
     kw = dict(time_limit=60, max_iterations=3, size=3, lp_bound=False,
-              start=solve(p, "baseline"))
+              warm_start=solve(p, "baseline"))
     a = solve(p, "lns", seed=7, **kw)  # type: ignore[arg-type]
     b = solve(p, "lns", seed=7, **kw)  # type: ignore[arg-type]
     assert a.info["iterations"] == b.info["iterations"] == 3
@@ -108,7 +108,7 @@ def test_lns_is_deterministic_for_a_seed() -> None:
 
 def test_invalid_start_is_rejected() -> None:
     p = _small(0, feeders=True, sleep=True)
-    plan = solve(p, "lns", time_limit=1, start="not a plan")
+    plan = solve(p, "lns", time_limit=1, warm_start="not a plan")  # type: ignore[arg-type]
     assert plan.status is Status.ERROR
     assert "Plan" in plan.message
 
@@ -188,7 +188,7 @@ BOUND_CASES: list[tuple[int, dict[str, bool]]] = [
 def test_lagrangian_bound_is_below_the_milp_optimum(seed: int,
                                                     features: dict[str, bool]) -> None:
     p = random_problem(seed, n_nodes=3, n_jobs=6, slots=8, **features)  # type: ignore[arg-type]
-    exact = solve(p, "highs", time_limit=20, mip_gap=1e-9, warm_start=False)
+    exact = solve(p, "highs", time_limit=20, mip_gap=1e-9, greedy_start=False)
     assert exact.status is Status.OPTIMAL and exact.flows is not None
     assert exact.objective is not None
     ix = compile_index(p)
@@ -218,7 +218,7 @@ def test_penalty_phase_finds_a_plan_when_the_heuristics_fail(
     real = lns_mod._start_plan
 
     def failing(problem, index, options, budget):  # type: ignore[no-untyped-def]
-        if not options.extra.get("_penalty_phase"):
+        if index.must_run.any():  # not yet the penalty problem (every job droppable)
             return Plan.empty(problem, "greedy", Status.INFEASIBLE, "forced"), "none"
         return real(problem, index, options, budget)
 

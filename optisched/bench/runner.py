@@ -307,7 +307,11 @@ def _spec_json(solver: str) -> str | None:
     from optisched.solvers import REGISTRY
 
     spec = REGISTRY.get(solver)
-    return None if spec is None else json.dumps(dataclasses.asdict(spec))
+    if spec is None:
+        return None
+    fields = dataclasses.asdict(spec)
+    fields["options"] = f"{spec.options.__module__}:{spec.options.__qualname__}"
+    return json.dumps(fields)
 
 
 def _child_env() -> dict[str, str]:

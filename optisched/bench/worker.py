@@ -22,6 +22,7 @@ memory can be told from the interpreter's.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import math
@@ -104,12 +105,15 @@ def run_one(bundle: Path, solver: str, time_limit: float | None, seed: int,
 
     from optisched.evaluate import evaluate
     from optisched.plan import Status
-    from optisched.solvers import REGISTRY, Progress, SolverSpec, register, solve
+    from optisched.solvers import REGISTRY, Progress, SolverOptions, SolverSpec, register, solve
 
     if spec is not None:
+        mod, _, qual = str(spec.get("options", "")).partition(":")
+        opts = (getattr(importlib.import_module(mod), qual) if mod and qual
+                else SolverOptions)
         s = SolverSpec(spec["name"], spec["module"], spec["function"],
                        spec.get("description", ""), tuple(spec.get("requires", ())),
-                       bool(spec.get("exact", False)))
+                       bool(spec.get("exact", False)), opts)
         if REGISTRY.get(solver) != s:
             register(s)
     if solver in REGISTRY:

@@ -1,151 +1,49 @@
-"""Solver registry and the one entry point :func:`solve`.
+"""Solvers and the one entry point :func:`solve`.
 
-Each solver is registered by name with the module and function that implement
-it, imported lazily, so a missing optional backend only disables its solver.
+The registry (:mod:`optisched.solvers.registry`) names every solver with its
+module, its needs and its typed options (:mod:`optisched.solvers.options`).
 Every plan a solver returns is priced and checked by the evaluator before it is
 handed back; a plan that fails the check is never returned as a result.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
-
-import numpy as np
 
 from optisched.domain import Problem
 from optisched.evaluate import evaluate
-from optisched.index import Index, compile_index, explain_job
+from optisched.index import compile_index
 from optisched.plan import Plan, Status
+from optisched.precheck import precheck
 from optisched.solvers.base import Progress, SolveOptions, SolverFunction
+from optisched.solvers.options import OptionError, SolverOptions
+from optisched.solvers.registry import (
+    REGISTRY,
+    SolverSpec,
+    available_solvers,
+    default_solver,
+    register,
+)
 
 __all__ = [
     "REGISTRY",
+    "OptionError",
     "Progress",
     "SolveOptions",
+    "SolverFunction",
+    "SolverOptions",
     "SolverSpec",
     "available_solvers",
+    "default_solver",
     "precheck",
     "register",
     "solve",
 ]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SolverSpec:
-    """A registered solver.
-
-    Attributes
-    ----------
-    name : str
-        Registry name (``--solver``).
-    module, function : str
-        Where the :class:`~optisched.solvers.base.SolverFunction` lives.
-    description : str
-        One line for ``optisched solvers``.
-    requires : tuple of str
-        Importable packages it needs.
-    exact : bool
-        Whether it can prove optimality.
-    """
-
-    name: str
-    module: str
-    function: str
-    description: str
-    requires: tuple[str, ...] = ()
-    exact: bool = False
-
-    def available(self) -> bool:
-        """True when every required package can be imported."""
-        return all(importlib.util.find_spec(p) is not None for p in self.requires)
-
-    def load(self) -> SolverFunction:
-        """Import and return the solver function."""
-        fn: SolverFunction = getattr(importlib.import_module(self.module), self.function)
-        return fn
-
-
-REGISTRY: dict[str, SolverSpec] = {}
-
-
-def register(spec: SolverSpec) -> None:
-    """Add (or replace) a solver in the registry."""
-    REGISTRY[spec.name] = spec
-
-
-register(SolverSpec("baseline", "optisched.solvers.baseline", "solve_baseline",
-                    "reference: earliest feasible placement, battery idle, grid covers the rest"))
-register(SolverSpec("greedy", "optisched.solvers.greedy", "solve_greedy",
-                    "marginal-cost insertion + exact dispatch + local search (anytime, "
-                    "default 1 s)", requires=("highspy",)))
-register(SolverSpec("highs", "optisched.solvers.highs", "solve_highs",
-                    "exact MILP (vectorized build) solved by HiGHS, greedy warm start",
-                    requires=("highspy",), exact=True))
-register(SolverSpec("pyomo", "optisched.solvers.pyomo_solver", "solve_pyomo",
-                    "the same exact MILP as a Pyomo model, any Pyomo solver (--pyomo-solver)",
-                    requires=("pyomo", "highspy"), exact=True))
-register(SolverSpec("cpsat", "optisched.solvers.cpsat", "solve_cpsat",
-                    "CP-SAT (OR-Tools) on a scaled integer relaxation, flows re-dispatched "
-                    "exactly", requires=("ortools",), exact=True))
-register(SolverSpec("lns", "optisched.solvers.lns", "solve_lns",
-                    "adaptive large-neighbourhood search: greedy start, exact sub-MILPs "
-                    "(HiGHS), Lagrangian/LP bound", requires=("highspy",)))
-
-
-def available_solvers() -> list[str]:
-    """Names of registered solvers whose packages are installed."""
-    return [name for name, spec in REGISTRY.items() if spec.available()]
-
-
-DEFAULT_SOLVER_ORDER = ("lns", "greedy", "baseline")
-
-
-def default_solver() -> str:
-    """The best registered solver: ``lns``, else ``greedy``, else ``baseline``."""
-    for name in DEFAULT_SOLVER_ORDER:
-        if name in REGISTRY and REGISTRY[name].available():
-            return name
-    return "baseline"
-
-
-def precheck(problem: Problem, index: Index) -> str | None:
-    """Infeasibility visible before any search, in user terms, or None.
-
-    Finds must-run jobs without any eligible (node, start) and pinned jobs that
-    run where their node is unavailable or that together exceed its capacity.
-    """
-    msgs = []
-    no_option = np.diff(index.opt_job_ptr) == 0
-    for j in np.nonzero(no_option & index.must_run & ~index.pinned)[0][:10]:
-        msgs.append(explain_job(problem, index, int(j)) + " (it must run: give it a "
-                    "drop_penalty to allow dropping)")
-    pj = np.nonzero(index.pinned)[0]
-    if pj.size:
-        use = np.zeros((index.N, index.T, len(index.resources)))
-        for j in pj:
-            n, s = int(index.pinned_node[j]), int(index.pinned_start[j])
-            d = int(index.duration(int(j), n))
-            a, b = max(0, s), min(index.T, s + d)
-            use[n, a:b] += index.usage[j]
-            if b > a and not index.available[n, a:b].all():
-                t = a + int(np.argmin(index.available[n, a:b]))
-                msgs.append(f"pinned job {index.job_ids[j]} runs on node {index.node_ids[n]} in "
-                            f"slot {t}, where the node is unavailable")
-        over = use > index.capacity[:, None, :] + 1e-9
-        if over.any():
-            n, t, r = np.argwhere(over)[0]
-            msgs.append(f"pinned jobs on node {index.node_ids[n]} use {use[n, t, r]:g} "
-                        f"{index.resources[r]} in slot {t}, above its capacity "
-                        f"{index.capacity[n, r]:g}")
-    return "; ".join(msgs) if msgs else None
 
 
 def solve(
@@ -157,14 +55,16 @@ def solve(
     seed: int = 0,
     threads: int | None = None,
     callback: Callable[[Progress], None] | None = None,
-    **options: Any,
+    warm_start: Plan | None = None,
+    options: SolverOptions | Mapping[str, Any] | None = None,
+    **kwargs: Any,
 ) -> Plan:
     """Solve a problem with a registered solver.
 
     Parameters
     ----------
     problem : Problem
-        The problem (SPEC §1-3).
+        The problem (``docs/contract/``).
     solver : str, optional
         Registry name; default :func:`default_solver`.
     time_limit : float, optional
@@ -177,8 +77,14 @@ def solve(
         Threads for solvers that use them.
     callback : callable, optional
         Receives :class:`Progress` reports.
-    **options
-        Solver-specific options.
+    warm_start : Plan, optional
+        A plan of this problem to start from (see :class:`SolveOptions`).
+    options : SolverOptions or mapping, optional
+        The solver's typed options (e.g. :class:`~optisched.solvers.options.LnsOptions`),
+        or a mapping of option names to values.
+    **kwargs
+        More of the solver's options by name (merged into ``options`` when that is a
+        mapping); ``optisched solvers --options`` lists them.
 
     Returns
     -------
@@ -192,6 +98,9 @@ def solve(
     ------
     ValueError
         Unknown solver name, or a solver whose packages are missing.
+    OptionError
+        An unknown or mistyped option (a ``ValueError`` naming the solver, the key
+        and the valid keys).
     """
     name = solver or default_solver()
     if name not in REGISTRY:
@@ -199,6 +108,12 @@ def solve(
     spec = REGISTRY[name]
     if not spec.available():
         raise ValueError(f"solver {name!r} needs {', '.join(spec.requires)}, not installed")
+    if kwargs:
+        if isinstance(options, SolverOptions):
+            raise OptionError(name, next(iter(kwargs)), "given beside an options object",
+                              spec.options.keys())
+        options = {**(options or {}), **kwargs}
+    params = spec.parse_options(options)
     t0 = time.perf_counter()
     index = compile_index(problem)
     t_index = time.perf_counter() - t0
@@ -208,7 +123,7 @@ def solve(
         plan.timings = {"build": t_index, "solve": 0.0, "total": time.perf_counter() - t0}
         return plan
     opts = SolveOptions(time_limit=time_limit, mip_gap=mip_gap, seed=seed, threads=threads,
-                        callback=callback, extra=dict(options))
+                        callback=callback, warm_start=warm_start, params=params)
     fn = spec.load()
     try:
         plan = fn(problem, index, opts)

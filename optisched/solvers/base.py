@@ -6,14 +6,16 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
+from optisched.arrays import FloatArray, IntArray
 from optisched.domain import Problem
 from optisched.index import Index
 from optisched.plan import Flows, Plan, Status
+from optisched.solvers.options import SolverOptions
 
 __all__ = [
     "Progress",
@@ -23,8 +25,7 @@ __all__ = [
     "plan_from_placement",
 ]
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
+OptionsT = TypeVar("OptionsT", bound=SolverOptions)
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,11 @@ class SolveOptions:
         Threads for solvers that use them.
     callback : callable or None
         Called with a :class:`Progress` on every new incumbent or bound.
-    extra : dict
-        Solver-specific options (``**options`` of :func:`optisched.solve`).
+    warm_start : Plan or None
+        A plan of this problem to start from: ``highs``'s MIP start, ``cpsat``'s hint,
+        ``lns``'s start plan, ``greedy``'s construction hint.
+    params : SolverOptions
+        The solver's own typed options (:mod:`optisched.solvers.options`).
     """
 
     time_limit: float | None = None
@@ -74,7 +78,22 @@ class SolveOptions:
     seed: int = 0
     threads: int | None = None
     callback: Callable[[Progress], None] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    warm_start: Plan | None = None
+    params: SolverOptions = field(default_factory=SolverOptions)
+
+    def params_as(self, cls: type[OptionsT]) -> OptionsT:
+        """The solver's options as ``cls``: :attr:`params` when it is one, else defaults.
+
+        Raises
+        ------
+        TypeError
+            :attr:`params` holds the options of another solver.
+        """
+        if isinstance(self.params, cls):
+            return self.params
+        if type(self.params) is SolverOptions:
+            return cls()
+        raise TypeError(f"{cls.__name__} expected, got {type(self.params).__name__}")
 
     def deadline(self, start: float, default: float) -> float:
         """Absolute ``time.perf_counter()`` deadline of a solve started at ``start``."""

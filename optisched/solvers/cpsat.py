@@ -8,18 +8,10 @@ scaled CP-SAT objective and bound converted back to money (``cpsat_objective``,
 ``cpsat_bound``) and the rounding bound ε (``rounding_bound``); ``plan.bound`` is
 ``cpsat_bound − ε``, a valid lower bound of the real optimum.
 
-Options (``optisched.solve(..., **options)``):
-
-``variant``        ``"starts"`` (default) or ``"intervals"`` (placement variables).
-``workers``        CP-SAT ``num_workers`` (default ``threads`` or 2, at most the cores).
-``hint``           a :class:`~optisched.plan.Plan` to hint; default the ``greedy``
-                   solver's plan when registered, else ``baseline``'s; ``False``: none.
-``hint_time``      budget of the hint solver [s] (default min(2, 0.1·time_limit)),
-                   taken from the time limit.
-``cpsat_params``   dict of CP-SAT parameters set by attribute assignment.
-``log_search_progress``  log CP-SAT's search through :mod:`logging` (INFO).
-``explain``        on an infeasible model, re-solve with assumptions to name the
-                   conflicting jobs, nodes and feeders (default True).
+Options: :class:`~optisched.solvers.options.CpsatOptions` (``variant``,
+``workers``, ``hint``, ``hint_time``, ``cpsat_params``, ``log_search_progress``,
+``explain``). ``options.warm_start`` is the plan hinted; without one, the
+``greedy`` solver's plan when registered, else ``baseline``'s (unless ``hint`` is off).
 
 ``time_limit`` → ``max_time_in_seconds`` (default 60 s), ``mip_gap`` →
 ``relative_gap_limit``, ``seed`` → ``random_seed``.
@@ -46,6 +38,7 @@ from optisched.formulations.cpsat import EFF_DEN, CpsatModel, build_model
 from optisched.index import Index
 from optisched.plan import Plan, Status
 from optisched.solvers.base import SolveOptions, plan_from_placement
+from optisched.solvers.options import CpsatOptions
 
 __all__ = ["DEFAULT_PARAMS", "DEFAULT_TIME_LIMIT", "STATUS_TABLE", "map_status", "solve_cpsat"]
 
@@ -103,7 +96,7 @@ class _Progress(cp_model.CpSolverSolutionCallback):
 
 
 def _workers(options: SolveOptions) -> int:
-    w = options.extra.get("workers", options.threads)
+    w = options.params_as(CpsatOptions).workers or options.threads
     cores = os.cpu_count() or 1
     return max(1, min(int(w), cores)) if w else max(1, min(2, cores))
 
@@ -116,29 +109,32 @@ def configure(solver: cp_model.CpSolver, options: SolveOptions, time_limit: floa
     prm.random_seed = int(options.seed)
     if options.mip_gap is not None:
         prm.relative_gap_limit = float(options.mip_gap)
-    if options.extra.get("log_search_progress"):
+    params = options.params_as(CpsatOptions)
+    if params.log_search_progress:
         prm.log_search_progress = True
         prm.log_to_stdout = False
         solver.log_callback = log.info
     for k, v in DEFAULT_PARAMS.items():
         setattr(prm, k, v)
-    for k, v in dict(options.extra.get("cpsat_params") or {}).items():
+    for k, v in params.cpsat_params.items():
         setattr(prm, k, v)
 
 
 def _hint_plan(problem: Problem, index: Index, options: SolveOptions) -> Plan | None:
-    """The plan to hint: the ``hint`` option, else greedy's, else baseline's."""
-    given = options.extra.get("hint")
-    if given is False:
-        return None
-    if isinstance(given, Plan):
+    """The plan to hint: ``options.warm_start``, else greedy's, else baseline's (None when
+    the ``hint`` option is off)."""
+    given = options.warm_start
+    if given is not None:
         return given if given.status.has_plan else None
+    params = options.params_as(CpsatOptions)
+    if not params.hint:
+        return None
     from optisched.solvers import REGISTRY  # late: the registry imports this module lazily
 
     name = "greedy" if "greedy" in REGISTRY and REGISTRY["greedy"].available() else "baseline"
     try:
         limit = DEFAULT_TIME_LIMIT if options.time_limit is None else options.time_limit
-        budget = float(options.extra.get("hint_time", min(2.0, 0.1 * limit)))
+        budget = params.hint_time if params.hint_time is not None else min(2.0, 0.1 * limit)
         sub = SolveOptions(time_limit=budget, seed=options.seed, threads=1)
         plan = REGISTRY[name].load()(problem, index, sub)
     except Exception:  # a hint is optional
@@ -360,7 +356,8 @@ def solve_cpsat(problem: Problem, index: Index, options: SolveOptions) -> Plan:
     """Solve with CP-SAT and re-dispatch the flows exactly (see module docstring)."""
     t0 = time.perf_counter()
     limit = DEFAULT_TIME_LIMIT if options.time_limit is None else float(options.time_limit)
-    variant = str(options.extra.get("variant", "starts"))
+    params = options.params_as(CpsatOptions)
+    variant = params.variant
     hint = _hint_plan(problem, index, options)
     t_hint = time.perf_counter() - t0
     cm = build_model(index, variant=variant)
@@ -377,7 +374,7 @@ def solve_cpsat(problem: Problem, index: Index, options: SolveOptions) -> Plan:
     t_build = time.perf_counter() - t0
     solver = cp_model.CpSolver()
     configure(solver, options, limit - (time.perf_counter() - t0))
-    if "absolute_gap_limit" not in dict(options.extra.get("cpsat_params") or {}):
+    if "absolute_gap_limit" not in params.cpsat_params:
         # closing a gap far below the rounding bound ε proves nothing about the real problem
         gap_units = ABS_GAP_FRACTION * cm.rounding_bound / cm.scaling.m
         solver.parameters.absolute_gap_limit = max(
@@ -411,7 +408,7 @@ def solve_cpsat(problem: Problem, index: Index, options: SolveOptions) -> Plan:
             if not cm.bound_valid:  # a restriction: infeasibility is not proven
                 status = Status.NO_SOLUTION
                 msg += " (resources were rounded conservatively: infeasibility not proven)"
-            elif options.extra.get("explain", True):
+            elif params.explain:
                 left = max(1.0, limit - (time.perf_counter() - t0))
                 msg = explain_infeasible(problem, index, options, variant, left)
         elif status is Status.NO_SOLUTION:

@@ -29,11 +29,8 @@ The algorithm (``formulations/greedy.md`` has the full statement):
    (re-dispatched affected groups + switching + latency + tardiness + drop, the
    evaluator's objective) falls. The incumbent is always a complete plan.
 
-Solver options (``solve(..., **options)``): ``iterations`` (int, cap on local
-search moves; default unlimited), ``candidates`` (int, most nodes scored per job
-in construction, default 128, 32 above a million options; more are scored only
-when none of those fits), ``improve`` (bool, default True), ``second_start`` (bool,
-default True: the multi-start of small instances, see ``formulations/greedy.md``).
+Options: :class:`~optisched.solvers.options.GreedyOptions` (``iterations``,
+``candidates``, ``improve``, ``second_start``).
 
 Determinism: same input, seed and options give the same plan when the search
 ends by ``iterations`` or by running out of improving moves; a search cut by
@@ -55,7 +52,9 @@ from optisched.dispatch import dispatch_groups, dispatch_load
 from optisched.domain import Problem
 from optisched.index import Index, explain_job, sparse_max_tables
 from optisched.plan import Flows, Plan, Status
+from optisched.precheck import precheck
 from optisched.solvers.base import SolveOptions, plan_from_placement
+from optisched.solvers.options import GreedyOptions
 
 __all__ = [
     "DEFAULT_TIME_LIMIT",
@@ -1068,8 +1067,17 @@ def _window_max_rows(a: FloatArray, d: IntArray) -> FloatArray:
 
 
 def solve_greedy(problem: Problem, index: Index, options: SolveOptions) -> Plan:
-    """Construction, exact dispatch and local search (see the module docstring)."""
-    return run_greedy(problem, index, options)
+    """Construction, exact dispatch and local search (see the module docstring).
+
+    A ``warm_start`` plan of the options is the construction's hint: its placements are
+    tried first, job by job.
+    """
+    hint = None
+    ws = options.warm_start
+    if ws is not None and ws.status.has_plan:
+        hint = {j: (int(ws.node[j]), int(ws.start[j])) for j in range(index.J)
+                if ws.node[j] >= 0 and not index.pinned[j]}
+    return run_greedy(problem, index, options, hint=hint)
 
 
 def run_greedy(problem: Problem, index: Index, options: SolveOptions,
@@ -1089,9 +1097,9 @@ def run_greedy(problem: Problem, index: Index, options: SolveOptions,
         must-run job without any eligible node, are reported ``infeasible`` by ``solve``).
     """
     t0 = time.perf_counter()
-    extra = options.extra
-    cands = int(extra.get("candidates", DEFAULT_CANDIDATES if index.opt_job.size <= _LARGE_OPTIONS
-                          else LARGE_CANDIDATES))
+    params = options.params_as(GreedyOptions)
+    cands = params.candidates or (DEFAULT_CANDIDATES if index.opt_job.size <= _LARGE_OPTIONS
+                                  else LARGE_CANDIDATES)
     proven = _proven_infeasibility(problem, index)
     if proven is not None:
         return Plan.empty(problem, "greedy", Status.INFEASIBLE, proven)
@@ -1106,15 +1114,14 @@ def run_greedy(problem: Problem, index: Index, options: SolveOptions,
         ok, msg = _repair(state)
         if not ok:
             return Plan.empty(problem, "greedy", Status.NO_SOLUTION, msg)
-    if hint is None and index.opt_job.size <= _SECOND_START_MAX_OPTIONS and bool(
-            extra.get("second_start", True)):
+    if hint is None and index.opt_job.size <= _SECOND_START_MAX_OPTIONS and params.second_start:
         state = _other_starts(problem, index, options, state, order, cands)
     options.report(t0, state.objective, None, "construction")
     info: dict[str, object] = {"construction_objective": state.objective}
-    if bool(extra.get("improve", True)):
+    if params.improve:
         rng = np.random.default_rng(options.seed)
         deadline = options.deadline(t0, DEFAULT_TIME_LIMIT)
-        iters = extra.get("iterations")
+        iters = params.iterations
 
         def report(obj: float, kind: str) -> None:
             options.report(t0, obj, None, f"local search: {kind}")
@@ -1186,7 +1193,5 @@ def _repair(state: GreedySearch) -> tuple[bool, str]:
 
 
 def _proven_infeasibility(problem: Problem, index: Index) -> str | None:
-    """Infeasibility that holds for every plan (``optisched.solvers.precheck``), or None."""
-    from optisched.solvers import precheck
-
+    """Infeasibility that holds for every plan (:func:`optisched.precheck.precheck`), or None."""
     return precheck(problem, index)

@@ -29,6 +29,7 @@ import numpy as np
 from optisched.domain import Horizon, Job, Node, NodeSeries, Problem, Scenario, Tariff
 from optisched.index import compile_index
 from optisched.solvers.base import SolveOptions
+from optisched.solvers.options import GreedyOptions
 
 __all__ = ["bench_problem", "run"]
 
@@ -105,8 +106,8 @@ def _construct(problem: Problem, improve: bool = False) -> dict[str, Any]:
     t0 = time.perf_counter()
     index = compile_index(problem)
     t1 = time.perf_counter()
-    plan = run_greedy(problem, index, SolveOptions(time_limit=0.0, extra={
-        "improve": improve, "second_start": False}))
+    plan = run_greedy(problem, index, SolveOptions(time_limit=0.0, params=GreedyOptions(
+        improve=improve, second_start=False)))
     t2 = time.perf_counter()
     ev = evaluate(problem, plan, index)
     return {"index_s": t1 - t0, "greedy_s": t2 - t1, "feasible": ev.feasible,

@@ -1,18 +1,17 @@
 """``highs``: the exact MILP (:mod:`optisched.formulations.milp`) solved by HiGHS.
 
 The matrix is built with numpy/scipy.sparse and handed to highspy in one
-``passModel`` call. The solver warm-starts from the ``greedy`` plan (else
-``baseline``, or ``options.extra["warm_start"]``), reports incumbents and bounds
+``passModel`` call. The solver warm-starts from ``options.warm_start`` (else the
+``greedy`` plan, else ``baseline``'s), reports incumbents and bounds
 through HiGHS's MIP callback, and turns the solution into a Plan: placement and
 on/off states from the MILP, flows from the exact dispatch
 (:func:`optisched.dispatch.dispatch`), which never costs more than the MILP's own
 flows and always satisfies charge/discharge complementarity.
 
-Options (``options.extra``): ``warm_start`` (a Plan, or False for none), ``log``
-(HiGHS output on), ``presolve_rule_off`` (int; default 1040384 above
-:data:`BIG_MODEL_COLS` columns, see SOLVER-NOTES), ``explain`` (bool, default
-True: run the elastic relaxation when infeasible), ``on_solution`` (callable
-receiving the column vector of every improving MIP solution).
+Options: :class:`~optisched.solvers.options.HighsOptions` (``greedy_start``,
+``log``, ``presolve_rule_off``, ``explain``). :func:`run_highs` also takes an
+``on_solution`` callable receiving the column vector of every improving MIP
+solution (the restricted master's use).
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ from optisched.formulations.milp import MilpModel, build_milp
 from optisched.index import Index
 from optisched.plan import Flows, Plan, Status
 from optisched.solvers.base import SolveOptions, plan_from_placement
+from optisched.solvers.options import HighsOptions
 
 __all__ = [
     "BIG_MODEL_COLS",
@@ -105,13 +105,13 @@ def highs_from_model(model: MilpModel, *, relax: bool = False, log_output: bool 
 
 
 def _set_common(h: highspy.Highs, model: MilpModel, options: SolveOptions,
-                time_limit: float) -> None:
+                params: HighsOptions, time_limit: float) -> None:
     if math.isfinite(time_limit):
         h.setOptionValue("time_limit", float(max(time_limit, 0.01)))
     if options.threads:
         h.setOptionValue("threads", int(options.threads))
     h.setOptionValue("random_seed", int(options.seed))
-    rule_off = options.extra.get("presolve_rule_off")
+    rule_off = params.presolve_rule_off
     if rule_off is None and model.n_cols > BIG_MODEL_COLS:
         rule_off = PRESOLVE_RULE_OFF
     if rule_off is not None:
@@ -170,11 +170,11 @@ def model_solution_from_plan(index: Index, model: MilpModel, plan: Plan) -> Floa
     return np.clip(v, model.col_lb, model.col_ub)
 
 
-def _warm_start_plan(problem: Problem, index: Index, options: SolveOptions) -> Plan | None:
-    ws = options.extra.get("warm_start")
-    if isinstance(ws, Plan):
-        return ws
-    if ws is False:
+def _warm_start_plan(problem: Problem, index: Index, options: SolveOptions,
+                     params: HighsOptions) -> Plan | None:
+    if options.warm_start is not None:
+        return options.warm_start
+    if not params.greedy_start:
         return None
     from optisched.solvers import REGISTRY
 
@@ -219,17 +219,21 @@ def final_flows(index: Index, model: MilpModel, x: FloatArray, node: IntArray,
 
 
 def run_highs(problem: Problem, index: Index, options: SolveOptions, *, name: str = "highs",
-              model: MilpModel | None = None) -> Plan:
-    """Build (unless given) and solve the MILP; see :func:`solve_highs`."""
+              model: MilpModel | None = None,
+              on_solution: Callable[[FloatArray], None] | None = None) -> Plan:
+    """Build (unless given) and solve the MILP; see :func:`solve_highs`.
+
+    ``on_solution`` receives the column vector of every improving MIP solution.
+    """
     t0 = time.perf_counter()
-    extra = options.extra
+    params = options.params_as(HighsOptions)
     model = model or build_milp(index)
     t_build = time.perf_counter() - t0
-    warm = _warm_start_plan(problem, index, options)
+    warm = _warm_start_plan(problem, index, options, params)
     time_limit = options.time_limit if options.time_limit is not None else DEFAULT_TIME_LIMIT
     remaining = time_limit - (time.perf_counter() - t0)
-    h = highs_from_model(model, log_output=bool(extra.get("log")))
-    _set_common(h, model, options, remaining)
+    h = highs_from_model(model, log_output=params.log)
+    _set_common(h, model, options, params, remaining)
     gap = DEFAULT_GAP if options.mip_gap is None else float(options.mip_gap)
     h.setOptionValue("mip_rel_gap", gap)
     h.setOptionValue("mip_abs_gap", 1e-9)
@@ -245,7 +249,6 @@ def run_highs(problem: Problem, index: Index, options: SolveOptions, *, name: st
             info["warm_start"] = warm.solver
             info["warm_start_objective"] = warm.objective
 
-    on_solution = extra.get("on_solution")
     if options.callback is not None or on_solution is not None:
         def improving(e: Any) -> None:
             d = e.data_out
@@ -276,7 +279,7 @@ def run_highs(problem: Problem, index: Index, options: SolveOptions, *, name: st
         mapped = Status.FEASIBLE if has_sol else Status.NO_SOLUTION
     if mapped is Status.INFEASIBLE:
         msg = "the MILP is infeasible"
-        if extra.get("explain", True):
+        if params.explain:
             msg = explain_infeasibility(index, time_limit=max(1.0, time_limit / 4))
         plan = Plan.empty(problem, name, Status.INFEASIBLE, msg)
     elif mapped is Status.OPTIMAL or (mapped is Status.FEASIBLE and has_sol):

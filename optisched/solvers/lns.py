@@ -2,7 +2,7 @@
 
 The algorithm (``formulations/lns.md`` has the full statement):
 
-1. **Start.** The plan in ``options.extra["start"]`` when given (a :class:`Plan` of
+1. **Start.** ``options.warm_start`` when given (a :class:`Plan` of
    this problem), else the ``greedy`` plan (``baseline`` when greedy is missing or
    fails). A start without flows gets the exact dispatch. When neither heuristic
    finds a plan, the search runs on the *penalty problem* (must-run jobs droppable at
@@ -29,10 +29,7 @@ The algorithm (``formulations/lns.md`` has the full statement):
    reproducible); the neighbourhood size grows after a sub-solve proven optimal
    and shrinks after one cut by its time limit.
 
-Options (``solve(..., **options)``): ``start`` (Plan), ``max_iterations`` (int),
-``sub_solver`` ("highs", "cpsat" or "greedy"), ``sub_time_limit`` [s], ``size``
-(initial freed jobs), ``kinds`` (list of neighbourhood kinds), ``lp_bound``
-("auto", True or False), ``greedy_time_limit`` [s].
+Options: :class:`~optisched.solvers.options.LnsOptions`.
 """
 
 from __future__ import annotations
@@ -41,7 +38,6 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -55,6 +51,7 @@ from optisched.plan import Plan, Status
 from optisched.solvers.base import SolveOptions, dispatched_plan
 from optisched.solvers.lns_bound import improved_bound, lagrangian_bound
 from optisched.solvers.lns_sub import SubProblem, build_subproblem
+from optisched.solvers.options import LNS_KINDS, CpsatOptions, GreedyOptions, LnsOptions
 
 __all__ = ["DEFAULT_TIME_LIMIT", "KINDS", "solve_lns"]
 
@@ -66,9 +63,8 @@ BoolArray = npt.NDArray[np.bool_]
 
 DEFAULT_TIME_LIMIT = 60.0
 """Budget when ``time_limit`` is not given [s]."""
-KINDS = ("window", "feeder", "region", "worst_nodes", "random_nodes", "expensive",
-         "penalty", "random_jobs", "lp")
-"""Neighbourhood kinds (see ``formulations/lns.md``)."""
+KINDS = LNS_KINDS
+"""Neighbourhood kinds (see ``docs/algorithms/lns.md``)."""
 MIN_SIZE = 3
 """Smallest neighbourhood [freed jobs]."""
 LP_DISAGREE = 0.05
@@ -155,10 +151,11 @@ def _with_flows(problem: Problem, index: Index, plan: Plan) -> Plan | None:
 def _start_plan(problem: Problem, index: Index, options: SolveOptions,
                 budget: float) -> tuple[Plan, str]:
     """The start plan and where it came from (status infeasible when none)."""
-    given = options.extra.get("start")
+    given = options.warm_start
+    params = options.params_as(LnsOptions)
     if given is not None:
         if not isinstance(given, Plan):
-            raise TypeError("options start must be a Plan")
+            raise TypeError("the warm_start must be a Plan")
         plan = _with_flows(problem, index, given)
         if plan is None:
             raise ValueError("the start plan has no feasible dispatch")
@@ -167,18 +164,19 @@ def _start_plan(problem: Problem, index: Index, options: SolveOptions,
             raise ValueError("the start plan fails the evaluator: "
                              + "; ".join(str(v) for v in ev.violations[:3]))
         return plan, "given"
-    tl = float(options.extra.get("greedy_time_limit", min(10.0, max(0.2, 0.05 * budget))))
+    tl = (params.greedy_time_limit if params.greedy_time_limit is not None
+          else min(10.0, max(0.2, 0.05 * budget)))
     try:
         from optisched.solvers.greedy import run_greedy
     except ImportError:  # pragma: no cover - greedy ships with the package
         run_greedy = None  # type: ignore[assignment]
     if run_greedy is not None:
-        gextra: dict[str, Any] = {}
-        if options.extra.get("max_iterations") is not None:  # reproducible: end by moves
-            gextra["iterations"] = GREEDY_MOVES
+        gparams = GreedyOptions()
+        if params.max_iterations is not None:  # reproducible: end by moves
+            gparams = GreedyOptions(iterations=GREEDY_MOVES)
             tl = max(tl, 3600.0)
         gopts = SolveOptions(time_limit=tl, seed=options.seed, threads=options.threads,
-                             extra=gextra)
+                             params=gparams)
         plan = run_greedy(problem, index, gopts)
         if plan.status.has_plan and evaluate(problem, plan, index).feasible:
             return plan, "greedy"
@@ -218,7 +216,8 @@ def _packing_start(problem: Problem, index: Index, options: SolveOptions,
         from optisched.solvers.packing import pack
     except ImportError:  # pragma: no cover - ortools is a dependency
         return None
-    limit = float(options.extra.get("packing_time_limit", max(1.0, 0.4 * budget)))
+    given = options.params_as(LnsOptions).packing_time_limit
+    limit = given if given is not None else max(1.0, 0.4 * budget)
     packed = pack(index, limit, options.seed, improve_limit=min(30.0, max(0.5, budget / 10.0)))
     best: Plan | None = None
     if packed.partial is not None:  # the penalty phase may start from it
@@ -248,7 +247,7 @@ def _cpsat_packing_start(problem: Problem, index: Index, options: SolveOptions,
     except ImportError:  # pragma: no cover - ortools is a dependency
         return None
     opts = SolveOptions(time_limit=max(1.0, budget / 3.0), seed=options.seed,
-                        extra={"variant": "intervals", "hint": False})
+                        params=CpsatOptions(variant="intervals", hint=False))
     plan = solve_cpsat(problem, index, opts)
     if plan.status.has_plan and evaluate(problem, plan, index).feasible:
         return plan
@@ -575,7 +574,7 @@ class _Builder:
 def _sub_solver(options: SolveOptions) -> str:
     from optisched.solvers import REGISTRY
 
-    want = options.extra.get("sub_solver")
+    want = options.params_as(LnsOptions).sub_solver
     if want is not None:
         if want not in REGISTRY or not REGISTRY[want].available():
             raise ValueError(f"sub_solver {want!r} is not registered or not installed")
@@ -596,11 +595,9 @@ def _solve_sub(name: str, sub: SubProblem, time_limit: float, seed: int,
 
         return run_greedy(sub.problem, compile_index(sub.problem),
                           SolveOptions(time_limit=time_limit, seed=seed))
-    extra: dict[str, Any] = {}
-    if name in ("highs", "cpsat"):
-        extra["warm_start"] = sub.warm
+    warm = sub.warm if name in ("highs", "cpsat") else None
     return solve(sub.problem, name, time_limit=time_limit, mip_gap=_SUB_GAP, seed=seed,
-                 threads=threads, **extra)
+                 threads=threads, warm_start=warm)
 
 
 def _splice(problem: Problem, index: Index, best: Plan, sub: SubProblem,
@@ -673,17 +670,17 @@ def _objective(plan: Plan) -> float:
 def solve_lns(problem: Problem, index: Index, options: SolveOptions) -> Plan:
     """Adaptive large-neighbourhood search (see the module docstring)."""
     t0 = time.perf_counter()
-    extra = options.extra
+    params = options.params_as(LnsOptions)
     deadline = options.deadline(t0, DEFAULT_TIME_LIMIT)
     budget = deadline - t0
-    use_lp = extra.get("lp_bound", "auto")
+    use_lp = params.lp_bound
     columns = _start_columns(index)
     wanted = use_lp is True or (use_lp == "auto" and budget >= LP_BOUND_MIN_BUDGET
                                 and columns <= BOUND_MAX_COLUMNS)
     method = "lp" if columns <= LP_BOUND_MAX_COLUMNS else "colgen"
-    method = str(extra.get("bound_method", method))
-    restricted = (method == "lp" and extra.get("max_iterations") is None
-                  and bool(extra.get("restricted_master", True)))
+    method = params.bound_method or method
+    restricted = (method == "lp" and params.max_iterations is None
+                  and params.restricted_master)
     lp = _LpSlot(bool(wanted), budget if math.isfinite(budget) else 3600.0, method, restricted)
     try:
         return _search(problem, index, options, t0, deadline, lp)
@@ -704,15 +701,15 @@ def _penalty_phase(problem: Problem, index: Index, options: SolveOptions, t0: fl
     """
     relaxed, M = _penalty_problem(problem, index)
     rindex = compile_index(relaxed)
-    rextra: dict[str, Any] = {**options.extra, "_penalty_phase": True}
+    warm = None
     if partial is not None:  # list scheduling's best pass: a plan of the penalty problem
-        rextra["start"] = Plan(solver="lns", status=Status.FEASIBLE, job_ids=partial.job_ids,
-                               node_ids=partial.node_ids, node=partial.node,
-                               start=partial.start, flows=partial.flows)
+        warm = Plan(solver="lns", status=Status.FEASIBLE, job_ids=partial.job_ids,
+                    node_ids=partial.node_ids, node=partial.node,
+                    start=partial.start, flows=partial.flows)
     ropts = SolveOptions(time_limit=options.time_limit, mip_gap=options.mip_gap,
                          seed=options.seed, threads=options.threads, callback=None,
-                         extra=rextra)
-    plan = _search(relaxed, rindex, ropts, t0, deadline, lp)
+                         warm_start=warm, params=options.params)
+    plan = _search(relaxed, rindex, ropts, t0, deadline, lp, penalty_phase=True)
     missing = [index.job_ids[j] for j in np.nonzero(index.must_run & (plan.node < 0))[0]]
     if not plan.status.has_plan or missing:
         out = Plan.empty(problem, "lns", Status.NO_SOLUTION,
@@ -732,19 +729,19 @@ def _penalty_phase(problem: Problem, index: Index, options: SolveOptions, t0: fl
 
 
 def _search(problem: Problem, index: Index, options: SolveOptions, t0: float, deadline: float,
-            lp: _LpSlot) -> Plan:
-    """The search of :func:`solve_lns` (the LP bound, if any, already running)."""
-    extra = options.extra
+            lp: _LpSlot, penalty_phase: bool = False) -> Plan:
+    """The search of :func:`solve_lns` (the LP bound, if any, already running);
+    ``penalty_phase``: ``problem`` is already the penalty problem."""
+    params = options.params_as(LnsOptions)
     budget = deadline - t0
-    max_iter = extra.get("max_iterations")
-    max_iter = None if max_iter is None else int(max_iter)
+    max_iter = params.max_iterations
     deterministic = max_iter is not None
     rng = np.random.default_rng(options.seed)
     if _start_columns(index) >= LP_EARLY_COLUMNS:
         lp.start(problem)  # beside the start heuristics: the bound and LP guidance come sooner
     start, origin = _start_plan(problem, index, options, budget if math.isfinite(budget) else 60.0)
     if not start.status.has_plan or start.flows is None:
-        if extra.get("_penalty_phase") or not index.must_run.any():
+        if penalty_phase or not index.must_run.any():
             start.solver = "lns"
             return start
         partial = start if start.info.get("partial") else None
@@ -772,15 +769,16 @@ def _search(problem: Problem, index: Index, options: SolveOptions, t0: float, de
     options.report(t0, objective, bound, "bound")
 
     name = _sub_solver(options)
-    kinds = list(extra.get("kinds", KINDS))
+    kinds = list(params.kinds)
     state = _State(best=best, objective=objective, bound=bound,
-                   size=float(extra.get("size", min(INITIAL_SIZE, max(index.J, 1)))))
+                   size=(params.size if params.size is not None
+                         else float(min(INITIAL_SIZE, max(index.J, 1)))))
     state.stats = {k: _Stats() for k in kinds}
     builder = _Builder(problem, index, rng)
     builder.refresh(best)
     default_sub = (max(SUB_LIMIT_MIN, min(SUB_LIMIT_MAX, budget / 20.0))
                    if math.isfinite(budget) else SUB_LIMIT_MAX)
-    sub_limit = float(extra.get("sub_time_limit", default_sub))
+    sub_limit = params.sub_time_limit if params.sub_time_limit is not None else default_sub
     n_movable = int((~index.pinned).sum())
     iterations = 0
     proven = False

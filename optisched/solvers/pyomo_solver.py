@@ -1,6 +1,6 @@
 """``pyomo``: the exact MILP as a Pyomo model, solved by any installed Pyomo solver.
 
-``options.extra["pyomo_solver"]`` (CLI ``--pyomo-solver``) names the Pyomo
+``PyomoOptions.pyomo_solver`` (CLI ``--pyomo-solver``) names the Pyomo
 solver: ``appsi_highs`` by default, else ``highs``, ``cbc``, ``glpk``, ``scip``,
 ``gurobi``, ``cplex`` … whatever ``pyomo.environ.SolverFactory`` knows and finds.
 The solution is read without Pyomo's automatic load (the HiGHS interfaces raise
@@ -25,6 +25,7 @@ from optisched.formulations.milp_pyomo import build_pyomo_model
 from optisched.index import Index
 from optisched.plan import Flows, Plan, Status
 from optisched.solvers.base import SolveOptions, plan_from_placement
+from optisched.solvers.options import PyomoOptions
 
 __all__ = ["DEFAULT_PYOMO_SOLVER", "STATUS_MAP", "pyomo_solver_options", "solve_pyomo"]
 
@@ -86,9 +87,10 @@ def pyomo_solver_options(solver: str, options: SolveOptions) -> dict[str, Any]:
 
 
 def solve_pyomo(problem: Problem, index: Index, options: SolveOptions) -> Plan:
-    """Build the Pyomo model and solve it with ``options.extra["pyomo_solver"]``."""
+    """Build the Pyomo model and solve it with the ``pyomo_solver`` option."""
     t0 = time.perf_counter()
-    name = str(options.extra.get("pyomo_solver") or DEFAULT_PYOMO_SOLVER)
+    params = options.params_as(PyomoOptions)
+    name = params.pyomo_solver or DEFAULT_PYOMO_SOLVER
     m = build_pyomo_model(problem, index)
     t_build = time.perf_counter() - t0
     opt = pyo.SolverFactory(name)
@@ -103,7 +105,7 @@ def solve_pyomo(problem: Problem, index: Index, options: SolveOptions) -> Plan:
         import highspy
 
         highspy.Highs.resetGlobalScheduler(True)
-    res = opt.solve(m, load_solutions=False, tee=bool(options.extra.get("log")))
+    res = opt.solve(m, load_solutions=False, tee=params.log)
     tc = res.solver.termination_condition
     mapped = STATUS_MAP.get(tc, Status.ERROR)
     loaded = False
