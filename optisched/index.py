@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from optisched.domain import Problem
+from optisched.arrays import BoolArray, FloatArray, IntArray
+from optisched.domain import Node, Problem
+from optisched.geo import EARTH_RADIUS_KM, great_circle_km
 
 __all__ = [
     "EARTH_RADIUS_KM",
@@ -29,36 +32,7 @@ __all__ = [
     "sparse_max_tables",
 ]
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
-
-EARTH_RADIUS_KM = 6371.0088
-"""Mean Earth radius [km] (IUGG mean radius R1; Moritz, 2000, doi:10.1007/s001900050278)."""
-
 _EPS = 1e-9
-
-
-def great_circle_km(
-    lat1: FloatArray, lon1: FloatArray, lat2: FloatArray, lon2: FloatArray
-) -> FloatArray:
-    """Great-circle distance by the haversine formula [km].
-
-    Parameters
-    ----------
-    lat1, lon1, lat2, lon2 : array_like
-        Coordinates [deg]; broadcast against each other.
-
-    Returns
-    -------
-    numpy.ndarray
-        Distance [km] on a sphere of radius :data:`EARTH_RADIUS_KM`.
-    """
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dphi = p2 - p1
-    dlmb = np.radians(lon2) - np.radians(lon1)
-    a = np.sin(dphi / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlmb / 2) ** 2
-    return np.asarray(2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))))
 
 
 @dataclass(frozen=True, eq=False)
@@ -362,16 +336,75 @@ def compile_index(problem: Problem) -> Index:
     hz = problem.horizon
     T, dt = hz.slots, hz.dt_hours
     nodes, jobs = problem.nodes, problem.jobs
-    N, J = len(nodes), len(jobs)
+    N = len(nodes)
     node_pos = {n.node_id: i for i, n in enumerate(nodes)}
     job_pos = {j.job_id: i for i, j in enumerate(jobs)}
+    ncol = _node_columns(nodes)
+    pv, headroom, available = _node_series(problem, node_pos, ncol["grid_kw"])
+    price, export_price, carbon = _tariff_series(problem)
+    import_cost = price + problem.scenario.objective.carbon_price_per_tonne * carbon / 1e6
+    names, capacity, usage = _resources(problem)
+    E, charge_kw, discharge_kw = _battery(nodes, ncol["battery_kwh"])
+    feeder_ids, feeder_of, feeder_headroom = _feeders(problem)
+    jt = _job_times(problem, node_pos)
+    latency_ms = _latency_matrix(problem, node_pos)
+    dur = slots_needed(jt["duration_min"][:, None], hz.slot_minutes, ncol["speed"][None, :])
+    avail_run = _avail_run(available)
+    elig = _eligibility(problem, ncol, usage, capacity, latency_ms, dur, jt, available,
+                        avail_run)
+    opts = _options(elig, dur, jt, ncol["power_factor"], latency_ms)
+    return Index(
+        T=T, dt=dt,
+        node_ids=[n.node_id for n in nodes], job_ids=[j.job_id for j in jobs],
+        resources=names,
+        pv=pv, headroom=headroom, available=available, avail_run=avail_run,
+        price=price, export_price=export_price, carbon=carbon, import_cost=import_cost,
+        capacity=capacity, idle_kw=ncol["idle_kw"], export_kw=ncol["export_kw"],
+        can_sleep=np.array([n.can_sleep for n in nodes], dtype=bool).reshape(N),
+        initially_on=np.array([n.initially_on for n in nodes], dtype=bool).reshape(N),
+        end_off=np.array([n.end_off for n in nodes], dtype=bool).reshape(N),
+        startup_cost=ncol["startup_cost"], shutdown_cost=ncol["shutdown_cost"],
+        battery_kwh=E, soc_init=ncol["soc_init"] * E, soc_min=ncol["soc_min"] * E,
+        soc_max=ncol["soc_max"] * E, charge_kw=charge_kw, discharge_kw=discharge_kw,
+        eff_charge=ncol["eff_charge"], eff_discharge=ncol["eff_discharge"],
+        degradation=ncol["degradation_per_kwh"], demand_charge=ncol["demand_charge_per_kw"],
+        feeder_ids=feeder_ids, feeder_of=feeder_of, feeder_headroom=feeder_headroom,
+        usage=usage, job_power=jt["power_kw"], release=jt["release"],
+        deadline=jt["deadline"], hard_deadline=jt["hard_deadline"],
+        tardiness_rate=jt["tardiness_per_hour"] * dt, drop_penalty=jt["drop_penalty"],
+        pinned_node=jt["pinned_node"], pinned_start=jt["pinned_start"],
+        opt_job=opts["job"], opt_node=opts["node"], opt_dur=opts["dur"],
+        opt_power=opts["power"], opt_latency_cost=opts["latency_cost"],
+        opt_earliest=opts["earliest"], opt_latest=opts["latest"], opt_job_ptr=opts["ptr"],
+        latency_ms=latency_ms,
+        terminal_initial=problem.scenario.battery.terminal == "initial",
+        slot_minutes=hz.slot_minutes, duration_min=jt["duration_min"], speed=ncol["speed"],
+        power_factor=ncol["power_factor"], latency_slo=jt["latency_slo_ms"],
+        latency_rate=jt["latency_per_ms"], node_pos=node_pos, job_pos=job_pos,
+    )
 
-    def col(attr: str) -> FloatArray:
-        return np.array([float(getattr(n, attr)) for n in nodes], dtype=float).reshape(N)
 
-    # --- node x slot series -------------------------------------------------
+_NODE_COLUMNS = ("grid_kw", "battery_kwh", "speed", "power_factor", "gpu_mem_gb", "trust",
+                 "idle_kw", "export_kw", "startup_cost", "shutdown_cost", "soc_init",
+                 "soc_min", "soc_max", "eff_charge", "eff_discharge", "degradation_per_kwh",
+                 "demand_charge_per_kw")
+"""Scalar node fields the index holds as ``(N,)`` float arrays."""
+
+
+def _node_columns(nodes: list[Node]) -> dict[str, FloatArray]:
+    """Every field of :data:`_NODE_COLUMNS` as an ``(N,)`` float array."""
+    N = len(nodes)
+    return {a: np.array([float(getattr(n, a)) for n in nodes], dtype=float).reshape(N)
+            for a in _NODE_COLUMNS}
+
+
+def _node_series(problem: Problem, node_pos: dict[str, int], grid_kw: FloatArray
+                 ) -> tuple[FloatArray, FloatArray, BoolArray]:
+    """PV forecast [kW], import headroom [kW] (``grid_kw`` where no series gives one) and
+    availability, each ``(N, T)``."""
+    N, T = len(problem.nodes), problem.horizon.slots
     pv = np.zeros((N, T))
-    headroom = np.tile(col("grid_kw")[:, None], (1, T)) if N else np.zeros((0, T))
+    headroom = np.tile(grid_kw[:, None], (1, T)) if N else np.zeros((0, T))
     available = np.ones((N, T), dtype=bool)
     for nid, s in problem.node_series.items():
         i = node_pos[nid]
@@ -382,19 +415,29 @@ def compile_index(problem: Problem) -> Index:
             headroom[i] = np.where(np.isnan(h), headroom[i], h)
         if s.available is not None:
             available[i] = s.available
+    return pv, headroom, available
+
+
+def _tariff_series(problem: Problem) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Import price, export price [money/kWh] and carbon intensity [g/kWh] of every node's
+    tariff, each ``(N, T)`` (zeros for a tariff the problem does not define)."""
+    N, T = len(problem.nodes), problem.horizon.slots
     price = np.zeros((N, T))
     export_price = np.zeros((N, T))
     carbon = np.zeros((N, T))
-    for i, n in enumerate(nodes):
+    for i, n in enumerate(problem.nodes):
         tariff = problem.tariffs.get(n.tariff)
         if tariff is not None:
             price[i], export_price[i], carbon[i] = (
                 tariff.price, tariff.export_price, tariff.carbon_g_per_kwh
             )
-    carbon_price = problem.scenario.objective.carbon_price_per_tonne
-    import_cost = price + carbon_price * carbon / 1e6
+    return price, export_price, carbon
 
-    # --- resources ------------------------------------------------------------
+
+def _resources(problem: Problem) -> tuple[list[str], FloatArray, FloatArray]:
+    """Resource names (``gpus`` first, then in order of appearance), node capacities
+    ``(N, R)`` and job usages ``(J, R)``."""
+    nodes, jobs = problem.nodes, problem.jobs
     names: list[str] = ["gpus"]
     for res in [*(n.resources for n in nodes), *(j.resources for j in jobs)]:
         for r in res:
@@ -403,73 +446,106 @@ def compile_index(problem: Problem) -> Index:
     capacity = np.array(
         [[n.gpus if r == "gpus" else n.resources.get(r, 0.0) for r in names] for n in nodes],
         dtype=float,
-    ).reshape(N, len(names))
+    ).reshape(len(nodes), len(names))
     usage = np.array(
         [[j.gpus if r == "gpus" else j.resources.get(r, 0.0) for r in names] for j in jobs],
         dtype=float,
-    ).reshape(J, len(names))
+    ).reshape(len(jobs), len(names))
+    return names, capacity, usage
 
-    # --- battery ---------------------------------------------------------------
-    E = col("battery_kwh")
+
+def _battery(nodes: list[Node], battery_kwh: FloatArray
+             ) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Usable capacity [kWh] (0 for no battery) and charge/discharge limits [kW] (0 for a
+    node without battery), each ``(N,)``."""
+    N = len(nodes)
     charge_kw = np.array([n.charge_limit_kw for n in nodes], dtype=float).reshape(N)
     discharge_kw = np.array([n.discharge_limit_kw for n in nodes], dtype=float).reshape(N)
-    no_batt = E <= 0
+    no_batt = battery_kwh <= 0
     charge_kw[no_batt] = 0.0
     discharge_kw[no_batt] = 0.0
+    return np.where(no_batt, 0.0, battery_kwh), charge_kw, discharge_kw
 
-    # --- feeders ---------------------------------------------------------------
+
+def _feeders(problem: Problem) -> tuple[list[str], IntArray, FloatArray]:
+    """Feeder ids, each node's feeder position ``(N,)`` (-1: none) and the feeder headroom
+    ``(F, T)`` [kW]."""
+    nodes, T = problem.nodes, problem.horizon.slots
     feeder_ids = list(problem.feeders)
     fpos = {f: k for k, f in enumerate(feeder_ids)}
     feeder_of = np.array([fpos.get(n.feeder, -1) if n.feeder else -1 for n in nodes],
-                         dtype=np.int64).reshape(N)
+                         dtype=np.int64).reshape(len(nodes))
     feeder_headroom = np.array(
         [problem.feeders[f].headroom_kw for f in feeder_ids], dtype=float
     ).reshape(len(feeder_ids), T)
+    return feeder_ids, feeder_of, feeder_headroom
 
-    # --- jobs ------------------------------------------------------------------
+
+def _job_times(problem: Problem, node_pos: dict[str, int]) -> dict[str, npt.NDArray[Any]]:
+    """Per-job ``(J,)`` arrays: release slot, deadline (fractional slot, ``inf`` when none),
+    whether the deadline is hard, pinned node and start, the end cap of a start window and
+    the job's numeric fields (empty cells as their defaults)."""
+    hz = problem.horizon
+    jobs, J, T = problem.jobs, len(problem.jobs), hz.slots
+
     def jcol(attr: str, default: float) -> FloatArray:
         vals = [getattr(j, attr) for j in jobs]
         return np.array([default if v is None else float(v) for v in vals], dtype=float).reshape(J)
 
-    release = np.array(
-        [0 if j.release is None else max(0, math.ceil(hz.slot_position(j.release) - _EPS))
-         for j in jobs], dtype=np.int64).reshape(J)
-    deadline = np.array(
-        [math.inf if j.deadline is None else hz.slot_position(j.deadline) for j in jobs],
-        dtype=float).reshape(J)
-    hard_deadline = np.array([j.tardiness_per_hour is None for j in jobs], dtype=bool).reshape(J)
-    tardiness_rate = jcol("tardiness_per_hour", 0.0) * dt
-    drop_penalty = jcol("drop_penalty", math.nan)
-    pinned_node = np.array([node_pos[j.pinned_node] if j.pinned_node else -1 for j in jobs],
-                           dtype=np.int64).reshape(J)
-    pinned_start = np.array(
-        [round(hz.slot_position(j.pinned_start)) if j.pinned_start is not None else 0
-         for j in jobs], dtype=np.int64).reshape(J)
+    out: dict[str, npt.NDArray[Any]] = {
+        "release": np.array(
+            [0 if j.release is None else max(0, math.ceil(hz.slot_position(j.release) - _EPS))
+             for j in jobs], dtype=np.int64).reshape(J),
+        "deadline": np.array(
+            [math.inf if j.deadline is None else hz.slot_position(j.deadline) for j in jobs],
+            dtype=float).reshape(J),
+        "hard_deadline": np.array([j.tardiness_per_hour is None for j in jobs],
+                                  dtype=bool).reshape(J),
+        "pinned_node": np.array([node_pos[j.pinned_node] if j.pinned_node else -1
+                                 for j in jobs], dtype=np.int64).reshape(J),
+        "pinned_start": np.array(
+            [round(hz.slot_position(j.pinned_start)) if j.pinned_start is not None else 0
+             for j in jobs], dtype=np.int64).reshape(J),
+        "tardiness_per_hour": jcol("tardiness_per_hour", 0.0),
+        "drop_penalty": jcol("drop_penalty", math.nan),
+        "duration_min": jcol("duration_min", 1.0),
+        "power_kw": jcol("power_kw", 0.0),
+        "min_gpu_mem_gb": jcol("min_gpu_mem_gb", 0.0),
+        "min_trust": jcol("min_trust", 0.0),
+        "latency_per_ms": jcol("latency_per_ms", 0.0),
+        "latency_slo_ms": jcol("latency_slo_ms", math.inf),
+        "has_slo": np.array([j.latency_slo_ms is not None for j in jobs],
+                            dtype=bool).reshape(J),
+        "hard_slo": np.array([j.latency_slo_ms is not None and j.latency_per_ms is None
+                              for j in jobs], dtype=bool).reshape(J),
+    }
+    hard, deadline = out["hard_deadline"], out["deadline"]
+    out["end_cap"] = np.where(hard & np.isfinite(deadline),
+                              np.floor(np.minimum(deadline, T) + _EPS), T).astype(np.int64)
+    return out
 
-    # --- latency (J, N) ----------------------------------------------------------
-    latency_ms = _latency_matrix(problem, node_pos)
 
-    # --- eligibility ------------------------------------------------------------
-    speed = col("speed")
-    dur = slots_needed(jcol("duration_min", 1.0)[:, None], hz.slot_minutes, speed[None, :])
+def _eligibility(problem: Problem, ncol: dict[str, FloatArray], usage: FloatArray,
+                 capacity: FloatArray, latency_ms: FloatArray, dur: IntArray,
+                 jt: dict[str, npt.NDArray[Any]], available: BoolArray,
+                 avail_run: IntArray) -> BoolArray:
+    """Eligible (job, node) pairs ``(J, N)``: resources, memory, trust, latency, a start
+    window inside release/deadline/horizon and an available run long enough; pinned jobs
+    exactly on their node (see :func:`compile_index`)."""
+    J, N = len(problem.jobs), len(problem.nodes)
     elig = np.ones((J, N), dtype=bool)
     if J and N:
         elig &= (usage[:, None, :] <= capacity[None, :, :] + _EPS).all(axis=2)
-        elig &= col("gpu_mem_gb")[None, :] >= jcol("min_gpu_mem_gb", 0.0)[:, None] - _EPS
-        elig &= col("trust")[None, :] >= jcol("min_trust", 0.0)[:, None] - _EPS
-        slo = jcol("latency_slo_ms", math.nan)
-        has_slo = ~np.isnan(slo)
-        hard_slo = has_slo & np.array([j.latency_per_ms is None for j in jobs], dtype=bool)
-        elig &= ~(has_slo[:, None] & np.isnan(latency_ms))
-        elig &= ~(hard_slo[:, None] & (latency_ms > slo[:, None] + _EPS))
-    end_cap = np.where(hard_deadline & np.isfinite(deadline),
-                       np.floor(np.minimum(deadline, T) + _EPS), T).astype(np.int64)
-    earliest = np.broadcast_to(release[:, None], (J, N))
-    latest = end_cap[:, None] - dur
+        elig &= ncol["gpu_mem_gb"][None, :] >= jt["min_gpu_mem_gb"][:, None] - _EPS
+        elig &= ncol["trust"][None, :] >= jt["min_trust"][:, None] - _EPS
+        slo = jt["latency_slo_ms"]
+        elig &= ~(jt["has_slo"][:, None] & np.isnan(latency_ms))
+        elig &= ~(jt["hard_slo"][:, None] & (latency_ms > slo[:, None] + _EPS))
+    earliest = np.broadcast_to(jt["release"][:, None], (J, N))
+    latest = jt["end_cap"][:, None] - dur
     elig &= latest >= earliest
-    pinned_mask = pinned_node >= 0
+    pinned_mask = jt["pinned_node"] >= 0
     elig[pinned_mask] = False
-    avail_run = _avail_run(available)
     partial = np.nonzero(~available.all(axis=1))[0]  # only these need the availability scan
     if partial.size and J:
         sub = elig[:, partial]
@@ -478,55 +554,37 @@ def compile_index(problem: Problem) -> Index:
         best = _window_max(avail_run, nn, earliest[jj, nn], latest[jj, nn])
         sub[jj, kk] = best >= dur[jj, nn]
         elig[:, partial] = sub
-    # pinned jobs: exactly their (node, start); np.nonzero keeps (job, node) order
     pj = np.nonzero(pinned_mask)[0]
-    elig[pj, pinned_node[pj]] = True
+    elig[pj, jt["pinned_node"][pj]] = True
+    return elig
+
+
+def _options(elig: BoolArray, dur: IntArray, jt: dict[str, npt.NDArray[Any]],
+             power_factor: FloatArray, latency_ms: FloatArray) -> dict[str, npt.NDArray[Any]]:
+    """The option arrays ``(O,)`` (eligible pairs sorted by job then node, as
+    :func:`numpy.nonzero` gives them): job, node, slots, power [kW], soft-latency cost
+    [money], start window, and the per-job pointer ``(J + 1,)``. A pinned job has exactly
+    one option, at ``ptr[j]``, with its pinned start as its window."""
+    J = elig.shape[0]
     opt_job, opt_node = (a.astype(np.int64) for a in np.nonzero(elig))
     opt_dur = dur[opt_job, opt_node]
-    pf = col("power_factor")
-    opt_power = jcol("power_kw", 0.0)[opt_job] * pf[opt_node]
     ptr = np.concatenate([[0], np.cumsum(np.bincount(opt_job, minlength=J))]).astype(np.int64)
-    opt_earliest = release[opt_job]
-    opt_latest = end_cap[opt_job] - opt_dur
-    if pj.size:  # a pinned job has exactly one option, at ptr[j]
-        opt_earliest[ptr[pj]] = pinned_start[pj]
-        opt_latest[ptr[pj]] = pinned_start[pj]
-    per_ms = jcol("latency_per_ms", 0.0)
-    slo_all = jcol("latency_slo_ms", math.inf)
+    opt_earliest = jt["release"][opt_job]
+    opt_latest = jt["end_cap"][opt_job] - opt_dur
+    pj = np.nonzero(jt["pinned_node"] >= 0)[0]
+    if pj.size:
+        opt_earliest[ptr[pj]] = jt["pinned_start"][pj]
+        opt_latest[ptr[pj]] = jt["pinned_start"][pj]
+    per_ms, slo_all = jt["latency_per_ms"], jt["latency_slo_ms"]
     opt_latency_cost = np.zeros(opt_job.size)
     soft = np.nonzero((per_ms > 0)[opt_job])[0]
     if soft.size:
         over = latency_ms[opt_job[soft], opt_node[soft]] - slo_all[opt_job[soft]]
         opt_latency_cost[soft] = per_ms[opt_job[soft]] * np.nan_to_num(np.maximum(0.0, over))
-
-    E_pos = np.where(no_batt, 0.0, E)
-    return Index(
-        T=T, dt=dt,
-        node_ids=[n.node_id for n in nodes], job_ids=[j.job_id for j in jobs],
-        resources=names,
-        pv=pv, headroom=headroom, available=available, avail_run=avail_run,
-        price=price, export_price=export_price, carbon=carbon, import_cost=import_cost,
-        capacity=capacity, idle_kw=col("idle_kw"), export_kw=col("export_kw"),
-        can_sleep=np.array([n.can_sleep for n in nodes], dtype=bool).reshape(N),
-        initially_on=np.array([n.initially_on for n in nodes], dtype=bool).reshape(N),
-        end_off=np.array([n.end_off for n in nodes], dtype=bool).reshape(N),
-        startup_cost=col("startup_cost"), shutdown_cost=col("shutdown_cost"),
-        battery_kwh=E_pos, soc_init=col("soc_init") * E_pos, soc_min=col("soc_min") * E_pos,
-        soc_max=col("soc_max") * E_pos, charge_kw=charge_kw, discharge_kw=discharge_kw,
-        eff_charge=col("eff_charge"), eff_discharge=col("eff_discharge"),
-        degradation=col("degradation_per_kwh"), demand_charge=col("demand_charge_per_kw"),
-        feeder_ids=feeder_ids, feeder_of=feeder_of, feeder_headroom=feeder_headroom,
-        usage=usage, job_power=jcol("power_kw", 0.0), release=release, deadline=deadline,
-        hard_deadline=hard_deadline, tardiness_rate=tardiness_rate, drop_penalty=drop_penalty,
-        pinned_node=pinned_node, pinned_start=pinned_start,
-        opt_job=opt_job, opt_node=opt_node, opt_dur=opt_dur, opt_power=opt_power,
-        opt_latency_cost=opt_latency_cost, opt_earliest=opt_earliest,
-        opt_latest=opt_latest, opt_job_ptr=ptr, latency_ms=latency_ms,
-        terminal_initial=problem.scenario.battery.terminal == "initial",
-        slot_minutes=hz.slot_minutes, duration_min=jcol("duration_min", 1.0), speed=speed,
-        power_factor=pf, latency_slo=slo_all, latency_rate=per_ms,
-        node_pos=node_pos, job_pos=job_pos,
-    )
+    return {"job": opt_job, "node": opt_node, "dur": opt_dur,
+            "power": jt["power_kw"][opt_job] * power_factor[opt_node],
+            "latency_cost": opt_latency_cost, "earliest": opt_earliest, "latest": opt_latest,
+            "ptr": ptr}
 
 
 def _latency_matrix(problem: Problem, node_pos: dict[str, int]) -> FloatArray:

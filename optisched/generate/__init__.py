@@ -45,6 +45,7 @@ from optisched.generate.archetypes import (
 from optisched.generate.jobs import JobMix, draw_jobs
 from optisched.generate.prices import make_tariffs
 from optisched.generate.solar import clearness_by_hour, read_weather_csv
+from optisched.geo import great_circle_km
 
 __all__ = ["ARCHETYPES", "PRESETS", "Preset", "generate"]
 
@@ -118,15 +119,6 @@ def _allocate(n: int, preset: Preset) -> list[str]:
             cnt[int(np.argmax(cnt))] -= 1
             cnt[r] = 1
     return [k for k, c in zip(names, cnt, strict=True) for _ in range(int(c))]
-
-
-def _haversine_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray,
-                  lon2: np.ndarray) -> np.ndarray:
-    """Great-circle distance [km] (broadcasting)."""
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dp, dl = p2 - p1, np.radians(lon2 - lon1)
-    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    return 2 * 6371.0 * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
 def generate(preset: str, n_nodes: int | None = None, n_jobs: int | None = None,
@@ -216,7 +208,7 @@ def generate(preset: str, n_nodes: int | None = None, n_jobs: int | None = None,
     lat_opts = LatencyOptions(base_ms=2.0, ms_per_km=0.015)
     rl = np.array([[r.lat, r.lon] for r in regions.values()])
     nl = np.array([[n.lat, n.lon] for n in nodes], dtype=float)
-    km = _haversine_km(rl[:, 0:1], rl[:, 1:2], nl[None, :, 0], nl[None, :, 1])
+    km = great_circle_km(rl[:, 0:1], rl[:, 1:2], nl[None, :, 0], nl[None, :, 1])
     extra = np.array([extra_latency_ms(n.kind) for n in nodes])
     lat_ms = lat_opts.base_ms + lat_opts.ms_per_km * km + extra[None, :]
     latency: dict[str, dict[str, float]] = {}
