@@ -39,7 +39,8 @@ from optisched.domain import (
 )
 from optisched.errors import MAX_ERRORS, BundleError, InputError
 
-__all__ = ["BUNDLE_FILES", "read_bundle", "write_bundle"]
+__all__ = ["BUNDLE_FILES", "COLUMNS", "SCENARIO_KEYS", "USER_PREFIXES", "read_bundle",
+           "write_bundle"]
 
 BUNDLE_FILES = (
     "scenario.toml", "nodes.csv", "jobs.csv", "node_series.csv", "prices.csv", "feeders.csv",
@@ -87,6 +88,26 @@ _JOB_FLOATS: dict[str, dict[str, Any]] = {
 }
 _JOB_TIMES = ("release", "deadline", "pinned_start")
 _JOB_STRS = {"kind": "", "region": None, "pinned_node": None}
+
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "nodes.csv": ("node_id", *_NODE_FLOATS, *_NODE_BOOLS, *_NODE_STRS),
+    "jobs.csv": ("job_id", *_JOB_FLOATS, *_JOB_TIMES, *_JOB_STRS),
+    "node_series.csv": ("time", "node_id", "pv_kw", "headroom_kw", "available"),
+    "prices.csv": ("time", "tariff", "price", "export_price", "carbon_g_per_kwh"),
+    "feeders.csv": ("time", "feeder", "headroom_kw"),
+    "latency.csv": ("node_id", "region", "latency_ms"),
+    "regions.csv": ("region", "lat", "lon"),
+}
+"""Column names :func:`read_bundle` accepts in each CSV file (``docs/contract/input.md``)."""
+USER_PREFIXES: dict[str, tuple[str, ...]] = {
+    f: ("x_", "res_") if f in ("nodes.csv", "jobs.csv") else ("x_",) for f in COLUMNS
+}
+"""Prefixes of further accepted columns: ``x_`` user data everywhere, ``res_`` resources."""
+SCENARIO_KEYS: dict[str, tuple[str, ...]] = {
+    "horizon": ("start", "slot_minutes", "slots"), "objective": ("carbon_price_per_tonne",),
+    "battery": ("terminal",), "latency": ("base_ms", "ms_per_km"),
+}
+"""Sections of ``scenario.toml`` and the keys each accepts."""
 
 _OFFSET_RE = re.compile(r"(Z|[+-]\d\d(:?\d\d)?)$", re.IGNORECASE)
 _TRUE = {"true", "1", "yes", "y", "t"}
@@ -166,9 +187,9 @@ def _read_csv(path: Path, errs: _Errors, required: bool) -> pd.DataFrame | None:
     return df
 
 
-def _check_columns(df: pd.DataFrame, name: str, known: Iterable[str], required: Iterable[str],
-                   errs: _Errors, prefixes: tuple[str, ...] = ("x_",)) -> bool:
-    known = set(known)
+def _check_columns(df: pd.DataFrame, name: str, required: Iterable[str], errs: _Errors) -> bool:
+    known = set(COLUMNS[name])
+    prefixes = USER_PREFIXES[name]
     ok = True
     for c in required:
         if c not in df.columns:
@@ -330,9 +351,7 @@ def _read_scenario(path: Path, errs: _Errors) -> Scenario | None:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         errs.add(name, None, None, None, f"not valid TOML: {exc}")
         return None
-    known = {"horizon": {"start", "slot_minutes", "slots"},
-             "objective": {"carbon_price_per_tonne"}, "battery": {"terminal"},
-             "latency": {"base_ms", "ms_per_km"}}
+    known = SCENARIO_KEYS
     ok = True
     for section, body in data.items():
         if section not in known:
@@ -470,8 +489,7 @@ def _read_nodes(df: pd.DataFrame | None, errs: _Errors, rows: dict[str, dict[str
     name = "nodes.csv"
     if df is None:
         return []
-    known = {"node_id", *_NODE_FLOATS, *_NODE_BOOLS, *_NODE_STRS}
-    if not _check_columns(df, name, known, ("node_id", "gpus"), errs, ("x_", "res_")):
+    if not _check_columns(df, name, ("node_id", "gpus"), errs):
         return []
     if len(df) == 0:
         errs.add(name, None, None, None, "no nodes: add at least one row")
@@ -511,9 +529,7 @@ def _read_jobs(df: pd.DataFrame | None, errs: _Errors, rows: dict[str, dict[str,
     name = "jobs.csv"
     if df is None:
         return []
-    known = {"job_id", *_JOB_FLOATS, *_JOB_TIMES, *_JOB_STRS}
-    if not _check_columns(df, name, known, ("job_id", "gpus", "duration_min", "power_kw"), errs,
-                          ("x_", "res_")):
+    if not _check_columns(df, name, ("job_id", "gpus", "duration_min", "power_kw"), errs):
         return []
     ids = _ids(df, name, "job_id", errs)
     rows[name] = {i: int(r) for i, r in zip(ids, df.index, strict=True)}
@@ -533,13 +549,13 @@ def _read_jobs(df: pd.DataFrame | None, errs: _Errors, rows: dict[str, dict[str,
     return _row_models(df, name, lambda r: Job(**r), records, errs)
 
 
-def _long(df: pd.DataFrame | None, name: str, key: str, values: Iterable[str],
+def _long(df: pd.DataFrame | None, name: str, key: str,
           required_values: Iterable[str], hz: Horizon, errs: _Errors,
           rows: dict[str, dict[str, int]]) -> tuple[pd.DataFrame, npt.NDArray[np.int64]] | None:
     """Common checks of a long-format (time, key, values…) file."""
     if df is None:
         return None
-    if not _check_columns(df, name, {"time", key, *values}, ("time", key, *required_values), errs):
+    if not _check_columns(df, name, ("time", key, *required_values), errs):
         return None
     slots = _slots(df, name, hz, errs)
     seen: dict[tuple[str, int], int] = {}
@@ -560,7 +576,7 @@ def _long(df: pd.DataFrame | None, name: str, key: str, values: Iterable[str],
 def _read_node_series(df: pd.DataFrame | None, hz: Horizon, node_ids: list[str], errs: _Errors,
                       rows: dict[str, dict[str, int]]) -> dict[str, NodeSeries]:
     name = "node_series.csv"
-    got = _long(df, name, "node_id", ("pv_kw", "headroom_kw", "available"), (), hz, errs, rows)
+    got = _long(df, name, "node_id", (), hz, errs, rows)
     if got is None:
         return {}
     df, slots = got
@@ -600,8 +616,7 @@ def _read_node_series(df: pd.DataFrame | None, hz: Horizon, node_ids: list[str],
 def _read_prices(df: pd.DataFrame | None, hz: Horizon, errs: _Errors,
                  rows: dict[str, dict[str, int]]) -> dict[str, Tariff]:
     name = "prices.csv"
-    got = _long(df, name, "tariff", ("price", "export_price", "carbon_g_per_kwh"), ("price",),
-                hz, errs, rows)
+    got = _long(df, name, "tariff", ("price",), hz, errs, rows)
     if got is None:
         return {}
     df, slots = got
@@ -634,7 +649,7 @@ def _read_prices(df: pd.DataFrame | None, hz: Horizon, errs: _Errors,
 def _read_feeders(df: pd.DataFrame | None, hz: Horizon, errs: _Errors,
                   rows: dict[str, dict[str, int]]) -> dict[str, Feeder]:
     name = "feeders.csv"
-    got = _long(df, name, "feeder", ("headroom_kw",), ("headroom_kw",), hz, errs, rows)
+    got = _long(df, name, "feeder", ("headroom_kw",), hz, errs, rows)
     if got is None:
         return {}
     df, slots = got
@@ -651,8 +666,7 @@ def _read_feeders(df: pd.DataFrame | None, hz: Horizon, errs: _Errors,
 def _read_latency(df: pd.DataFrame | None, node_ids: list[str], errs: _Errors,
                   rows: dict[str, dict[str, int]]) -> dict[str, dict[str, float]]:
     name = "latency.csv"
-    if df is None or not _check_columns(df, name, {"node_id", "region", "latency_ms"},
-                                        ("node_id", "region", "latency_ms"), errs):
+    if df is None or not _check_columns(df, name, ("node_id", "region", "latency_ms"), errs):
         return {}
     ms = _floats(df, name, "latency_ms", errs, required=True, lo=0.0)
     known = set(node_ids)
@@ -677,8 +691,7 @@ def _read_latency(df: pd.DataFrame | None, node_ids: list[str], errs: _Errors,
 def _read_regions(df: pd.DataFrame | None, errs: _Errors, rows: dict[str, dict[str, int]]
                   ) -> dict[str, Region]:
     name = "regions.csv"
-    if df is None or not _check_columns(df, name, {"region", "lat", "lon"},
-                                        ("region", "lat", "lon"), errs):
+    if df is None or not _check_columns(df, name, ("region", "lat", "lon"), errs):
         return {}
     ids = _ids(df, name, "region", errs)
     lat = _floats(df, name, "lat", errs, required=True, lo=-90, hi=90)
