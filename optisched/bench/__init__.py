@@ -18,6 +18,18 @@ worker
 report
     CSV post-processing (gap to the best bound), Markdown, plots,
     ``BENCHMARKS.md`` section replacement.
+
+Per-solver benchmark scripts (moved here from ``optisched/solvers/``), each run
+as ``python -m optisched.bench.NAME`` and printing its own table:
+
+greedy
+    ``greedy`` construction and the re-planner's ``update`` (``--small``, ``--trace``).
+milp
+    ``highs`` vs Pyomo model build, small solves, LP bound (``--medium``, ``--seeds``).
+lns
+    ``lns`` on medium, large and ICON instances (``--sizes``, ``--seeds``, ``--limit``, ...).
+cpsat
+    ``cpsat`` incumbents over time (``--sizes``, ``--limits``, ``--variants``, ...).
 """
 
 from __future__ import annotations
