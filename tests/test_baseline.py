@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from _problems import random_problem
 
 import optisched
+from optisched.generate.random_problems import random_problem
 from optisched.plan import Status
 
 

@@ -30,7 +30,7 @@ from optisched.bench.report import (
     rebuild,
     update_benchmarks,
 )
-from optisched.bench.runner import RUN_COLUMNS
+from optisched.bench.results import RUN_COLUMNS
 from optisched.bench.suites import (
     FEATURES,
     SUITES,

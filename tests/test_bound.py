@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _problems import random_problem
 
 from optisched.bound import BoundProcess, dual_value, implied_upper_bounds, lp_bound_result
 from optisched.formulations.milp import build_milp
+from optisched.generate.random_problems import random_problem
 from optisched.index import compile_index
 from optisched.solvers import solve
 from optisched.solvers.highs import highs_from_model
@@ -95,11 +95,8 @@ def test_script_without_main_guard_runs_lns_with_its_bound(tmp_path: Path) -> No
     """A user script with no ``if __name__ == "__main__"`` guard: the bound child must
     not re-run it (multiprocessing's spawn would)."""
     script = tmp_path / "plan.py"
-    tests = Path(__file__).resolve().parent
-    script.write_text(textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {str(tests)!r})
-        from _problems import random_problem
+    script.write_text(textwrap.dedent("""
+        from optisched.generate.random_problems import random_problem
         from optisched.solvers import solve
         p = random_problem(7, n_nodes=3, n_jobs=8, slots=12)
         plan = solve(p, "lns", time_limit=6, lp_bound=True, max_iterations=2)

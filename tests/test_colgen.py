@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 
 import pytest
-from _problems import random_problem
 
 from optisched.bound import lp_bound
 from optisched.colgen import colgen_bound
 from optisched.domain import Problem
 from optisched.formulations.milp import build_milp
+from optisched.generate.random_problems import random_problem
 from optisched.index import compile_index
 
 CASES = [

@@ -14,12 +14,12 @@ from scipy.optimize import linprog
 
 pytest.importorskip("ortools")
 
-from _problems import random_problem
 from ortools.sat.python import cp_model
 
 import optisched
 from optisched.domain import Horizon, Job, Node, Problem, Scenario
 from optisched.evaluate import evaluate
+from optisched.generate.random_problems import random_problem
 from optisched.index import Index, compile_index
 from optisched.plan import Status
 from optisched.solvers import REGISTRY, OptionError, solve

@@ -14,7 +14,6 @@ import math
 
 import numpy as np
 import pytest
-from _problems import random_problem
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 import optisched
@@ -31,6 +30,7 @@ from optisched.domain import (
     Tariff,
 )
 from optisched.evaluate import evaluate, job_load
+from optisched.generate.random_problems import random_problem
 from optisched.index import Index, compile_index
 from optisched.plan import Status
 

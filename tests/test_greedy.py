@@ -6,10 +6,10 @@ import itertools
 
 import numpy as np
 import pytest
-from _problems import random_problem
 
 from optisched.domain import Horizon, Job, Node, NodeSeries, Problem, Scenario, Tariff
 from optisched.evaluate import evaluate
+from optisched.generate.random_problems import random_problem
 from optisched.index import compile_index
 from optisched.plan import Status
 from optisched.solvers import solve

@@ -7,10 +7,10 @@ import itertools
 
 import numpy as np
 import pytest
-from _problems import random_problem
 
 from optisched.domain import Horizon, Job, Node, Problem, Scenario, Tariff
 from optisched.evaluate import evaluate
+from optisched.generate.random_problems import random_problem
 from optisched.index import compile_index
 from optisched.plan import Plan, Status
 from optisched.solvers import REGISTRY, Progress, default_solver, solve

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import scipy.optimize as so
 import scipy.sparse as sp
-from _problems import START, random_problem
 
 from optisched.bound import lp_bound
 from optisched.domain import (
@@ -30,6 +29,7 @@ from optisched.domain import (
 )
 from optisched.evaluate import evaluate
 from optisched.formulations.milp import FAMILIES, build_milp
+from optisched.generate.random_problems import START, random_problem
 from optisched.index import compile_index
 from optisched.plan import Status
 from optisched.solvers import solve

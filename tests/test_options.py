@@ -6,10 +6,10 @@ import dataclasses
 import json
 
 import pytest
-from _problems import random_problem
 from typer.testing import CliRunner
 
 from optisched.cli import app
+from optisched.generate.random_problems import random_problem
 from optisched.solvers import REGISTRY, OptionError, solve
 from optisched.solvers.options import (
     CpsatOptions,

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _problems import random_problem
 from typer.testing import CliRunner
 
 from optisched.cli import EXIT_INPUT, app
 from optisched.domain import Job, Problem
 from optisched.evaluate import evaluate
+from optisched.generate.random_problems import random_problem
 from optisched.index import compile_index
 from optisched.io import read_bundle
 from optisched.plan import Plan, read_plan

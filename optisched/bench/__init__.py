@@ -18,11 +18,27 @@ worker
 report
     CSV post-processing (gap to the best bound), Markdown, plots,
     ``BENCHMARKS.md`` section replacement.
+results
+    What runner and report share: the ``runs.csv`` columns, the
+    :class:`~optisched.bench.results.BenchResult` type, the machine line.
+
+Per-solver benchmark scripts (moved here from ``optisched/solvers/``), each run
+as ``python -m optisched.bench.NAME`` and printing its own table:
+
+greedy
+    ``greedy`` construction and the re-planner's ``update`` (``--small``, ``--trace``).
+milp
+    ``highs`` vs Pyomo model build, small solves, LP bound (``--medium``, ``--seeds``).
+lns
+    ``lns`` on medium, large and ICON instances (``--sizes``, ``--seeds``, ``--limit``, ...).
+cpsat
+    ``cpsat`` incumbents over time (``--sizes``, ``--limits``, ``--variants``, ...).
 """
 
 from __future__ import annotations
 
 __all__ = ["BenchConfig", "BenchResult", "load_suite", "run_bench"]
 
-from optisched.bench.runner import BenchConfig, BenchResult, run_bench
+from optisched.bench.results import BenchResult
+from optisched.bench.runner import BenchConfig, run_bench
 from optisched.bench.suites import load_suite

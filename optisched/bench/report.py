@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from optisched.atomic import write_file_atomically
+from optisched.bench.results import LP_BOUND, RUN_COLUMNS, BenchResult, machine_line
 from optisched.plan import relative_gap
 
 __all__ = [
@@ -131,7 +132,7 @@ def derive(rows: list[dict[str, Any]], order: list[str] | None = None,
             r["best_bound"] = best_bound
             r["best_objective"] = best_obj
             r["gap_best_bound"] = relative_gap(obj, best_bound) if obj is not None else None
-            if r.get("status") in ("unavailable", "bound") or r.get("solver") == "lp-bound":
+            if r.get("status") in ("unavailable", "bound") or r.get("solver") == LP_BOUND:
                 r["obj_ratio"] = None
             elif obj is None or best_obj is None:
                 r["obj_ratio"] = math.inf
@@ -235,8 +236,6 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 def benchmark_section(meta: dict[str, Any], rows: list[dict[str, Any]], notes: list[str]) -> str:
     """The Markdown report of one benchmark: command, machine, versions, table, notes."""
-    from optisched.bench.runner import machine_line
-
     v = meta.get("versions", {})
     cfg = meta.get("config", {})
     lines = [
@@ -325,7 +324,7 @@ def _colours(solvers: list[str]) -> dict[str, Any]:
 
 def _solvers(rows: list[dict[str, Any]]) -> list[str]:
     """Solvers that ran (not the lp-bound pseudo-solver, not unavailable ones)."""
-    return list(dict.fromkeys(str(r["solver"]) for r in rows if r.get("solver") != "lp-bound"
+    return list(dict.fromkeys(str(r["solver"]) for r in rows if r.get("solver") != LP_BOUND
                               and r.get("status") != "unavailable"))
 
 
@@ -366,7 +365,7 @@ def plot_objective_vs_time(out: Path, rows: list[dict[str, Any]], path: Path) ->
     fig = _figure(5.0 * ncols, 3.4 * nrows)
     for k, inst in enumerate(insts):
         ax = fig.add_subplot(nrows, ncols, k + 1)
-        rs = [r for r in rows if r["instance"] == inst and r.get("solver") != "lp-bound"]
+        rs = [r for r in rows if r["instance"] == inst and r.get("solver") != LP_BOUND]
         for s in solvers:
             for r in (x for x in rs if x["solver"] == s):
                 pts = _read_progress(out, r)
@@ -505,16 +504,14 @@ def plot_performance_profile(rows: list[dict[str, Any]], path: Path) -> Path:
 
 
 def finish(out: Path, rows: list[dict[str, Any]], notes: list[str], meta: dict[str, Any],
-           plots: bool = True) -> Any:
+           plots: bool = True) -> BenchResult:
     """Write ``results.csv``, ``results.md``, ``meta.json`` and the plots.
 
     Returns
     -------
-    optisched.bench.runner.BenchResult
+    optisched.bench.results.BenchResult
     """
-    from optisched.bench.runner import RUN_COLUMNS, BenchResult
-
-    order = ["lp-bound", *meta.get("config", {}).get("solvers", [])]
+    order = [LP_BOUND, *meta.get("config", {}).get("solvers", [])]
     final, bound_notes = derive(rows, order, meta.get("instances"))
     meta = {**meta, "runner_notes": list(notes)}
     notes = [*notes, *bound_notes]
@@ -536,7 +533,7 @@ def finish(out: Path, rows: list[dict[str, Any]], notes: list[str], meta: dict[s
     return BenchResult(out=out, rows=final, notes=notes, files=files, markdown=section)
 
 
-def rebuild(out: str | os.PathLike[str], plots: bool = True) -> Any:
+def rebuild(out: str | os.PathLike[str], plots: bool = True) -> BenchResult:
     """Redo every derived output of a benchmark directory from ``runs.csv`` and ``meta.json``.
 
     Useful after an interrupted benchmark (the journal holds every finished
@@ -544,7 +541,7 @@ def rebuild(out: str | os.PathLike[str], plots: bool = True) -> Any:
 
     Returns
     -------
-    optisched.bench.runner.BenchResult
+    optisched.bench.results.BenchResult
     """
     out = Path(out)
     with open(out / "runs.csv", newline="", encoding="utf-8") as fh:

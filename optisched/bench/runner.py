@@ -44,20 +44,22 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from optisched.bench.report import finish as write_report
+from optisched.bench.results import LP_BOUND, RUN_COLUMNS, BenchResult, machine_line
 from optisched.bench.suites import Instance, load_suite
-from optisched.bench.worker import LP_BOUND
+from optisched.io import write_bundle
+from optisched.plan import relative_gap
+from optisched.solvers import REGISTRY
 
 __all__ = [
-    "RUN_COLUMNS",
     "VERSION_PACKAGES",
     "BenchConfig",
-    "BenchResult",
     "machine_description",
     "package_versions",
     "run_bench",
@@ -67,27 +69,6 @@ log = logging.getLogger(__name__)
 
 VERSION_PACKAGES = ("optisched", "highspy", "ortools", "pyomo", "numpy", "scipy", "pandas")
 """Packages whose versions every record carries."""
-
-RUN_COLUMNS = (
-    "suite", "instance", "size", "n_jobs", "n_nodes", "n_slots", "solver", "repeat", "seed",
-    "time_limit", "threads", "status", "verified", "objective", "bound", "gap_own",
-    "first_feasible_s", "first_feasible_from", "build_s", "solve_s", "solver_total_s",
-    "wall_s", "cpu_s", "peak_mem_mb", "rss_before_solve_mb", "returncode", "killed",
-    "progress_reports", "scheduled", "dropped", "message", "started_at", "load_avg", "versions",
-    "machine",
-)
-"""Columns of ``runs.csv``, one row per run, in this order.
-
-``status`` is one of the plan statuses (optimal, feasible, infeasible,
-no_solution, error), ``bound`` (lp-bound pseudo-solver), or the runner's own
-``crash`` (no result), ``timeout`` (killed) and ``unavailable`` (solver not
-registered or not installed). ``verified`` is true only for a plan the
-evaluator accepted in the worker; only verified runs carry an objective.
-``gap_own`` is the run's gap to its own bound. Times are seconds, memory MiB.
-``load_avg`` is the machine's 1-minute load average when the run started (CPU
-time well below wall time on a loaded machine means the run waited for a core).
-"""
-
 
 @dataclass
 class BenchConfig:
@@ -185,31 +166,6 @@ class BenchConfig:
         return self.limit_of(solver) * self.kill_factor + self.kill_slack
 
 
-@dataclass
-class BenchResult:
-    """What :func:`run_bench` produced.
-
-    Attributes
-    ----------
-    out : pathlib.Path
-        Output directory.
-    rows : list of dict
-        Final records (``results.csv``), sorted by instance, solver, repeat.
-    notes : list of str
-        Instances not produced, unavailable solvers, inconsistent bounds.
-    files : dict of str to pathlib.Path
-        ``runs_csv``, ``results_csv``, ``markdown``, ``meta`` and each plot.
-    markdown : str
-        The Markdown report (also in ``results.md``).
-    """
-
-    out: Path
-    rows: list[dict[str, Any]]
-    notes: list[str]
-    files: dict[str, Path] = field(default_factory=dict)
-    markdown: str = ""
-
-
 @dataclass(frozen=True)
 class _Task:
     instance: str
@@ -265,12 +221,6 @@ def machine_description() -> dict[str, Any]:
             "os": platform.platform()}
 
 
-def machine_line(m: dict[str, Any]) -> str:
-    """One line: ``CPU, N cores (U usable), R GiB RAM, OS``."""
-    return (f"{m['cpu']}, {m['cores']} logical cores ({m['usable_cores']} usable), "
-            f"{m['ram_gib']} GiB RAM, {m['os']}")
-
-
 # --------------------------------------------------------------------------- one run
 
 
@@ -304,8 +254,6 @@ def _kill_group(pid: int) -> None:
 
 
 def _spec_json(solver: str) -> str | None:
-    from optisched.solvers import REGISTRY
-
     spec = REGISTRY.get(solver)
     if spec is None:
         return None
@@ -419,8 +367,6 @@ def _tail(path: Path, n: int = 300) -> str:
 
 
 def _gap(objective: float | None, bound: float | None) -> float | None:
-    from optisched.plan import relative_gap
-
     return relative_gap(objective, bound)
 
 
@@ -460,9 +406,6 @@ def _cell(v: Any) -> Any:
 def _prepare(cfg: BenchConfig, out: Path, notes: list[str]
              ) -> tuple[list[_Task], list[dict[str, Any]], list[str]]:
     """Write the instances; return the runs to do, the ``unavailable`` rows, the instances."""
-    from optisched.io import write_bundle
-    from optisched.solvers import REGISTRY
-
     instances, suite_notes = load_suite(cfg.suite, cfg.sizes, cfg.seed)
     notes.extend(suite_notes)
     if cfg.instances:
@@ -530,8 +473,6 @@ def run_bench(cfg: BenchConfig, out: str | os.PathLike[str],
     -------
     BenchResult
     """
-    from optisched.bench import report
-
     if cfg.time_limit <= 0:
         raise ValueError("--time-limit must be > 0")
     if cfg.jobs < 1:
@@ -596,7 +537,7 @@ def run_bench(cfg: BenchConfig, out: str | os.PathLike[str],
             "started": t_start.isoformat(timespec="seconds"),
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
             "versions": versions, "machine": machine, "instances": names, "notes": notes}
-    return report.finish(out, rows, notes, meta, plots=cfg.plots)
+    return write_report(out, rows, notes, meta, plots=cfg.plots)
 
 
 class _ProgressBar:

@@ -3,8 +3,8 @@
 A suite is a named recipe for a list of :class:`Instance`; an instance builds
 its :class:`~optisched.domain.Problem` lazily, in the parent process, and the
 runner writes it once as a bundle that every worker reads. An instance that
-cannot be produced (the generator or the ICON importer is not installed, a
-shipped bundle does not validate) is reported by the runner with the reason;
+cannot be produced (the generator or the ICON importer fails on it, a shipped
+bundle does not validate) is reported by the runner with the reason;
 it never stops the other instances.
 
 Registered suites
@@ -32,7 +32,6 @@ Registered suites
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
 from collections.abc import Callable
@@ -50,6 +49,9 @@ from optisched.domain import (
     Scenario,
     Tariff,
 )
+from optisched.generate import generate
+from optisched.icon import read_icon
+from optisched.io import read_bundle
 
 __all__ = [
     "FEATURES",
@@ -183,9 +185,7 @@ def load_suite(name: str, sizes: list[str] | tuple[str, ...] | None = None, seed
 
 
 def _generate(preset: str, seed: int) -> Problem:
-    gen = importlib.import_module("optisched.generate")
-    problem: Problem = gen.generate(preset, seed=seed)
-    return problem
+    return generate(preset, seed=seed)
 
 
 def _scale(opts: SuiteOptions) -> tuple[list[Instance], list[str]]:
@@ -204,8 +204,6 @@ def _scale(opts: SuiteOptions) -> tuple[list[Instance], list[str]]:
 
 
 def _read(path: Path) -> Problem:
-    from optisched.io import read_bundle
-
     return read_bundle(path)
 
 
@@ -220,12 +218,6 @@ def _datasets(opts: SuiteOptions) -> tuple[list[Instance], list[str]]:
 
 
 # --------------------------------------------------------------------------- icon
-
-def _icon_importer() -> Callable[..., Problem]:
-    from optisched.icon import read_icon
-
-    return read_icon
-
 
 def _icon_dirs(root: Path) -> list[Path]:
     cands = [root / "datasets" / "icon"]
@@ -242,7 +234,7 @@ def _icon_dirs(root: Path) -> list[Path]:
 
 
 def _icon_one(path: Path) -> Problem:
-    return _icon_importer()(path)
+    return read_icon(path)
 
 
 def _icon(opts: SuiteOptions) -> tuple[list[Instance], list[str]]:
@@ -250,14 +242,8 @@ def _icon(opts: SuiteOptions) -> tuple[list[Instance], list[str]]:
     if not samples:
         return [], ["no ICON samples found (datasets/icon/sampleNN/instance.txt, "
                     "$OPTISCHED_ICON_DIR or ../shared/icon/samples)"]
-    notes: list[str] = []
-    try:
-        _icon_importer()
-    except ImportError as exc:
-        notes.append(f"ICON importer optisched.icon.read_icon not available: {exc}")
-        return [], notes
     return [Instance(f"icon-{p.name}", (lambda p=p: _icon_one(p)), size="icon",  # type: ignore[misc]
-                     description=f"ICON 2014 {p.name} (CSPLib prob059)") for p in samples], notes
+                     description=f"ICON 2014 {p.name} (CSPLib prob059)") for p in samples], []
 
 
 # --------------------------------------------------------------------------- features

@@ -32,10 +32,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LP_BOUND", "main", "run_one"]
+from optisched.atomic import write_file_atomically
+from optisched.bench.results import LP_BOUND
+from optisched.evaluate import evaluate
+from optisched.io import read_bundle
+from optisched.plan import Status, write_plan
+from optisched.solvers import REGISTRY, Progress, SolverOptions, SolverSpec, register, solve
 
-LP_BOUND = "lp-bound"
-"""Pseudo-solver name: the LP relaxation bound instead of a plan."""
+__all__ = ["LP_BOUND", "main", "run_one"]
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +84,9 @@ def run_one(bundle: Path, solver: str, time_limit: float | None, seed: int,
     Returns
     -------
     dict
-        The result record (see :mod:`optisched.bench.runner` for the fields).
+        The result record (see :data:`optisched.bench.results.RUN_COLUMNS` for the
+        fields).
     """
-    from optisched.io import read_bundle
-
     t_read = time.perf_counter()
     problem = read_bundle(bundle)
     read_s = time.perf_counter() - t_read
@@ -102,10 +105,6 @@ def run_one(bundle: Path, solver: str, time_limit: float | None, seed: int,
                    rss_before_solve_kb=rss0, message=f"LP {res.status}, {res.columns} "
                    f"columns, {res.rows} rows", first_feasible_s=None, progress_reports=0)
         return rec
-
-    from optisched.evaluate import evaluate
-    from optisched.plan import Status
-    from optisched.solvers import REGISTRY, Progress, SolverOptions, SolverSpec, register, solve
 
     if spec is not None:
         mod, _, qual = str(spec.get("options", "")).partition(":")
@@ -155,8 +154,6 @@ def run_one(bundle: Path, solver: str, time_limit: float | None, seed: int,
             message = f"plan rejected by the evaluator: {why}"
             objective = None
         elif plan_out is not None:
-            from optisched.plan import write_plan
-
             write_plan(problem, plan, plan_out)
     if not verified:
         objective = None  # a plan that is not verified is never a result
@@ -193,8 +190,6 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     rec = run_one(args.bundle, args.solver, args.time_limit, args.seed, args.threads,
                   args.progress, json.loads(args.spec) if args.spec else None, args.plan_out)
-    from optisched.atomic import write_file_atomically
-
     write_file_atomically(args.result, json.dumps(rec))
     return 0
 

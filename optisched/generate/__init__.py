@@ -12,6 +12,11 @@ Example::
     from optisched.generate import generate
     problem = generate("medium", seed=1)            # 100 jobs x 20 nodes x 96 slots
     problem = generate("city", n_jobs=60, seed=3)   # explicit sizes override the preset
+
+Seeded synthetic problems for tests and the solver benchmarks
+(:func:`~optisched.generate.random_problems.random_problem`,
+:func:`~optisched.generate.random_problems.bench_problem`) live in
+:mod:`optisched.generate.random_problems`.
 """
 
 from __future__ import annotations
@@ -44,10 +49,11 @@ from optisched.generate.archetypes import (
 )
 from optisched.generate.jobs import JobMix, draw_jobs
 from optisched.generate.prices import make_tariffs
+from optisched.generate.random_problems import bench_problem, random_problem
 from optisched.generate.solar import clearness_by_hour, read_weather_csv
 from optisched.geo import great_circle_km
 
-__all__ = ["ARCHETYPES", "PRESETS", "Preset", "generate"]
+__all__ = ["ARCHETYPES", "PRESETS", "Preset", "bench_problem", "generate", "random_problem"]
 
 BERLIN_TZ = timezone(timedelta(hours=2))  # CEST
 """Horizons start at local midnight in Berlin summer time (UTC+02:00)."""

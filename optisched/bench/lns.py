@@ -1,4 +1,4 @@
-"""Benchmark of the ``lns`` solver: ``python -m optisched.solvers.lns_bench``.
+"""Benchmark of the ``lns`` solver: ``python -m optisched.bench.lns``.
 
 For each instance it runs ``lns`` with the given time limit and prints the start
 (greedy) objective, the final objective, the bound, its source, the gap
@@ -8,9 +8,9 @@ computes the LP relaxation (:func:`optisched.bound.lp_bound`) separately, so the
 the Lagrangian bound.
 
 Instances: ``medium`` = 100 jobs × 20 nodes × 96 slots, ``large`` = 1000 × 100 × 96,
-from ``optisched.generate.generate(preset, seed=s)`` when that module exists, else
-from ``tests/_problems.py`` of a source checkout (batteries, feeders, demand
-charges, sleeping nodes, 15-minute slots); ``icon`` = the ICON 2014 samples in
+from ``optisched.generate.generate(preset, seed=s)``, else (should the preset
+fail) from :func:`optisched.generate.random_problem` (batteries, feeders,
+demand charges, sleeping nodes, 15-minute slots); ``icon`` = the ICON 2014 samples in
 ``../shared/icon/samples`` through ``optisched.icon.read_icon`` (forecast prices).
 
 Options: ``--sizes medium,large,icon``, ``--seeds 0,1``, ``--limit 60`` (medium),
@@ -21,7 +21,6 @@ Options: ``--sizes medium,large,icon``, ``--seeds 0,1``, ``--limit 60`` (medium)
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 import time
@@ -29,7 +28,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from optisched.bound import lp_bound_result
 from optisched.domain import Problem
+from optisched.generate import generate, random_problem
+from optisched.icon import read_icon
 from optisched.solvers import solve
 
 SIZES: dict[str, tuple[int, int, int, int]] = {
@@ -45,32 +47,21 @@ def make_instance(size: str, seed: int) -> tuple[Problem, str]:
     """A generated instance of ``size`` and the generator's name."""
     J, N, T, slot_min = SIZES[size]
     try:
-        gen = importlib.import_module("optisched.generate")
-        made: Problem = gen.generate(size, seed=seed)
-        return made, "optisched.generate"
+        return generate(size, seed=seed), "optisched.generate"
     except (ImportError, AttributeError, TypeError, ValueError, KeyError):
         pass
-    tests = Path(__file__).resolve().parents[2] / "tests"
-    if str(tests) not in sys.path:
-        sys.path.insert(0, str(tests))
-    from _problems import random_problem
-
     p = random_problem(seed, n_nodes=N, n_jobs=J, slots=T, slot_minutes=slot_min,
                        feeders=True, demand_charge=True, sleep=True, negative_prices=False)
-    return p, "tests/_problems.random_problem"
+    return p, "optisched.generate.random_problem"
 
 
 def icon_instances(names: list[str] | None = None) -> Iterator[tuple[str, Problem]]:
     """The ICON samples (all, or those named) through ``optisched.icon.read_icon``."""
-    try:
-        icon = importlib.import_module("optisched.icon")
-    except ImportError:
-        return
     for path in sorted(ICON_DIR.glob("*")):
         if names and path.name not in names:
             continue
         try:
-            yield path.name, icon.read_icon(path)
+            yield path.name, read_icon(path)
         except Exception as exc:  # an importer gap must not stop the benchmark
             logging.getLogger(__name__).warning("icon %s: %s", path.name, exc)
 
@@ -86,8 +77,6 @@ def run(problem: Problem, limit: float, seed: int, lp: bool) -> dict[str, Any]:
         "gap": plan.gap, "iters": plan.info.get("iterations"), "seconds": secs,
     }
     if lp:
-        from optisched.bound import lp_bound_result
-
         res = lp_bound_result(problem, time_limit=max(limit, 60.0))
         row["lp"] = res.bound
         row["lp_s"] = res.seconds
@@ -107,7 +96,7 @@ def _fmt(v: Any) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print one line per instance."""
-    ap = argparse.ArgumentParser(prog="python -m optisched.solvers.lns_bench")
+    ap = argparse.ArgumentParser(prog="python -m optisched.bench.lns")
     ap.add_argument("--sizes", default="medium")
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--limit", type=float, default=60.0)

@@ -1,4 +1,4 @@
-"""Benchmark of the ``cpsat`` solver: ``python -m optisched.solvers.cpsat_bench``.
+"""Benchmark of the ``cpsat`` solver: ``python -m optisched.bench.cpsat``.
 
 For each generated instance (``small`` = 20 jobs × 5 nodes × 48 slots of 30 min,
 ``medium`` = 100 jobs × 20 nodes × 96 slots of 15 min) it runs one CP-SAT solve
@@ -9,9 +9,9 @@ objective re-evaluated in floating point, the valid lower bound
 (``cpsat_bound − ε``), ε, and the hint's objective.
 
 Instances come from ``optisched.generate.generate(size, n_nodes, n_jobs,
-n_slots, seed)`` (the ``small``/``medium`` presets at these sizes) when that
-module exists, else from ``tests/_problems.py`` of a source checkout (batteries,
-feeders, demand charges, sleeping nodes).
+n_slots, seed)`` (the ``small``/``medium`` presets at these sizes), else (should
+the preset fail) from :func:`optisched.generate.random_problem`
+(batteries, feeders, demand charges, sleeping nodes).
 
 Options: ``--sizes small,medium``, ``--seeds 0``, ``--limits 10,60``,
 ``--variants starts``, ``--workers 2``.
@@ -20,13 +20,12 @@ Options: ``--sizes small,medium``, ``--seeds 0``, ``--limits 10,60``,
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from optisched.domain import Problem
+from optisched.generate import generate, random_problem
 from optisched.solvers import Progress, solve
 
 SIZES: dict[str, tuple[int, int, int, int]] = {
@@ -40,18 +39,12 @@ def make_instance(size: str, seed: int) -> tuple[Problem, str]:
     """A generated instance and the generator's name."""
     J, N, T, slot_min = SIZES[size]
     try:
-        gen = importlib.import_module("optisched.generate")
-        return gen.generate(size, N, J, T, seed), f"optisched.generate ({size!r} preset)"
+        return generate(size, N, J, T, seed), f"optisched.generate ({size!r} preset)"
     except (ImportError, AttributeError, TypeError, ValueError, KeyError):
         pass
-    tests = Path(__file__).resolve().parents[2] / "tests"
-    if str(tests) not in sys.path:
-        sys.path.insert(0, str(tests))
-    from _problems import random_problem
-
     p = random_problem(seed, n_nodes=N, n_jobs=J, slots=T, slot_minutes=slot_min,
                        feeders=True, demand_charge=True, sleep=True, negative_prices=False)
-    return p, "tests/_problems.random_problem"
+    return p, "optisched.generate.random_problem"
 
 
 def run(problem: Problem, limit: float, checkpoints: list[float], variant: str,

@@ -1,17 +1,23 @@
-"""Small random problems for tests (a shared helper, not a test module).
+"""Seeded random problems built in code: for tests and the solver benchmarks.
 
-pytest puts ``tests/`` on ``sys.path`` (rootdir-relative "prepend" import mode), so
-test files import it as ``from _problems import random_problem``.
+Two generators beside the realistic :func:`optisched.generate.generate`; both
+make their draws in a fixed order from ``numpy.random.default_rng(seed)``, so
+the same arguments always give the same problem, bit for bit (tests and
+recorded benchmark figures depend on these exact instances: never reorder a
+draw).
 
-:func:`random_problem` builds a consistent :class:`~optisched.domain.Problem` in
-code from a seed. Every feature is a switch so a test can ask for exactly what it
-exercises; the draws are made in a fixed order, so the same arguments always give
-the same problem (numpy ``default_rng(seed)``).
-
-Feasibility: node headroom is generous (at least the node's largest possible load
-unless ``tight_headroom``), jobs are short relative to the horizon and may be
-dropped when ``droppable``, so the ``baseline`` solver usually finds a plan. Feeder
-headroom is drawn around the feeder's expected net import, so it binds sometimes.
+:func:`random_problem`
+    Small consistent problems for tests (was ``tests/_problems.py``). Every
+    feature is a switch so a test can ask for exactly what it exercises.
+    Feasibility: node headroom is generous (at least the node's largest possible
+    load unless ``tight_headroom``), jobs are short relative to the horizon and
+    may be dropped when ``droppable``, so the ``baseline`` solver usually finds a
+    plan. Feeder headroom is drawn around the feeder's expected net import, so it
+    binds sometimes.
+:func:`bench_problem`
+    The shape of the greedy and MILP benchmarks (was
+    ``optisched.solvers.greedy_bench.bench_problem``): 15-minute slots, long
+    job windows, four day/night tariffs.
 
 Example
 -------
@@ -23,6 +29,8 @@ Example
 from __future__ import annotations
 
 import math
+from datetime import timedelta
+from typing import Literal
 
 import numpy as np
 
@@ -39,9 +47,10 @@ from optisched.domain import (
     Tariff,
 )
 
-__all__ = ["random_problem"]
+__all__ = ["START", "bench_problem", "random_problem"]
 
 START = "2026-06-01T00:00:00+00:00"
+"""Start of every horizon drawn here (UTC)."""
 
 
 def random_problem(
@@ -62,7 +71,7 @@ def random_problem(
     sleep: bool = False,
     droppable: bool = True,
     tight_headroom: bool = False,
-    terminal: str = "initial",
+    terminal: Literal["initial", "free"] = "initial",
 ) -> Problem:
     """A random consistent problem.
 
@@ -187,7 +196,79 @@ def random_problem(
         horizon=horizon,
         objective=ObjectiveOptions(carbon_price_per_tonne=float(rng.uniform(50, 150))
                                    if carbon else 0.0),
-        battery=BatteryOptions(terminal=terminal),  # type: ignore[arg-type]
+        battery=BatteryOptions(terminal=terminal),
     )
     return Problem(scenario=scenario, nodes=nodes, jobs=jobs, node_series=series,
                    tariffs=tariffs, feeders=fdict)
+
+
+def bench_problem(n_jobs: int, n_nodes: int, slots: int = 96, seed: int = 0,
+                  slot_minutes: int = 15) -> Problem:
+    """A random problem of the benchmark's shape.
+
+    Nodes: 1-8 GPUs, idle 0.05-1 kW, a third can sleep (start-up/shut-down
+    0-0.5 money), 60 % with a battery of 5-20 kWh, PV as a midday bell of peak
+    0-6 kW, headroom 1.5x the node's largest load, 4 tariffs with a day/night
+    price pattern 0.1-0.45 money/kWh. Jobs: 1-2 GPUs, 15-240 min, 0.2-2.5 kW,
+    releases over the first 3/4 of the horizon, deadlines 2-12 h later (hard for
+    60 %, else tardiness 0.1-1 money/h), 70 % droppable at 1-20 money.
+
+    Parameters
+    ----------
+    n_jobs, n_nodes, slots : int
+        Sizes (default 96 slots).
+    seed : int
+        Seed of ``numpy.random.default_rng``.
+    slot_minutes : int
+        Slot length Δ [min] (default 15).
+
+    Returns
+    -------
+    Problem
+        Consistent; the same seed gives the same problem.
+    """
+    rng = np.random.default_rng(seed)
+    T = slots
+    hz = Horizon(start=START, slot_minutes=slot_minutes, slots=T)
+    hours = (np.arange(T) * slot_minutes / 60.0) % 24
+    bell = np.clip(np.sin((hours - 6) / 12 * math.pi), 0.0, None)
+    tariffs = {}
+    for k in range(4):
+        base = rng.uniform(0.1, 0.2)
+        peak = np.where((hours >= 17) & (hours < 21), rng.uniform(0.15, 0.25), 0.0)
+        day = np.where((hours >= 7) & (hours < 17), rng.uniform(0.02, 0.08), 0.0)
+        tariffs[f"t{k}"] = Tariff(price=[float(v) for v in base + peak + day],
+                                  export_price=[0.05] * T, carbon_g_per_kwh=[0.0] * T)
+    nodes, series = [], {}
+    for n in range(n_nodes):
+        gpus = float(rng.integers(1, 9))
+        idle = float(rng.uniform(0.05, 1.0))
+        sleep = bool(rng.random() < 1 / 3)
+        batt = rng.random() < 0.6
+        E = float(rng.uniform(5, 20)) if batt else 0.0
+        nodes.append(Node(
+            node_id=f"n{n}", gpus=gpus, idle_kw=idle, tariff=f"t{n % 4}", can_sleep=sleep,
+            initially_on=not sleep, startup_cost=float(rng.uniform(0, 0.5)) if sleep else 0.0,
+            shutdown_cost=float(rng.uniform(0, 0.5)) if sleep else 0.0,
+            export_kw=float(rng.uniform(0, 3)), battery_kwh=E,
+            soc_init=0.5, soc_min=0.1 if batt else 0.0,
+        ))
+        pv = bell * rng.uniform(0.0, 6.0)
+        head = idle + gpus * 2.5 * 1.5
+        series[f"n{n}"] = NodeSeries(pv_kw=[float(v) for v in pv], headroom_kw=[head] * T)
+    jobs = []
+    for j in range(n_jobs):
+        dur = float(rng.integers(1, 17) * 15)
+        rel = int(rng.integers(0, max(1, 3 * T // 4)))
+        slack_h = float(rng.uniform(2, 12))
+        dl = hz.time_of(rel) + timedelta(minutes=dur) + timedelta(hours=slack_h)
+        dl = min(dl, hz.end)
+        hard = rng.random() < 0.6
+        jobs.append(Job(
+            job_id=f"j{j}", gpus=float(rng.integers(1, 3)), duration_min=dur,
+            power_kw=float(rng.uniform(0.2, 2.5)), release=hz.time_of(rel), deadline=dl,
+            tardiness_per_hour=None if hard else float(rng.uniform(0.1, 1.0)),
+            drop_penalty=float(rng.uniform(1, 20)) if rng.random() < 0.7 else 1000.0,
+        ))
+    return Problem(scenario=Scenario(horizon=hz), nodes=nodes, jobs=jobs, node_series=series,
+                   tariffs=tariffs)
