@@ -369,7 +369,7 @@ def replan(
 @_guard
 def generate_cmd(
     preset: Annotated[str, typer.Option("--preset", help="tiny, small, medium, large, xl, "
-                                        "neighborhood, city.")],
+                                        "neighborhood, city, tight.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Bundle directory to write.")],
     nodes: Annotated[int | None, typer.Option("--nodes", help="Number of nodes.")] = None,
     jobs: Annotated[int | None, typer.Option("--jobs", help="Number of jobs.")] = None,
@@ -378,12 +378,16 @@ def generate_cmd(
     weather: Annotated[str | None, typer.Option(
         "--weather", help="Weather CSV (time, ghi, temp_air) or a pvlib-shipped TMY3 file "
         "name such as 723170TYA.CSV; default clear sky.")] = None,
+    resources: Annotated[int | None, typer.Option(
+        "--resources", help="--preset tight: resources per machine (1-4; default 1).")] = None,
 ) -> None:
     """Generate a realistic scenario bundle (Berlin metro area, real solar/price/load data)."""
     from optisched.generate import generate
     from optisched.io import write_bundle
 
     kw: dict[str, Any] = {} if weather is None else {"weather": weather}
+    if resources is not None:
+        kw["n_resources"] = resources
     problem = generate(preset, n_nodes=nodes, n_jobs=jobs, n_slots=slots, seed=seed, **kw)
     write_bundle(problem, out_dir)
     out.print(f"[green]wrote[/] {out_dir}: {len(problem.nodes)} nodes, {len(problem.jobs)} "
