@@ -249,7 +249,8 @@ def check_icon_shape(problem: Problem, source: str | os.PathLike[str] = "bundle"
     """Check that a problem has the shape of an imported ICON instance; return its ids.
 
     ICON-shaped: a one-day horizon (``slots × slot_minutes = 1440``); nodes ``m<id>``
-    that may sleep, start off, end off, run at speed 1 and have no battery; the
+    that may sleep, start off, end off, run at speed 1 and have no battery, PV or
+    unavailable slots; the
     same further resources ``r1 … r<R-1>`` on every node (resource 0 is ``gpus``);
     jobs ``t<id>`` that must run, with hard deadlines and no pin (SPEC §1 fields an
     import sets, see the module docstring).
@@ -281,13 +282,8 @@ def check_icon_shape(problem: Problem, source: str | os.PathLike[str] = "bundle"
     machine_ids: list[int] = []
     for n in problem.nodes:
         m = _MACHINE_ID.fullmatch(n.node_id)
-        why = ("its id is not m<integer>" if m is None else
-               "it cannot sleep, starts on or need not end off" if
-               (not n.can_sleep or n.initially_on or not n.end_off) else
-               f"speed {n.speed:g} (ICON durations are for speed 1)" if n.speed != 1.0 else
-               "it has a battery" if n.battery_kwh > 0 else
-               f"its resources are {sorted(n.resources)}, expected {want}"
-               if set(n.resources) != set(want) else "")
+        why = ("its id is not m<integer> (no leading zeros)" if m is None
+               else _not_a_machine(problem, n, want))
         if why:
             raise IconFormatError(f"{src / 'nodes.csv'}: node {n.node_id!r} is not an ICON "
                                   f"machine: {why}; {_SHAPE_HINT}")
@@ -296,23 +292,45 @@ def check_icon_shape(problem: Problem, source: str | os.PathLike[str] = "bundle"
     task_ids: list[int] = []
     for j in problem.jobs:
         t = _TASK_ID.fullmatch(j.job_id)
-        why = ("its id is not t<integer>" if t is None else
-               "it has a drop_penalty (every ICON task must run)" if not j.must_run else
-               "it has a soft deadline" if j.tardiness_per_hour is not None else
-               "it is pinned" if j.pinned else
-               f"it uses resources {sorted(set(j.resources) - set(want))} no machine has"
-               if set(j.resources) - set(want) else "")
+        why = ("its id is not t<integer> (no leading zeros)" if t is None
+               else _not_a_task(j, want))
         if why:
             raise IconFormatError(f"{src / 'jobs.csv'}: job {j.job_id!r} is not an ICON task: "
                                   f"{why}; {_SHAPE_HINT}")
         assert t is not None
         task_ids.append(int(t.group(1)))
-    for kind, ids, file in (("machine", machine_ids, "nodes.csv"), ("task", task_ids, "jobs.csv")):
-        if len(set(ids)) != len(ids):
-            dup = next(i for i in ids if ids.count(i) > 1)
-            raise IconFormatError(f"{src / file}: {kind} id {dup} appears twice (e.g. m1 and "
-                                  f"m01); {_SHAPE_HINT}")
+    # ids are unique: node and job ids are, and the patterns allow no leading zeros
     return machine_ids, task_ids
+
+
+def _not_a_machine(problem: Problem, n: Node, resources: list[str]) -> str:
+    """Why node ``n`` is no ICON machine ("" when it is one)."""
+    if not n.can_sleep or n.initially_on or not n.end_off:
+        return "it cannot sleep, starts on or need not end off"
+    if n.speed != 1.0:
+        return f"speed {n.speed:g} (ICON durations are for speed 1)"
+    if n.battery_kwh > 0:
+        return "it has a battery"
+    ser = problem.node_series.get(n.node_id)
+    if ser is not None and (any(v > 0 for v in ser.pv_kw or [])
+                            or not all(ser.available or [True])):
+        return "node_series.csv gives it PV or unavailable slots"
+    if set(n.resources) != set(resources):
+        return f"its resources are {sorted(n.resources)}, expected {resources}"
+    return ""
+
+
+def _not_a_task(j: Job, resources: list[str]) -> str:
+    """Why job ``j`` is no ICON task ("" when it is one)."""
+    if not j.must_run:
+        return "it has a drop_penalty (every ICON task must run)"
+    if j.tardiness_per_hour is not None:
+        return "it has a soft deadline"
+    if j.pinned:
+        return "it is pinned"
+    if set(j.resources) - set(resources):
+        return f"it uses resources {sorted(set(j.resources) - set(resources))} no machine has"
+    return ""
 
 
 @dataclass(frozen=True)

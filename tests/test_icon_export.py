@@ -15,6 +15,7 @@ from optisched.generate.tight import tight_problem
 from optisched.icon import (
     IconFormatError,
     IconSolution,
+    check_icon_shape,
     read_icon,
     read_icon_solution,
     write_icon,
@@ -151,6 +152,32 @@ def test_not_icon_shaped_is_refused(tmp_path: Path, bundle: str, needles: list[s
     for n in needles:
         assert n in text
     assert not (tmp_path / "s.txt").exists()
+
+
+@pytest.mark.parametrize(("change", "needles"), [
+    (("node", {"node_id": "m07"}), ["nodes.csv", "'m07'", "m<integer>"]),
+    (("node", {"battery_kwh": 5.0}), ["nodes.csv", "'m0'", "battery"]),
+    (("node", {"initially_on": True}), ["nodes.csv", "starts on"]),
+    (("node", {"resources": {"r2": 9.0}}), ["nodes.csv", "resources"]),
+    (("job", {"drop_penalty": 3.0}), ["jobs.csv", "'t0'", "drop_penalty"]),
+    (("job", {"tardiness_per_hour": 1.0}), ["jobs.csv", "soft deadline"]),
+])
+def test_shape_check_names_what_is_not_icon(change: tuple[str, dict[str, object]],
+                                            needles: list[str]) -> None:
+    problem, _ = tight_problem(10, 2, n_resources=2, seed=0)
+    what, upd = change
+    if what == "node":
+        nodes = [problem.nodes[0].model_copy(update=upd), *problem.nodes[1:]]
+        jobs = problem.jobs
+    else:
+        nodes = problem.nodes
+        jobs = [problem.jobs[0].model_copy(update=upd), *problem.jobs[1:]]
+    bad = problem.model_copy(update={"nodes": nodes, "jobs": jobs})
+    with pytest.raises(IconFormatError) as exc:
+        check_icon_shape(bad, "bundle")
+    for n in needles:
+        assert n in str(exc.value)
+    assert check_icon_shape(problem) == ([0, 1], list(range(10)))
 
 
 def test_dropped_job_is_refused(tmp_path: Path) -> None:
