@@ -194,6 +194,21 @@ def test_dropped_job_is_refused(tmp_path: Path) -> None:
     assert "plan/assignments.csv" in text and "'t3' is dropped" in text
 
 
+def test_infeasible_plan_is_refused(tmp_path: Path) -> None:
+    problem, hidden = tight_problem(20, 2, seed=1)
+    res = CliRunner().invoke(app, ["generate", "--preset", "tight", "--jobs", "20", "--nodes",
+                                   "2", "--seed", "1", "--out", str(tmp_path / "b")])
+    assert res.exit_code == 0, res.output
+    j = next(k for k, job in enumerate(problem.jobs)
+             if job.release is not None and problem.horizon.slot_position(job.release) > 0)
+    hidden.start[j] = int(problem.horizon.slot_position(problem.jobs[j].release)) - 1
+    write_plan(problem, hidden, tmp_path / "plan")
+    res = CliRunner().invoke(app, ["export-icon", str(tmp_path / "b"), str(tmp_path / "plan"),
+                                   "--out", str(tmp_path / "s.txt")])
+    assert res.exit_code == 2
+    assert "not feasible" in " ".join(res.output.split()) and not (tmp_path / "s.txt").exists()
+
+
 @pytest.mark.parametrize(("text", "needles"), [
     ("1\n0\n2\n1 0\n2 287\n0\n", ["solution.txt:5", "event action", "2"]),
     ("1\n0\n1\n1 x\n0\n", ["solution.txt:4", "'x'"]),
