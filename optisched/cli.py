@@ -369,7 +369,7 @@ def replan(
 @_guard
 def generate_cmd(
     preset: Annotated[str, typer.Option("--preset", help="tiny, small, medium, large, xl, "
-                                        "neighborhood, city.")],
+                                        "neighborhood, city, tight.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Bundle directory to write.")],
     nodes: Annotated[int | None, typer.Option("--nodes", help="Number of nodes.")] = None,
     jobs: Annotated[int | None, typer.Option("--jobs", help="Number of jobs.")] = None,
@@ -378,12 +378,16 @@ def generate_cmd(
     weather: Annotated[str | None, typer.Option(
         "--weather", help="Weather CSV (time, ghi, temp_air) or a pvlib-shipped TMY3 file "
         "name such as 723170TYA.CSV; default clear sky.")] = None,
+    resources: Annotated[int | None, typer.Option(
+        "--resources", help="--preset tight: resources per machine (1-4; default 1).")] = None,
 ) -> None:
     """Generate a realistic scenario bundle (Berlin metro area, real solar/price/load data)."""
     from optisched.generate import generate
     from optisched.io import write_bundle
 
     kw: dict[str, Any] = {} if weather is None else {"weather": weather}
+    if resources is not None:
+        kw["n_resources"] = resources
     problem = generate(preset, n_nodes=nodes, n_jobs=jobs, n_slots=slots, seed=seed, **kw)
     write_bundle(problem, out_dir)
     out.print(f"[green]wrote[/] {out_dir}: {len(problem.nodes)} nodes, {len(problem.jobs)} "
@@ -406,6 +410,40 @@ def import_icon_cmd(
     write_bundle(problem, out_dir)
     out.print(f"[green]wrote[/] {out_dir}: {len(problem.nodes)} machines, {len(problem.jobs)} "
               f"tasks, {problem.horizon.slots} slots of {problem.horizon.slot_minutes} min")
+
+
+@app.command("export-icon")
+@_guard
+def export_icon_cmd(
+    bundle: Annotated[Path, typer.Argument(help="ICON-shaped input bundle (from import-icon "
+                                           "or generate --preset tight).")],
+    plan_dir: Annotated[Path, typer.Argument(help="Plan directory of that bundle.")],
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="ICON solution file to write.")],
+    instance_dir: Annotated[Path | None, typer.Option(
+        "--instance", help="Also write the bundle as ICON instance.txt and forecast.txt into "
+        "this directory (for the challenge's checker).")] = None,
+) -> None:
+    """Write a plan as an ICON 2014 (CSPLib prob059) solution file: on/off events, task starts."""
+    from optisched.icon import check_icon_shape, icon_solution, write_icon, write_icon_solution
+
+    problem = read_bundle(bundle)
+    check_icon_shape(problem, bundle)  # before the plan: a foreign bundle is named as such
+    p = read_plan(problem, plan_dir)
+    solution = icon_solution(problem, p, bundle=bundle, plan_dir=plan_dir)
+    ev = evaluate(problem, p)
+    if not ev.feasible:
+        err.print(f"plan {plan_dir} is not feasible; no solution written:", highlight=False)
+        for v in ev.violations[:10]:
+            err.print(f"  {v}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_INFEASIBLE)
+    write_icon_solution(solution, out_file)
+    if instance_dir is not None:
+        write_icon(problem, instance_dir)
+    out.print(f"[green]wrote[/] {out_file}: {len(solution.machines)} machines, "
+              f"{sum(len(e) for e in solution.machines.values())} on/off events, "
+              f"{len(solution.tasks)} tasks; ICON cost {_fmt(ev.objective, 10)}"
+              + ("" if instance_dir is None else f"; instance in {instance_dir}"),
+              highlight=False)
 
 
 @app.command()

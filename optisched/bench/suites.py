@@ -28,6 +28,13 @@ Registered suites
 ``micro``
     Two tiny instances built in code (2-3 nodes, 3-4 jobs, 6-8 hourly slots),
     for tests of the benchmark machinery.
+``tight``
+    Tightly packed ICON-class instances, feasible by construction
+    (:func:`optisched.generate.tight.tight_problem`, 288 five-minute slots, every
+    job must run): 10 seeds (``seed`` … ``seed + 9``) at each rung of
+    :data:`TIGHT_SIZES` (jobs × nodes: ``200x10``, ``1000x50``, ``5000x100``),
+    named ``tight-<rung>-s<seed>``; ``sizes`` picks the rungs, default all three.
+    Resources: ``1 + seed % 4`` at the two smaller rungs, 4 at ``5000x100``.
 """
 
 from __future__ import annotations
@@ -49,7 +56,7 @@ from optisched.domain import (
     Scenario,
     Tariff,
 )
-from optisched.generate import generate
+from optisched.generate import generate, tight_problem
 from optisched.icon import read_icon
 from optisched.io import read_bundle
 
@@ -57,6 +64,7 @@ __all__ = [
     "FEATURES",
     "SCALE_SIZES",
     "SUITES",
+    "TIGHT_SIZES",
     "Instance",
     "Suite",
     "SuiteOptions",
@@ -474,9 +482,49 @@ def _micro(opts: SuiteOptions) -> tuple[list[Instance], list[str]]:
             for name in ("micro-a", "micro-b")], []
 
 
+# --------------------------------------------------------------------------- tight
+
+TIGHT_SIZES: dict[str, tuple[int, int]] = {"200x10": (200, 10), "1000x50": (1000, 50),
+                                           "5000x100": (5000, 100)}
+"""Rungs of the ``tight`` suite: name → (jobs, nodes)."""
+
+TIGHT_SEEDS = 10
+"""Seeds per rung of the ``tight`` suite."""
+
+
+def tight_resources(size: str, seed: int) -> int:
+    """Resources of a ``tight`` instance: 4 at the largest rung, else ``1 + seed % 4``."""
+    return 4 if size == "5000x100" else 1 + seed % 4
+
+
+def _tight_one(size: str, seed: int) -> Problem:
+    n_jobs, n_nodes = TIGHT_SIZES[size]
+    problem: Problem = tight_problem(n_jobs, n_nodes, n_resources=tight_resources(
+        size, seed), seed=seed)[0]
+    return problem
+
+
+def _tight(opts: SuiteOptions) -> tuple[list[Instance], list[str]]:
+    sizes = opts.sizes or tuple(TIGHT_SIZES)
+    bad = [s for s in sizes if s not in TIGHT_SIZES]
+    if bad:
+        raise ValueError(f"unknown size(s) {', '.join(bad)}; the tight rungs are "
+                         f"{', '.join(TIGHT_SIZES)}")
+    out = []
+    for size in sizes:
+        for seed in range(opts.seed, opts.seed + TIGHT_SEEDS):
+            out.append(Instance(
+                f"tight-{size}-s{seed}", (lambda size=size, seed=seed: _tight_one(size, seed)),  # type: ignore[misc]
+                size=size, description=f"tight ICON-class {size}, "
+                f"{tight_resources(size, seed)} resource(s), seed {seed}"))
+    return out, []
+
+
 register_suite(Suite("scale", "the generator's size ladder (tiny .. xl; --sizes)", _scale))
 register_suite(Suite("datasets", "shipped bundles under datasets/ that validate", _datasets))
 register_suite(Suite("icon", "ICON 2014 energy-cost aware scheduling samples", _icon))
 register_suite(Suite("features", "one SPEC feature at a time on the generated small "
                      "instance", _features))
 register_suite(Suite("micro", "two tiny instances built in code (tests)", _micro))
+register_suite(Suite("tight", "tightly packed ICON-class instances, feasible by construction "
+                     "(200x10, 1000x50, 5000x100; --sizes)", _tight))

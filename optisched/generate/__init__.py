@@ -51,9 +51,11 @@ from optisched.generate.jobs import JobMix, draw_jobs
 from optisched.generate.prices import make_tariffs
 from optisched.generate.random_problems import bench_problem, random_problem
 from optisched.generate.solar import clearness_by_hour, read_weather_csv
+from optisched.generate.tight import TIGHT_OPTIONS, tight_problem
 from optisched.geo import great_circle_km
 
-__all__ = ["ARCHETYPES", "PRESETS", "Preset", "bench_problem", "generate", "random_problem"]
+__all__ = ["ARCHETYPES", "PRESETS", "TIGHT_PRESET", "Preset", "bench_problem", "generate",
+           "random_problem", "tight_problem"]
 
 BERLIN_TZ = timezone(timedelta(hours=2))  # CEST
 """Horizons start at local midnight in Berlin summer time (UTC+02:00)."""
@@ -105,6 +107,11 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+TIGHT_PRESET = "tight"
+"""Preset served by :func:`optisched.generate.tight.tight_problem` (ICON-class, tightly
+packed, feasible by construction); default 200 jobs x 10 nodes x 288 five-minute slots."""
+
+
 def _allocate(n: int, preset: Preset) -> list[str]:
     """Archetype of each node: exact counts at the preset size, else largest remainder."""
     if preset.counts is not None and n == sum(preset.counts.values()):
@@ -134,7 +141,10 @@ def generate(preset: str, n_nodes: int | None = None, n_jobs: int | None = None,
     Parameters
     ----------
     preset : str
-        A key of :data:`PRESETS`: tiny, small, medium, large, xl, neighborhood, city.
+        A key of :data:`PRESETS`: tiny, small, medium, large, xl, neighborhood, city;
+        or ``tight`` (:func:`~optisched.generate.tight.tight_problem`: its options
+        :data:`~optisched.generate.tight.TIGHT_OPTIONS` as keywords, e.g.
+        ``n_resources=4``; the hidden plan is not returned).
     n_nodes, n_jobs, n_slots : int, optional
         Override the preset's sizes. Slots are ``1440 / n_slots`` minutes when that
         divides a day, else 15 minutes (multi-day horizons are fine).
@@ -151,8 +161,17 @@ def generate(preset: str, n_nodes: int | None = None, n_jobs: int | None = None,
     -------
     Problem
     """
+    if preset == TIGHT_PRESET:
+        bad = sorted(set(kw) - set(TIGHT_OPTIONS))
+        if bad:
+            raise ValueError(f"unknown options {bad} for preset tight; valid: "
+                             f"{', '.join(TIGHT_OPTIONS)}")
+        return tight_problem(200 if n_jobs is None else n_jobs,
+                             10 if n_nodes is None else n_nodes,
+                             slots=288 if n_slots is None else n_slots, seed=seed, **kw)[0]
     if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
+        raise ValueError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}, "
+                         f"{TIGHT_PRESET}")
     p = PRESETS[preset]
     if "mix" in kw:
         p = Preset(p.n_nodes, p.n_jobs, p.n_slots, mix=dict(kw.pop("mix")),
