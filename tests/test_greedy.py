@@ -14,7 +14,7 @@ from optisched.index import compile_index
 from optisched.plan import Status
 from optisched.solvers import solve
 from optisched.solvers.base import SolveOptions
-from optisched.solvers.greedy import GreedySearch, job_order, solve_greedy
+from optisched.solvers.greedy import GreedyState, Scorer, job_order, solve_greedy
 
 START = "2026-06-01T00:00:00+00:00"
 
@@ -32,7 +32,7 @@ def _problem(T: int, nodes: list[Node], jobs: list[Job], price: list[float] | No
 def _cost_at(p: Problem, j: int, node: str, s: int) -> float:
     """Marginal cost the construction assigns to job j at (node, s) in an empty plan."""
     ix = compile_index(p)
-    g = GreedySearch(p, ix)
+    g = Scorer(GreedyState(p, ix))
     o = ix.find_option(j, ix.node_pos[node])
     best = g.scan(j, np.array([o]), only_start=s)
     assert best is not None
@@ -41,7 +41,7 @@ def _cost_at(p: Problem, j: int, node: str, s: int) -> float:
 
 def _best(p: Problem, j: int = 0) -> tuple[str, int, float]:
     ix = compile_index(p)
-    g = GreedySearch(p, ix)
+    g = Scorer(GreedyState(p, ix))
     best = g.best_insertion(j)
     assert best is not None
     return ix.node_ids[int(ix.opt_node[best.option])], best.start, best.cost
@@ -86,7 +86,7 @@ def test_switching_cost_of_waking_a_sleeping_node() -> None:
     assert _best(p)[0] == "a"
     # the estimate equals the evaluator's cost difference (switching + energy)
     ix = compile_index(p)
-    g = GreedySearch(p, ix)
+    g = GreedyState(p, ix)
     g.place(0, ix.find_option(0, ix.node_pos["s"]), 0)
     g.evaluate_all()
     idle_awake = 0.4 * 0.1 * 3  # the awake node's idle draw over 3 slots

@@ -1,0 +1,134 @@
+"""The ``greedy`` solver's entry points: :func:`solve_greedy` and :func:`run_greedy`.
+
+:func:`run_greedy` proves what infeasibility it can (:func:`optisched.precheck.precheck`),
+constructs, dispatches exactly (repairing groups the battery cannot carry), tries
+the other starts on small instances, runs the local search and returns the plan.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from optisched.arrays import IntArray
+from optisched.domain import Problem
+from optisched.index import Index
+from optisched.plan import Flows, Plan, Status
+from optisched.precheck import precheck
+from optisched.solvers.base import SolveOptions, plan_from_placement
+from optisched.solvers.baseline import solve_baseline
+from optisched.solvers.greedy.construct import job_order, repair
+from optisched.solvers.greedy.scan import default_candidates
+from optisched.solvers.greedy.search import GreedySearch
+from optisched.solvers.options import GreedyOptions
+
+__all__ = ["DEFAULT_TIME_LIMIT", "run_greedy", "solve_greedy"]
+
+DEFAULT_TIME_LIMIT = 1.0
+"""Local-search budget when ``time_limit`` is not given [s]."""
+_SECOND_START_MAX_OPTIONS = 20_000
+"""Most options for the multi-start (:func:`_other_starts`)."""
+_BASELINE_START_MAX_OPTIONS = 20_000
+"""Most options for the baseline's placement as a third start."""
+
+
+def solve_greedy(problem: Problem, index: Index, options: SolveOptions) -> Plan:
+    """Construction, exact dispatch and local search (see :mod:`optisched.solvers.greedy`).
+
+    A ``warm_start`` plan of the options is the construction's hint: its placements are
+    tried first, job by job.
+    """
+    hint = None
+    ws = options.warm_start
+    if ws is not None and ws.status.has_plan:
+        hint = {j: (int(ws.node[j]), int(ws.start[j])) for j in range(index.J)
+                if ws.node[j] >= 0 and not index.pinned[j]}
+    return run_greedy(problem, index, options, hint=hint)
+
+
+def run_greedy(problem: Problem, index: Index, options: SolveOptions,
+               hint: dict[int, tuple[int, int]] | None = None,
+               search: GreedySearch | None = None, trusted: bool = False,
+               prev_flows: Flows | None = None) -> Plan:
+    """The greedy solver, optionally warm-started from ``hint`` (``job -> (node, start)``).
+
+    ``trusted`` and ``prev_flows`` are the re-planner's fast path (see
+    :func:`~optisched.solvers.greedy.construct.construct` and
+    :meth:`~optisched.solvers.greedy.state.GreedyState.evaluate_all`).
+
+    Returns
+    -------
+    Plan
+        Status ``feasible`` with exact flows, or ``no_solution`` with a message naming the job
+        and why it found no place (a heuristic proves no infeasibility; proven cases, such as a
+        must-run job without any eligible node, are reported ``infeasible`` by ``solve``).
+    """
+    t0 = time.perf_counter()
+    params = options.params_as(GreedyOptions)
+    cands = params.candidates or default_candidates(index)
+    proven = _proven_infeasibility(problem, index)
+    if proven is not None:
+        return Plan.empty(problem, "greedy", Status.INFEASIBLE, proven)
+    run = search or GreedySearch(problem, index, cands)
+    order = job_order(index)
+    why = run.construct(order, hint, trusted)
+    if why is not None:
+        return Plan.empty(problem, "greedy", Status.NO_SOLUTION, why)
+    t_build = time.perf_counter() - t0
+    ok, msg = run.state.evaluate_all(prev_flows)
+    if not ok:
+        ok, msg = repair(run.state, run.scorer)
+        if not ok:
+            return Plan.empty(problem, "greedy", Status.NO_SOLUTION, msg)
+    if hint is None and index.opt_job.size <= _SECOND_START_MAX_OPTIONS and params.second_start:
+        run = _other_starts(problem, index, options, run, order, cands)
+    options.report(t0, run.objective, None, "construction")
+    info: dict[str, object] = {"construction_objective": run.objective}
+    if params.improve:
+        rng = np.random.default_rng(options.seed)
+        deadline = options.deadline(t0, DEFAULT_TIME_LIMIT)
+        iters = params.iterations
+
+        def report(obj: float, kind: str) -> None:
+            options.report(t0, obj, None, f"local search: {kind}")
+
+        info["moves_tried"] = run.improve(rng, deadline, None if iters is None else int(iters),
+                                          report)
+    state = run.state
+    plan = plan_from_placement(problem, index, "greedy", Status.FEASIBLE, state.node,
+                               state.start, state.final_flows())
+    plan.objective = state.objective
+    plan.info = info
+    plan.timings = {"build": t_build, "solve": time.perf_counter() - t0 - t_build}
+    return plan
+
+
+def _other_starts(problem: Problem, index: Index, options: SolveOptions, run: GreedySearch,
+                  order: IntArray, cands: int) -> GreedySearch:
+    """Multi-start: construction by earliest start, and (small cases) the baseline's placement.
+
+    Earliest start packs the runs of sleeping nodes; the baseline's placement makes
+    the greedy never worse than the ``baseline`` solver. The cheapest start wins.
+    """
+    other = GreedySearch(problem, index, cands)
+    other.scorer.earliest = True
+    if other.construct(order) is None and other.state.evaluate_all()[0] and (
+            other.objective < run.objective - 1e-9):
+        run = other
+    if index.opt_job.size <= _BASELINE_START_MAX_OPTIONS:
+        base = solve_baseline(problem, index, SolveOptions(seed=options.seed))
+        if base.status.has_plan:
+            third = GreedySearch(problem, index, cands)
+            hint = {j: (int(base.node[j]), int(base.start[j])) for j in range(index.J)
+                    if base.node[j] >= 0 and not index.pinned[j]}
+            if (third.construct(order, hint, trusted=True) is None
+                    and third.state.evaluate_all()[0] and third.objective < run.objective - 1e-9):
+                run = third
+    run.scorer.earliest = False
+    return run
+
+
+def _proven_infeasibility(problem: Problem, index: Index) -> str | None:
+    """Infeasibility that holds for every plan (:func:`optisched.precheck.precheck`), or None."""
+    return precheck(problem, index)
