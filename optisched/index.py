@@ -37,6 +37,8 @@ EARTH_RADIUS_KM = 6371.0088
 """Mean Earth radius [km] (IUGG mean radius R1; Moritz, 2000, doi:10.1007/s001900050278)."""
 
 _EPS = 1e-9
+MAX_SLOTS = 2.0**40
+"""Durations are capped here [slots]: far beyond any horizon, far below int64 overflow."""
 
 
 def great_circle_km(
@@ -288,9 +290,16 @@ def slots_needed(duration_min: FloatArray, slot_minutes: int, speed: FloatArray)
         Slot length [min].
     speed : array_like
         Node throughput vs reference (broadcast against ``duration_min``).
+
+    Returns
+    -------
+    numpy.ndarray
+        Slots, capped at :data:`MAX_SLOTS` (a job that long fits no horizon), so
+        that no duration overflows int64 even for a tiny ``speed``.
     """
-    raw = np.asarray(duration_min) / slot_minutes / np.asarray(speed)
-    return np.maximum(1, np.ceil(raw - _EPS)).astype(np.int64)
+    with np.errstate(over="ignore", divide="ignore"):
+        raw = np.asarray(duration_min, dtype=float) / slot_minutes / np.asarray(speed, dtype=float)
+    return np.maximum(1, np.ceil(np.minimum(raw, MAX_SLOTS) - _EPS)).astype(np.int64)
 
 
 def _avail_run(available: BoolArray) -> IntArray:
