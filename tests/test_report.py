@@ -25,13 +25,12 @@ from typer.testing import CliRunner
 import optisched
 from optisched import viz
 from optisched.cli import EXIT_INFEASIBLE, EXIT_OK, app
+from optisched.diff import node_energy_delta
 from optisched.domain import Horizon, Job, Node, Problem, Scenario, Tariff
 from optisched.evaluate import evaluate, job_load
 from optisched.index import compile_index
 from optisched.plan import COST_TERMS, Plan, Status, write_plan
-from optisched.progress import ProgressDisplay, ProgressState
-from optisched.diff import node_energy_delta
-from optisched.progress import StepProgress
+from optisched.progress import ProgressDisplay, ProgressState, StepProgress
 from optisched.report import (
     FIGURES,
     REPORT_STEPS,
