@@ -61,13 +61,13 @@ log = logging.getLogger(__name__)
 
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("summary", "Summary"),
-    ("costs", "Cost breakdown"),
-    ("compare", "Comparison"),
     ("map", "Node map"),
-    ("nodes", "Nodes"),
     ("fleet", "Fleet power"),
     ("timeline", "Timeline"),
     ("nodeview", "Node view"),
+    ("nodes", "Nodes"),
+    ("costs", "Cost breakdown"),
+    ("compare", "Comparison"),
     ("feeders", "Feeders"),
     ("prices", "Prices and carbon"),
     ("jobs", "Jobs"),
@@ -235,7 +235,7 @@ def _cell(v: object, col: _Col) -> str:
 
 
 def _table(table_id: str, cols: Sequence[_Col], rows: Sequence[Sequence[object]],
-           placeholder: str = "", height: bool = True) -> str:
+           placeholder: str = "", height: bool | str = True) -> str:
     head = "".join(f'<th data-col="{k}" title="click to sort">{_e(c.header)}</th>'
                    for k, c in enumerate(cols))
     body = "".join("<tr>" + "".join(_cell(v, c) for v, c in zip(r, cols, strict=True))
@@ -243,7 +243,8 @@ def _table(table_id: str, cols: Sequence[_Col], rows: Sequence[Sequence[object]]
     filt = (f'<input class="filter" data-table="{table_id}" placeholder="{_e(placeholder)}"> '
             f'<span class="count" id="{table_id}-count">{len(rows)} rows</span>'
             if placeholder else "")
-    wrap = "tablewrap tall" if height else "tablewrap"
+    wrap = ("tablewrap " + (height if isinstance(height, str) else "tall")) if height else (
+        "tablewrap")
     return (f'{filt}<div class="{wrap}"><table id="{table_id}" class="sortable">'
             f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
 
@@ -490,12 +491,15 @@ def _compare(ctx: _Ctx, cmp: Comparison | None, figs: dict[str, Any]) -> str:
     said = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "none"
     clock = ctx.clock
     moved_rows: list[list[object]] = [
-        [c.job_id, c.change, c.node_a or "–", (clock.text(c.start_a), c.start_a or -1),
-         c.node_b or "–", (clock.text(c.start_b), c.start_b or -1)] for c in d.changes]
+        [c.job_id, c.change, c.node_a or "–",
+         (clock.text(c.start_a), -1e9 if c.start_a is None else c.start_a),
+         c.node_b or "–", (clock.text(c.start_b), -1e9 if c.start_b is None else c.start_b)]
+        for c in d.changes]
     moved = _table("compare-table", [_Col("job"), _Col("change"), _Col(f"node ({cmp.name})"),
                                      _Col(f"start ({cmp.name})", True), _Col("node (this)"),
                                      _Col("start (this)", True)],
-                   moved_rows, placeholder="filter changed jobs…") if d.changes else ""
+                   moved_rows, placeholder="filter changed jobs…",
+                   height="short") if d.changes else ""
     delta = node_energy_delta(p, cmp.plan, ctx.plan, ctx.index)
     nz = [k for k in range(ctx.index.N) if abs(delta.energy_delta[k]) > 1e-3
           or delta.jobs_a[k] != delta.jobs_b[k]]
@@ -570,7 +574,9 @@ def _map(ctx: _Ctx, figs: dict[str, Any]) -> str:
         panels.append(("fig-map-core", core, f"core: {len(core)} nodes within "
                                               f"{fmt_number(radius)} km"))
     for fig_id, members, title in panels:
-        figs[fig_id] = _map_figure(ctx, members, lat0, lon0, kx, title)
+        # the whole-area panel labels regions only when there is no core panel to do it
+        labels = fig_id != "fig-map" or len(panels) == 1
+        figs[fig_id] = _map_figure(ctx, members, lat0, lon0, kx, title, labels)
     missing = len(p.nodes) - len(have)
     note = f" {missing} node(s) without coordinates are not drawn." if missing else ""
     divs = "".join(f'<div class="grow"><div class="fig" id="{fid}"></div></div>'
@@ -583,7 +589,7 @@ def _map(ctx: _Ctx, figs: dict[str, Any]) -> str:
 
 
 def _map_figure(ctx: _Ctx, members: list[int], lat0: float, lon0: float, kx: float,
-                title: str) -> dict[str, Any]:
+                title: str, labels: bool = True) -> dict[str, Any]:
     p, idx = ctx.problem, ctx.index
     f = ctx.plan.flows
     assert f is not None
@@ -619,7 +625,8 @@ def _map_figure(ctx: _Ctx, members: list[int], lat0: float, lon0: float, kx: flo
         traces.append({"type": "scatter", "x": lx, "y": ly, "mode": "lines",
                        "line": {"color": "#bbbbbb", "width": 1}, "hoverinfo": "skip",
                        "name": "feeder members", "legendgroup": "feeder"})
-        traces.append({"type": "scatter", "x": cx, "y": cy, "mode": "markers+text",
+        traces.append({"type": "scatter", "x": cx, "y": cy,
+                       "mode": "markers+text" if labels else "markers",
                        "text": ct, "textposition": "top center",
                        "textfont": {"size": 9, "color": "#777777"},
                        "marker": {"symbol": "square-open", "size": 8, "color": "#777777"},
@@ -636,7 +643,8 @@ def _map_figure(ctx: _Ctx, members: list[int], lat0: float, lon0: float, kx: flo
                 ry.append(q[1])
                 rt.append(name)
         if rx:
-            traces.append({"type": "scatter", "x": rx, "y": ry, "mode": "markers+text",
+            traces.append({"type": "scatter", "x": rx, "y": ry,
+                           "mode": "markers+text" if labels else "markers",
                            "text": rt, "textposition": "bottom center",
                            "textfont": {"size": 9, "color": "#999999"},
                            "marker": {"symbol": "x-thin-open", "size": 7, "color": "#999999",
@@ -821,7 +829,12 @@ def _timeline(ctx: _Ctx, figs: dict[str, Any]) -> str:
     }
     # heat map: share of GPUs busy per node and slot, nodes with jobs, grouped by kind
     rows = [k for k in range(idx.N) if ctx.nc.jobs[k] > 0]
-    rows.sort(key=lambda k: (ctx.kinds[k], -float(ctx.gpu_h[k]), idx.node_ids[k]))
+    kind_work: dict[str, float] = {}
+    for k in rows:
+        kind_work[ctx.kinds[k]] = kind_work.get(ctx.kinds[k], 0.0) + float(ctx.gpu_h[k])
+    # the kind doing most of the work on top, then each node by its GPU-hours
+    rows.sort(key=lambda k: (-kind_work[ctx.kinds[k]], ctx.kinds[k], -float(ctx.gpu_h[k]),
+                             idx.node_ids[k]))
     idle = idx.N - len(rows)
     if rows:
         cap = idx.capacity[rows, 0][:, None]
@@ -1136,7 +1149,7 @@ thead th{position:sticky;top:0;z-index:1}
 td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.w{min-width:16em;max-width:30em;white-space:normal}
 .tablewrap{max-width:100%;overflow:auto;border:1px solid #e4e4e4}
-.tablewrap.tall{max-height:34em}
+.tablewrap.tall{max-height:34em}.tablewrap.short{max-height:18em}
 .tablewrap table{margin:0}
 table.kv th{cursor:default;white-space:nowrap}
 .bad{color:#b00020;font-weight:bold}.ok{color:#1b7f3b}.note{color:#555;font-size:.9em}

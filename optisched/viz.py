@@ -6,7 +6,8 @@ shown and pyplot's global state is never touched, so the functions are safe in
 scripts, servers and notebooks (a notebook displays a returned figure). Pass
 ``ax=`` to draw into an existing axes instead (the axes' figure is returned).
 
-The time axis of every figure is hours from the horizon start [h]; a slot ``t``
+The time axis of every figure is in hours from the horizon start [h] (data
+coordinates), labelled in clock time at the horizon start's UTC offset; a slot ``t``
 covers ``[t·Δ, (t+1)·Δ)``. Power is [kW], energy [kWh], state of charge [kWh],
 money in the scenario's currency.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import numpy as np
 import numpy.typing as npt
@@ -130,8 +132,21 @@ def _pick(arr: FloatArray, n: int | None) -> FloatArray:
 
 
 def _xlabel(ax: Axes, problem: Problem) -> None:
+    """Clock-time ticks (the horizon start's UTC offset) on an axis in hours from the start."""
     hz = problem.horizon
-    ax.set_xlabel(f"hours from {hz.start.isoformat()} (slots of {hz.slot_minutes} min) [h]")
+    span = hz.slots * hz.dt_hours
+    step = next((h for h in (1, 2, 3, 4, 6, 12, 24, 48, 72, 168) if span / h <= 9), 168)
+    ticks = np.arange(0.0, span + 1e-9, step)
+    start = hz.start
+    labels = []
+    for h in ticks:
+        t = start + timedelta(hours=float(h))
+        one_day = span <= 24 and (t.date() == start.date() or h == span)
+        labels.append(t.strftime("%H:%M") if one_day else t.strftime("%d %b %H:%M"))
+    ax.set_xticks(ticks, labels)
+    off = start.strftime("%z")
+    ax.set_xlabel(f"local time (UTC{off[:3]}:{off[3:]}), {start:%a %d %b %Y}, slots of "
+                  f"{hz.slot_minutes} min")
 
 
 def _power_axes(ax: Axes, edges: npt.NDArray[np.float64], title: str) -> None:

@@ -59,9 +59,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
+from optisched.arrays import FloatArray
 from optisched.domain import Node, NodeSeries
 from optisched.generate.data import resample_day, slp_day
 from optisched.generate.solar import pv_ac_kw
@@ -76,7 +76,6 @@ __all__ = [
     "extra_latency_ms",
 ]
 
-Array = npt.NDArray[np.float64]
 
 ARCHETYPES = ("home", "streetlight", "regional_dc", "ev_site_pod", "vehicle", "offgrid")
 
@@ -128,7 +127,7 @@ class BuiltNode:
 
     node: Node
     series: NodeSeries
-    household_kw: Array | None = None
+    household_kw: FloatArray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -141,28 +140,28 @@ class Ctx:
     slot_minutes: int
     start_minute: int  # local minute of day of slot 0
     weekday: bool
-    clearness: Array | None
+    clearness: FloatArray | None
     forecast_error: float
 
     @property
-    def hours(self) -> Array:
+    def hours(self) -> FloatArray:
         """Local hour of day of each slot's middle [h] (periodic, 0..24)."""
         mins = self.start_minute + (np.arange(self.slots) + 0.5) * self.slot_minutes
         return np.asarray((mins / 60.0) % 24.0, dtype=np.float64)
 
-    def slp(self, profile: str) -> Array:
+    def slp(self, profile: str) -> FloatArray:
         """BDEW profile resampled onto the slots [kW per 1,000 kWh/a]."""
         return resample_day(slp_day(profile, "workday" if self.weekday else "sunday"),
                             self.slots, self.slot_minutes, self.start_minute)
 
     def pv(self, rng: np.random.Generator, lat: float, lon: float, kwp: float, tilt: float,
-           azimuth: float) -> Array:
+           azimuth: float) -> FloatArray:
         """PV AC output [kW] from pvlib (see :mod:`optisched.generate.solar`)."""
         return pv_ac_kw(lat, lon, kwp, tilt, azimuth, self.start, self.slots, self.slot_minutes,
                         clearness=self.clearness, forecast_error=self.forecast_error, rng=rng)
 
 
-def _jitter(rng: np.random.Generator, x: Array, sd: float) -> Array:
+def _jitter(rng: np.random.Generator, x: FloatArray, sd: float) -> FloatArray:
     """Multiplicative lognormal jitter with a slot-to-slot AR(1) correlation."""
     e = rng.normal(0.0, sd, size=x.shape)
     for t in range(1, len(e)):
@@ -312,7 +311,7 @@ IT load is flat; cooling, about a quarter of site power at PUE ~1.35, varies by 
 ±10 % with the outdoor temperature, i.e. ~3 % of site power)."""
 
 
-def site_load_kw(rng: np.random.Generator, ctx: Ctx, grid_kw: float) -> Array:
+def site_load_kw(rng: np.random.Generator, ctx: Ctx, grid_kw: float) -> FloatArray:
     """Load of the rest of a ~10 MW regional site per slot [kW] (data-centre shaped).
 
     Flat IT load plus a cooling share that follows the outdoor temperature (daily
@@ -326,7 +325,7 @@ def site_load_kw(rng: np.random.Generator, ctx: Ctx, grid_kw: float) -> Array:
     return np.asarray(peak - SITE_COOLING_SWING * grid_kw * (1.0 - warm), dtype=np.float64)
 
 
-def ev_charging_kw(rng: np.random.Generator, ctx: Ctx, stalls: int) -> Array:
+def ev_charging_kw(rng: np.random.Generator, ctx: Ctx, stalls: int) -> FloatArray:
     """Charging load of an EV fast-charging site per slot [kW] (simulated sessions).
 
     Sessions arrive as a Poisson process whose hourly rate has a midday and an
@@ -350,5 +349,5 @@ def ev_charging_kw(rng: np.random.Generator, ctx: Ctx, stalls: int) -> Array:
     return load
 
 
-def _list(a: Array) -> list[float]:
+def _list(a: FloatArray) -> list[float]:
     return [round(float(v), 4) for v in a]
