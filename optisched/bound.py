@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from optisched.backends import highs as hs
 from optisched.domain import Problem
 from optisched.index import Index, compile_index
 from optisched.plan import Plan, Status
@@ -76,41 +77,27 @@ def lp_bound_result(problem: Problem, index: Index | None = None,
     :data:`PLACEMENT_MIN` are saved there (``numpy.savez``: ``job``, ``node``,
     ``start``, ``value``), written atomically, for LP-guided neighbourhoods.
     """
-    import highspy
-
     from optisched.formulations.milp import build_milp
-    from optisched.solvers.highs import highs_from_model
 
     t0 = time.perf_counter()
     index = index or compile_index(problem)
     model = build_milp(index)
-    h = highs_from_model(model, relax=True)
-    h.setOptionValue("solver", solver)
-    h.setOptionValue("run_crossover", "on" if crossover else "off")
-    if threads:
-        h.setOptionValue("threads", int(threads))
-    if time_limit is not None and math.isfinite(time_limit):
-        h.setOptionValue("time_limit", float(time_limit))
-    h.run()
-    ms = h.getModelStatus()
-    MS = highspy.HighsModelStatus
-    if ms == MS.kNotset and threads:  # process-global pool of another size (SOLVER-NOTES)
-        highspy.Highs.resetGlobalScheduler(True)
-        h.run()
-        ms = h.getModelStatus()
-    if ms == MS.kOptimal:
-        sol = h.getSolution()
-        bound = (dual_value(model, index, np.asarray(sol.row_dual)) if sol.dual_valid
-                 else float(h.getInfo().objective_function_value))
+    h = hs.load(model)
+    hs.configure(h, solver=solver, crossover=crossover, threads=threads, time_limit=time_limit)
+    ran = hs.run(h, pool_threads=threads)
+    if ran.optimal:
+        sol = hs.solution(h)
+        bound = (dual_value(model, index, sol.row_duals()) if sol.dual_valid
+                 else hs.info(h).objective)
         if placement_path is not None and sol.value_valid:
-            _save_placement(model, np.asarray(sol.col_value), placement_path)
-    elif ms == MS.kModelEmpty:
+            _save_placement(model, sol.primal(), placement_path)
+    elif ran.empty:
         bound = 0.0
-    elif ms in (MS.kInfeasible, MS.kUnboundedOrInfeasible):
+    elif ran.infeasible:
         bound = math.inf
     else:
         bound = -math.inf
-    return BoundResult(bound, h.modelStatusToString(ms), time.perf_counter() - t0,
+    return BoundResult(bound, ran.text, time.perf_counter() - t0,
                        model.n_cols, model.n_rows)
 
 

@@ -59,11 +59,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import highspy
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from optisched.backends import highs as hs
 from optisched.bound import dual_value
 from optisched.domain import Problem
 from optisched.index import Index, compile_index
@@ -206,7 +206,7 @@ class _Master:
         self.use_art = self.art_rows.size > 0
         self.rows = np.zeros(0, dtype=np.int64)
         self.active = np.zeros(0, dtype=np.int64)
-        self.h = highspy.Highs()
+        self.h = hs.new_highs()
 
     @property
     def n_art(self) -> int:
@@ -246,69 +246,53 @@ class _Master:
                                    np.zeros(cols.size)])
         lb = np.concatenate([model.col_lb[self.nonx], np.zeros(n_art), model.col_lb[cols]])
         ub = np.concatenate([model.col_ub[self.nonx], np.full(n_art, np.inf), model.col_ub[cols]])
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
-        h.setOptionValue("threads", 1)
-        h.setOptionValue("solver", self.solver)
-        if self.solver == "ipm":
-            # any multipliers give a bound: no crossover to a vertex needed
-            h.setOptionValue("run_crossover", "off")
-        n = M.shape[1]
-        h.passModel(n, m, int(M.nnz), int(highspy.MatrixFormat.kColwise),
-                    int(highspy.ObjSense.kMinimize), 0.0, np.ascontiguousarray(cost),
-                    np.ascontiguousarray(lb), np.ascontiguousarray(ub),
-                    np.ascontiguousarray(model.row_lo[self.rows]),
-                    np.ascontiguousarray(model.row_hi[self.rows]),
-                    M.indptr.astype(np.int32), M.indices.astype(np.int32),
-                    M.data.astype(np.float64), np.zeros(n, dtype=np.int32))
+        h = hs.load(hs.LinearModel(A=M, cost=cost, col_lb=lb, col_ub=ub,
+                                   row_lo=model.row_lo[self.rows],
+                                   row_hi=model.row_hi[self.rows]))
+        # any multipliers give a bound: no crossover to a vertex needed with ipm
+        hs.configure(h, threads=1, solver=self.solver,
+                     crossover=False if self.solver == "ipm" else None)
         self.h = h
 
     def solve(self, time_limit: float, ipm_tol: float) -> str:
         """Solve the master; returns ``optimal``, ``infeasible`` or ``stopped``."""
         h = self.h
-        if math.isfinite(time_limit):
-            h.setOptionValue("time_limit", float(max(time_limit, 0.01)))
-        if self.solver == "ipm":
-            h.setOptionValue("ipm_optimality_tolerance", float(ipm_tol))
-        h.run()
-        ms = h.getModelStatus()
-        MS = highspy.HighsModelStatus
-        if ms in (MS.kUnknown, MS.kNotset) and self.solver == "ipm":
+        hs.configure(h, time_limit=max(time_limit, 0.01),
+                     ipm_optimality_tolerance=float(ipm_tol) if self.solver == "ipm" else None)
+        ran = hs.run(h)
+        if ran.unknown and self.solver == "ipm":
             # IPX without crossover may stop short of its tolerances: redo by simplex
-            log.debug("colgen: IPM status %s, re-solving by simplex", h.modelStatusToString(ms))
-            h.setOptionValue("solver", "simplex")
-            h.run()
-            ms = h.getModelStatus()
-        if ms == MS.kOptimal:
+            log.debug("colgen: IPM status %s, re-solving by simplex", ran.text)
+            hs.configure(h, solver="simplex")
+            ran = hs.run(h)
+        if ran.optimal or ran.empty:
             return "optimal"
-        if ms == MS.kModelEmpty:
-            return "optimal"
-        if ms in (MS.kInfeasible, MS.kUnboundedOrInfeasible):
+        if ran.infeasible:
             return "infeasible"
-        log.debug("colgen: master status %s", h.modelStatusToString(ms))
+        log.debug("colgen: master status %s", ran.text)
         return "stopped"
 
     def value(self) -> float:
         """Objective of the last solve [money]."""
-        return float(self.h.getInfo().objective_function_value)
+        return hs.info(self.h).objective
 
     def duals(self) -> FloatArray:
         """Row duals of the last solve on the full rows (0 on rows not in the master)."""
         y = np.zeros(self.model.n_rows)
         if self.rows.size:
-            y[self.rows] = np.asarray(self.h.getSolution().row_dual)[:self.rows.size]
+            y[self.rows] = hs.solution(self.h).row_duals()[:self.rows.size]
         return y
 
     def start_values(self) -> FloatArray:
         """Values of the active start columns in the last solution."""
-        x = np.asarray(self.h.getSolution().col_value)
+        x = hs.solution(self.h).primal()
         return x[self.nonx.size + self.n_art:]
 
     def artificial_use(self) -> float:
         """Total value of the artificial columns in the last solution."""
         if not self.n_art:
             return 0.0
-        x = np.asarray(self.h.getSolution().col_value)
+        x = hs.solution(self.h).primal()
         return float(x[self.nonx.size:self.nonx.size + self.n_art].sum())
 
 
@@ -348,14 +332,13 @@ def _infeasibility_proven(model: MilpModel, index: Index, y: FloatArray) -> bool
 def _farkas(master: _Master) -> FloatArray | None:
     """Row multipliers (full rows) from a dual ray of an infeasible master, if any."""
     h = master.h
-    h.setOptionValue("solver", "simplex")
-    h.setOptionValue("presolve", "off")
-    h.run()
-    _, has_ray, ray = h.getDualRay()
-    if not has_ray:
+    hs.configure(h, solver="simplex", presolve=False)
+    hs.run(h)
+    ray = hs.dual_ray(h)
+    if ray is None:
         return None
     y = np.zeros(master.model.n_rows)
-    y[master.rows] = np.asarray(ray)[:master.rows.size]
+    y[master.rows] = ray[:master.rows.size]
     return y
 
 

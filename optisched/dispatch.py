@@ -64,11 +64,11 @@ import threading
 import weakref
 from dataclasses import dataclass
 
-import highspy
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from optisched.backends import highs as hs
 from optisched.evaluate import job_load, resource_usage
 from optisched.index import Index
 from optisched.plan import Flows
@@ -101,12 +101,11 @@ _MAX_MILP_ROUNDS = 50
 _local = threading.local()
 
 
-def _highs() -> highspy.Highs:
+def _highs() -> hs.Highs:
     """A per-thread reusable, silent HiGHS instance."""
     h = getattr(_local, "highs", None)
     if h is None:
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
+        h = hs.new_highs()
         _local.highs = h
     return h
 
@@ -585,35 +584,24 @@ def _run(model: _Model) -> tuple[str, FloatArray | None]:
     with presolve and gaps of 1e-9 so their optimum is exact.
     """
     h = _highs()
-    h.clearModel()
-    A = model.A
-    integrality = model.integrality
-    h.setOptionValue("presolve", "on" if integrality is not None else "off")
-    if integrality is not None:
-        h.setOptionValue("mip_rel_gap", 1e-9)
-        h.setOptionValue("mip_abs_gap", 1e-9)
-        h.setOptionValue("mip_feasibility_tolerance", 1e-9)
-    else:  # highspy reads integrality for every column: all continuous
-        integrality = np.zeros(model.n_col, dtype=np.int32)
-    status = h.passModel(
-        model.n_col, model.n_row, int(A.nnz), 2, 1, 0.0,  # 2 = row-wise, 1 = minimize
-        model.cost, model.lo, model.hi, model.row_lo, model.row_hi,
-        A.indptr.astype(np.int32), A.indices.astype(np.int32), A.data.astype(float), integrality)
-    h.setOptionValue("primal_feasibility_tolerance", 1e-9)
-    h.setOptionValue("dual_feasibility_tolerance", 1e-9)
-    if status == highspy.HighsStatus.kError:
+    mip = model.integrality is not None
+    if not hs.pass_model(h, hs.LinearModel(A=model.A, cost=model.cost, col_lb=model.lo,
+                                           col_ub=model.hi, row_lo=model.row_lo,
+                                           row_hi=model.row_hi),
+                         None if model.integrality is None else model.integrality > 0):
         return "error: HiGHS rejected the model", None
-    h.run()
-    ms = h.getModelStatus()
-    if ms == highspy.HighsModelStatus.kOptimal:
-        x = np.asarray(h.getSolution().col_value, dtype=float)
-        return "optimal", x
+    gap = 1e-9 if mip else None
+    hs.configure(h, presolve=mip, primal_feasibility_tolerance=1e-9,
+                 dual_feasibility_tolerance=1e-9, mip_rel_gap=gap, mip_abs_gap=gap,
+                 mip_feasibility_tolerance=gap)
+    ran = hs.run(h)
+    if ran.optimal:
+        return "optimal", hs.solution(h).primal()
     # every variable here is bounded or has a cost ≥ 0 (peaks), so "unbounded or
     # infeasible" can only be infeasible
-    if ms in (highspy.HighsModelStatus.kInfeasible,
-              highspy.HighsModelStatus.kUnboundedOrInfeasible):
+    if ran.infeasible:
         return "infeasible", None
-    return f"error: HiGHS status {h.modelStatusToString(ms)}", None
+    return f"error: HiGHS status {ran.text}", None
 
 
 def _unpack(blk: _Block, x: FloatArray) -> FloatArray:

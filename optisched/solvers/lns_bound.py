@@ -33,11 +33,11 @@ import logging
 import math
 import time
 
-import highspy
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from optisched.backends import highs as hs
 from optisched.dispatch import dispatch_groups
 from optisched.index import Index
 
@@ -91,8 +91,8 @@ def _group_lp(index: Index, nodes: IntArray, load: FloatArray,
     dem = np.nonzero(index.demand_charge[nodes] > 0)[0]
     n_col = n_base + dem.size
     col_lo = np.concatenate([lo.ravel(), np.zeros(dem.size)])
-    col_hi = np.concatenate([np.where(np.isfinite(hi), hi, highspy.kHighsInf).ravel(),
-                             np.full(dem.size, highspy.kHighsInf)])
+    col_hi = np.concatenate([np.where(np.isfinite(hi), hi, hs.INF).ravel(),
+                             np.full(dem.size, hs.INF)])
     col_cost = np.concatenate([cost.ravel(), index.demand_charge[nodes][dem]])
     rows: list[IntArray] = []
     cols: list[IntArray] = []
@@ -128,7 +128,7 @@ def _group_lp(index: Index, nodes: IntArray, load: FloatArray,
         rows += [rp, rp]
         cols += [col(int(k), 1, np.arange(T)), np.full(T, n_base + m)]
         vals += [np.ones(T), -np.ones(T)]
-        rlo.append(np.full(T, -highspy.kHighsInf))
+        rlo.append(np.full(T, -hs.INF))
         rhi.append(np.zeros(T))
         r0 += T
     # feeder: Σ (import − export) ≤ headroom where finite
@@ -144,33 +144,20 @@ def _group_lp(index: Index, nodes: IntArray, load: FloatArray,
         rows += [rf, rf]
         cols += [col(mk, 1, mt), col(mk, 2, mt)]
         vals += [np.ones(mk.size), -np.ones(mk.size)]
-        rlo.append(np.full(fin.size, -highspy.kHighsInf))
+        rlo.append(np.full(fin.size, -hs.INF))
         rhi.append(lim[fin])
         r0 += fin.size
     A = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                       shape=(r0, n_col))
     A.sum_duplicates()
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    lp = highspy.HighsLp()
-    lp.num_col_ = n_col
-    lp.num_row_ = r0
-    lp.col_cost_ = col_cost
-    lp.col_lower_ = col_lo
-    lp.col_upper_ = col_hi
-    lp.row_lower_ = np.concatenate(rlo)
-    lp.row_upper_ = np.concatenate(rhi)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = A.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = A.indices.astype(np.int32)
-    lp.a_matrix_.value_ = A.data.astype(float)
-    h.passModel(lp)
-    h.run()
-    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-        log.debug("bound LP for %d nodes: %s", K, h.modelStatusToString(h.getModelStatus()))
+    h = hs.load(hs.LinearModel(A=A, cost=col_cost, col_lb=col_lo, col_ub=col_hi,
+                               row_lo=np.concatenate(rlo), row_hi=np.concatenate(rhi)))
+    ran = hs.run(h)
+    if not ran.optimal:
+        log.debug("bound LP for %d nodes: %s", K, ran.text)
         return None
-    value = float(h.getInfo().objective_function_value)
-    duals = np.asarray(h.getSolution().row_dual, dtype=float)[: K * T].reshape(K, T)
+    value = hs.info(h).objective
+    duals = hs.solution(h).row_duals()[: K * T].reshape(K, T)
     return value, duals
 
 
