@@ -60,6 +60,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from optisched.arrays import BoolArray, FloatArray, IntArray
 from optisched.backends import highs as hs
 from optisched.evaluate import job_load, resource_usage
 from optisched.formulations.dispatch_lp import CHARGE as _C
@@ -69,7 +70,7 @@ from optisched.formulations.dispatch_lp import IMPORT as _I
 from optisched.formulations.dispatch_lp import PV_USED as _P
 from optisched.formulations.dispatch_lp import DispatchLp, build_dispatch_lp
 from optisched.index import Index
-from optisched.plan import Flows
+from optisched.plan import FlowArrays, Flows
 
 __all__ = [
     "DispatchResult",
@@ -81,10 +82,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 _ZERO = 1e-9
 """Flows below this [kW] are set to 0; charge and discharge both above it overlap."""
@@ -131,20 +128,21 @@ class DispatchResult:
     message: str = ""
 
 
-@dataclass
-class NodeDispatch:
+@dataclass(kw_only=True)
+class NodeDispatch(FlowArrays):
     """Optimal flows of a subset of nodes (result of :func:`dispatch_load`).
 
     Attributes
     ----------
+    pv_used, grid_import, grid_export, charge, discharge, soc : (K, T) float
+        Flows of those nodes [kW] and state of charge at the end of each slot [kWh]
+        (:class:`~optisched.plan.FlowArrays`). Rows of infeasible groups are zero
+        (soc: ``soc_init``).
     feasible : bool
         Whether every dispatched group has feasible flows.
     nodes : (K,) int
         Node positions dispatched (sorted); whole feeder groups when a node of a
         coupled feeder was asked for.
-    pv_used, grid_import, grid_export, charge, discharge, soc : (K, T) float
-        Flows of those nodes [kW] and state of charge at the end of each slot [kWh].
-        Rows of infeasible groups are zero (soc: ``soc_init``).
     cost : (K,) float
         Energy cost of each node ``Σ Δ·(import_cost·import − export_price·export +
         degradation·discharge) + demand_charge·max import`` [money]; ``inf`` for the
@@ -156,12 +154,6 @@ class NodeDispatch:
 
     feasible: bool
     nodes: IntArray
-    pv_used: FloatArray
-    grid_import: FloatArray
-    grid_export: FloatArray
-    charge: FloatArray
-    discharge: FloatArray
-    soc: FloatArray
     cost: FloatArray
     message: str = ""
 
@@ -172,13 +164,7 @@ class NodeDispatch:
 
     def write_into(self, flows: Flows) -> None:
         """Copy these nodes' rows into full ``(N, T)`` flows (``on``/``load`` untouched)."""
-        n = self.nodes
-        flows.pv_used[n] = self.pv_used
-        flows.grid_import[n] = self.grid_import
-        flows.grid_export[n] = self.grid_export
-        flows.charge[n] = self.charge
-        flows.discharge[n] = self.discharge
-        flows.soc[n] = self.soc
+        flows.set_flows(self.nodes, self)
 
 
 def default_on(index: Index, node: IntArray, start: IntArray) -> BoolArray:
@@ -219,9 +205,7 @@ def dispatch(
     res = dispatch_load(index, load)
     if not res.feasible:
         return DispatchResult(False, None, math.inf, res.message)
-    flows = Flows(on=on_arr.copy(), load=load, pv_used=res.pv_used, grid_import=res.grid_import,
-                  grid_export=res.grid_export, charge=res.charge, discharge=res.discharge,
-                  soc=res.soc)
+    flows = Flows.of(on_arr.copy(), load, res)
     return DispatchResult(True, flows, res.total_cost, "")
 
 
@@ -323,10 +307,11 @@ def dispatch_load(index: Index, load: FloatArray,
     pos = np.full(N, -1, dtype=np.int64)
     pos[sel] = np.arange(sel.size)
     K = sel.size
-    out = _Out(
+    out = NodeDispatch(
         pv_used=np.zeros((K, T)), grid_import=np.zeros((K, T)), grid_export=np.zeros((K, T)),
         charge=np.zeros((K, T)), discharge=np.zeros((K, T)),
-        soc=np.tile(index.soc_init[sel][:, None], (1, T)), cost=np.zeros(K))
+        soc=np.tile(index.soc_init[sel][:, None], (1, T)), feasible=True, nodes=sel,
+        cost=np.zeros(K))
     messages: list[str] = []
 
     # closed form, vectorized over all standalone plain nodes
@@ -347,21 +332,9 @@ def dispatch_load(index: Index, load: FloatArray,
             for n in batch:  # find the culprit(s)
                 _solve_group(index, load, np.array([n], dtype=np.int64), None, out, pos,
                              messages)
-    feasible = not messages
-    return NodeDispatch(feasible, sel, out.pv_used, out.grid_import, out.grid_export,
-                        out.charge, out.discharge, out.soc, out.cost,
-                        messages[0] if messages else "")
-
-
-@dataclass
-class _Out:
-    pv_used: FloatArray
-    grid_import: FloatArray
-    grid_export: FloatArray
-    charge: FloatArray
-    discharge: FloatArray
-    soc: FloatArray
-    cost: FloatArray
+    out.feasible = not messages
+    out.message = messages[0] if messages else ""
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -369,7 +342,7 @@ class _Out:
 # --------------------------------------------------------------------------------------
 
 
-def _closed_form(index: Index, load: FloatArray, nodes: IntArray, out: _Out,
+def _closed_form(index: Index, load: FloatArray, nodes: IntArray, out: NodeDispatch,
                  rows: IntArray) -> tuple[BoolArray, str]:
     """Per-slot merit-order dispatch of nodes without battery/demand charge/feeder."""
     L = load[nodes]
@@ -441,7 +414,7 @@ def _run(lp: DispatchLp) -> tuple[str, FloatArray | None]:
     return f"error: HiGHS status {ran.text}", None
 
 
-def _solve_block(index: Index, load: FloatArray, nodes: IntArray, out: _Out,
+def _solve_block(index: Index, load: FloatArray, nodes: IntArray, out: NodeDispatch,
                  pos: IntArray, messages: list[str]) -> bool:
     """Block-diagonal LP of independent standalone nodes; False when infeasible."""
     if not _precheck_ok(index, load, nodes):
@@ -459,7 +432,7 @@ def _solve_block(index: Index, load: FloatArray, nodes: IntArray, out: _Out,
 
 
 def _solve_group(index: Index, load: FloatArray, nodes: IntArray, binaries: BoolArray | None,
-                 out: _Out, pos: IntArray, messages: list[str]) -> None:
+                 out: NodeDispatch, pos: IntArray, messages: list[str]) -> None:
     """One group (feeder or single node), with the MILP loop for complementarity."""
     feeders = sorted({int(f) for f in index.feeder_of[nodes] if f >= 0})
     feeders = [f for f in feeders if np.isfinite(index.feeder_headroom[f]).any()]
@@ -550,7 +523,7 @@ def _net(index: Index, nodes: IntArray, vals: FloatArray) -> BoolArray:
     return still
 
 
-def _store(index: Index, load: FloatArray, nodes: IntArray, vals: FloatArray, out: _Out,
+def _store(index: Index, load: FloatArray, nodes: IntArray, vals: FloatArray, out: NodeDispatch,
            pos: IntArray) -> None:
     """Clean the flows of ``nodes`` and write them with their costs."""
     dt = index.dt
@@ -599,7 +572,7 @@ def _store(index: Index, load: FloatArray, nodes: IntArray, vals: FloatArray, ou
                       + index.demand_charge[nodes] * i.max(axis=1, initial=0.0))
 
 
-def _fail(index: Index, nodes: IntArray, out: _Out, pos: IntArray, messages: list[str],
+def _fail(index: Index, nodes: IntArray, out: NodeDispatch, pos: IntArray, messages: list[str],
           msg: str) -> None:
     rows = pos[nodes]
     for arr in (out.pv_used, out.grid_import, out.grid_export, out.charge, out.discharge):

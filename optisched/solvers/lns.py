@@ -616,8 +616,7 @@ def _splice(problem: Problem, index: Index, best: Plan, sub: SubProblem,
     node[sub.jobs] = np.where(sn >= 0, sub.nodes[np.maximum(sn, 0)], -1)
     start[sub.jobs] = result.start
     flows = best.flows.copy()
-    for k in flows.__dict__:
-        getattr(flows, k)[sub.nodes] = getattr(result.flows, k)
+    flows.set_rows(sub.nodes, result.flows)
     cand = Plan(solver="lns", status=Status.FEASIBLE, job_ids=list(index.job_ids),
                 node_ids=list(index.node_ids), node=node, start=start, flows=flows)
     ev = evaluate(problem, cand, index)

@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from optisched.domain import Feeder, Problem
 from optisched.index import Index
-from optisched.plan import Flows, Plan, Status
+from optisched.plan import Plan, Status
 
 __all__ = ["SubProblem", "build_subproblem", "feeder_closure"]
 
@@ -151,7 +151,7 @@ def build_subproblem(problem: Problem, index: Index, plan: Plan, nodes: IntArray
     pos[nodes] = np.arange(nodes.size)
     wn = np.where(plan.node[jobs] >= 0, pos[np.maximum(plan.node[jobs], 0)], -1)
     f = plan.flows
-    wflows = Flows(**{k: np.array(getattr(f, k)[nodes], copy=True) for k in f.__dict__})
+    wflows = f.take_rows(nodes)
     warm = Plan(solver="lns", status=Status.FEASIBLE, job_ids=[j.job_id for j in sub_jobs],
                 node_ids=[n.node_id for n in sub_nodes], node=wn.astype(np.int64),
                 start=plan.start[jobs].astype(np.int64), flows=wflows)
