@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from _problems import random_problem
 
+from optisched.bounds import improved_bound, lagrangian_bound
 from optisched.domain import Horizon, Job, Node, Problem, Scenario, Tariff
 from optisched.evaluate import evaluate
 from optisched.index import compile_index
 from optisched.plan import Plan, Status
 from optisched.solvers import REGISTRY, Progress, default_solver, solve
-from optisched.solvers.lns_bound import improved_bound, lagrangian_bound
 from optisched.solvers.lns_sub import build_subproblem
 
 needs_highs = pytest.mark.skipif("highs" not in REGISTRY, reason="highs not registered")

@@ -15,7 +15,7 @@ import scipy.optimize as so
 import scipy.sparse as sp
 from _problems import START, random_problem
 
-from optisched.bound import lp_bound
+from optisched.bounds import lp_bound
 from optisched.domain import (
     BatteryOptions,
     Feeder,

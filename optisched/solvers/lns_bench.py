@@ -86,7 +86,7 @@ def run(problem: Problem, limit: float, seed: int, lp: bool) -> dict[str, Any]:
         "gap": plan.gap, "iters": plan.info.get("iterations"), "seconds": secs,
     }
     if lp:
-        from optisched.bound import lp_bound_result
+        from optisched.bounds import lp_bound_result
 
         res = lp_bound_result(problem, time_limit=max(limit, 60.0))
         row["lp"] = res.bound

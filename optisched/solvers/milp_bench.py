@@ -109,7 +109,7 @@ def _solve(p: Problem, time_limit: float, threads: int, seed: int) -> dict[str, 
 
 def run(seeds: tuple[int, ...] = (0, 1, 2), medium: bool = False) -> list[dict[str, Any]]:
     """Run the cases; returns one row per (case, seed)."""
-    from optisched.bound import lp_bound_result
+    from optisched.bounds import lp_bound_result
 
     rows: list[dict[str, Any]] = []
     for seed in seeds:

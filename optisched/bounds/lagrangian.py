@@ -3,7 +3,9 @@
 ``formulations/lns.md`` has the proof. In short: for every dispatch group ``g``
 (a coupled feeder, or a single node) let ``V_g(L)`` be the optimal value of the
 *LP* dispatch (SPEC §2 constraints 5-7 without "never charge and discharge in one
-slot") for a load ``L`` of its nodes [money]. ``V_g`` is convex in ``L`` (the
+slot") for a load ``L`` of its nodes [money]: the LP of
+:func:`~optisched.formulations.dispatch_lp.build_dispatch_lp`, the one the exact
+dispatch solves. ``V_g`` is convex in ``L`` (the
 value function of an LP in its right-hand side), so for any reference load
 ``L*`` and a dual ``π`` of the balance rows at ``L*`` (a subgradient, [money/kW]):
 
@@ -34,8 +36,8 @@ import math
 import time
 
 import numpy as np
-import numpy.typing as npt
 
+from optisched.arrays import FloatArray, IntArray
 from optisched.backends import highs as hs
 from optisched.dispatch import dispatch_groups
 from optisched.formulations.dispatch_lp import build_dispatch_lp
@@ -44,9 +46,6 @@ from optisched.index import Index
 __all__ = ["capacity_bound", "improved_bound", "lagrangian_bound"]
 
 log = logging.getLogger(__name__)
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 _BLOCK = 16
 """Standalone nodes per block-diagonal LP."""

@@ -7,10 +7,10 @@ The algorithm (``formulations/lns.md`` has the full statement):
    fails). A start without flows gets the exact dispatch. When neither heuristic
    finds a plan, the search runs on the *penalty problem* (must-run jobs droppable at
    a large penalty ``M``) until every must-run job is placed (else ``no_solution``).
-2. **Bound.** The Lagrangian bound of :mod:`optisched.solvers.lns_bound` (at the start
+2. **Bound.** The Lagrangian bound of :mod:`optisched.bounds.lagrangian` (at the start
    plan's load and, at the end, at the best plan's load, each improved by midpoint
    rounds and capacity subgradient steps), and the LP relaxation
-   (:func:`optisched.bound.lp_bound`) in a child process when the model is small
+   (:func:`optisched.bounds.lp_bound`) in a child process when the model is small
    enough for the budget. The best is kept.
 3. **Loop** until the time limit, ``max_iterations`` or a proof of optimality: pick
    a neighbourhood kind by roulette over adaptive weights, build a neighbourhood
@@ -42,14 +42,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from optisched.bound import BoundProcess
+from optisched.bounds import BoundProcess, improved_bound, lagrangian_bound
 from optisched.dispatch import dispatch, dispatch_load
 from optisched.domain import Problem
 from optisched.evaluate import Evaluation, evaluate
 from optisched.index import Index, compile_index
 from optisched.plan import Plan, Status
 from optisched.solvers.base import SolveOptions, dispatched_plan
-from optisched.solvers.lns_bound import improved_bound, lagrangian_bound
+from optisched.solvers.lns.restricted import RestrictedMasterProcess
 from optisched.solvers.lns_sub import SubProblem, build_subproblem
 from optisched.solvers.options import LNS_KINDS, CpsatOptions, GreedyOptions, LnsOptions
 
@@ -86,9 +86,9 @@ GREEDY_MOVES = 300
 """Local-search moves of the greedy start when ``max_iterations`` is set (so the start,
 too, does not depend on machine speed)."""
 CAPACITY_ITERATIONS = 10
-"""Subgradient steps of :func:`~optisched.solvers.lns_bound.capacity_bound`."""
+"""Subgradient steps of :func:`~optisched.bounds.lagrangian.capacity_bound`."""
 BOUND_ROUNDS = 4
-"""Rounds of :func:`~optisched.solvers.lns_bound.improved_bound` at the start and the end."""
+"""Rounds of :func:`~optisched.bounds.lagrangian.improved_bound` at the start and the end."""
 _REL = 1e-9
 """Relative improvement below which a plan does not count as better."""
 _SUB_GAP = 1e-6
@@ -308,7 +308,21 @@ class _LpSlot:
     def start(self, problem: Problem) -> None:
         """Start the bound process for ``problem`` (once)."""
         if self.wanted and self.job is None:
-            self.job = BoundProcess(problem, self.time_limit, self.method, self.restricted)
+            if self.restricted:
+                self.job = RestrictedMasterProcess(problem, self.time_limit, self.method)
+            else:
+                self.job = BoundProcess(problem, self.time_limit, self.method)
+
+    def share_incumbent(self, plan: Plan) -> None:
+        """Give the restricted master (if any) the search's best placement."""
+        if isinstance(self.job, RestrictedMasterProcess):
+            self.job.share_incumbent(plan.node, plan.start)
+
+    def restricted_solution(self) -> tuple[IntArray, IntArray] | None:
+        """The restricted master's newest placement not yet read (None without one)."""
+        if isinstance(self.job, RestrictedMasterProcess):
+            return self.job.restricted_solution()
+        return None
 
     def stop(self) -> None:
         """Terminate the process if it runs."""
@@ -638,13 +652,13 @@ def _splice(problem: Problem, index: Index, best: Plan, sub: SubProblem,
     return cand, ev
 
 
-def _take_restricted(problem: Problem, index: Index, job: BoundProcess, state: _State) -> bool:
+def _take_restricted(problem: Problem, index: Index, lp: _LpSlot, state: _State) -> bool:
     """Take the bound process's newest restricted-master plan when it is cheaper.
 
     Its placement gets the exact dispatch and the evaluator; True when it became the
     incumbent.
     """
-    got = job.restricted_solution()
+    got = lp.restricted_solution()
     if got is None:
         return False
     plan = dispatched_plan(index, "lns", *got)
@@ -751,8 +765,7 @@ def _search(problem: Problem, index: Index, options: SolveOptions, t0: float, de
                 flows=start.flows.copy())
     objective = ev.objective
     best.objective = objective
-    if lp.job is not None:
-        lp.job.share_incumbent(best.node, best.start)
+    lp.share_incumbent(best)
     t_start = time.perf_counter() - t0
     options.report(t0, objective, None, f"start ({origin})")
 
@@ -806,10 +819,10 @@ def _search(problem: Problem, index: Index, options: SolveOptions, t0: float, de
                 options.report(t0, state.objective, state.bound, "LP bound")
                 if optimal_now():
                     break
-        if lp_job is not None and _take_restricted(problem, index, lp_job, state):
+        if lp_job is not None and _take_restricted(problem, index, lp, state):
             builder.refresh(state.best)
             state.seen.clear()
-            lp_job.share_incumbent(state.best.node, state.best.start)
+            lp.share_incumbent(state.best)
             options.report(t0, state.objective, state.bound, "restricted master")
         iterations += 1
         weights = np.array([state.stats[k].weight if builder.available(k) else 0.0
@@ -843,8 +856,7 @@ def _search(problem: Problem, index: Index, options: SolveOptions, t0: float, de
                     state.best, state.objective = cand, cev.objective
                     cand.objective = cev.objective
                     builder.refresh(cand)
-                    if lp.job is not None:
-                        lp.job.share_incumbent(cand.node, cand.start)
+                    lp.share_incumbent(cand)
                     state.seen.clear()
                     improved = True
                     options.report(t0, state.objective, state.bound,
@@ -889,7 +901,7 @@ def _search(problem: Problem, index: Index, options: SolveOptions, t0: float, de
         if lpb is not None and (state.bound is None or lpb > state.bound):
             state.bound, bound_source = lpb, lp.method
     if lp_job is not None:
-        _take_restricted(problem, index, lp_job, state)
+        _take_restricted(problem, index, lp, state)
     plan = state.best
     plan.objective = state.objective
     plan.bound = None if state.bound is None else min(state.bound, state.objective)
