@@ -34,7 +34,7 @@ import sys
 import time
 from typing import Any
 
-from optisched.bound import lp_bound_result
+from optisched.bounds import lp_bound_result
 from optisched.domain import Problem
 from optisched.generate import bench_problem
 from optisched.index import compile_index

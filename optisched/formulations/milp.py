@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from optisched.arrays import BoolArray, FloatArray, IntArray
 from optisched.index import Index
 
 __all__ = [
@@ -44,9 +45,6 @@ __all__ = [
     "model_sets",
 ]
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 INF = np.inf
 
