@@ -1,6 +1,6 @@
 """A cheap global lower bound for ``lns``: Lagrangian relaxation of the node loads.
 
-``formulations/lns.md`` has the proof. In short: for every dispatch group ``g``
+``docs/algorithms/lns.md`` has the proof. In short: for every dispatch group ``g``
 (a coupled feeder, or a single node) let ``V_g(L)`` be the optimal value of the
 *LP* dispatch (SPEC §2 constraints 5-7 without "never charge and discharge in one
 slot") for a load ``L`` of its nodes [money]: the LP of

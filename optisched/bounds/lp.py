@@ -28,7 +28,7 @@ __all__ = ["DEFAULT_LP_SOLVER", "PLACEMENT_MIN", "BoundResult", "lp_bound", "lp_
 DEFAULT_LP_SOLVER = "ipm"
 """HiGHS LP method: interior point, without crossover. On the 100 x 20 x 96 benchmark
 instances it took 80-100 s with crossover where dual simplex had not finished after
-120 s (``formulations/milp.md``); without crossover, 10.5 s on generate medium seed 0
+120 s (``docs/formulations/milp.md``); without crossover, 10.5 s on generate medium seed 0
 (33 k columns, one core)."""
 
 

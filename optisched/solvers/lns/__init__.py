@@ -1,6 +1,6 @@
 """``lns``: adaptive large-neighbourhood search around exact sub-MILPs.
 
-The algorithm (``formulations/lns.md`` has the full statement):
+The algorithm (``docs/algorithms/lns.md`` has the full statement):
 
 1. **Start.** ``options.warm_start`` when given (a :class:`Plan` of
    this problem), else the ``greedy`` plan (``baseline`` when greedy is missing or
