@@ -42,7 +42,7 @@ __all__ = [
 T = TypeVar("T", bound="SolverOptions")
 
 LNS_KINDS = ("window", "feeder", "region", "worst_nodes", "random_nodes", "expensive",
-             "penalty", "random_jobs", "lp")
+             "penalty", "random_jobs", "lp", "machine", "time_band")
 """Neighbourhood kinds of ``lns`` (``docs/algorithms/lns.md``)."""
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -8,6 +8,7 @@ docstring (:mod:`optisched.solvers.lns`) states the algorithm.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import time
@@ -26,9 +27,11 @@ from optisched.solvers.lns.neighbourhoods import Neighbourhood, NeighbourhoodBui
 from optisched.solvers.lns.restricted import RestrictedMasterProcess
 from optisched.solvers.lns.start import penalty_problem, start_plan
 from optisched.solvers.lns.subproblem import (
+    PACK_SOLVER,
     REL_TOL,
     SubProblem,
     build_subproblem,
+    linear_nodes,
     solve_subproblem,
     splice,
     sub_solver_name,
@@ -142,6 +145,11 @@ class _BoundSlot:
         """Terminate the process if it runs."""
         if self.job is not None:
             self.job.stop()
+
+
+def _has_ortools() -> bool:
+    """Whether ortools (the CP-SAT interval sub-model) can be imported."""
+    return importlib.util.find_spec("ortools") is not None
 
 
 def _max_bound(a: float | None, b: float | None) -> float | None:
@@ -293,6 +301,9 @@ class _Search:
         self.bound_source = "lagrangian" if bound is not None else None
         options.report(t0, best.objective, bound, "bound")
         self.sub_solver = sub_solver_name(options)
+        self.linear = linear_nodes(index)
+        self.auto_sub = self.params.sub_solver is None and _has_ortools()
+        self.sub_stats: dict[str, _Stats] = {}
         self.kinds = list(self.params.kinds)
         size = (self.params.size if self.params.size is not None
                 else float(min(INITIAL_SIZE, max(index.J, 1))))
@@ -391,10 +402,12 @@ class _Search:
             state.size = min(self.n_movable, state.size * GROW)
             return
         ts = time.perf_counter()
-        sub = build_subproblem(self.problem, self.index, state.best, hood.nodes, hood.free)
+        sub = build_subproblem(self.problem, self.index, state.best, hood.nodes, hood.free,
+                               hood.window)
         limit = min(self.sub_limit, max(0.1, self.deadline - time.perf_counter() - 0.05))
-        result = solve_subproblem(self.sub_solver, sub, limit,
-                                  int(self.rng.integers(2**31 - 1)), self.options.threads)
+        name = self._sub_solver_for(hood)
+        result = solve_subproblem(name, sub, limit, int(self.rng.integers(2**31 - 1)),
+                                  self.options.threads)
         st.tried += 1
         solved_optimal = result.status is Status.OPTIMAL
         gain = self._accept(hood, sub, result, whole and solved_optimal)
@@ -402,12 +415,26 @@ class _Search:
         if solved_optimal and not improved:
             state.seen.add(key)
         secs = time.perf_counter() - ts
-        log.debug("it %d %s: %d jobs %d nodes -> %s in %.2fs (sub limit %.2f, %s), %s",
-                  self.iterations, kind, hood.free.size, hood.nodes.size, result.status.value,
-                  secs, limit,
+        ss = self.sub_stats.setdefault(name, _Stats())
+        ss.tried += 1
+        ss.seconds += secs
+        if improved:
+            ss.improved += 1
+            ss.gain += float(gain or 0.0)
+        log.debug("it %d %s/%s: %d jobs %d nodes -> %s in %.2fs (sub limit %.2f, %s), %s",
+                  self.iterations, kind, name, hood.free.size, hood.nodes.size,
+                  result.status.value, secs, limit,
                   {k: result.info.get(k) for k in ("columns", "integers", "mip_nodes")},
                   "improved" if improved else "kept")
         self._adapt(st, secs, gain, solved_optimal, result.status)
+
+    def _sub_solver_for(self, hood: Neighbourhood) -> str:
+        """The CP-SAT interval sub-model when the sub-solver is automatic and every node of
+        the neighbourhood is linear (``docs/algorithms/lns.md`` §2: it beat HiGHS on such
+        neighbourhoods), else the configured sub-solver."""
+        if self.auto_sub and bool(self.linear[hood.nodes].all()):
+            return PACK_SOLVER
+        return self.sub_solver
 
     def _accept(self, hood: Neighbourhood, sub: SubProblem, result: Plan,
                 proves_whole: bool) -> float | None:
@@ -492,6 +519,8 @@ class _Search:
             "kinds": {k: {"tried": s.tried, "improved": s.improved, "gain": s.gain,
                           "seconds": s.seconds, "weight": s.weight}
                       for k, s in state.stats.items()},
+            "sub_solvers": {k: {"tried": s.tried, "improved": s.improved, "gain": s.gain,
+                                "seconds": s.seconds} for k, s in self.sub_stats.items()},
         }
         total = time.perf_counter() - self.t0
         plan.timings = {"build": self.t_start, "solve": total - self.t_start}
