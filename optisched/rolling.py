@@ -1,0 +1,710 @@
+"""The re-planner's rolling data: series by absolute slot, time-keyed inputs, fill policies.
+
+A :class:`~optisched.replan.Replanner` keeps every per-slot series it was given in
+a :class:`SeriesStore`, indexed by *absolute slot* ``a`` = slots since the start
+of the first problem (the *origin*). The problem of each update is a window
+``[a0, a1)`` of the store; new data (lists from ``now``, or values keyed by
+time) is written into the store, may reach past the current end (the horizon
+then extends) and never changes the past.
+
+This module also holds the two pieces of the roll that work on arrays only:
+:func:`carry_flows` (the previous plan's dispatch of a node kept across a roll,
+with :func:`top_up` for the terminal state of charge) and the incremental index
+updates :func:`append_jobs`, :func:`drop_jobs` and :func:`with_node_rows`, each
+equal to :func:`~optisched.index.compile_index` of the new problem (the tests
+compare them field by field): eligibility, windows and durations are still
+decided only by :mod:`optisched.index`, here applied to the new jobs or nodes
+alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeAlias
+
+import numpy as np
+import pandas as pd
+
+from optisched.arrays import BoolArray, FloatArray, IntArray
+from optisched.domain import Feeder, Job, Node, NodeSeries, Problem, Tariff
+from optisched.index import Index, compile_index
+
+__all__ = [
+    "FILL_POLICIES",
+    "NODE_KINDS",
+    "SERIES_KINDS",
+    "TARIFF_KINDS",
+    "SeriesInput",
+    "SeriesStore",
+    "append_jobs",
+    "aware",
+    "carry_flows",
+    "drop_jobs",
+    "parse_series",
+    "top_up",
+    "with_node_rows",
+]
+
+NODE_KINDS = ("pv", "headroom", "available")
+"""Per-node series: PV forecast [kW], import headroom [kW, inf = unlimited], availability."""
+TARIFF_KINDS = ("price", "export_price", "carbon")
+"""Per-tariff series: import and export price [money/kWh], carbon intensity [g/kWh]."""
+SERIES_KINDS = (*NODE_KINDS, *TARIFF_KINDS, "feeder_headroom")
+"""Every series kind the store holds (``feeder_headroom`` per feeder [kW])."""
+FILL_POLICIES = ("repeat_day", "last")
+"""Opt-in fill policies for slots past the data: the value 24 h earlier, or the last value."""
+
+TimeKeyed: TypeAlias = ("pd.Series[Any] | Mapping[datetime, Any] | Sequence[Any] "
+                        "| np.ndarray[Any, Any]")
+"""One series: values from ``now`` on (a list), or keyed by time (a Series or a mapping)."""
+SeriesInput: TypeAlias = "Mapping[str, TimeKeyed] | pd.DataFrame"
+"""Series of several ids: a mapping id -> series, or a DataFrame (columns = ids, index = times)."""
+
+_GRID_TOL = 1e-6
+"""Tolerance of "on the slot grid" [slots]."""
+_SOC_TOL = 1e-7
+"""Tolerance of carried state-of-charge bounds [kWh]."""
+_FLOW_TOL = 1e-9
+
+
+def aware(t: Any, what: str) -> datetime:
+    """``t`` as a timezone-aware :class:`datetime` (a datetime, pandas Timestamp or ISO string).
+
+    Raises
+    ------
+    ValueError
+        ``t`` is naive (no UTC offset) or not a time.
+    """
+    if isinstance(t, str):
+        try:
+            t = datetime.fromisoformat(t)
+        except ValueError:
+            raise ValueError(f"{what}={t!r} is not an ISO 8601 time, e.g. "
+                             "2026-06-01T08:00:00+00:00") from None
+    if isinstance(t, pd.Timestamp):
+        t = t.to_pydatetime()
+    if not isinstance(t, datetime):
+        raise ValueError(f"{what}={t!r} is not a time (give a timezone-aware datetime)")
+    if t.tzinfo is None or t.utcoffset() is None:
+        raise ValueError(f"{what}={t.isoformat()} is naive: give a timezone-aware time, e.g. "
+                         f"datetime(..., tzinfo=timezone.utc) or "
+                         f"{t.replace(microsecond=0).isoformat()}+00:00")
+    return t
+
+
+@dataclass
+class SeriesStore:
+    """Every per-slot series of the re-planner by absolute slot (``NaN`` = no data yet).
+
+    Parameters
+    ----------
+    origin : datetime
+        Start of absolute slot 0.
+    slot_minutes : int
+        Slot length [min].
+
+    Attributes
+    ----------
+    data : dict (kind, id) -> (L,) float
+        Series by kind (:data:`SERIES_KINDS`) and node id, tariff or feeder. A node
+        without an entry for a node kind takes the default (no PV, headroom
+        ``grid_kw``, always available); availability is stored as 1.0 / 0.0.
+    out : dict node_id -> (L,) bool
+        Slots a node is out (outages), on top of its availability data.
+    out_open : dict node_id -> int
+        Node out from this absolute slot on, until it returns (an outage without end).
+    """
+
+    origin: datetime
+    slot_minutes: int
+    data: dict[tuple[str, str], FloatArray] = dataclasses.field(default_factory=dict)
+    out: dict[str, BoolArray] = dataclasses.field(default_factory=dict)
+    out_open: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_problem(cls, problem: Problem) -> SeriesStore:
+        """The store of a problem's series (absolute slot 0 = its start).
+
+        A headroom entry None (the node's ``grid_kw``) is stored as ``grid_kw``.
+        """
+        hz = problem.horizon
+        st = cls(origin=hz.start, slot_minutes=hz.slot_minutes)
+        grid = {n.node_id: n.grid_kw for n in problem.nodes}
+        for nid, s in problem.node_series.items():
+            if s.pv_kw is not None:
+                st.data["pv", nid] = np.asarray(s.pv_kw, dtype=float)
+            if s.headroom_kw is not None:
+                st.data["headroom", nid] = np.array(
+                    [grid[nid] if v is None else v for v in s.headroom_kw], dtype=float)
+            if s.available is not None:
+                st.data["available", nid] = np.asarray(s.available, dtype=float)
+        for name, tf in problem.tariffs.items():
+            st.data["price", name] = np.asarray(tf.price, dtype=float)
+            st.data["export_price", name] = np.asarray(tf.export_price, dtype=float)
+            st.data["carbon", name] = np.asarray(tf.carbon_g_per_kwh, dtype=float)
+        for name, fd in problem.feeders.items():
+            st.data["feeder_headroom", name] = np.asarray(fd.headroom_kw, dtype=float)
+        return st
+
+    def copy(self) -> SeriesStore:
+        """A deep copy (an update writes into a copy and keeps it only when it succeeds)."""
+        return SeriesStore(self.origin, self.slot_minutes,
+                           {k: v.copy() for k, v in self.data.items()},
+                           {k: v.copy() for k, v in self.out.items()}, dict(self.out_open))
+
+    # ------------------------------------------------------------------ time
+    def position(self, t: datetime) -> float:
+        """Position of ``t`` in slots from the origin (fractional off the grid)."""
+        return (t - self.origin).total_seconds() / (60.0 * self.slot_minutes)
+
+    def time_of(self, a: int) -> datetime:
+        """Start of absolute slot ``a``."""
+        return self.origin + timedelta(minutes=self.slot_minutes * a)
+
+    @property
+    def slots_per_day(self) -> int:
+        """Slots in 24 h."""
+        return 1440 // self.slot_minutes
+
+    # ------------------------------------------------------------------ writing
+    def ensure(self, end: int) -> None:
+        """Grow every series (and outage mask) to at least ``end`` slots (new slots NaN)."""
+        for key, arr in self.data.items():
+            if arr.size < end:
+                self.data[key] = np.concatenate([arr, np.full(end - arr.size, np.nan)])
+        for nid, m in self.out.items():
+            if m.size < end:
+                self.out[nid] = np.concatenate([m, np.zeros(end - m.size, dtype=bool)])
+
+    def write(self, kind: str, key: str, slots: IntArray, values: FloatArray) -> None:
+        """Set ``values`` (NaN = keep) at absolute ``slots`` of series ``(kind, key)``.
+
+        A node series that did not exist starts from its default (PV 0, availability
+        1; headroom has no default here: the caller passes the node's ``grid_kw``
+        through :meth:`start_series`).
+        """
+        if slots.size == 0:
+            return
+        arr = self.data[kind, key]
+        end = int(slots.max()) + 1
+        if arr.size < end:
+            self.ensure(end)
+            arr = self.data[kind, key]
+        good = ~np.isnan(values)
+        arr[slots[good]] = values[good]
+
+    def start_series(self, kind: str, key: str, default: float, length: int) -> None:
+        """Create series ``(kind, key)`` filled with ``default`` over ``length`` slots."""
+        if (kind, key) not in self.data:
+            size = max([length, *(a.size for a in self.data.values())])
+            arr = np.full(size, np.nan)
+            arr[:length] = default
+            self.data[kind, key] = arr
+
+    def set_outage(self, nid: str, a: int, b: int | None) -> None:
+        """Node ``nid`` out over absolute slots ``[a, b)`` (``b`` None: until it returns)."""
+        size = max([b or a, a, *(x.size for x in self.data.values()), *(
+            x.size for x in self.out.values())])
+        m = self.out.get(nid)
+        if m is None:
+            m = np.zeros(size, dtype=bool)
+        elif m.size < size:
+            m = np.concatenate([m, np.zeros(size - m.size, dtype=bool)])
+        if b is None:
+            self.out_open[nid] = a if nid not in self.out_open else min(a, self.out_open[nid])
+            m[a:] = True
+        else:
+            m[a:b] = True
+        self.out[nid] = m
+
+    def clear_outage(self, nid: str, a: int) -> None:
+        """Node ``nid`` back in service from absolute slot ``a``."""
+        self.out_open.pop(nid, None)
+        if nid in self.out:
+            self.out[nid][a:] = False
+
+    # ------------------------------------------------------------------ filling
+    def missing(self, a: int, b: int) -> list[tuple[str, str, int, int]]:
+        """Series without data somewhere in ``[a, b)``: ``(kind, key, first slot, count)``."""
+        out = []
+        for (kind, key), arr in self.data.items():
+            seg = arr[a:b] if arr.size >= b else np.concatenate(
+                [arr[a:], np.full(b - max(a, arr.size), np.nan)])
+            bad = np.isnan(seg)
+            if bad.any():
+                out.append((kind, key, a + int(np.argmax(bad)), int(bad.sum())))
+        return out
+
+    def fill(self, a: int, b: int, policy: Mapping[str, str]) -> None:
+        """Fill the NaN slots of ``[a, b)`` by each kind's policy (kinds without one stay NaN).
+
+        ``repeat_day``: the value of the same slot 24 h earlier (itself filled first
+        when missing); ``last``: the last value before the gap.
+        """
+        self.ensure(b)
+        day = self.slots_per_day
+        for (kind, _key), arr in self.data.items():
+            rule = policy.get(kind)
+            if rule is None:
+                continue
+            for t in np.nonzero(np.isnan(arr[a:b]))[0] + a:
+                if rule == "repeat_day":
+                    if t - day >= 0:
+                        arr[t] = arr[t - day]
+                elif t > 0:
+                    arr[t] = arr[t - 1]
+
+    # ------------------------------------------------------------------ reading
+    def window(self, kind: str, key: str, a: int, b: int) -> FloatArray:
+        """Series ``(kind, key)`` over ``[a, b)`` (a copy; NaN where no data)."""
+        arr = self.data[kind, key]
+        if arr.size >= b:
+            return arr[a:b].copy()
+        return np.concatenate([arr[a:], np.full(b - max(a, arr.size), np.nan)])
+
+    def availability(self, nid: str, a: int, b: int) -> BoolArray | None:
+        """Availability of ``nid`` over ``[a, b)`` with outages applied (None: always)."""
+        av: BoolArray | None = None
+        if ("available", nid) in self.data:
+            av = self.window("available", nid, a, b) > 0.5
+        m = self.out.get(nid)
+        opened = self.out_open.get(nid)
+        if m is None and opened is None:
+            return av
+        out = np.zeros(b - a, dtype=bool)
+        if m is not None:
+            seg = m[a:b]
+            out[:seg.size] = seg
+        if opened is not None:
+            out[max(0, opened - a):] = True
+        if not out.any():
+            return av
+        base = av if av is not None else np.ones(b - a, dtype=bool)
+        return np.asarray(base & ~out)
+
+    def problem_parts(self, problem: Problem, a: int, b: int
+                      ) -> tuple[dict[str, NodeSeries], dict[str, Tariff], dict[str, Feeder]]:
+        """Node series, tariffs and feeders of window ``[a, b)`` (no NaN left: fill first).
+
+        Built without validation (``model_construct``): every value was checked when
+        it was written (:func:`parse_series`).
+        """
+        series: dict[str, NodeSeries] = {}
+        for node in problem.nodes:
+            nid = node.node_id
+            pv = self.window("pv", nid, a, b).tolist() if ("pv", nid) in self.data else None
+            hr = (self.window("headroom", nid, a, b).tolist() if ("headroom", nid) in self.data
+                  else None)
+            av = self.availability(nid, a, b)
+            if pv is not None or hr is not None or av is not None:
+                series[nid] = NodeSeries.model_construct(
+                    pv_kw=pv, headroom_kw=hr, available=None if av is None else av.tolist())
+        tariffs = {name: Tariff.model_construct(
+            price=self.window("price", name, a, b).tolist(),
+            export_price=self.window("export_price", name, a, b).tolist(),
+            carbon_g_per_kwh=self.window("carbon", name, a, b).tolist())
+            for name in problem.tariffs}
+        feeders = {name: Feeder.model_construct(
+            headroom_kw=self.window("feeder_headroom", name, a, b).tolist())
+            for name in problem.feeders}
+        return series, tariffs, feeders
+
+
+# ---------------------------------------------------------------------- inputs
+
+_RULES: dict[str, tuple[float | None, bool, str]] = {
+    # kind: lower bound, inf allowed, text
+    "pv": (0.0, False, "a finite number >= 0 [kW]"),
+    "headroom": (0.0, True, "a number >= 0 [kW] (inf = unlimited)"),
+    "available": (None, False, "true/false (1/0)"),
+    "price": (None, False, "a finite number [money/kWh]"),
+    "export_price": (None, False, "a finite number [money/kWh]"),
+    "carbon": (0.0, False, "a finite number >= 0 [g/kWh]"),
+    "feeder_headroom": (0.0, True, "a number >= 0 [kW] (inf = unlimited)"),
+}
+
+
+def _values(kind: str, key: str, raw: Sequence[Any], times: Sequence[datetime]) -> FloatArray:
+    """``raw`` as floats (None / NaN = keep), each checked against the rule of ``kind``."""
+    lo, inf_ok, text = _RULES[kind]
+    out = np.full(len(raw), np.nan)
+    for i, v in enumerate(raw):
+        if v is None:
+            continue
+        if kind == "available":
+            if isinstance(v, bool | np.bool_) or v in (0, 1):
+                out[i] = float(bool(v))
+                continue
+            if isinstance(v, float) and math.isnan(v):
+                continue
+            raise ValueError(f"available for {key!r} at {times[i].isoformat()}: {v!r} must be "
+                             f"{text}")
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"{kind} for {key!r} at {times[i].isoformat()}: {v!r} is not a "
+                             f"number; must be {text}") from None
+        if math.isnan(x):
+            continue
+        if (math.isinf(x) and not (inf_ok and x > 0)) or (lo is not None and x < lo):
+            raise ValueError(f"{kind} for {key!r} at {times[i].isoformat()}: {v!r} must be "
+                             f"{text}")
+        out[i] = x
+    return out
+
+
+def parse_series(kind: str, data: SeriesInput | None, known: Iterable[str], store: SeriesStore,
+                 a_now: int, a_end: int) -> dict[str, tuple[IntArray, FloatArray]]:
+    """New values of one kind as ``id -> (absolute slots, values)``, checked.
+
+    Parameters
+    ----------
+    kind : str
+        One of :data:`SERIES_KINDS`.
+    data : mapping id -> series, DataFrame, or None
+        A series is a list / array of values for the slots from ``now`` on (at least
+        up to the current end ``a_end``; more values extend the horizon), or values
+        keyed by time: a pandas Series with a timezone-aware DatetimeIndex or a
+        mapping ``datetime -> value``; a DataFrame has one column per id. None or
+        NaN keeps the current value. Times must lie on the slot grid; values for
+        slots before ``now`` are ignored (the past is settled).
+    known : iterable of str
+        The ids this kind may name (node ids, tariffs or feeders).
+    store : SeriesStore
+        Gives the origin and slot length.
+    a_now, a_end : int
+        Absolute slot of ``now`` and end of the current horizon.
+
+    Raises
+    ------
+    ValueError
+        Unknown id, naive or off-grid time, too few values, or a value out of range.
+    """
+    if data is None:
+        return {}
+    items: Iterable[tuple[Any, Any]]
+    if isinstance(data, pd.DataFrame):
+        items = ((c, data[c]) for c in data.columns)
+    else:
+        items = data.items()
+    ids = set(known)
+    what = {"price": "tariff", "export_price": "tariff", "carbon": "tariff",
+            "feeder_headroom": "feeder"}.get(kind, "node_id")
+    out: dict[str, tuple[IntArray, FloatArray]] = {}
+    for key, seq in items:
+        key = str(key)
+        if key not in ids:
+            raise ValueError(f"{kind}: unknown {what} {key!r}")
+        if isinstance(seq, pd.Series) or isinstance(seq, Mapping):
+            times, raw = _keyed(kind, key, seq)
+            pos = np.array([store.position(t) for t in times], dtype=float)
+            slots = np.rint(pos).astype(np.int64)
+            off = np.nonzero(np.abs(pos - slots) > _GRID_TOL)[0]
+            if off.size:
+                raise ValueError(f"{kind} for {key!r}: time {times[off[0]].isoformat()} is not "
+                                 f"on the slot grid ({store.slot_minutes}-minute slots from "
+                                 f"{store.origin.isoformat()})")
+        else:
+            raw = list(seq)
+            need = a_end - a_now
+            if len(raw) < need:
+                raise ValueError(f"{kind} for {key!r} has {len(raw)} values; the horizon from "
+                                 f"now ({store.time_of(a_now).isoformat()}) has {need} slots "
+                                 "(give at least that many: more extend the horizon; or key "
+                                 "the values by time)")
+            slots = a_now + np.arange(len(raw), dtype=np.int64)
+            times = [store.time_of(int(a)) for a in slots]
+        vals = _values(kind, key, raw, times)
+        keep = slots >= a_now
+        out[key] = (slots[keep], vals[keep])
+    return out
+
+
+def _keyed(kind: str, key: str, seq: pd.Series | Mapping[Any, Any]
+           ) -> tuple[list[datetime], list[Any]]:
+    """Times (aware) and values of a time-keyed series."""
+    if isinstance(seq, pd.Series):
+        idx = seq.index
+        if not isinstance(idx, pd.DatetimeIndex):
+            try:
+                idx = pd.DatetimeIndex(idx)
+            except (TypeError, ValueError):
+                raise ValueError(f"{kind} for {key!r}: a Series needs a DatetimeIndex") from None
+        if idx.tz is None:
+            raise ValueError(f"{kind} for {key!r}: the Series index is naive: give it a "
+                             "timezone (e.g. series.tz_localize('UTC'))")
+        times = [t.to_pydatetime() for t in idx]
+        return times, [None if pd.isna(v) else v for v in seq.tolist()]
+    times = [aware(t, f"{kind} for {key!r}: time") for t in seq]
+    return times, list(seq.values())
+
+
+# ---------------------------------------------------------------------- carrying the dispatch
+
+
+@dataclass
+class NodeFlows:
+    """Flows of one node over a horizon (each ``(T,)``), battery parameters and limits.
+
+    The mutable working copy of :func:`carry_flows` and :func:`top_up`.
+    """
+
+    load: FloatArray
+    pv: FloatArray
+    headroom: FloatArray
+    import_cost: FloatArray
+    export_price: FloatArray
+    pv_used: FloatArray
+    grid_import: FloatArray
+    grid_export: FloatArray
+    charge: FloatArray
+    discharge: FloatArray
+    soc: FloatArray
+
+
+def carry_flows(index: Index, n: int, old: Mapping[str, FloatArray], load: FloatArray
+                ) -> dict[str, FloatArray] | None:
+    """The previous plan's dispatch of node ``n``, carried into the new horizon, or None.
+
+    Parameters
+    ----------
+    index : Index
+        The new problem's index.
+    n : int
+        Node position.
+    old : mapping name -> (T_ov,) float
+        The previous flows (``pv_used``, ``grid_import``, ``grid_export``, ``charge``,
+        ``discharge``) over the first ``T_ov <= T`` slots of the new horizon (the
+        node's data unchanged there).
+    load : (T,) float
+        The node's load in the new plan; equal to the previous load over ``T_ov``.
+
+    Returns
+    -------
+    dict or None
+        The flows over ``T`` slots (``soc`` recomputed from the new ``soc_init``):
+        the carried ones, the battery idle in the slots past ``T_ov`` (PV first, the
+        grid for the rest, paid surplus exported), and the state of charge topped
+        up to the terminal rule (:func:`top_up`). None when they break a bound
+        (headroom in a new slot, soc limits) or the top-up cannot reach the
+        terminal state: the node is then dispatched again.
+    """
+    T = index.T
+    T_ov = old["pv_used"].size
+    pv, head = index.pv[n], index.headroom[n]
+    f = NodeFlows(load=load, pv=pv, headroom=head, import_cost=index.import_cost[n],
+                  export_price=index.export_price[n],
+                  pv_used=np.zeros(T), grid_import=np.zeros(T), grid_export=np.zeros(T),
+                  charge=np.zeros(T), discharge=np.zeros(T), soc=np.zeros(T))
+    for name in ("pv_used", "grid_import", "grid_export", "charge", "discharge"):
+        getattr(f, name)[:T_ov] = old[name]
+    if T_ov < T:  # new slots: battery idle
+        L, P = load[T_ov:], pv[T_ov:]
+        used = np.minimum(P, L)
+        imp = L - used
+        if (imp > head[T_ov:] + 1e-7).any():
+            return None
+        exp = np.where(f.export_price[T_ov:] > 0,
+                       np.minimum(P - used, index.export_kw[n]), 0.0)
+        f.pv_used[T_ov:] = used + exp
+        f.grid_import[T_ov:] = imp
+        f.grid_export[T_ov:] = exp
+    _soc(index, n, f)
+    lo, hi = index.soc_min[n], index.soc_max[n]
+    if index.battery_kwh[n] > 0 and ((f.soc < lo - _SOC_TOL).any()
+                                     or (f.soc > hi + _SOC_TOL).any()):
+        return None
+    if index.terminal_initial and index.battery_kwh[n] > 0:
+        short = float(index.soc_init[n] - f.soc[-1])
+        if short > _SOC_TOL and not top_up(index, n, f, short):
+            return None
+    return {"pv_used": f.pv_used, "grid_import": f.grid_import, "grid_export": f.grid_export,
+            "charge": f.charge, "discharge": f.discharge, "soc": f.soc}
+
+
+def _soc(index: Index, n: int, f: NodeFlows) -> None:
+    """Recompute ``f.soc`` from ``soc_init`` and the battery flows (SPEC §2.6 dynamics)."""
+    dt = index.dt
+    step = dt * (index.eff_charge[n] * f.charge - f.discharge / index.eff_discharge[n])
+    f.soc[:] = index.soc_init[n] + np.cumsum(step)
+
+
+def top_up(index: Index, n: int, f: NodeFlows, short: float) -> bool:
+    """Raise the final state of charge of node ``n`` by ``short`` kWh at the least cost, in place.
+
+    The cheapest raises first, each limited by the soc ceiling of every later slot:
+    discharging less at slot ``t`` (the load then served by spare PV, exported PV
+    or the grid within headroom) raises the charge by ``Δ/eff_d`` per kW, charging
+    more (only where the battery does not discharge) by ``Δ·eff_c`` per kW. Cost
+    per kWh raised: ``(q − degradation)·eff_d`` and ``q / eff_c`` for a source of
+    price ``q`` (0 for PV that would be curtailed, the export price for PV that
+    would be exported, the import cost for the grid; a node with a demand charge
+    imports no more than its current peak).
+
+    Returns
+    -------
+    bool
+        Whether the full ``short`` was raised (``f`` is then feasible again).
+    """
+    dt = index.dt
+    ec, ed = float(index.eff_charge[n]), float(index.eff_discharge[n])
+    deg = float(index.degradation[n])
+    C = float(index.charge_kw[n])
+    hi = float(index.soc_max[n])
+    peak = float(f.grid_import.max(initial=0.0))
+    dc = float(index.demand_charge[n]) > 0
+    T = f.soc.size
+
+    def spare(t: int) -> list[tuple[float, str, float]]:
+        """Sources of extra supply at slot ``t``: (price, name, kW)."""
+        src = [(0.0, "pv", max(0.0, float(f.pv[t] - f.pv_used[t]))),
+               (float(f.export_price[t]), "export", float(f.grid_export[t]))]
+        lim = float(f.headroom[t])
+        if dc:
+            lim = min(lim, peak)
+        src.append((float(f.import_cost[t]), "import", max(0.0, lim - float(f.grid_import[t]))))
+        return [s for s in src if s[2] > _FLOW_TOL]
+
+    # candidate raises: (cost per kWh raised, slot, mode, source price, source, kW of source)
+    cands = []
+    for t in range(T):
+        for q, name, _kw in spare(t):
+            if f.discharge[t] > _FLOW_TOL:
+                cands.append(((q - deg) * ed, t, "d", name))
+            cands.append((q / ec, t, "c", name))
+    cands.sort(key=lambda c: (c[0], -c[1]))
+    left = short
+    for _cost, t, mode, name in cands:
+        if left <= _SOC_TOL:
+            break
+        room = hi - float(f.soc[t:].max())
+        if room <= _SOC_TOL:
+            continue
+        avail = {s[1]: s[2] for s in spare(t)}.get(name, 0.0)
+        if avail <= _FLOW_TOL:
+            continue
+        if mode == "d":
+            per_kw = dt / ed
+            kw = min(float(f.discharge[t]), avail, min(left, room) / per_kw)
+            if kw <= _FLOW_TOL:
+                continue
+            f.discharge[t] -= kw
+        else:
+            if f.discharge[t] > _FLOW_TOL:
+                continue
+            per_kw = dt * ec
+            kw = min(C - float(f.charge[t]), avail, min(left, room) / per_kw)
+            if kw <= _FLOW_TOL:
+                continue
+            f.charge[t] += kw
+        if name == "pv":
+            f.pv_used[t] += kw
+        elif name == "export":
+            f.grid_export[t] -= kw
+        else:
+            f.grid_import[t] += kw
+        raise_kwh = kw * per_kw
+        f.soc[t:] += raise_kwh
+        left -= raise_kwh
+    _soc(index, n, f)
+    return bool(float(index.soc_init[n] - f.soc[-1]) <= _SOC_TOL
+                and (f.soc <= hi + _SOC_TOL).all())
+
+
+# ---------------------------------------------------------------------- incremental index
+
+_JOB_FIELDS = ("usage", "job_power", "release", "deadline", "hard_deadline", "tardiness_rate",
+               "drop_penalty", "pinned_node", "pinned_start", "latency_ms", "duration_min",
+               "latency_slo", "latency_rate")
+"""Index fields with one row per job."""
+_OPT_FIELDS = ("opt_node", "opt_dur", "opt_power", "opt_latency_cost", "opt_earliest",
+               "opt_latest")
+"""Option fields other than ``opt_job`` (rows follow their job)."""
+_NODE_ROWS = ("pv", "headroom", "price", "export_price", "carbon", "import_cost")
+"""Node × slot data fields that do not decide eligibility."""
+
+
+def _jobs_only(problem: Problem, jobs: list[Job]) -> Problem:
+    """``problem`` with ``jobs`` and only what eligibility reads (nodes, availability, latency).
+
+    Unvalidated (``model_construct``); only for :func:`compile_index` of the jobs' rows.
+    """
+    series = {nid: NodeSeries.model_construct(pv_kw=None, headroom_kw=None, available=s.available)
+              for nid, s in problem.node_series.items() if s.available is not None}
+    return Problem.model_construct(scenario=problem.scenario, nodes=problem.nodes, jobs=jobs,
+                                   node_series=series, tariffs={}, feeders={},
+                                   latency_ms=problem.latency_ms, regions=problem.regions)
+
+
+def append_jobs(index: Index, problem: Problem, new: list[Job]) -> Index | None:
+    """The index of ``problem`` (= the indexed problem + ``new`` jobs at the end), or None.
+
+    The new jobs' rows come from :func:`compile_index` of the new jobs alone; None
+    when they bring a resource the index does not know (compile the whole problem).
+    """
+    if not new:
+        return index
+    part = compile_index(_jobs_only(problem, new))
+    if part.resources != index.resources:
+        return None
+    J0, O0 = index.J, index.opt_job.size
+    upd: dict[str, Any] = {f: np.concatenate([getattr(index, f), getattr(part, f)])
+                           for f in (*_JOB_FIELDS, *_OPT_FIELDS)}
+    upd["opt_job"] = np.concatenate([index.opt_job, part.opt_job + J0])
+    upd["opt_job_ptr"] = np.concatenate([index.opt_job_ptr[:-1], part.opt_job_ptr + O0])
+    upd["job_ids"] = [*index.job_ids, *part.job_ids]
+    upd["job_pos"] = {j: i for i, j in enumerate(upd["job_ids"])}
+    return dataclasses.replace(index, **upd)
+
+
+def drop_jobs(index: Index, keep: BoolArray, problem: Problem) -> Index | None:
+    """The index without the jobs where ``keep`` is False, or None.
+
+    None when a removed job alone uses a resource no node has (the compiled index
+    would no longer list it): compile the whole problem then.
+    """
+    if keep.all():
+        return index
+    node_res = {r for n in problem.nodes for r in n.resources} | {"gpus"}
+    left_res = node_res | {r for j in problem.jobs for r in j.resources}
+    if any(r not in left_res for r in index.resources):
+        return None
+    upd: dict[str, Any] = {f: getattr(index, f)[keep] for f in _JOB_FIELDS}
+    okeep = keep[index.opt_job]
+    for f in _OPT_FIELDS:
+        upd[f] = getattr(index, f)[okeep]
+    newpos = np.cumsum(keep) - 1
+    upd["opt_job"] = newpos[index.opt_job[okeep]].astype(np.int64)
+    counts = np.bincount(upd["opt_job"], minlength=int(keep.sum()))
+    upd["opt_job_ptr"] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    upd["job_ids"] = [j for j, k in zip(index.job_ids, keep, strict=True) if k]
+    upd["job_pos"] = {j: i for i, j in enumerate(upd["job_ids"])}
+    return dataclasses.replace(index, **upd)
+
+
+def with_node_rows(index: Index, problem: Problem, rows: IntArray) -> Index:
+    """The index with the data rows (PV, headroom, prices, carbon) of nodes ``rows`` and the
+    feeder headroom taken from ``problem`` (availability and every job field unchanged).
+
+    The rows come from :func:`compile_index` of those nodes alone, without jobs.
+    """
+    if rows.size == 0 and not problem.feeders:
+        return index
+    nodes: list[Node] = [problem.nodes[int(i)] for i in rows]
+    sub = Problem.model_construct(
+        scenario=problem.scenario, nodes=nodes, jobs=[],
+        node_series={n.node_id: problem.node_series[n.node_id] for n in nodes
+                     if n.node_id in problem.node_series},
+        tariffs=problem.tariffs, feeders=problem.feeders, latency_ms={}, regions={})
+    part = compile_index(sub)
+    upd: dict[str, Any] = {}
+    for f in _NODE_ROWS:
+        arr = getattr(index, f).copy()
+        arr[rows] = getattr(part, f)
+        upd[f] = arr
+    upd["feeder_headroom"] = part.feeder_headroom
+    return dataclasses.replace(index, **upd)
