@@ -273,8 +273,10 @@ def _carried_jobs(problem: Problem, plan: Plan, index: Index, change: _Change, k
                 jobs.append(job.model_copy(update={"pinned_node": None, "pinned_start": None,
                                                    "release": change.now}))
                 continue
-            if not job.pinned:
-                roll.started.add(job.job_id)
+            if job.pinned_node == nid:
+                jobs.append(job)  # pinned by an earlier update (or by the caller)
+                continue
+            roll.started.add(job.job_id)
             jobs.append(job.model_copy(update={"pinned_node": nid,
                                                "pinned_start": hz.time_of(s)}))
         else:
@@ -951,13 +953,13 @@ class Replanner:
         Pinned jobs that break availability or capacity (:func:`~optisched.precheck.precheck`)
         reject an arrival that is pinned, if any.
         """
-        why = precheck(problem, index)
-        if why is not None:
-            pinned_new = [j for j, job in enumerate(problem.jobs)
-                          if job.job_id in roll.new_ids and job.pinned]
-            return Plan.empty(problem, self.solver, Status.INFEASIBLE, why), (
-                pinned_new[0] if pinned_new else None)
+        pinned_new = [j for j, job in enumerate(problem.jobs)
+                      if job.job_id in roll.new_ids and job.pinned]
         if self.solver != "greedy":
+            why = precheck(problem, index)
+            if why is not None:
+                return Plan.empty(problem, self.solver, Status.INFEASIBLE, why), (
+                    pinned_new[0] if pinned_new else None)
             plan = solve(problem, self.solver, time_limit=self.time_limit, seed=self.seed)
             if plan.status.has_plan and plan.flows is not None:
                 ok = self._checked(problem, index, plan)
@@ -967,6 +969,8 @@ class Replanner:
                      plan.message)
         t0 = time.perf_counter()
         plan, search, checked = self._greedy(problem, index, roll, prev)
+        if plan.status is Status.INFEASIBLE:  # proven by precheck: pinned jobs clash
+            return plan, pinned_new[0] if pinned_new else None
         if not plan.status.has_plan:
             return plan, self._culprit(index, search, roll)
         ok = self._checked(problem, index, plan)
@@ -1096,20 +1100,15 @@ class Replanner:
             # coupled feeder groups are dispatched together: keep them only unrolled
             on_feeder = index.feeder_of >= 0
             lp &= ~on_feeder | (k == 0 and T_ov == T)
-        for n in np.nonzero(lp & ~changed)[0].tolist():
-            same_load = np.allclose(st.load[n, :T_ov], of.load[n, k:k + T_ov], rtol=0.0,
-                                    atol=1e-9) and (st.on[n, :T_ov] == of.on[n, k:k + T_ov]).all()
-            if not same_load:
-                continue
-            old = {name: getattr(of, name)[n, k:k + T_ov] for name in
-                   ("pv_used", "grid_import", "grid_export", "charge", "discharge")}
-            got = carry_flows(index, n, old, st.load[n])
-            if got is None:
-                continue
-            for name, arr in got.items():
-                getattr(prev, name)[n] = arr
-            prev.load[n] = st.load[n]
-            prev.on[n] = st.on[n]
+        same = lp & ~changed
+        if T_ov:
+            same &= (np.abs(st.load[:, :T_ov] - of.load[:, k:k + T_ov]) <= 1e-9).all(axis=1)
+            same &= (st.on[:, :T_ov] == of.on[:, k:k + T_ov]).all(axis=1)
+        rows, got = carry_flows(index, np.nonzero(same)[0], of, k, st.load)
+        for name, arr in got.items():
+            getattr(prev, name)[rows] = arr
+        prev.load[rows] = st.load[rows]
+        prev.on[rows] = st.on[rows]
         return prev
 
     # ------------------------------------------------------------------ records
@@ -1120,20 +1119,45 @@ class Replanner:
         For the first plan (``change`` None): the jobs left out (dropped or rejected).
         """
         new = roll.problem
-        before: dict[str, tuple[str, datetime]] = {}
-        if old_plan is not None and old_plan.status.has_plan:
-            hz_old = old.horizon
-            for j, job in enumerate(old.jobs):
-                n = int(old_plan.node[j])
-                if n >= 0:
-                    before[job.job_id] = (old_plan.node_ids[n],
-                                          hz_old.time_of(int(old_plan.start[j])))
-        hz_new = new.horizon
-        after: dict[str, tuple[str, datetime] | None] = {}
-        for j, job in enumerate(new.jobs):
+        when = self._store.time_of
+        a_old = self.offset
+        a_new = change.a_now if change is not None else 0
+        old_pos = {j.job_id: i for i, j in enumerate(old.jobs)}
+        has_old = old_plan is not None and old_plan.status.has_plan
+        o_node = old_plan.node if has_old and old_plan is not None else np.full(len(old.jobs), -1)
+        o_abs = (old_plan.start + a_old) if has_old and old_plan is not None else np.zeros(
+            len(old.jobs), dtype=np.int64)
+        node_ids = plan.node_ids
+
+        def before_of(jid: str) -> tuple[str, datetime] | None:
+            i = old_pos.get(jid)
+            if i is None or o_node[i] < 0:
+                return None
+            return node_ids[int(o_node[i])], when(int(o_abs[i]))
+
+        def after_of(j: int) -> tuple[str, datetime] | None:
             n = int(plan.node[j])
-            after[job.job_id] = ((plan.node_ids[n], hz_new.time_of(int(plan.start[j])))
-                                 if n >= 0 else None)
+            return (node_ids[n], when(int(plan.start[j]) + a_new)) if n >= 0 else None
+
+        # jobs of the new problem whose (node, absolute start) differ from the plan in force
+        idx = np.array([old_pos.get(j.job_id, -1) for j in new.jobs], dtype=np.int64)
+        known = idx >= 0
+        oi = np.maximum(idx, 0)
+        n_abs = plan.start + a_new
+        moved = ~known | (o_node[oi] != plan.node) | ((plan.node >= 0) & (o_abs[oi] != n_abs))
+        look = set(np.nonzero(moved)[0].tolist())
+        before = {jid: b for jid in {*roll.started, *roll.restarted, *roll.rejected}
+                  if (b := before_of(jid)) is not None}
+        after = {new.jobs[j].job_id: after_of(j) for j in look}
+        new_pos = {jb.job_id: j for j, jb in enumerate(new.jobs)}
+        for jid in roll.restarted:
+            if jid in new_pos and jid not in after:
+                after[jid] = after_of(new_pos[jid])
+        for j in look:
+            jid = new.jobs[j].job_id
+            b = before_of(jid)
+            if b is not None:
+                before[jid] = b
         checked = set(plan.info.get("checked_jobs", []))
         records: list[JobChange] = []
         done = {ev[0].job_id for ev in roll.events if ev[1] == "done"}
@@ -1150,7 +1174,8 @@ class Replanner:
             records.append(JobChange(jid, "restarted", why + where, b[0] if b else None,
                                      b[1] if b else None, a[0] if a else None,
                                      a[1] if a else None))
-        for job in new.jobs:
+        for j in sorted(look):
+            job = new.jobs[j]
             jid = job.job_id
             if job.pinned or jid in roll.restarted:
                 continue
