@@ -1,7 +1,9 @@
 """Command-line interface: ``optisched validate | plan | evaluate | replan | solvers``.
 
-Exit codes: 0 ok, 1 bad input (every error named by file, row, column, value),
-2 infeasible or no solution, 3 internal error. Never a traceback for a user error.
+Exit codes: 0 ok; 1 bad input (every error named by file, row, column, value) or
+usage (an unknown flag, a missing or invalid option value, an output directory
+that cannot be written); 2 infeasible or no solution; 3 internal error;
+130 interrupted. Never a traceback for a user error.
 """
 
 from __future__ import annotations
@@ -16,16 +18,50 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
-from optisched.errors import BundleError
+from optisched.errors import BundleError, OutputError
 from optisched.evaluate import evaluate
 from optisched.io import read_bundle
-from optisched.plan import COST_TERMS, Plan, Status, read_plan, write_plan
+from optisched.plan import COST_TERMS, Plan, Status, check_plan_dir, read_plan, write_plan
 
-EXIT_OK, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_OK, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+MAX_SEED = 2**31 - 1
+"""Largest ``--seed`` (every solver takes a 32-bit signed seed)."""
+
+
+def _usage_error_class() -> type[Exception]:
+    """click's ``UsageError`` as bundled with typer (vendored by newer typers)."""
+    for cls in typer.BadParameter.__mro__:
+        if cls.__name__ == "UsageError":
+            return cls
+    raise ImportError("typer.BadParameter does not derive from click's UsageError")
+
+
+_UsageError = _usage_error_class()
+
+
+class _Commands(TyperGroup):
+    """Usage errors exit 1 ("bad input or usage"), not click's 2, which here means infeasible."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except _UsageError as exc:
+            exc.exit_code = EXIT_INPUT  # type: ignore[attr-defined]
+            raise
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _UsageError as exc:
+            exc.exit_code = EXIT_INPUT  # type: ignore[attr-defined]
+            raise
+
 
 app = typer.Typer(
     name="optisched",
@@ -33,6 +69,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_Commands,
 )
 out = Console()
 err = Console(stderr=True)
@@ -51,25 +88,94 @@ def _guard(fn: F) -> F:
             err.print(f"[bold red]invalid input[/] ({exc.total} error"
                       f"{'s' if exc.total != 1 else ''}):")
             for e in exc.errors:
-                err.print(f"  {e}", markup=False, highlight=False)
+                _line(f"  {e}")
             if exc.total > len(exc.errors):
-                err.print(f"  ... and {exc.total - len(exc.errors)} more")
+                _line(f"  ... and {exc.total - len(exc.errors)} more")
             raise typer.Exit(EXIT_INPUT) from None
-        except (ValueError, FileExistsError, FileNotFoundError, NotADirectoryError) as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        except ValidationError as exc:
+            err.print(f"[bold red]invalid input[/] ({exc.title}):")
+            for detail in exc.errors():
+                where = ".".join(str(x) for x in detail["loc"])
+                _line(f"  {where + ': ' if where else ''}"
+                      f"{str(detail['msg']).removeprefix('Value error, ')}")
+            raise typer.Exit(EXIT_INPUT) from None
+        except (ValueError, OutputError, FileExistsError, FileNotFoundError,
+                NotADirectoryError) as exc:
+            err.print("[bold red]error:[/] ", end="")
+            _line(str(exc))
             raise typer.Exit(EXIT_INPUT) from None
         except typer.Exit:
             raise
         except KeyboardInterrupt:
             err.print("interrupted")
-            raise typer.Exit(130) from None
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except OSError as exc:
+            if exc.filename is None:
+                raise _internal(exc) from None
+            err.print("[bold red]error:[/] ", end="")
+            _line(f"{exc.filename}: {exc.strerror or exc}")
+            raise typer.Exit(EXIT_INPUT) from None
         except Exception as exc:  # pragma: no cover - internal errors
-            logging.getLogger("optisched").debug("internal error", exc_info=True)
-            err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
-                      "(rerun with -v for details; please report it)", highlight=False)
-            raise typer.Exit(EXIT_INTERNAL) from None
+            raise _internal(exc) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _internal(exc: BaseException) -> typer.Exit:
+    logging.getLogger("optisched").debug("internal error", exc_info=exc)
+    err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
+              "(rerun with -v for details; please report it)", highlight=False)
+    return typer.Exit(EXIT_INTERNAL)
+
+
+def _line(text: str) -> None:
+    """One message line on stderr, not re-wrapped (so it stays one grep-able line)."""
+    err.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+# ----------------------------------------------------------------------------- option checks
+
+
+def _seconds(value: float | None) -> float | None:
+    """``--time-limit`` and the like: a finite number of seconds > 0."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"{value!r} is not valid; expected a finite number of "
+                                 "seconds > 0")
+    return value
+
+
+def _seconds_or_zero(value: float) -> float:
+    """``replan --time-limit``: finite and >= 0 (0 = repair only, no local search)."""
+    if not (math.isfinite(value) and value >= 0):
+        raise typer.BadParameter(f"{value!r} is not valid; expected a finite number of "
+                                 "seconds >= 0 (0: repair only)")
+    return value
+
+
+def _gap(value: float | None) -> float | None:
+    """``--mip-gap``: a relative gap in [0, 1)."""
+    if value is not None and not (0.0 <= value < 1.0):
+        raise typer.BadParameter(f"{value!r} is not valid; expected a relative gap in [0, 1)")
+    return value
+
+
+def _nonnegative(value: float) -> float:
+    """A finite number >= 0 (``--kill-slack``)."""
+    if not (math.isfinite(value) and value >= 0):
+        raise typer.BadParameter(f"{value!r} is not valid; expected a finite number >= 0")
+    return value
+
+
+def _positive(value: float) -> float:
+    """A finite number > 0 (``--kill-factor``)."""
+    if not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"{value!r} is not valid; expected a finite number > 0")
+    return value
+
+
+_SEED_HELP = f"Random seed, 0 … {MAX_SEED}."
+_THREADS_HELP = "Threads (>= 1; default: the solver's own)."
+_TIME_HELP = "Seconds (a finite number > 0)."
 
 
 @app.callback()
@@ -128,10 +234,13 @@ def plan(
     solver: Annotated[str | None, typer.Option("--solver", "-s",
                                                help="Solver name (see `optisched solvers`).")
                       ] = None,
-    time_limit: Annotated[float | None, typer.Option("--time-limit", help="Seconds.")] = None,
-    mip_gap: Annotated[float | None, typer.Option("--mip-gap", help="Relative gap.")] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    threads: Annotated[int | None, typer.Option("--threads")] = None,
+    time_limit: Annotated[float | None, typer.Option("--time-limit", help=_TIME_HELP,
+                                                     callback=_seconds)] = None,
+    mip_gap: Annotated[float | None, typer.Option("--mip-gap", help="Relative gap in [0, 1).",
+                                                  callback=_gap)] = None,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help=_SEED_HELP)] = 0,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help=_THREADS_HELP)
+                       ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
     pyomo_solver: Annotated[str | None, typer.Option(
         "--pyomo-solver", help="Pyomo solver for --solver pyomo (appsi_highs, cbc, glpk, "
@@ -155,6 +264,7 @@ def plan(
         given["pyomo_solver"] = pyomo_solver
     params = REGISTRY[name].parse_options(given)  # a bad option fails before the bundle is read
     problem = read_bundle(bundle)
+    check_plan_dir(out_dir)  # an output that cannot be written fails before the solve
     if quiet or as_json:
         result = solve(problem, name, time_limit=time_limit, mip_gap=mip_gap, seed=seed,
                        threads=threads, options=params)
@@ -225,7 +335,8 @@ def evaluate_cmd(
 @_guard
 def bound(
     bundle: Annotated[Path, typer.Argument(help="Input bundle directory.")],
-    time_limit: Annotated[float | None, typer.Option("--time-limit", help="Seconds.")] = None,
+    time_limit: Annotated[float | None, typer.Option("--time-limit", help=_TIME_HELP,
+                                                     callback=_seconds)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Lower bound on the optimal cost: the LP relaxation of the exact MILP."""
@@ -254,22 +365,57 @@ def report(
         "report.html"),
     png: Annotated[Path | None, typer.Option("--png", help="Also write the figures as PNG "
                                              "files into this directory.")] = None,
-    top: Annotated[int, typer.Option("--top", min=0,
-                                     help="Nodes shown individually (by cost).")] = 5,
+    top: Annotated[int, typer.Option("--top", min=0, help="Nodes shown individually in the "
+                                     "static figures (--static, --png).")] = 5,
+    compare: Annotated[Path | None, typer.Option(
+        "--compare", help="Another plan directory of the same bundle to compare with "
+        "(default: the baseline solver's plan, computed now).")] = None,
+    no_compare: Annotated[bool, typer.Option("--no-compare", help="No comparison section "
+                                             "(do not run the baseline).")] = False,
+    static: Annotated[bool, typer.Option("--static", help="Embedded PNG figures instead of "
+                                         "interactive plotly ones (small page, no "
+                                         "JavaScript figures).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q",
+                                        help="No progress on stderr.")] = False,
 ) -> None:
-    """Write a self-contained HTML report of a plan (figures embedded), optionally PNGs."""
-    from optisched.report import FIGURES, write_report
+    """Write a self-contained HTML report of a plan, compared with another plan or the baseline."""
+    from optisched.progress import StepProgress
+    from optisched.report import REPORT_STEPS, Comparison, write_report
+    from optisched.solvers import solve
 
-    problem = read_bundle(bundle)
-    p = read_plan(problem, plan_dir)
-    if p.flows is None:
-        err.print(f"plan {plan_dir} has status {p.status.value}: nothing to draw",
-                  highlight=False)
-        raise typer.Exit(EXIT_INFEASIBLE)
-    write_report(problem, p, out_file, png_dir=png, top=top)
+    if compare is not None and no_compare:
+        raise ValueError("--compare and --no-compare exclude each other")
+
+    def run(step: Callable[[str], None]) -> None:
+        step("read bundle and plan")
+        problem = read_bundle(bundle)
+        p = read_plan(problem, plan_dir)
+        if p.flows is None:
+            err.print(f"plan {plan_dir} has status {p.status.value}: nothing to draw",
+                      highlight=False)
+            raise typer.Exit(EXIT_INFEASIBLE)
+        other: Comparison | None = None
+        if compare is not None:
+            step("read comparison plan")
+            other = Comparison(read_plan(problem, compare), str(compare))
+        elif not no_compare:
+            step("baseline plan")
+            base = solve(problem, "baseline")
+            if base.flows is None:
+                err.print(f"baseline found no plan ({base.status.value}); no comparison",
+                          highlight=False)
+            else:
+                other = Comparison(base, "baseline")
+        write_report(problem, p, out_file, png_dir=png, top=top, compare=other,
+                     interactive=not static, progress=step)
+
+    if quiet:
+        run(lambda _name: None)
+    else:
+        with StepProgress(err, total=len(REPORT_STEPS) + 2, title="report") as show:
+            run(show)
     out.print(f"report written to {out_file}"
-              + (f"; {len(FIGURES)} PNG files in {png}" if png is not None else ""),
-              highlight=False)
+              + (f"; PNG figures in {png}" if png is not None else ""), highlight=False)
 
 
 @app.command()
@@ -321,29 +467,34 @@ def diff(
 def replan(
     plan_dir: Annotated[Path, typer.Argument(help="Current plan directory.")],
     bundle: Annotated[Path, typer.Argument(help="Input bundle the plan is for.")],
-    events: Annotated[Path, typer.Option("--events", "-e", help="Events CSV (see "
-                                         "optisched.replan.read_events).")],
+    events: Annotated[Path, typer.Option("--events", "-e", help="Events CSV (format: "
+                                         "docs/events.md).")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output directory: plan/, "
                                           "bundle/ and steps.csv.")],
-    time_limit: Annotated[float, typer.Option("--time-limit", help="Seconds of local search "
-                                              "per update.")] = 0.2,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    time_limit: Annotated[float, typer.Option(
+        "--time-limit", help="Seconds of local search per update (finite, >= 0; 0: repair "
+        "only).", callback=_seconds_or_zero)] = 0.2,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help=_SEED_HELP)] = 0,
 ) -> None:
     """Apply an events CSV to a plan, one update per event time; write the final plan."""
+    from optisched.events import check_events, read_events, step_error
     from optisched.io import write_bundle
-    from optisched.replan import Replanner, check_event_times, read_events
+    from optisched.replan import Replanner
 
     problem = read_bundle(bundle)
     current = read_plan(problem, plan_dir)
     steps = read_events(events)
-    check_event_times(steps, problem, str(events))
+    check_events(steps, problem, str(events))
     if out_dir.exists() and any(p.name not in ("plan", "bundle", "steps.csv")
                                 and not p.name.startswith(".") for p in out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} holds other files; choose an empty or new directory")
     rp = Replanner(problem, seed=seed, time_limit=time_limit, plan=current)
     rows = []
     for step in steps:
-        result = step.apply(rp)
+        try:
+            result = step.apply(rp)
+        except ValueError as exc:  # what only the rolled problem shows (a job that ended)
+            raise BundleError([step_error(step, str(events), exc)]) from None
         rows.append(f"{step.time.isoformat()},{result.status.value},"
                     f"{'' if result.objective is None else repr(result.objective)},"
                     f"{rp.problem.horizon.slots},{len(rp.problem.jobs)},"
@@ -371,10 +522,12 @@ def generate_cmd(
     preset: Annotated[str, typer.Option("--preset", help="tiny, small, medium, large, xl, "
                                         "neighborhood, city, tight.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Bundle directory to write.")],
-    nodes: Annotated[int | None, typer.Option("--nodes", help="Number of nodes.")] = None,
-    jobs: Annotated[int | None, typer.Option("--jobs", help="Number of jobs.")] = None,
-    slots: Annotated[int | None, typer.Option("--slots", help="Number of slots.")] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    nodes: Annotated[int | None, typer.Option("--nodes", min=1, help="Number of nodes.")
+                     ] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", min=0, help="Number of jobs.")] = None,
+    slots: Annotated[int | None, typer.Option("--slots", min=1, help="Number of slots.")
+                     ] = None,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help=_SEED_HELP)] = 0,
     weather: Annotated[str | None, typer.Option(
         "--weather", help="Weather CSV (time, ghi, temp_air) or a pvlib-shipped TMY3 file "
         "name such as 723170TYA.CSV; default clear sky.")] = None,
@@ -492,22 +645,31 @@ def bench(
     suite: Annotated[str, typer.Option("--suite", help="scale, datasets, icon, features, micro.")],
     solvers: Annotated[str, typer.Option("--solvers", help="Comma-separated solver names "
                                          "(lp-bound: the LP relaxation bound).")],
-    time_limit: Annotated[float, typer.Option("--time-limit", help="Seconds per run.")],
+    time_limit: Annotated[float, typer.Option("--time-limit", help="Seconds per run (a finite "
+                                              "number > 0).", callback=_seconds)],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")],
-    repeat: Annotated[int, typer.Option("--repeat", help="Runs per (instance, solver).")] = 1,
-    jobs: Annotated[int, typer.Option("--jobs", help="Runs at a time (1: honest timings).")] = 1,
+    repeat: Annotated[int, typer.Option("--repeat", min=1,
+                                        help="Runs per (instance, solver).")] = 1,
+    jobs: Annotated[int, typer.Option("--jobs", min=1,
+                                      help="Runs at a time (1: honest timings).")] = 1,
     sizes: Annotated[str | None, typer.Option("--sizes", help="scale suite rungs, e.g. "
                                               "tiny,small,medium.")] = None,
     instances: Annotated[str | None, typer.Option(
         "--instances", help="Only instances matching these comma-separated shell patterns.")
     ] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    threads: Annotated[int | None, typer.Option("--threads")] = None,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help=_SEED_HELP)] = 0,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help=_THREADS_HELP)
+                       ] = None,
     lp_bound: Annotated[bool, typer.Option("--lp-bound", help="Also run the LP bound.")] = False,
     lp_time_limit: Annotated[float | None, typer.Option(
-        "--lp-time-limit", help="Seconds for --lp-bound (default max(60, --time-limit)).")] = None,
-    kill_factor: Annotated[float, typer.Option("--kill-factor")] = 2.0,
-    kill_slack: Annotated[float, typer.Option("--kill-slack", help="Seconds.")] = 30.0,
+        "--lp-time-limit", help="Seconds for --lp-bound (finite, > 0; default max(60, "
+        "--time-limit)).", callback=_seconds)] = None,
+    kill_factor: Annotated[float, typer.Option("--kill-factor", callback=_positive,
+                                               help="A run is killed after kill-factor × "
+                                               "time-limit + kill-slack seconds (> 0).")
+                           ] = 2.0,
+    kill_slack: Annotated[float, typer.Option("--kill-slack", callback=_nonnegative,
+                                              help="Seconds (finite, >= 0).")] = 30.0,
     keep_plans: Annotated[bool, typer.Option("--keep-plans")] = False,
     update_benchmarks: Annotated[Path | None, typer.Option(
         "--update-benchmarks", help="Replace this suite's marked section of a Markdown file "

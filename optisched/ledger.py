@@ -141,7 +141,7 @@ def slot_costs(index: Index, flows: Flows, k: int) -> dict[str, FloatArray]:
     return {
         "energy": dt * index.price[:, :k] * imp,
         "export_revenue": dt * index.export_price[:, :k] * flows.grid_export[:, :k],
-        "carbon": dt * (index.import_cost - index.price)[:, :k] * imp,
+        "carbon": index.carbon_price * dt * index.carbon[:, :k] * imp / 1e6,
         "degradation": dt * index.degradation[:, None] * flows.discharge[:, :k],
         "switching": su * (on & ~prev) + sd * (~on & prev),
     }

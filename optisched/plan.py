@@ -10,6 +10,7 @@ them back with errors that name file, row and column.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -22,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from optisched.atomic import write_dir_atomically
+from optisched.atomic import check_dir_target, write_dir_atomically
 from optisched.domain import Problem
 from optisched.errors import BundleError, InputError
 from optisched.index import slots_needed
@@ -32,6 +33,7 @@ __all__ = [
     "Flows",
     "Plan",
     "Status",
+    "check_plan_dir",
     "read_plan",
     "relative_gap",
     "write_plan",
@@ -291,8 +293,10 @@ def write_plan(problem: Problem, plan: Plan, out: str | os.PathLike[str]) -> Pat
     plan : Plan
         The plan.
     out : path
-        Target directory. If it exists it may hold only plan files (and
-        dot-files); anything else is refused rather than overwritten.
+        Target directory. If it exists it may hold only the three plan files;
+        anything else (dot-files such as ``.git`` included) is refused rather than
+        deleted. The new directory gets the mode of a plain ``mkdir`` (umask);
+        leftovers of a killed earlier write are removed (``docs/plan-directory.md``).
 
     Returns
     -------
@@ -303,6 +307,8 @@ def write_plan(problem: Problem, plan: Plan, out: str | os.PathLike[str]) -> Pat
     ------
     FileExistsError
         When ``out`` exists and holds files that are not part of a plan.
+    OutputError
+        When ``out`` cannot be written (permissions, a read-only file system).
     """
     dur = np.zeros(len(problem.jobs), dtype=np.int64)
     runs = np.nonzero(plan.node >= 0)[0]
@@ -322,6 +328,12 @@ def write_plan(problem: Problem, plan: Plan, out: str | os.PathLike[str]) -> Pat
     return write_dir_atomically(out, fill, allowed=PLAN_FILES)
 
 
+def check_plan_dir(out: str | os.PathLike[str]) -> None:
+    """Raise now what :func:`write_plan` would raise about ``out`` (foreign files in it, a
+    parent that cannot be written), before a solve spends its time limit."""
+    check_dir_target(out, PLAN_FILES)
+
+
 # --------------------------------------------------------------------------- read
 
 
@@ -331,8 +343,8 @@ def read_plan(problem: Problem, path: str | os.PathLike[str]) -> Plan:
     Raises
     ------
     BundleError
-        Missing files, unknown ids, missing rows or bad numbers, each named by
-        file, row (header = 1), column and value.
+        Missing or unreadable files, unknown ids, missing rows or bad numbers,
+        each named by file, row (header = 1), column and value.
     """
     path = Path(path)
     errors: list[InputError] = []
@@ -347,10 +359,10 @@ def read_plan(problem: Problem, path: str | os.PathLike[str]) -> Plan:
                           ) from None
     plan = Plan.empty(problem, str(summary.get("solver", "")), status,
                       str(summary.get("message", "")))
-    plan.objective = summary.get("objective")
-    plan.bound = summary.get("bound")
-    plan.costs = {k: float(v) for k, v in (summary.get("costs") or {}).items() if v is not None}
-    plan.timings = {k: float(v) for k, v in (summary.get("timings") or {}).items()}
+    plan.objective = _summary_number(summary, "objective", path, errors)
+    plan.bound = _summary_number(summary, "bound", path, errors)
+    plan.costs = _summary_numbers(summary, "costs", path, errors)
+    plan.timings = _summary_numbers(summary, "timings", path, errors)
     plan.info = summary.get("info") or {}
     _read_assignments(problem, plan, path / "assignments.csv", errors)
     if status.has_plan:
@@ -360,33 +372,98 @@ def read_plan(problem: Problem, path: str | os.PathLike[str]) -> Plan:
     return plan
 
 
+def _summary_number(summary: dict[str, Any], key: str, path: Path,
+                    errors: list[InputError]) -> float | None:
+    v = summary.get(key)
+    if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)):
+        return None if v is None else float(v)
+    errors.append(InputError(str(path / "summary.json"), None, key, str(v),
+                             "must be a number or null"))
+    return None
+
+
+def _summary_numbers(summary: dict[str, Any], key: str, path: Path,
+                     errors: list[InputError]) -> dict[str, float]:
+    v = summary.get(key) or {}
+    if not isinstance(v, dict):
+        errors.append(InputError(str(path / "summary.json"), None, key, str(v),
+                                 "must be an object of numbers"))
+        return {}
+    out = {}
+    for k, x in v.items():
+        if x is None:
+            continue
+        if not isinstance(x, (int, float)) or isinstance(x, bool):
+            errors.append(InputError(str(path / "summary.json"), None, f"{key}.{k}", str(x),
+                                     "must be a number"))
+            continue
+        out[k] = float(x)
+    return out
+
+
 def require_plan_files(path: Path, names: tuple[str, ...]) -> None:
     """Raise a :class:`BundleError` naming every file of ``names`` missing from ``path``."""
-    missing = [InputError(str(path / name), None, None, None, "plan file is missing")
+    if not path.is_dir():
+        what = "is not a directory" if path.exists() else "not found"
+        raise BundleError([InputError(str(path), None, None, None, f"plan directory {what}")])
+    missing = [InputError(str(path / name), None, None, None,
+                          "plan file is missing" if not (path / name).exists()
+                          else "is not a file")
                for name in names if not (path / name).is_file()]
     if missing:
         raise BundleError(missing)
+
+
+def _text(file: Path) -> str:
+    """A plan file's UTF-8 text; unreadable or non-UTF-8 files raise a located BundleError."""
+    try:
+        return file.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        reason = f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+    except PermissionError:
+        reason = "cannot be read: permission denied"
+    except OSError as exc:
+        reason = f"cannot be read: {exc.strerror or exc}"
+    raise BundleError([InputError(str(file), None, None, None, reason)])
 
 
 def read_summary(path: Path) -> dict[str, Any]:
     """``summary.json`` of a plan directory; invalid JSON raises a located :class:`BundleError`."""
     file = path / "summary.json"
     try:
-        summary: dict[str, Any] = json.loads(file.read_text(encoding="utf-8"))
+        summary = json.loads(_text(file))
     except json.JSONDecodeError as exc:
         raise BundleError([InputError(str(file), exc.lineno, None, None,
                                       f"not valid JSON: {exc.msg}")]) from exc
+    if not isinstance(summary, dict):
+        raise BundleError([InputError(str(file), None, None, None,
+                                      "must be a JSON object with solver, status, objective, "
+                                      "...")])
     return summary
 
 
 ASSIGNMENT_COLUMNS = ("job_id", "status", "node_id", "start_slot")
 
 
+def _csv(file: Path) -> pd.DataFrame:
+    """A plan CSV file as strings with stripped headers; located errors when unreadable."""
+    text = _text(file)
+    if not text.strip():
+        raise BundleError([InputError(str(file), None, None, None,
+                                      "file is empty; it needs at least a header row")])
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise BundleError([InputError(str(file), None, None, None,
+                                      f"not valid CSV: {str(exc).strip()}")]) from None
+    df.columns = [str(c).strip() for c in df.columns]
+    return df
+
+
 def read_assignments_frame(file: Path, errors: list[InputError]) -> pd.DataFrame | None:
     """``assignments.csv`` as strings with stripped headers; None (and errors) when a
     required column is missing."""
-    df = pd.read_csv(file, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    df.columns = [c.strip() for c in df.columns]
+    df = _csv(file)
     missing = [c for c in ASSIGNMENT_COLUMNS if c not in df.columns]
     errors.extend(InputError(str(file), 1, c, None, "required column is missing")
                   for c in missing)
@@ -437,8 +514,7 @@ def _read_assignments(problem: Problem, plan: Plan, file: Path, errors: list[Inp
 def _read_series(problem: Problem, plan: Plan, file: Path, errors: list[InputError]) -> Flows:
     N, T = len(problem.nodes), problem.horizon.slots
     flows = Flows.zeros(N, T)
-    df = pd.read_csv(file, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    df.columns = [c.strip() for c in df.columns]
+    df = _csv(file)
     cols = {"on": "on", "load_kw": "load", "pv_used_kw": "pv_used", "import_kw": "grid_import",
             "export_kw": "grid_export", "charge_kw": "charge", "discharge_kw": "discharge",
             "soc_kwh": "soc"}
