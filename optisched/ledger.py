@@ -311,7 +311,7 @@ class Ledger:
 def _csv(df: pd.DataFrame) -> str:
     out = df.copy()
     for c in out.columns:
-        if out[c].dtype == object:
+        if out[c].dtype == object or isinstance(out[c].dtype, pd.DatetimeTZDtype):
             out[c] = [v.isoformat() if isinstance(v, datetime) else v for v in out[c]]
     buf = io.StringIO()
     out.to_csv(buf, index=False, float_format="%.10g", lineterminator="\n")

@@ -388,9 +388,14 @@ class Replanner:
         and the slot.
     redispatch : {"changed", "all"}
         After a roll, dispatch again only the nodes whose data, load or state
-        changed (``changed``, default: a node kept carries the remaining flows of
-        the plan in force, its state of charge topped up to the terminal rule when
-        needed), or every node (``all``: exact dispatch, slower).
+        changed (``changed``, default: a battery node kept carries the remaining
+        flows of the plan in force, its final state of charge shifted to the new
+        terminal target; nodes with a demand charge or a negative price are always
+        dispatched again), or every node (``all``: exact dispatch, slower).
+    refresh : int
+        With ``redispatch="changed"``: the carried nodes dispatched exactly again at
+        each roll, the longest-carried first (default 2): bounds how far carried
+        dispatch can drift from the exact one (0: never).
     verify : bool
         Check every new plan with :func:`optisched.evaluate.evaluate` (default);
         a plan that fails is re-made with a full dispatch.
@@ -411,7 +416,7 @@ class Replanner:
                  time_limit: float = 0.05, plan: Plan | None = None,
                  iterations: int | None = None, *, window_slots: int | None = None,
                  fill: str | Mapping[str, str] | None = None, redispatch: str = "changed",
-                 verify: bool = True) -> None:
+                 refresh: int = 2, verify: bool = True) -> None:
         if window_slots is not None and (int(window_slots) != window_slots or window_slots < 1):
             raise ValueError(f"window_slots must be a positive whole number, got {window_slots!r}")
         if redispatch not in REDISPATCH:
@@ -424,7 +429,10 @@ class Replanner:
         self.window_slots = None if window_slots is None else int(window_slots)
         self.fill = _fill_policy(fill)
         self.redispatch = redispatch
+        self.refresh = max(0, int(refresh))
         self.verify = verify
+        self._age = np.zeros(len(problem.nodes), dtype=np.int64)
+        """Rolls each node's dispatch has been carried since it was last dispatched exactly."""
         self.problem = problem
         self.offset = 0
         self._store = SeriesStore.from_problem(problem)
@@ -667,6 +675,10 @@ class Replanner:
         t3 = time.perf_counter()
         changes = self._changes(self.problem, self.plan, change, roll, plan)
         self._commit(change, store, roll, old_index)
+        carried = np.isin(np.array(index.node_ids), plan.info.get("carried_nodes", []))
+        rolled = roll.k > 0 or problem.horizon.slots != old_index.T
+        age = self._age if self._age.size == index.N else np.zeros(index.N, dtype=np.int64)
+        self._age = np.where(carried, age + int(rolled), 0)
         self.problem, self.plan, self._index = problem, plan, index
         self.offset = change.a_now
         self.last_changes = changes
@@ -1074,6 +1086,12 @@ class Replanner:
             params=GreedyOptions(iterations=self.iterations)),
             hint=None if fresh else checked, search=search, trusted=False,
             prev_flows=prev_flows)
+        carried = np.zeros(N, dtype=bool)
+        if prev_flows is not None and plan.flows is not None:
+            offered = ~np.isnan(prev_flows.load[:, 0]) if T else np.zeros(N, dtype=bool)
+            carried = offered & (plan.flows.grid_import == prev_flows.grid_import).all(axis=1) & (
+                plan.flows.soc == prev_flows.soc).all(axis=1)
+        plan.info["carried_nodes"] = [index.node_ids[n] for n in np.nonzero(carried)[0]]
         return plan, search, {index.job_ids[j] for j in checked}
 
     def _carry(self, index: Index, st: Any, of: Flows, k: int, T_ov: int, changed: BoolArray
@@ -1100,6 +1118,16 @@ class Replanner:
         if T_ov:
             same &= (np.abs(st.load[:, :T_ov] - of.load[:, k:k + T_ov]) <= 1e-9).all(axis=1)
             same &= (st.on[:, :T_ov] == of.on[:, k:k + T_ov]).all(axis=1)
+        rolled = k > 0 or T_ov < T
+        if rolled:
+            # a demand charge or a negative price is not followed by the terminal shift:
+            # dispatch those nodes exactly; and the longest-carried ones (the drift bound)
+            same &= (index.demand_charge <= 0) & (index.import_cost >= 0).all(axis=1)
+            if self.refresh and same.any():
+                age = self._age if self._age.size == N else np.zeros(N, dtype=np.int64)
+                cand = np.nonzero(same & (age > 0))[0]
+                pick = cand[np.argsort(-age[cand], kind="stable")[:self.refresh]]
+                same[pick] = False
         rows, got = carry_flows(index, np.nonzero(same)[0], of, k, st.load)
         for name, arr in got.items():
             getattr(prev, name)[rows] = arr
