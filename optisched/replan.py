@@ -313,18 +313,22 @@ def _accept_arrivals(jobs: list[Job], new_jobs: list[Job], scenario: Scenario,
     return out
 
 
-def _index_changed_rows(old: Index, new: Index, k: int) -> tuple[BoolArray, BoolArray, int]:
+def _index_changed_rows(old: Index, new: Index, k: int
+                        ) -> tuple[BoolArray, BoolArray, BoolArray, BoolArray, int]:
     """Nodes whose data changed over the slots both horizons cover.
 
     Returns
     -------
-    placement : (N,) bool
-        PV, headroom or availability changed (placements there need checking), with
-        every node of a feeder whose headroom changed.
+    available : (N,) bool
+        Availability changed.
+    power : (N,) bool
+        PV or headroom changed.
+    feeder : (N,) bool
+        The node is on a feeder whose headroom changed.
     prices : (N,) bool
         Import price, export price or import cost changed.
     overlap : int
-        Shared slots (new slots ``0..T_ov−1`` are old slots ``k..k+T_ov−1``).
+        Shared slots ``T_ov`` (new slots ``0..T_ov−1`` are old slots ``k..k+T_ov−1``).
     """
     T_ov = max(0, min(new.T, old.T - k))
 
@@ -332,15 +336,15 @@ def _index_changed_rows(old: Index, new: Index, k: int) -> tuple[BoolArray, Bool
         a, b = getattr(old, name)[:, k:k + T_ov], getattr(new, name)[:, :T_ov]
         return ~((a == b) | (np.isnan(a) & np.isnan(b))).all(axis=1)
 
-    placement = diff("pv") | diff("headroom") | diff("available")
+    feeder = np.zeros(new.N, dtype=bool)
     if new.feeder_ids:
         fa = old.feeder_headroom[:, k:k + T_ov]
         fb = new.feeder_headroom[:, :T_ov]
         fchg = ~((fa == fb) | (np.isinf(fa) & np.isinf(fb))).all(axis=1)
         has = new.feeder_of >= 0
-        placement = placement | (has & fchg[np.maximum(new.feeder_of, 0)])
+        feeder = has & fchg[np.maximum(new.feeder_of, 0)]
     prices = diff("price") | diff("export_price") | diff("import_cost")
-    return placement, prices, T_ov
+    return diff("available"), diff("pv") | diff("headroom"), feeder, prices, T_ov
 
 
 def _feeder_closure(index: Index, rows: BoolArray) -> BoolArray:
@@ -1047,7 +1051,23 @@ class Replanner:
         old_plan = self.plan if prev is not None else None
         k = roll.k
         if old_index is not None and old_plan is not None and old_plan.flows is not None:
-            placement, price_chg, T_ov = _index_changed_rows(old_index, index, k)
+            av_chg, power_chg, feeder_chg, price_chg, T_ov = _index_changed_rows(
+                old_index, index, k)
+            # new PV or headroom: a node whose load (battery idle) still fits its headroom in
+            # every shared slot keeps its jobs unchecked (capacity did not change)
+            coupled = np.zeros(N, dtype=bool)
+            if index.feeder_ids:
+                finite: BoolArray = np.asarray(np.isfinite(index.feeder_headroom).any(axis=1))
+                coupled = (index.feeder_of >= 0) & finite[np.maximum(index.feeder_of, 0)]
+            loose = power_chg & ~av_chg & ~coupled
+            if T_ov and loose.any():
+                rows = np.nonzero(loose)[0]
+                need = np.maximum(old_plan.flows.load[rows, k:k + T_ov]
+                                  - index.pv[rows, :T_ov], 0.0)
+                fits = (need <= index.headroom[rows, :T_ov] + 1e-7).all(axis=1)
+                loose[rows[~fits]] = False
+            placement = av_chg | feeder_chg | (power_chg & ~loose)
+            price_chg = price_chg | power_chg
         else:
             placement = np.ones(N, dtype=bool)
             price_chg = np.ones(N, dtype=bool)

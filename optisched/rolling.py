@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeAlias
@@ -329,9 +329,24 @@ _RULES: dict[str, tuple[float | None, bool, str]] = {
 }
 
 
-def _values(kind: str, key: str, raw: Sequence[Any], times: Sequence[datetime]) -> FloatArray:
-    """``raw`` as floats (None / NaN = keep), each checked against the rule of ``kind``."""
+def _values(kind: str, key: str, raw: Sequence[Any], time_at: Callable[[int], datetime]
+            ) -> FloatArray:
+    """``raw`` as floats (None / NaN = keep), each checked against the rule of ``kind``.
+
+    ``time_at(i)`` is the time of value ``i`` (for the message naming a bad value).
+    """
     lo, inf_ok, text = _RULES[kind]
+    if kind != "available":
+        try:
+            arr = np.asarray(raw, dtype=float)  # None would raise: the loop below takes it
+        except (TypeError, ValueError):
+            arr = None
+        if arr is not None and arr.ndim == 1:
+            good = np.isnan(arr) | (np.isfinite(arr) | (inf_ok & (arr > 0)))
+            if lo is not None:
+                good &= np.isnan(arr) | (arr >= lo)
+            if good.all():
+                return arr
     out = np.full(len(raw), np.nan)
     for i, v in enumerate(raw):
         if v is None:
@@ -342,17 +357,17 @@ def _values(kind: str, key: str, raw: Sequence[Any], times: Sequence[datetime]) 
                 continue
             if isinstance(v, float) and math.isnan(v):
                 continue
-            raise ValueError(f"available for {key!r} at {times[i].isoformat()}: {v!r} must be "
-                             f"{text}")
+            raise ValueError(f"available for {key!r} at {time_at(i).isoformat()}: {v!r} must "
+                             f"be {text}")
         try:
             x = float(v)
         except (TypeError, ValueError):
-            raise ValueError(f"{kind} for {key!r} at {times[i].isoformat()}: {v!r} is not a "
+            raise ValueError(f"{kind} for {key!r} at {time_at(i).isoformat()}: {v!r} is not a "
                              f"number; must be {text}") from None
         if math.isnan(x):
             continue
         if (math.isinf(x) and not (inf_ok and x > 0)) or (lo is not None and x < lo):
-            raise ValueError(f"{kind} for {key!r} at {times[i].isoformat()}: {v!r} must be "
+            raise ValueError(f"{kind} for {key!r} at {time_at(i).isoformat()}: {v!r} must be "
                              f"{text}")
         out[i] = x
     return out
@@ -418,8 +433,10 @@ def parse_series(kind: str, data: SeriesInput | None, known: Iterable[str], stor
                                  "(give at least that many: more extend the horizon; or key "
                                  "the values by time)")
             slots = a_now + np.arange(len(raw), dtype=np.int64)
-            times = [store.time_of(int(a)) for a in slots]
-        vals = _values(kind, key, raw, times)
+            times = None
+        at = (lambda i, ts=times: ts[i]) if times is not None else (
+            lambda i, a=a_now: store.time_of(a + i))
+        vals = _values(kind, key, raw, at)
         keep = slots >= a_now
         out[key] = (slots[keep], vals[keep])
     return out
