@@ -152,10 +152,32 @@ class SeriesStore:
         return st
 
     def copy(self) -> SeriesStore:
-        """A deep copy (an update writes into a copy and keeps it only when it succeeds)."""
-        return SeriesStore(self.origin, self.slot_minutes,
-                           {k: v.copy() for k, v in self.data.items()},
-                           {k: v.copy() for k, v in self.out.items()}, dict(self.out_open))
+        """A copy that shares the arrays until it writes (copy on write).
+
+        An update writes into a copy and keeps it only when it succeeds; arrays it
+        does not touch are not copied (the store grows with every day it runs).
+        """
+        st = SeriesStore(self.origin, self.slot_minutes, dict(self.data), dict(self.out),
+                         dict(self.out_open))
+        st._owned = set()
+        return st
+
+    _owned: set[object] | None = None
+    """Keys whose arrays this copy owns (None: all, the store is not a copy)."""
+
+    def _mine(self, key: tuple[str, str]) -> FloatArray:
+        """The array of ``key``, copied first when it is still shared."""
+        if self._owned is not None and key not in self._owned:
+            self.data[key] = self.data[key].copy()
+            self._owned.add(key)
+        return self.data[key]
+
+    def _mine_out(self, nid: str) -> BoolArray:
+        """The outage mask of ``nid``, copied first when it is still shared."""
+        if self._owned is not None and ("out", nid) not in self._owned:
+            self.out[nid] = self.out[nid].copy()
+            self._owned.add(("out", nid))
+        return self.out[nid]
 
     # ------------------------------------------------------------------ time
     def position(self, t: datetime) -> float:
@@ -173,13 +195,23 @@ class SeriesStore:
 
     # ------------------------------------------------------------------ writing
     def ensure(self, end: int) -> None:
-        """Grow every series (and outage mask) to at least ``end`` slots (new slots NaN)."""
+        """Grow every series (and outage mask) to at least ``end`` slots (new slots NaN).
+
+        Arrays grow to at least twice their size, so a store that gains a slot at
+        every update copies its arrays only now and then.
+        """
         for key, arr in self.data.items():
             if arr.size < end:
-                self.data[key] = np.concatenate([arr, np.full(end - arr.size, np.nan)])
+                size = max(end, 2 * arr.size)
+                self.data[key] = np.concatenate([arr, np.full(size - arr.size, np.nan)])
+                if self._owned is not None:
+                    self._owned.add(key)
         for nid, m in self.out.items():
             if m.size < end:
-                self.out[nid] = np.concatenate([m, np.zeros(end - m.size, dtype=bool)])
+                size = max(end, 2 * m.size)
+                self.out[nid] = np.concatenate([m, np.zeros(size - m.size, dtype=bool)])
+                if self._owned is not None:
+                    self._owned.add(("out", nid))
 
     def write(self, kind: str, key: str, slots: IntArray, values: FloatArray) -> None:
         """Set ``values`` (NaN = keep) at absolute ``slots`` of series ``(kind, key)``.
@@ -190,11 +222,10 @@ class SeriesStore:
         """
         if slots.size == 0:
             return
-        arr = self.data[kind, key]
         end = int(slots.max()) + 1
-        if arr.size < end:
+        if self.data[kind, key].size < end:
             self.ensure(end)
-            arr = self.data[kind, key]
+        arr = self._mine((kind, key))
         good = ~np.isnan(values)
         arr[slots[good]] = values[good]
 
@@ -205,16 +236,20 @@ class SeriesStore:
             arr = np.full(size, np.nan)
             arr[:length] = default
             self.data[kind, key] = arr
+            if self._owned is not None:
+                self._owned.add((kind, key))
 
     def set_outage(self, nid: str, a: int, b: int | None) -> None:
         """Node ``nid`` out over absolute slots ``[a, b)`` (``b`` None: until it returns)."""
         size = max([b or a, a, *(x.size for x in self.data.values()), *(
             x.size for x in self.out.values())])
-        m = self.out.get(nid)
+        m = self._mine_out(nid) if nid in self.out else None
         if m is None:
             m = np.zeros(size, dtype=bool)
         elif m.size < size:
             m = np.concatenate([m, np.zeros(size - m.size, dtype=bool)])
+        if self._owned is not None:
+            self._owned.add(("out", nid))
         if b is None:
             self.out_open[nid] = a if nid not in self.out_open else min(a, self.out_open[nid])
             m[a:] = True
@@ -226,7 +261,7 @@ class SeriesStore:
         """Node ``nid`` back in service from absolute slot ``a``."""
         self.out_open.pop(nid, None)
         if nid in self.out:
-            self.out[nid][a:] = False
+            self._mine_out(nid)[a:] = False
 
     # ------------------------------------------------------------------ filling
     def missing(self, a: int, b: int) -> list[tuple[str, str, int, int]]:
@@ -248,11 +283,15 @@ class SeriesStore:
         """
         self.ensure(b)
         day = self.slots_per_day
-        for (kind, _key), arr in self.data.items():
-            rule = policy.get(kind)
+        for key in list(self.data):
+            rule = policy.get(key[0])
             if rule is None:
                 continue
-            for t in np.nonzero(np.isnan(arr[a:b]))[0] + a:
+            gaps = np.nonzero(np.isnan(self.data[key][a:b]))[0] + a
+            if gaps.size == 0:
+                continue
+            arr = self._mine(key)
+            for t in gaps:
                 if rule == "repeat_day":
                     if t - day >= 0:
                         arr[t] = arr[t - day]

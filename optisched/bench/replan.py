@@ -20,9 +20,11 @@ problem rolled and the data written, index, solve = greedy repair and dispatch,
 verify = :func:`optisched.evaluate.evaluate`, record = ledger and change set).
 ``--profile KIND`` prints the cProfile of that kind.
 
-**Quality** (``--quality``): a 48-hour loop with hourly updates (arrivals every
-hour, a forecast change every 6 h, the window rolled with ``repeat_day`` data) on
-the generator's ``medium`` preset (100 jobs × 20 nodes × 96 slots); after each
+**Quality** (``--quality``): a 48-hour loop with hourly updates on the generator's
+``medium`` preset (100 jobs × 20 nodes × 96 slots, its jobs known at the start):
+the next day's jobs (the preset with the next seed, moved by a day) arrive in the
+hour of their release, one small job more every hour, a PV forecast change every
+6 h, the 96-slot window rolled with ``repeat_day`` data; after each
 update a fresh ``lns`` plan (``--lns-time`` s, default 10) of the same state
 (:attr:`Replanner.problem`) is made and the re-planned plan's cost compared with
 it. Prints one row per update and the summary (mean, max, updates within 3 %).
@@ -165,6 +167,16 @@ def quality(hours: int = 48, lns_time: float = 10.0, preset: str = "medium", see
     """
     problem = generate(preset, seed=seed)
     hz = problem.horizon
+    # the next days' jobs: the generator's jobs of other seeds, moved to day 2, 3, ...
+    later: list[Job] = []
+    for d in range(1, (hours + 23) // 24 + 1):
+        other = generate(preset, seed=seed + d)
+        shift = hz.start + timedelta(days=d) - other.horizon.start
+        later += [j.model_copy(update={
+            "job_id": f"d{d + 1}-{j.job_id}",
+            "release": None if j.release is None else j.release + shift,
+            "deadline": None if j.deadline is None else j.deadline + shift})
+            for j in other.jobs]
     rp = Replanner(problem, seed=seed, time_limit=0.2, window_slots=hz.slots,
                    fill="repeat_day")
     rng = np.random.default_rng(seed)
@@ -172,10 +184,13 @@ def quality(hours: int = 48, lns_time: float = 10.0, preset: str = "medium", see
     pv_nodes = [nid for nid, s in problem.node_series.items() if s.pv_kw is not None]
     for h in range(1, hours + 1):
         now = hz.start + timedelta(hours=h)
-        kw: dict[str, Any] = {"new_jobs": [
-            Job(job_id=f"h{h}-{k}", gpus=1.0, duration_min=float(rng.integers(1, 9)) * 15,
-                power_kw=float(rng.uniform(0.2, 2.0)), deadline=now + timedelta(hours=6),
-                drop_penalty=float(rng.uniform(1, 20))) for k in range(2)]}
+        # jobs released in the last hour arrive, one small extra job every hour
+        arrived = [j for j in later if (j.release or now) <= now]
+        later = [j for j in later if j not in arrived]
+        kw: dict[str, Any] = {"new_jobs": [*arrived, Job(
+            job_id=f"h{h}", gpus=1.0, duration_min=float(rng.integers(1, 9)) * 15,
+            power_kw=float(rng.uniform(0.2, 2.0)), deadline=now + timedelta(hours=6),
+            drop_penalty=float(rng.uniform(1, 20)))]}
         if h % 6 == 0 and pv_nodes:  # a forecast change: PV of a few nodes for the next 6 h
             picked = rng.choice(pv_nodes, size=min(3, len(pv_nodes)), replace=False)
             idx = [now + timedelta(minutes=hz.slot_minutes * t) for t in range(24)]
