@@ -69,6 +69,7 @@ from optisched.rolling import (
     carry_flows,
     drop_jobs,
     parse_series,
+    roll_index,
     with_node_rows,
 )
 from optisched.solvers import solve
@@ -847,9 +848,13 @@ class Replanner:
         return roll
 
     def _next_index(self, roll: _Roll, change: _Change, old: Index) -> Index:
-        """The index of ``roll.problem``: updated in place of compiled when only jobs and data
-        changed at the same start (arrivals appended, removed jobs dropped, data rows of the
-        nodes whose series changed replaced); compiled otherwise."""
+        """The index of ``roll.problem``, updated rather than compiled where it can be.
+
+        At the same start with only jobs and data changed: arrivals appended, removed
+        jobs dropped, the data rows of the nodes whose series changed replaced. After a
+        roll: :func:`~optisched.rolling.roll_index` (the node part compiled, the jobs'
+        windows moved). Compiled otherwise (and whenever those decline).
+        """
         problem = roll.problem
         same = (roll.k == 0 and change.on_grid and problem.horizon.slots == old.T
                 and not change.availability_changed and not change.soc and not roll.restarted)
@@ -866,6 +871,8 @@ class Replanner:
                                                           change.data) else ix
                 ix = append_jobs(ix, problem, [j for j in problem.jobs
                                                if j.job_id in roll.new_ids])
+        elif roll.k > 0 or not change.on_grid or problem.horizon.slots != old.T:
+            ix = roll_index(old, problem, roll.k)
         if ix is None:
             ix = compile_index(problem)
         return ix

@@ -31,7 +31,7 @@ import pandas as pd
 
 from optisched.arrays import BoolArray, FloatArray, IntArray
 from optisched.domain import Feeder, Job, Node, NodeSeries, Problem, Tariff
-from optisched.index import Index, compile_index
+from optisched.index import Index, compile_index, sparse_max_tables
 from optisched.plan import Flows
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "carry_flows",
     "drop_jobs",
     "parse_series",
+    "roll_index",
     "top_up",
     "with_node_rows",
 ]
@@ -836,3 +837,120 @@ def with_node_rows(index: Index, problem: Problem, rows: IntArray) -> Index:
         upd[f] = arr
     upd["feeder_headroom"] = part.feeder_headroom
     return dataclasses.replace(index, **upd)
+
+
+_EPS = 1e-9
+"""The index's tolerance on slot positions (:mod:`optisched.index`)."""
+
+
+def roll_index(old: Index, problem: Problem, k: int) -> Index | None:
+    """The index of ``problem``, the problem of ``old`` rolled by ``k`` slots, or None.
+
+    ``problem`` keeps a subset of ``old``'s jobs in their order (some now pinned where
+    they run) and may append new ones; its horizon starts ``k`` slots later and may
+    have another length. The node part is compiled without jobs; the kept jobs'
+    rows are ``old``'s with their windows moved (release ``max(0, r − k)``, deadline
+    and pins from the jobs' times, the window end capped by the new horizon) and
+    their options filtered by the new windows and availability, as
+    :func:`~optisched.index.compile_index` decides them; a job whose window grows at
+    its end (the horizon got longer than the rest of the old one) is compiled alone;
+    arrivals are appended (:func:`append_jobs`). None when that cannot be the
+    compiled index: a job that lost its pin, a pin without its option, a node
+    available where it was not, other resources.
+    """
+    hz = problem.horizon
+    T2 = hz.slots
+    old_pos = old.job_pos
+    kept = [j for j in problem.jobs if j.job_id in old_pos]
+    new = [j for j in problem.jobs if j.job_id not in old_pos]
+    if [j.job_id for j in kept] != [jid for jid in old.job_ids if jid in {
+            j.job_id for j in kept}]:
+        return None
+    keep = np.zeros(old.J, dtype=bool)
+    keep[[old_pos[j.job_id] for j in kept]] = True
+    stay = Problem.model_construct(**{**dict(problem), "jobs": kept})
+    base = drop_jobs(old, keep, stay)
+    if base is None:
+        return None
+    nodes_ix = compile_index(Problem.model_construct(**{**dict(problem), "jobs": []}))
+    if nodes_ix.resources != base.resources:
+        return None
+    T_ov = max(0, min(T2, old.T - k))
+    if (nodes_ix.available[:, :T_ov] & ~old.available[:, k:k + T_ov]).any():
+        return None  # a node is available where it was not: options may appear
+    J = base.J
+    # the kept jobs' times in the new horizon
+    release = np.maximum(base.release - k, 0)
+    deadline = np.array([math.inf if j.deadline is None else hz.slot_position(j.deadline)
+                         for j in kept], dtype=float).reshape(J)
+    pinned_node = np.full(J, -1, dtype=np.int64)
+    pinned_start = np.zeros(J, dtype=np.int64)
+    for i, j in enumerate(kept):
+        if j.pinned_node is not None and j.pinned_start is not None:
+            pinned_node[i] = nodes_ix.node_pos[j.pinned_node]
+            pinned_start[i] = round(hz.slot_position(j.pinned_start))
+    if ((base.pinned_node >= 0) & (pinned_node < 0)).any():
+        return None  # a pin was lifted (a restart): compile
+    hard = base.hard_deadline
+    end_cap = np.where(hard & np.isfinite(deadline),
+                       np.floor(np.minimum(deadline, T2) + _EPS), T2).astype(np.int64)
+    old_cap = np.where(hard & np.isfinite(base.deadline),
+                       np.floor(np.minimum(base.deadline, old.T) + _EPS), old.T).astype(np.int64)
+    # a window that grows at its end may gain options: those jobs are compiled alone
+    grow = (pinned_node < 0) & (end_cap > old_cap - k)
+    # options: the pinned one for pinned jobs, the rest by the new windows and availability
+    oj, on, od = base.opt_job, base.opt_node, base.opt_dur
+    pin = pinned_node[oj] >= 0
+    earliest = np.where(pin, pinned_start[oj], release[oj])
+    latest = np.where(pin, pinned_start[oj], end_cap[oj] - od)
+    ok = np.where(pin, on == pinned_node[oj], latest >= earliest) & ~grow[oj]
+    partial: BoolArray = np.asarray(~nodes_ix.available.all(axis=1))
+    chk = np.nonzero(ok & ~pin & partial[on])[0]
+    if chk.size:
+        ok[chk] = _window_max(nodes_ix.avail_run, on[chk], earliest[chk], latest[chk]) >= od[chk]
+    if (np.bincount(oj[ok & pin], minlength=J) != (pinned_node >= 0)).any():
+        return None  # a pinned job without its option there
+    upd: dict[str, Any] = {f: getattr(base, f)[ok] for f in _OPT_FIELDS}
+    upd["opt_earliest"] = earliest[ok].astype(np.int64)
+    upd["opt_latest"] = latest[ok].astype(np.int64)
+    upd["opt_job"] = oj[ok]
+    if grow.any():
+        gj = np.nonzero(grow)[0]
+        part = compile_index(_jobs_only(problem, [kept[int(i)] for i in gj]))
+        if part.resources != base.resources:
+            return None
+        upd = {f: np.concatenate([upd[f], getattr(part, f)]) for f in (*_OPT_FIELDS, "opt_job")
+               } | {"opt_job": np.concatenate([upd["opt_job"], gj[part.opt_job]])}
+        order = np.lexsort((upd["opt_node"], upd["opt_job"]))
+        upd = {f: v[order] for f, v in upd.items()}
+    counts = np.bincount(upd["opt_job"], minlength=J)
+    upd["opt_job_ptr"] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    upd.update(release=release.astype(np.int64), deadline=deadline, pinned_node=pinned_node,
+               pinned_start=pinned_start)
+    job_part = {f: getattr(base, f) for f in (*_JOB_FIELDS, "job_ids", "job_pos")}
+    job_part.update(upd)
+    node_fields = {f.name for f in dataclasses.fields(Index)} - set(job_part) - {
+        "opt_job", "opt_node", "opt_dur", "opt_power", "opt_latency_cost", "opt_earliest",
+        "opt_latest", "opt_job_ptr", "resources"}
+    rolled = dataclasses.replace(base, **job_part,
+                                 **{f: getattr(nodes_ix, f) for f in node_fields})
+    return append_jobs(rolled, problem, new)
+
+
+def _window_max(run: IntArray, node: IntArray, lo: IntArray, hi: IntArray) -> IntArray:
+    """Max of ``run[node, lo..hi]`` per query (inclusive), -1 when empty (as the index's)."""
+    out = np.full(node.shape, -1, dtype=np.int64)
+    good = hi >= lo
+    if not good.any():
+        return out
+    tables = sparse_max_tables(run, run.shape[1])
+    length = (hi[good] - lo[good] + 1).astype(np.int64)
+    lvl = np.floor(np.log2(length)).astype(np.int64)
+    res = np.empty(length.shape, dtype=np.int64)
+    n_all, a_all, b_all = node[good], lo[good], hi[good]
+    for lev in np.unique(lvl):
+        m = lvl == lev
+        tab = tables[int(lev)]
+        res[m] = np.maximum(tab[n_all[m], a_all[m]], tab[n_all[m], b_all[m] - (1 << int(lev)) + 1])
+    out[good] = res
+    return out
