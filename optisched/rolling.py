@@ -863,24 +863,22 @@ def roll_index(old: Index, problem: Problem, k: int) -> Index | None:
     old_pos = old.job_pos
     kept = [j for j in problem.jobs if j.job_id in old_pos]
     new = [j for j in problem.jobs if j.job_id not in old_pos]
-    if [j.job_id for j in kept] != [jid for jid in old.job_ids if jid in {
-            j.job_id for j in kept}]:
-        return None
-    keep = np.zeros(old.J, dtype=bool)
-    keep[[old_pos[j.job_id] for j in kept]] = True
-    stay = Problem.model_construct(**{**dict(problem), "jobs": kept})
-    base = drop_jobs(old, keep, stay)
-    if base is None:
-        return None
+    kept_ids = {j.job_id for j in kept}
+    if [j.job_id for j in kept] != [jid for jid in old.job_ids if jid in kept_ids]:
+        return None  # reordered
+    ki = np.array([old_pos[j.job_id] for j in kept], dtype=np.int64)
+    J = ki.size
+    newpos = np.full(old.J, -1, dtype=np.int64)
+    newpos[ki] = np.arange(J)
     nodes_ix = compile_index(Problem.model_construct(**{**dict(problem), "jobs": []}))
-    if nodes_ix.resources != base.resources:
-        return None
+    if nodes_ix.resources != old.resources:
+        return None  # a resource only jobs name: compile
     T_ov = max(0, min(T2, old.T - k))
     if (nodes_ix.available[:, :T_ov] & ~old.available[:, k:k + T_ov]).any():
         return None  # a node is available where it was not: options may appear
-    J = base.J
+    base = {f: getattr(old, f)[ki] for f in _JOB_FIELDS}
     # the kept jobs' times in the new horizon
-    release = np.maximum(base.release - k, 0)
+    release = np.maximum(base["release"] - k, 0)
     deadline = np.array([math.inf if j.deadline is None else hz.slot_position(j.deadline)
                          for j in kept], dtype=float).reshape(J)
     pinned_node = np.full(J, -1, dtype=np.int64)
@@ -889,35 +887,38 @@ def roll_index(old: Index, problem: Problem, k: int) -> Index | None:
         if j.pinned_node is not None and j.pinned_start is not None:
             pinned_node[i] = nodes_ix.node_pos[j.pinned_node]
             pinned_start[i] = round(hz.slot_position(j.pinned_start))
-    if ((base.pinned_node >= 0) & (pinned_node < 0)).any():
+    if ((base["pinned_node"] >= 0) & (pinned_node < 0)).any():
         return None  # a pin was lifted (a restart): compile
-    hard = base.hard_deadline
+    hard = base["hard_deadline"]
     end_cap = np.where(hard & np.isfinite(deadline),
                        np.floor(np.minimum(deadline, T2) + _EPS), T2).astype(np.int64)
-    old_cap = np.where(hard & np.isfinite(base.deadline),
-                       np.floor(np.minimum(base.deadline, old.T) + _EPS), old.T).astype(np.int64)
+    old_cap = np.where(hard & np.isfinite(base["deadline"]),
+                       np.floor(np.minimum(base["deadline"], old.T) + _EPS), old.T
+                       ).astype(np.int64)
     # a window that grows at its end may gain options: those jobs are compiled alone
     grow = (pinned_node < 0) & (end_cap > old_cap - k)
     # options: the pinned one for pinned jobs, the rest by the new windows and availability
-    oj, on, od = base.opt_job, base.opt_node, base.opt_dur
+    alive = newpos[old.opt_job] >= 0  # options of kept jobs
+    oj = np.maximum(newpos[old.opt_job], 0)
+    on, od = old.opt_node, old.opt_dur
     pin = pinned_node[oj] >= 0
     earliest = np.where(pin, pinned_start[oj], release[oj])
     latest = np.where(pin, pinned_start[oj], end_cap[oj] - od)
-    ok = np.where(pin, on == pinned_node[oj], latest >= earliest) & ~grow[oj]
+    ok = alive & np.where(pin, on == pinned_node[oj], latest >= earliest) & ~grow[oj]
     partial: BoolArray = np.asarray(~nodes_ix.available.all(axis=1))
     chk = np.nonzero(ok & ~pin & partial[on])[0]
     if chk.size:
         ok[chk] = _window_max(nodes_ix.avail_run, on[chk], earliest[chk], latest[chk]) >= od[chk]
     if (np.bincount(oj[ok & pin], minlength=J) != (pinned_node >= 0)).any():
         return None  # a pinned job without its option there
-    upd: dict[str, Any] = {f: getattr(base, f)[ok] for f in _OPT_FIELDS}
+    upd: dict[str, Any] = {f: getattr(old, f)[ok] for f in _OPT_FIELDS}
     upd["opt_earliest"] = earliest[ok].astype(np.int64)
     upd["opt_latest"] = latest[ok].astype(np.int64)
     upd["opt_job"] = oj[ok]
     if grow.any():
         gj = np.nonzero(grow)[0]
         part = compile_index(_jobs_only(problem, [kept[int(i)] for i in gj]))
-        if part.resources != base.resources:
+        if part.resources != old.resources:
             return None
         upd = {f: np.concatenate([upd[f], getattr(part, f)]) for f in (*_OPT_FIELDS, "opt_job")
                } | {"opt_job": np.concatenate([upd["opt_job"], gj[part.opt_job]])}
@@ -927,12 +928,11 @@ def roll_index(old: Index, problem: Problem, k: int) -> Index | None:
     upd["opt_job_ptr"] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     upd.update(release=release.astype(np.int64), deadline=deadline, pinned_node=pinned_node,
                pinned_start=pinned_start)
-    job_part = {f: getattr(base, f) for f in (*_JOB_FIELDS, "job_ids", "job_pos")}
-    job_part.update(upd)
-    node_fields = {f.name for f in dataclasses.fields(Index)} - set(job_part) - {
-        "opt_job", "opt_node", "opt_dur", "opt_power", "opt_latency_cost", "opt_earliest",
-        "opt_latest", "opt_job_ptr", "resources"}
-    rolled = dataclasses.replace(base, **job_part,
+    ids = [j.job_id for j in kept]
+    job_part: dict[str, Any] = {**base, "job_ids": ids,
+                                "job_pos": {jid: i for i, jid in enumerate(ids)}, **upd}
+    node_fields = {f.name for f in dataclasses.fields(Index)} - set(job_part) - {"resources"}
+    rolled = dataclasses.replace(old, **job_part,
                                  **{f: getattr(nodes_ix, f) for f in node_fields})
     return append_jobs(rolled, problem, new)
 
