@@ -868,6 +868,8 @@ def roll_index(old: Index, problem: Problem, k: int) -> Index | None:
         return None  # reordered
     ki = np.array([old_pos[j.job_id] for j in kept], dtype=np.int64)
     J = ki.size
+    if J == 0:
+        return None  # nothing kept: the compile is cheap
     newpos = np.full(old.J, -1, dtype=np.int64)
     newpos[ki] = np.arange(J)
     nodes_ix = compile_index(Problem.model_construct(**{**dict(problem), "jobs": []}))
