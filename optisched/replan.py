@@ -89,6 +89,11 @@ REDISPATCH = ("changed", "all")
 
 _ON_GRID = 1e-6
 """Tolerance of "``now`` is on the slot grid" [slots]."""
+_CARRY_NEW_SLOTS = 4
+"""Most slots appended by one roll (window mode, an extension) for which a battery node
+keeps its flows (its new slots filled by a rule, :func:`optisched.rolling.carry_flows`);
+more, and every node is dispatched again. Measured: with one to four new slots per roll
+the carried dispatch stays within 0.06 % of the exact one (``docs/replan.md``)."""
 _DEFAULTS = {"pv": 0.0, "available": 1.0}
 """Value of a node series before it was first given (headroom: the node's ``grid_kw``)."""
 _OWNER = {"price": "tariff", "export_price": "tariff", "carbon": "tariff",
@@ -399,8 +404,9 @@ class Replanner:
         dispatched again), or every node (``all``: exact dispatch, slower).
     refresh : int
         With ``redispatch="changed"``: the carried nodes dispatched exactly again at
-        each roll, the longest-carried first (default 2): bounds how far carried
-        dispatch can drift from the exact one (0: never).
+        each roll, the longest-carried first: a guard that bounds how far carried
+        dispatch could drift from the exact one (default 0: measured without drift,
+        ``docs/replan.md``).
     verify : bool
         Check every new plan with :func:`optisched.evaluate.evaluate` (default);
         a plan that fails is re-made with a full dispatch.
@@ -421,7 +427,7 @@ class Replanner:
                  time_limit: float = 0.05, plan: Plan | None = None,
                  iterations: int | None = None, *, window_slots: int | None = None,
                  fill: str | Mapping[str, str] | None = None, redispatch: str = "changed",
-                 refresh: int = 2, verify: bool = True) -> None:
+                 refresh: int = 0, verify: bool = True) -> None:
         if window_slots is not None and (int(window_slots) != window_slots or window_slots < 1):
             raise ValueError(f"window_slots must be a positive whole number, got {window_slots!r}")
         if redispatch not in REDISPATCH:
@@ -1146,6 +1152,8 @@ class Replanner:
             same &= (np.abs(st.load[:, :T_ov] - of.load[:, k:k + T_ov]) <= 1e-9).all(axis=1)
             same &= (st.on[:, :T_ov] == of.on[:, k:k + T_ov]).all(axis=1)
         rolled = k > 0 or T_ov < T
+        if T - T_ov > _CARRY_NEW_SLOTS:
+            return prev  # many new slots: their dispatch is not a small change, solve it
         if rolled:
             # a demand charge or a negative price is not followed by the terminal shift:
             # dispatch those nodes exactly; and the longest-carried ones (the drift bound)

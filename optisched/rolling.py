@@ -549,8 +549,9 @@ def carry_flows(index: Index, rows: IntArray, old: Flows, k: int, load: FloatArr
         The rows whose flows could be carried.
     flows : dict name -> (R', T) float
         Their ``pv_used``, ``grid_import``, ``grid_export``, ``charge``,
-        ``discharge`` and ``soc``: the carried flows, the battery idle in the slots
-        past ``T_ov`` (PV first, the grid for the rest, paid surplus exported), the
+        ``discharge`` and ``soc``: the carried flows; in the slots past ``T_ov`` PV
+        first, the grid for the rest, PV left over stored when that is worth more
+        than exporting it (else exported when paid), the battery otherwise idle; the
         state of charge recomputed from the new ``soc_init`` and shifted to the
         terminal rule (:func:`top_up` when short, :func:`draw_down` when the
         previous plan stored more than the rolled problem asks for). A row is left
@@ -572,7 +573,27 @@ def carry_flows(index: Index, rows: IntArray, old: Flows, k: int, load: FloatArr
         ok &= ~(imp > index.headroom[rows, T_ov:] + 1e-7).any(axis=1)
         exp = np.where(index.export_price[rows, T_ov:] > 0,
                        np.minimum(P - used, index.export_kw[rows][:, None]), 0.0)
-        fl["pv_used"][:, T_ov:] = used + exp
+        # PV left over (curtailed, or exported for less than it saves when stored: the
+        # cheapest import it can displace, after the round trip) charges the battery,
+        # within its power limit and the room left at the end of the shared slots; a
+        # charge beyond the terminal target is then drawn down where it saves most
+        spare = P - used
+        eff = index.eff_charge[rows] * index.eff_discharge[rows]
+        least = index.import_cost[rows].min(axis=1, initial=np.inf) * eff
+        worth = (index.battery_kwh[rows] > 0)[:, None] & (
+            index.export_price[rows, T_ov:] < least[:, None])
+        ch = np.where(worth, np.minimum(spare, index.charge_kw[rows][:, None]), 0.0)
+        dt = index.dt
+        step0 = dt * (index.eff_charge[rows][:, None] * fl["charge"][:, :T_ov]
+                      - fl["discharge"][:, :T_ov] / index.eff_discharge[rows][:, None])
+        room = index.soc_max[rows] - (index.soc_init[rows] + step0.sum(axis=1))
+        for t in range(ch.shape[1]):  # the few new slots: cap by the room left
+            ch[:, t] = np.clip(np.minimum(ch[:, t], room / (dt * index.eff_charge[rows])),
+                               0.0, None)
+            room = room - dt * index.eff_charge[rows] * ch[:, t]
+        exp = np.minimum(exp, spare - ch)
+        fl["charge"][:, T_ov:] = ch
+        fl["pv_used"][:, T_ov:] = used + exp + ch
         fl["grid_import"][:, T_ov:] = imp
         fl["grid_export"][:, T_ov:] = exp
     dt = index.dt
