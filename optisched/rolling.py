@@ -31,7 +31,7 @@ import pandas as pd
 
 from optisched.arrays import BoolArray, FloatArray, IntArray
 from optisched.domain import Feeder, Job, Node, NodeSeries, Problem, Tariff
-from optisched.index import Index, compile_index, sparse_max_tables
+from optisched.index import Index, compile_index, slots_needed, sparse_max_tables
 from optisched.plan import Flows
 
 __all__ = [
@@ -874,7 +874,10 @@ def roll_index(old: Index, problem: Problem, k: int) -> Index | None:
     and pins from the jobs' times, the window end capped by the new horizon) and
     their options filtered by the new windows and availability, as
     :func:`~optisched.index.compile_index` decides them; a job whose window grows at
-    its end (the horizon got longer than the rest of the old one) is compiled alone;
+    its end (the horizon got longer than the rest of the old one) keeps its options
+    with the longer window, and is compiled alone when that could give it a new one
+    (its window was too short for its duration on some node, or a node is not always
+    available);
     arrivals are appended (:func:`append_jobs`). None when that cannot be the
     compiled index: a job that lost its pin, a pin without its option, a node
     available where it was not, other resources.
@@ -918,8 +921,24 @@ def roll_index(old: Index, problem: Problem, k: int) -> Index | None:
     old_cap = np.where(hard & np.isfinite(base["deadline"]),
                        np.floor(np.minimum(base["deadline"], old.T) + _EPS), old.T
                        ).astype(np.int64)
-    # a window that grows at its end may gain options: those jobs are compiled alone
+    # a window that grows at its end may gain options where the old window was too short
+    # for the job's duration there, or on a node not always available: such jobs are
+    # compiled alone; the others keep their options with the longer window
     grow = (pinned_node < 0) & (end_cap > old_cap - k)
+    partial: BoolArray = np.asarray(~nodes_ix.available.all(axis=1) | ~old.available.all(axis=1))
+    alone = np.zeros(J, dtype=bool)
+    gj = np.nonzero(grow)[0]
+    if gj.size:
+        dur = slots_needed(base["duration_min"][gj][:, None], old.slot_minutes,
+                           old.speed[None, :])
+        has = np.zeros((gj.size, old.N), dtype=bool)
+        gpos = np.full(J, -1, dtype=np.int64)
+        gpos[gj] = np.arange(gj.size)
+        sel = (newpos[old.opt_job] >= 0)
+        sel[sel] = gpos[newpos[old.opt_job][sel]] >= 0
+        has[gpos[newpos[old.opt_job[sel]]], old.opt_node[sel]] = True
+        short = (old_cap[gj] - base["release"][gj])[:, None] - dur < 0
+        alone[gj] = (~has & (short | partial[None, :])).any(axis=1)
     # options: the pinned one for pinned jobs, the rest by the new windows and availability
     alive = newpos[old.opt_job] >= 0  # options of kept jobs
     oj = np.maximum(newpos[old.opt_job], 0)
@@ -927,9 +946,9 @@ def roll_index(old: Index, problem: Problem, k: int) -> Index | None:
     pin = pinned_node[oj] >= 0
     earliest = np.where(pin, pinned_start[oj], release[oj])
     latest = np.where(pin, pinned_start[oj], end_cap[oj] - od)
-    ok = alive & np.where(pin, on == pinned_node[oj], latest >= earliest) & ~grow[oj]
-    partial: BoolArray = np.asarray(~nodes_ix.available.all(axis=1))
-    chk = np.nonzero(ok & ~pin & partial[on])[0]
+    ok = alive & np.where(pin, on == pinned_node[oj], latest >= earliest) & ~alone[oj]
+    now_partial: BoolArray = np.asarray(~nodes_ix.available.all(axis=1))
+    chk = np.nonzero(ok & ~pin & now_partial[on])[0]
     if chk.size:
         ok[chk] = _window_max(nodes_ix.avail_run, on[chk], earliest[chk], latest[chk]) >= od[chk]
     if (np.bincount(oj[ok & pin], minlength=J) != (pinned_node >= 0)).any():
@@ -938,13 +957,13 @@ def roll_index(old: Index, problem: Problem, k: int) -> Index | None:
     upd["opt_earliest"] = earliest[ok].astype(np.int64)
     upd["opt_latest"] = latest[ok].astype(np.int64)
     upd["opt_job"] = oj[ok]
-    if grow.any():
-        gj = np.nonzero(grow)[0]
-        part = compile_index(_jobs_only(problem, [kept[int(i)] for i in gj]))
+    if alone.any():
+        aj = np.nonzero(alone)[0]
+        part = compile_index(_jobs_only(problem, [kept[int(i)] for i in aj]))
         if part.resources != old.resources:
             return None
         upd = {f: np.concatenate([upd[f], getattr(part, f)]) for f in (*_OPT_FIELDS, "opt_job")
-               } | {"opt_job": np.concatenate([upd["opt_job"], gj[part.opt_job]])}
+               } | {"opt_job": np.concatenate([upd["opt_job"], aj[part.opt_job]])}
         order = np.lexsort((upd["opt_node"], upd["opt_job"]))
         upd = {f: v[order] for f, v in upd.items()}
     counts = np.bincount(upd["opt_job"], minlength=J)
