@@ -57,7 +57,8 @@ __all__ = [
     "job_rule_breaks",
 ]
 
-_STRICT = ConfigDict(extra="forbid", validate_assignment=False, frozen=False)
+_STRICT = ConfigDict(extra="forbid", validate_assignment=False, frozen=False,
+                     ser_json_inf_nan="strings")
 
 
 def _columns(file: str) -> tuple[str, ...]:
