@@ -66,11 +66,12 @@ class _Commands(TyperGroup):
             raise
 
     def invoke(self, ctx: Any) -> Any:
+        argv = [*getattr(ctx, "_protected_args", []), *ctx.args]  # the group consumes them
         try:
             return super().invoke(ctx)
         except _UsageError as exc:
             exc.exit_code = EXIT_INPUT  # type: ignore[attr-defined]
-            _usage_json(exc, [*getattr(ctx, "protected_args", []), *ctx.args])
+            _usage_json(exc, argv)
             raise
 
 
