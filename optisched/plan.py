@@ -29,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from optisched.atomic import check_dir_target, write_dir_atomically
@@ -245,7 +246,10 @@ class Plan:
 
     def to_json(self, problem: Problem, indent: int | None = None) -> str:
         """:meth:`to_document` as JSON text (read back exactly by :meth:`from_json`)."""
-        return json.dumps(self.to_document(problem), indent=indent, allow_nan=False)
+        doc = self.to_document(problem)
+        if indent is not None:
+            return json.dumps(doc, indent=indent, allow_nan=False)
+        return pydantic_core.to_json(doc).decode("utf-8")  # 3-4x faster than json.dumps
 
     @classmethod
     def from_json(cls, problem: Problem, data: str | bytes | Mapping[str, Any],
@@ -758,24 +762,18 @@ def _series_records(problem: Problem, plan: Plan) -> list[dict[str, Any]]:
         return []
     N, T = f.on.shape
     hz = problem.horizon
-    times = [hz.time_of(t).isoformat() for t in range(T)]
+    times = [hz.time_of(t).isoformat() for t in range(T)] * N
     cols: list[list[Any]] = []
     for _, attr in _SERIES_FIELDS:
-        arr = np.asarray(getattr(f, attr), dtype=float)
+        arr = np.asarray(getattr(f, attr), dtype=float).ravel()
         cols.append(arr.tolist() if np.isfinite(arr).all()
-                    else [[_json_number(x) for x in row] for row in arr.tolist()])
-    on = f.on.astype(int).tolist()
-    keys = [k for k, _ in _SERIES_FIELDS]
-    out = []
-    for n in range(N):
-        nid = plan.node_ids[n]
-        rows = [c[n] for c in cols]
-        for t in range(T):
-            rec: dict[str, Any] = {"node_id": nid, "slot": t, "time": times[t], "on": on[n][t]}
-            for k, r in zip(keys, rows, strict=True):
-                rec[k] = r[t]
-            out.append(rec)
-    return out
+                    else [_json_number(x) for x in arr.tolist()])
+    node_ids = np.repeat(np.array(plan.node_ids, dtype=object), T).tolist()
+    slots = np.tile(np.arange(T), N).tolist()
+    on = f.on.astype(int).ravel().tolist()
+    keys = ("node_id", "slot", "time", "on", *(k for k, _ in _SERIES_FIELDS))
+    return [dict(zip(keys, row, strict=True))
+            for row in zip(node_ids, slots, times, on, *cols, strict=True)]
 
 
 def _document_summary(problem: Problem, plan: Plan) -> dict[str, Any]:

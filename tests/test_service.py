@@ -21,7 +21,6 @@ import sys
 import time
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,8 @@ from optisched.client import Client, ServiceError
 from optisched.generate.random_problems import random_problem
 from optisched.jsondoc import problem_from_json
 from optisched.plan import Plan
+from optisched.service.launch import ServerProcess
+from optisched.service.launch import wait_gone as _wait_gone
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
@@ -42,88 +43,11 @@ TOKEN = "test-token-0123456789abcdef"
 SECRET_JOB = "job-SECRET-7f3a"  # must never appear in the server's log
 
 
-@dataclass
-class Server:
-    """A running ``optisched serve`` subprocess."""
+class Server(ServerProcess):
+    """The server of these tests; its client carries the test token by default."""
 
-    state: Path
-    log: Path
-    args: list[str]
-    proc: subprocess.Popen[bytes] | None = None
-    url: str = ""
-    env: dict[str, str] = field(default_factory=dict)
-
-    def start(self, timeout: float = 60.0) -> None:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.log, "ab")  # the child writes its output here
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "optisched.cli", "serve", "--host", "127.0.0.1",
-             "--port", "0", "--state", str(self.state), *self.args],
-            stdout=fh, stderr=fh, env={**os.environ, **self.env})
-        fh.close()
-        deadline = time.monotonic() + timeout
-        seen = self.log.stat().st_size if self.url else 0
-        while time.monotonic() < deadline:
-            text = self.log.read_text(encoding="utf-8", errors="replace")[seen:]
-            if "listening on http://" in text:
-                self.url = text.split("listening on ", 1)[1].split()[0]
-                if self._healthy():
-                    return
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited {self.proc.returncode}:\n{text}")
-            time.sleep(0.1)
-        raise RuntimeError("server did not start:\n" + self.log.read_text())
-
-    def _healthy(self) -> bool:
-        try:
-            return bool(Client(self.url).health()["ok"])
-        except (OSError, ServiceError):
-            return False
-
-    def worker_pids(self) -> list[int]:
-        assert self.proc is not None
-        return _children(self.proc.pid)
-
-    def stop(self, sig: int = signal.SIGTERM) -> list[int]:
-        """Stop the server; returns the worker pids it had."""
-        assert self.proc is not None
-        pids = self.worker_pids()
-        self.proc.send_signal(sig)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            self.proc.kill()
-            self.proc.wait(10)
-        return pids
-
-    def client(self, token: str | None = TOKEN) -> Client:
-        return Client(self.url, token=token, timeout=60)
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            text = Path(f"/proc/{pid}/task/{tid}/children").read_text()
-        except OSError:
-            continue
-        out += [int(x) for x in text.split()]
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def _wait_gone(pids: list[int], timeout: float = 10.0) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
-        time.sleep(0.1)
-    return [p for p in pids if _alive(p)]
+    def client(self, token: str | None = TOKEN, timeout: float = 60.0) -> Client:
+        return super().client(token, timeout)
 
 
 @pytest.fixture(scope="module")

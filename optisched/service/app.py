@@ -277,9 +277,10 @@ def _plan_text(session: Session, detail: str) -> str | None:
     rp = session.replanner
     if detail == "none":
         return None
+    if detail == "full":
+        return rp.plan.to_json(rp.problem)
     doc = rp.plan.to_document(rp.problem)
-    if detail == "assignments":
-        doc["node_series"] = []
+    doc["node_series"] = []
     return json.dumps(doc, allow_nan=False)
 
 
