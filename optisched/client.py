@@ -162,6 +162,20 @@ class Client:
         return dict(self._json("GET", f"/v1/solves/{solve_id}",
                                plan=None if plan else "false"))
 
+    def solve_plan(self, solve_id: str) -> dict[str, Any]:
+        """``GET /v1/solves/{id}/plan``: the plan document."""
+        return dict(self._json("GET", f"/v1/solves/{solve_id}/plan"))
+
+    def solve_problem(self, solve_id: str) -> dict[str, Any]:
+        """``GET /v1/solves/{id}/problem``: the problem document."""
+        return dict(self._json("GET", f"/v1/solves/{solve_id}/problem"))
+
+    def session_from_solve(self, solve_id: str, **settings: Any) -> dict[str, Any]:
+        """``POST /v1/sessions`` from a finished solve's problem and plan."""
+        detail = settings.pop("detail", "full")
+        body = json.dumps({"solve_id": solve_id, **settings})
+        return dict(self._json("POST", "/v1/sessions", body, plan=detail))
+
     def solves(self) -> list[dict[str, Any]]:
         """``GET /v1/solves``."""
         return list(self._json("GET", "/v1/solves")["solves"])

@@ -349,6 +349,14 @@ def test_session_accepts_a_solved_plan(server: Server, tiny: optisched.Problem) 
     assert created["objective"] == pytest.approx(done["progress"]["objective"])
     assert "plan" not in created
     assert c.session_plan(created["id"])["plan"]["assignments"] == done["plan"]["assignments"]
+    # or straight from the solve (what a curl user does)
+    assert c.solve_plan(done["id"]) == done["plan"]
+    assert problem_from_json(c.solve_problem(done["id"])) == tiny
+    again = c.session_from_solve(done["id"], time_limit=0.1)
+    assert again["objective"] == created["objective"] and again["plan"] == done["plan"]
+    with pytest.raises(ServiceError) as info:
+        c.solve_plan("nope")
+    assert info.value.status == 404
 
 
 def test_queued_solves_survive_a_restart(tmp_path: Path, tiny: optisched.Problem) -> None:

@@ -461,6 +461,23 @@ def create_app(config: ServiceConfig) -> FastAPI:
         text = await run_in_threadpool(s.solves.plan, solve_id) if plan and state.done else None
         return _raw_json(state.to_dict(), plan=text)
 
+    @app.get("/v1/solves/{solve_id}/plan", tags=["solves"], responses=_ERRORS)
+    async def get_solve_plan(solve_id: str, request: Request) -> Response:
+        """The plan document of a finished solve (404 while it has none)."""
+        text = await run_in_threadpool(svc(request).solves.plan, solve_id)
+        if text is None:
+            raise ApiError(404, "not_found", f"solve {solve_id} has no plan (unknown, not "
+                           "done, or it ended without one)")
+        return Response(text, media_type="application/json")
+
+    @app.get("/v1/solves/{solve_id}/problem", tags=["solves"], responses=_ERRORS)
+    async def get_solve_problem(solve_id: str, request: Request) -> Response:
+        """The problem document of a solve."""
+        text = await run_in_threadpool(svc(request).store.solve_problem, solve_id)
+        if text is None:
+            raise ApiError(404, "not_found", f"no solve {solve_id}")
+        return Response(text, media_type="application/json")
+
     @app.get("/v1/solves/{solve_id}/events", tags=["solves"], responses=_ERRORS)
     async def solve_events(solve_id: str, request: Request) -> StreamingResponse:
         """Server-sent events: ``status`` first, then ``progress`` reports, ``done`` last."""
@@ -528,6 +545,17 @@ def create_app(config: ServiceConfig) -> FastAPI:
             if key not in known:
                 raise request_error(key, None, "unknown key; valid: " + ", ".join(known))
         settings = _session_settings(s.config, data)
+        if data.get("solve_id") is not None:  # the problem and plan of a finished solve
+            sid = str(data["solve_id"])
+            if "problem" in data or "plan" in data:
+                raise request_error("solve_id", sid, "give solve_id or problem (and plan), "
+                                    "not both")
+            ptext = await run_in_threadpool(s.store.solve_problem, sid)
+            plan_text = await run_in_threadpool(s.solves.plan, sid)
+            if ptext is None or plan_text is None:
+                raise request_error("solve_id", sid, "no finished solve with a plan has "
+                                    "this id")
+            data = {**data, "problem": json.loads(ptext), "plan": json.loads(plan_text)}
         problem = await run_in_threadpool(_problem_field, data)
         if data.get("plan") is not None:
             plan = await run_in_threadpool(_plan_field, problem, data["plan"])

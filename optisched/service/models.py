@@ -133,9 +133,12 @@ class SessionRequest(BaseModel):
     """``POST /v1/sessions``."""
 
     model_config = _Strict
-    problem: dict[str, Any]
+    problem: dict[str, Any] | None = Field(default=None, description="The problem document "
+                                           "(or give solve_id).")
     plan: dict[str, Any] | None = Field(default=None, description="The current plan "
                                         "(a plan document); solved in a worker when omitted.")
+    solve_id: str | None = Field(default=None, description="Start from the problem and plan "
+                                 "of this finished solve instead.")
     solver: str = Field(default="greedy", description="Re-planning solver: greedy "
                         "warm-starts, any other re-solves each update.")
     time_limit: float = Field(default=0.2, ge=0, description="Seconds of search per update.")
