@@ -477,22 +477,57 @@ def report(
         "report.html"),
     png: Annotated[Path | None, typer.Option("--png", help="Also write the figures as PNG "
                                              "files into this directory.")] = None,
-    top: Annotated[int, typer.Option("--top", min=0,
-                                     help="Nodes shown individually (by cost).")] = 5,
+    top: Annotated[int, typer.Option("--top", min=0, help="Nodes shown individually in the "
+                                     "static figures (--static, --png).")] = 5,
+    compare: Annotated[Path | None, typer.Option(
+        "--compare", help="Another plan directory of the same bundle to compare with "
+        "(default: the baseline solver's plan, computed now).")] = None,
+    no_compare: Annotated[bool, typer.Option("--no-compare", help="No comparison section "
+                                             "(do not run the baseline).")] = False,
+    static: Annotated[bool, typer.Option("--static", help="Embedded PNG figures instead of "
+                                         "interactive plotly ones (small page, no "
+                                         "JavaScript figures).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q",
+                                        help="No progress on stderr.")] = False,
 ) -> None:
-    """Write a self-contained HTML report of a plan (figures embedded), optionally PNGs."""
-    from optisched.report import FIGURES, write_report
+    """Write a self-contained HTML report of a plan, compared with another plan or the baseline."""
+    from optisched.progress import StepProgress
+    from optisched.report import REPORT_STEPS, Comparison, write_report
+    from optisched.solvers import solve
 
-    problem = read_bundle(bundle)
-    p = read_plan(problem, plan_dir)
-    if p.flows is None:
-        err.print(f"plan {plan_dir} has status {p.status.value}: nothing to draw",
-                  highlight=False)
-        raise typer.Exit(EXIT_INFEASIBLE)
-    write_report(problem, p, out_file, png_dir=png, top=top)
+    if compare is not None and no_compare:
+        raise ValueError("--compare and --no-compare exclude each other")
+
+    def run(step: Callable[[str], None]) -> None:
+        step("read bundle and plan")
+        problem = read_bundle(bundle)
+        p = read_plan(problem, plan_dir)
+        if p.flows is None:
+            err.print(f"plan {plan_dir} has status {p.status.value}: nothing to draw",
+                      highlight=False)
+            raise typer.Exit(EXIT_INFEASIBLE)
+        other: Comparison | None = None
+        if compare is not None:
+            step("read comparison plan")
+            other = Comparison(read_plan(problem, compare), str(compare))
+        elif not no_compare:
+            step("baseline plan")
+            base = solve(problem, "baseline")
+            if base.flows is None:
+                err.print(f"baseline found no plan ({base.status.value}); no comparison",
+                          highlight=False)
+            else:
+                other = Comparison(base, "baseline")
+        write_report(problem, p, out_file, png_dir=png, top=top, compare=other,
+                     interactive=not static, progress=step)
+
+    if quiet:
+        run(lambda _name: None)
+    else:
+        with StepProgress(err, total=len(REPORT_STEPS) + 2, title="report") as show:
+            run(show)
     out.print(f"report written to {out_file}"
-              + (f"; {len(FIGURES)} PNG files in {png}" if png is not None else ""),
-              highlight=False)
+              + (f"; PNG figures in {png}" if png is not None else ""), highlight=False)
 
 
 @app.command()

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-import numpy.typing as npt
 
+from optisched.arrays import FloatArray, IntArray
 from optisched.domain import Problem
 from optisched.index import Index, compile_index, ineligibility
 from optisched.plan import COST_TERMS, Flows, Plan
@@ -33,7 +33,6 @@ __all__ = [
     "resource_usage",
 ]
 
-FloatArray = npt.NDArray[np.float64]
 
 FLOW_ATOL = 1e-6
 """Absolute tolerance on flows [kW] and energy [kWh] (SPEC §4)."""
@@ -120,7 +119,7 @@ class _Collector:
             self.violations.append(describe(key, float(excess[key])))
 
 
-def _durations(index: Index, plan: Plan) -> npt.NDArray[np.int64]:
+def _durations(index: Index, plan: Plan) -> IntArray:
     runs = plan.node >= 0
     d = np.zeros(index.J, dtype=np.int64)
     if runs.any():
@@ -128,7 +127,7 @@ def _durations(index: Index, plan: Plan) -> npt.NDArray[np.int64]:
     return d
 
 
-def resource_usage(index: Index, node: npt.NDArray[np.int64], start: npt.NDArray[np.int64],
+def resource_usage(index: Index, node: IntArray, start: IntArray,
                    values: FloatArray) -> FloatArray:
     """Sum ``values[j]`` over the slots each running job occupies.
 
@@ -161,7 +160,7 @@ def resource_usage(index: Index, node: npt.NDArray[np.int64], start: npt.NDArray
     return out if values.ndim == 2 else out[:, :, 0]
 
 
-def job_load(index: Index, node: npt.NDArray[np.int64], start: npt.NDArray[np.int64]) -> FloatArray:
+def job_load(index: Index, node: IntArray, start: IntArray) -> FloatArray:
     """Power of running jobs ``Σ power_kw · power_factor`` per node and slot [kW], ``(N, T)``."""
     pf_power = np.zeros(index.J)
     runs = node >= 0

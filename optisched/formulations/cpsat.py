@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 from ortools.sat.python import cp_model
 
+from optisched.arrays import FloatArray, IntArray
 from optisched.index import Index
 
 __all__ = [
@@ -58,8 +59,6 @@ __all__ = [
     "define_scaling",
 ]
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 MAX_POWER_UNITS = 1e5
 """A node's largest power in power units is at most this (``p_n = 10^k`` kW, k ≥ −4)."""
