@@ -10,7 +10,8 @@ them back with errors that name file, row and column.
 The same three files as one JSON document (:class:`PlanDocument`, the plan of the
 HTTP service): :meth:`Plan.to_json` / :meth:`Plan.from_json`, an exact round trip
 (numbers at full precision, infinities as the strings ``"Infinity"`` /
-``"-Infinity"``, ``NaN`` as ``"NaN"``).
+``"-Infinity"``, ``NaN`` as ``"NaN"``; in the free-form ``info`` these three strings
+read back as numbers).
 """
 
 from __future__ import annotations
@@ -722,6 +723,17 @@ def _info_value(obj: Any) -> Any:
     return str(obj)
 
 
+def _info_from_json(obj: Any) -> Any:
+    """``info`` as read: the strings of non-finite numbers become those numbers again."""
+    if isinstance(obj, dict):
+        return {k: _info_from_json(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_info_from_json(v) for v in obj]
+    if obj in ("Infinity", "-Infinity", "NaN"):
+        return _from_json_number(obj)
+    return obj
+
+
 def _durations_of(problem: Problem, plan: Plan) -> IntArray:
     dur = np.zeros(len(problem.jobs), dtype=np.int64)
     runs = np.nonzero(plan.node >= 0)[0]
@@ -824,7 +836,7 @@ def _plan_from_document(problem: Problem, data: str | bytes | Mapping[str, Any],
     plan.bound = _from_json_number(s.bound)
     plan.costs = {k: float(_from_json_number(v) or 0.0) for k, v in s.costs.items()}
     plan.timings = {k: float(_from_json_number(v) or 0.0) for k, v in s.timings.items()}
-    plan.info = dict(s.info)
+    plan.info = _info_from_json(s.info)
     errors: list[InputError] = []
     _document_assignments(problem, plan, doc.assignments, f"{name}.assignments", errors)
     if s.status.has_plan:

@@ -156,8 +156,11 @@ def _assert_same_plan(a: Plan, b: Plan) -> None:
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(problems(), st.sampled_from(["baseline", "greedy"]),
-       st.dictionaries(st.text(max_size=5), st.one_of(st.integers(), st.floats(), st.text(),
-                                                      st.lists(st.integers(), max_size=3)),
+       st.dictionaries(st.text(max_size=5),
+                       st.one_of(st.integers(), st.floats(allow_nan=False),
+                                 st.text().filter(lambda t: t not in ("Infinity", "-Infinity",
+                                                                      "NaN")),
+                                 st.lists(st.integers(), max_size=3)),
                        max_size=3))
 def test_plan_json_round_trip_is_exact(p: Problem, solver: str, info: dict[str, Any]) -> None:
     plan = optisched.solve(p, solver, time_limit=0.2)

@@ -68,15 +68,18 @@ def _timed(fn: Callable[[], Any]) -> float:
 
 
 def bench_validate(c: Client, problem_json: str, clients: int, per_client: int
-                   ) -> dict[str, float]:
+                   ) -> dict[str, Any]:
     """Latency of ``POST /v1/validate`` with ``clients`` concurrent clients."""
     c.validate(problem_json)  # warm up
     def one(_: int) -> float:
         return _timed(lambda: c.validate(problem_json))
 
+    alone = [one(k) for k in range(per_client)]
+    t0 = time.perf_counter()
     with ThreadPoolExecutor(clients) as ex:
         times = list(ex.map(one, range(clients * per_client)))
-    return _stats(times)
+    wall = time.perf_counter() - t0
+    return {**_stats(times), "per_s": len(times) / wall, "alone": _stats(alone)}
 
 
 def _arrival(problem: Problem, k: int, who: int) -> dict[str, Any]:
@@ -102,13 +105,15 @@ def bench_sessions(c: Client, problem: Problem, plan_json: str, clients: int, ev
         barrier.wait()
         return [send(ids[who], k, who) for k in range(1, events + 1)]
 
+    t0 = time.perf_counter()
     with ThreadPoolExecutor(clients) as ex:
         concurrent = [t for ts in ex.map(run, range(clients)) for t in ts]
+    wall = time.perf_counter() - t0
     alone_id, light_id = create(0), create(1)
     alone = [send(alone_id, k, 999) for k in range(1, events + 1)]
     alone_light = [send(light_id, k, 998, "none") for k in range(1, events + 1)]
-    return {"concurrent": _stats(concurrent), "alone": _stats(alone),
-            "alone_no_plan": _stats(alone_light)}
+    return {"concurrent": {**_stats(concurrent), "per_s": len(concurrent) / wall},
+            "alone": _stats(alone), "alone_no_plan": _stats(alone_light)}
 
 
 def bench_in_process(problem: Problem, plan: Plan, events: int, settings: dict[str, Any]
@@ -173,8 +178,10 @@ def bench_solves(server: ServerProcess, n: int, time_limit: float) -> dict[str, 
 def _markdown(r: dict[str, Any]) -> str:
     v, s, ip, sv = r["validate"], r["sessions"], r["in_process"], r["solves"]
 
-    def row(name: str, x: dict[str, float]) -> str:
-        return f"| {name} | {x['n']} | {x['p50_ms']:.0f} | {x['p95_ms']:.0f} | {x['max_ms']:.0f} |"
+    def row(name: str, x: dict[str, Any]) -> str:
+        per_s = f"{x['per_s']:.1f}" if "per_s" in x else ""
+        return (f"| {name} | {x['n']} | {x['p50_ms']:.0f} | {x['p95_ms']:.0f} | "
+                f"{x['max_ms']:.0f} | {per_s} |")
 
     ratio = s["alone"]["p50_ms"] / ip["p50_ms"]
     ratio_light = s["alone_no_plan"]["p50_ms"] / ip["p50_ms"]
@@ -183,9 +190,10 @@ def _markdown(r: dict[str, Any]) -> str:
         f"Load: {r['load']}.",
         "",
         "| what (1,000-job bundle: 100 nodes, 96 slots) | requests | p50 [ms] | p95 [ms] | "
-        "max [ms] |",
-        "|---|---|---|---|---|",
+        "max [ms] | requests/s |",
+        "|---|---|---|---|---|---|",
         row(f"`POST /v1/validate` (problem JSON, {r['clients']} concurrent clients)", v),
+        row("`POST /v1/validate`, one client alone", v["alone"]),
         row(f"session arrival event, {r['clients']} concurrent sessions", s["concurrent"]),
         row("session arrival event, one client alone (answer with the full plan)", s["alone"]),
         row("session arrival event, one client alone (`?plan=none`)", s["alone_no_plan"]),

@@ -150,7 +150,7 @@ def _too_large(limit: int) -> dict[str, Any]:
 
 async def _send_json(send: Send, status: int, body: dict[str, Any],
                      headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    data = json.dumps(body).encode()
+    data = json.dumps(body, separators=(",", ":")).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(data)).encode()), *(headers or [])]})
@@ -159,7 +159,7 @@ async def _send_json(send: Send, status: int, body: dict[str, Any],
 
 def _raw_json(head: dict[str, Any], **embedded: str | None) -> Response:
     """A JSON answer with already serialized documents embedded (no re-parsing)."""
-    text = json.dumps(head, allow_nan=False)
+    text = json.dumps(head, allow_nan=False, separators=(",", ":"))
     extra = "".join(f',"{k}":{v}' for k, v in embedded.items() if v is not None)
     return Response(text[:-1] + extra + "}" if extra else text, media_type="application/json")
 
@@ -281,7 +281,7 @@ def _plan_text(session: Session, detail: str) -> str | None:
         return rp.plan.to_json(rp.problem)
     doc = rp.plan.to_document(rp.problem)
     doc["node_series"] = []
-    return json.dumps(doc, allow_nan=False)
+    return json.dumps(doc, allow_nan=False, separators=(",", ":"))
 
 
 def _detail(request: Request) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 from optisched.service.config import ServiceConfig
 from optisched.service.pool import Outcome, Task, WorkerPool
-from optisched.service.store import ACTIVE, SolveRow, Store
+from optisched.service.store import ACTIVE, SolveRow, Store, iso_time
 
 __all__ = ["TERMINAL", "SolveManager", "SolveState"]
 
@@ -59,8 +59,8 @@ class SolveState:
             "id": self.id, "status": self.status, "done": self.done, "solver": req["solver"],
             "time_limit": req["time_limit"], "time_limit_capped": req.get("time_limit_capped",
                                                                           False),
-            "created": _iso(self.created), "started": _iso(self.started),
-            "finished": _iso(self.finished), "progress": self.progress, "message": self.message,
+            "created": iso_time(self.created), "started": iso_time(self.started),
+            "finished": iso_time(self.finished), "progress": self.progress, "message": self.message,
         }
         if self.status == "running":
             out["worker_pid"] = self.worker_pid
@@ -70,12 +70,6 @@ class SolveState:
     def of_row(cls, row: SolveRow) -> SolveState:
         return cls(row.id, row.seq, row.status, row.request, row.created, row.started,
                    row.finished, row.progress, row.message)
-
-
-def _iso(t: float | None) -> str | None:
-    if t is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
 
 
 class SolveManager:

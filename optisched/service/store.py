@@ -36,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SessionRow", "Snapshot", "SolveRow", "Store", "arrays_blob", "blob_arrays"]
+__all__ = ["SessionRow", "Snapshot", "SolveRow", "Store", "arrays_blob", "blob_arrays",
+           "iso_time"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS solves (
@@ -59,6 +60,13 @@ CREATE TABLE IF NOT EXISTS session_events (
 
 ACTIVE = ("queued", "running")
 """Solve statuses that are resumed after a restart."""
+
+
+def iso_time(t: float | None) -> str | None:
+    """A POSIX time as an ISO 8601 UTC timestamp with milliseconds (None stays None)."""
+    if t is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
 
 
 def arrays_blob(arrays: dict[str, np.ndarray]) -> bytes:
@@ -247,7 +255,7 @@ class Store:
         """The event log of a session, oldest first."""
         rows = self._all("SELECT version, received, events, status, changes FROM session_events "
                          "WHERE session_id = ? ORDER BY version", (session_id,))
-        return [{"version": int(v), "received": float(t), "events": json.loads(e),
+        return [{"version": int(v), "received": iso_time(float(t)), "events": json.loads(e),
                  "status": s, "changes": json.loads(c)} for v, t, e, s, c in rows]
 
     def delete_session(self, session_id: str) -> bool:
