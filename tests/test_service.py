@@ -152,7 +152,7 @@ def test_solve_streams_progress_and_its_plan_passes_the_evaluator(
         server: Server, tiny: optisched.Problem) -> None:
     c = server.client()
     sub = c.solve(tiny, solver="greedy", time_limit=1)
-    assert sub["status"] == "queued" and sub["time_limit"] == 1
+    assert sub["status"] in ("queued", "running") and sub["time_limit"] == 1
     events = list(c.events(sub["id"]))
     assert events[0][0] == "status" and events[-1][0] == "done"
     done = c.wait(sub["id"])

@@ -11,11 +11,16 @@ the same code (:func:`~optisched.events.read_events`,
 
 Persistence (:mod:`optisched.service.store`): after creation and after every
 update, in one transaction, the session's problem JSON, its plan (arrays bit for
-bit), the re-planner's settings and its state beyond problem and plan (the slots
-rolled so far and each node's availability in the first problem, which a
-``return`` event restores) are written with the event-log row, before the answer
-is sent. A restarted server rebuilds ``Replanner(problem, plan=plan, …)`` from the
-newest snapshot on the session's first use; an update that fails leaves the
+bit), the re-planner's settings and its state beyond problem and plan are written
+with the event-log row, before the answer is sent. That state is every attribute
+of the :class:`~optisched.replan.Replanner` except ``problem``, ``plan`` and its
+compiled index (today: the slots rolled so far and each node's availability in the
+first problem, which a ``return`` event restores), pickled, so that whatever the
+re-planner keeps (a ledger, a store of future data …) survives a restart without
+code here knowing it; a JSON summary (``offset``, the original availability) is
+kept beside it and used when the pickle cannot be loaded. A restarted server
+rebuilds ``Replanner(problem, plan=plan, …)`` from the newest snapshot on the
+session's first use and restores that state; an update that fails leaves the
 session as it was (the in-memory state is dropped and rebuilt from the store).
 """
 
@@ -25,6 +30,7 @@ import csv
 import io
 import json
 import logging
+import pickle
 import tempfile
 import threading
 import uuid
@@ -278,15 +284,26 @@ def _snapshot(session: Session) -> Snapshot:
     if plan.flows is not None:
         arrays.update({k: getattr(plan.flows, k) for k in _FLOWS})
     return Snapshot(session.version, rp.problem.model_dump_json(), meta, arrays,
-                    _replanner_state(rp))
+                    _replanner_summary(rp), _replanner_pickle(rp))
 
 
-def _replanner_state(rp: Replanner) -> dict[str, Any]:
-    """What a :class:`Replanner` holds beyond problem, plan and settings (see the module
-    docstring): the slots rolled and the first problem's availability per node."""
+_NOT_PICKLED = ("problem", "plan", "_index")
+"""Replanner attributes the snapshot holds otherwise (or that are rebuilt)."""
+
+
+def _replanner_pickle(rp: Replanner) -> bytes:
+    """Every attribute of ``rp`` but problem, plan and the compiled index, pickled."""
+    return pickle.dumps({k: v for k, v in vars(rp).items() if k not in _NOT_PICKLED},
+                        protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _replanner_summary(rp: Replanner) -> dict[str, Any]:
+    """The readable part of the state (the fallback of :func:`_replanner_pickle`): the
+    slots rolled and the first problem's availability per node."""
+    avail: dict[str, list[bool]] = getattr(rp, "_avail0", {})
     return {"offset": rp.offset,
             "original_availability": {n: "".join("1" if a else "0" for a in av)
-                                      for n, av in rp._avail0.items()}}
+                                      for n, av in avail.items()}}
 
 
 def _restore(problem: Problem, snap: Snapshot, settings: SessionSettings) -> Replanner:
@@ -300,9 +317,19 @@ def _restore(problem: Problem, snap: Snapshot, settings: SessionSettings) -> Rep
                 timings=dict(m["timings"]), message=str(m["message"]), info=dict(m["info"]))
     rp = Replanner(problem, solver=settings.solver, seed=settings.seed,
                    time_limit=settings.time_limit, plan=plan, iterations=settings.iterations)
+    if snap.replanner is not None:
+        try:
+            state = pickle.loads(snap.replanner)  # our own state file (see the module doc)
+        except Exception as exc:  # a snapshot of another version of the re-planner
+            log.warning("session snapshot: re-planner state not loaded (%s); using its "
+                        "summary", type(exc).__name__)
+        else:
+            vars(rp).update(state)
+            return rp
     rp.offset = int(snap.state["offset"])
-    rp._avail0 = {n: [c == "1" for c in s]
-                  for n, s in snap.state["original_availability"].items()}
+    if hasattr(rp, "_avail0"):
+        rp._avail0 = {n: [c == "1" for c in s]
+                      for n, s in snap.state["original_availability"].items()}
     return rp
 
 

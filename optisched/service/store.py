@@ -11,8 +11,11 @@ Tables (``state.sqlite`` under ``--state``, WAL journal, every write one transac
     its current version (number of updates applied).
 ``snapshots``
     The session's problem JSON, plan (metadata JSON and arrays in a NumPy ``.npz``
-    blob, bit for bit) and re-planner state after version 0 (creation) and after
-    the newest update; the ones in between are dropped when a newer one is written.
+    blob, bit for bit) and re-planner state (a JSON summary, and a pickle of the
+    re-planner's own attributes beside problem and plan) after version 0 (creation)
+    and after the newest update; the ones in between are dropped when a newer one
+    is written. The state directory must be private to the server (pickles are
+    only ever read from it).
 ``session_events``
     The event log: every update as received (normalized events-CSV rows), its
     status and its change set.
@@ -51,7 +54,7 @@ CREATE TABLE IF NOT EXISTS sessions (
 CREATE TABLE IF NOT EXISTS snapshots (
     session_id TEXT NOT NULL, version INTEGER NOT NULL, problem TEXT NOT NULL,
     plan_meta TEXT NOT NULL, plan_arrays BLOB NOT NULL, state TEXT NOT NULL,
-    PRIMARY KEY (session_id, version));
+    replanner BLOB, PRIMARY KEY (session_id, version));
 CREATE TABLE IF NOT EXISTS session_events (
     session_id TEXT NOT NULL, version INTEGER NOT NULL, received REAL NOT NULL,
     events TEXT NOT NULL, status TEXT NOT NULL, changes TEXT NOT NULL,
@@ -116,6 +119,7 @@ class Snapshot:
     plan_meta: dict[str, Any]
     plan_arrays: dict[str, np.ndarray]
     state: dict[str, Any]
+    replanner: bytes | None = None
 
 
 class Store:
@@ -244,12 +248,13 @@ class Store:
 
     def latest_snapshot(self, session_id: str) -> Snapshot | None:
         """The newest snapshot of a session."""
-        row = self._one("SELECT version, problem, plan_meta, plan_arrays, state FROM snapshots "
-                        "WHERE session_id = ? ORDER BY version DESC LIMIT 1", (session_id,))
+        row = self._one("SELECT version, problem, plan_meta, plan_arrays, state, replanner "
+                        "FROM snapshots WHERE session_id = ? ORDER BY version DESC LIMIT 1",
+                        (session_id,))
         if row is None:
             return None
         return Snapshot(int(row[0]), str(row[1]), json.loads(row[2]), blob_arrays(row[3]),
-                        json.loads(row[4]))
+                        json.loads(row[4]), None if row[5] is None else bytes(row[5]))
 
     def session_events(self, session_id: str) -> list[dict[str, Any]]:
         """The event log of a session, oldest first."""
@@ -274,6 +279,6 @@ def _solve_row(row: tuple[Any, ...]) -> SolveRow:
 
 def _put_snapshot(db: sqlite3.Connection, session_id: str, snap: Snapshot) -> None:
     db.execute("INSERT OR REPLACE INTO snapshots (session_id, version, problem, plan_meta, "
-               "plan_arrays, state) VALUES (?, ?, ?, ?, ?, ?)",
+               "plan_arrays, state, replanner) VALUES (?, ?, ?, ?, ?, ?, ?)",
                (session_id, snap.version, snap.problem, json.dumps(snap.plan_meta),
-                arrays_blob(snap.plan_arrays), json.dumps(snap.state)))
+                arrays_blob(snap.plan_arrays), json.dumps(snap.state), snap.replanner))
