@@ -28,9 +28,12 @@ import pytest
 
 import optisched
 from optisched.client import Client, ServiceError
+from optisched.domain import Job
+from optisched.events import Events
 from optisched.generate.random_problems import random_problem
 from optisched.jsondoc import problem_from_json
 from optisched.plan import Plan
+from optisched.replan import Replanner
 from optisched.service.launch import ServerProcess
 from optisched.service.launch import wait_gone as _wait_gone
 
@@ -392,3 +395,45 @@ def test_serve_refuses_unsafe_settings(tmp_path: Path, args: list[str], env: dic
                        timeout=60, env={**{k: v for k, v in os.environ.items()
                                            if k != "OPTISCHED_TOKEN"}, **env})
     assert r.returncode == 1 and says in r.stderr
+
+
+def test_restarted_session_continues_exactly_like_one_that_never_stopped(tmp_path: Path) -> None:
+    # with a move cap instead of a time budget an update is reproducible: the server's
+    # session, restarted between two updates, must give the in-process re-planner's plans
+    p = _session_problem()
+    plan0 = optisched.solve(p, "greedy", time_limit=1)
+    s = Server(tmp_path / "state", tmp_path / "server.log", ["--workers", "1", "--no-auth"])
+    s.start()
+    try:
+        c = s.client(None)
+        sid = c.create_session(p, plan0.to_json(p), time_limit=30, iterations=15,
+                               detail="none")["id"]
+        rp = Replanner(p, plan=Plan.from_json(p, plan0.to_json(p)), time_limit=30,
+                       iterations=15)
+        node = p.nodes[1].node_id
+        steps = [
+            ([{"time": _at(p, 1), "event": "arrive", "job_id": "late", "gpus": 1,
+               "duration_min": 120, "power_kw": 0.5, "drop_penalty": 40}],
+             Events(p.horizon.time_of(1), new_jobs=[Job(job_id="late", gpus=1,
+                                                        duration_min=120, power_kw=0.5,
+                                                        release=p.horizon.time_of(1),
+                                                        drop_penalty=40)])),
+            ([{"time": _at(p, 2), "event": "outage", "node_id": node}],
+             Events(p.horizon.time_of(2), outages={node: None})),
+            ([{"time": _at(p, 4), "event": "return", "node_id": node}],
+             Events(p.horizon.time_of(4), returns=[node])),
+        ]
+        for k, (records, events) in enumerate(steps):
+            if k:
+                s.stop(signal.SIGKILL if k == 2 else signal.SIGTERM)
+                s.start()
+                c = s.client(None)
+            got = c.send_events(sid, records)
+            events.apply(rp)
+            want = json.loads(rp.plan.to_json(rp.problem))
+            for doc in (got["plan"], want):
+                doc["summary"].pop("timings")  # wall-clock seconds differ, nothing else
+            assert got["plan"] == want, f"update {k}"
+            assert c.session_problem(sid) == json.loads(rp.problem.model_dump_json())
+    finally:
+        s.stop()
