@@ -182,15 +182,19 @@ class EventsRequest(BaseModel):
 
 
 class Change(BaseModel):
-    """One job whose placement changed in an update."""
+    """One job whose placement changed in an update (the re-planner's change set)."""
 
+    model_config = ConfigDict(extra="allow")
     job_id: str
-    change: str = Field(description="arrived, moved, dropped, placed, cancelled, finished or "
-                        "ended.")
+    kind: str = Field(description="added, moved, dropped, cancelled, finished, ended (and "
+                      "the kinds of the re-planner's own change set, docs/service.md).")
+    reason: str = ""
     node_before: str | None
     start_before: str | None
     node_after: str | None
     start_after: str | None
+    time: str | None = Field(default=None, description="The update's time (when the "
+                             "re-planner reports its own change set).")
 
 
 class SessionAnswer(BaseModel):

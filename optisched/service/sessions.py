@@ -232,34 +232,58 @@ def plan_changes(before: tuple[Problem, Plan], after: tuple[Problem, Plan],
                  steps: Sequence[Events]) -> list[dict[str, Any]]:
     """What changed between two plans of a session, job by job (starts as timestamps).
 
-    ``change`` is ``arrived`` (a new job; node None when it was not placed), ``moved``
-    (another node or start), ``dropped`` (placed before, not now), ``placed`` (the
-    reverse), ``cancelled``, ``finished`` (by an event) or ``ended`` (its run was over
-    by the new horizon start, or it left the problem otherwise). Unchanged jobs are
-    not listed.
+    The records have the keys of the re-planner's own change set (``job_id``, ``kind``,
+    ``reason``, ``node_before``, ``start_before``, ``node_after``, ``start_after``);
+    ``kind`` is ``added`` (a new job with a place), ``moved`` (another node or start,
+    or a place after being dropped), ``dropped`` (no place now: a droppable job left
+    out, or a new one that got none), ``cancelled``, ``finished`` (by an event) or
+    ``ended`` (its run was over by the new horizon start). Unchanged jobs are not
+    listed. Used when the re-planner keeps no change set of its own
+    (``Replanner.last_changes``).
     """
     old, new = _placements(*before), _placements(*after)
     cancelled = {j for s in steps for j in s.cancelled}
     finished = {j for s in steps for j in s.finished}
     out: list[dict[str, Any]] = []
 
-    def rec(jid: str, change: str, a: tuple[str | None, str | None] | None,
+    def rec(jid: str, kind: str, reason: str, a: tuple[str | None, str | None] | None,
             b: tuple[str | None, str | None] | None) -> None:
-        out.append({"job_id": jid, "change": change,
+        out.append({"job_id": jid, "kind": kind, "reason": reason,
                     "node_before": a[0] if a else None, "start_before": a[1] if a else None,
                     "node_after": b[0] if b else None, "start_after": b[1] if b else None})
 
     for jid, b in new.items():
         a = old.get(jid)
         if a is None:
-            rec(jid, "arrived", None, b)
+            if b[0] is None:
+                rec(jid, "dropped", "arrived; no place found (its drop penalty is paid)",
+                    None, b)
+            else:
+                rec(jid, "added", "arrived", None, b)
         elif a != b:
-            rec(jid, "placed" if a[0] is None else ("dropped" if b[0] is None else "moved"), a, b)
+            if b[0] is None:
+                rec(jid, "dropped", "left out of the new plan", a, b)
+            else:
+                rec(jid, "moved", "placed after being dropped" if a[0] is None else
+                    "another node or start in the new plan", a, b)
     for jid, a in old.items():
         if jid not in new:
-            rec(jid, "cancelled" if jid in cancelled else
-                "finished" if jid in finished else "ended", a, None)
+            if jid in cancelled:
+                rec(jid, "cancelled", "cancel event", a, None)
+            elif jid in finished:
+                rec(jid, "finished", "finish event", a, None)
+            else:
+                rec(jid, "ended", "its run was over by the new horizon start", a, None)
     return out
+
+
+def _own_changes(rp: Replanner, time: str) -> list[dict[str, Any]] | None:
+    """The re-planner's change set of its last update (None when it keeps none)."""
+    lc = getattr(rp, "last_changes", None)
+    if lc is None:
+        return None
+    records = lc.to_list() if hasattr(lc, "to_list") else [dict(r) for r in lc]
+    return [{**r, "time": time} for r in records]
 
 
 # ----------------------------------------------------------------------------- snapshots
@@ -411,6 +435,7 @@ class SessionManager:
         before = (rp.problem, rp.plan)
         name = "events" if not isinstance(body, str) else "events.csv"
         try:
+            own: list[dict[str, Any]] | None = None
             for step in steps:
                 try:
                     step.apply(rp)
@@ -419,7 +444,11 @@ class SessionManager:
                     if not isinstance(body, str) and err.row is not None:
                         err = replace(err, row=err.row - 2)
                     raise BundleError([err]) from None
-            changes = plan_changes(before, (rp.problem, rp.plan), steps)
+                mine = _own_changes(rp, step.time.isoformat())
+                if mine is not None:
+                    own = [*(own or []), *mine]
+            changes = own if own is not None else plan_changes(before, (rp.problem, rp.plan),
+                                                               steps)
             session.version += 1
             self.store.add_update(session.id, _snapshot(session), rows,
                                   rp.plan.status.value, changes)
