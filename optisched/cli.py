@@ -452,7 +452,7 @@ def bound(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Lower bound on the optimal cost: the LP relaxation of the exact MILP."""
-    from optisched.bound import lp_bound_result
+    from optisched.bounds import lp_bound_result
 
     problem = read_bundle(bundle)
     res = lp_bound_result(problem, time_limit=time_limit)

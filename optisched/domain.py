@@ -1,4 +1,4 @@
-"""Domain model of the optisched problem (``../shared/SPEC.md`` section 1).
+"""Domain model of the optisched problem (``docs/contract/input.md``, SPEC v1 §1).
 
 Every class here mirrors one part of the input bundle, with the SPEC's defaults
 and units. A :class:`Problem` can be built in code without any CSV::

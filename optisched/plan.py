@@ -21,18 +21,18 @@ import json
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from optisched.arrays import BoolArray, FloatArray, IntArray
 from optisched.atomic import check_dir_target, write_dir_atomically
 from optisched.domain import Problem
 from optisched.errors import MAX_ERRORS, BundleError, InputError
@@ -40,7 +40,9 @@ from optisched.index import slots_needed
 
 __all__ = [
     "COST_TERMS",
+    "FLOW_NAMES",
     "AssignmentRecord",
+    "FlowArrays",
     "Flows",
     "NodeSeriesRecord",
     "Plan",
@@ -52,10 +54,6 @@ __all__ = [
     "relative_gap",
     "write_plan",
 ]
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 COST_TERMS = (
     "energy",
@@ -89,27 +87,58 @@ class Status(StrEnum):
 
 
 @dataclass
-class Flows:
-    """On/off state and energy flows per node and slot, all ``(N, T)``.
+class FlowArrays:
+    """The six energy flows of some nodes, each ``(K, T)``: the one declaration.
+
+    :class:`Flows` (every node, with on/off states and load) and
+    :class:`optisched.dispatch.NodeDispatch` (the nodes one dispatch call solved)
+    extend it.
 
     Attributes
     ----------
-    on : bool
-        Node on in the slot.
-    load, pv_used, grid_import, grid_export, charge, discharge : float
+    pv_used, grid_import, grid_export, charge, discharge : float
         Power [kW], constant over the slot.
     soc : float
         Battery state of charge at the end of the slot [kWh].
     """
 
-    on: BoolArray
-    load: FloatArray
     pv_used: FloatArray
     grid_import: FloatArray
     grid_export: FloatArray
     charge: FloatArray
     discharge: FloatArray
     soc: FloatArray
+
+    def flow_arrays(self) -> dict[str, FloatArray]:
+        """The six arrays by name (:data:`FLOW_NAMES`), not copied."""
+        return {name: getattr(self, name) for name in FLOW_NAMES}
+
+    def set_flows(self, rows: IntArray, src: FlowArrays) -> None:
+        """Copy the six arrays of ``src`` into rows ``rows`` of these."""
+        for name in FLOW_NAMES:
+            getattr(self, name)[rows] = getattr(src, name)
+
+
+FLOW_NAMES: tuple[str, ...] = tuple(f.name for f in fields(FlowArrays))
+"""``pv_used``, ``grid_import``, ``grid_export``, ``charge``, ``discharge``, ``soc``."""
+
+
+@dataclass
+class Flows(FlowArrays):
+    """On/off state and energy flows per node and slot, all ``(N, T)``.
+
+    Attributes
+    ----------
+    on : bool
+        Node on in the slot.
+    load : float
+        Power [kW], constant over the slot.
+    pv_used, grid_import, grid_export, charge, discharge, soc : float
+        The flows of :class:`FlowArrays`.
+    """
+
+    on: BoolArray
+    load: FloatArray
 
     @classmethod
     def zeros(cls, n_nodes: int, n_slots: int) -> Flows:
@@ -121,9 +150,26 @@ class Flows:
             charge=z.copy(), discharge=z.copy(), soc=z.copy(),
         )
 
+    @classmethod
+    def of(cls, on: BoolArray, load: FloatArray, flows: FlowArrays) -> Flows:
+        """Flows from on/off states, load and the six arrays of ``flows`` (not copied)."""
+        return cls(on=on, load=load, **flows.flow_arrays())
+
     def copy(self) -> Flows:
         """A deep copy."""
-        return Flows(**{k: np.array(v, copy=True) for k, v in self.__dict__.items()})
+        return Flows(**{f.name: np.array(getattr(self, f.name), copy=True)
+                        for f in fields(self)})
+
+    def take_rows(self, rows: IntArray) -> Flows:
+        """Copies of rows ``rows`` (nodes) of every array."""
+        return Flows(**{f.name: np.array(getattr(self, f.name)[rows], copy=True)
+                        for f in fields(self)})
+
+    def set_rows(self, rows: IntArray, src: Flows) -> None:
+        """Copy every array of ``src`` (on, load and the flows) into rows ``rows``."""
+        self.on[rows] = src.on
+        self.load[rows] = src.load
+        self.set_flows(rows, src)
 
 
 def relative_gap(objective: float | None, bound: float | None) -> float | None:
