@@ -107,6 +107,23 @@ def test_health_is_public_and_everything_else_needs_the_token(server: Server,
             server.client(token).solves()
         assert info.value.status == 401
     assert server.client().validate(tiny)["valid"] is True
+    # the API's documentation needs no token either
+    status, spec = server.client(None).request("GET", "/openapi.json")
+    assert status == 200 and "/v1/sessions/{session_id}/events" in spec["paths"]
+    assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert "SolveRequest" in spec["components"]["schemas"]
+
+
+def test_client_needs_none_of_the_servers_packages(server: Server) -> None:
+    code = ("import sys\n"
+            "for m in ('fastapi', 'uvicorn', 'starlette', 'httptools', 'uvloop'):\n"
+            "    sys.modules[m] = None  # importing any of them now fails\n"
+            "from optisched.client import Client\n"
+            f"c = Client({server.url!r}, token={TOKEN!r})\n"
+            "print(len(c.solvers()), c.health()['ok'])\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[1] == "True"
 
 
 def test_body_over_the_limit_gets_413(server: Server) -> None:
@@ -173,6 +190,10 @@ def test_bad_problem_document_gets_located_errors(server: Server,
     with pytest.raises(ServiceError) as info:
         server.client().solve(tiny, solver="nope")
     assert info.value.errors[0]["column"] == "solver"
+    with pytest.raises(ServiceError) as info:
+        server.client().solve(tiny, solver="greedy", options={"bogus": 1})
+    (e,) = info.value.errors
+    assert (e["file"], e["column"], e["value"]) == ("request", "options.bogus", "1")
 
 
 # ----------------------------------------------------------------------------- solves

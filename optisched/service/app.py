@@ -218,8 +218,7 @@ def _solve_request(cfg: ServiceConfig, fields: dict[str, Any]) -> dict[str, Any]
     try:
         REGISTRY[solver].parse_options(options)
     except OptionError as exc:
-        raise request_error(f"options.{exc.args[0] if exc.args else ''}", None, str(exc)
-                            ) from None
+        raise request_error(f"options.{exc.key}", options.get(exc.key), str(exc)) from None
     capped, cut = cfg.cap(None if tl is None else float(tl))
     return {"solver": solver, "time_limit": capped, "time_limit_capped": cut, "seed": seed,
             "mip_gap": gap, "threads": threads, "options": options}
