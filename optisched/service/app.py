@@ -301,7 +301,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = config.state_dir
-        state.mkdir(parents=True, exist_ok=True)
+        state.mkdir(mode=0o700, parents=True, exist_ok=True)  # holds pickles: private
         store = Store(state / "state.sqlite")
         pool = WorkerPool(config.workers)
         pool.start()
