@@ -1,4 +1,4 @@
-"""Domain model of the optisched problem (``../shared/SPEC.md`` section 1).
+"""Domain model of the optisched problem (``docs/contract/input.md``, SPEC v1 §1).
 
 Every class here mirrors one part of the input bundle, with the SPEC's defaults
 and units. A :class:`Problem` can be built in code without any CSV::
@@ -15,6 +15,14 @@ and units. A :class:`Problem` can be built in code without any CSV::
 
 Units: power [kW], energy [kWh], money in the scenario's currency, time in
 slots of ``Δ = slot_minutes / 60`` [h].
+
+JSON: ``problem.model_dump_json()`` is read back exactly by
+``Problem.model_validate_json`` (and :func:`optisched.jsondoc.problem_from_json`, with
+located errors). JSON has no infinite numbers, so ``inf`` (a node's default
+``gpu_mem_gb`` and ``grid_kw``, unlimited headroom) is written as the string
+``"Infinity"`` (pydantic's ``ser_json_inf_nan="strings"``), which reads back as
+``inf``; ``model_dump()`` (Python mode) keeps the float. Timestamps keep their UTC
+offset. Schema: ``docs/schemas/problem.schema.json``.
 """
 
 from __future__ import annotations
@@ -57,7 +65,8 @@ __all__ = [
     "job_rule_breaks",
 ]
 
-_STRICT = ConfigDict(extra="forbid", validate_assignment=False, frozen=False)
+_STRICT = ConfigDict(extra="forbid", validate_assignment=False, frozen=False,
+                     ser_json_inf_nan="strings")  # inf -> "Infinity" in JSON (see above)
 
 
 def _columns(file: str) -> tuple[str, ...]:

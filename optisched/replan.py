@@ -445,7 +445,7 @@ class Replanner:
         self._age = np.zeros(len(problem.nodes), dtype=np.int64)
         """Rolls each node's dispatch has been carried since it was last dispatched exactly."""
         self.problem = problem
-        self.offset = 0
+        self._offset = 0
         self._store = SeriesStore.from_problem(problem)
         self._first = problem
         self._ledger = Ledger([n.node_id for n in problem.nodes],
@@ -472,6 +472,24 @@ class Replanner:
             for jid, why in roll.rejected.items():
                 self._ledger.record_job(problem.horizon.start, jid, "rejected", None, None,
                                         None, reason=why)
+
+    @property
+    def offset(self) -> int:
+        """Absolute slot of the current horizon's start (slots rolled since the first problem)."""
+        return self._offset
+
+    @offset.setter
+    def offset(self, value: int) -> None:
+        """Declare that :attr:`problem` starts ``value`` slots after the origin.
+
+        For a re-planner rebuilt from a rolled problem and its plan (e.g. a saved
+        session): the origin moves back by ``value`` slots; the slots before the
+        current start have no data (and no ledger).
+        """
+        value = int(value)
+        if value != self._offset:
+            self._store.rebase(value - self._offset)
+            self._offset = value
 
     # ------------------------------------------------------------------ what it recorded
     @property
@@ -541,6 +559,9 @@ class Replanner:
         """
         st = self._store
         end = self.offset + self.problem.horizon.slots
+        if self._ledger.executed_slots != self.offset:
+            raise ValueError("the executed past is not known: this re-planner was rebuilt from "
+                             "a rolled problem (its first slots have no ledger)")
         first = self._first
         hz0 = first.horizon
         series, tariffs, feeders = st.problem_parts(first, 0, end)
@@ -691,7 +712,7 @@ class Replanner:
         age = self._age if self._age.size == index.N else np.zeros(index.N, dtype=np.int64)
         self._age = np.where(carried, age + int(rolled), 0)
         self.problem, self.plan, self._index = problem, plan, index
-        self.offset = change.a_now
+        self._offset = change.a_now
         self.last_changes = changes
         t4 = time.perf_counter()
         self.timings = {"roll": t1 - t0, "index": t2 - t1, "solve": t3 - t2 - plan.timings.get(

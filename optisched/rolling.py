@@ -180,6 +180,19 @@ class SeriesStore:
             self._owned.add(("out", nid))
         return self.out[nid]
 
+    def rebase(self, shift: int) -> None:
+        """Move the origin ``shift`` slots earlier (slots before the data: NaN, available)."""
+        if shift == 0:
+            return
+        if shift < 0:
+            raise ValueError("the origin can only move back")
+        self.origin = self.origin - timedelta(minutes=self.slot_minutes * shift)
+        self.data = {k: np.concatenate([np.full(shift, np.nan), v]) for k, v in self.data.items()}
+        self.out = {k: np.concatenate([np.zeros(shift, dtype=bool), v])
+                    for k, v in self.out.items()}
+        self.out_open = {k: v + shift for k, v in self.out_open.items()}
+        self._owned = None
+
     # ------------------------------------------------------------------ time
     def position(self, t: datetime) -> float:
         """Position of ``t`` in slots from the origin (fractional off the grid)."""
