@@ -477,7 +477,7 @@ def _solve_group(index: Index, load: FloatArray, nodes: IntArray, binaries: Bool
             # a MILP round that still overlaps elsewhere: ties (e.g. a full battery with
             # free PV and nothing to pay) can move the overlap one slot per round, so the
             # nodes that overlap get binaries on every slot (then they cannot overlap)
-            rows = overlap.any(axis=1)
+            rows = np.asarray(overlap.any(axis=1), dtype=bool)
             bins = np.asarray(bins | burn | rows[:, None], dtype=bool)
     _fail(index, nodes, out, pos, messages,
           f"{_group_name(index, nodes, feeders)}: no complementary dispatch found in "
