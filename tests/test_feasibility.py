@@ -144,9 +144,10 @@ def test_a_repair_step_never_loses_a_job(seed: int) -> None:
     run, failed = _constructed(p)
     state = run.state
     chain = EjectionChain(state, run.scorer, np.random.default_rng(seed))
-    limits = [StepLimits(depth=0, breadth=2, shortlist=4, work=10), *LEVELS]
+    limits = [StepLimits(depth=0, breadth=2, shortlist=4, work=10), LEVELS[0],
+              StepLimits(depth=2, breadth=3, deep_breadth=2, shortlist=6, work=40, noise=0.5)]
     rng = np.random.default_rng(seed)
-    for k in range(3 * max(1, len(failed))):
+    for k in range(2 * max(1, len(failed))):
         left = np.nonzero(state.opt < 0)[0]
         if left.size == 0:
             break
@@ -194,9 +195,9 @@ def test_snapshot_restore_and_reset_round_trip() -> None:
 
 
 def test_overload_search_places_every_job_without_overload() -> None:
-    p, _ = tight_problem(40, 3, n_resources=2, seed=7)
+    p, _ = tight_problem(200, 10, n_resources=3, seed=2)
     run, failed = _constructed(p)
-    search = ConflictSearch(run.state, np.random.default_rng(1), np.array(failed))
+    search = ConflictSearch(run.state, np.random.default_rng(0), np.array(failed))
     assert search.overload > 0  # the left-out jobs went in with overload
     assert search.run(deadline=np.inf, max_iterations=20_000)
     assert search.apply(run.scorer) == 0

@@ -378,7 +378,9 @@ class EjectionChain:
         on, bs, be = on[hit], bs[hit], be[hit]
         if on.size == 0:
             return None
-        tt = np.arange(t0, t1)
+        over = need.any(axis=1)
+        tt = np.arange(t0, t1)[over]                                       # overloaded slots
+        need = need[over]
         runs = (bs[:, None] <= tt[None, :]) & (tt[None, :] < be[:, None])  # (B, L)
         cover = runs[:, :, None] * ix.usage[on][:, None, :]                # (B, L, R)
         scale = 1.0 / np.maximum(cap, _TOL)
