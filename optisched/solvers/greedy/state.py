@@ -70,6 +70,9 @@ class GreedyState:
         Σ power of the jobs running in each slot [kW].
     use : (N, T, R) float
         Σ resource use of the jobs running in each slot.
+    room : (N, R, T) float
+        Capacity left, ``capacity − use``, with slots last (the scorer's capacity test
+        reads contiguous rows of it).
     busy : (N, T) int
         Number of jobs running in each slot.
     bridge : (N, T) bool
@@ -114,6 +117,7 @@ class GreedyState:
         self.opt = np.full(J, -1, dtype=np.int64)
         self.jobs_kw = np.zeros((N, T))
         self.use = np.zeros((N, T, R))
+        self.room = np.repeat(ix.capacity[:, :, None], T, axis=2)
         self.busy = np.zeros((N, T), dtype=np.int64)
         self.bridge = np.zeros((N, T), dtype=bool)
         self.on = self.base_on.copy()
@@ -226,6 +230,7 @@ class GreedyState:
         self.node[j], self.start[j], self.opt[j] = n, s, o
         self.jobs_kw[n, a:b] += ix.opt_power[o]
         self.use[n, a:b] += ix.usage[j]
+        self.room[n, :, a:b] -= ix.usage[j][:, None]
         self.busy[n, a:b] += 1
         self.free_gpu[n] -= ix.usage[j, 0] * (b - a)
         self.budget[n] -= ix.opt_power[o] * (b - a) * ix.dt
@@ -241,12 +246,15 @@ class GreedyState:
         a, b = max(0, s), min(self.T, s + int(ix.opt_dur[o]))
         self.jobs_kw[n, a:b] -= ix.opt_power[o]
         self.use[n, a:b] -= ix.usage[j]
+        self.room[n, :, a:b] += ix.usage[j][:, None]
         self.busy[n, a:b] -= 1
         self.free_gpu[n] += ix.usage[j, 0] * (b - a)
         self.budget[n] += ix.opt_power[o] * (b - a) * ix.dt
         zero = self.busy[n, a:b] == 0
         self.jobs_kw[n, a:b][zero] = 0.0  # no drift from repeated add/remove
         self.use[n, a:b][zero] = 0.0
+        if zero.any():
+            self.room[n, :, a:b][:, zero] = ix.capacity[n][:, None]
         self.node[j], self.start[j], self.opt[j] = -1, 0, -1
         self.refresh(n)
 
@@ -272,6 +280,7 @@ class GreedyState:
         acc = np.cumsum(diff, axis=1)[:, : self.T]
         self.jobs_kw += acc[:, :, 0]
         self.use += acc[:, :, 1:self.R + 1]
+        self.room -= acc[:, :, 1:self.R + 1].transpose(0, 2, 1)
         self.busy += np.rint(acc[:, :, -1]).astype(np.int64)
         np.add.at(self.free_gpu, n, -ix.usage[jobs, 0] * (b - a))
         np.add.at(self.budget, n, -ix.opt_power[opts] * (b - a) * ix.dt)

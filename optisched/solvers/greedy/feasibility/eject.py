@@ -300,10 +300,9 @@ class EjectionChain:
         np.cumsum(stuck, axis=1, out=cs[:, 1:])
         U = np.arange(NS)[None, :]
         S = U + a
-        end = np.minimum(U + d[:, None], W)
-        rows = np.arange(K)[:, None]
-        win_x = cx[rows, end] - cx[:, :NS]
-        win_s = cs[rows, end] - cs[:, :NS]
+        end = np.minimum(U + d[:, None], W) + np.arange(K)[:, None] * (W + 1)  # flat
+        win_x = np.take(cx, end) - cx[:, :NS]
+        win_s = np.take(cs, end) - cs[:, :NS]
         valid = ((S >= ix.opt_earliest[opts][:, None]) & (S <= ix.opt_latest[opts][:, None])
                  & (ix.avail_run[n, a:hs + 1] >= d[:, None]) & (win_s == 0))
         score = np.where(valid, win_x, np.inf)
