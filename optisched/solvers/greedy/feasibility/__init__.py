@@ -15,12 +15,15 @@ Entry points:
   single job, compulsory parts of single-node jobs).
 * :class:`EjectionChain` — the repair step itself (ejection chains with a depth
   limit, all or nothing), for callers that drive their own loop.
+* :class:`ConflictSearch` — the overload (min-conflicts) search.
 
-Modules: :mod:`.eject` (the repair step), :mod:`.orders` (difficulty orders),
-:mod:`.engine` (rounds, restarts, exact packing), :mod:`.proof` (proofs).
+Modules: :mod:`.eject` (the repair step), :mod:`.conflicts` (the overload search),
+:mod:`.orders` (difficulty orders), :mod:`.engine` (cycles, exact packing, restarts),
+:mod:`.proof` (proofs).
 ``docs/algorithms/greedy.md`` §7 states the algorithm and its guarantees.
 """
 
+from optisched.solvers.greedy.feasibility.conflicts import ConflictSearch
 from optisched.solvers.greedy.feasibility.eject import (
     EjectionChain,
     Journal,
@@ -48,6 +51,7 @@ from optisched.solvers.greedy.feasibility.proof import (
 __all__ = [
     "LEVELS",
     "ORDER_KINDS",
+    "ConflictSearch",
     "EjectionChain",
     "ExactVerdict",
     "Journal",

@@ -9,23 +9,26 @@ infeasibility is found:
    (:func:`~optisched.solvers.greedy.feasibility.orders.difficulty`, ``mixed``), gets
    one repair step (:meth:`~optisched.solvers.greedy.feasibility.eject.EjectionChain.place`:
    plain insertion at the cheapest place, else an ejection chain). Such a step never
-   loses a placed job. The first cycle uses the cheapest effort of :data:`LEVELS`;
-   each later cycle the next (deeper chains, more windows, noise on the rankings).
-2. **The overload search.** What the round leaves out goes into a min-conflicts search
-   that places every job and removes overload
+   loses a placed job. The first cycle uses the cheapest effort of :data:`LEVELS` and at
+   most :data:`FIRST_ROUND_SHARE` of the budget; each later cycle the next level (deeper
+   chains, more windows, noise on the rankings).
+2. **Exact packing first where it is small** (models of at most
+   :data:`EXACT_FIRST_STARTS` (option, start) pairs): CP-SAT's packing model
+   (:mod:`optisched.formulations.packing`: assignment, windows and resources; power
+   left out) gets :data:`EXACT_SHARE` of the budget left. A packing it finds is applied
+   through the construction's checks; a model it proves infeasible is a proof (the
+   packing model is a relaxation of the problem, :mod:`.proof`).
+3. **The overload search.** What is left out goes into a min-conflicts search that
+   places every job and removes overload
    (:class:`~optisched.solvers.greedy.feasibility.conflicts.ConflictSearch`; resources,
    and the import limit as a resource). Its best placement replaces the state when it
    leaves fewer must-run jobs out (it is written back through the construction's
    checks, so jobs that the feeder headroom refuses stay out for the next round). In the
    first cycle it may use :data:`CONFLICT_SHARE` of the budget left when the exact
-   model of step 3 is still to come, else all of it.
-3. **Exact packing** (once; instances of at most :data:`EXACT_MAX_STARTS` (option,
-   start) pairs). CP-SAT's packing model (:mod:`optisched.formulations.packing`:
-   assignment, windows and resources; power left out) gets :data:`EXACT_SHARE` of the
-   budget left: a packing it finds is applied through the same checks; a model it
-   proves infeasible is a proof (the packing model is a relaxation of the problem,
-   :mod:`.proof`).
-4. **Restart** (when the budget left holds two constructions): the placement is emptied
+   model is still to come, else all of it.
+4. **Exact packing** on models of at most :data:`EXACT_MAX_STARTS` pairs, once, if step
+   2 did not run.
+5. **Restart** (when the budget left holds two constructions): the placement is emptied
    and constructed again in a difficulty order (:data:`RESTART_ORDERS` in turn, with
    random noise from the second cycle of orders on), the jobs left out last time first.
 
@@ -53,8 +56,8 @@ from optisched.solvers.greedy.feasibility.proof import exact_packing, start_pair
 from optisched.solvers.greedy.scan import Scorer
 from optisched.solvers.greedy.state import GreedyState, Placement
 
-__all__ = ["CONFLICT_SHARE", "EXACT_FIRST_STARTS", "EXACT_MAX_STARTS", "EXACT_SHARE", "LEVELS",
-           "RESTART_ORDERS", "RepairResult", "repair_placement"]
+__all__ = ["CONFLICT_SHARE", "EXACT_FIRST_STARTS", "EXACT_MAX_STARTS", "EXACT_SHARE",
+           "FIRST_ROUND_SHARE", "LEVELS", "RESTART_ORDERS", "RepairResult", "repair_placement"]
 
 log = logging.getLogger(__name__)
 
