@@ -22,6 +22,7 @@ from pathlib import Path
 import optisched
 from optisched import viz
 from optisched.atomic import write_file_atomically
+from optisched.index import compile_index
 
 log = logging.getLogger("make_readme_figure")
 
@@ -44,7 +45,7 @@ def main() -> None:
         plan = optisched.solve(problem, args.solver, time_limit=args.time_limit, seed=0)
     if plan.flows is None:
         raise SystemExit(f"no plan: {plan.status.value} {plan.message}")
-    index = optisched.compile_index(problem)
+    index = compile_index(problem)
     fig = viz.new_figure(10.0, 5.6)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
     viz.energy_stack(problem, plan, index, None, ax=top)

@@ -1,11 +1,20 @@
 """Command-line interface: ``optisched validate | plan | evaluate | replan | solvers``.
 
-Exit codes: 0 ok, 1 bad input (every error named by file, row, column, value),
-2 infeasible or no solution, 3 internal error. Never a traceback for a user error.
+Exit codes: 0 ok; 1 bad input (every error named by file, row, column, value) or
+usage (an unknown flag, a missing or invalid option value, an output directory
+that cannot be written); 2 infeasible or no solution; 3 internal error;
+130 interrupted. Never a traceback for a user error.
+
+With ``--json`` a command prints exactly one JSON document on standard output, on
+success and on failure alike (:func:`emit_json`; a failure is
+``{"ok": false, "error": KIND, "message": …, "errors": [{file, row, column, value,
+message}, …]}`` with the exit code unchanged). Messages are never re-wrapped when
+standard output or error is not a terminal.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -16,16 +25,68 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
-from optisched.errors import BundleError
+from optisched.errors import BundleError, OutputError
 from optisched.evaluate import evaluate
 from optisched.io import read_bundle
-from optisched.plan import COST_TERMS, Plan, Status, read_plan, write_plan
+from optisched.plan import COST_TERMS, Plan, Status, check_plan_dir, read_plan, write_plan
 
-EXIT_OK, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_OK, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+MAX_SEED = 2**31 - 1
+"""Largest ``--seed`` (every solver takes a 32-bit signed seed)."""
+
+
+def _usage_error_class() -> type[Exception]:
+    """click's ``UsageError`` as bundled with typer (vendored by newer typers)."""
+    for cls in typer.BadParameter.__mro__:
+        if cls.__name__ == "UsageError":
+            return cls
+    raise ImportError("typer.BadParameter does not derive from click's UsageError")
+
+
+_UsageError = _usage_error_class()
+
+
+class _Commands(TyperGroup):
+    """Usage errors exit 1 ("bad input or usage"), not click's 2, which here means infeasible;
+    with ``--json`` among the arguments they are one JSON document on standard output."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except _UsageError as exc:
+            exc.exit_code = EXIT_INPUT  # type: ignore[attr-defined]
+            argv = args[1] if len(args) > 1 else kwargs.get("args", [])
+            _usage_json(exc, list(argv or []))
+            raise
+
+    def invoke(self, ctx: Any) -> Any:
+        argv = [*getattr(ctx, "_protected_args", []), *ctx.args]  # the group consumes them
+        try:
+            return super().invoke(ctx)
+        except _UsageError as exc:
+            exc.exit_code = EXIT_INPUT  # type: ignore[attr-defined]
+            _usage_json(exc, argv)
+            raise
+
+
+def _usage_json(exc: Exception, argv: list[str]) -> None:
+    """A usage error as the ``--json`` failure document (then exit 1)."""
+    if "--json" not in argv:
+        return
+    param = getattr(exc, "param", None)
+    name = None if param is None else (getattr(param, "opts", None) or [param.name])[0]
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    emit_json(_failure("usage", f"usage: {message}",
+                       [{"file": None, "row": None, "column": name, "value": None,
+                         "message": message}]))
+    raise typer.Exit(EXIT_INPUT)
+
 
 app = typer.Typer(
     name="optisched",
@@ -33,43 +94,192 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_Commands,
 )
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+_WIDE = 10_000
+"""Console width when the output is not a terminal: lines and tables are never wrapped."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def emit_json(doc: Any) -> None:
+    """Print one JSON document on standard output (``--json``); infinities as null."""
+    sys.stdout.write(json.dumps(_json_safe(doc), indent=2, default=str, allow_nan=False)
+                     + "\n")
+    sys.stdout.flush()
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def _failure(kind: str, message: str, errors: list[dict[str, Any]] | None = None,
+             total: int | None = None) -> dict[str, Any]:
+    """The ``--json`` failure document (the HTTP service's error body too)."""
+    errors = errors or []
+    return {"ok": False, "error": kind, "message": message, "errors": errors,
+            "total_errors": len(errors) if total is None else total}
+
+
+def _one(message: str, file: str | None = None) -> list[dict[str, Any]]:
+    return [{"file": file, "row": None, "column": None, "value": None, "message": message}]
+
+
 def _guard(fn: F) -> F:
-    """Turn user errors into messages and exit codes, never tracebacks."""
+    """Turn user errors into messages and exit codes, never tracebacks; with ``--json``
+    the failure is one JSON document on standard output."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("as_json"):
+            return _json_guard(fn, args, kwargs)
         try:
             return fn(*args, **kwargs)
         except BundleError as exc:
             err.print(f"[bold red]invalid input[/] ({exc.total} error"
                       f"{'s' if exc.total != 1 else ''}):")
             for e in exc.errors:
-                err.print(f"  {e}", markup=False, highlight=False)
+                _line(f"  {e}")
             if exc.total > len(exc.errors):
-                err.print(f"  ... and {exc.total - len(exc.errors)} more")
+                _line(f"  ... and {exc.total - len(exc.errors)} more")
             raise typer.Exit(EXIT_INPUT) from None
-        except (ValueError, FileExistsError, FileNotFoundError, NotADirectoryError) as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        except ValidationError as exc:
+            err.print(f"[bold red]invalid input[/] ({exc.title}):")
+            for detail in exc.errors():
+                where = ".".join(str(x) for x in detail["loc"])
+                _line(f"  {where + ': ' if where else ''}"
+                      f"{str(detail['msg']).removeprefix('Value error, ')}")
+            raise typer.Exit(EXIT_INPUT) from None
+        except (ValueError, OutputError, FileExistsError, FileNotFoundError,
+                NotADirectoryError) as exc:
+            err.print("[bold red]error:[/] ", end="")
+            _line(str(exc))
             raise typer.Exit(EXIT_INPUT) from None
         except typer.Exit:
             raise
         except KeyboardInterrupt:
             err.print("interrupted")
-            raise typer.Exit(130) from None
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except OSError as exc:
+            if exc.filename is None:
+                raise _internal(exc) from None
+            err.print("[bold red]error:[/] ", end="")
+            _line(f"{exc.filename}: {exc.strerror or exc}")
+            raise typer.Exit(EXIT_INPUT) from None
         except Exception as exc:  # pragma: no cover - internal errors
-            logging.getLogger("optisched").debug("internal error", exc_info=True)
-            err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
-                      "(rerun with -v for details; please report it)", highlight=False)
-            raise typer.Exit(EXIT_INTERNAL) from None
+            raise _internal(exc) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _json_guard(fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    """:func:`_guard` for ``--json``: every failure as :func:`_failure` on stdout."""
+    try:
+        return fn(*args, **kwargs)
+    except BundleError as exc:
+        n = exc.total
+        doc = _failure("invalid_input", f"invalid input ({n} error{'s' if n != 1 else ''})",
+                       [dataclasses.asdict(e) for e in exc.errors], n)
+        if fn.__name__ == "validate":
+            doc["valid"] = False
+        emit_json(doc)
+        raise typer.Exit(EXIT_INPUT) from None
+    except ValidationError as exc:
+        errors = [{"file": None, "row": None,
+                   "column": ".".join(str(x) for x in d["loc"]) or None, "value": None,
+                   "message": str(d["msg"]).removeprefix("Value error, ")}
+                  for d in exc.errors()]
+        emit_json(_failure("invalid_input", f"invalid input ({exc.title})", errors))
+        raise typer.Exit(EXIT_INPUT) from None
+    except (ValueError, OutputError, FileExistsError, FileNotFoundError,
+            NotADirectoryError) as exc:
+        path = getattr(exc, "path", None) or getattr(exc, "filename", None)
+        emit_json(_failure("error", str(exc), _one(str(exc), None if path is None
+                                                   else str(path))))
+        raise typer.Exit(EXIT_INPUT) from None
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        emit_json(_failure("interrupted", "interrupted"))
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except OSError as exc:
+        if exc.filename is None:
+            logging.getLogger("optisched").debug("internal error", exc_info=exc)
+            emit_json(_failure("internal", f"internal error: {type(exc).__name__}: {exc}"))
+            raise typer.Exit(EXIT_INTERNAL) from None
+        text = f"{exc.filename}: {exc.strerror or exc}"
+        emit_json(_failure("error", text, _one(str(exc.strerror or exc), str(exc.filename))))
+        raise typer.Exit(EXIT_INPUT) from None
+    except Exception as exc:  # pragma: no cover - internal errors
+        logging.getLogger("optisched").debug("internal error", exc_info=exc)
+        emit_json(_failure("internal", f"internal error: {type(exc).__name__}: {exc} "
+                           "(please report it)"))
+        raise typer.Exit(EXIT_INTERNAL) from None
+
+
+def _internal(exc: BaseException) -> typer.Exit:
+    logging.getLogger("optisched").debug("internal error", exc_info=exc)
+    err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
+              "(rerun with -v for details; please report it)", highlight=False)
+    return typer.Exit(EXIT_INTERNAL)
+
+
+def _line(text: str) -> None:
+    """One message line on stderr, not re-wrapped (so it stays one grep-able line)."""
+    err.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+# ----------------------------------------------------------------------------- option checks
+
+
+def _seconds(value: float | None) -> float | None:
+    """``--time-limit`` and the like: a finite number of seconds > 0."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"{value!r} is not valid; expected a finite number of "
+                                 "seconds > 0")
+    return value
+
+
+def _seconds_or_zero(value: float) -> float:
+    """``replan --time-limit``: finite and >= 0 (0 = repair only, no local search)."""
+    if not (math.isfinite(value) and value >= 0):
+        raise typer.BadParameter(f"{value!r} is not valid; expected a finite number of "
+                                 "seconds >= 0 (0: repair only)")
+    return value
+
+
+def _gap(value: float | None) -> float | None:
+    """``--mip-gap``: a relative gap in [0, 1)."""
+    if value is not None and not (0.0 <= value < 1.0):
+        raise typer.BadParameter(f"{value!r} is not valid; expected a relative gap in [0, 1)")
+    return value
+
+
+def _nonnegative(value: float) -> float:
+    """A finite number >= 0 (``--kill-slack``)."""
+    if not (math.isfinite(value) and value >= 0):
+        raise typer.BadParameter(f"{value!r} is not valid; expected a finite number >= 0")
+    return value
+
+
+def _positive(value: float) -> float:
+    """A finite number > 0 (``--kill-factor``)."""
+    if not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"{value!r} is not valid; expected a finite number > 0")
+    return value
+
+
+_SEED_HELP = f"Random seed, 0 … {MAX_SEED}."
+_THREADS_HELP = "Threads (>= 1; default: the solver's own)."
+_TIME_HELP = "Seconds (a finite number > 0)."
 
 
 @app.callback()
@@ -78,6 +288,10 @@ def _main(
 ) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for console in (out, err):  # piped or redirected: never wrap a message or a table
+        console.soft_wrap = True
+        if not console.is_terminal:
+            console.width = _WIDE
 
 
 def _fmt(v: float | None, digits: int = 6) -> str:
@@ -111,10 +325,10 @@ def validate(
 ) -> None:
     """Check an input bundle; list every error with file, row, column and value."""
     problem = read_bundle(bundle)
-    info = {"valid": True, "nodes": len(problem.nodes), "jobs": len(problem.jobs),
+    info = {"ok": True, "valid": True, "nodes": len(problem.nodes), "jobs": len(problem.jobs),
             "slots": problem.horizon.slots, "slot_minutes": problem.horizon.slot_minutes}
     if as_json:
-        out.print_json(json.dumps(info))
+        emit_json(info)
     else:
         out.print(f"[green]valid[/]: {info['nodes']} nodes, {info['jobs']} jobs, "
                   f"{info['slots']} slots of {info['slot_minutes']} min")
@@ -128,11 +342,16 @@ def plan(
     solver: Annotated[str | None, typer.Option("--solver", "-s",
                                                help="Solver name (see `optisched solvers`).")
                       ] = None,
-    time_limit: Annotated[float | None, typer.Option("--time-limit", help="Seconds.")] = None,
-    mip_gap: Annotated[float | None, typer.Option("--mip-gap", help="Relative gap.")] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    threads: Annotated[int | None, typer.Option("--threads")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
+    time_limit: Annotated[float | None, typer.Option("--time-limit", help=_TIME_HELP,
+                                                     callback=_seconds)] = None,
+    mip_gap: Annotated[float | None, typer.Option("--mip-gap", help="Relative gap in [0, 1).",
+                                                  callback=_gap)] = None,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help=_SEED_HELP)] = 0,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help=_THREADS_HELP)
+                       ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable: the summary, the "
+                                          "plan directory and the assignments as one JSON "
+                                          "document.")] = False,
     pyomo_solver: Annotated[str | None, typer.Option(
         "--pyomo-solver", help="Pyomo solver for --solver pyomo (appsi_highs, cbc, glpk, "
         "scip, gurobi, cplex ...); the same as --option pyomo_solver=NAME.")] = None,
@@ -155,6 +374,7 @@ def plan(
         given["pyomo_solver"] = pyomo_solver
     params = REGISTRY[name].parse_options(given)  # a bad option fails before the bundle is read
     problem = read_bundle(bundle)
+    check_plan_dir(out_dir)  # an output that cannot be written fails before the solve
     if quiet or as_json:
         result = solve(problem, name, time_limit=time_limit, mip_gap=mip_gap, seed=seed,
                        threads=threads, options=params)
@@ -164,7 +384,9 @@ def plan(
                            threads=threads, callback=show, options=params)
     write_plan(problem, result, out_dir)
     if as_json:
-        out.print_json(json.dumps(result.summary(problem)))
+        doc = result.to_document(problem)
+        emit_json({"ok": result.status.has_plan, **result.summary(problem),
+                   "plan_dir": str(out_dir), "assignments": doc["assignments"]})
     else:
         out.print(_summary_table(result, f"plan of {bundle} -> {out_dir}"))
         if result.message:
@@ -201,7 +423,7 @@ def evaluate_cmd(
               "costs": ev.costs, "violations": [str(v) for v in ev.violations],
               "violation_counts": ev.counts}
     if as_json:
-        out.print_json(json.dumps(result, default=str))
+        emit_json({"ok": bool(ev.feasible and agrees), **result})
     else:
         t = Table(title=f"evaluation of {plan_dir}")
         t.add_column("item")
@@ -225,18 +447,19 @@ def evaluate_cmd(
 @_guard
 def bound(
     bundle: Annotated[Path, typer.Argument(help="Input bundle directory.")],
-    time_limit: Annotated[float | None, typer.Option("--time-limit", help="Seconds.")] = None,
+    time_limit: Annotated[float | None, typer.Option("--time-limit", help=_TIME_HELP,
+                                                     callback=_seconds)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Lower bound on the optimal cost: the LP relaxation of the exact MILP."""
-    from optisched.bound import lp_bound_result
+    from optisched.bounds import lp_bound_result
 
     problem = read_bundle(bundle)
     res = lp_bound_result(problem, time_limit=time_limit)
     info = {"bound": res.bound if math.isfinite(res.bound) else None, "status": res.status,
             "seconds": round(res.seconds, 6), "columns": res.columns, "rows": res.rows}
     if as_json:
-        out.print_json(json.dumps(info))
+        emit_json({"ok": res.bound != math.inf, **info})
     else:
         out.print(f"LP bound: {_fmt(res.bound)} ({res.status}, {res.columns} columns, "
                   f"{res.rows} rows, {res.seconds:.3f} s)")
@@ -254,22 +477,57 @@ def report(
         "report.html"),
     png: Annotated[Path | None, typer.Option("--png", help="Also write the figures as PNG "
                                              "files into this directory.")] = None,
-    top: Annotated[int, typer.Option("--top", min=0,
-                                     help="Nodes shown individually (by cost).")] = 5,
+    top: Annotated[int, typer.Option("--top", min=0, help="Nodes shown individually in the "
+                                     "static figures (--static, --png).")] = 5,
+    compare: Annotated[Path | None, typer.Option(
+        "--compare", help="Another plan directory of the same bundle to compare with "
+        "(default: the baseline solver's plan, computed now).")] = None,
+    no_compare: Annotated[bool, typer.Option("--no-compare", help="No comparison section "
+                                             "(do not run the baseline).")] = False,
+    static: Annotated[bool, typer.Option("--static", help="Embedded PNG figures instead of "
+                                         "interactive plotly ones (small page, no "
+                                         "JavaScript figures).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q",
+                                        help="No progress on stderr.")] = False,
 ) -> None:
-    """Write a self-contained HTML report of a plan (figures embedded), optionally PNGs."""
-    from optisched.report import FIGURES, write_report
+    """Write a self-contained HTML report of a plan, compared with another plan or the baseline."""
+    from optisched.progress import StepProgress
+    from optisched.report import REPORT_STEPS, Comparison, write_report
+    from optisched.solvers import solve
 
-    problem = read_bundle(bundle)
-    p = read_plan(problem, plan_dir)
-    if p.flows is None:
-        err.print(f"plan {plan_dir} has status {p.status.value}: nothing to draw",
-                  highlight=False)
-        raise typer.Exit(EXIT_INFEASIBLE)
-    write_report(problem, p, out_file, png_dir=png, top=top)
+    if compare is not None and no_compare:
+        raise ValueError("--compare and --no-compare exclude each other")
+
+    def run(step: Callable[[str], None]) -> None:
+        step("read bundle and plan")
+        problem = read_bundle(bundle)
+        p = read_plan(problem, plan_dir)
+        if p.flows is None:
+            err.print(f"plan {plan_dir} has status {p.status.value}: nothing to draw",
+                      highlight=False)
+            raise typer.Exit(EXIT_INFEASIBLE)
+        other: Comparison | None = None
+        if compare is not None:
+            step("read comparison plan")
+            other = Comparison(read_plan(problem, compare), str(compare))
+        elif not no_compare:
+            step("baseline plan")
+            base = solve(problem, "baseline")
+            if base.flows is None:
+                err.print(f"baseline found no plan ({base.status.value}); no comparison",
+                          highlight=False)
+            else:
+                other = Comparison(base, "baseline")
+        write_report(problem, p, out_file, png_dir=png, top=top, compare=other,
+                     interactive=not static, progress=step)
+
+    if quiet:
+        run(lambda _name: None)
+    else:
+        with StepProgress(err, total=len(REPORT_STEPS) + 2, title="report") as show:
+            run(show)
     out.print(f"report written to {out_file}"
-              + (f"; {len(FIGURES)} PNG files in {png}" if png is not None else ""),
-              highlight=False)
+              + (f"; PNG figures in {png}" if png is not None else ""), highlight=False)
 
 
 @app.command()
@@ -292,7 +550,7 @@ def diff(
         rb = record_of(problem, read_plan(problem, plan_b), str(plan_b))
     d = diff_plans(ra, rb)
     if as_json:
-        out.print_json(json.dumps(d.to_dict()))
+        emit_json({"ok": True, **d.to_dict()})
         return
     t = Table(title=f"costs ({d.source}): A = {plan_a}, B = {plan_b}")
     for c in ("term", "A", "B", "B − A"):
@@ -321,29 +579,34 @@ def diff(
 def replan(
     plan_dir: Annotated[Path, typer.Argument(help="Current plan directory.")],
     bundle: Annotated[Path, typer.Argument(help="Input bundle the plan is for.")],
-    events: Annotated[Path, typer.Option("--events", "-e", help="Events CSV (see "
-                                         "optisched.replan.read_events).")],
+    events: Annotated[Path, typer.Option("--events", "-e", help="Events CSV (format: "
+                                         "docs/events.md).")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output directory: plan/, "
                                           "bundle/ and steps.csv.")],
-    time_limit: Annotated[float, typer.Option("--time-limit", help="Seconds of local search "
-                                              "per update.")] = 0.2,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    time_limit: Annotated[float, typer.Option(
+        "--time-limit", help="Seconds of local search per update (finite, >= 0; 0: repair "
+        "only).", callback=_seconds_or_zero)] = 0.2,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help=_SEED_HELP)] = 0,
 ) -> None:
     """Apply an events CSV to a plan, one update per event time; write the final plan."""
+    from optisched.events import check_events, read_events, step_error
     from optisched.io import write_bundle
-    from optisched.replan import Replanner, check_event_times, read_events
+    from optisched.replan import Replanner
 
     problem = read_bundle(bundle)
     current = read_plan(problem, plan_dir)
     steps = read_events(events)
-    check_event_times(steps, problem, str(events))
+    check_events(steps, problem, str(events))
     if out_dir.exists() and any(p.name not in ("plan", "bundle", "steps.csv")
                                 and not p.name.startswith(".") for p in out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} holds other files; choose an empty or new directory")
     rp = Replanner(problem, seed=seed, time_limit=time_limit, plan=current)
     rows = []
     for step in steps:
-        result = step.apply(rp)
+        try:
+            result = step.apply(rp)
+        except ValueError as exc:  # what only the rolled problem shows (a job that ended)
+            raise BundleError([step_error(step, str(events), exc)]) from None
         rows.append(f"{step.time.isoformat()},{result.status.value},"
                     f"{'' if result.objective is None else repr(result.objective)},"
                     f"{rp.problem.horizon.slots},{len(rp.problem.jobs)},"
@@ -371,10 +634,12 @@ def generate_cmd(
     preset: Annotated[str, typer.Option("--preset", help="tiny, small, medium, large, xl, "
                                         "neighborhood, city, tight.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Bundle directory to write.")],
-    nodes: Annotated[int | None, typer.Option("--nodes", help="Number of nodes.")] = None,
-    jobs: Annotated[int | None, typer.Option("--jobs", help="Number of jobs.")] = None,
-    slots: Annotated[int | None, typer.Option("--slots", help="Number of slots.")] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    nodes: Annotated[int | None, typer.Option("--nodes", min=1, help="Number of nodes.")
+                     ] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", min=0, help="Number of jobs.")] = None,
+    slots: Annotated[int | None, typer.Option("--slots", min=1, help="Number of slots.")
+                     ] = None,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help=_SEED_HELP)] = 0,
     weather: Annotated[str | None, typer.Option(
         "--weather", help="Weather CSV (time, ghi, temp_air) or a pvlib-shipped TMY3 file "
         "name such as 723170TYA.CSV; default clear sky.")] = None,
@@ -461,7 +726,7 @@ def solvers(
                 "default": name == default, "description": spec.description,
                 "options": [o.__dict__ for o in spec.options.describe()]}
                for name, spec in REGISTRY.items()]
-        out.print_json(json.dumps(doc))
+        emit_json(doc)
         return
     t = Table(title="solvers")
     for c in ("name", "available", "exact", "description"):
@@ -492,22 +757,31 @@ def bench(
     suite: Annotated[str, typer.Option("--suite", help="scale, datasets, icon, features, micro.")],
     solvers: Annotated[str, typer.Option("--solvers", help="Comma-separated solver names "
                                          "(lp-bound: the LP relaxation bound).")],
-    time_limit: Annotated[float, typer.Option("--time-limit", help="Seconds per run.")],
+    time_limit: Annotated[float, typer.Option("--time-limit", help="Seconds per run (a finite "
+                                              "number > 0).", callback=_seconds)],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")],
-    repeat: Annotated[int, typer.Option("--repeat", help="Runs per (instance, solver).")] = 1,
-    jobs: Annotated[int, typer.Option("--jobs", help="Runs at a time (1: honest timings).")] = 1,
+    repeat: Annotated[int, typer.Option("--repeat", min=1,
+                                        help="Runs per (instance, solver).")] = 1,
+    jobs: Annotated[int, typer.Option("--jobs", min=1,
+                                      help="Runs at a time (1: honest timings).")] = 1,
     sizes: Annotated[str | None, typer.Option("--sizes", help="scale suite rungs, e.g. "
                                               "tiny,small,medium.")] = None,
     instances: Annotated[str | None, typer.Option(
         "--instances", help="Only instances matching these comma-separated shell patterns.")
     ] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    threads: Annotated[int | None, typer.Option("--threads")] = None,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help=_SEED_HELP)] = 0,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help=_THREADS_HELP)
+                       ] = None,
     lp_bound: Annotated[bool, typer.Option("--lp-bound", help="Also run the LP bound.")] = False,
     lp_time_limit: Annotated[float | None, typer.Option(
-        "--lp-time-limit", help="Seconds for --lp-bound (default max(60, --time-limit)).")] = None,
-    kill_factor: Annotated[float, typer.Option("--kill-factor")] = 2.0,
-    kill_slack: Annotated[float, typer.Option("--kill-slack", help="Seconds.")] = 30.0,
+        "--lp-time-limit", help="Seconds for --lp-bound (finite, > 0; default max(60, "
+        "--time-limit)).", callback=_seconds)] = None,
+    kill_factor: Annotated[float, typer.Option("--kill-factor", callback=_positive,
+                                               help="A run is killed after kill-factor × "
+                                               "time-limit + kill-slack seconds (> 0).")
+                           ] = 2.0,
+    kill_slack: Annotated[float, typer.Option("--kill-slack", callback=_nonnegative,
+                                              help="Seconds (finite, >= 0).")] = 30.0,
     keep_plans: Annotated[bool, typer.Option("--keep-plans")] = False,
     update_benchmarks: Annotated[Path | None, typer.Option(
         "--update-benchmarks", help="Replace this suite's marked section of a Markdown file "
@@ -532,6 +806,57 @@ def bench(
     if update_benchmarks is not None:
         _update(update_benchmarks, suite, result.markdown)
         err.print(f"updated the {suite} section of {update_benchmarks}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535,
+                                      help="Port (0: a free one, named on stderr).")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1,
+                                         help="Solver worker processes.")] = 2,
+    state: Annotated[Path, typer.Option("--state", help="Directory of the SQLite state "
+                                        "(solves and sessions survive a restart).")
+                     ] = Path("optisched-state"),
+    token_file: Annotated[Path | None, typer.Option(
+        "--token-file", help="Bearer tokens, one per line (or set OPTISCHED_TOKEN).")] = None,
+    no_auth: Annotated[bool, typer.Option(
+        "--no-auth", help="No token (refused unless --host is a loopback address).")] = False,
+    max_body: Annotated[int, typer.Option("--max-body", min=1024,
+                                          help="Largest request body [bytes] (413 above).")
+                        ] = 32 * 1024 * 1024,
+    max_time_limit: Annotated[float, typer.Option(
+        "--max-time-limit", callback=_seconds, help="Cap on every time limit [s].")] = 300.0,
+    default_time_limit: Annotated[float, typer.Option(
+        "--default-time-limit", callback=_seconds,
+        help="Time limit of a solve that gives none [s].")] = 10.0,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning.")
+                         ] = "info",
+) -> None:
+    """Serve the HTTP/JSON API (docs/service.md): solves, evaluation, re-planning sessions."""
+    try:  # the service's packages are an optional extra
+        from optisched.service.config import ConfigError, ServiceConfig, read_tokens
+        from optisched.service.server import serve as run_server
+    except ImportError as exc:
+        err.print(f"error: optisched serve needs the service extra ({exc.name} is missing): "
+                  'pip install "optisched[service]"', markup=False, highlight=False)
+        raise typer.Exit(EXIT_INPUT) from None
+    try:
+        tokens = [] if no_auth else read_tokens(token_file)
+        cfg = ServiceConfig(host=host, port=port, workers=workers, state_dir=state,
+                            tokens=tokens, auth=not no_auth, max_body_bytes=max_body,
+                            max_time_limit=max_time_limit or 300.0,
+                            default_time_limit=default_time_limit or 10.0)
+        cfg.check()
+    except ConfigError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_INPUT) from None
+    try:
+        run_server(cfg, log_level=log_level)
+    except OSError as exc:
+        err.print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}",
+                  markup=False, highlight=False)
+        raise typer.Exit(EXIT_INPUT) from None
 
 
 def main() -> None:

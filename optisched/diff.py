@@ -15,9 +15,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from optisched.arrays import FloatArray, IntArray
 from optisched.domain import Problem
 from optisched.errors import BundleError, InputError
 from optisched.evaluate import evaluate
+from optisched.index import Index, compile_index
 from optisched.plan import (
     ASSIGNMENT_COLUMNS,
     COST_TERMS,
@@ -27,7 +31,8 @@ from optisched.plan import (
     require_plan_files,
 )
 
-__all__ = ["JobChange", "PlanDiff", "PlanRecord", "diff_plans", "read_record", "record_of"]
+__all__ = ["JobChange", "NodeDelta", "PlanDiff", "PlanRecord", "diff_plans", "node_energy_delta",
+           "read_record", "record_of"]
 
 
 @dataclass(frozen=True)
@@ -257,3 +262,52 @@ def record_of(problem: Problem, plan: Plan, name: str = "") -> PlanRecord:
     return PlanRecord(name=name or plan.solver, solver=plan.solver, status=plan.status.value,
                       objective=objective, costs=costs, placements=placements,
                       source="evaluator")
+
+
+@dataclass
+class NodeDelta:
+    """Energy and jobs per node in plan A and plan B (:func:`node_energy_delta`).
+
+    Attributes
+    ----------
+    node_ids : list of str
+        Nodes in problem order.
+    energy_a, energy_b : (N,) float
+        Load energy of each node over the horizon [kWh].
+    jobs_a, jobs_b : (N,) int
+        Jobs running on each node.
+    """
+
+    node_ids: list[str]
+    energy_a: FloatArray
+    energy_b: FloatArray
+    jobs_a: IntArray
+    jobs_b: IntArray
+
+    @property
+    def energy_delta(self) -> FloatArray:
+        """B − A per node [kWh]."""
+        return self.energy_b - self.energy_a
+
+
+def node_energy_delta(problem: Problem, a: Plan, b: Plan, index: Index | None = None
+                      ) -> NodeDelta:
+    """Energy [kWh] and job count per node of two plans of one problem, and B − A.
+
+    Raises
+    ------
+    ValueError
+        A plan has no flows.
+    """
+    index = index or compile_index(problem)
+
+    def side(p: Plan) -> tuple[FloatArray, IntArray]:
+        if p.flows is None:
+            raise ValueError(f"plan {p.solver} ({p.status.value}) has no flows to compare")
+        jobs = np.bincount(p.node[p.node >= 0], minlength=index.N).astype(np.int64)
+        return np.asarray(index.dt * p.flows.load.sum(axis=1), dtype=float), jobs
+
+    ea, ja = side(a)
+    eb, jb = side(b)
+    return NodeDelta(node_ids=list(index.node_ids), energy_a=ea, energy_b=eb, jobs_a=ja,
+                     jobs_b=jb)

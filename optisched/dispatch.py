@@ -9,17 +9,9 @@ start)``.
 
 The problem decomposes into independent *groups*: a feeder with a finite
 headroom in some slot couples its nodes (one LP per such feeder); every other
-node is on its own. Per group the LP is (Δ = slot length [h], per node and slot)::
-
-    min  Σ Δ·import_cost·import − Δ·export_price·export + Δ·degradation·discharge
-         + Σ_n demand_charge_n · peak_n
-    s.t. pv_used + import + discharge − charge − export = load
-         soc_t − soc_{t−1} − Δ·eff_c·charge + Δ/eff_d·discharge = 0   (soc_{−1} = soc_init)
-         import ≤ peak_n                                  (nodes with a demand charge)
-         Σ_{n∈f} (import − export) ≤ feeder_headroom_t     (finite slots only)
-         0 ≤ pv_used ≤ pv, 0 ≤ import ≤ headroom, 0 ≤ export ≤ export_kw,
-         0 ≤ charge ≤ charge_kw, 0 ≤ discharge ≤ discharge_kw,
-         soc_min ≤ soc ≤ soc_max, soc_{T−1} ≥ soc_init   (terminal rule "initial")
+node is on its own. Per group the LP is the one of
+:mod:`optisched.formulations.dispatch_lp` (built by
+:func:`~optisched.formulations.dispatch_lp.build_dispatch_lp`, which also states it).
 
 Three paths, all exact:
 
@@ -30,8 +22,9 @@ Three paths, all exact:
   drawn to export while a source's cost is below ``export_price`` (so PV surplus
   is exported when paid and curtailed otherwise). Infeasible when
   ``load > pv + headroom``. Vectorized over all such nodes.
-* **LP** (highspy, matrices passed in bulk) per group; standalone nodes are
-  batched into block-diagonal LPs of ``_BATCH`` nodes.
+* **LP** (HiGHS through :mod:`optisched.backends.highs`, matrices passed in bulk)
+  per group; standalone nodes are batched into block-diagonal LPs of ``_BATCH``
+  nodes.
 * **No simultaneous charge and discharge** (SPEC §2.6). The LP may return
   ``charge > 0`` and ``discharge > 0`` in one slot, either as a tie or because
   burning energy pays (a negative import price now or later: the battery
@@ -64,14 +57,20 @@ import threading
 import weakref
 from dataclasses import dataclass
 
-import highspy
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp
 
+from optisched.arrays import BoolArray, FloatArray, IntArray
+from optisched.backends import highs as hs
 from optisched.evaluate import job_load, resource_usage
+from optisched.formulations.dispatch_lp import CHARGE as _C
+from optisched.formulations.dispatch_lp import DISCHARGE as _D
+from optisched.formulations.dispatch_lp import EXPORT as _E
+from optisched.formulations.dispatch_lp import IMPORT as _I
+from optisched.formulations.dispatch_lp import PV_USED as _P
+from optisched.formulations.dispatch_lp import DispatchLp, build_dispatch_lp
 from optisched.index import Index
-from optisched.plan import Flows
+from optisched.plan import FlowArrays, Flows
 
 __all__ = [
     "DispatchResult",
@@ -83,10 +82,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 _ZERO = 1e-9
 """Flows below this [kW] are set to 0; charge and discharge both above it overlap."""
@@ -101,12 +96,11 @@ _MAX_MILP_ROUNDS = 50
 _local = threading.local()
 
 
-def _highs() -> highspy.Highs:
+def _highs() -> hs.Highs:
     """A per-thread reusable, silent HiGHS instance."""
     h = getattr(_local, "highs", None)
     if h is None:
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
+        h = hs.new_highs()
         _local.highs = h
     return h
 
@@ -134,20 +128,21 @@ class DispatchResult:
     message: str = ""
 
 
-@dataclass
-class NodeDispatch:
+@dataclass(kw_only=True)
+class NodeDispatch(FlowArrays):
     """Optimal flows of a subset of nodes (result of :func:`dispatch_load`).
 
     Attributes
     ----------
+    pv_used, grid_import, grid_export, charge, discharge, soc : (K, T) float
+        Flows of those nodes [kW] and state of charge at the end of each slot [kWh]
+        (:class:`~optisched.plan.FlowArrays`). Rows of infeasible groups are zero
+        (soc: ``soc_init``).
     feasible : bool
         Whether every dispatched group has feasible flows.
     nodes : (K,) int
         Node positions dispatched (sorted); whole feeder groups when a node of a
         coupled feeder was asked for.
-    pv_used, grid_import, grid_export, charge, discharge, soc : (K, T) float
-        Flows of those nodes [kW] and state of charge at the end of each slot [kWh].
-        Rows of infeasible groups are zero (soc: ``soc_init``).
     cost : (K,) float
         Energy cost of each node ``Σ Δ·(import_cost·import − export_price·export +
         degradation·discharge) + demand_charge·max import`` [money]; ``inf`` for the
@@ -159,12 +154,6 @@ class NodeDispatch:
 
     feasible: bool
     nodes: IntArray
-    pv_used: FloatArray
-    grid_import: FloatArray
-    grid_export: FloatArray
-    charge: FloatArray
-    discharge: FloatArray
-    soc: FloatArray
     cost: FloatArray
     message: str = ""
 
@@ -175,13 +164,7 @@ class NodeDispatch:
 
     def write_into(self, flows: Flows) -> None:
         """Copy these nodes' rows into full ``(N, T)`` flows (``on``/``load`` untouched)."""
-        n = self.nodes
-        flows.pv_used[n] = self.pv_used
-        flows.grid_import[n] = self.grid_import
-        flows.grid_export[n] = self.grid_export
-        flows.charge[n] = self.charge
-        flows.discharge[n] = self.discharge
-        flows.soc[n] = self.soc
+        flows.set_flows(self.nodes, self)
 
 
 def default_on(index: Index, node: IntArray, start: IntArray) -> BoolArray:
@@ -222,9 +205,7 @@ def dispatch(
     res = dispatch_load(index, load)
     if not res.feasible:
         return DispatchResult(False, None, math.inf, res.message)
-    flows = Flows(on=on_arr.copy(), load=load, pv_used=res.pv_used, grid_import=res.grid_import,
-                  grid_export=res.grid_export, charge=res.charge, discharge=res.discharge,
-                  soc=res.soc)
+    flows = Flows.of(on_arr.copy(), load, res)
     return DispatchResult(True, flows, res.total_cost, "")
 
 
@@ -326,10 +307,11 @@ def dispatch_load(index: Index, load: FloatArray,
     pos = np.full(N, -1, dtype=np.int64)
     pos[sel] = np.arange(sel.size)
     K = sel.size
-    out = _Out(
+    out = NodeDispatch(
         pv_used=np.zeros((K, T)), grid_import=np.zeros((K, T)), grid_export=np.zeros((K, T)),
         charge=np.zeros((K, T)), discharge=np.zeros((K, T)),
-        soc=np.tile(index.soc_init[sel][:, None], (1, T)), cost=np.zeros(K))
+        soc=np.tile(index.soc_init[sel][:, None], (1, T)), feasible=True, nodes=sel,
+        cost=np.zeros(K))
     messages: list[str] = []
 
     # closed form, vectorized over all standalone plain nodes
@@ -350,21 +332,9 @@ def dispatch_load(index: Index, load: FloatArray,
             for n in batch:  # find the culprit(s)
                 _solve_group(index, load, np.array([n], dtype=np.int64), None, out, pos,
                              messages)
-    feasible = not messages
-    return NodeDispatch(feasible, sel, out.pv_used, out.grid_import, out.grid_export,
-                        out.charge, out.discharge, out.soc, out.cost,
-                        messages[0] if messages else "")
-
-
-@dataclass
-class _Out:
-    pv_used: FloatArray
-    grid_import: FloatArray
-    grid_export: FloatArray
-    charge: FloatArray
-    discharge: FloatArray
-    soc: FloatArray
-    cost: FloatArray
+    out.feasible = not messages
+    out.message = messages[0] if messages else ""
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -372,7 +342,7 @@ class _Out:
 # --------------------------------------------------------------------------------------
 
 
-def _closed_form(index: Index, load: FloatArray, nodes: IntArray, out: _Out,
+def _closed_form(index: Index, load: FloatArray, nodes: IntArray, out: NodeDispatch,
                  rows: IntArray) -> tuple[BoolArray, str]:
     """Per-slot merit-order dispatch of nodes without battery/demand charge/feeder."""
     L = load[nodes]
@@ -420,217 +390,40 @@ def _closed_form(index: Index, load: FloatArray, nodes: IntArray, out: _Out,
 # LP / MILP
 # --------------------------------------------------------------------------------------
 
-_P, _I, _E, _C, _D, _S = range(6)
-_NV = 6
-
-
-@dataclass
-class _Model:
-    """Arrays of one LP/MILP in HiGHS's row-wise form."""
-
-    n_col: int
-    n_row: int
-    A: sp.csr_matrix
-    cost: FloatArray
-    lo: FloatArray
-    hi: FloatArray
-    row_lo: FloatArray
-    row_hi: FloatArray
-    integrality: npt.NDArray[np.int32] | None
-
-
-@dataclass
-class _Block:
-    """Column layout of one block LP: node k's variable v in slot t is ``(k·6 + v)·T + t``."""
-
-    nodes: IntArray
-    feeders: list[int]
-    T: int
-    peak_nodes: IntArray  # block positions of nodes with a demand charge
-    n_base: int
-
-    def col(self, k: npt.ArrayLike, v: int, t: npt.ArrayLike) -> IntArray:
-        return np.asarray((np.asarray(k) * _NV + v) * self.T + np.asarray(t), dtype=np.int64)
-
-
-def _build(index: Index, load: FloatArray, nodes: IntArray, feeders: list[int],
-           binaries: BoolArray | None) -> tuple[_Block, _Model]:
-    """Arrays of the block LP (or MILP with binaries on ``binaries`` (K, T) slots)."""
-    T, dt = index.T, index.dt
-    K = nodes.size
-    peak_nodes = np.nonzero(index.demand_charge[nodes] > 0)[0].astype(np.int64)
-    n_base = K * _NV * T
-    blk = _Block(nodes, feeders, T, peak_nodes, n_base)
-    n_peak = peak_nodes.size
-    kk = np.repeat(np.arange(K), T)
-    tt = np.tile(np.arange(T), K)
-    nn = nodes[kk]
-
-    # columns -----------------------------------------------------------------
-    lo = np.zeros((K, _NV, T))
-    hi = np.zeros((K, _NV, T))
-    cost = np.zeros((K, _NV, T))
-    hi[:, _P] = index.pv[nodes]
-    hi[:, _I] = index.headroom[nodes]
-    hi[:, _E] = index.export_kw[nodes][:, None]
-    hi[:, _C] = index.charge_kw[nodes][:, None]
-    hi[:, _D] = index.discharge_kw[nodes][:, None]
-    lo[:, _S] = index.soc_min[nodes][:, None]
-    hi[:, _S] = index.soc_max[nodes][:, None]
-    if index.terminal_initial:
-        lo[:, _S, T - 1] = np.maximum(index.soc_min[nodes], index.soc_init[nodes])
-    cost[:, _I] = dt * index.import_cost[nodes]
-    cost[:, _E] = -dt * index.export_price[nodes]
-    cost[:, _D] = dt * index.degradation[nodes][:, None]
-    col_lo = [lo.ravel(), np.zeros(n_peak)]
-    col_hi = [hi.ravel(), np.full(n_peak, np.inf)]
-    col_cost = [cost.ravel(), index.demand_charge[nodes[peak_nodes]]]
-
-    rows: list[IntArray] = []
-    cols: list[IntArray] = []
-    vals: list[FloatArray] = []
-    row_lo: list[FloatArray] = []
-    row_hi: list[FloatArray] = []
-    r0 = 0
-
-    def add(r: IntArray, c: IntArray, v: FloatArray | float) -> None:
-        rows.append(r)
-        cols.append(c)
-        vals.append(np.broadcast_to(np.asarray(v, dtype=float), r.shape).copy())
-
-    # balance: p + i + d − c − e = load
-    rb = r0 + kk * T + tt
-    for v, coef in ((_P, 1.0), (_I, 1.0), (_D, 1.0), (_C, -1.0), (_E, -1.0)):
-        add(rb, blk.col(kk, v, tt), coef)
-    lv = load[nodes].ravel()
-    row_lo.append(lv)
-    row_hi.append(lv)
-    r0 += K * T
-    # soc dynamics
-    rs = r0 + kk * T + tt
-    add(rs, blk.col(kk, _S, tt), 1.0)
-    later = tt > 0
-    add(rs[later], blk.col(kk[later], _S, tt[later] - 1), -1.0)
-    add(rs, blk.col(kk, _C, tt), -dt * index.eff_charge[nn])
-    add(rs, blk.col(kk, _D, tt), dt / index.eff_discharge[nn])
-    rhs = np.where(tt == 0, index.soc_init[nn], 0.0)
-    row_lo.append(rhs)
-    row_hi.append(rhs)
-    r0 += K * T
-    # peak: import − peak ≤ 0
-    if n_peak:
-        pk = np.repeat(peak_nodes, T)
-        pt = np.tile(np.arange(T), n_peak)
-        pj = np.repeat(np.arange(n_peak), T)
-        rp = r0 + np.arange(pk.size)
-        add(rp, blk.col(pk, _I, pt), 1.0)
-        add(rp, n_base + pj, -1.0)
-        row_lo.append(np.full(pk.size, -np.inf))
-        row_hi.append(np.zeros(pk.size))
-        r0 += pk.size
-    # feeders: Σ import − export ≤ headroom
-    for f in feeders:
-        lim = index.feeder_headroom[f]
-        fin = np.nonzero(np.isfinite(lim))[0]
-        members = np.nonzero(index.feeder_of[nodes] == f)[0]
-        if not fin.size or not members.size:
-            continue
-        mk = np.repeat(members, fin.size)
-        mt = np.tile(np.arange(fin.size), members.size)
-        rf = r0 + mt
-        add(rf, blk.col(mk, _I, fin[mt]), 1.0)
-        add(rf, blk.col(mk, _E, fin[mt]), -1.0)
-        row_lo.append(np.full(fin.size, -np.inf))
-        row_hi.append(lim[fin])
-        r0 += fin.size
-    n_col = n_base + n_peak
-    integrality = None
-    if binaries is not None and binaries.any():
-        bk, bt = np.nonzero(binaries)
-        nb = bk.size
-        bcols = n_col + np.arange(nb)
-        # charge − charge_kw·b ≤ 0 ; discharge + discharge_kw·b ≤ discharge_kw
-        rc = r0 + np.arange(nb)
-        add(rc, blk.col(bk, _C, bt), 1.0)
-        add(rc, bcols, -index.charge_kw[nodes[bk]])
-        row_lo.append(np.full(nb, -np.inf))
-        row_hi.append(np.zeros(nb))
-        r0 += nb
-        rd = r0 + np.arange(nb)
-        add(rd, blk.col(bk, _D, bt), 1.0)
-        add(rd, bcols, index.discharge_kw[nodes[bk]])
-        row_lo.append(np.full(nb, -np.inf))
-        row_hi.append(index.discharge_kw[nodes[bk]])
-        r0 += nb
-        col_lo.append(np.zeros(nb))
-        col_hi.append(np.ones(nb))
-        col_cost.append(np.zeros(nb))
-        integrality = np.concatenate([np.zeros(n_col, dtype=np.int32),
-                                      np.ones(nb, dtype=np.int32)])
-        n_col += nb
-    A = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                      shape=(r0, n_col))
-    A.sum_duplicates()
-    model = _Model(
-        n_col=n_col, n_row=r0, A=A, cost=np.concatenate(col_cost), lo=np.concatenate(col_lo),
-        hi=np.concatenate(col_hi), row_lo=np.concatenate(row_lo), row_hi=np.concatenate(row_hi),
-        integrality=integrality)
-    return blk, model
-
-
-def _run(model: _Model) -> tuple[str, FloatArray | None]:
+def _run(lp: DispatchLp) -> tuple[str, FloatArray | None]:
     """Solve with the reusable HiGHS; status ``optimal``, ``infeasible`` or ``error: …``.
 
     LPs run without presolve (measured about 35 % faster on these small LPs); MILPs
     with presolve and gaps of 1e-9 so their optimum is exact.
     """
     h = _highs()
-    h.clearModel()
-    A = model.A
-    integrality = model.integrality
-    h.setOptionValue("presolve", "on" if integrality is not None else "off")
-    if integrality is not None:
-        h.setOptionValue("mip_rel_gap", 1e-9)
-        h.setOptionValue("mip_abs_gap", 1e-9)
-        h.setOptionValue("mip_feasibility_tolerance", 1e-9)
-    else:  # highspy reads integrality for every column: all continuous
-        integrality = np.zeros(model.n_col, dtype=np.int32)
-    status = h.passModel(
-        model.n_col, model.n_row, int(A.nnz), 2, 1, 0.0,  # 2 = row-wise, 1 = minimize
-        model.cost, model.lo, model.hi, model.row_lo, model.row_hi,
-        A.indptr.astype(np.int32), A.indices.astype(np.int32), A.data.astype(float), integrality)
-    h.setOptionValue("primal_feasibility_tolerance", 1e-9)
-    h.setOptionValue("dual_feasibility_tolerance", 1e-9)
-    if status == highspy.HighsStatus.kError:
+    mip = lp.integer is not None
+    if not hs.pass_model(h, lp.model, lp.integer):
         return "error: HiGHS rejected the model", None
-    h.run()
-    ms = h.getModelStatus()
-    if ms == highspy.HighsModelStatus.kOptimal:
-        x = np.asarray(h.getSolution().col_value, dtype=float)
-        return "optimal", x
+    gap = 1e-9 if mip else None
+    hs.configure(h, presolve=mip, primal_feasibility_tolerance=1e-9,
+                 dual_feasibility_tolerance=1e-9, mip_rel_gap=gap, mip_abs_gap=gap,
+                 mip_feasibility_tolerance=gap)
+    ran = hs.run(h)
+    if ran.optimal:
+        return "optimal", hs.solution(h).primal()
     # every variable here is bounded or has a cost ≥ 0 (peaks), so "unbounded or
     # infeasible" can only be infeasible
-    if ms in (highspy.HighsModelStatus.kInfeasible,
-              highspy.HighsModelStatus.kUnboundedOrInfeasible):
+    if ran.infeasible:
         return "infeasible", None
-    return f"error: HiGHS status {h.modelStatusToString(ms)}", None
+    return f"error: HiGHS status {ran.text}", None
 
 
-def _unpack(blk: _Block, x: FloatArray) -> FloatArray:
-    """Solution values as ``(K, 6, T)``."""
-    return x[: blk.n_base].reshape(blk.nodes.size, _NV, blk.T).copy()
-
-
-def _solve_block(index: Index, load: FloatArray, nodes: IntArray, out: _Out,
+def _solve_block(index: Index, load: FloatArray, nodes: IntArray, out: NodeDispatch,
                  pos: IntArray, messages: list[str]) -> bool:
     """Block-diagonal LP of independent standalone nodes; False when infeasible."""
     if not _precheck_ok(index, load, nodes):
         return False
-    blk, model = _build(index, load, nodes, [], None)
-    status, x = _run(model)
+    lp = build_dispatch_lp(index, nodes, load, [])
+    status, x = _run(lp)
     if status != "optimal" or x is None:
         return False
-    vals = _unpack(blk, x)
+    vals = lp.flow_values(x)
     overlap = _net(index, nodes, vals)
     _store(index, load, nodes, vals, out, pos)
     for k in np.nonzero(overlap.any(axis=1))[0]:  # complementarity per node, exactly
@@ -639,7 +432,7 @@ def _solve_block(index: Index, load: FloatArray, nodes: IntArray, out: _Out,
 
 
 def _solve_group(index: Index, load: FloatArray, nodes: IntArray, binaries: BoolArray | None,
-                 out: _Out, pos: IntArray, messages: list[str]) -> None:
+                 out: NodeDispatch, pos: IntArray, messages: list[str]) -> None:
     """One group (feeder or single node), with the MILP loop for complementarity."""
     feeders = sorted({int(f) for f in index.feeder_of[nodes] if f >= 0})
     feeders = [f for f in feeders if np.isfinite(index.feeder_headroom[f]).any()]
@@ -657,8 +450,8 @@ def _solve_group(index: Index, load: FloatArray, nodes: IntArray, binaries: Bool
         if bins is not None:
             log.debug("%s: MILP with %d complementarity binaries",
                       _group_name(index, nodes, feeders), int(bins.sum()))
-        blk, model = _build(index, load, nodes, feeders, bins)
-        status, x = _run(model)
+        lp = build_dispatch_lp(index, nodes, load, feeders, bins)
+        status, x = _run(lp)
         if status == "infeasible":
             _fail(index, nodes, out, pos, messages, _energy_message(index, load, nodes, feeders))
             return
@@ -666,11 +459,10 @@ def _solve_group(index: Index, load: FloatArray, nodes: IntArray, binaries: Bool
             _fail(index, nodes, out, pos, messages,
                   f"{_group_name(index, nodes, feeders)}: dispatch failed ({status})")
             return
-        vals = _unpack(blk, x)
+        vals = lp.flow_values(x)
         if bins is not None:  # a binary within tolerance: zero the switched-off side
-            bk, bt = np.nonzero(bins)
-            b = x[model.n_col - bk.size:]
-            on_c = b > 0.5
+            bk, bt = lp.binary_k, lp.binary_t
+            on_c = lp.binary_values(x) > 0.5
             vals[bk[on_c], _D, bt[on_c]] = 0.0
             vals[bk[~on_c], _C, bt[~on_c]] = 0.0
         overlap = _net(index, nodes, vals)
@@ -731,7 +523,7 @@ def _net(index: Index, nodes: IntArray, vals: FloatArray) -> BoolArray:
     return still
 
 
-def _store(index: Index, load: FloatArray, nodes: IntArray, vals: FloatArray, out: _Out,
+def _store(index: Index, load: FloatArray, nodes: IntArray, vals: FloatArray, out: NodeDispatch,
            pos: IntArray) -> None:
     """Clean the flows of ``nodes`` and write them with their costs."""
     dt = index.dt
@@ -780,7 +572,7 @@ def _store(index: Index, load: FloatArray, nodes: IntArray, vals: FloatArray, ou
                       + index.demand_charge[nodes] * i.max(axis=1, initial=0.0))
 
 
-def _fail(index: Index, nodes: IntArray, out: _Out, pos: IntArray, messages: list[str],
+def _fail(index: Index, nodes: IntArray, out: NodeDispatch, pos: IntArray, messages: list[str],
           msg: str) -> None:
     rows = pos[nodes]
     for arr in (out.pv_used, out.grid_import, out.grid_export, out.charge, out.discharge):

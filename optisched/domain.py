@@ -1,4 +1,4 @@
-"""Domain model of the optisched problem (``../shared/SPEC.md`` section 1).
+"""Domain model of the optisched problem (``docs/contract/input.md``, SPEC v1 §1).
 
 Every class here mirrors one part of the input bundle, with the SPEC's defaults
 and units. A :class:`Problem` can be built in code without any CSV::
@@ -15,17 +15,35 @@ and units. A :class:`Problem` can be built in code without any CSV::
 
 Units: power [kW], energy [kWh], money in the scenario's currency, time in
 slots of ``Δ = slot_minutes / 60`` [h].
+
+JSON: ``problem.model_dump_json()`` is read back exactly by
+``Problem.model_validate_json`` (and :func:`optisched.jsondoc.problem_from_json`, with
+located errors). JSON has no infinite numbers, so ``inf`` (a node's default
+``gpu_mem_gb`` and ``grid_kw``, unlimited headroom) is written as the string
+``"Infinity"`` (pydantic's ``ser_json_inf_nan="strings"``), which reads back as
+``inf``; ``model_dump()`` (Python mode) keeps the float. Timestamps keep their UTC
+offset. Schema: ``docs/schemas/problem.schema.json``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+import numpy as np
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from optisched.limits import LIMITS, fmt_number, limit
 
 __all__ = [
     "BatteryOptions",
@@ -38,12 +56,96 @@ __all__ = [
     "NodeSeries",
     "ObjectiveOptions",
     "Problem",
+    "References",
     "Region",
+    "RuleBreak",
     "Scenario",
     "Tariff",
+    "battery_rule_breaks",
+    "job_rule_breaks",
 ]
 
-_STRICT = ConfigDict(extra="forbid", validate_assignment=False, frozen=False)
+_STRICT = ConfigDict(extra="forbid", validate_assignment=False, frozen=False,
+                     ser_json_inf_nan="strings")  # inf -> "Infinity" in JSON (see above)
+
+
+def _columns(file: str) -> tuple[str, ...]:
+    """The numeric columns of ``file`` with a limit in :data:`optisched.limits.LIMITS`."""
+    return tuple(c for f, c in LIMITS if f == file and c != "res_*")
+
+
+def _within(file: str, column: str, value: float | None) -> float | None:
+    """``value`` when it respects the column's documented limit, else a ValueError."""
+    if value is None:
+        return None
+    why = limit(file, column).problem(float(value))
+    if why is not None:
+        raise ValueError(f"{column} = {fmt_number(float(value))}: {why}")
+    return value
+
+
+def _within_all(file: str, column: str, values: Sequence[float | None] | None) -> None:
+    """Every value of a per-slot series within the column's limit (None entries skipped)."""
+    if not values:
+        return
+    arr = np.array(values, dtype=float)  # None -> NaN
+    given = np.array([v is not None for v in values]) if np.isnan(arr).any() else True
+    bad = np.nonzero(given & ~limit(file, column).valid(arr))[0]
+    if bad.size:
+        t = int(bad[0])
+        why = limit(file, column).problem(float(arr[t]))
+        raise ValueError(f"{column} in slot {t} = {fmt_number(float(arr[t]))}: {why}")
+
+
+def _resources_within(file: str, resources: dict[str, float]) -> dict[str, float]:
+    for name, value in resources.items():
+        _within(file, f"res_{name}", value)
+    return resources
+
+
+@dataclass(frozen=True)
+class RuleBreak:
+    """A rule between columns of one row that does not hold.
+
+    Attributes
+    ----------
+    column : str
+        The column reported (the one to fix, usually).
+    message : str
+        The rule, in terms of column names.
+    related : tuple of str
+        Other columns of the rule (their values help the reader).
+    """
+
+    column: str
+    message: str
+    related: tuple[str, ...] = ()
+
+
+def battery_rule_breaks(soc_init: float, soc_min: float, soc_max: float) -> list[RuleBreak]:
+    """``soc_min <= soc_init <= soc_max`` (the fractions of one node's battery)."""
+    if soc_min > soc_max:
+        return [RuleBreak("soc_min", "soc_min must be <= soc_max", ("soc_max",))]
+    if not soc_min <= soc_init <= soc_max:
+        return [RuleBreak("soc_init", "soc_init must lie in [soc_min, soc_max]",
+                          ("soc_min", "soc_max"))]
+    return []
+
+
+def job_rule_breaks(values: Mapping[str, Any]) -> list[RuleBreak]:
+    """Rules between the columns of one job (``values``: column -> parsed value or None)."""
+    out = []
+    release, deadline = values.get("release"), values.get("deadline")
+    if release is not None and deadline is not None and deadline <= release:
+        out.append(RuleBreak("deadline", "deadline must be after release", ("release",)))
+    if (values.get("pinned_node") is None) != (values.get("pinned_start") is None):
+        given = "pinned_node" if values.get("pinned_node") is not None else "pinned_start"
+        out.append(RuleBreak(given, "pinned_node and pinned_start must be given together"))
+    if values.get("latency_slo_ms") is not None and not values.get("region"):
+        out.append(RuleBreak("latency_slo_ms", "latency_slo_ms needs a region"))
+    if values.get("latency_per_ms") is not None and values.get("latency_slo_ms") is None:
+        out.append(RuleBreak("latency_per_ms", "latency_per_ms needs latency_slo_ms"))
+    return out
 
 
 class Horizon(BaseModel):
@@ -63,7 +165,13 @@ class Horizon(BaseModel):
 
     start: datetime
     slot_minutes: int = Field(default=15, gt=0)
-    slots: int = Field(default=96, gt=0)
+    slots: int = 96
+
+    @field_validator("slots")
+    @classmethod
+    def _slots(cls, v: int) -> int:
+        _within("scenario.toml", "horizon.slots", v)
+        return v
 
     @field_validator("start")
     @classmethod
@@ -108,7 +216,13 @@ class ObjectiveOptions(BaseModel):
     """
 
     model_config = _STRICT
-    carbon_price_per_tonne: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    carbon_price_per_tonne: float = 0.0
+
+    @field_validator("carbon_price_per_tonne")
+    @classmethod
+    def _limits(cls, v: float) -> float:
+        _within("scenario.toml", "objective.carbon_price_per_tonne", v)
+        return v
 
 
 class BatteryOptions(BaseModel):
@@ -136,8 +250,14 @@ class LatencyOptions(BaseModel):
     """
 
     model_config = _STRICT
-    base_ms: float = Field(default=2.0, ge=0.0, allow_inf_nan=False)
-    ms_per_km: float = Field(default=0.015, ge=0.0, allow_inf_nan=False)
+    base_ms: float = 2.0
+    ms_per_km: float = 0.015
+
+    @field_validator("base_ms", "ms_per_km")
+    @classmethod
+    def _limits(cls, v: float, info: ValidationInfo) -> float:
+        _within("scenario.toml", f"latency.{info.field_name}", v)
+        return v
 
 
 class Scenario(BaseModel):
@@ -211,48 +331,51 @@ class Node(BaseModel):
     node_id: str = Field(min_length=1)
     kind: str = ""
     region: str = ""
-    lat: float | None = Field(default=None, ge=-90.0, le=90.0)
-    lon: float | None = Field(default=None, ge=-180.0, le=180.0)
+    lat: float | None = None
+    lon: float | None = None
     tariff: str = "default"
     feeder: str | None = None
-    gpus: float = Field(ge=0.0, allow_inf_nan=False)
+    gpus: float
     resources: dict[str, float] = Field(default_factory=dict)
-    gpu_mem_gb: float = Field(default=math.inf, ge=0.0)
-    trust: float = Field(default=0.0, allow_inf_nan=False)
-    speed: float = Field(default=1.0, gt=0.0, allow_inf_nan=False)
-    power_factor: float = Field(default=1.0, ge=0.0, allow_inf_nan=False)
-    idle_kw: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    gpu_mem_gb: float = math.inf
+    trust: float = 0.0
+    speed: float = 1.0
+    power_factor: float = 1.0
+    idle_kw: float = 0.0
     can_sleep: bool = False
     initially_on: bool = True
     end_off: bool = False
-    startup_cost: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
-    shutdown_cost: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
-    grid_kw: float = Field(default=math.inf, ge=0.0)
-    export_kw: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
-    battery_kwh: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
-    soc_init: float = Field(default=0.5, ge=0.0, le=1.0, allow_inf_nan=False)
-    soc_min: float = Field(default=0.0, ge=0.0, le=1.0, allow_inf_nan=False)
-    soc_max: float = Field(default=1.0, ge=0.0, le=1.0, allow_inf_nan=False)
-    charge_kw: float | None = Field(default=None, ge=0.0, allow_inf_nan=False)
-    discharge_kw: float | None = Field(default=None, ge=0.0, allow_inf_nan=False)
-    eff_charge: float = Field(default=0.95, gt=0.0, le=1.0, allow_inf_nan=False)
-    eff_discharge: float = Field(default=0.95, gt=0.0, le=1.0, allow_inf_nan=False)
-    degradation_per_kwh: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
-    demand_charge_per_kw: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    startup_cost: float = 0.0
+    shutdown_cost: float = 0.0
+    grid_kw: float = math.inf
+    export_kw: float = 0.0
+    battery_kwh: float = 0.0
+    soc_init: float = 0.5
+    soc_min: float = 0.0
+    soc_max: float = 1.0
+    charge_kw: float | None = None
+    discharge_kw: float | None = None
+    eff_charge: float = 0.95
+    eff_discharge: float = 0.95
+    degradation_per_kwh: float = 0.0
+    demand_charge_per_kw: float = 0.0
     extra: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator(*_columns("nodes.csv"))
+    @classmethod
+    def _limits(cls, v: float | None, info: ValidationInfo) -> float | None:
+        return _within("nodes.csv", str(info.field_name), v)
+
+    @field_validator("resources")
+    @classmethod
+    def _resource_limits(cls, v: dict[str, float]) -> dict[str, float]:
+        return _resources_within("nodes.csv", v)
 
     @model_validator(mode="after")
     def _battery(self) -> Node:
-        if self.soc_min > self.soc_max:
-            raise ValueError(f"soc_min ({self.soc_min}) > soc_max ({self.soc_max})")
-        if not self.soc_min <= self.soc_init <= self.soc_max:
-            raise ValueError(
-                f"soc_init ({self.soc_init}) must lie in [soc_min, soc_max] = "
-                f"[{self.soc_min}, {self.soc_max}]"
-            )
-        for name, value in self.resources.items():
-            if not math.isfinite(value) or value < 0:
-                raise ValueError(f"resource res_{name} must be finite and >= 0, got {value}")
+        for b in battery_rule_breaks(self.soc_init, self.soc_min, self.soc_max):
+            shown = ", ".join(f"{c} = {getattr(self, c):g}" for c in (b.column, *b.related))
+            raise ValueError(f"{b.message} ({shown})")
         return self
 
     @property
@@ -309,44 +432,45 @@ class Job(BaseModel):
 
     job_id: str = Field(min_length=1)
     kind: str = ""
-    gpus: float = Field(ge=0.0, allow_inf_nan=False)
+    gpus: float
     resources: dict[str, float] = Field(default_factory=dict)
-    duration_min: float = Field(gt=0.0, allow_inf_nan=False)
-    power_kw: float = Field(ge=0.0, allow_inf_nan=False)
+    duration_min: float
+    power_kw: float
     release: datetime | None = None
     deadline: datetime | None = None
-    tardiness_per_hour: float | None = Field(default=None, ge=0.0, allow_inf_nan=False)
-    drop_penalty: float | None = Field(default=None, ge=0.0, allow_inf_nan=False)
+    tardiness_per_hour: float | None = None
+    drop_penalty: float | None = None
     region: str | None = None
-    latency_slo_ms: float | None = Field(default=None, ge=0.0, allow_inf_nan=False)
-    latency_per_ms: float | None = Field(default=None, ge=0.0, allow_inf_nan=False)
-    min_gpu_mem_gb: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
-    min_trust: float = Field(default=0.0, allow_inf_nan=False)
+    latency_slo_ms: float | None = None
+    latency_per_ms: float | None = None
+    min_gpu_mem_gb: float = 0.0
+    min_trust: float = 0.0
     pinned_node: str | None = None
     pinned_start: datetime | None = None
     extra: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator(*_columns("jobs.csv"))
+    @classmethod
+    def _limits(cls, v: float | None, info: ValidationInfo) -> float | None:
+        return _within("jobs.csv", str(info.field_name), v)
+
+    @field_validator("resources")
+    @classmethod
+    def _resource_limits(cls, v: dict[str, float]) -> dict[str, float]:
+        return _resources_within("jobs.csv", v)
+
+    @field_validator("release", "deadline", "pinned_start")
+    @classmethod
+    def _aware(cls, v: datetime | None, info: ValidationInfo) -> datetime | None:
+        if v is not None and v.utcoffset() is None:
+            raise ValueError(f"{info.field_name} needs a UTC offset")
+        return v
+
     @model_validator(mode="after")
     def _consistent(self) -> Job:
-        for name in ("release", "deadline", "pinned_start"):
-            t = getattr(self, name)
-            if t is not None and t.utcoffset() is None:
-                raise ValueError(f"{name} needs a UTC offset")
-        if self.release is not None and self.deadline is not None:
-            if self.deadline <= self.release:
-                raise ValueError(
-                    f"deadline ({self.deadline.isoformat()}) must be after release "
-                    f"({self.release.isoformat()})"
-                )
-        if (self.pinned_node is None) != (self.pinned_start is None):
-            raise ValueError("pinned_node and pinned_start must be given together")
-        if self.latency_slo_ms is not None and not self.region:
-            raise ValueError("latency_slo_ms needs a region")
-        if self.latency_per_ms is not None and self.latency_slo_ms is None:
-            raise ValueError("latency_per_ms needs latency_slo_ms")
-        for name, value in self.resources.items():
-            if not math.isfinite(value) or value < 0:
-                raise ValueError(f"resource res_{name} must be finite and >= 0, got {value}")
+        breaks = job_rule_breaks(self.__dict__)
+        if breaks:
+            raise ValueError("; ".join(b.message for b in breaks))
         return self
 
     @property
@@ -378,6 +502,13 @@ class NodeSeries(BaseModel):
     headroom_kw: list[float | None] | None = None
     available: list[bool] | None = None
 
+    @field_validator("pv_kw", "headroom_kw")
+    @classmethod
+    def _limits(cls, v: list[float | None] | None, info: ValidationInfo
+                ) -> list[float | None] | None:
+        _within_all("node_series.csv", str(info.field_name), v)
+        return v
+
 
 class Tariff(BaseModel):
     """Per-slot prices of one tariff (prices.csv).
@@ -408,15 +539,16 @@ class Tariff(BaseModel):
             carbon_g_per_kwh=[carbon_g_per_kwh] * slots,
         )
 
+    @field_validator("price", "export_price", "carbon_g_per_kwh")
+    @classmethod
+    def _limits(cls, v: list[float], info: ValidationInfo) -> list[float]:
+        _within_all("prices.csv", str(info.field_name), v)
+        return v
+
     @model_validator(mode="after")
-    def _finite(self) -> Tariff:
+    def _equal_length(self) -> Tariff:
         if not (len(self.price) == len(self.export_price) == len(self.carbon_g_per_kwh)):
             raise ValueError("price, export_price and carbon_g_per_kwh must have equal length")
-        for name in ("price", "export_price", "carbon_g_per_kwh"):
-            if not all(math.isfinite(v) for v in getattr(self, name)):
-                raise ValueError(f"{name} must be finite")
-        if any(v < 0 for v in self.carbon_g_per_kwh):
-            raise ValueError("carbon_g_per_kwh must be >= 0")
         return self
 
 
@@ -432,13 +564,25 @@ class Feeder(BaseModel):
     model_config = _STRICT
     headroom_kw: list[float]
 
+    @field_validator("headroom_kw")
+    @classmethod
+    def _limits(cls, v: list[float]) -> list[float]:
+        _within_all("feeders.csv", "headroom_kw", v)
+        return v
+
 
 class Region(BaseModel):
     """A user region with coordinates (regions.csv)."""
 
     model_config = _STRICT
-    lat: float = Field(ge=-90.0, le=90.0)
-    lon: float = Field(ge=-180.0, le=180.0)
+    lat: float
+    lon: float
+
+    @field_validator("lat", "lon")
+    @classmethod
+    def _limits(cls, v: float, info: ValidationInfo) -> float:
+        _within("regions.csv", str(info.field_name), v)
+        return v
 
 
 @dataclass(frozen=True)
@@ -464,6 +608,30 @@ class Issue:
     column: str
     value: str
     message: str
+
+
+@dataclass(frozen=True)
+class References:
+    """What counts as defined when :meth:`Problem.issues` checks references.
+
+    A reader that left out rows it could not read passes the ids of *every* row
+    (a node whose row failed is still a known node id) and None for a table it
+    could not read at all, so that no reference is reported unknown because of an
+    error already reported.
+
+    Attributes
+    ----------
+    nodes, tariffs, feeders : collection of str or None
+        Known ids; None: do not check references to that table.
+    capacity : bool
+        False: the node table is incomplete, so do not check that some node can
+        hold each job.
+    """
+
+    nodes: Collection[str] | None
+    tariffs: Collection[str] | None
+    feeders: Collection[str] | None
+    capacity: bool = True
 
 
 class Problem(BaseModel):
@@ -513,108 +681,106 @@ class Problem(BaseModel):
         """The scenario's horizon."""
         return self.scenario.horizon
 
-    def issues(self) -> list[Issue]:
+    def issues(self, refs: References | None = None) -> list[Issue]:
         """Cross-reference checks: ids, references, series lengths, resource fit.
+
+        Parameters
+        ----------
+        refs : References, optional
+            What counts as defined (default: this problem's own nodes, tariffs
+            and feeders; tariffs are not checked when there are none).
 
         Returns
         -------
         list of Issue
             Empty when the problem is consistent.
         """
+        if refs is None:
+            refs = References(nodes=[n.node_id for n in self.nodes],
+                              tariffs=list(self.tariffs) if self.tariffs else None,
+                              feeders=list(self.feeders))
+        return [*self._node_issues(refs), *self._job_issues(refs), *self._series_issues(refs)]
+
+    def _node_issues(self, refs: References) -> list[Issue]:
         out: list[Issue] = []
-        T = self.horizon.slots
-        node_ids: set[str] = set()
+        seen: set[str] = set()
+        tariffs = None if refs.tariffs is None else set(refs.tariffs)
+        feeders = None if refs.feeders is None else set(refs.feeders)
         for n in self.nodes:
-            if n.node_id in node_ids:
+            if n.node_id in seen:
                 out.append(Issue("nodes.csv", n.node_id, "node_id", n.node_id, "duplicate node_id"))
-            node_ids.add(n.node_id)
-            if self.tariffs and n.tariff not in self.tariffs:
-                out.append(
-                    Issue(
-                        "nodes.csv", n.node_id, "tariff", n.tariff,
-                        f"unknown tariff; prices.csv has {_some(self.tariffs)}",
-                    )
-                )
-            if n.feeder is not None and n.feeder not in self.feeders:
-                out.append(
-                    Issue(
-                        "nodes.csv", n.node_id, "feeder", n.feeder,
-                        f"unknown feeder; feeders.csv has {_some(self.feeders)}",
-                    )
-                )
-        job_ids: set[str] = set()
+            seen.add(n.node_id)
+            if tariffs is not None and n.tariff not in tariffs:
+                out.append(Issue("nodes.csv", n.node_id, "tariff", n.tariff,
+                                 f"unknown tariff; prices.csv has {_some(tariffs)}"))
+            if feeders is not None and n.feeder is not None and n.feeder not in feeders:
+                out.append(Issue("nodes.csv", n.node_id, "feeder", n.feeder,
+                                 f"unknown feeder; feeders.csv has {_some(feeders)}"))
+        return out
+
+    def _job_issues(self, refs: References) -> list[Issue]:
+        out: list[Issue] = []
+        nodes = None if refs.nodes is None else set(refs.nodes)
+        seen: set[str] = set()
         cap_max: dict[str, float] = {"gpus": max((n.gpus for n in self.nodes), default=0.0)}
         for n in self.nodes:
             for r, v in n.resources.items():
                 cap_max[r] = max(cap_max.get(r, 0.0), v)
+        hz = self.horizon
         for j in self.jobs:
-            if j.job_id in job_ids:
+            if j.job_id in seen:
                 out.append(Issue("jobs.csv", j.job_id, "job_id", j.job_id, "duplicate job_id"))
-            job_ids.add(j.job_id)
-            if j.pinned_node is not None and j.pinned_node not in node_ids:
-                out.append(
-                    Issue("jobs.csv", j.job_id, "pinned_node", j.pinned_node, "unknown node_id")
-                )
-            uses = {"gpus": j.gpus, **j.resources}
-            for r, v in uses.items():
+            seen.add(j.job_id)
+            if nodes is not None and j.pinned_node is not None and j.pinned_node not in nodes:
+                out.append(Issue("jobs.csv", j.job_id, "pinned_node", j.pinned_node,
+                                 "unknown node_id (not in nodes.csv)"))
+            for r, v in ({"gpus": j.gpus, **j.resources} if refs.capacity else {}).items():
                 col = "gpus" if r == "gpus" else f"res_{r}"
                 if v > cap_max.get(r, 0.0) + 1e-9:
-                    out.append(
-                        Issue(
-                            "jobs.csv", j.job_id, col, _fmt(v),
-                            f"no node has that much; the largest {col} capacity is "
-                            f"{_fmt(cap_max.get(r, 0.0))}",
-                        )
-                    )
+                    out.append(Issue("jobs.csv", j.job_id, col, _fmt(v),
+                                     f"no node has that much; the largest {col} capacity is "
+                                     f"{_fmt(cap_max.get(r, 0.0))}"))
             if j.pinned_start is not None:
-                pos = self.horizon.slot_position(j.pinned_start)
+                pos = hz.slot_position(j.pinned_start)
                 if abs(pos - round(pos)) > 1e-9:
-                    out.append(
-                        Issue(
-                            "jobs.csv", j.job_id, "pinned_start", j.pinned_start.isoformat(),
-                            f"must lie on the slot grid ({self.horizon.slot_minutes}-minute "
-                            f"slots from {self.horizon.start.isoformat()})",
-                        )
-                    )
+                    out.append(Issue("jobs.csv", j.job_id, "pinned_start",
+                                     j.pinned_start.isoformat(),
+                                     f"must lie on the slot grid ({hz.slot_minutes}-minute "
+                                     f"slots from {hz.start.isoformat()})"))
+        return out
+
+    def _series_issues(self, refs: References) -> list[Issue]:
+        out: list[Issue] = []
+        T = self.horizon.slots
+        nodes = None if refs.nodes is None else set(refs.nodes)
         for nid, s in self.node_series.items():
-            if nid not in node_ids:
-                out.append(Issue("node_series.csv", nid, "node_id", nid, "unknown node_id"))
+            if nodes is not None and nid not in nodes:
+                out.append(Issue("node_series.csv", nid, "node_id", nid,
+                                 "unknown node_id (not in nodes.csv)"))
             for col in ("pv_kw", "headroom_kw", "available"):
                 seq = getattr(s, col)
                 if seq is not None and len(seq) != T:
-                    out.append(
-                        Issue("node_series.csv", nid, col, f"{len(seq)} values",
-                              f"needs one value per slot ({T})")
-                    )
-            for col in ("pv_kw", "headroom_kw"):
-                seq = getattr(s, col)
-                if seq is not None and any(
-                    v is not None and (math.isnan(v) or v < 0) for v in seq
-                ):
-                    out.append(Issue("node_series.csv", nid, col, "", "values must be >= 0"))
-            if s.pv_kw is not None and any(math.isinf(v) for v in s.pv_kw):
-                out.append(Issue("node_series.csv", nid, "pv_kw", "inf", "pv_kw must be finite"))
+                    out.append(Issue("node_series.csv", nid, col, f"{len(seq)} values",
+                                     f"needs one value per slot ({T})"))
         for name, tariff in self.tariffs.items():
             if len(tariff.price) != T:
-                out.append(
-                    Issue("prices.csv", name, "price", f"{len(tariff.price)} values",
-                          f"a tariff needs one value per slot ({T})")
-                )
+                out.append(Issue("prices.csv", name, "price", f"{len(tariff.price)} values",
+                                 f"a tariff needs one value per slot ({T})"))
         for name, feeder in self.feeders.items():
             if len(feeder.headroom_kw) != T:
-                out.append(
-                    Issue("feeders.csv", name, "headroom_kw", f"{len(feeder.headroom_kw)} values",
-                          f"needs one value per slot ({T})")
-                )
-            if any(math.isnan(v) or v < 0 for v in feeder.headroom_kw):
-                out.append(Issue("feeders.csv", name, "headroom_kw", "", "values must be >= 0"))
+                out.append(Issue("feeders.csv", name, "headroom_kw",
+                                 f"{len(feeder.headroom_kw)} values",
+                                 f"needs one value per slot ({T})"))
+        lat = limit("latency.csv", "latency_ms")
         for nid, row in self.latency_ms.items():
-            if nid not in node_ids:
-                out.append(Issue("latency.csv", nid, "node_id", nid, "unknown node_id"))
+            if nodes is not None and nid not in nodes:
+                out.append(Issue("latency.csv", nid, "node_id", nid,
+                                 "unknown node_id (not in nodes.csv)"))
             for region, ms in row.items():
-                if not math.isfinite(ms) or ms < 0:
+                why = lat.problem(ms)
+                if why is not None:
                     out.append(Issue("latency.csv", nid, "latency_ms", _fmt(ms),
-                                     f"latency to {region} must be finite and >= 0"))
+                                     f"latency to {region}: {why}"))
         return out
 
 
@@ -622,7 +788,7 @@ def _fmt(v: float) -> str:
     return f"{v:g}"
 
 
-def _some(d: Mapping[str, object]) -> str:
+def _some(d: Iterable[str]) -> str:
     keys = sorted(d)
     if not keys:
         return "none"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MAX_ERRORS", "BundleError", "InputError"]
+__all__ = ["MAX_ERRORS", "BundleError", "InputError", "OutputError"]
 
 MAX_ERRORS = 50
 """At most this many errors are kept; the rest are counted."""
+_SHOWN = 60
+"""Longer values are shortened when an error is printed (the attribute keeps them whole)."""
 
 
 @dataclass(frozen=True)
@@ -19,9 +21,10 @@ class InputError:
     file : str
         File name (as given or relative to the bundle).
     row : int or None
-        1-based row, header = row 1; None when the whole file or column is meant.
+        1-based row, header = row 1 (the line of a TOML file); None when the whole
+        file or column is meant.
     column : str or None
-        Column name (or TOML key).
+        Column name (or TOML key, ``section.key``).
     value : str or None
         The offending value as written.
     message : str
@@ -35,12 +38,16 @@ class InputError:
     message: str
 
     def __str__(self) -> str:
+        toml = self.file.endswith(".toml")
         where = self.file
         if self.row is not None:
-            where += f", row {self.row}"
+            where += f", {'line' if toml else 'row'} {self.row}"
         if self.column:
-            where += f", column {self.column}"
-        val = f": value {self.value!r}" if self.value is not None else ""
+            where += f", {'key' if toml else 'column'} {self.column}"
+        shown = self.value
+        if shown is not None and len(shown) > _SHOWN:
+            shown = shown[: _SHOWN - 1] + "…"
+        val = f": value {shown!r}" if shown is not None else ""
         return f"{where}{val}: {self.message}"
 
 
@@ -66,3 +73,20 @@ class BundleError(Exception):
         if self.total > len(self.errors):
             lines.append(f"... and {self.total - len(self.errors)} more errors")
         return "\n".join(lines)
+
+
+class OutputError(Exception):
+    """An output directory or file that cannot be written (permissions, disk, a file in the way).
+
+    Attributes
+    ----------
+    path : str
+        The output asked for.
+    reason : str
+        Why it cannot be written, in the operating system's words.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"cannot write {path}: {reason}")

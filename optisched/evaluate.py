@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-import numpy.typing as npt
 
+from optisched.arrays import FloatArray, IntArray
 from optisched.domain import Problem
 from optisched.index import Index, compile_index, ineligibility
 from optisched.plan import COST_TERMS, Flows, Plan
@@ -33,7 +33,6 @@ __all__ = [
     "resource_usage",
 ]
 
-FloatArray = npt.NDArray[np.float64]
 
 FLOW_ATOL = 1e-6
 """Absolute tolerance on flows [kW] and energy [kWh] (SPEC §4)."""
@@ -120,7 +119,7 @@ class _Collector:
             self.violations.append(describe(key, float(excess[key])))
 
 
-def _durations(index: Index, plan: Plan) -> npt.NDArray[np.int64]:
+def _durations(index: Index, plan: Plan) -> IntArray:
     runs = plan.node >= 0
     d = np.zeros(index.J, dtype=np.int64)
     if runs.any():
@@ -128,7 +127,7 @@ def _durations(index: Index, plan: Plan) -> npt.NDArray[np.int64]:
     return d
 
 
-def resource_usage(index: Index, node: npt.NDArray[np.int64], start: npt.NDArray[np.int64],
+def resource_usage(index: Index, node: IntArray, start: IntArray,
                    values: FloatArray) -> FloatArray:
     """Sum ``values[j]`` over the slots each running job occupies.
 
@@ -161,7 +160,7 @@ def resource_usage(index: Index, node: npt.NDArray[np.int64], start: npt.NDArray
     return out if values.ndim == 2 else out[:, :, 0]
 
 
-def job_load(index: Index, node: npt.NDArray[np.int64], start: npt.NDArray[np.int64]) -> FloatArray:
+def job_load(index: Index, node: IntArray, start: IntArray) -> FloatArray:
     """Power of running jobs ``Σ power_kw · power_factor`` per node and slot [kW], ``(N, T)``."""
     pf_power = np.zeros(index.J)
     runs = node >= 0
@@ -172,7 +171,7 @@ def job_load(index: Index, node: npt.NDArray[np.int64], start: npt.NDArray[np.in
 
 
 def cost_terms(index: Index, plan: Plan) -> dict[str, float]:
-    """Every cost term of SPEC §3 for a plan with flows [money].
+    """Every cost term of SPEC §3 for a plan with flows [money], each from its own definition.
 
     ``energy = Σ Δ·price·import``, ``export_revenue = Σ Δ·export_price·export``,
     ``carbon = carbon_price · Σ Δ·carbon·import / 1e6``, ``degradation = Σ Δ·
@@ -180,13 +179,21 @@ def cost_terms(index: Index, plan: Plan) -> dict[str, float]:
     ``switching`` = start-ups and shut-downs (from ``initially_on``, and to off
     after the last slot when ``end_off``), ``latency = Σ_j latency_per_ms ·
     max(0, latency − SLO)``, ``tardiness = Σ_j rate · max(0, end − deadline)``,
-    ``drop = Σ dropped penalties``.
+    ``drop = Σ dropped penalties``. No term is the difference of two others, so
+    none loses precision when another is large.
+
+    Parameters
+    ----------
+    index : Index
+        Compiled problem.
+    plan : Plan
+        A plan with flows.
     """
     f = plan.flows
     assert f is not None
     dt = index.dt
     imp = f.grid_import
-    carbon_cost = index.import_cost - index.price  # carbon price · g/kWh / 1e6
+    carbon = index.carbon_price * float(np.sum(dt * index.carbon * imp)) / 1e6
     on = f.on.astype(bool)
     prev = np.concatenate([index.initially_on[:, None], on[:, :-1]], axis=1)
     ups = (on & ~prev).sum(axis=1)
@@ -207,7 +214,7 @@ def cost_terms(index: Index, plan: Plan) -> dict[str, float]:
     return {
         "energy": float(np.sum(dt * index.price * imp)),
         "export_revenue": float(np.sum(dt * index.export_price * f.grid_export)),
-        "carbon": float(np.sum(dt * carbon_cost * imp)),
+        "carbon": carbon,
         "degradation": float(np.sum(dt * index.degradation[:, None] * f.discharge)),
         "demand": float(np.sum(index.demand_charge * imp.max(axis=1, initial=0.0))),
         "switching": float(np.sum(ups * index.startup_cost + downs * index.shutdown_cost)),

@@ -33,6 +33,8 @@ __all__ = [
 ]
 
 _EPS = 1e-9
+MAX_SLOTS = 2.0**40
+"""Durations are capped here [slots]: far beyond any horizon, far below int64 overflow."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,6 +127,8 @@ class Index:
         Latency SLO [ms] (``inf`` when none).
     latency_rate : (J,) float
         Money per ms over the SLO (0 when none or hard).
+    carbon_price : float
+        The scenario's carbon price [money/t CO2].
     """
 
     T: int
@@ -186,6 +190,7 @@ class Index:
     power_factor: FloatArray
     latency_slo: FloatArray
     latency_rate: FloatArray
+    carbon_price: float
     node_pos: dict[str, int] = field(repr=False)
     job_pos: dict[str, int] = field(repr=False)
 
@@ -262,9 +267,16 @@ def slots_needed(duration_min: FloatArray, slot_minutes: int, speed: FloatArray)
         Slot length [min].
     speed : array_like
         Node throughput vs reference (broadcast against ``duration_min``).
+
+    Returns
+    -------
+    numpy.ndarray
+        Slots, capped at :data:`MAX_SLOTS` (a job that long fits no horizon), so
+        that no duration overflows int64 even for a tiny ``speed``.
     """
-    raw = np.asarray(duration_min) / slot_minutes / np.asarray(speed)
-    return np.maximum(1, np.ceil(raw - _EPS)).astype(np.int64)
+    with np.errstate(over="ignore", divide="ignore"):
+        raw = np.asarray(duration_min, dtype=float) / slot_minutes / np.asarray(speed, dtype=float)
+    return np.maximum(1, np.ceil(np.minimum(raw, MAX_SLOTS) - _EPS)).astype(np.int64)
 
 
 def _avail_run(available: BoolArray) -> IntArray:
@@ -380,7 +392,9 @@ def compile_index(problem: Problem) -> Index:
         terminal_initial=problem.scenario.battery.terminal == "initial",
         slot_minutes=hz.slot_minutes, duration_min=jt["duration_min"], speed=ncol["speed"],
         power_factor=ncol["power_factor"], latency_slo=jt["latency_slo_ms"],
-        latency_rate=jt["latency_per_ms"], node_pos=node_pos, job_pos=job_pos,
+        latency_rate=jt["latency_per_ms"],
+        carbon_price=problem.scenario.objective.carbon_price_per_tonne,
+        node_pos=node_pos, job_pos=job_pos,
     )
 
 

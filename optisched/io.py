@@ -2,21 +2,25 @@
 
 :func:`read_bundle` collects every error it finds (capped at
 :data:`~optisched.errors.MAX_ERRORS`), each naming file, row (header = row 1),
-column, value and what would be valid, and raises one
-:class:`~optisched.errors.BundleError`. :func:`write_bundle` writes a bundle that
-reads back to an equal :class:`~optisched.domain.Problem`.
+column, the value as written and what would be valid, and raises one
+:class:`~optisched.errors.BundleError`. A root cause is reported once: a row
+that failed is left out but its id stays known to the other files, a table that
+could not be read is not cross-checked, and no check runs on values already
+reported. Numeric values must lie within the documented limits of
+:mod:`optisched.limits` (``docs/limits.md``). :func:`write_bundle` writes a
+bundle that reads back to an equal :class:`~optisched.domain.Problem`.
 """
 
 from __future__ import annotations
 
 import csv
-import io as _io
 import math
 import os
 import re
 import tomllib
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,19 @@ import pandas as pd
 from pydantic import ValidationError
 
 from optisched.atomic import write_dir_atomically
+from optisched.cells import (
+    TIMESTAMP_EXAMPLE,
+    ErrorList,
+    bools,
+    check_columns,
+    ids,
+    numbers,
+    parse_timestamp,
+    read_csv_frame,
+    read_text,
+    strs,
+    timestamps,
+)
 from optisched.domain import (
     Feeder,
     Horizon,
@@ -33,11 +50,15 @@ from optisched.domain import (
     Node,
     NodeSeries,
     Problem,
+    References,
     Region,
+    RuleBreak,
     Scenario,
     Tariff,
+    battery_rule_breaks,
+    job_rule_breaks,
 )
-from optisched.errors import MAX_ERRORS, BundleError, InputError
+from optisched.limits import limit
 
 __all__ = ["BUNDLE_FILES", "COLUMNS", "SCENARIO_KEYS", "USER_PREFIXES", "read_bundle",
            "write_bundle"]
@@ -46,44 +67,45 @@ BUNDLE_FILES = (
     "scenario.toml", "nodes.csv", "jobs.csv", "node_series.csv", "prices.csv", "feeders.csv",
     "latency.csv", "regions.csv",
 )
+_REQUIRED = ("scenario.toml", "nodes.csv", "jobs.csv")
 
+# column: default (empty cell) or required; the valid values are in optisched.limits
 _NODE_FLOATS: dict[str, dict[str, Any]] = {
-    # column: default, lower bound (inclusive unless gt), upper, inf allowed
-    "lat": {"default": None, "lo": -90.0, "hi": 90.0},
-    "lon": {"default": None, "lo": -180.0, "hi": 180.0},
-    "gpus": {"required": True, "lo": 0.0},
-    "gpu_mem_gb": {"default": math.inf, "lo": 0.0, "inf": True},
+    "lat": {"default": None},
+    "lon": {"default": None},
+    "gpus": {"required": True},
+    "gpu_mem_gb": {"default": math.inf},
     "trust": {"default": 0.0},
-    "speed": {"default": 1.0, "gt": 0.0},
-    "power_factor": {"default": 1.0, "lo": 0.0},
-    "idle_kw": {"default": 0.0, "lo": 0.0},
-    "startup_cost": {"default": 0.0, "lo": 0.0},
-    "shutdown_cost": {"default": 0.0, "lo": 0.0},
-    "grid_kw": {"default": math.inf, "lo": 0.0, "inf": True},
-    "export_kw": {"default": 0.0, "lo": 0.0},
-    "battery_kwh": {"default": 0.0, "lo": 0.0},
-    "soc_init": {"default": 0.5, "lo": 0.0, "hi": 1.0},
-    "soc_min": {"default": 0.0, "lo": 0.0, "hi": 1.0},
-    "soc_max": {"default": 1.0, "lo": 0.0, "hi": 1.0},
-    "charge_kw": {"default": None, "lo": 0.0},
-    "discharge_kw": {"default": None, "lo": 0.0},
-    "eff_charge": {"default": 0.95, "gt": 0.0, "hi": 1.0},
-    "eff_discharge": {"default": 0.95, "gt": 0.0, "hi": 1.0},
-    "degradation_per_kwh": {"default": 0.0, "lo": 0.0},
-    "demand_charge_per_kw": {"default": 0.0, "lo": 0.0},
+    "speed": {"default": 1.0},
+    "power_factor": {"default": 1.0},
+    "idle_kw": {"default": 0.0},
+    "startup_cost": {"default": 0.0},
+    "shutdown_cost": {"default": 0.0},
+    "grid_kw": {"default": math.inf},
+    "export_kw": {"default": 0.0},
+    "battery_kwh": {"default": 0.0},
+    "soc_init": {"default": 0.5},
+    "soc_min": {"default": 0.0},
+    "soc_max": {"default": 1.0},
+    "charge_kw": {"default": None},
+    "discharge_kw": {"default": None},
+    "eff_charge": {"default": 0.95},
+    "eff_discharge": {"default": 0.95},
+    "degradation_per_kwh": {"default": 0.0},
+    "demand_charge_per_kw": {"default": 0.0},
 }
 _NODE_BOOLS = {"can_sleep": False, "initially_on": True, "end_off": False}
 _NODE_STRS = {"kind": "", "region": "", "tariff": "default", "feeder": None}
 
 _JOB_FLOATS: dict[str, dict[str, Any]] = {
-    "gpus": {"required": True, "lo": 0.0},
-    "duration_min": {"required": True, "gt": 0.0},
-    "power_kw": {"required": True, "lo": 0.0},
-    "tardiness_per_hour": {"default": None, "lo": 0.0},
-    "drop_penalty": {"default": None, "lo": 0.0},
-    "latency_slo_ms": {"default": None, "lo": 0.0},
-    "latency_per_ms": {"default": None, "lo": 0.0},
-    "min_gpu_mem_gb": {"default": 0.0, "lo": 0.0},
+    "gpus": {"required": True},
+    "duration_min": {"required": True},
+    "power_kw": {"required": True},
+    "tardiness_per_hour": {"default": None},
+    "drop_penalty": {"default": None},
+    "latency_slo_ms": {"default": None},
+    "latency_per_ms": {"default": None},
+    "min_gpu_mem_gb": {"default": 0.0},
     "min_trust": {"default": 0.0},
 }
 _JOB_TIMES = ("release", "deadline", "pinned_start")
@@ -108,284 +130,129 @@ SCENARIO_KEYS: dict[str, tuple[str, ...]] = {
     "battery": ("terminal",), "latency": ("base_ms", "ms_per_km"),
 }
 """Sections of ``scenario.toml`` and the keys each accepts."""
-
-_OFFSET_RE = re.compile(r"(Z|[+-]\d\d(:?\d\d)?)$", re.IGNORECASE)
-_TRUE = {"true", "1", "yes", "y", "t"}
-_FALSE = {"false", "0", "no", "n", "f"}
-
-FloatArray = npt.NDArray[np.float64]
+_START_EXAMPLE = 'start = "2026-06-01T00:00:00+00:00"'
 
 
-class _Errors:
-    """Collects input errors; stops keeping details past the cap."""
+@dataclass
+class _Bundle:
+    """What the readers of one bundle share: errors, tables, and ids by file.
 
-    def __init__(self) -> None:
-        self.items: list[InputError] = []
-        self.total = 0
+    ``ids[file]`` holds the ids of *every* row of a table that could be read,
+    including rows that failed (they stay known to the other files); a file
+    missing from ``ids`` could not be read, so references to it are not checked.
+    """
 
-    def add(self, file: str, row: int | None, column: str | None, value: Any, msg: str) -> None:
-        self.total += 1
-        if len(self.items) < MAX_ERRORS:
-            self.items.append(InputError(file, row, column,
-                                         None if value is None else str(value), msg))
+    root: Path
+    errs: ErrorList
+    frames: dict[str, pd.DataFrame | None] = field(default_factory=dict)
+    ids: dict[str, set[str]] = field(default_factory=dict)
+    rows: dict[str, dict[str, int]] = field(default_factory=dict)
 
-    def raise_if_any(self) -> None:
-        if self.total:
-            raise BundleError(self.items, self.total)
-
-
-# ----------------------------------------------------------------------------- CSV helpers
-
-
-def _read_csv(path: Path, errs: _Errors, required: bool) -> pd.DataFrame | None:
-    name = path.name
-    if not path.exists():
-        if required:
-            errs.add(name, None, None, None, f"required file is missing from {path.parent}")
-        return None
-    text = path.read_bytes()
-    try:
-        decoded = text.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        errs.add(name, None, None, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})")
-        return None
-    if not decoded.strip():
-        errs.add(name, None, None, None, "file is empty; it needs at least a header row")
-        return None
-    try:
-        numbered = [(k + 1, r) for k, r in enumerate(csv.reader(_io.StringIO(decoded)))
-                    if any(c.strip() for c in r)]  # blank lines are not rows
-    except csv.Error as exc:
-        errs.add(name, None, None, None, f"not valid CSV: {exc}")
-        return None
-    header = [c.strip() for c in numbered[0][1]]
-    width = len(header)
-    bad = False
-    seen: set[str] = set()
-    for c in header:
-        if not c:
-            errs.add(name, 1, None, "", "empty column name in the header")
-            bad = True
-        elif c in seen:
-            errs.add(name, 1, c, c, "column appears twice in the header")
-            bad = True
-        seen.add(c)
-    body = []
-    line_numbers = []
-    for line, r in numbered[1:]:
-        if len(r) != width:
-            errs.add(name, line, None, ",".join(r),
-                     f"row has {len(r)} fields but the header has {width}")
-            bad = True
-            continue
-        body.append([c.strip() for c in r])
-        line_numbers.append(line)
-    if bad:
-        return None
-    df = pd.DataFrame(body, columns=header, dtype=object)
-    df.index = pd.Index(line_numbers, dtype=np.int64)  # file row numbers (header = 1)
-    return df
-
-
-def _check_columns(df: pd.DataFrame, name: str, required: Iterable[str], errs: _Errors) -> bool:
-    known = set(COLUMNS[name])
-    prefixes = USER_PREFIXES[name]
-    ok = True
-    for c in required:
-        if c not in df.columns:
-            errs.add(name, 1, c, None, "required column is missing")
-            ok = False
-    for c in df.columns:
-        if c not in known and not c.startswith(prefixes):
-            allowed = ", ".join(sorted(known))
-            errs.add(name, 1, c, c, f"unknown column; valid: {allowed} (user columns start "
-                     "with x_)")
-            ok = False
-    return ok
-
-
-def _floats(df: pd.DataFrame, name: str, col: str, errs: _Errors, *, default: float | None = None,
-            required: bool = False, lo: float | None = None, hi: float | None = None,
-            gt: float | None = None, inf: bool = False) -> list[float | None]:
-    """Parse a numeric column; empty = default. Errors name file, row, column and value."""
-    n = len(df)
-    if col not in df.columns:
-        return [default] * n
-    raw = df[col].astype(str)
-    vals = pd.to_numeric(raw.where(raw != "", None), errors="coerce").to_numpy(dtype=float)
-    empty = (raw == "").to_numpy()
-    out: list[float | None] = [None if e else float(v) for e, v in zip(empty, vals, strict=True)]
-    bad = ~empty & ~np.isfinite(vals)
-    valid = _range_text(lo, hi, gt, inf)
-    for k in np.nonzero(bad)[0]:
-        value = raw.iloc[k]
-        if np.isinf(vals[k]) and inf and vals[k] > 0:
-            continue
-        kind = ("NaN is not allowed" if value.lower() in ("nan", "-nan") else
-                "infinite values are not allowed" if np.isinf(vals[k]) else "not a number")
-        errs.add(name, int(df.index[k]), col, value, f"{kind}; expected {valid}")
-        out[k] = default
-    chk = ~empty & np.isfinite(vals) | (~empty & np.isinf(vals) & inf & (vals > 0))
-    with np.errstate(invalid="ignore"):
-        low = (vals < lo) if lo is not None else np.zeros(n, bool)
-        low |= (vals <= gt) if gt is not None else False
-        high = (vals > hi) if hi is not None else np.zeros(n, bool)
-    for k in np.nonzero(chk & (low | high))[0]:
-        errs.add(name, int(df.index[k]), col, raw.iloc[k], f"out of range; expected {valid}")
-    for k in np.nonzero(empty)[0]:
-        if required:
-            errs.add(name, int(df.index[k]), col, "", f"a value is required; expected {valid}")
-        out[k] = default
-    return out
-
-
-def _range_text(lo: float | None, hi: float | None, gt: float | None, inf: bool) -> str:
-    parts = []
-    if gt is not None:
-        parts.append(f"> {gt:g}")
-    if lo is not None:
-        parts.append(f">= {lo:g}")
-    if hi is not None:
-        parts.append(f"<= {hi:g}")
-    txt = "a number" + (" " + " and ".join(parts) if parts else "")
-    return txt + (" (inf allowed)" if inf else "")
-
-
-def _bools(df: pd.DataFrame, name: str, col: str, default: bool, errs: _Errors) -> list[bool]:
-    if col not in df.columns:
-        return [default] * len(df)
-    out = []
-    for row, v in zip(df.index, df[col], strict=True):
-        low = str(v).lower()
-        if low == "":
-            out.append(default)
-        elif low in _TRUE:
-            out.append(True)
-        elif low in _FALSE:
-            out.append(False)
-        else:
-            errs.add(name, int(row), col, v, "expected true/false (or 1/0, yes/no)")
-            out.append(default)
-    return out
-
-
-def _times(df: pd.DataFrame, name: str, col: str, errs: _Errors) -> list[datetime | None]:
-    """Parse ISO 8601 timestamps with a UTC offset; empty = None."""
-    if col not in df.columns:
-        return [None] * len(df)
-    raw = df[col].astype(str)
-    parsed = pd.to_datetime(raw.where(raw != "", None), errors="coerce", utc=True,
-                            format="ISO8601")
-    out: list[datetime | None] = []
-    for k, (v, p) in enumerate(zip(raw, parsed, strict=True)):
-        if v == "":
-            out.append(None)
-        elif pd.isna(p):
-            errs.add(name, int(df.index[k]), col, v,
-                     "not an ISO 8601 timestamp; expected e.g. 2026-06-01T00:15:00+00:00")
-            out.append(None)
-        elif not _OFFSET_RE.search(v):
-            errs.add(name, int(df.index[k]), col, v,
-                     "timestamp needs a UTC offset, e.g. 2026-06-01T00:15:00+00:00")
-            out.append(None)
-        else:
-            out.append(p.to_pydatetime())
-    return out
-
-
-def _strs(df: pd.DataFrame, col: str, default: str | None) -> list[str | None]:
-    if col not in df.columns:
-        return [default] * len(df)
-    return [default if v == "" else str(v) for v in df[col]]
-
-
-def _ids(df: pd.DataFrame, name: str, col: str, errs: _Errors) -> list[str]:
-    out = []
-    first: dict[str, int] = {}
-    for row, v in zip(df.index, df[col], strict=True):
-        v = str(v)
-        if v == "":
-            errs.add(name, int(row), col, v, "an id is required")
-        elif v in first:
-            errs.add(name, int(row), col, v, f"duplicate id (first on row {first[v]})")
-        else:
-            first[v] = int(row)
-        out.append(v)
-    return out
-
-
-def _slots(df: pd.DataFrame, name: str, horizon: Horizon, errs: _Errors) -> npt.NDArray[np.int64]:
-    """Slot of each row's ``time`` (-1 when bad): on the grid and inside the horizon."""
-    times = _times(df, name, "time", errs)
-    out = np.full(len(df), -1, dtype=np.int64)
-    for k, t in enumerate(times):
-        row = int(df.index[k])
-        if t is None:
-            if df["time"].iloc[k] == "":
-                errs.add(name, row, "time", "", "a timestamp is required")
-            continue
-        pos = horizon.slot_position(t)
-        if abs(pos - round(pos)) > 1e-9:
-            errs.add(name, row, "time", df["time"].iloc[k],
-                     f"off the slot grid; times must be {horizon.start.isoformat()} plus a "
-                     f"multiple of {horizon.slot_minutes} minutes")
-        elif not 0 <= round(pos) < horizon.slots:
-            errs.add(name, row, "time", df["time"].iloc[k],
-                     f"outside the horizon [{horizon.start.isoformat()}, "
-                     f"{horizon.end.isoformat()})")
-        else:
-            out[k] = round(pos)
-    return out
+    def cell(self, file: str, row: int | None, column: str) -> str | None:
+        """The cell as written, or None."""
+        df = self.frames.get(file)
+        if df is None or row is None or column not in df.columns or row not in df.index:
+            return None
+        return str(df.at[row, column])
 
 
 # ----------------------------------------------------------------------------- scenario
 
 
-def _read_scenario(path: Path, errs: _Errors) -> Scenario | None:
+def _toml_keys(text: str) -> dict[str, tuple[int, str]]:
+    """``section.key`` (or a top-level key) -> (line, value as written), for messages."""
+    out: dict[str, tuple[int, str]] = {}
+    section = ""
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        head = re.fullmatch(r"\[\s*([A-Za-z0-9_.-]+)\s*\]\s*(#.*)?", stripped)
+        if head:
+            section = head.group(1)
+            out.setdefault(section, (line_no, stripped))
+            continue
+        kv = re.fullmatch(r"([A-Za-z0-9_-]+)\s*=\s*(.*)", stripped)
+        if kv:
+            raw = kv.group(2)
+            if raw[:1] in "\"'":
+                end = raw.find(raw[0], 1)
+                raw = raw[: end + 1] if end > 0 else raw
+            else:
+                raw = raw.split("#", 1)[0].strip()
+            out.setdefault(f"{section}.{kv.group(1)}" if section else kv.group(1), (line_no, raw))
+    return out
+
+
+def _read_scenario(path: Path, errs: ErrorList) -> Scenario | None:
     name = "scenario.toml"
-    if not path.exists():
-        errs.add(name, None, None, None, f"required file is missing from {path.parent}")
+    text = read_text(path, name, errs, required=True)
+    if text is None:
         return None
     try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8-sig"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         errs.add(name, None, None, None, f"not valid TOML: {exc}")
         return None
-    known = SCENARIO_KEYS
-    ok = True
-    for section, body in data.items():
-        if section not in known:
-            errs.add(name, None, section, section,
-                     f"unknown section; valid: {', '.join(sorted(known))}")
-            ok = False
-        elif not isinstance(body, dict):
-            errs.add(name, None, section, body, "must be a [section] table")
-            ok = False
-        else:
-            for key in body:
-                if key not in known[section]:
-                    errs.add(name, None, f"{section}.{key}", body[key],
-                             f"unknown key; valid: {', '.join(sorted(known[section]))}")
-                    ok = False
-    if "horizon" not in data or "start" not in data.get("horizon", {}):
-        errs.add(name, None, "horizon.start", None, "required, e.g. start = "
-                 "\"2026-06-01T00:00:00+00:00\"")
+    where = _toml_keys(text)
+
+    def add(key: str, msg: str, value: Any = None) -> None:
+        line, raw = where.get(key, (None, None))
+        errs.add(name, line, key, raw if raw is not None else value, msg)
+
+    if not _scenario_shape_ok(data, add):
         return None
-    if not ok:
+    start = _scenario_start(data["horizon"]["start"])
+    if isinstance(start, str):
+        add("horizon.start", start)
         return None
-    hz = dict(data["horizon"])
-    if isinstance(hz["start"], str):
-        if not _OFFSET_RE.search(hz["start"].strip()):
-            errs.add(name, None, "horizon.start", hz["start"],
-                     "needs a UTC offset, e.g. 2026-06-01T00:00:00+00:00")
-            return None
+    data = {**data, "horizon": {**data["horizon"], "start": start}}
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
         for e in exc.errors():
             key = ".".join(str(x) for x in e["loc"])
-            errs.add(name, None, key, e.get("input"), e["msg"])
+            add(key, str(e["msg"]).removeprefix("Value error, "), e.get("input"))
         return None
+
+
+def _scenario_shape_ok(data: dict[str, Any], add: Callable[..., None]) -> bool:
+    """Known sections that are tables, known keys, and a horizon start."""
+    ok = True
+    for section, body in data.items():
+        if section not in SCENARIO_KEYS:
+            add(section, f"unknown section; valid: {', '.join(sorted(SCENARIO_KEYS))}", section)
+            ok = False
+        elif not isinstance(body, dict):
+            add(section, f"must be a [{section}] table, e.g. [{section}] on its own line "
+                "followed by key = value lines", body)
+            ok = False
+        else:
+            for key in body:
+                if key not in SCENARIO_KEYS[section]:
+                    add(f"{section}.{key}", "unknown key; valid: "
+                        + ", ".join(sorted(SCENARIO_KEYS[section])), body[key])
+                    ok = False
+    if ok and "start" not in data.get("horizon", {}):
+        add("horizon" if "horizon" in data else "horizon.start",
+            f"horizon.start is required, e.g. [horizon] {_START_EXAMPLE}")
+        ok = False
+    return ok
+
+
+def _scenario_start(v: Any) -> datetime | str:
+    """The horizon start as an aware datetime, or a message saying what is wrong."""
+    if isinstance(v, datetime):
+        return v if v.utcoffset() is not None else (
+            f"needs a UTC offset (Z or ±HH:MM), e.g. {_START_EXAMPLE}")
+    if isinstance(v, date):
+        return f"a date without a time of day; expected e.g. {_START_EXAMPLE}"
+    if isinstance(v, time):
+        return f"a time without a date; expected e.g. {_START_EXAMPLE}"
+    if not isinstance(v, str):
+        return f"must be a timestamp string, e.g. {_START_EXAMPLE}"
+    try:
+        return parse_timestamp(v)
+    except ValueError as exc:
+        return str(exc)
 
 
 # ----------------------------------------------------------------------------- read
@@ -407,226 +274,303 @@ def read_bundle(path: str | os.PathLike[str]) -> Problem:
     Raises
     ------
     BundleError
-        Every error found (capped), each with file, row, column, value and
-        what is valid.
+        Every error found (capped), each with file, row, column, the value as
+        written and what is valid; each root cause once.
     """
-    root = Path(path)
-    errs = _Errors()
-    if not root.is_dir():
-        errs.add(str(root), None, None, None, "bundle directory not found")
+    b = _Bundle(Path(path), ErrorList())
+    errs = b.errs
+    if not b.root.is_dir():
+        what = "is not a directory" if b.root.exists() else "not found"
+        errs.add(str(b.root), None, None, None, f"bundle directory {what}")
         errs.raise_if_any()
-    scenario = _read_scenario(root / "scenario.toml", errs)
-    frames = {f: _read_csv(root / f, errs, f in ("nodes.csv", "jobs.csv"))
-              for f in BUNDLE_FILES if f.endswith(".csv")}
-    rows: dict[str, dict[str, int]] = {}
-    before = errs.total
-    nodes = _read_nodes(frames["nodes.csv"], errs, rows)
-    jobs = _read_jobs(frames["jobs.csv"], errs, rows)
-    entities_ok = errs.total == before  # cross-checks only make sense on complete tables
+    scenario = _read_scenario(b.root / "scenario.toml", errs)
+    for f in BUNDLE_FILES:
+        if f.endswith(".csv"):
+            b.frames[f] = read_csv_frame(b.root / f, f, errs, f in _REQUIRED)
+    nodes = _read_nodes(b)
+    jobs = _read_jobs(b)
     if scenario is None:
         errs.raise_if_any()
         raise AssertionError("unreachable")  # pragma: no cover
     hz = scenario.horizon
-    node_ids = [n.node_id for n in nodes]
-    series = _read_node_series(frames["node_series.csv"], hz, node_ids, errs, rows)
-    tariffs = _read_prices(frames["prices.csv"], hz, errs, rows)
-    feeders = _read_feeders(frames["feeders.csv"], hz, errs, rows)
-    latency = _read_latency(frames["latency.csv"], node_ids, errs, rows)
-    regions = _read_regions(frames["regions.csv"], errs, rows)
     problem = Problem.model_construct(
-        scenario=scenario, nodes=nodes, jobs=jobs, node_series=series, tariffs=tariffs,
-        feeders=feeders, latency_ms=latency, regions=regions,
+        scenario=scenario, nodes=nodes, jobs=jobs, node_series=_read_node_series(b, hz),
+        tariffs=_read_prices(b, hz), feeders=_read_feeders(b, hz), latency_ms=_read_latency(b),
+        regions=_read_regions(b),
     )
-    id_columns = {("nodes.csv", "node_id"), ("jobs.csv", "job_id")}  # checked with rows above
-    for issue in problem.issues() if entities_ok else []:
-        if (issue.table, issue.column) in id_columns:
-            continue
-        row = rows.get(issue.table, {}).get(issue.key)
-        errs.add(issue.table, row, issue.column, issue.value, issue.message)
+    _cross_check(b, problem)
     errs.raise_if_any()
     return problem
 
 
-def _row_models(df: pd.DataFrame, name: str, build: Callable[[dict[str, Any]], Any],
-                records: list[dict[str, Any]], errs: _Errors) -> list[Any]:
+def _cross_check(b: _Bundle, problem: Problem) -> None:
+    """References between files, checked against every row that was read (see
+    :class:`~optisched.domain.References`); ids already reported are skipped."""
+    refs = References(
+        nodes=b.ids.get("nodes.csv"),
+        tariffs=b.ids.get("prices.csv") if (b.root / "prices.csv").exists() else None,
+        feeders=(b.ids.get("feeders.csv") if (b.root / "feeders.csv").exists() else set()),
+        capacity=("nodes.csv" in b.ids and b.errs.count("nodes.csv") == 0),
+    )
+    id_columns = {("nodes.csv", "node_id"), ("jobs.csv", "job_id")}  # checked with rows above
+    for issue in problem.issues(refs):
+        if (issue.table, issue.column) in id_columns:
+            continue
+        row = b.rows.get(issue.table, {}).get(issue.key)
+        value = b.cell(issue.table, row, issue.column)
+        b.errs.add(issue.table, row, issue.column, issue.value if value is None else value,
+                   issue.message)
+
+
+def _report_breaks(df: pd.DataFrame, name: str, row: int, breaks: list[RuleBreak],
+                   errs: ErrorList) -> None:
+    """Errors for rules between columns, with every value as written."""
+
+    def shown(c: str) -> str:
+        v = str(df.at[row, c]) if c in df.columns else ""
+        return f"{c} {v!r}" if v else f"{c} empty (default)"
+
+    for br in breaks:
+        value = str(df.at[row, br.column]) if br.column in df.columns else ""
+        extra = f" ({', '.join(shown(c) for c in br.related)})" if br.related else ""
+        errs.add(name, row, br.column, value, br.message + extra)
+
+
+def _row_models(df: pd.DataFrame, name: str, build: Callable[..., Any],
+                records: list[tuple[int, dict[str, Any]]], errs: ErrorList) -> list[Any]:
+    """Build one model per row; a rule the readers did not check is still located."""
     out = []
-    for row, rec in zip(df.index, records, strict=True):
+    for row, rec in records:
         try:
-            out.append(build(rec))
+            out.append(build(**rec))
         except ValidationError as exc:
             for e in exc.errors():
                 loc = [str(x) for x in e["loc"]]
-                column = loc[0] if loc else _guess_column(e["msg"])
-                if column == "resources" and len(loc) > 1:
-                    column = f"res_{loc[1]}"
-                value = rec.get(column) if column in rec else e.get("input")
-                if isinstance(value, dict):
-                    value = None
-                msg = str(e["msg"]).removeprefix("Value error, ")
-                errs.add(name, int(row), column, value, msg)
+                column = (f"res_{loc[1]}" if loc[:1] == ["resources"] and len(loc) > 1
+                          else loc[0] if loc else None)
+                value = (str(df.at[row, column]) if column in df.columns else None)
+                errs.add(name, row, column, value, str(e["msg"]).removeprefix("Value error, "))
     return out
-
-
-def _guess_column(msg: str) -> str | None:
-    for c in ("soc_min", "soc_init", "deadline", "pinned_node", "latency_slo_ms",
-              "latency_per_ms", "release"):
-        if c in msg:
-            return c
-    return None
 
 
 def _extras(df: pd.DataFrame, k: int) -> dict[str, str]:
     return {c: str(df[c].iloc[k]) for c in df.columns if c.startswith("x_")}
 
 
-def _resources(df: pd.DataFrame, name: str, errs: _Errors) -> dict[str, list[float | None]]:
-    return {c[4:]: _floats(df, name, c, errs, default=0.0, lo=0.0)
+def _resources(df: pd.DataFrame, name: str, errs: ErrorList) -> dict[str, list[float | None]]:
+    return {c[4:]: numbers(df, name, c, errs, limit(name, c), default=0.0)
             for c in df.columns if c.startswith("res_")}
 
 
-def _read_nodes(df: pd.DataFrame | None, errs: _Errors, rows: dict[str, dict[str, int]]
-                ) -> list[Node]:
+def _entity_table(b: _Bundle, name: str, key: str,
+                  required: tuple[str, ...]) -> tuple[pd.DataFrame, list[str]] | None:
+    """The nodes or jobs table with checked columns and ids (all rows' ids become known)."""
+    df = b.frames.get(name)
+    if df is None or not check_columns(df, name, COLUMNS[name], required, b.errs,
+                                       USER_PREFIXES[name]):
+        return None
+    row_ids = ids(df, name, key, b.errs)
+    b.ids[name] = {i for i in row_ids if i}
+    b.rows[name] = {}
+    for i, r in zip(row_ids, df.index, strict=True):
+        b.rows[name].setdefault(i, int(r))
+    return df, row_ids
+
+
+def _read_nodes(b: _Bundle) -> list[Node]:
     name = "nodes.csv"
-    if df is None:
+    got = _entity_table(b, name, "node_id", ("node_id", "gpus"))
+    if got is None:
         return []
-    if not _check_columns(df, name, ("node_id", "gpus"), errs):
-        return []
+    df, row_ids = got
+    errs = b.errs
     if len(df) == 0:
         errs.add(name, None, None, None, "no nodes: add at least one row")
+        del b.ids[name]  # nothing to check references against
         return []
-    ids = _ids(df, name, "node_id", errs)
-    rows[name] = {i: int(r) for i, r in zip(ids, df.index, strict=True)}
-    cols = {c: _floats(df, name, c, errs, **spec) for c, spec in _NODE_FLOATS.items()}
-    bools = {c: _bools(df, name, c, d, errs) for c, d in _NODE_BOOLS.items()}
-    strs = {c: _strs(df, c, d) for c, d in _NODE_STRS.items()}
+    cols = {c: numbers(df, name, c, errs, limit(name, c), **spec)
+            for c, spec in _NODE_FLOATS.items()}
+    flags = {c: bools(df, name, c, d, errs) for c, d in _NODE_BOOLS.items()}
+    texts = {c: strs(df, c, d) for c, d in _NODE_STRS.items()}
     res = _resources(df, name, errs)
     records = []
-    for k in range(len(df)):
-        rec: dict[str, Any] = {"node_id": ids[k]}
+    for k, row in enumerate(int(r) for r in df.index):
+        if errs.failed(name, row):
+            continue  # reported; its id stays known to the other files
+        rec: dict[str, Any] = {"node_id": row_ids[k]}
         rec.update({c: v[k] for c, v in cols.items() if v[k] is not None})
-        rec.update({c: v[k] for c, v in bools.items()})
-        rec.update({c: v[k] for c, v in strs.items() if v[k] is not None})
+        rec.update({c: v[k] for c, v in flags.items()})
+        rec.update({c: v[k] for c, v in texts.items() if v[k] is not None})
         rec["resources"] = {r: v[k] for r, v in res.items()}
         rec["extra"] = _extras(df, k)
-        smin, smax, sinit = (rec.get("soc_min", 0.0), rec.get("soc_max", 1.0),
-                             rec.get("soc_init", 0.5))
-        if smin > smax:
-            errs.add(name, int(df.index[k]), "soc_min", smin,
-                     f"soc_min must be <= soc_max ({smax:g})")
+        breaks = battery_rule_breaks(rec.get("soc_init", 0.5), rec.get("soc_min", 0.0),
+                                     rec.get("soc_max", 1.0))
+        if breaks:
+            _report_breaks(df, name, row, breaks, errs)
             continue
-        if not smin <= sinit <= smax:
-            errs.add(name, int(df.index[k]), "soc_init", sinit,
-                     f"soc_init must lie in [soc_min, soc_max] = [{smin:g}, {smax:g}]")
-            continue
-        records.append(rec)
-    if len(records) != len(df):
-        return []
-    return _row_models(df, name, lambda r: Node(**r), records, errs)
+        records.append((row, rec))
+    return _row_models(df, name, Node, records, errs)
 
 
-def _read_jobs(df: pd.DataFrame | None, errs: _Errors, rows: dict[str, dict[str, int]]
-               ) -> list[Job]:
+def _read_jobs(b: _Bundle) -> list[Job]:
     name = "jobs.csv"
-    if df is None:
+    got = _entity_table(b, name, "job_id", ("job_id", "gpus", "duration_min", "power_kw"))
+    if got is None:
         return []
-    if not _check_columns(df, name, ("job_id", "gpus", "duration_min", "power_kw"), errs):
-        return []
-    ids = _ids(df, name, "job_id", errs)
-    rows[name] = {i: int(r) for i, r in zip(ids, df.index, strict=True)}
-    cols = {c: _floats(df, name, c, errs, **spec) for c, spec in _JOB_FLOATS.items()}
-    times = {c: _times(df, name, c, errs) for c in _JOB_TIMES}
-    strs = {c: _strs(df, c, d) for c, d in _JOB_STRS.items()}
+    df, row_ids = got
+    errs = b.errs
+    cols = {c: numbers(df, name, c, errs, limit(name, c), **spec)
+            for c, spec in _JOB_FLOATS.items()}
+    times = {c: timestamps(df, name, c, errs) for c in _JOB_TIMES}
+    texts = {c: strs(df, c, d) for c, d in _JOB_STRS.items()}
     res = _resources(df, name, errs)
     records = []
-    for k in range(len(df)):
-        rec: dict[str, Any] = {"job_id": ids[k]}
+    for k, row in enumerate(int(r) for r in df.index):
+        if errs.failed(name, row):
+            continue
+        rec: dict[str, Any] = {"job_id": row_ids[k]}
         rec.update({c: v[k] for c, v in cols.items() if v[k] is not None})
         rec.update({c: v[k] for c, v in times.items() if v[k] is not None})
-        rec.update({c: v[k] for c, v in strs.items() if v[k] is not None})
+        rec.update({c: v[k] for c, v in texts.items() if v[k] is not None})
         rec["resources"] = {r: v[k] for r, v in res.items()}
         rec["extra"] = _extras(df, k)
-        records.append(rec)
-    return _row_models(df, name, lambda r: Job(**r), records, errs)
+        breaks = job_rule_breaks(rec)
+        if breaks:
+            _report_breaks(df, name, row, breaks, errs)
+            continue
+        records.append((row, rec))
+    return _row_models(df, name, Job, records, errs)
 
 
-def _long(df: pd.DataFrame | None, name: str, key: str,
-          required_values: Iterable[str], hz: Horizon, errs: _Errors,
-          rows: dict[str, dict[str, int]]) -> tuple[pd.DataFrame, npt.NDArray[np.int64]] | None:
+# ----------------------------------------------------------------------------- long files
+
+
+def _slots(df: pd.DataFrame, name: str, horizon: Horizon, errs: ErrorList
+           ) -> npt.NDArray[np.int64]:
+    """Slot of each row's ``time`` (-1 when bad): on the grid and inside the horizon."""
+    out = np.full(len(df), -1, dtype=np.int64)
+    for k, t in enumerate(timestamps(df, name, "time", errs)):
+        row = int(df.index[k])
+        raw = df["time"].iloc[k]
+        if t is None:
+            if raw == "":
+                errs.add(name, row, "time", "", f"a timestamp is required, e.g. "
+                         f"{TIMESTAMP_EXAMPLE}")
+            continue
+        pos = horizon.slot_position(t)
+        if abs(pos - round(pos)) > 1e-9:
+            errs.add(name, row, "time", raw,
+                     f"off the slot grid; times must be {horizon.start.isoformat()} plus a "
+                     f"multiple of {horizon.slot_minutes} minutes")
+        elif not 0 <= round(pos) < horizon.slots:
+            errs.add(name, row, "time", raw,
+                     f"outside the horizon [{horizon.start.isoformat()}, "
+                     f"{horizon.end.isoformat()})")
+        else:
+            out[k] = round(pos)
+    return out
+
+
+def _long(b: _Bundle, name: str, key: str, required_values: Iterable[str], hz: Horizon
+          ) -> tuple[pd.DataFrame, npt.NDArray[np.int64]] | None:
     """Common checks of a long-format (time, key, values…) file."""
-    if df is None:
+    df = b.frames.get(name)
+    if df is None or not check_columns(df, name, COLUMNS[name],
+                                       ("time", key, *required_values), b.errs):
         return None
-    if not _check_columns(df, name, ("time", key, *required_values), errs):
-        return None
-    slots = _slots(df, name, hz, errs)
+    slots = _slots(df, name, hz, b.errs)
     seen: dict[tuple[str, int], int] = {}
-    rows[name] = {}
+    b.rows[name] = {}
+    b.ids[name] = set()
     for k, (row, kv) in enumerate(zip(df.index, df[key], strict=True)):
-        rows[name].setdefault(str(kv), int(row))
+        b.rows[name].setdefault(str(kv), int(row))
         if kv == "":
-            errs.add(name, int(row), key, "", "a value is required")
+            b.errs.add(name, int(row), key, "", "a value is required")
+            continue
+        b.ids[name].add(str(kv))
         if slots[k] < 0:
             continue
-        if (kv, int(slots[k])) in seen:
-            errs.add(name, int(row), "time", df["time"].iloc[k],
-                     f"duplicate ({key}, time): first on row {seen[(kv, int(slots[k]))]}")
-        seen[(kv, int(slots[k]))] = int(row)
+        first = seen.setdefault((kv, int(slots[k])), int(row))
+        if first != int(row):
+            b.errs.add(name, int(row), "time", df["time"].iloc[k],
+                       f"duplicate ({key}, time): first on row {first}")
     return df, slots
 
 
-def _read_node_series(df: pd.DataFrame | None, hz: Horizon, node_ids: list[str], errs: _Errors,
-                      rows: dict[str, dict[str, int]]) -> dict[str, NodeSeries]:
+def _unknown_nodes(b: _Bundle, df: pd.DataFrame, name: str) -> set[str]:
+    """Report each node_id not in nodes.csv once (on its first row); return them."""
+    known = b.ids.get("nodes.csv")
+    if known is None:
+        return set()  # nodes.csv could not be read: nothing to compare with
+    where: dict[str, list[int]] = {}
+    for row, nid in zip(df.index, df["node_id"], strict=True):
+        if nid and nid not in known:
+            where.setdefault(nid, []).append(int(row))
+    for nid, rows in where.items():
+        more = (f"; also on {len(rows) - 1} more row{'s' if len(rows) > 2 else ''} "
+                f"({', '.join(map(str, rows[1:4]))}{' …' if len(rows) > 4 else ''})"
+                if len(rows) > 1 else "")
+        b.errs.add(name, rows[0], "node_id", nid,
+                   f"unknown node_id (not in nodes.csv: {_some(known)}){more}")
+    return set(where)
+
+
+def _some(ids_: Iterable[str]) -> str:
+    keys = sorted(ids_)
+    return (", ".join(keys[:8]) + (" …" if len(keys) > 8 else "")) if keys else "none"
+
+
+def _read_node_series(b: _Bundle, hz: Horizon) -> dict[str, NodeSeries]:
     name = "node_series.csv"
-    got = _long(df, name, "node_id", (), hz, errs, rows)
+    got = _long(b, name, "node_id", (), hz)
     if got is None:
         return {}
     df, slots = got
-    known = set(node_ids)
-    for row, nid in zip(df.index, df["node_id"], strict=True):
-        if nid and known and nid not in known:
-            errs.add(name, int(row), "node_id", nid, "unknown node_id (not in nodes.csv)")
-    pv = _floats(df, name, "pv_kw", errs, default=None, lo=0.0)
-    head = _floats(df, name, "headroom_kw", errs, default=None, lo=0.0, inf=True)
-    avail: list[bool | None]
+    errs = b.errs
+    unknown = _unknown_nodes(b, df, name)
+    pv = numbers(df, name, "pv_kw", errs, limit(name, "pv_kw"))
+    head = numbers(df, name, "headroom_kw", errs, limit(name, "headroom_kw"))
+    avail: list[bool | None] = [None] * len(df)
     if "available" in df.columns:
-        avail = [None if v == "" else b for v, b in
-                 zip(df["available"], _bools(df, name, "available", True, errs), strict=True)]
-    else:
-        avail = [None] * len(df)
+        avail = [None if v == "" else a for v, a in
+                 zip(df["available"], bools(df, name, "available", True, errs), strict=True)]
     T = hz.slots
-    out: dict[str, NodeSeries] = {}
     per: dict[str, dict[str, list[Any]]] = {}
     for k, nid in enumerate(df["node_id"]):
-        if slots[k] < 0 or nid not in known:
+        if slots[k] < 0 or not nid or nid in unknown:
             continue
         d = per.setdefault(nid, {"pv_kw": [None] * T, "headroom_kw": [None] * T,
                                  "available": [None] * T})
         t = int(slots[k])
         d["pv_kw"][t], d["headroom_kw"][t], d["available"][t] = pv[k], head[k], avail[k]
-    for nid, d in per.items():
-        out[nid] = NodeSeries(
-            pv_kw=None if "pv_kw" not in df.columns else [0.0 if v is None else v
-                                                           for v in d["pv_kw"]],
-            headroom_kw=None if "headroom_kw" not in df.columns else d["headroom_kw"],
-            available=None if "available" not in df.columns else [True if v is None else v
-                                                                   for v in d["available"]],
-        )
-    return out
+    return {nid: NodeSeries(
+        pv_kw=None if "pv_kw" not in df.columns else [0.0 if v is None else v
+                                                       for v in d["pv_kw"]],
+        headroom_kw=None if "headroom_kw" not in df.columns else d["headroom_kw"],
+        available=None if "available" not in df.columns else [True if v is None else v
+                                                               for v in d["available"]],
+    ) for nid, d in per.items()}
 
 
-def _read_prices(df: pd.DataFrame | None, hz: Horizon, errs: _Errors,
-                 rows: dict[str, dict[str, int]]) -> dict[str, Tariff]:
+def _read_prices(b: _Bundle, hz: Horizon) -> dict[str, Tariff]:
     name = "prices.csv"
-    got = _long(df, name, "tariff", ("price",), hz, errs, rows)
+    got = _long(b, name, "tariff", ("price",), hz)
     if got is None:
         return {}
     df, slots = got
-    price = _floats(df, name, "price", errs, required=True)
-    exp = _floats(df, name, "export_price", errs, default=0.0)
-    co2 = _floats(df, name, "carbon_g_per_kwh", errs, default=0.0, lo=0.0)
+    errs = b.errs
+    price = numbers(df, name, "price", errs, limit(name, "price"), required=True)
+    exp = numbers(df, name, "export_price", errs, limit(name, "export_price"), default=0.0)
+    co2 = numbers(df, name, "carbon_g_per_kwh", errs, limit(name, "carbon_g_per_kwh"),
+                  default=0.0)
     T = hz.slots
     per: dict[str, list[list[float | None]]] = {}
-    for k, tariff in enumerate(df["tariff"]):
-        if slots[k] < 0 or tariff == "":
+    broken: set[str] = set()  # a row of it failed: its coverage is not judged
+    for k, (row, tariff) in enumerate(zip(df.index, df["tariff"], strict=True)):
+        if tariff == "":
+            continue
+        if errs.failed(name, int(row)):
+            broken.add(tariff)
             continue
         arr = per.setdefault(tariff, [[None] * T, [0.0] * T, [0.0] * T])
         t = int(slots[k])
@@ -634,9 +578,11 @@ def _read_prices(df: pd.DataFrame | None, hz: Horizon, errs: _Errors,
     out = {}
     for tariff, (p, e, c) in per.items():
         missing = [t for t in range(T) if p[t] is None]
+        if tariff in broken:
+            continue
         if missing:
             first = ", ".join(hz.time_of(t).isoformat() for t in missing[:3])
-            errs.add(name, rows[name].get(tariff), "time", tariff,
+            errs.add(name, b.rows[name].get(tariff), "time", None,
                      f"tariff {tariff!r} does not cover every slot: {len(missing)} of {T} slots "
                      f"have no price (first: {first})")
             continue
@@ -646,59 +592,63 @@ def _read_prices(df: pd.DataFrame | None, hz: Horizon, errs: _Errors,
     return out
 
 
-def _read_feeders(df: pd.DataFrame | None, hz: Horizon, errs: _Errors,
-                  rows: dict[str, dict[str, int]]) -> dict[str, Feeder]:
+def _read_feeders(b: _Bundle, hz: Horizon) -> dict[str, Feeder]:
     name = "feeders.csv"
-    got = _long(df, name, "feeder", ("headroom_kw",), hz, errs, rows)
+    got = _long(b, name, "feeder", ("headroom_kw",), hz)
     if got is None:
         return {}
     df, slots = got
-    head = _floats(df, name, "headroom_kw", errs, required=True, lo=0.0, inf=True)
+    head = numbers(df, name, "headroom_kw", b.errs, limit(name, "headroom_kw"), required=True)
     out: dict[str, list[float]] = {}
     for k, feeder in enumerate(df["feeder"]):
         if slots[k] < 0 or feeder == "":
             continue
         arr = out.setdefault(feeder, [math.inf] * hz.slots)
-        arr[int(slots[k])] = math.inf if head[k] is None else float(head[k])  # type: ignore[arg-type]
+        v = head[k]
+        arr[int(slots[k])] = math.inf if v is None else float(v)
     return {f: Feeder(headroom_kw=v) for f, v in out.items()}
 
 
-def _read_latency(df: pd.DataFrame | None, node_ids: list[str], errs: _Errors,
-                  rows: dict[str, dict[str, int]]) -> dict[str, dict[str, float]]:
+def _read_latency(b: _Bundle) -> dict[str, dict[str, float]]:
     name = "latency.csv"
-    if df is None or not _check_columns(df, name, ("node_id", "region", "latency_ms"), errs):
+    df = b.frames.get(name)
+    if df is None or not check_columns(df, name, COLUMNS[name], COLUMNS[name], b.errs):
         return {}
-    ms = _floats(df, name, "latency_ms", errs, required=True, lo=0.0)
-    known = set(node_ids)
+    errs = b.errs
+    ms = numbers(df, name, "latency_ms", errs, limit(name, "latency_ms"), required=True)
+    unknown = _unknown_nodes(b, df, name)
     out: dict[str, dict[str, float]] = {}
-    rows[name] = {}
+    b.rows[name] = {}
     for k, (row, nid, region) in enumerate(zip(df.index, df["node_id"], df["region"],
                                                strict=True)):
-        rows[name].setdefault(nid, int(row))
-        if known and nid not in known:
-            errs.add(name, int(row), "node_id", nid, "unknown node_id (not in nodes.csv)")
+        b.rows[name].setdefault(nid, int(row))
+        if nid in unknown:
+            continue
+        if nid == "":
+            errs.add(name, int(row), "node_id", "", "a node_id is required")
             continue
         if region == "":
             errs.add(name, int(row), "region", "", "a region is required")
             continue
         if region in out.get(nid, {}):
             errs.add(name, int(row), "region", region, f"duplicate ({nid}, {region}) pair")
-        if ms[k] is not None:
-            out.setdefault(nid, {})[region] = float(ms[k])  # type: ignore[arg-type]
+        v = ms[k]
+        if v is not None:
+            out.setdefault(nid, {})[region] = float(v)
     return out
 
 
-def _read_regions(df: pd.DataFrame | None, errs: _Errors, rows: dict[str, dict[str, int]]
-                  ) -> dict[str, Region]:
+def _read_regions(b: _Bundle) -> dict[str, Region]:
     name = "regions.csv"
-    if df is None or not _check_columns(df, name, ("region", "lat", "lon"), errs):
+    df = b.frames.get(name)
+    if df is None or not check_columns(df, name, COLUMNS[name], COLUMNS[name], b.errs):
         return {}
-    ids = _ids(df, name, "region", errs)
-    lat = _floats(df, name, "lat", errs, required=True, lo=-90, hi=90)
-    lon = _floats(df, name, "lon", errs, required=True, lo=-180, hi=180)
-    rows[name] = {i: int(r) for i, r in zip(ids, df.index, strict=True)}
-    return {i: Region(lat=a, lon=b) for i, a, b in zip(ids, lat, lon, strict=True)
-            if a is not None and b is not None}
+    region_ids = ids(df, name, "region", b.errs)
+    lat = numbers(df, name, "lat", b.errs, limit(name, "lat"), required=True)
+    lon = numbers(df, name, "lon", b.errs, limit(name, "lon"), required=True)
+    b.rows[name] = {i: int(r) for i, r in zip(region_ids, df.index, strict=True)}
+    return {i: Region(lat=a, lon=o) for i, a, o in zip(region_ids, lat, lon, strict=True)
+            if a is not None and o is not None}
 
 
 # ----------------------------------------------------------------------------- write

@@ -6,40 +6,54 @@ state and energy flows of every node and slot, and the solve's status,
 objective, bound and timings. :func:`write_plan` writes ``assignments.csv``,
 ``node_series.csv`` and ``summary.json`` atomically; :func:`read_plan` reads
 them back with errors that name file, row and column.
+
+The same three files as one JSON document (:class:`PlanDocument`, the plan of the
+HTTP service): :meth:`Plan.to_json` / :meth:`Plan.from_json`, an exact round trip
+(numbers at full precision, infinities as the strings ``"Infinity"`` /
+``"-Infinity"``, ``NaN`` as ``"NaN"``; in the free-form ``info`` these three strings
+read back as numbers).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
+import pydantic_core
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from optisched.atomic import write_dir_atomically
+from optisched.arrays import BoolArray, FloatArray, IntArray
+from optisched.atomic import check_dir_target, write_dir_atomically
 from optisched.domain import Problem
-from optisched.errors import BundleError, InputError
+from optisched.errors import MAX_ERRORS, BundleError, InputError
 from optisched.index import slots_needed
 
 __all__ = [
     "COST_TERMS",
+    "FLOW_NAMES",
+    "AssignmentRecord",
+    "FlowArrays",
     "Flows",
+    "NodeSeriesRecord",
     "Plan",
+    "PlanDocument",
+    "PlanSummary",
     "Status",
+    "check_plan_dir",
     "read_plan",
     "relative_gap",
     "write_plan",
 ]
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 COST_TERMS = (
     "energy",
@@ -73,27 +87,58 @@ class Status(StrEnum):
 
 
 @dataclass
-class Flows:
-    """On/off state and energy flows per node and slot, all ``(N, T)``.
+class FlowArrays:
+    """The six energy flows of some nodes, each ``(K, T)``: the one declaration.
+
+    :class:`Flows` (every node, with on/off states and load) and
+    :class:`optisched.dispatch.NodeDispatch` (the nodes one dispatch call solved)
+    extend it.
 
     Attributes
     ----------
-    on : bool
-        Node on in the slot.
-    load, pv_used, grid_import, grid_export, charge, discharge : float
+    pv_used, grid_import, grid_export, charge, discharge : float
         Power [kW], constant over the slot.
     soc : float
         Battery state of charge at the end of the slot [kWh].
     """
 
-    on: BoolArray
-    load: FloatArray
     pv_used: FloatArray
     grid_import: FloatArray
     grid_export: FloatArray
     charge: FloatArray
     discharge: FloatArray
     soc: FloatArray
+
+    def flow_arrays(self) -> dict[str, FloatArray]:
+        """The six arrays by name (:data:`FLOW_NAMES`), not copied."""
+        return {name: getattr(self, name) for name in FLOW_NAMES}
+
+    def set_flows(self, rows: IntArray, src: FlowArrays) -> None:
+        """Copy the six arrays of ``src`` into rows ``rows`` of these."""
+        for name in FLOW_NAMES:
+            getattr(self, name)[rows] = getattr(src, name)
+
+
+FLOW_NAMES: tuple[str, ...] = tuple(f.name for f in fields(FlowArrays))
+"""``pv_used``, ``grid_import``, ``grid_export``, ``charge``, ``discharge``, ``soc``."""
+
+
+@dataclass
+class Flows(FlowArrays):
+    """On/off state and energy flows per node and slot, all ``(N, T)``.
+
+    Attributes
+    ----------
+    on : bool
+        Node on in the slot.
+    load : float
+        Power [kW], constant over the slot.
+    pv_used, grid_import, grid_export, charge, discharge, soc : float
+        The flows of :class:`FlowArrays`.
+    """
+
+    on: BoolArray
+    load: FloatArray
 
     @classmethod
     def zeros(cls, n_nodes: int, n_slots: int) -> Flows:
@@ -105,9 +150,26 @@ class Flows:
             charge=z.copy(), discharge=z.copy(), soc=z.copy(),
         )
 
+    @classmethod
+    def of(cls, on: BoolArray, load: FloatArray, flows: FlowArrays) -> Flows:
+        """Flows from on/off states, load and the six arrays of ``flows`` (not copied)."""
+        return cls(on=on, load=load, **flows.flow_arrays())
+
     def copy(self) -> Flows:
         """A deep copy."""
-        return Flows(**{k: np.array(v, copy=True) for k, v in self.__dict__.items()})
+        return Flows(**{f.name: np.array(getattr(self, f.name), copy=True)
+                        for f in fields(self)})
+
+    def take_rows(self, rows: IntArray) -> Flows:
+        """Copies of rows ``rows`` (nodes) of every array."""
+        return Flows(**{f.name: np.array(getattr(self, f.name)[rows], copy=True)
+                        for f in fields(self)})
+
+    def set_rows(self, rows: IntArray, src: Flows) -> None:
+        """Copy every array of ``src`` (on, load and the flows) into rows ``rows``."""
+        self.on[rows] = src.on
+        self.load[rows] = src.load
+        self.set_flows(rows, src)
 
 
 def relative_gap(objective: float | None, bound: float | None) -> float | None:
@@ -211,6 +273,60 @@ class Plan:
             "info": _jsonable(self.info),
         }
 
+    def to_document(self, problem: Problem) -> dict[str, Any]:
+        """The plan as a JSON-ready :class:`PlanDocument` (``assignments``, ``node_series``,
+        ``summary``), numbers at full precision, non-finite ones as strings.
+
+        Parameters
+        ----------
+        problem : Problem
+            The problem the plan is for (durations, slot times).
+
+        Returns
+        -------
+        dict
+            Plain lists, dicts, strings, numbers and None: ``json.dumps`` takes it as is.
+        """
+        return {"assignments": _assignment_records(problem, self),
+                "node_series": _series_records(problem, self),
+                "summary": _document_summary(problem, self)}
+
+    def to_json(self, problem: Problem, indent: int | None = None) -> str:
+        """:meth:`to_document` as JSON text (read back exactly by :meth:`from_json`)."""
+        doc = self.to_document(problem)
+        if indent is not None:
+            return json.dumps(doc, indent=indent, allow_nan=False)
+        return pydantic_core.to_json(doc).decode("utf-8")  # 3-4x faster than json.dumps
+
+    @classmethod
+    def from_json(cls, problem: Problem, data: str | bytes | Mapping[str, Any],
+                  name: str = "plan") -> Plan:
+        """Read a :class:`PlanDocument` (JSON text, or already parsed) for ``problem``.
+
+        Parameters
+        ----------
+        problem : Problem
+            The problem the plan is for (job and node order).
+        data : str, bytes or mapping
+            The document.
+        name : str
+            Name of the document in error messages: errors name ``{name}.assignments``,
+            ``{name}.node_series`` or ``{name}.summary`` as their file and the 0-based
+            position in that list as their row.
+
+        Returns
+        -------
+        Plan
+            Equal to the plan that wrote the document (flows bit for bit).
+
+        Raises
+        ------
+        BundleError
+            Invalid JSON, wrong types, unknown ids, missing or repeated rows, each
+            located by list, position, key and value.
+        """
+        return _plan_from_document(problem, data, name)
+
 
 def _num(v: float | None) -> float | None:
     if v is None or not math.isfinite(v):
@@ -291,8 +407,10 @@ def write_plan(problem: Problem, plan: Plan, out: str | os.PathLike[str]) -> Pat
     plan : Plan
         The plan.
     out : path
-        Target directory. If it exists it may hold only plan files (and
-        dot-files); anything else is refused rather than overwritten.
+        Target directory. If it exists it may hold only the three plan files;
+        anything else (dot-files such as ``.git`` included) is refused rather than
+        deleted. The new directory gets the mode of a plain ``mkdir`` (umask);
+        leftovers of a killed earlier write are removed (``docs/plan-directory.md``).
 
     Returns
     -------
@@ -303,6 +421,8 @@ def write_plan(problem: Problem, plan: Plan, out: str | os.PathLike[str]) -> Pat
     ------
     FileExistsError
         When ``out`` exists and holds files that are not part of a plan.
+    OutputError
+        When ``out`` cannot be written (permissions, a read-only file system).
     """
     dur = np.zeros(len(problem.jobs), dtype=np.int64)
     runs = np.nonzero(plan.node >= 0)[0]
@@ -322,6 +442,12 @@ def write_plan(problem: Problem, plan: Plan, out: str | os.PathLike[str]) -> Pat
     return write_dir_atomically(out, fill, allowed=PLAN_FILES)
 
 
+def check_plan_dir(out: str | os.PathLike[str]) -> None:
+    """Raise now what :func:`write_plan` would raise about ``out`` (foreign files in it, a
+    parent that cannot be written), before a solve spends its time limit."""
+    check_dir_target(out, PLAN_FILES)
+
+
 # --------------------------------------------------------------------------- read
 
 
@@ -331,8 +457,8 @@ def read_plan(problem: Problem, path: str | os.PathLike[str]) -> Plan:
     Raises
     ------
     BundleError
-        Missing files, unknown ids, missing rows or bad numbers, each named by
-        file, row (header = 1), column and value.
+        Missing or unreadable files, unknown ids, missing rows or bad numbers,
+        each named by file, row (header = 1), column and value.
     """
     path = Path(path)
     errors: list[InputError] = []
@@ -347,10 +473,10 @@ def read_plan(problem: Problem, path: str | os.PathLike[str]) -> Plan:
                           ) from None
     plan = Plan.empty(problem, str(summary.get("solver", "")), status,
                       str(summary.get("message", "")))
-    plan.objective = summary.get("objective")
-    plan.bound = summary.get("bound")
-    plan.costs = {k: float(v) for k, v in (summary.get("costs") or {}).items() if v is not None}
-    plan.timings = {k: float(v) for k, v in (summary.get("timings") or {}).items()}
+    plan.objective = _summary_number(summary, "objective", path, errors)
+    plan.bound = _summary_number(summary, "bound", path, errors)
+    plan.costs = _summary_numbers(summary, "costs", path, errors)
+    plan.timings = _summary_numbers(summary, "timings", path, errors)
     plan.info = summary.get("info") or {}
     _read_assignments(problem, plan, path / "assignments.csv", errors)
     if status.has_plan:
@@ -360,33 +486,98 @@ def read_plan(problem: Problem, path: str | os.PathLike[str]) -> Plan:
     return plan
 
 
+def _summary_number(summary: dict[str, Any], key: str, path: Path,
+                    errors: list[InputError]) -> float | None:
+    v = summary.get(key)
+    if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)):
+        return None if v is None else float(v)
+    errors.append(InputError(str(path / "summary.json"), None, key, str(v),
+                             "must be a number or null"))
+    return None
+
+
+def _summary_numbers(summary: dict[str, Any], key: str, path: Path,
+                     errors: list[InputError]) -> dict[str, float]:
+    v = summary.get(key) or {}
+    if not isinstance(v, dict):
+        errors.append(InputError(str(path / "summary.json"), None, key, str(v),
+                                 "must be an object of numbers"))
+        return {}
+    out = {}
+    for k, x in v.items():
+        if x is None:
+            continue
+        if not isinstance(x, (int, float)) or isinstance(x, bool):
+            errors.append(InputError(str(path / "summary.json"), None, f"{key}.{k}", str(x),
+                                     "must be a number"))
+            continue
+        out[k] = float(x)
+    return out
+
+
 def require_plan_files(path: Path, names: tuple[str, ...]) -> None:
     """Raise a :class:`BundleError` naming every file of ``names`` missing from ``path``."""
-    missing = [InputError(str(path / name), None, None, None, "plan file is missing")
+    if not path.is_dir():
+        what = "is not a directory" if path.exists() else "not found"
+        raise BundleError([InputError(str(path), None, None, None, f"plan directory {what}")])
+    missing = [InputError(str(path / name), None, None, None,
+                          "plan file is missing" if not (path / name).exists()
+                          else "is not a file")
                for name in names if not (path / name).is_file()]
     if missing:
         raise BundleError(missing)
+
+
+def _text(file: Path) -> str:
+    """A plan file's UTF-8 text; unreadable or non-UTF-8 files raise a located BundleError."""
+    try:
+        return file.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        reason = f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+    except PermissionError:
+        reason = "cannot be read: permission denied"
+    except OSError as exc:
+        reason = f"cannot be read: {exc.strerror or exc}"
+    raise BundleError([InputError(str(file), None, None, None, reason)])
 
 
 def read_summary(path: Path) -> dict[str, Any]:
     """``summary.json`` of a plan directory; invalid JSON raises a located :class:`BundleError`."""
     file = path / "summary.json"
     try:
-        summary: dict[str, Any] = json.loads(file.read_text(encoding="utf-8"))
+        summary = json.loads(_text(file))
     except json.JSONDecodeError as exc:
         raise BundleError([InputError(str(file), exc.lineno, None, None,
                                       f"not valid JSON: {exc.msg}")]) from exc
+    if not isinstance(summary, dict):
+        raise BundleError([InputError(str(file), None, None, None,
+                                      "must be a JSON object with solver, status, objective, "
+                                      "...")])
     return summary
 
 
 ASSIGNMENT_COLUMNS = ("job_id", "status", "node_id", "start_slot")
 
 
+def _csv(file: Path) -> pd.DataFrame:
+    """A plan CSV file as strings with stripped headers; located errors when unreadable."""
+    text = _text(file)
+    if not text.strip():
+        raise BundleError([InputError(str(file), None, None, None,
+                                      "file is empty; it needs at least a header row")])
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise BundleError([InputError(str(file), None, None, None,
+                                      f"not valid CSV: {str(exc).strip()}")]) from None
+    df.columns = [str(c).strip() for c in df.columns]
+    return df
+
+
 def read_assignments_frame(file: Path, errors: list[InputError]) -> pd.DataFrame | None:
     """``assignments.csv`` as strings with stripped headers; None (and errors) when a
     required column is missing."""
-    df = pd.read_csv(file, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    df.columns = [c.strip() for c in df.columns]
+    df = _csv(file)
     missing = [c for c in ASSIGNMENT_COLUMNS if c not in df.columns]
     errors.extend(InputError(str(file), 1, c, None, "required column is missing")
                   for c in missing)
@@ -437,8 +628,7 @@ def _read_assignments(problem: Problem, plan: Plan, file: Path, errors: list[Inp
 def _read_series(problem: Problem, plan: Plan, file: Path, errors: list[InputError]) -> Flows:
     N, T = len(problem.nodes), problem.horizon.slots
     flows = Flows.zeros(N, T)
-    df = pd.read_csv(file, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    df.columns = [c.strip() for c in df.columns]
+    df = _csv(file)
     cols = {"on": "on", "load_kw": "load", "pv_used_kw": "pv_used", "import_kw": "grid_import",
             "export_kw": "grid_export", "charge_kw": "charge", "discharge_kw": "discharge",
             "soc_kwh": "soc"}
@@ -476,4 +666,288 @@ def _read_series(problem: Problem, plan: Plan, file: Path, errors: list[InputErr
             arr[ni, ti] = v > 0.5
         else:
             arr[ni, ti] = np.nan_to_num(v)
+    return flows
+
+
+# --------------------------------------------------------------------------- JSON document
+
+
+_DOC = ConfigDict(extra="forbid", ser_json_inf_nan="strings")
+JsonFloat = float | Literal["Infinity", "-Infinity", "NaN"]
+"""A number as the JSON document writes it: non-finite numbers are these strings."""
+
+
+class AssignmentRecord(BaseModel):
+    """One row of ``assignments.csv`` (SPEC §4) as a JSON object."""
+
+    model_config = ConfigDict(extra="allow")
+    job_id: str
+    status: Literal["scheduled", "dropped", "pinned"]
+    node_id: str | None = None
+    start_slot: int | None = None
+    end_slot: int | None = Field(default=None, description="Exclusive end slot.")
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+class NodeSeriesRecord(BaseModel):
+    """One row of ``node_series.csv`` (SPEC §4) as a JSON object; powers [kW], soc [kWh]."""
+
+    model_config = _DOC
+    node_id: str
+    slot: int
+    time: datetime | None = None
+    on: Literal[0, 1]
+    load_kw: float
+    pv_used_kw: float
+    import_kw: float
+    export_kw: float
+    charge_kw: float
+    discharge_kw: float
+    soc_kwh: float = Field(description="State of charge at the end of the slot [kWh].")
+
+
+class PlanSummary(BaseModel):
+    """``summary.json`` (SPEC §4); numbers at full precision, non-finite ones as strings."""
+
+    model_config = _DOC
+    solver: str
+    status: Status
+    objective: JsonFloat | None = None
+    bound: JsonFloat | None = None
+    gap: JsonFloat | None = None
+    costs: dict[str, JsonFloat] = Field(default_factory=dict)
+    timings: dict[str, JsonFloat] = Field(default_factory=dict)
+    jobs: dict[str, int] = Field(default_factory=dict)
+    message: str = ""
+    info: dict[str, Any] = Field(default_factory=dict)
+
+
+class PlanDocument(BaseModel):
+    """A plan as one JSON document: the three plan files of SPEC §4.
+
+    ``assignments``: one record per job in the problem's order; ``node_series``: one
+    record per node and slot (empty without a plan); ``summary``: as ``summary.json``
+    (``gap`` and ``jobs`` are derived and ignored when read).
+    """
+
+    model_config = _DOC
+    assignments: list[AssignmentRecord]
+    node_series: list[NodeSeriesRecord]
+    summary: PlanSummary
+
+
+def _json_number(v: float | None) -> float | str | None:
+    """A float for JSON: non-finite values as ``Infinity`` / ``-Infinity`` / ``NaN``."""
+    if v is None:
+        return None
+    v = float(v)
+    if math.isfinite(v):
+        return v
+    return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+
+
+def _from_json_number(v: float | str | None) -> float | None:
+    if v is None:
+        return None
+    return float({"Infinity": "inf", "-Infinity": "-inf", "NaN": "nan"}.get(v, v)
+                 if isinstance(v, str) else v)
+
+
+def _info_value(obj: Any) -> Any:
+    """``info`` content for the document (like :func:`_jsonable`, infinities kept)."""
+    if isinstance(obj, dict):
+        return {str(k): _info_value(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_info_value(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        return _json_number(float(obj))
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+def _info_from_json(obj: Any) -> Any:
+    """``info`` as read: the strings of non-finite numbers become those numbers again."""
+    if isinstance(obj, dict):
+        return {k: _info_from_json(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_info_from_json(v) for v in obj]
+    if obj in ("Infinity", "-Infinity", "NaN"):
+        return _from_json_number(obj)
+    return obj
+
+
+def _durations_of(problem: Problem, plan: Plan) -> IntArray:
+    dur = np.zeros(len(problem.jobs), dtype=np.int64)
+    runs = np.nonzero(plan.node >= 0)[0]
+    if runs.size:
+        minutes = np.array([problem.jobs[j].duration_min for j in runs])
+        speed = np.array([problem.nodes[n].speed for n in plan.node[runs]])
+        dur[runs] = slots_needed(minutes, problem.horizon.slot_minutes, speed)
+    return dur
+
+
+def _assignment_records(problem: Problem, plan: Plan) -> list[dict[str, Any]]:
+    hz = problem.horizon
+    dur = _durations_of(problem, plan)
+    out: list[dict[str, Any]] = []
+    for j, job in enumerate(problem.jobs):
+        n = int(plan.node[j])
+        if n < 0:
+            out.append({"job_id": job.job_id, "status": "dropped", "node_id": None,
+                        "start_slot": None, "end_slot": None, "start": None, "end": None})
+            continue
+        s = int(plan.start[j])
+        e = s + int(dur[j])
+        out.append({"job_id": job.job_id, "status": "pinned" if job.pinned else "scheduled",
+                    "node_id": plan.node_ids[n], "start_slot": s, "end_slot": e,
+                    "start": hz.time_of(s).isoformat(), "end": hz.time_of(e).isoformat()})
+    return out
+
+
+_SERIES_FIELDS = (("load_kw", "load"), ("pv_used_kw", "pv_used"), ("import_kw", "grid_import"),
+                  ("export_kw", "grid_export"), ("charge_kw", "charge"),
+                  ("discharge_kw", "discharge"), ("soc_kwh", "soc"))
+"""(record key, :class:`Flows` attribute) of every power and energy column."""
+
+
+def _series_records(problem: Problem, plan: Plan) -> list[dict[str, Any]]:
+    f = plan.flows
+    if f is None:
+        return []
+    N, T = f.on.shape
+    hz = problem.horizon
+    times = [hz.time_of(t).isoformat() for t in range(T)] * N
+    cols: list[list[Any]] = []
+    for _, attr in _SERIES_FIELDS:
+        arr = np.asarray(getattr(f, attr), dtype=float).ravel()
+        cols.append(arr.tolist() if np.isfinite(arr).all()
+                    else [_json_number(x) for x in arr.tolist()])
+    node_ids = np.repeat(np.array(plan.node_ids, dtype=object), T).tolist()
+    slots = np.tile(np.arange(T), N).tolist()
+    on = f.on.astype(int).ravel().tolist()
+    keys = ("node_id", "slot", "time", "on", *(k for k, _ in _SERIES_FIELDS))
+    return [dict(zip(keys, row, strict=True))
+            for row in zip(node_ids, slots, times, on, *cols, strict=True)]
+
+
+def _document_summary(problem: Problem, plan: Plan) -> dict[str, Any]:
+    """:meth:`Plan.summary` at full precision (timings not rounded), infinities kept."""
+    return {
+        "solver": plan.solver,
+        "status": plan.status.value,
+        "objective": _json_number(plan.objective),
+        "bound": _json_number(plan.bound),
+        "gap": _json_number(plan.gap),
+        "costs": ({k: _json_number(plan.costs.get(k, 0.0)) for k in
+                   (*COST_TERMS, *(k for k in plan.costs if k not in COST_TERMS))}
+                  if plan.costs else {}),
+        "timings": {k: _json_number(v) for k, v in plan.timings.items()},
+        "jobs": plan.job_counts(problem),
+        "message": plan.message,
+        "info": _info_value(plan.info),
+    }
+
+
+def _validation_errors(exc: ValidationError, name: str) -> list[InputError]:
+    """Pydantic errors of a plan document as located input errors."""
+    out = []
+    for e in exc.errors():
+        loc = list(e["loc"])
+        file = name if not loc else f"{name}.{loc[0]}"
+        row = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+        rest = loc[2:] if row is not None else loc[1:]
+        column = ".".join(str(x) for x in rest) or None
+        value = e.get("input")
+        shown = None if isinstance(value, (dict, list)) else (
+            None if value is None and e["type"] == "missing" else json.dumps(value, default=str))
+        out.append(InputError(file, row, column, shown,
+                              str(e["msg"]).removeprefix("Value error, ")))
+    return out
+
+
+def _plan_from_document(problem: Problem, data: str | bytes | Mapping[str, Any],
+                        name: str) -> Plan:
+    try:
+        doc = (PlanDocument.model_validate_json(data) if isinstance(data, (str, bytes))
+               else PlanDocument.model_validate(data))
+    except ValidationError as exc:
+        raise BundleError(_validation_errors(exc, name)) from None
+    s = doc.summary
+    plan = Plan.empty(problem, s.solver, s.status, s.message)
+    plan.objective = _from_json_number(s.objective)
+    plan.bound = _from_json_number(s.bound)
+    plan.costs = {k: float(_from_json_number(v) or 0.0) for k, v in s.costs.items()}
+    plan.timings = {k: float(_from_json_number(v) or 0.0) for k, v in s.timings.items()}
+    plan.info = _info_from_json(s.info)
+    errors: list[InputError] = []
+    _document_assignments(problem, plan, doc.assignments, f"{name}.assignments", errors)
+    if s.status.has_plan:
+        plan.flows = _document_series(problem, plan, doc.node_series, f"{name}.node_series",
+                                      errors)
+    if errors:
+        raise BundleError(errors)
+    return plan
+
+
+def _document_assignments(problem: Problem, plan: Plan, records: list[AssignmentRecord],
+                          file: str, errors: list[InputError]) -> None:
+    job_pos = {j.job_id: i for i, j in enumerate(problem.jobs)}
+    node_pos = {n.node_id: i for i, n in enumerate(problem.nodes)}
+    seen: set[str] = set()
+    for r, rec in enumerate(records):
+        if rec.job_id not in job_pos:
+            errors.append(InputError(file, r, "job_id", rec.job_id, "unknown job_id"))
+            continue
+        if rec.job_id in seen:
+            errors.append(InputError(file, r, "job_id", rec.job_id, "job listed twice"))
+        seen.add(rec.job_id)
+        j = job_pos[rec.job_id]
+        if rec.status == "dropped":
+            plan.node[j] = -1
+            continue
+        if rec.node_id is None or rec.node_id not in node_pos:
+            errors.append(InputError(file, r, "node_id", rec.node_id, "unknown node_id"))
+            continue
+        if rec.start_slot is None:
+            errors.append(InputError(file, r, "start_slot", None,
+                                     "required for a scheduled or pinned job"))
+            continue
+        plan.node[j] = node_pos[rec.node_id]
+        plan.start[j] = rec.start_slot
+    if plan.status.has_plan:
+        for jid in job_pos:
+            if jid not in seen:
+                errors.append(InputError(file, None, "job_id", jid,
+                                         "job missing: every job needs a record"))
+
+
+def _document_series(problem: Problem, plan: Plan, records: list[NodeSeriesRecord], file: str,
+                     errors: list[InputError]) -> Flows:
+    N, T = len(problem.nodes), problem.horizon.slots
+    flows = Flows.zeros(N, T)
+    node_pos = {n.node_id: i for i, n in enumerate(problem.nodes)}
+    seen = np.zeros((N, T), dtype=np.int64)
+    for r, rec in enumerate(records):
+        n = node_pos.get(rec.node_id)
+        if n is None:
+            errors.append(InputError(file, r, "node_id", rec.node_id, "unknown node_id"))
+            continue
+        if not 0 <= rec.slot < T:
+            errors.append(InputError(file, r, "slot", str(rec.slot), f"slot must be 0..{T - 1}"))
+            continue
+        t = rec.slot
+        seen[n, t] += 1
+        flows.on[n, t] = rec.on == 1
+        for key, attr in _SERIES_FIELDS:
+            getattr(flows, attr)[n, t] = getattr(rec, key)
+        if len(errors) > MAX_ERRORS:
+            break
+    if not errors and (seen != 1).any():
+        n_bad, t_bad = np.nonzero(seen != 1)
+        errors.append(InputError(file, None, "slot", f"{problem.nodes[n_bad[0]].node_id}/"
+                                 f"{t_bad[0]}", "every (node_id, slot) needs exactly one record"))
     return flows

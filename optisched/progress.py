@@ -25,12 +25,20 @@ from types import TracebackType
 
 from rich.console import Console, RenderableType
 from rich.live import Live
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.progress import Progress as RichProgress
 from rich.table import Table
 
 from optisched.plan import relative_gap
 from optisched.solvers.base import Progress
 
-__all__ = ["ProgressDisplay", "ProgressState", "format_gap"]
+__all__ = ["ProgressDisplay", "ProgressState", "StepProgress", "format_gap"]
 
 
 def format_gap(gap: float | None) -> str:
@@ -163,4 +171,75 @@ class ProgressDisplay:
         self._wall = time.perf_counter() - self._t0
         self._live.stop()
         if self.state.reports and self._live.transient:
+            self.console.print(self.summary_line(), highlight=False, markup=False)
+
+
+class StepProgress:
+    """A rich progress bar over the named steps of a long task (e.g. building a report).
+
+    Call the instance with each step's name as it starts; used as a context
+    manager it draws a transient bar (spinner, step name, done/total, elapsed) on
+    its console and prints one summary line at the end, e.g. ``report: 11 steps
+    in 1.4 s``.
+
+    Parameters
+    ----------
+    console : rich.console.Console, optional
+        Where to draw; default a console on standard error.
+    total : int
+        Number of steps expected.
+    title : str
+        What is being done (first word of the summary line).
+    """
+
+    def __init__(self, console: Console | None = None, total: int = 1,
+                 title: str = "working") -> None:
+        self.console = console or Console(stderr=True)
+        self.title = title
+        self.total = max(1, int(total))
+        self.steps: list[tuple[str, float]] = []  # (name, start time [s from enter])
+        self._t0 = time.perf_counter()
+        self._wall = 0.0
+        self._bar = RichProgress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(),
+                                 console=self.console, transient=True)
+        self._task = self._bar.add_task(title, total=self.total)
+
+    def __call__(self, name: str) -> None:
+        """Start step ``name`` (the previous one is done)."""
+        now = time.perf_counter() - self._t0
+        done = len(self.steps)
+        self.steps.append((name, now))
+        self._bar.update(self._task, completed=min(done, self.total),
+                         description=f"{self.title}: {name}")
+
+    def durations(self) -> list[tuple[str, float]]:
+        """Each step's name and duration [s] (the last one up to the end)."""
+        end = self._wall or time.perf_counter() - self._t0
+        out = []
+        for k, (name, t) in enumerate(self.steps):
+            t1 = self.steps[k + 1][1] if k + 1 < len(self.steps) else end
+            out.append((name, t1 - t))
+        return out
+
+    def summary_line(self) -> str:
+        """One line: ``TITLE: N steps in S s (slowest: NAME S s)``."""
+        d = self.durations()
+        slow = max(d, key=lambda x: x[1]) if d else None
+        tail = f" (slowest: {slow[0]} {slow[1]:.1f} s)" if slow else ""
+        return f"{self.title}: {len(d)} steps in {self._wall:.1f} s{tail}"
+
+    def __enter__(self) -> StepProgress:
+        self._t0 = time.perf_counter()
+        if self.console.is_terminal:  # a pipe or a log file gets the summary line only
+            self._bar.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._wall = time.perf_counter() - self._t0
+        self._bar.update(self._task, completed=self.total)
+        if self._bar.live.is_started:
+            self._bar.stop()
+        if exc_type is None:
             self.console.print(self.summary_line(), highlight=False, markup=False)

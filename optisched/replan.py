@@ -31,18 +31,16 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from pathlib import Path
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from optisched.arrays import BoolArray
 from optisched.domain import Feeder, Horizon, Job, Node, NodeSeries, Problem, Scenario, Tariff
-from optisched.errors import BundleError, InputError
 from optisched.evaluate import cost_terms, objective_of
+from optisched.events import EVENT_KINDS, Events, check_event_times, read_events
 from optisched.index import Index, compile_index
 from optisched.plan import Flows, Plan, Status
 from optisched.precheck import precheck
@@ -51,14 +49,9 @@ from optisched.solvers.base import SolveOptions
 from optisched.solvers.greedy.run import run_greedy
 from optisched.solvers.options import GreedyOptions
 
-__all__ = ["EVENT_KINDS", "Events", "Replanner", "read_events"]
+__all__ = ["EVENT_KINDS", "Events", "Replanner", "check_event_times", "read_events"]
 
 log = logging.getLogger(__name__)
-
-EVENT_KINDS = ("arrive", "cancel", "finish", "soc", "outage", "return", "pv", "price",
-               "headroom")
-"""Event names of the events CSV."""
-
 
 @dataclass(frozen=True)
 class _Change:
@@ -620,229 +613,3 @@ class Replanner:
         """
         a0 = self.offset + k
         return list(self._avail0[nid][a0:a0 + T2])
-
-
-# ---------------------------------------------------------------------- events CSV
-
-
-@dataclass
-class Events:
-    """What changed at one time (one :meth:`Replanner.update` call), in events-CSV terms."""
-
-    time: datetime
-    new_jobs: list[Job] = field(default_factory=list)
-    cancelled: list[str] = field(default_factory=list)
-    finished: list[str] = field(default_factory=list)
-    soc: dict[str, float] = field(default_factory=dict)
-    outages: dict[str, datetime | None] = field(default_factory=dict)
-    returns: list[str] = field(default_factory=list)
-    pv: list[tuple[str, datetime, datetime | None, float]] = field(default_factory=list)
-    prices: list[tuple[str, datetime, datetime | None, float]] = field(default_factory=list)
-    headroom: list[tuple[str, datetime, datetime | None, float]] = field(default_factory=list)
-
-    def apply(self, replanner: Replanner) -> Plan:
-        """Call :meth:`Replanner.update` with these events."""
-        hz = replanner.problem.horizon
-        T2 = hz.slots - round(hz.slot_position(self.time))
-
-        def series(rows: list[tuple[str, datetime, datetime | None, float]]
-                   ) -> dict[str, list[float | None]]:
-            out: dict[str, list[float | None]] = {}
-            for key, at, until, value in rows:
-                seq = out.setdefault(key, [None] * T2)
-                a = round((at - self.time).total_seconds() / 60 / hz.slot_minutes)
-                b = a + 1 if until is None else round(
-                    (until - self.time).total_seconds() / 60 / hz.slot_minutes)
-                for t in range(max(0, a), min(T2, b)):
-                    seq[t] = value
-            return out
-
-        return replanner.update(self.time, new_jobs=self.new_jobs, cancelled=self.cancelled,
-                                finished=self.finished, soc=self.soc, pv=series(self.pv),
-                                prices=series(self.prices), headroom=series(self.headroom),
-                                outages=self.outages, returns=self.returns)
-
-
-_JOB_FLOATS = ("gpus", "duration_min", "power_kw", "tardiness_per_hour", "drop_penalty",
-               "latency_slo_ms", "latency_per_ms", "min_gpu_mem_gb", "min_trust")
-_COLUMNS = ("time", "event", "job_id", "node_id", "tariff", "value", "at", "until", "kind",
-            "release", "deadline", "region", *_JOB_FLOATS)
-_NEEDS: dict[str, tuple[str, ...]] = {
-    "arrive": ("job_id", "gpus", "duration_min", "power_kw"),
-    "cancel": ("job_id",), "finish": ("job_id",),
-    "soc": ("node_id", "value"), "outage": ("node_id",), "return": ("node_id",),
-    "pv": ("node_id", "value"), "headroom": ("node_id", "value"),
-    "price": ("tariff", "value"),
-}
-
-
-def read_events(path: str | Path) -> list[Events]:
-    """Read an events CSV into updates grouped by time (ascending).
-
-    Columns (header row required; empty cell = not given; ``x_`` columns ignored):
-
-    ============ =============================================================
-    ``time``     ISO 8601 with offset, a slot boundary: when the event is known
-                 (each distinct time is one update, ``now = time``)
-    ``event``    arrive | cancel | finish | soc | outage | return | pv | price |
-                 headroom
-    ``job_id``   arrive, cancel, finish
-    ``node_id``  soc, outage, return, pv, headroom
-    ``tariff``   price
-    ``value``    soc [kWh], pv [kW], headroom [kW, ``inf`` = unlimited],
-                 price [money/kWh]
-    ``at``       pv/price/headroom: first slot the value applies to (default ``time``)
-    ``until``    pv/price/headroom: end (exclusive; default one slot after ``at``);
-                 outage: when the node comes back (default: end of horizon)
-    job columns  arrive: ``gpus``, ``duration_min``, ``power_kw`` (required),
-                 ``kind``, ``release`` (default ``time``), ``deadline``,
-                 ``tardiness_per_hour``, ``drop_penalty``, ``region``,
-                 ``latency_slo_ms``, ``latency_per_ms``, ``min_gpu_mem_gb``,
-                 ``min_trust`` as in jobs.csv
-    ============ =============================================================
-
-    Raises
-    ------
-    BundleError
-        Every bad cell, named by file, row (header = 1), column and value.
-    """
-    path = Path(path)
-    name = str(path)
-    errors: list[InputError] = []
-    if not path.is_file():
-        raise BundleError([InputError(name, None, None, None, "events file not found")])
-    df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    df.columns = [c.strip() for c in df.columns]
-    for c in df.columns:
-        if c not in _COLUMNS and not c.startswith("x_"):
-            errors.append(InputError(name, 1, c, None, "unknown column; known: "
-                                     + ", ".join(_COLUMNS) + " (prefix user columns with x_)"))
-    for c in ("time", "event"):
-        if c not in df.columns:
-            errors.append(InputError(name, 1, c, None, "required column is missing"))
-    if errors:
-        raise BundleError(errors)
-    groups: dict[datetime, Events] = {}
-
-    def cell(row: Any, c: str) -> str:
-        return str(getattr(row, c)).strip() if c in df.columns else ""
-
-    def when(r: int, c: str, v: str) -> datetime | None:
-        try:
-            t = datetime.fromisoformat(v)
-        except ValueError:
-            errors.append(InputError(name, r, c, v, "not an ISO 8601 time, e.g. "
-                                     "2026-06-01T08:00:00+00:00"))
-            return None
-        if t.utcoffset() is None:
-            errors.append(InputError(name, r, c, v, "needs a UTC offset, e.g. +00:00"))
-            return None
-        return t
-
-    def number(r: int, c: str, v: str, lo: float | None = 0.0, inf: bool = False
-               ) -> float | None:
-        try:
-            x = float(v)
-        except ValueError:
-            errors.append(InputError(name, r, c, v, "not a number"))
-            return None
-        if math.isnan(x) or (math.isinf(x) and not inf) or (lo is not None and x < lo):
-            errors.append(InputError(name, r, c, v, f"must be a finite number >= {lo}"
-                                     if not inf else f"must be a number >= {lo} or inf"))
-            return None
-        return x
-
-    rows = list(df.itertuples(index=False))
-    for k, row in enumerate(rows):
-        r = k + 2
-        ev = cell(row, "event")
-        if ev not in EVENT_KINDS:
-            errors.append(InputError(name, r, "event", ev, "must be one of "
-                                     + " | ".join(EVENT_KINDS)))
-            continue
-        t = when(r, "time", cell(row, "time"))
-        missing = [c for c in _NEEDS[ev] if not cell(row, c)]
-        for c in missing:
-            errors.append(InputError(name, r, c, "", f"required for event {ev}"))
-        if t is None or missing:
-            continue
-        g = groups.setdefault(t, Events(time=t))
-        if ev == "arrive":
-            kw: dict[str, Any] = {"job_id": cell(row, "job_id")}
-            bad = False
-            for c in _JOB_FLOATS:
-                v = cell(row, c)
-                if v:
-                    x = number(r, c, v, lo=None if c == "min_trust" else 0.0)
-                    bad |= x is None
-                    kw[c] = x
-            for c in ("release", "deadline"):
-                v = cell(row, c)
-                if v:
-                    x2 = when(r, c, v)
-                    bad |= x2 is None
-                    kw[c] = x2
-            kw.setdefault("release", t)
-            if cell(row, "region"):
-                kw["region"] = cell(row, "region")
-            if cell(row, "kind"):
-                kw["kind"] = cell(row, "kind")
-            if bad:
-                continue
-            try:
-                g.new_jobs.append(Job(**kw))
-            except ValueError as exc:
-                msg = str(exc).splitlines()
-                errors.append(InputError(name, r, "job_id", kw["job_id"],
-                                         "invalid job: " + " ".join(msg[1:3] or msg)))
-        elif ev == "cancel":
-            g.cancelled.append(cell(row, "job_id"))
-        elif ev == "finish":
-            g.finished.append(cell(row, "job_id"))
-        elif ev == "soc":
-            x = number(r, "value", cell(row, "value"))
-            if x is not None:
-                g.soc[cell(row, "node_id")] = x
-        elif ev == "outage":
-            until = cell(row, "until")
-            u = when(r, "until", until) if until else None
-            if until and u is None:
-                continue
-            g.outages[cell(row, "node_id")] = u
-        elif ev == "return":
-            g.returns.append(cell(row, "node_id"))
-        else:
-            key = cell(row, "tariff") if ev == "price" else cell(row, "node_id")
-            x = number(r, "value", cell(row, "value"), lo=None if ev == "price" else 0.0,
-                       inf=ev == "headroom")
-            at_s, until_s = cell(row, "at"), cell(row, "until")
-            at = when(r, "at", at_s) if at_s else t
-            un = when(r, "until", until_s) if until_s else None
-            if x is None or at is None or (until_s and un is None):
-                continue
-            if at < t:
-                errors.append(InputError(name, r, "at", at_s, "must not lie before time"))
-                continue
-            if un is not None and un <= at:
-                errors.append(InputError(name, r, "until", until_s, "must lie after at"))
-                continue
-            target = {"pv": g.pv, "price": g.prices, "headroom": g.headroom}[ev]
-            target.append((key, at, un, x))
-    if errors:
-        raise BundleError(errors)
-    return [groups[t] for t in sorted(groups)]
-
-
-def check_event_times(events: list[Events], problem: Problem, file: str) -> None:
-    """Raise :class:`BundleError` for times off the slot grid or past the horizon."""
-    hz = problem.horizon
-    errors = []
-    step = timedelta(minutes=hz.slot_minutes)
-    for ev in events:
-        pos = hz.slot_position(ev.time)
-        if abs(pos - round(pos)) > 1e-9 or not 0 <= pos < hz.slots:
-            errors.append(InputError(file, None, "time", ev.time.isoformat(),
-                                     f"must be a slot boundary ({step} slots) in "
-                                     f"[{hz.start.isoformat()}, {hz.end.isoformat()})"))
-    if errors:
-        raise BundleError(errors)

@@ -6,7 +6,8 @@ shown and pyplot's global state is never touched, so the functions are safe in
 scripts, servers and notebooks (a notebook displays a returned figure). Pass
 ``ax=`` to draw into an existing axes instead (the axes' figure is returned).
 
-The time axis of every figure is hours from the horizon start [h]; a slot ``t``
+The time axis of every figure is in hours from the horizon start [h] (data
+coordinates), labelled in clock time at the horizon start's UTC offset; a slot ``t``
 covers ``[t·Δ, (t+1)·Δ)``. Power is [kW], energy [kWh], state of charge [kWh],
 money in the scenario's currency.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import numpy as np
 import numpy.typing as npt
@@ -27,13 +29,16 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from optisched.arrays import FloatArray
 from optisched.domain import Problem
 from optisched.evaluate import evaluate, resource_usage
 from optisched.index import Index, compile_index, explain_job
 from optisched.plan import COST_TERMS, Flows, Plan
 
 __all__ = [
+    "HIGHLIGHTS",
     "NODE_TERMS",
+    "JobCosts",
     "JobOutcome",
     "NodeCosts",
     "battery_soc",
@@ -41,7 +46,9 @@ __all__ = [
     "energy_stack",
     "feeder_load",
     "gantt",
+    "highlight_nodes",
     "import_headroom",
+    "job_costs",
     "job_outcomes",
     "new_figure",
     "node_costs",
@@ -51,7 +58,6 @@ __all__ = [
     "top_nodes",
 ]
 
-FloatArray = npt.NDArray[np.float64]
 NodeRef = str | int | None
 
 NODE_TERMS = ("energy", "export_revenue", "carbon", "degradation", "demand", "switching",
@@ -126,8 +132,21 @@ def _pick(arr: FloatArray, n: int | None) -> FloatArray:
 
 
 def _xlabel(ax: Axes, problem: Problem) -> None:
+    """Clock-time ticks (the horizon start's UTC offset) on an axis in hours from the start."""
     hz = problem.horizon
-    ax.set_xlabel(f"hours from {hz.start.isoformat()} (slots of {hz.slot_minutes} min) [h]")
+    span = hz.slots * hz.dt_hours
+    step = next((h for h in (1, 2, 3, 4, 6, 12, 24, 48, 72, 168) if span / h <= 9), 168)
+    ticks = np.arange(0.0, span + 1e-9, step)
+    start = hz.start
+    labels = []
+    for h in ticks:
+        t = start + timedelta(hours=float(h))
+        one_day = span <= 24 and (t.date() == start.date() or h == span)
+        labels.append(t.strftime("%H:%M") if one_day else t.strftime("%d %b %H:%M"))
+    ax.set_xticks(ticks, labels)
+    off = start.strftime("%z")
+    ax.set_xlabel(f"local time (UTC{off[:3]}:{off[3:]}), {start:%a %d %b %Y}, slots of "
+                  f"{hz.slot_minutes} min")
 
 
 def _power_axes(ax: Axes, edges: npt.NDArray[np.float64], title: str) -> None:
@@ -264,6 +283,134 @@ def top_nodes(problem: Problem, plan: Plan, n: int = 5, index: Index | None = No
     total = node_costs(problem, plan, index).total
     order = sorted(range(index.N), key=lambda k: (-total[k], index.node_ids[k]))
     return order[: max(0, n)]
+
+
+HIGHLIGHTS: tuple[tuple[str, str], ...] = (
+    ("busiest", "busiest (GPU-hours of jobs)"),
+    ("energy", "most energy (load [kWh])"),
+    ("battery", "battery users (discharged [kWh])"),
+    ("expensive", "most expensive (attributed cost)"),
+)
+"""Categories of :func:`highlight_nodes`: key and what ranks the nodes."""
+
+DISPLAY_TOL = 1e-6
+"""Values of smaller magnitude are rounding noise of the solvers and count as zero."""
+
+
+def gpu_hours(index: Index, plan: Plan) -> FloatArray:
+    """GPU-hours of the jobs each node runs within the horizon [GPU·h], ``(N,)``."""
+    return np.asarray(resource_usage(index, plan.node, plan.start,
+                                     index.usage[:, 0]).sum(axis=1) * index.dt, dtype=float)
+
+
+def highlight_nodes(problem: Problem, plan: Plan, index: Index | None = None,
+                    k: int = 3) -> dict[str, list[int]]:
+    """The nodes worth a look, by what matters (:data:`HIGHLIGHTS`).
+
+    Parameters
+    ----------
+    problem, plan : Problem, Plan
+        The problem and a plan with flows.
+    index : Index, optional
+        The compiled problem.
+    k : int
+        Nodes per category, at most.
+
+    Returns
+    -------
+    dict of str to list of int
+        Node positions per category, best first (ties by id); only nodes whose
+        value is above :data:`DISPLAY_TOL` (a node without jobs is not "busy", one
+        without battery throughput not a "battery user").
+    """
+    index = index or compile_index(problem)
+    f = _flows(plan)
+    nc = node_costs(problem, plan, index)
+    values = {
+        "busiest": gpu_hours(index, plan),
+        "energy": index.dt * f.load.sum(axis=1),
+        "battery": index.dt * f.discharge.sum(axis=1),
+        "expensive": nc.total,
+    }
+    out: dict[str, list[int]] = {}
+    for key, v in values.items():
+        order = sorted((n for n in range(index.N) if v[n] > DISPLAY_TOL),
+                       key=lambda n, v=v: (-float(v[n]), index.node_ids[n]))  # type: ignore[misc]
+        out[key] = order[: max(0, k)]
+    return out
+
+
+@dataclass
+class JobCosts:
+    """Energy and cost of each job, and the node overheads that belong to no job.
+
+    Attribution: a node's gross energy cost (import energy + carbon + battery
+    degradation) is shared over the energy its load draws (idle draw included),
+    at the node's average rate ``rate [money/kWh]``; a job pays its own draw
+    (``power_kw · power_factor`` over its slots in the horizon) at that rate, plus
+    its latency and tardiness cost, or its drop penalty. What remains with the
+    node — the idle draw's share, the demand charge, switching, minus export
+    revenue — is its ``overhead``. ``total.sum() + overhead.sum()`` equals the
+    objective.
+
+    Attributes
+    ----------
+    energy_kwh, energy_cost, latency, tardiness, drop : (J,) float
+        Per job [kWh] and [money].
+    rate : (N,) float
+        Average gross energy cost of a node's load [money/kWh].
+    overhead : (N,) float
+        Node costs not attributed to jobs [money].
+    """
+
+    energy_kwh: FloatArray
+    energy_cost: FloatArray
+    latency: FloatArray
+    tardiness: FloatArray
+    drop: FloatArray
+    rate: FloatArray
+    overhead: FloatArray
+
+    @property
+    def total(self) -> FloatArray:
+        """Cost attributed to each job [money]."""
+        return self.energy_cost + self.latency + self.tardiness + self.drop
+
+
+def job_costs(problem: Problem, plan: Plan, index: Index | None = None,
+              costs: NodeCosts | None = None) -> JobCosts:
+    """Attribute energy and cost to jobs (see :class:`JobCosts` for the rule)."""
+    index = index or compile_index(problem)
+    f = _flows(plan)
+    nc = costs or node_costs(problem, plan, index)
+    J = index.J
+    energy = np.zeros(J)
+    lat = np.zeros(J)
+    tard = np.zeros(J)
+    runs = np.nonzero(plan.node >= 0)[0]
+    load_kwh = index.dt * f.load.sum(axis=1)
+    gross = nc.terms["energy"] + nc.terms["carbon"] + nc.terms["degradation"]
+    rate = np.divide(gross, load_kwh, out=np.zeros(index.N), where=load_kwh > DISPLAY_TOL)
+    if runs.size:
+        nr = plan.node[runs]
+        s = plan.start[runs]
+        e = s + index.duration(runs, nr)
+        slots = np.clip(e, 0, index.T) - np.clip(s, 0, index.T)
+        energy[runs] = index.job_power[runs] * index.power_factor[nr] * slots * index.dt
+        over = index.latency_ms[runs, nr] - index.latency_slo[runs]
+        lat[runs] = np.where(np.isfinite(over) & (over > 0),
+                             index.latency_rate[runs] * np.nan_to_num(over), 0.0)
+        tard[runs] = index.tardiness_cost(runs, e)
+    node = np.maximum(plan.node, 0)
+    ecost = np.where(plan.node >= 0, energy * rate[node], 0.0)
+    drop = np.where(plan.node < 0, np.nan_to_num(index.drop_penalty), 0.0)
+    attributed = np.zeros(index.N)
+    if runs.size:
+        np.add.at(attributed, plan.node[runs], ecost[runs])
+    overhead = (gross - attributed + nc.terms["demand"] + nc.terms["switching"]
+                - nc.terms["export_revenue"])
+    return JobCosts(energy_kwh=energy, energy_cost=ecost, latency=lat, tardiness=tard,
+                    drop=drop, rate=rate, overhead=overhead)
 
 
 def cost_breakdown(problem: Problem, plan: Plan, index: Index | None = None,

@@ -155,3 +155,20 @@ def test_array_aliases_are_defined_once() -> None:
                                                             "BoolArray") for t in targets):
                     defining.append(m)
     assert sorted(set(defining)) == ["optisched.arrays"]
+
+
+def test_the_public_api() -> None:
+    import subprocess
+    import sys
+
+    import optisched
+    from optisched import Progress, Replanner, SolveOptions, lp_bound  # noqa: F401
+
+    for name in optisched.__all__:
+        assert getattr(optisched, name) is not None
+    assert "Index" not in optisched.__all__ and "compile_index" not in optisched.__all__
+    # the lazy names keep `import optisched` free of solver backends
+    code = "import sys, optisched; print('highspy' in sys.modules, 'ortools' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False", "False"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from optisched.bound import BoundProcess, dual_value, implied_upper_bounds, lp_bound_result
+from optisched.bounds import BoundProcess, dual_value, implied_upper_bounds, lp_bound_result
 from optisched.formulations.milp import build_milp
 from optisched.generate.random_problems import random_problem
 from optisched.index import compile_index
@@ -144,7 +144,9 @@ def test_bound_process_restricted_master_improves_a_poor_incumbent() -> None:
     idx = compile_index(p)
     poor = solve(p, "baseline")
     assert poor.objective is not None
-    proc = BoundProcess(p, time_limit=20.0, restricted=True)
+    from optisched.solvers.lns.restricted import RestrictedMasterProcess
+
+    proc = RestrictedMasterProcess(p, time_limit=20.0)
     proc.share_incumbent(poor.node, poor.start)
     best = None
     for _ in range(200):
@@ -181,7 +183,9 @@ def test_bound_process_colgen_method_reaches_the_lp_bound() -> None:
 def test_restricted_master_switches_to_the_full_milp_when_the_lp_gap_is_large(
         tmp_path: Path) -> None:
     """Incumbent far above the LP: the child solves the full MILP and proves a bound."""
-    from optisched.bound import _save_npz, read_placement, restricted_master
+    from optisched.bounds import read_placement
+    from optisched.bounds.files import save_npz as _save_npz
+    from optisched.solvers.lns.restricted import restricted_master
 
     p = random_problem(12, n_nodes=3, n_jobs=8, slots=12, sleep=True, droppable=False)
     poor = solve(p, "baseline")

@@ -1,4 +1,4 @@
-"""Column generation bound (optisched.colgen): valid at every iteration, exact at the end."""
+"""Column generation bound (optisched.bounds.colgen): valid at every iteration, exact at the end."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import math
 
 import pytest
 
-from optisched.bound import lp_bound
-from optisched.colgen import colgen_bound
+from optisched.bounds import colgen_bound, lp_bound
 from optisched.domain import Problem
 from optisched.formulations.milp import build_milp
 from optisched.generate.random_problems import random_problem

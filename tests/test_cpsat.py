@@ -192,7 +192,7 @@ def test_scaled_objective_within_rounding_bound_of_evaluator(case: dict) -> None
     scaled = plan.info["cpsat_objective"]
     # proven direction: scaled optimum ≤ true optimum + ε ≤ evaluator objective + ε
     assert scaled <= plan.objective + eps
-    # measured direction (formulations/cpsat.md): the dispatched plan is within ε too
+    # measured direction (docs/formulations/cpsat.md): the dispatched plan is within ε too
     assert plan.objective <= scaled + eps
     assert plan.bound <= plan.objective + 1e-9
 

@@ -438,7 +438,13 @@ def test_netting_keeps_soc_and_absorbs_surplus_by_the_cheapest_means() -> None:
     # charge and y = 0.81 of discharge (soc change 0.9·1 − 0.81/0.9 = 0 kept) and must
     # absorb 0.19 kW by the cheapest means: importing less saves 0.2/kWh, curtailing pv
     # saves nothing, exporting more earns 0 (export price 0): import falls by 0.19.
-    from optisched.dispatch import _C, _D, _E, _I, _NV, _P, _net
+    from optisched.dispatch import _net
+    from optisched.formulations.dispatch_lp import CHARGE as _C
+    from optisched.formulations.dispatch_lp import DISCHARGE as _D
+    from optisched.formulations.dispatch_lp import EXPORT as _E
+    from optisched.formulations.dispatch_lp import IMPORT as _I
+    from optisched.formulations.dispatch_lp import N_VARS as _NV
+    from optisched.formulations.dispatch_lp import PV_USED as _P
 
     p = make([node("a", battery_kwh=4.0, eff_charge=0.9, eff_discharge=0.9, export_kw=1.0)],
              2, prices={"a": [0.2, -0.3]}, pv={"a": [1.0, 1.0]})

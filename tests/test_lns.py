@@ -8,14 +8,14 @@ import itertools
 import numpy as np
 import pytest
 
+from optisched.bounds import improved_bound, lagrangian_bound
 from optisched.domain import Horizon, Job, Node, Problem, Scenario, Tariff
 from optisched.evaluate import evaluate
 from optisched.generate.random_problems import random_problem
 from optisched.index import compile_index
 from optisched.plan import Plan, Status
 from optisched.solvers import REGISTRY, Progress, default_solver, solve
-from optisched.solvers.lns_bound import improved_bound, lagrangian_bound
-from optisched.solvers.lns_sub import build_subproblem
+from optisched.solvers.lns.subproblem import build_subproblem
 
 needs_highs = pytest.mark.skipif("highs" not in REGISTRY, reason="highs not registered")
 
@@ -213,16 +213,16 @@ def test_penalty_phase_finds_a_plan_when_the_heuristics_fail(
     # make greedy and baseline "fail" on the problem itself: the search must then run on
     # the penalty problem (must-run jobs droppable at M) and hand back a plan that runs
     # every must-run job and passes the evaluator of the original problem
-    import optisched.solvers.lns as lns_mod
+    import optisched.solvers.lns.search as lns_mod
 
-    real = lns_mod._start_plan
+    real = lns_mod.start_plan
 
     def failing(problem, index, options, budget):  # type: ignore[no-untyped-def]
         if index.must_run.any():  # not yet the penalty problem (every job droppable)
             return Plan.empty(problem, "greedy", Status.INFEASIBLE, "forced"), "none"
         return real(problem, index, options, budget)
 
-    monkeypatch.setattr(lns_mod, "_start_plan", failing)
+    monkeypatch.setattr(lns_mod, "start_plan", failing)
     p = random_problem(2, n_nodes=3, n_jobs=6, slots=10, droppable=False)
     plan = solve(p, "lns", time_limit=3, seed=0, max_iterations=2, lp_bound=False)
     assert plan.status.has_plan, plan.message
@@ -269,13 +269,13 @@ def test_lns_finds_icon_samples_via_the_packing_start(sample: str,
 
 
 def test_lp_kind_frees_only_jobs_the_lp_places_elsewhere() -> None:
-    from optisched.solvers.lns import _Builder
+    from optisched.solvers.lns.neighbourhoods import NeighbourhoodBuilder
 
     p = random_problem(11, n_nodes=3, n_jobs=8, slots=12, droppable=False)
     idx = compile_index(p)
     plan = solve(p, "greedy", time_limit=2, seed=0)
     assert plan.status.has_plan
-    b = _Builder(p, idx, np.random.default_rng(0))
+    b = NeighbourhoodBuilder(p, idx, np.random.default_rng(0))
     b.refresh(plan)
     assert not b.available("lp") and b.build("lp", 4) is None
     # the LP agrees with the plan on every job but job 2, which it puts 1 slot later
@@ -292,7 +292,7 @@ def test_lp_kind_frees_only_jobs_the_lp_places_elsewhere() -> None:
 
 def test_no_bound_process_above_the_column_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     """Models too large for even column generation get the Lagrangian bound only."""
-    import optisched.solvers.lns as lns_mod
+    import optisched.solvers.lns.search as lns_mod
 
     started: list[str] = []
 

@@ -14,7 +14,7 @@ import pytest
 import scipy.optimize as so
 import scipy.sparse as sp
 
-from optisched.bound import lp_bound
+from optisched.bounds import lp_bound
 from optisched.domain import (
     BatteryOptions,
     Feeder,

@@ -11,7 +11,7 @@ import pytest
 from optisched.domain import Horizon, Job, Node, Problem, Scenario, Tariff
 from optisched.formulations.packing import _start_costs, build_packing_model
 from optisched.index import compile_index
-from optisched.solvers.packing import pack
+from optisched.solvers.lns.packing import pack
 
 
 def _problem(jobs: list[Job], gpus: float = 2.0, slots: int = 6) -> Problem:
@@ -73,7 +73,7 @@ def test_surrogate_cost_by_hand_and_cheapest_packing() -> None:
 
 
 def test_list_schedule_packs_back_to_back_and_reports_partial() -> None:
-    from optisched.solvers.packing import list_schedule
+    from optisched.solvers.lns.packing import list_schedule
 
     idx = compile_index(_problem([_job(i, 2.0, 2) for i in range(3)]))
     node, start, complete = list_schedule(idx, time_limit=2.0)
@@ -90,7 +90,7 @@ def test_list_schedule_packs_back_to_back_and_reports_partial() -> None:
 
 
 def test_list_schedule_keeps_windows_and_drops_only_droppable() -> None:
-    from optisched.solvers.packing import list_schedule
+    from optisched.solvers.lns.packing import list_schedule
 
     jobs = [_job(0, 2.0, 2, deadline=datetime(2026, 6, 1, 2, tzinfo=UTC)),
             _job(1, 2.0, 4), _job(2, 2.0, 2, drop_penalty=1.0)]
@@ -100,7 +100,7 @@ def test_list_schedule_keeps_windows_and_drops_only_droppable() -> None:
 
 
 def test_repair_moves_placed_jobs_to_make_room() -> None:
-    from optisched.solvers.packing import repair
+    from optisched.solvers.lns.packing import repair
 
     # X at 1-2 and Y at 4-5 leave slots 0 and 3 free: Z (2 slots) fits only if X moves
     idx = compile_index(_problem([_job(i, 2.0, 2) for i in range(3)]))

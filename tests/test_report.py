@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 import struct
 import sys
 import textwrap
+from datetime import timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,12 +25,21 @@ from typer.testing import CliRunner
 import optisched
 from optisched import viz
 from optisched.cli import EXIT_INFEASIBLE, EXIT_OK, app
+from optisched.diff import node_energy_delta
 from optisched.domain import Horizon, Job, Node, Problem, Scenario, Tariff
 from optisched.evaluate import evaluate, job_load
 from optisched.index import compile_index
 from optisched.plan import COST_TERMS, Plan, Status, write_plan
-from optisched.progress import ProgressDisplay, ProgressState
-from optisched.report import FIGURES, SECTIONS, render_report
+from optisched.progress import ProgressDisplay, ProgressState, StepProgress
+from optisched.report import (
+    FIGURES,
+    REPORT_STEPS,
+    SECTIONS,
+    Comparison,
+    fmt_number,
+    render_report,
+    report_timezone,
+)
 from optisched.solvers import REGISTRY, SolverSpec
 from optisched.solvers.base import Progress, idle_flows, plan_from_placement
 
@@ -62,28 +74,83 @@ def _check_png(data: bytes) -> None:
 # --------------------------------------------------------------------------- report
 
 
-def test_report_has_every_section_and_valid_images(tiny: tuple[Problem, Plan]) -> None:
+def test_static_report_has_every_section_and_valid_images(tiny: tuple[Problem, Plan]) -> None:
     problem, plan = tiny
-    rep = render_report(problem, plan, top=2)
+    rep = render_report(problem, plan, top=2, interactive=False)
     page = rep.html
     for sid, _ in SECTIONS:
         assert page.count(f'<section id="{sid}">') == 1, sid
     imgs = re.findall(r'<img id="fig-([a-z]+)"[^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)"',
                       page)
-    assert [name for name, _ in imgs] == [s for s, _ in SECTIONS if s in FIGURES]
-    assert {name for name, _ in imgs} == set(FIGURES)
+    assert sorted(name for name, _ in imgs) == sorted(FIGURES)
     for name, b64 in imgs:
         data = base64.b64decode(b64, validate=True)
         _check_png(data)
         assert data == rep.images[name]
-    # self-contained: nothing fetched from elsewhere
+    # self-contained: nothing fetched from elsewhere, no plotly bundle in a static page
     assert "<link" not in page and not re.search(r'(src|href)="(https?:)?//', page)
-    assert "<script src" not in page
+    assert "<script src" not in page and "plotly.js v" not in page
     # the node table lists every node and the job table every job
     for n in problem.nodes:
         assert f"<td>{n.node_id}</td>" in page
     for j in problem.jobs:
         assert f"<td>{j.job_id}</td>" in page
+
+
+def _report_data(page: str) -> dict[str, Any]:
+    m = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page, re.S)
+    assert m is not None
+    return dict(json.loads(m.group(1).replace("<\\/", "</")))
+
+
+def test_interactive_report_inlines_plotly_once_and_draws_every_figure(
+        tiny: tuple[Problem, Plan]) -> None:
+    problem, plan = tiny
+    rep = render_report(problem, plan)
+    page = rep.html
+    assert rep.images == {}  # no matplotlib work for an interactive page without --png
+    for sid, _ in SECTIONS:
+        assert page.count(f'<section id="{sid}">') == 1, sid
+    assert page.count("* plotly.js v") == 1  # the bundle, inlined exactly once
+    outside = re.sub(r"<script>/\*\*\s*\* plotly\.js.*?</script>", "", page, flags=re.S)
+    assert "plotly.js" not in outside
+    assert "<link" not in outside and not re.search(r'(src|href)="(https?:)?//', outside)
+    assert "<script src" not in page
+    data = _report_data(page)
+    figs = data["figs"]
+    for fid in ("fig-costs", "fig-map", "fig-fleet", "fig-busy", "fig-heat", "fig-feeders",
+                "fig-prices"):
+        assert fid in figs, fid
+    for fid in figs:
+        assert f'<div class="fig" id="{fid}"></div>' in page
+    for fid in ("nv-power", "nv-battery", "nv-jobs"):
+        assert f'id="{fid}"' in page
+    assert [n["id"] for n in data["nodes"]] == [n.node_id for n in problem.nodes]
+    # the x axis is local wall-clock time of the scenario (tiny starts 08:00 +00:00, hourly)
+    assert data["x"][0] == "2026-06-01 08:00" and data["x"][-1] == "2026-06-01 16:00"
+    assert data["zone"] == "UTC+00:00"
+    # every node and job in the tables, no exponent notation anywhere in a cell
+    for n in problem.nodes:
+        assert f"<td>{n.node_id}</td>" in page
+    for j in problem.jobs:
+        assert f"<td>{j.job_id}</td>" in page
+    cells = re.findall(r'<td class="n"[^>]*>([^<]*)</td>', page)
+    assert cells and not [c for c in cells if re.search(r"\d[eE][-+]?\d", c)]
+
+
+def test_report_times_are_in_the_scenario_zone(tiny_dir: Path) -> None:
+    problem = optisched.read_bundle(tiny_dir)
+    shifted = problem.model_copy(deep=True)
+    shifted.scenario.horizon.start = problem.horizon.start.astimezone(
+        timezone(timedelta(hours=2)))  # the same instant, written as +02:00
+    assert report_timezone(shifted).utcoffset(None) == timedelta(hours=2)
+    plan = optisched.solve(shifted, "baseline")
+    page = render_report(shifted, plan).html
+    data = _report_data(page)
+    assert data["x"][0] == "2026-06-01 10:00" and data["zone"] == "UTC+02:00"
+    # j5 is pinned at 07:00 UTC (= 09:00 +02:00), one hour before the horizon
+    row = re.search(r"<tr><td>j5</td>(.*?)</tr>", page)
+    assert row is not None and ">09:00<" in row.group(1) and ">11:00<" in row.group(1)
 
 
 def test_report_flags_a_plan_the_evaluator_rejects(tiny: tuple[Problem, Plan]) -> None:
@@ -108,6 +175,8 @@ def test_report_cli_writes_html_and_pngs(tiny_dir: Path, tmp_path: Path) -> None
     assert r.exit_code == EXIT_OK, r.output
     page = html.read_text(encoding="utf-8")
     assert all(f'id="{sid}"' in page for sid, _ in SECTIONS)
+    assert "report: " in r.output and " steps in " in r.output  # the progress summary line
+    assert 'id="compare-costs"' in page and "baseline (baseline)" in page  # default comparison
     assert sorted(p.name for p in pngs.iterdir()) == sorted(f"{f}.png" for f in FIGURES)
     for p in pngs.iterdir():
         _check_png(p.read_bytes())
@@ -330,3 +399,124 @@ def test_plan_cli_shows_progress_unless_quiet(tiny_dir: Path, tmp_path: Path,
     r = runner.invoke(app, ["plan", str(tiny_dir), "--out", str(tmp_path / "C"), "-s", "fake",
                             "--json"])
     assert r.exit_code == EXIT_OK and "progress report" not in r.output
+
+
+# --------------------------------------------------------------------------- report v2
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (8.32667e-16, "0"), (-3e-9, "0"), (0.0, "0"), (1234.56, "1,235"), (-20000.4, "-20,000"),
+    (12.345, "12.3"), (1.5, "1.50"), (0.0123, "0.0123"), (0.400000, "0.4"), (None, "–"),
+    (float("nan"), "–"), (float("inf"), "–"),
+])
+def test_numbers_are_formatted_for_people(value: float | None, text: str) -> None:
+    assert fmt_number(value) == text
+
+
+def test_job_costs_add_up_and_follow_the_attribution_rule(tiny: tuple[Problem, Plan]) -> None:
+    problem, plan = tiny
+    index = compile_index(problem)
+    jc = viz.job_costs(problem, plan, index)
+    ev = evaluate(problem, plan, index)
+    assert jc.total.sum() + jc.overhead.sum() == pytest.approx(ev.objective, rel=1e-9)
+    r = index.node_pos["regional1"]
+    j3, j5 = index.job_pos["j3"], index.job_pos["j5"]
+    # regional1 has speed 2: j3 (2.0 kW, 2 h) runs 1 one-hour slot at power_factor 1.3 =
+    # 2.6 kWh; j5 (1.0 kW, 4 h -> 2 slots) is pinned at 07:00, one slot before the horizon:
+    # only its slot in the horizon counts, 1.3 kW x 1 h = 1.3 kWh
+    assert plan.node[j3] == r and plan.node[j5] == r
+    assert jc.energy_kwh[j3] == pytest.approx(2.6)
+    assert jc.energy_kwh[j5] == pytest.approx(1.3)
+    nc = viz.node_costs(problem, plan, index)
+    f = plan.flows
+    assert f is not None
+    rate = ((nc.terms["energy"][r] + nc.terms["carbon"][r] + nc.terms["degradation"][r])
+            / (index.dt * f.load[r].sum()))
+    assert jc.rate[r] == pytest.approx(rate)
+    assert jc.energy_cost[j3] == pytest.approx(2.6 * rate)
+    assert jc.latency[index.job_pos["j2"]] == pytest.approx(0.15)  # 25 ms vs SLO 10 at 0.01/ms
+    assert (jc.overhead[[index.node_pos["home1"]]] <= nc.total[index.node_pos["home1"]] + 1e-9
+            ).all()
+
+
+def test_highlights_pick_nodes_that_matter(tiny: tuple[Problem, Plan]) -> None:
+    problem, plan = tiny
+    index = compile_index(problem)
+    picks = viz.highlight_nodes(problem, plan, index, k=10)
+    assert set(picks) == {key for key, _ in viz.HIGHLIGHTS}
+    nc = viz.node_costs(problem, plan, index)
+    f = plan.flows
+    assert f is not None
+    busy = viz.gpu_hours(index, plan)
+    assert picks["busiest"] == sorted((n for n in range(index.N) if nc.jobs[n] > 0),
+                                      key=lambda n: (-busy[n], index.node_ids[n]))
+    # battery users have a battery and discharged something; nobody without jobs is "busy"
+    assert all(index.battery_kwh[n] > 0 and f.discharge[n].sum() > 0 for n in picks["battery"])
+    assert all(nc.jobs[n] > 0 for n in picks["busiest"])
+    assert picks["expensive"][0] == int(np.argmax(nc.total))
+
+
+def test_report_compares_with_another_plan_through_diff(tiny: tuple[Problem, Plan]) -> None:
+    problem, plan = tiny
+    other = optisched.solve(problem, "greedy", time_limit=1, seed=0)
+    page = render_report(problem, plan, compare=Comparison(other, "greedy-run")).html
+    assert 'id="compare-costs"' in page and "this − greedy-run" in page
+    d = node_energy_delta(problem, other, plan)
+    f_a, f_b = other.flows, plan.flows
+    assert f_a is not None and f_b is not None
+    np.testing.assert_allclose(d.energy_delta, (f_b.load.sum(axis=1) - f_a.load.sum(axis=1))
+                               * problem.horizon.dt_hours)
+    assert d.jobs_a.sum() == int((other.node >= 0).sum())
+    none = render_report(problem, plan).html
+    assert "No comparison" in none
+
+
+def test_slo_section_says_no_violations_instead_of_an_empty_box() -> None:
+    problem = _one_node_problem(5.0, long_job_min=60)
+    index = compile_index(problem)
+    node, start = np.array([0, 0]), np.array([0, 1])
+    on = np.ones((1, 4), dtype=bool)
+    flows = idle_flows(index, on, job_load(index, node, start))
+    plan = plan_from_placement(problem, index, "hand", Status.FEASIBLE, node, start, flows)
+    assert evaluate(problem, plan).feasible
+    page = render_report(problem, plan).html
+    assert 'id="slo-none"' in page and "No violations" in page
+    assert "fig-slo" not in _report_data(page)["figs"]
+    paid = render_report(problem, _plan_a_only(_one_node_problem(0.1, 120))).html
+    assert "fig-slo" in _report_data(paid)["figs"]
+
+
+def test_report_cli_compare_options(tiny_dir: Path, tmp_path: Path) -> None:
+    for name, solver in (("A", "baseline"), ("B", "greedy")):
+        r = runner.invoke(app, ["plan", str(tiny_dir), "--out", str(tmp_path / name), "-s",
+                                solver, "--quiet", "--time-limit", "1"])
+        assert r.exit_code == EXIT_OK, r.output
+    html = tmp_path / "r.html"
+    r = runner.invoke(app, ["report", str(tiny_dir), str(tmp_path / "B"), "--out", str(html),
+                            "--compare", str(tmp_path / "A"), "-q"])
+    assert r.exit_code == EXIT_OK, r.output
+    page = html.read_text(encoding="utf-8")
+    assert f"this − {tmp_path / 'A'}" in page and "steps in" not in r.output
+    r = runner.invoke(app, ["report", str(tiny_dir), str(tmp_path / "B"), "--out", str(html),
+                            "--no-compare", "--static", "-q"])
+    assert r.exit_code == EXIT_OK, r.output
+    page = html.read_text(encoding="utf-8")
+    assert "No comparison" in page and "plotly.js v" not in page and "<img id=" in page
+    r = runner.invoke(app, ["report", str(tiny_dir), str(tmp_path / "B"), "--out", str(html),
+                            "--no-compare", "--compare", str(tmp_path / "A")])
+    assert r.exit_code == 1 and "exclude each other" in r.output
+
+
+def test_step_progress_counts_steps_and_prints_a_summary() -> None:
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=False, width=100)
+    with StepProgress(console, total=len(REPORT_STEPS), title="report") as step:
+        render_report(*_tiny_pair(), progress=step)
+    assert [name for name, _ in step.durations()] == list(REPORT_STEPS)
+    assert all(d >= 0 for _, d in step.durations())
+    assert buf.getvalue().startswith(f"report: {len(REPORT_STEPS)} steps in ")
+
+
+def _tiny_pair() -> tuple[Problem, Plan]:
+    problem = optisched.read_bundle(Path(__file__).resolve().parents[1] / "datasets" / "tiny")
+    return problem, optisched.solve(problem, "baseline")

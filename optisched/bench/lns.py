@@ -3,7 +3,7 @@
 For each instance it runs ``lns`` with the given time limit and prints the start
 (greedy) objective, the final objective, the bound, its source, the gap
 ``(objective − bound) / |objective|``, iterations and seconds. Optionally it also
-computes the LP relaxation (:func:`optisched.bound.lp_bound`) separately, so the
+computes the LP relaxation (:func:`optisched.bounds.lp_bound`) separately, so the
 ``lns`` objective can be compared with the LP bound even when ``lns`` itself used
 the Lagrangian bound.
 
@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from optisched.bound import lp_bound_result
+from optisched.bounds import lp_bound_result
 from optisched.domain import Problem
 from optisched.generate import generate, random_problem
 from optisched.icon import read_icon

@@ -15,7 +15,7 @@ Cases (issue 4 targets in brackets):
   greedy warm start; objective, bound and gap.
 
 Instances: :func:`optisched.generate.bench_problem` (seeded, in code),
-the instances of the figures in ``formulations/milp.md``. (This script used to
+the instances of the figures in ``docs/formulations/milp.md``. (This script used to
 try ``optisched.generate.generate("default", ...)`` first; there is no such
 preset, so it always fell back to ``bench_problem``.)
 
@@ -34,7 +34,7 @@ import sys
 import time
 from typing import Any
 
-from optisched.bound import lp_bound_result
+from optisched.bounds import lp_bound_result
 from optisched.domain import Problem
 from optisched.generate import bench_problem
 from optisched.index import compile_index

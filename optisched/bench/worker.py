@@ -11,7 +11,7 @@ the evaluator's, is recorded with status ``error`` and ``verified = false``:
 it is a failure, never a result.
 
 The pseudo-solver ``lp-bound`` computes the LP relaxation bound
-(:func:`optisched.bound.lp_bound_result`) instead of a plan.
+(:func:`optisched.bounds.lp_bound_result`) instead of a plan.
 
 The parent measures wall time, CPU time and peak memory of this process; the
 worker adds ``rss_before_solve_kb`` (peak resident memory after reading the
@@ -92,7 +92,7 @@ def run_one(bundle: Path, solver: str, time_limit: float | None, seed: int,
     read_s = time.perf_counter() - t_read
     rec: dict[str, Any] = {"read_s": read_s}
     if solver == LP_BOUND:
-        from optisched.bound import lp_bound_result
+        from optisched.bounds import lp_bound_result
 
         rss0 = _maxrss_kb()
         t0 = time.perf_counter()

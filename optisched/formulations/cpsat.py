@@ -1,4 +1,4 @@
-"""CP-SAT model of SPEC §2-3 in scaled integers (``formulations/cpsat.md``).
+"""CP-SAT model of SPEC §2-3 in scaled integers (``docs/formulations/cpsat.md``).
 
 The model is built by :func:`build_model`, which calls one ``define_*`` function
 per constraint family in a fixed order:
@@ -16,7 +16,7 @@ per constraint family in a fixed order:
 The scaled model is a *relaxation* of SPEC §2 up to a bounded cost: every
 feasible plan of the real problem maps to a feasible solution of the scaled model
 whose scaled cost exceeds the real cost by at most :attr:`CpsatModel.rounding_bound`
-[money] (the argument is in ``formulations/cpsat.md``). Hence
+[money] (the argument is in ``docs/formulations/cpsat.md``). Hence
 ``cpsat_bound − rounding_bound`` is a valid lower bound of the real optimum. The
 placement and on/off states of a CP-SAT solution are exactly feasible for
 SPEC §2 constraints 1-4 (resources are scaled exactly when they are multiples of
@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 from ortools.sat.python import cp_model
 
+from optisched.arrays import FloatArray, IntArray
 from optisched.index import Index
 
 __all__ = [
@@ -58,8 +59,6 @@ __all__ = [
     "define_scaling",
 ]
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 MAX_POWER_UNITS = 1e5
 """A node's largest power in power units is at most this (``p_n = 10^k`` kW, k ≥ −4)."""
@@ -763,7 +762,7 @@ def build_model(index: Index, variant: str = "starts", explain: bool = False) ->
     index : Index
         Compiled problem.
     variant : {"starts", "intervals"}
-        Placement variables (``formulations/cpsat.md`` has the measurement).
+        Placement variables (``docs/formulations/cpsat.md`` has the measurement).
     explain : bool
         Put an enforcement literal on every job, node capacity, node power and
         feeder family (for ``sufficient_assumptions_for_infeasibility``).

@@ -4,7 +4,7 @@ One ``define_*`` function per constraint family, called in a fixed order by
 :func:`build_milp` (the Pyomo build in :mod:`optisched.formulations.milp_pyomo`
 has the same functions in the same order). Each appends a block of columns or
 rows to a :class:`MilpBuilder`; nothing is created per variable in Python. The
-math, with the names of the families, is in ``formulations/milp.md``.
+math, with the names of the families, is in ``docs/formulations/milp.md``.
 
 Notation: ``k`` a start column ``x[o, s]`` (option ``o`` = eligible (job, node)
 pair started at slot ``s``), ``n`` node, ``t`` slot, ``r`` resource, ``j`` job,
@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from optisched.arrays import BoolArray, FloatArray, IntArray
 from optisched.index import Index
 
 __all__ = [
@@ -44,9 +45,6 @@ __all__ = [
     "model_sets",
 ]
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 INF = np.inf
 

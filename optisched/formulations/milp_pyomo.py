@@ -230,7 +230,7 @@ def define_demand_peak(m: pyo.ConcreteModel, index: Index, sets: ModelSets) -> N
 
 
 def define_objective(m: pyo.ConcreteModel, index: Index, sets: ModelSets) -> None:
-    """``objective``: the cost of SPEC §3 [money] (see ``formulations/milp.md``)."""
+    """``objective``: the cost of SPEC §3 [money] (see ``docs/formulations/milp.md``)."""
     dt = index.dt
     sc = start_costs(index, sets)
     expr = sum(_f(sc[k]) * m.x[k] for k in m.K if sc[k] != 0)

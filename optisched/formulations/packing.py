@@ -1,4 +1,4 @@
-"""CP-SAT packing model: placement and resources only (``formulations/lns.md`` §1).
+"""CP-SAT packing model: placement and resources only (``docs/algorithms/lns.md`` §1).
 
 A start for tightly packed instances (ICON 2014: two machines at 80-90 % of a
 resource), where greedy insertion fails. It keeps SPEC §2 constraints 1-3 exactly

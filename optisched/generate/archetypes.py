@@ -27,15 +27,20 @@ Archetypes (``kind`` in nodes.csv):
     Slice of a ~10 MW regional site in Brandenburg (Gray Wolf's "fifty 10 MW sites",
     FIELD.md, 2026 coverage): 128-512 H100-class GPUs offered to the grid, PUE
     1.2-1.4 as power_factor (Uptime Institute 2023 survey: average 1.58, new sites
-    lower), 10 MW connection minus the site's own BDEW G0-shaped load at 85-95 %
-    of it, demand charge, half with a 2 MWh battery.
+    lower), 10 MW connection minus the rest of the site's load: a flat data-centre
+    load with a cooling swing, at 93-98 % of the connection at its afternoon peak
+    (the power wall: only a few per cent of a built-out connection are spare;
+    assumption, see :func:`site_load_kw`), demand charge, half with a 2 MWh battery.
 ``ev_site_pod``
     Modular container pod at an EV fast-charging site (Tesla "MEGAPOD" filing and
     "~7 GW spare Supercharger capacity" claim, FIELD.md, 2026 coverage): 8-32 GPUs,
     1.5 MW site connection (assumption) shared with 8 stalls of 250 kW (V3
     Supercharger peak), headroom = connection minus charging load of simulated
     sessions (assumption: ~150 kW mean for ~25 min, arrivals peaking at midday and
-    evening), so it dips when cars charge.
+    evening), so it dips when cars charge. A hub of this size has a medium-voltage
+    supply contract, so it buys on the industrial day-ahead tariff like a regional
+    site (assumption), without a demand charge of its own: the chargers set the
+    site's billed peak and the pod only uses what they leave of the connection.
 ``vehicle``
     Parked car offering its on-board computer (idle compute in parked cars, FIELD.md,
     2026 coverage): 1 accelerator (16 GB, ~0.25 kW), available only in a parking
@@ -54,9 +59,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
+from optisched.arrays import FloatArray
 from optisched.domain import Node, NodeSeries
 from optisched.generate.data import resample_day, slp_day
 from optisched.generate.solar import pv_ac_kw
@@ -71,7 +76,6 @@ __all__ = [
     "extra_latency_ms",
 ]
 
-Array = npt.NDArray[np.float64]
 
 ARCHETYPES = ("home", "streetlight", "regional_dc", "ev_site_pod", "vehicle", "offgrid")
 
@@ -123,7 +127,7 @@ class BuiltNode:
 
     node: Node
     series: NodeSeries
-    household_kw: Array | None = None
+    household_kw: FloatArray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -136,28 +140,28 @@ class Ctx:
     slot_minutes: int
     start_minute: int  # local minute of day of slot 0
     weekday: bool
-    clearness: Array | None
+    clearness: FloatArray | None
     forecast_error: float
 
     @property
-    def hours(self) -> Array:
+    def hours(self) -> FloatArray:
         """Local hour of day of each slot's middle [h] (periodic, 0..24)."""
         mins = self.start_minute + (np.arange(self.slots) + 0.5) * self.slot_minutes
         return np.asarray((mins / 60.0) % 24.0, dtype=np.float64)
 
-    def slp(self, profile: str) -> Array:
+    def slp(self, profile: str) -> FloatArray:
         """BDEW profile resampled onto the slots [kW per 1,000 kWh/a]."""
         return resample_day(slp_day(profile, "workday" if self.weekday else "sunday"),
                             self.slots, self.slot_minutes, self.start_minute)
 
     def pv(self, rng: np.random.Generator, lat: float, lon: float, kwp: float, tilt: float,
-           azimuth: float) -> Array:
+           azimuth: float) -> FloatArray:
         """PV AC output [kW] from pvlib (see :mod:`optisched.generate.solar`)."""
         return pv_ac_kw(lat, lon, kwp, tilt, azimuth, self.start, self.slots, self.slot_minutes,
                         clearness=self.clearness, forecast_error=self.forecast_error, rng=rng)
 
 
-def _jitter(rng: np.random.Generator, x: Array, sd: float) -> Array:
+def _jitter(rng: np.random.Generator, x: FloatArray, sd: float) -> FloatArray:
     """Multiplicative lognormal jitter with a slot-to-slot AR(1) correlation."""
     e = rng.normal(0.0, sd, size=x.shape)
     for t in range(1, len(e)):
@@ -236,9 +240,7 @@ def build_node(kind: str, node_id: str, rng: np.random.Generator, ctx: Ctx,
         gpus = int(rng.choice([128, 256, 512]))
         pue = _r(rng.uniform(1.2, 1.4), 2)
         grid = 10_000.0
-        base_peak = rng.uniform(0.85, 0.95) * grid
-        g0 = ctx.slp("g0")
-        base = _jitter(rng, g0 / g0.max() * base_peak, 0.01)
+        base = _jitter(rng, site_load_kw(rng, ctx, grid), 0.005)
         battery = 2000.0 if rng.random() < 0.5 else 0.0
         node = Node(
             node_id=node_id, kind=kind, region=site, lat=lat, lon=lon,
@@ -259,8 +261,9 @@ def build_node(kind: str, node_id: str, rng: np.random.Generator, ctx: Ctx,
         conn = 1500.0
         charging = ev_charging_kw(rng, ctx, stalls=8)
         node = Node(
-            node_id=node_id, kind=kind, region=region, lat=lat, lon=lon, tariff="commercial_tou",
-            feeder=feeder, gpus=gpus, gpu_mem_gb=80, trust=2, speed=1.0, power_factor=1.25,
+            node_id=node_id, kind=kind, region=region, lat=lat, lon=lon,
+            tariff="industrial_dayahead", feeder=feeder, gpus=gpus, gpu_mem_gb=80, trust=2,
+            speed=1.0, power_factor=1.25,
             idle_kw=_r(0.4 + 0.1 * gpus, 2), can_sleep=True, initially_on=False,
             startup_cost=0.5, shutdown_cost=0.2, grid_kw=conn,
         )
@@ -298,7 +301,31 @@ def build_node(kind: str, node_id: str, rng: np.random.Generator, ctx: Ctx,
     raise ValueError(f"unknown archetype {kind!r}; valid: {', '.join(ARCHETYPES)}")
 
 
-def ev_charging_kw(rng: np.random.Generator, ctx: Ctx, stalls: int) -> Array:
+SITE_PEAK_SHARE = (0.93, 0.98)
+"""The rest of a regional site at its daily peak, as a share of its connection [-]
+(assumption, the power wall of FIELD.md: sites are built out to a connection that the
+grid operator cannot raise, so only a few per cent of it are spare)."""
+SITE_COOLING_SWING = 0.03
+"""Day-night swing of a regional site's load as a share of its connection [-] (assumption:
+IT load is flat; cooling, about a quarter of site power at PUE ~1.35, varies by about
+±10 % with the outdoor temperature, i.e. ~3 % of site power)."""
+
+
+def site_load_kw(rng: np.random.Generator, ctx: Ctx, grid_kw: float) -> FloatArray:
+    """Load of the rest of a ~10 MW regional site per slot [kW] (data-centre shaped).
+
+    Flat IT load plus a cooling share that follows the outdoor temperature (daily
+    maximum at 15:00 local, minimum at 03:00): at its peak the site draws
+    :data:`SITE_PEAK_SHARE` of its connection, at night :data:`SITE_COOLING_SWING`
+    of it less. Replaces the BDEW G0 (office) shape used before, whose night trough
+    at ~25 % of the peak left a data-centre site's connection mostly free at night.
+    """
+    peak = rng.uniform(*SITE_PEAK_SHARE) * grid_kw
+    warm = 0.5 * (1.0 + np.cos(2.0 * np.pi * (ctx.hours - 15.0) / 24.0))  # 1 at 15:00
+    return np.asarray(peak - SITE_COOLING_SWING * grid_kw * (1.0 - warm), dtype=np.float64)
+
+
+def ev_charging_kw(rng: np.random.Generator, ctx: Ctx, stalls: int) -> FloatArray:
     """Charging load of an EV fast-charging site per slot [kW] (simulated sessions).
 
     Sessions arrive as a Poisson process whose hourly rate has a midday and an
@@ -322,5 +349,5 @@ def ev_charging_kw(rng: np.random.Generator, ctx: Ctx, stalls: int) -> Array:
     return load
 
 
-def _list(a: Array) -> list[float]:
+def _list(a: FloatArray) -> list[float]:
     return [round(float(v), 4) for v in a]

@@ -58,7 +58,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "find_big_linear_overlap": False,
     "max_presolve_iterations": 1,
 }
-"""Parameters set before ``cpsat_params`` (which may override them); see formulations/cpsat.md."""
+"""Parameters set before ``cpsat_params`` (which may override them); see
+``docs/formulations/cpsat.md``."""
 
 STATUS_TABLE: dict[Any, Status] = {
     cp_model.OPTIMAL: Status.OPTIMAL,
@@ -182,7 +183,7 @@ def _cum_round(x: np.ndarray) -> np.ndarray:
 def _hint_flows(cm: CpsatModel, plan: Plan) -> int:
     """Hint every flow, σ, peak, switch and battery variable from the plan's flows.
 
-    Follows the mapping of a real plan into the scaled model (formulations/cpsat.md):
+    Follows the mapping of a real plan into the scaled model (docs/formulations/cpsat.md):
     import/export rounded, charge/discharge rounded cumulatively, stored/removed
     energy tracking the real state of charge, σ the balance residual.
     """

@@ -1,10 +1,10 @@
 """``highs``: the exact MILP (:mod:`optisched.formulations.milp`) solved by HiGHS.
 
-The matrix is built with numpy/scipy.sparse and handed to highspy in one
-``passModel`` call. The solver warm-starts from ``options.warm_start`` (else the
-``greedy`` plan, else ``baseline``'s), reports incumbents and bounds
-through HiGHS's MIP callback, and turns the solution into a Plan: placement and
-on/off states from the MILP, flows from the exact dispatch
+The matrix is built with numpy/scipy.sparse and handed to HiGHS in one
+``passModel`` call (:mod:`optisched.backends.highs`). The solver warm-starts from
+``options.warm_start`` (else the ``greedy`` plan, else ``baseline``'s), reports
+incumbents and bounds through HiGHS's MIP callback, and turns the solution into a
+Plan: placement and on/off states from the MILP, flows from the exact dispatch
 (:func:`optisched.dispatch.dispatch`), which never costs more than the MILP's own
 flows and always satisfies charge/discharge complementarity.
 
@@ -22,16 +22,21 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import highspy
 import numpy as np
 import numpy.typing as npt
 
+from optisched.arrays import FloatArray, IntArray
+from optisched.backends import highs as hs
+from optisched.backends.highs import STATUS_MAP
+from optisched.dispatch import dispatch
 from optisched.domain import Problem
+from optisched.evaluate import job_load
 from optisched.formulations.milp import MilpModel, build_milp
 from optisched.index import Index
 from optisched.plan import Flows, Plan, Status
 from optisched.solvers.base import SolveOptions, plan_from_placement
 from optisched.solvers.options import HighsOptions
+from optisched.solvers.registry import REGISTRY
 
 __all__ = [
     "BIG_MODEL_COLS",
@@ -46,9 +51,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-
 BIG_MODEL_COLS = 50_000
 """Above this many columns presolve gets ``presolve_rule_off`` (SOLVER-NOTES)."""
 PRESOLVE_RULE_OFF = 1040384
@@ -57,65 +59,19 @@ DEFAULT_GAP = 1e-6
 ASSIGNMENT_SLACK_WEIGHT = 1000.0
 """Elastic penalty of leaving a must-run job out, vs 1 per kW/kWh/resource unit."""
 
-_MS = highspy.HighsModelStatus
-STATUS_MAP: dict[Any, Status | None] = {
-    _MS.kOptimal: Status.OPTIMAL,
-    _MS.kModelEmpty: Status.OPTIMAL,
-    _MS.kInfeasible: Status.INFEASIBLE,
-    _MS.kUnboundedOrInfeasible: Status.INFEASIBLE,
-    _MS.kUnbounded: Status.ERROR,
-    _MS.kTimeLimit: None,
-    _MS.kIterationLimit: None,
-    _MS.kSolutionLimit: None,
-    _MS.kInterrupt: None,
-    _MS.kHighsInterrupt: None,
-    _MS.kObjectiveBound: None,
-    _MS.kObjectiveTarget: None,
-    _MS.kMemoryLimit: None,
-    _MS.kUnknown: None,
-    _MS.kNotset: Status.ERROR,
-    _MS.kLoadError: Status.ERROR,
-    _MS.kModelError: Status.ERROR,
-    _MS.kPresolveError: Status.ERROR,
-    _MS.kSolveError: Status.ERROR,
-    _MS.kPostsolveError: Status.ERROR,
-}
-"""HighsModelStatus → optisched Status; None = ``feasible`` with an incumbent, else
-``no_solution``."""
-
-
 def highs_from_model(model: MilpModel, *, relax: bool = False, log_output: bool = False
-                     ) -> highspy.Highs:
+                     ) -> hs.Highs:
     """A silent Highs instance holding ``model`` (integrality dropped when ``relax``)."""
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", bool(log_output))
-    A = model.A
-    integ = (model.integer if not relax else np.zeros(model.n_cols, dtype=bool)).astype(np.int32)
-    # the array overload of passModel: numpy arrays in, no per-element Python objects
-    h.passModel(model.n_cols, model.n_rows, int(A.nnz), int(highspy.MatrixFormat.kColwise),
-                int(highspy.ObjSense.kMinimize), 0.0,
-                np.ascontiguousarray(model.cost, dtype=np.float64),
-                np.ascontiguousarray(model.col_lb, dtype=np.float64),
-                np.ascontiguousarray(model.col_ub, dtype=np.float64),
-                np.ascontiguousarray(model.row_lo, dtype=np.float64),
-                np.ascontiguousarray(model.row_hi, dtype=np.float64),
-                A.indptr.astype(np.int32), A.indices.astype(np.int32),
-                A.data.astype(np.float64), integ)
-    return h
+    return hs.load(model, None if relax else model.integer, log_output=log_output)
 
 
-def _set_common(h: highspy.Highs, model: MilpModel, options: SolveOptions,
+def _set_common(h: hs.Highs, model: MilpModel, options: SolveOptions,
                 params: HighsOptions, time_limit: float) -> None:
-    if math.isfinite(time_limit):
-        h.setOptionValue("time_limit", float(max(time_limit, 0.01)))
-    if options.threads:
-        h.setOptionValue("threads", int(options.threads))
-    h.setOptionValue("random_seed", int(options.seed))
     rule_off = params.presolve_rule_off
     if rule_off is None and model.n_cols > BIG_MODEL_COLS:
         rule_off = PRESOLVE_RULE_OFF
-    if rule_off is not None:
-        h.setOptionValue("presolve_rule_off", int(rule_off))
+    hs.configure(h, time_limit=max(time_limit, 0.01), threads=options.threads,
+              seed=int(options.seed), presolve_rule_off=rule_off)
 
 
 def placement_from_solution(index: Index, model: MilpModel, x: FloatArray
@@ -176,8 +132,6 @@ def _warm_start_plan(problem: Problem, index: Index, options: SolveOptions,
         return options.warm_start
     if not params.greedy_start:
         return None
-    from optisched.solvers import REGISTRY
-
     limit = 2.0 if options.time_limit is None else min(10.0, 0.1 * options.time_limit)
     sub = SolveOptions(time_limit=limit, seed=options.seed, threads=options.threads)
     for name in ("greedy", "baseline"):
@@ -203,13 +157,9 @@ def final_flows(index: Index, model: MilpModel, x: FloatArray, node: IntArray,
     (Flows, bool)
         The flows and whether they came from the dispatch.
     """
-    from optisched.dispatch import dispatch
-
     res = dispatch(index, node, start, on)
     if res.feasible and res.flows is not None:
         return res.flows, True
-    from optisched.evaluate import job_load
-
     load = on * index.idle_kw[:, None] + job_load(index, node, start)
     flows = Flows(on=on.copy(), load=load, pv_used=x[model.pv_used],
                   grid_import=x[model.grid_import],
@@ -235,45 +185,31 @@ def run_highs(problem: Problem, index: Index, options: SolveOptions, *, name: st
     h = highs_from_model(model, log_output=params.log)
     _set_common(h, model, options, params, remaining)
     gap = DEFAULT_GAP if options.mip_gap is None else float(options.mip_gap)
-    h.setOptionValue("mip_rel_gap", gap)
-    h.setOptionValue("mip_abs_gap", 1e-9)
+    hs.configure(h, mip_rel_gap=gap, mip_abs_gap=1e-9)
     info: dict[str, Any] = {"columns": model.n_cols, "rows": model.n_rows,
                             "nonzeros": int(model.A.nnz), "integers": int(model.integer.sum())}
     if warm is not None:
         v = model_solution_from_plan(index, model, warm)
         if v is not None:
-            sol = highspy.HighsSolution()
-            sol.col_value = v
-            sol.value_valid = True
-            h.setSolution(sol)
+            hs.set_solution(h, v)
             info["warm_start"] = warm.solver
             info["warm_start_objective"] = warm.objective
 
     if options.callback is not None or on_solution is not None:
-        def improving(e: Any) -> None:
-            d = e.data_out
+        def improving(e: hs.MipEvent) -> None:
             if options.callback is not None:
-                options.report(t0, float(d.objective_function_value),
-                               float(d.mip_dual_bound), "highs incumbent")
+                options.report(t0, e.objective, e.bound, "highs incumbent")
             if on_solution is not None:
-                on_solution(np.asarray(d.mip_solution, dtype=float))
+                on_solution(e.solution())
 
-        h.cbMipImprovingSolution.subscribe(improving)
-    h.run()
-    ms = h.getModelStatus()
-    if ms == _MS.kNotset and options.threads:
-        # HiGHS's thread pool is process-global: a pool started earlier with another
-        # size makes run() fail at once. Reset it (solves here are sequential) and retry.
-        log.info("HiGHS thread pool has another size; resetting it to %d", options.threads)
-        highspy.Highs.resetGlobalScheduler(True)
-        h.run()
-        ms = h.getModelStatus()
+        hs.subscribe_improving(h, improving)
+    ran = hs.run(h, pool_threads=options.threads)
+    if ran.scheduler_reset:
         info["scheduler_reset"] = True
-    hinfo = h.getInfo()
-    mapped = STATUS_MAP.get(ms, Status.ERROR)
-    has_sol = hinfo.primal_solution_status == 2 or (
-        ms == _MS.kOptimal and model.n_cols > 0)
-    info["highs_status"] = h.modelStatusToString(ms)
+    hinfo = hs.info(h)
+    mapped = ran.status
+    has_sol = hinfo.has_primal or (ran.optimal and model.n_cols > 0)
+    info["highs_status"] = ran.text
     t_solve = time.perf_counter() - t0 - t_build
     if mapped is None:
         mapped = Status.FEASIBLE if has_sol else Status.NO_SOLUTION
@@ -283,24 +219,24 @@ def run_highs(problem: Problem, index: Index, options: SolveOptions, *, name: st
             msg = explain_infeasibility(index, time_limit=max(1.0, time_limit / 4))
         plan = Plan.empty(problem, name, Status.INFEASIBLE, msg)
     elif mapped is Status.OPTIMAL or (mapped is Status.FEASIBLE and has_sol):
-        x = np.asarray(h.getSolution().col_value, dtype=float)
+        x = hs.solution(h).primal()
         node, start, on = placement_from_solution(index, model, x)
         flows, dispatched = final_flows(index, model, x, node, start, on)
         plan = plan_from_placement(problem, index, name, mapped, node, start, flows)
-        plan.objective = float(hinfo.objective_function_value)
+        plan.objective = hinfo.objective
         info["milp_objective"] = plan.objective
         info["redispatched"] = dispatched
         if model.integer.any():
-            plan.bound = float(hinfo.mip_dual_bound)
-            info["mip_gap"] = float(hinfo.mip_gap)
-            info["mip_nodes"] = int(hinfo.mip_node_count)
+            plan.bound = hinfo.mip_bound
+            info["mip_gap"] = hinfo.mip_gap
+            info["mip_nodes"] = hinfo.mip_nodes
         else:
             plan.bound = plan.objective
     else:
         plan = Plan.empty(problem, name, mapped,
                           f"HiGHS ended with {info['highs_status']} and no plan")
-        if model.integer.any() and math.isfinite(hinfo.mip_dual_bound):
-            plan.bound = float(hinfo.mip_dual_bound)
+        if model.integer.any() and math.isfinite(hinfo.mip_bound):
+            plan.bound = hinfo.mip_bound
     options.report(t0, plan.objective, plan.bound, f"highs {info['highs_status']}")
     plan.info = info
     plan.timings = {"build": t_build, "solve": t_solve}
@@ -341,12 +277,11 @@ def explain_infeasibility(index: Index, time_limit: float = 10.0, max_items: int
         rows = np.arange(b.start, b.start + b.size)
         model.cost[model.slack[rows][model.slack[rows] >= 0]] = ASSIGNMENT_SLACK_WEIGHT
     h = highs_from_model(model)
-    h.setOptionValue("time_limit", float(time_limit))
-    h.setOptionValue("mip_rel_gap", 1e-4)
-    h.run()
-    if h.getInfo().primal_solution_status != 2:
+    hs.configure(h, time_limit=float(time_limit), mip_rel_gap=1e-4)
+    hs.run(h)
+    if not hs.info(h).has_primal:
         return "the MILP is infeasible (the elastic relaxation found no explanation in time)"
-    x = np.asarray(h.getSolution().col_value)
+    x = hs.solution(h).primal()
     rows = np.nonzero(model.slack >= 0)[0]
     val = x[model.slack[rows]]
     pos = rows[val > 1e-6]

@@ -1,5 +1,9 @@
 """Sub-problems of ``lns``: a neighbourhood as a smaller :class:`~optisched.domain.Problem`.
 
+:func:`build_subproblem` builds it, :func:`solve_subproblem` solves it with the
+sub-solver (:func:`sub_solver_name`), :func:`splice` puts the result back into the
+full plan.
+
 A neighbourhood is a set of nodes ``S`` and a set of freed jobs ``F``. The
 sub-problem keeps the nodes ``S`` with their series and tariffs; a feeder of ``S``
 keeps its headroom minus the incumbent net import of its nodes outside ``S``
@@ -19,18 +23,39 @@ built by hand.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from optisched.arrays import IntArray
+from optisched.dispatch import dispatch_load
 from optisched.domain import Feeder, Problem
-from optisched.index import Index
-from optisched.plan import Flows, Plan, Status
+from optisched.evaluate import Evaluation, evaluate
+from optisched.index import Index, compile_index
+from optisched.plan import Plan, Status
+from optisched.solvers import REGISTRY, solve
+from optisched.solvers.base import SolveOptions, plan_from_placement
+from optisched.solvers.greedy import run_greedy
+from optisched.solvers.options import LnsOptions
 
-__all__ = ["SubProblem", "build_subproblem", "feeder_closure"]
+__all__ = [
+    "REL_TOL",
+    "SubProblem",
+    "build_subproblem",
+    "feeder_closure",
+    "solve_subproblem",
+    "splice",
+    "sub_solver_name",
+]
 
-IntArray = npt.NDArray[np.int64]
+log = logging.getLogger(__name__)
+
+REL_TOL = 1e-9
+"""Relative improvement below which a plan does not count as better."""
+SUB_GAP = 1e-6
+"""Relative MIP gap of the sub-solves."""
 
 _SLACK = 1e-9
 """Added to a reduced feeder headroom [kW] so the incumbent stays feasible after rounding."""
@@ -53,6 +78,8 @@ class SubProblem:
         pinned in the original problem).
     warm : Plan
         The incumbent restricted to the sub-problem (a feasible plan of it).
+    index : Index
+        The sub-problem's compiled index.
     """
 
     problem: Problem
@@ -60,6 +87,7 @@ class SubProblem:
     jobs: IntArray
     free: npt.NDArray[np.bool_]
     warm: Plan
+    index: Index
 
 
 def feeder_closure(index: Index, nodes: IntArray) -> IntArray:
@@ -150,9 +178,74 @@ def build_subproblem(problem: Problem, index: Index, plan: Plan, nodes: IntArray
     pos = np.full(index.N, -1, dtype=np.int64)
     pos[nodes] = np.arange(nodes.size)
     wn = np.where(plan.node[jobs] >= 0, pos[np.maximum(plan.node[jobs], 0)], -1)
-    f = plan.flows
-    wflows = Flows(**{k: np.array(getattr(f, k)[nodes], copy=True) for k in f.__dict__})
-    warm = Plan(solver="lns", status=Status.FEASIBLE, job_ids=[j.job_id for j in sub_jobs],
-                node_ids=[n.node_id for n in sub_nodes], node=wn.astype(np.int64),
-                start=plan.start[jobs].astype(np.int64), flows=wflows)
-    return SubProblem(sub, nodes, jobs, is_free[jobs], warm)
+    sub_index = compile_index(sub)
+    warm = plan_from_placement(sub, sub_index, "lns", Status.FEASIBLE, wn, plan.start[jobs],
+                               plan.flows.take_rows(nodes))
+    return SubProblem(sub, nodes, jobs, is_free[jobs], warm, sub_index)
+
+
+def sub_solver_name(options: SolveOptions) -> str:
+    """The sub-solver: ``sub_solver`` when given, else ``highs``, ``cpsat`` or ``greedy``.
+
+    Raises
+    ------
+    ValueError
+        The given ``sub_solver`` is not registered or not installed.
+    """
+    want = options.params_as(LnsOptions).sub_solver
+    if want is not None:
+        if want not in REGISTRY or not REGISTRY[want].available():
+            raise ValueError(f"sub_solver {want!r} is not registered or not installed")
+        return str(want)
+    for name in ("highs", "cpsat", "greedy"):
+        if name in REGISTRY and REGISTRY[name].available():
+            return name
+    return "greedy"
+
+
+def solve_subproblem(name: str, sub: SubProblem, time_limit: float, seed: int,
+                     threads: int | None) -> Plan:
+    """Solve a sub-problem with the registered solver ``name`` (``greedy`` also unregistered).
+
+    ``highs`` and ``cpsat`` start from the incumbent (:attr:`SubProblem.warm`).
+    """
+    if name not in REGISTRY:
+        return run_greedy(sub.problem, sub.index, SolveOptions(time_limit=time_limit, seed=seed))
+    warm = sub.warm if name in ("highs", "cpsat") else None
+    return solve(sub.problem, name, time_limit=time_limit, mip_gap=SUB_GAP, seed=seed,
+                 threads=threads, warm_start=warm)
+
+
+def splice(problem: Problem, index: Index, best: Plan, objective: float, sub: SubProblem,
+           result: Plan) -> tuple[Plan | None, Evaluation | None]:
+    """The full plan with the sub-problem's result in place, and its evaluation.
+
+    The sub-problem's flows of ``S`` (exact dispatch within the reduced feeder
+    headroom) with the incumbent ``best`` (of ``objective`` [money]) elsewhere form a
+    feasible plan. When it is better than the incumbent, the nodes of ``S`` (with their
+    whole coupled feeders) are re-dispatched exactly, which never costs more, and the
+    cheaper feasible version is returned. None when the spliced plan fails the evaluator.
+    """
+    assert best.flows is not None and result.flows is not None
+    node, start = best.node.copy(), best.start.copy()
+    sn = result.node
+    node[sub.jobs] = np.where(sn >= 0, sub.nodes[np.maximum(sn, 0)], -1)
+    start[sub.jobs] = result.start
+    flows = best.flows.copy()
+    flows.set_rows(sub.nodes, result.flows)
+    cand = plan_from_placement(problem, index, "lns", Status.FEASIBLE, node, start, flows)
+    ev = evaluate(problem, cand, index)
+    if not ev.feasible:
+        log.debug("spliced plan fails the evaluator: %s", ev.violations[:2])
+        return None, None
+    if ev.objective >= objective - REL_TOL * max(1.0, abs(objective)):
+        return cand, ev
+    res = dispatch_load(index, flows.load, nodes=sub.nodes)
+    if res.feasible:
+        flows2 = flows.copy()
+        res.write_into(flows2)
+        cand2 = plan_from_placement(problem, index, "lns", Status.FEASIBLE, node, start, flows2)
+        ev2 = evaluate(problem, cand2, index)
+        if ev2.feasible and ev2.objective <= ev.objective:
+            return cand2, ev2
+    return cand, ev

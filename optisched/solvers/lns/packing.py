@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from ortools.sat.python import cp_model
 
-from optisched.formulations.packing import build_packing_model, extract_packing
+from optisched.formulations.packing import RES_SCALE, build_packing_model, extract_packing
 from optisched.index import Index
 
 logger = logging.getLogger(__name__)
@@ -135,8 +135,6 @@ def repair(index: Index, node: np.ndarray, start: np.ndarray, time_limit: float,
     [s]. A large-neighbourhood repair for packings that list scheduling leaves short
     (ICON 2014 samples 08-09: 1000-2000 jobs at 80-90 % use).
     """
-    from optisched.formulations.packing import RES_SCALE
-
     t_end = time.perf_counter() + time_limit
     ix = index
     rng = np.random.default_rng(seed)

@@ -1,9 +1,11 @@
 """A cheap global lower bound for ``lns``: Lagrangian relaxation of the node loads.
 
-``formulations/lns.md`` has the proof. In short: for every dispatch group ``g``
+``docs/algorithms/lns.md`` has the proof. In short: for every dispatch group ``g``
 (a coupled feeder, or a single node) let ``V_g(L)`` be the optimal value of the
 *LP* dispatch (SPEC §2 constraints 5-7 without "never charge and discharge in one
-slot") for a load ``L`` of its nodes [money]. ``V_g`` is convex in ``L`` (the
+slot") for a load ``L`` of its nodes [money]: the LP of
+:func:`~optisched.formulations.dispatch_lp.build_dispatch_lp`, the one the exact
+dispatch solves. ``V_g`` is convex in ``L`` (the
 value function of an LP in its right-hand side), so for any reference load
 ``L*`` and a dual ``π`` of the balance rows at ``L*`` (a subgradient, [money/kW]):
 
@@ -33,20 +35,17 @@ import logging
 import math
 import time
 
-import highspy
 import numpy as np
-import numpy.typing as npt
-import scipy.sparse as sp
 
+from optisched.arrays import FloatArray, IntArray
+from optisched.backends import highs as hs
 from optisched.dispatch import dispatch_groups
+from optisched.formulations.dispatch_lp import build_dispatch_lp
 from optisched.index import Index
 
 __all__ = ["capacity_bound", "improved_bound", "lagrangian_bound"]
 
 log = logging.getLogger(__name__)
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 _BLOCK = 16
 """Standalone nodes per block-diagonal LP."""
@@ -58,120 +57,17 @@ def _group_lp(index: Index, nodes: IntArray, load: FloatArray,
               feeders: list[int]) -> tuple[float, FloatArray] | None:
     """LP dispatch of ``nodes`` at ``load``: optimal value [money] and balance duals (K, T).
 
-    Columns per (node k, slot t): pv_used, import, export, charge, discharge, soc;
-    then one peak column per node with a demand charge. Returns None when the LP is
-    not solved to optimality.
+    The LP of :func:`~optisched.formulations.dispatch_lp.build_dispatch_lp` (the exact
+    dispatch's), solved by a fresh HiGHS with its default options. Returns None when the
+    LP is not solved to optimality.
     """
-    T, dt = index.T, index.dt
-    K = nodes.size
-    nv = 6
-    n_base = K * nv * T
-
-    def col(k: IntArray | int, v: int, t: IntArray | int) -> IntArray:
-        return np.asarray((np.asarray(k) * nv + v) * T + np.asarray(t), dtype=np.int64)
-
-    kk = np.repeat(np.arange(K), T)
-    tt = np.tile(np.arange(T), K)
-    n_of = nodes[kk]
-    lo = np.zeros((K, nv, T))
-    hi = np.zeros((K, nv, T))
-    cost = np.zeros((K, nv, T))
-    hi[:, 0] = index.pv[nodes]
-    hi[:, 1] = index.headroom[nodes]
-    hi[:, 2] = index.export_kw[nodes][:, None]
-    hi[:, 3] = index.charge_kw[nodes][:, None]
-    hi[:, 4] = index.discharge_kw[nodes][:, None]
-    lo[:, 5] = index.soc_min[nodes][:, None]
-    hi[:, 5] = index.soc_max[nodes][:, None]
-    if index.terminal_initial:
-        lo[:, 5, T - 1] = np.maximum(lo[:, 5, T - 1], index.soc_init[nodes])
-    cost[:, 1] = dt * index.import_cost[nodes]
-    cost[:, 2] = -dt * index.export_price[nodes]
-    cost[:, 4] = dt * index.degradation[nodes][:, None]
-    dem = np.nonzero(index.demand_charge[nodes] > 0)[0]
-    n_col = n_base + dem.size
-    col_lo = np.concatenate([lo.ravel(), np.zeros(dem.size)])
-    col_hi = np.concatenate([np.where(np.isfinite(hi), hi, highspy.kHighsInf).ravel(),
-                             np.full(dem.size, highspy.kHighsInf)])
-    col_cost = np.concatenate([cost.ravel(), index.demand_charge[nodes][dem]])
-    rows: list[IntArray] = []
-    cols: list[IntArray] = []
-    vals: list[FloatArray] = []
-    rlo: list[FloatArray] = []
-    rhi: list[FloatArray] = []
-    r0 = 0
-    # balance: p + i + d − c − e = L   (rows 0 .. K·T−1, row k·T + t)
-    rb = kk * T + tt
-    for v, s in ((0, 1.0), (1, 1.0), (4, 1.0), (3, -1.0), (2, -1.0)):
-        rows.append(rb)
-        cols.append(col(kk, v, tt))
-        vals.append(np.full(rb.size, s))
-    rlo.append(load[nodes].ravel())
-    rhi.append(load[nodes].ravel())
-    r0 += K * T
-    # soc: s_t − s_{t−1} − Δ ηc c_t + Δ/ηd d_t = (soc_init if t == 0 else 0)
-    rs = r0 + kk * T + tt
-    rows += [rs, rs, rs]
-    cols += [col(kk, 5, tt), col(kk, 3, tt), col(kk, 4, tt)]
-    vals += [np.ones(rs.size), -dt * index.eff_charge[n_of], dt / index.eff_discharge[n_of]]
-    prev = tt > 0
-    rows.append(rs[prev])
-    cols.append(col(kk[prev], 5, tt[prev] - 1))
-    vals.append(-np.ones(int(prev.sum())))
-    rhs = np.where(tt == 0, index.soc_init[n_of], 0.0)
-    rlo.append(rhs)
-    rhi.append(rhs)
-    r0 += K * T
-    # peak: import − peak ≤ 0
-    for m, k in enumerate(dem):
-        rp = r0 + np.arange(T)
-        rows += [rp, rp]
-        cols += [col(int(k), 1, np.arange(T)), np.full(T, n_base + m)]
-        vals += [np.ones(T), -np.ones(T)]
-        rlo.append(np.full(T, -highspy.kHighsInf))
-        rhi.append(np.zeros(T))
-        r0 += T
-    # feeder: Σ (import − export) ≤ headroom where finite
-    for f in feeders:
-        members = np.nonzero(index.feeder_of[nodes] == f)[0]
-        lim = index.feeder_headroom[f]
-        fin = np.nonzero(np.isfinite(lim))[0]
-        if not fin.size or not members.size:
-            continue
-        mk = np.repeat(members, fin.size)
-        mt = np.tile(fin, members.size)
-        rf = r0 + np.searchsorted(fin, mt)
-        rows += [rf, rf]
-        cols += [col(mk, 1, mt), col(mk, 2, mt)]
-        vals += [np.ones(mk.size), -np.ones(mk.size)]
-        rlo.append(np.full(fin.size, -highspy.kHighsInf))
-        rhi.append(lim[fin])
-        r0 += fin.size
-    A = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                      shape=(r0, n_col))
-    A.sum_duplicates()
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    lp = highspy.HighsLp()
-    lp.num_col_ = n_col
-    lp.num_row_ = r0
-    lp.col_cost_ = col_cost
-    lp.col_lower_ = col_lo
-    lp.col_upper_ = col_hi
-    lp.row_lower_ = np.concatenate(rlo)
-    lp.row_upper_ = np.concatenate(rhi)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = A.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = A.indices.astype(np.int32)
-    lp.a_matrix_.value_ = A.data.astype(float)
-    h.passModel(lp)
-    h.run()
-    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-        log.debug("bound LP for %d nodes: %s", K, h.modelStatusToString(h.getModelStatus()))
+    lp = build_dispatch_lp(index, nodes, load, feeders)
+    h = hs.load(lp.model)
+    ran = hs.run(h)
+    if not ran.optimal:
+        log.debug("bound LP for %d nodes: %s", nodes.size, ran.text)
         return None
-    value = float(h.getInfo().objective_function_value)
-    duals = np.asarray(h.getSolution().row_dual, dtype=float)[: K * T].reshape(K, T)
-    return value, duals
+    return hs.info(h).objective, lp.balance_duals(hs.solution(h).row_duals())
 
 
 def lagrangian_bound(index: Index, load: FloatArray) -> float | None:

@@ -30,7 +30,7 @@ generation (Dantzig-Wolfe on the assignment rows):
   generation).
 
 **Why the bound is valid.** At every iteration the multipliers (``y`` and ``ỹ``)
-are handed to :func:`optisched.bound.dual_value` on the *full* model. That is the
+are handed to :func:`optisched.bounds.duality.dual_value` on the *full* model. That is the
 Lagrangian (Farley) bound: every row except the assignment rows is dualized with
 sign-clipped multipliers, and each job keeps its simplex ``Σ x + drop = 1`` over
 *all* its start columns, so it is a lower bound on the LP optimum, hence on the
@@ -57,27 +57,20 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-import highspy
 import numpy as np
-import numpy.typing as npt
 import scipy.sparse as sp
 
-from optisched.bound import dual_value
+from optisched.arrays import BoolArray, FloatArray, IntArray
+from optisched.backends import highs as hs
+from optisched.bounds.duality import dual_value
 from optisched.domain import Problem
+from optisched.formulations.milp import MilpModel, ModelSets, build_milp
 from optisched.index import Index, compile_index
-
-if TYPE_CHECKING:
-    from optisched.formulations.milp import MilpModel, ModelSets
 
 __all__ = ["ColgenResult", "colgen_bound"]
 
 log = logging.getLogger(__name__)
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 DEFAULT_INITIAL_COLUMNS = 3
 """Start columns per job in the first RMP (cheapest at the tariff price, distinct nodes)."""
@@ -206,7 +199,7 @@ class _Master:
         self.use_art = self.art_rows.size > 0
         self.rows = np.zeros(0, dtype=np.int64)
         self.active = np.zeros(0, dtype=np.int64)
-        self.h = highspy.Highs()
+        self.h = hs.new_highs()
 
     @property
     def n_art(self) -> int:
@@ -246,69 +239,53 @@ class _Master:
                                    np.zeros(cols.size)])
         lb = np.concatenate([model.col_lb[self.nonx], np.zeros(n_art), model.col_lb[cols]])
         ub = np.concatenate([model.col_ub[self.nonx], np.full(n_art, np.inf), model.col_ub[cols]])
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
-        h.setOptionValue("threads", 1)
-        h.setOptionValue("solver", self.solver)
-        if self.solver == "ipm":
-            # any multipliers give a bound: no crossover to a vertex needed
-            h.setOptionValue("run_crossover", "off")
-        n = M.shape[1]
-        h.passModel(n, m, int(M.nnz), int(highspy.MatrixFormat.kColwise),
-                    int(highspy.ObjSense.kMinimize), 0.0, np.ascontiguousarray(cost),
-                    np.ascontiguousarray(lb), np.ascontiguousarray(ub),
-                    np.ascontiguousarray(model.row_lo[self.rows]),
-                    np.ascontiguousarray(model.row_hi[self.rows]),
-                    M.indptr.astype(np.int32), M.indices.astype(np.int32),
-                    M.data.astype(np.float64), np.zeros(n, dtype=np.int32))
+        h = hs.load(hs.LinearModel(A=M, cost=cost, col_lb=lb, col_ub=ub,
+                                   row_lo=model.row_lo[self.rows],
+                                   row_hi=model.row_hi[self.rows]))
+        # any multipliers give a bound: no crossover to a vertex needed with ipm
+        hs.configure(h, threads=1, solver=self.solver,
+                     crossover=False if self.solver == "ipm" else None)
         self.h = h
 
     def solve(self, time_limit: float, ipm_tol: float) -> str:
         """Solve the master; returns ``optimal``, ``infeasible`` or ``stopped``."""
         h = self.h
-        if math.isfinite(time_limit):
-            h.setOptionValue("time_limit", float(max(time_limit, 0.01)))
-        if self.solver == "ipm":
-            h.setOptionValue("ipm_optimality_tolerance", float(ipm_tol))
-        h.run()
-        ms = h.getModelStatus()
-        MS = highspy.HighsModelStatus
-        if ms in (MS.kUnknown, MS.kNotset) and self.solver == "ipm":
+        hs.configure(h, time_limit=max(time_limit, 0.01),
+                     ipm_optimality_tolerance=float(ipm_tol) if self.solver == "ipm" else None)
+        ran = hs.run(h)
+        if ran.unknown and self.solver == "ipm":
             # IPX without crossover may stop short of its tolerances: redo by simplex
-            log.debug("colgen: IPM status %s, re-solving by simplex", h.modelStatusToString(ms))
-            h.setOptionValue("solver", "simplex")
-            h.run()
-            ms = h.getModelStatus()
-        if ms == MS.kOptimal:
+            log.debug("colgen: IPM status %s, re-solving by simplex", ran.text)
+            hs.configure(h, solver="simplex")
+            ran = hs.run(h)
+        if ran.optimal or ran.empty:
             return "optimal"
-        if ms == MS.kModelEmpty:
-            return "optimal"
-        if ms in (MS.kInfeasible, MS.kUnboundedOrInfeasible):
+        if ran.infeasible:
             return "infeasible"
-        log.debug("colgen: master status %s", h.modelStatusToString(ms))
+        log.debug("colgen: master status %s", ran.text)
         return "stopped"
 
     def value(self) -> float:
         """Objective of the last solve [money]."""
-        return float(self.h.getInfo().objective_function_value)
+        return hs.info(self.h).objective
 
     def duals(self) -> FloatArray:
         """Row duals of the last solve on the full rows (0 on rows not in the master)."""
         y = np.zeros(self.model.n_rows)
         if self.rows.size:
-            y[self.rows] = np.asarray(self.h.getSolution().row_dual)[:self.rows.size]
+            y[self.rows] = hs.solution(self.h).row_duals()[:self.rows.size]
         return y
 
     def start_values(self) -> FloatArray:
         """Values of the active start columns in the last solution."""
-        x = np.asarray(self.h.getSolution().col_value)
+        x = hs.solution(self.h).primal()
         return x[self.nonx.size + self.n_art:]
 
     def artificial_use(self) -> float:
         """Total value of the artificial columns in the last solution."""
         if not self.n_art:
             return 0.0
-        x = np.asarray(self.h.getSolution().col_value)
+        x = hs.solution(self.h).primal()
         return float(x[self.nonx.size:self.nonx.size + self.n_art].sum())
 
 
@@ -336,7 +313,7 @@ def _infeasibility_proven(model: MilpModel, index: Index, y: FloatArray) -> bool
     """True when the multipliers ``y`` certify that the LP has no feasible point.
 
     With zero costs the LP optimum is 0 when it is feasible, so a positive
-    :func:`~optisched.bound.dual_value` of the zero-cost model is a Farkas proof.
+    :func:`~optisched.bounds.duality.dual_value` of the zero-cost model is a Farkas proof.
     """
     scale = float(np.abs(y).max()) if y.size else 0.0
     if not np.isfinite(scale) or scale <= 0.0:
@@ -348,14 +325,13 @@ def _infeasibility_proven(model: MilpModel, index: Index, y: FloatArray) -> bool
 def _farkas(master: _Master) -> FloatArray | None:
     """Row multipliers (full rows) from a dual ray of an infeasible master, if any."""
     h = master.h
-    h.setOptionValue("solver", "simplex")
-    h.setOptionValue("presolve", "off")
-    h.run()
-    _, has_ray, ray = h.getDualRay()
-    if not has_ray:
+    hs.configure(h, solver="simplex", presolve=False)
+    hs.run(h)
+    ray = hs.dual_ray(h)
+    if ray is None:
         return None
     y = np.zeros(master.model.n_rows)
-    y[master.rows] = np.asarray(ray)[:master.rows.size]
+    y[master.rows] = ray[:master.rows.size]
     return y
 
 
@@ -408,126 +384,182 @@ def colgen_bound(problem: Problem, index: Index | None = None, time_limit: float
     ColgenResult
         Best bound, last master value, counts and timing.
     """
-    from optisched.formulations.milp import build_milp
-
     t0 = time.perf_counter()
-    limit = math.inf if time_limit is None else float(time_limit)
     index = index or compile_index(problem)
     model = model or build_milp(index)
-    sets = model.sets
-
-    def elapsed() -> float:
-        return time.perf_counter() - t0
-
-    hist: list[tuple[float, float, float]] = []
-
-    def result(bound: float, lp: float | None, it: int, cols: int, conv: bool) -> ColgenResult:
-        return ColgenResult(bound, lp, it, cols, elapsed(), conv, tuple(hist))
-
     # a must-run job without any start column: no plan exists
     has_col = np.zeros(index.J, dtype=bool)
-    has_col[sets.x_job] = True
+    has_col[model.sets.x_job] = True
     if np.any(index.must_run & ~index.pinned & ~has_col):
         log.info("colgen: a must-run job has no feasible start; bound = inf")
-        return result(math.inf, None, 0, 0, True)
+        return ColgenResult(math.inf, None, 0, 0, time.perf_counter() - t0, True, ())
+    search = _Colgen(model, index, t0, math.inf if time_limit is None else float(time_limit),
+                     progress, columns_per_job=columns_per_job, per_option=per_option,
+                     smoothing=smoothing, drop_threshold=drop_threshold)
+    search.start(initial_columns, lp_solver)
+    return search.run(max_iterations)
 
-    active = _initial_columns(model, index, initial_columns)
-    master = _Master(model, index, _default_big_m(model), lp_solver)
-    fixed = sets.x_fixed
-    dropped = np.zeros(model.x.size, dtype=bool)
-    best, best_y = -math.inf, np.zeros(model.n_rows)
-    lp: float | None = None
-    it = 0
-    phase1 = False
-    ipm_tol = IPM_TOL_MAX
-    while max_iterations is None or it < max_iterations:
-        master.build(active, phase1)
-        status = master.solve(limit - elapsed(), ipm_tol)
-        if status == "stopped":
-            log.info("colgen: master %d not solved in time", it + 1)
-            break
-        it += 1
-        if status == "infeasible":
-            # infeasible whatever the start columns (every job may go to its drop or
-            # artificial column): check a Farkas ray on the full model
-            ray = _farkas(master)
-            if ray is not None and (_infeasibility_proven(model, index, ray)
-                                    or _infeasibility_proven(model, index, -ray)):
-                log.info("colgen: LP relaxation infeasible (Farkas ray); bound = inf")
-                return result(math.inf, None, it, active.size, True)
-            log.warning("colgen: restricted master infeasible without a certificate; "
-                        "returning the best bound so far")
-            break
-        y = master.duals()
-        value = master.value()
-        art = master.artificial_use()
+
+class _Colgen:
+    """The state of one column generation (see :func:`colgen_bound`)."""
+
+    def __init__(self, model: MilpModel, index: Index, t0: float, limit: float,
+                 progress: Callable[[float, float], None] | None, *, columns_per_job: int,
+                 per_option: int, smoothing: float, drop_threshold: float) -> None:
+        self.model, self.index, self.sets = model, index, model.sets
+        self.t0, self.limit, self.progress = t0, limit, progress
+        self.columns_per_job, self.per_option = columns_per_job, per_option
+        self.smoothing, self.drop_threshold = smoothing, drop_threshold
+        self.hist: list[tuple[float, float, float]] = []
+        self.fixed = model.sets.x_fixed
+        self.dropped = np.zeros(model.x.size, dtype=bool)
+        self.best, self.best_y = -math.inf, np.zeros(model.n_rows)
+        self.lp: float | None = None
+        self.it = 0
+        self.phase1 = False
+        self.ipm_tol = IPM_TOL_MAX
+        self.stopped = False
+        """The search ends without a proof (after the current iteration)."""
+
+    def start(self, initial_columns: int, lp_solver: str) -> None:
+        """The first master's start columns and the master."""
+        self.active = _initial_columns(self.model, self.index, initial_columns)
+        self.master = _Master(self.model, self.index, _default_big_m(self.model), lp_solver)
+
+    def elapsed(self) -> float:
+        """Seconds since the start, model build included."""
+        return time.perf_counter() - self.t0
+
+    def result(self, bound: float, lp: float | None, converged: bool) -> ColgenResult:
+        """The result at this point."""
+        return ColgenResult(bound, lp, self.it, self.active.size, self.elapsed(), converged,
+                            tuple(self.hist))
+
+    def run(self, max_iterations: int | None) -> ColgenResult:
+        """Masters until convergence, a proof of infeasibility, the limits or a stop."""
+        master = self.master
+        while max_iterations is None or self.it < max_iterations:
+            master.build(self.active, self.phase1)
+            status = master.solve(self.limit - self.elapsed(), self.ipm_tol)
+            if status == "stopped":
+                log.info("colgen: master %d not solved in time", self.it + 1)
+                break
+            self.it += 1
+            if status == "infeasible":
+                proof = self._infeasible_master()
+                if proof is not None:
+                    return proof
+                break
+            y = master.duals()
+            value = master.value()
+            art = master.artificial_use()
+            price_y = y if self.phase1 else self._record(y, value, art)
+            log.debug("colgen it %d: RMP %.6f bound %.6f artificial %.3g, %d start columns, "
+                      "%d rows (%.1f s)", self.it, value, self.best, art, self.active.size,
+                      master.rows.size, self.elapsed())
+            if self.elapsed() >= self.limit:
+                break
+            if (not self.phase1 and self.lp is not None
+                    and self.best >= value - CONVERGED_GAP * max(1.0, abs(value))):
+                log.info("colgen: bound meets the master value after %d iterations (%.1f s)",
+                         self.it, self.elapsed())
+                return self.result(self.best, value, True)
+            if self._add_columns(y, price_y, value):
+                continue
+            done = self._no_column_prices_out(y, value, art)
+            if done is not None:
+                return done
+            if self.stopped:
+                break
+        return self.result(self.best, self.lp, False)
+
+    def _infeasible_master(self) -> ColgenResult | None:
+        """Infeasible whatever the start columns (every job may go to its drop or
+        artificial column): the result when a Farkas ray on the full model proves it."""
+        model, index = self.model, self.index
+        ray = _farkas(self.master)
+        if ray is not None and (_infeasibility_proven(model, index, ray)
+                                or _infeasibility_proven(model, index, -ray)):
+            log.info("colgen: LP relaxation infeasible (Farkas ray); bound = inf")
+            return self.result(math.inf, None, True)
+        log.warning("colgen: restricted master infeasible without a certificate; "
+                    "returning the best bound so far")
+        return None
+
+    def _record(self, y: FloatArray, value: float, art: float) -> FloatArray:
+        """Bound of a phase-2 master's duals (and of the smoothed ones); returns the
+        multipliers to price at."""
+        model, index = self.model, self.index
         price_y = y
-        if not phase1:
-            lp = value if art <= ARTIFICIAL_TOL else None
-            bound_it, y_it = dual_value(model, index, y), y
-            if smoothing > 0 and math.isfinite(best):
-                price_y = smoothing * best_y + (1.0 - smoothing) * y
-                b_s = dual_value(model, index, price_y)
-                if b_s > bound_it:
-                    bound_it, y_it = b_s, price_y
-            if bound_it > best:
-                best, best_y = bound_it, y_it
-            hist.append((elapsed(), best, value))
-            if progress is not None:
-                progress(best, elapsed())
-            if math.isfinite(best) and lp is not None:
-                gap = max(value - best, 0.0) / max(1.0, abs(value))
-                ipm_tol = min(IPM_TOL_MAX, max(IPM_TOL_MIN, 1e-3 * gap))
-        log.debug("colgen it %d: RMP %.6f bound %.6f artificial %.3g, %d start columns, "
-                  "%d rows (%.1f s)", it, value, best, art, active.size, master.rows.size,
-                  elapsed())
-        if elapsed() >= limit:
-            break
-        if not phase1 and lp is not None and best >= value - CONVERGED_GAP * max(1.0, abs(value)):
-            log.info("colgen: bound meets the master value after %d iterations (%.1f s)", it,
-                     elapsed())
-            return result(best, value, it, active.size, True)
+        self.lp = value if art <= ARTIFICIAL_TOL else None
+        bound_it, y_it = dual_value(model, index, y), y
+        if self.smoothing > 0 and math.isfinite(self.best):
+            price_y = self.smoothing * self.best_y + (1.0 - self.smoothing) * y
+            b_s = dual_value(model, index, price_y)
+            if b_s > bound_it:
+                bound_it, y_it = b_s, price_y
+        if bound_it > self.best:
+            self.best, self.best_y = bound_it, y_it
+        self.hist.append((self.elapsed(), self.best, value))
+        if self.progress is not None:
+            self.progress(self.best, self.elapsed())
+        if math.isfinite(self.best) and self.lp is not None:
+            gap = max(value - self.best, 0.0) / max(1.0, abs(value))
+            self.ipm_tol = min(IPM_TOL_MAX, max(IPM_TOL_MIN, 1e-3 * gap))
+        return price_y
+
+    def _add_columns(self, y: FloatArray, price_y: FloatArray, value: float) -> bool:
+        """Price the start columns outside the master and add the best; unused ones with a
+        clearly positive reduced cost leave it. False when no column prices out."""
+        model = self.model
         d = -(model.A.T @ y)[model.x]
-        if not phase1:
+        if not self.phase1:
             d += model.cost[model.x]
         d_price = d
         if price_y is not y:
             d_price = model.cost[model.x] - (model.A.T @ price_y)[model.x]
+        active = self.active
         outside = np.ones(model.x.size, dtype=bool)
         outside[active] = False
-        outside &= ~fixed
-        new = _price(d_price, outside, sets, columns_per_job, per_option)
+        outside &= ~self.fixed
+        new = _price(d_price, outside, self.sets, self.columns_per_job, self.per_option)
         if not new.size and d_price is not d:
-            new = _price(d, outside, sets, columns_per_job, per_option)
-        if new.size:
-            keep = np.ones(active.size, dtype=bool)
-            if drop_threshold > 0 and not phase1:
-                thr = drop_threshold * max(1.0, abs(value)) / max(1, index.J)
-                xs = master.start_values()
-                keep = (xs > DROP_X_TOL) | (d[active] <= thr) | fixed[active] | dropped[active]
-                dropped[active[~keep]] = True  # never twice: no cycling
-            active = np.union1d(active[keep], new)
-            continue
-        # no column prices out: the master is optimal for the full (phase-1) LP
-        if phase1:
-            if _infeasibility_proven(model, index, y):
+            new = _price(d, outside, self.sets, self.columns_per_job, self.per_option)
+        if not new.size:
+            return False
+        keep = np.ones(active.size, dtype=bool)
+        if self.drop_threshold > 0 and not self.phase1:
+            thr = self.drop_threshold * max(1.0, abs(value)) / max(1, self.index.J)
+            xs = self.master.start_values()
+            keep = ((xs > DROP_X_TOL) | (d[active] <= thr) | self.fixed[active]
+                    | self.dropped[active])
+            self.dropped[active[~keep]] = True  # never twice: no cycling
+        self.active = np.union1d(active[keep], new)
+        return True
+
+    def _no_column_prices_out(self, y: FloatArray, value: float, art: float
+                              ) -> ColgenResult | None:
+        """The master is optimal for the full (phase-1) LP: the result when that ends the
+        search with a proof; else the next phase (or :attr:`stopped`)."""
+        if self.phase1:
+            if _infeasibility_proven(self.model, self.index, y):
                 log.info("colgen: phase 1 proves the LP infeasible; bound = inf")
-                return result(math.inf, None, it, active.size, True)
-            if value > ARTIFICIAL_TOL or master.big_m >= BIG_M_MAX:
+                return self.result(math.inf, None, True)
+            if value > ARTIFICIAL_TOL or self.master.big_m >= BIG_M_MAX:
                 log.warning("colgen: phase 1 ends at %.3g without a certificate", value)
-                break
+                self.stopped = True
+                return None
             # feasible without artificial columns: they were too cheap
-            phase1 = False
-            master.big_m *= 100.0
-            continue
+            self.phase1 = False
+            self.master.big_m *= 100.0
+            return None
         if art > ARTIFICIAL_TOL:
             log.info("colgen: artificial columns in use at convergence; phase 1")
-            phase1 = True
-            continue
-        log.info("colgen: converged after %d iterations, LP %.6f, bound %.6f (%.1f s)", it,
-                 value, best, elapsed())
-        return result(best, value, it, active.size, True)
-    return result(best, lp, it, active.size, False)
+            self.phase1 = True
+            return None
+        log.info("colgen: converged after %d iterations, LP %.6f, bound %.6f (%.1f s)", self.it,
+                 value, self.best, self.elapsed())
+        return self.result(self.best, value, True)
 
 
 def _price(d: FloatArray, outside: BoolArray, sets: ModelSets, per_job: int,

@@ -1,0 +1,499 @@
+"""The search loop of ``lns``: start, bounds, neighbourhoods, sub-solves, adaptation.
+
+:func:`solve_lns` decides which bound process to run beside the search
+(:class:`_BoundSlot`) and runs :class:`_Search` on the problem, or on the penalty
+problem (:func:`_penalty_phase`) when no heuristic finds a start plan. The package
+docstring (:mod:`optisched.solvers.lns`) states the algorithm.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from optisched.arrays import IntArray
+from optisched.bounds import BoundProcess, improved_bound, lagrangian_bound
+from optisched.domain import Problem
+from optisched.evaluate import evaluate
+from optisched.index import Index, compile_index
+from optisched.plan import Plan, Status
+from optisched.solvers.base import SolveOptions, dispatched_plan, plan_from_placement
+from optisched.solvers.lns.neighbourhoods import Neighbourhood, NeighbourhoodBuilder
+from optisched.solvers.lns.restricted import RestrictedMasterProcess
+from optisched.solvers.lns.start import penalty_problem, start_plan
+from optisched.solvers.lns.subproblem import (
+    REL_TOL,
+    SubProblem,
+    build_subproblem,
+    solve_subproblem,
+    splice,
+    sub_solver_name,
+)
+from optisched.solvers.options import LnsOptions
+
+__all__ = ["DEFAULT_TIME_LIMIT", "solve_lns"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIME_LIMIT = 60.0
+"""Budget when ``time_limit`` is not given [s]."""
+MIN_SIZE = 3
+"""Smallest neighbourhood [freed jobs]."""
+INITIAL_SIZE = 8
+"""First neighbourhood size [freed jobs] (option ``size``)."""
+SUB_LIMIT_MIN, SUB_LIMIT_MAX = 1.0, 3.0
+"""Default sub-solve limit: ``budget / 20`` clipped to these [s]. Measured on 100 × 20 × 96
+instances: sub-MILPs of 4-8 freed jobs close at HiGHS's root in 0.05-0.7 s, those of 12
+freed jobs on 12 nodes stay in the root cut loop for more than 4 s without improving the
+warm start, so short limits and the size adaptation pay more than long limits."""
+GROW, SHRINK = 1.3, 0.7
+"""Size factors after a sub-solve proven optimal / cut by its time limit."""
+ALPHA = 0.3
+"""Weight of the newest reward in a kind's weight."""
+WEIGHT_FLOOR = 0.05
+"""Smallest weight of a kind, so every kind keeps being tried."""
+CAPACITY_ITERATIONS = 10
+"""Subgradient steps of :func:`~optisched.bounds.lagrangian.capacity_bound`."""
+BOUND_ROUNDS = 4
+"""Rounds of :func:`~optisched.bounds.lagrangian.improved_bound` at the start and the end."""
+BOUND_MAX_COLUMNS = 2_000_000
+"""Start columns above which ``lp_bound="auto"`` starts no bound process (the Lagrangian
+bound only): column generation builds the full model, 2.6 GB at 741 k start columns
+(generate large); ICON sample09 (5.2 M) took the machine to 23 GB."""
+LP_BOUND_MAX_COLUMNS = 300_000
+"""Start columns ``Σ options' start windows`` up to which ``lp_bound="auto"`` runs the LP
+(measured: ``tests/_problems`` 100 jobs × 20 nodes × 96 slots, an LP of 88k columns in all,
+15-26 s with HiGHS dual simplex; ``generate("medium")`` has 16k start columns, ``"large"``
+747k)."""
+LP_EARLY_COLUMNS = 5_000
+"""Start columns from which the bound process starts before the first iteration (smaller
+problems wait for it: the first sub-solve often proves them optimal)."""
+LP_BOUND_MIN_BUDGET = 10.0
+"""Smallest time limit [s] at which ``lp_bound="auto"`` starts the LP process (spawning it
+and importing optisched costs about 1-2 s)."""
+
+
+@dataclass
+class _Stats:
+    tried: int = 0
+    improved: int = 0
+    gain: float = 0.0
+    seconds: float = 0.0
+    weight: float = 1.0
+
+
+@dataclass
+class _State:
+    best: Plan
+    objective: float
+    bound: float | None
+    size: float
+    stats: dict[str, _Stats] = field(default_factory=dict)
+    seen: set[tuple[bytes, bytes]] = field(default_factory=set)
+    restricted: int = 0
+    """Restricted-master plans taken as the incumbent."""
+
+
+# --------------------------------------------------------------------------- bound
+
+
+def _start_columns(index: Index) -> int:
+    """Number of (option, feasible start) pairs, the size of the time-indexed model."""
+    width = np.maximum(0, index.opt_latest - index.opt_earliest + 1)
+    return int(width.sum())
+
+
+class _BoundSlot:
+    """Where the bound process lives once started (it starts after the first iteration,
+    so problems the search proves optimal at once never pay for starting it)."""
+
+    def __init__(self, wanted: bool, time_limit: float, method: str = "lp",
+                 restricted: bool = False) -> None:
+        self.wanted = wanted
+        self.time_limit = time_limit
+        self.method = method
+        self.restricted = restricted
+        self.job: BoundProcess | None = None
+
+    def start(self, problem: Problem) -> None:
+        """Start the bound process for ``problem`` (once)."""
+        if self.wanted and self.job is None:
+            if self.restricted:
+                self.job = RestrictedMasterProcess(problem, self.time_limit, self.method)
+            else:
+                self.job = BoundProcess(problem, self.time_limit, self.method)
+
+    def share_incumbent(self, plan: Plan) -> None:
+        """Give the restricted master (if any) the search's best placement."""
+        if isinstance(self.job, RestrictedMasterProcess):
+            self.job.share_incumbent(plan.node, plan.start)
+
+    def restricted_solution(self) -> tuple[IntArray, IntArray] | None:
+        """The restricted master's newest placement not yet read (None without one)."""
+        if isinstance(self.job, RestrictedMasterProcess):
+            return self.job.restricted_solution()
+        return None
+
+    def stop(self) -> None:
+        """Terminate the process if it runs."""
+        if self.job is not None:
+            self.job.stop()
+
+
+def _max_bound(a: float | None, b: float | None) -> float | None:
+    vals = [v for v in (a, b) if v is not None and math.isfinite(v)]
+    return max(vals) if vals else None
+
+
+def _take_restricted(problem: Problem, index: Index, lp: _BoundSlot, state: _State) -> bool:
+    """Take the bound process's newest restricted-master plan when it is cheaper.
+
+    Its placement gets the exact dispatch and the evaluator; True when it became the
+    incumbent.
+    """
+    got = lp.restricted_solution()
+    if got is None:
+        return False
+    plan = dispatched_plan(index, "lns", *got)
+    if plan is None:
+        return False
+    ev = evaluate(problem, plan, index)
+    if not ev.feasible or ev.objective >= state.objective - REL_TOL * max(1.0,
+                                                                          abs(state.objective)):
+        return False
+    plan.objective = ev.objective
+    state.best, state.objective = plan, ev.objective
+    state.restricted += 1
+    return True
+
+
+# --------------------------------------------------------------------------- main
+
+
+def solve_lns(problem: Problem, index: Index, options: SolveOptions) -> Plan:
+    """Adaptive large-neighbourhood search (see :mod:`optisched.solvers.lns`)."""
+    t0 = time.perf_counter()
+    params = options.params_as(LnsOptions)
+    deadline = options.deadline(t0, DEFAULT_TIME_LIMIT)
+    budget = deadline - t0
+    use_lp = params.lp_bound
+    columns = _start_columns(index)
+    wanted = use_lp is True or (use_lp == "auto" and budget >= LP_BOUND_MIN_BUDGET
+                                and columns <= BOUND_MAX_COLUMNS)
+    method = "lp" if columns <= LP_BOUND_MAX_COLUMNS else "colgen"
+    method = params.bound_method or method
+    restricted = (method == "lp" and params.max_iterations is None
+                  and params.restricted_master)
+    lp = _BoundSlot(bool(wanted), budget if math.isfinite(budget) else 3600.0, method,
+                    restricted)
+    try:
+        return _search(problem, index, options, t0, deadline, lp)
+    finally:
+        lp.stop()
+
+
+def _penalty_phase(problem: Problem, index: Index, options: SolveOptions, t0: float,
+                   deadline: float, lp: _BoundSlot, why: str, partial: Plan | None = None
+                   ) -> Plan:
+    """Search on the penalty problem (:func:`~optisched.solvers.lns.start.penalty_problem`)
+    when no heuristic start exists.
+
+    Greedy and baseline found no plan (e.g. tight capacity); on the penalty problem they
+    do (unplaceable must-run jobs are dropped at ``M``) and the search then places the
+    dropped must-run jobs through its sub-MILPs. A plan of the penalty problem that runs
+    every must-run job is a plan of ``problem`` with the same cost; the penalty
+    problem relaxes ``problem``, so its bounds are valid for ``problem`` too.
+    """
+    relaxed, M = penalty_problem(problem, index)
+    rindex = compile_index(relaxed)
+    warm = None
+    if partial is not None:  # list scheduling's best pass: a plan of the penalty problem
+        assert partial.flows is not None  # a dispatched packing (start._packing_start)
+        warm = plan_from_placement(relaxed, rindex, "lns", Status.FEASIBLE, partial.node,
+                                   partial.start, partial.flows)
+    ropts = SolveOptions(time_limit=options.time_limit, mip_gap=options.mip_gap,
+                         seed=options.seed, threads=options.threads, callback=None,
+                         warm_start=warm, params=options.params)
+    plan = _search(relaxed, rindex, ropts, t0, deadline, lp, penalty_phase=True)
+    missing = [index.job_ids[j] for j in np.nonzero(index.must_run & (plan.node < 0))[0]]
+    if not plan.status.has_plan or missing:
+        out = Plan.empty(problem, "lns", Status.NO_SOLUTION,
+                         f"no plan found: greedy and baseline failed ({why}); the search with "
+                         f"must-run jobs droppable at {M:.3g} still leaves "
+                         f"{', '.join(missing[:10])}{' …' if len(missing) > 10 else ''} out")
+        out.info = plan.info
+        return out
+    plan.info["start"] = "penalty phase (" + str(plan.info.get("start")) + ")"
+    plan.info["penalty"] = M
+    ev = evaluate(problem, plan, index)
+    plan.objective = ev.objective
+    if plan.bound is not None:
+        plan.bound = min(plan.bound, ev.objective)
+    options.report(t0, plan.objective, plan.bound, "done")
+    return plan
+
+
+def _search(problem: Problem, index: Index, options: SolveOptions, t0: float, deadline: float,
+            lp: _BoundSlot, penalty_phase: bool = False) -> Plan:
+    """The search of :func:`solve_lns` (the LP bound, if any, already running);
+    ``penalty_phase``: ``problem`` is already the penalty problem."""
+    budget = deadline - t0
+    if _start_columns(index) >= LP_EARLY_COLUMNS:
+        lp.start(problem)  # beside the start heuristics: the bound and LP guidance come sooner
+    start, origin = start_plan(problem, index, options, budget if math.isfinite(budget) else 60.0)
+    if not start.status.has_plan or start.flows is None:
+        if penalty_phase or not index.must_run.any():
+            start.solver = "lns"
+            return start
+        partial = start if start.info.get("partial") else None
+        return _penalty_phase(problem, index, options, t0, deadline, lp, start.message, partial)
+    search = _Search(problem, index, options, t0, deadline, lp, start, origin)
+    search.run()
+    return search.result()
+
+
+class _Search:
+    """One search from a start plan: the loop, its bounds and its result.
+
+    Parameters
+    ----------
+    problem, index : Problem, Index
+        The problem searched (the penalty problem in the penalty phase).
+    options : SolveOptions
+        The options of :func:`solve_lns`.
+    t0, deadline : float
+        ``time.perf_counter()`` at the start of the solve and at its end.
+    lp : _BoundSlot
+        The bound process beside the search.
+    start : Plan
+        The start plan (with flows); ``origin`` says where it came from.
+    """
+
+    def __init__(self, problem: Problem, index: Index, options: SolveOptions, t0: float,
+                 deadline: float, lp: _BoundSlot, start: Plan, origin: str) -> None:
+        assert start.flows is not None
+        self.problem, self.index, self.options = problem, index, options
+        self.t0, self.deadline, self.lp, self.origin = t0, deadline, lp, origin
+        self.params = options.params_as(LnsOptions)
+        self.budget = deadline - t0
+        self.deterministic = self.params.max_iterations is not None
+        self.rng = np.random.default_rng(options.seed)
+        self.start_objective = evaluate(problem, start, index).objective
+        best = plan_from_placement(problem, index, "lns", Status.FEASIBLE, start.node,
+                                   start.start, start.flows.copy())
+        best.objective = self.start_objective
+        lp.share_incumbent(best)
+        self.t_start = time.perf_counter() - t0
+        options.report(t0, best.objective, None, f"start ({origin})")
+        bound = self._start_bound(best)
+        self.bound_source = "lagrangian" if bound is not None else None
+        options.report(t0, best.objective, bound, "bound")
+        self.sub_solver = sub_solver_name(options)
+        self.kinds = list(self.params.kinds)
+        size = (self.params.size if self.params.size is not None
+                else float(min(INITIAL_SIZE, max(index.J, 1))))
+        self.state = _State(best=best, objective=best.objective, bound=bound, size=size)
+        self.state.stats = {k: _Stats() for k in self.kinds}
+        self.builder = NeighbourhoodBuilder(problem, index, self.rng)
+        self.builder.refresh(best)
+        default_sub = (max(SUB_LIMIT_MIN, min(SUB_LIMIT_MAX, self.budget / 20.0))
+                       if math.isfinite(self.budget) else SUB_LIMIT_MAX)
+        self.sub_limit = (self.params.sub_time_limit if self.params.sub_time_limit is not None
+                          else default_sub)
+        self.n_movable = int((~index.pinned).sum())
+        self.iterations = 0
+        self.proven = False
+
+    def _start_bound(self, best: Plan) -> float | None:
+        """The Lagrangian bound at the start plan's load, improved within 5 % of the
+        budget; sets :attr:`t_lag`, the time of one evaluation [s]."""
+        tb = time.perf_counter()
+        load = best.flows.load if best.flows is not None else None
+        bound = lagrangian_bound(self.index, load) if load is not None else None
+        self.t_lag = time.perf_counter() - tb
+        if bound is not None and load is not None:
+            more = improved_bound(self.index, load, rounds=BOUND_ROUNDS,
+                                  deadline=min(self.deadline,
+                                               time.perf_counter() + 0.05 * self.budget),
+                                  upper=best.objective, capacity_iterations=CAPACITY_ITERATIONS)
+            bound = _max_bound(bound, more)
+        return bound
+
+    def optimal_now(self) -> bool:
+        """Whether the bound proves the incumbent optimal."""
+        b, obj = self.state.bound, self.state.objective
+        return b is not None and obj - b <= 1e-6 * max(1.0, abs(obj))
+
+    def report(self, message: str) -> None:
+        """A progress report of the incumbent and bound."""
+        self.options.report(self.t0, self.state.objective, self.state.bound, message)
+
+    def run(self) -> None:
+        """Neighbourhoods until the limits, a proof of optimality or a whole-problem
+        sub-solve proven optimal; then the final bounds."""
+        max_iter = self.params.max_iterations
+        while self.n_movable and not self.optimal_now() and not self.proven:
+            if max_iter is not None and self.iterations >= max_iter:
+                break
+            remaining = self.deadline - time.perf_counter()
+            if remaining < max(0.2, 2.0 * self.t_lag):
+                break
+            if self.iterations == 1:
+                self.lp.start(self.problem)
+            if self._follow_bound_process():
+                break
+            self.iterations += 1
+            self._iterate()
+        self._final_bounds()
+
+    def _follow_bound_process(self) -> bool:
+        """Read the bound process's bound, LP placement and restricted-master plan;
+        True when its bound proves the incumbent optimal."""
+        state, lp_job = self.state, self.lp.job
+        if lp_job is not None and not self.deterministic and not lp_job.done:
+            lpb = lp_job.poll()
+            if lp_job.placement is not None and self.builder.lp is None:
+                self.builder.set_lp(lp_job.placement)
+                if "lp" in state.stats:  # informed: start it at the best weight
+                    state.stats["lp"].weight = max(v.weight for v in state.stats.values())
+            if lpb is not None and (state.bound is None or lpb > state.bound):
+                state.bound, self.bound_source = lpb, self.lp.method
+                self.report("LP bound")
+                if self.optimal_now():
+                    return True
+        if lp_job is not None and _take_restricted(self.problem, self.index, self.lp, state):
+            self.builder.refresh(state.best)
+            state.seen.clear()
+            self.lp.share_incumbent(state.best)
+            self.report("restricted master")
+        return False
+
+    def _iterate(self) -> None:
+        """One neighbourhood: draw its kind and build it, solve, accept, adapt."""
+        state, kinds = self.state, self.kinds
+        weights = np.array([state.stats[k].weight if self.builder.available(k) else 0.0
+                            for k in kinds])
+        kind = kinds[int(self.rng.choice(len(kinds), p=weights / weights.sum()))]
+        st = state.stats[kind]
+        size = int(min(self.n_movable, max(MIN_SIZE, round(state.size))))
+        hood = self.builder.build(kind, size)
+        if hood is None or not hood.free.size:
+            st.weight = max(WEIGHT_FLOOR, (1 - ALPHA) * st.weight)
+            return
+        key = (hood.nodes.tobytes(), np.sort(hood.free).tobytes())
+        whole = hood.nodes.size == self.index.N and hood.free.size == self.n_movable
+        if key in state.seen:
+            st.weight = max(WEIGHT_FLOOR, (1 - ALPHA) * st.weight)
+            state.size = min(self.n_movable, state.size * GROW)
+            return
+        ts = time.perf_counter()
+        sub = build_subproblem(self.problem, self.index, state.best, hood.nodes, hood.free)
+        limit = min(self.sub_limit, max(0.1, self.deadline - time.perf_counter() - 0.05))
+        result = solve_subproblem(self.sub_solver, sub, limit,
+                                  int(self.rng.integers(2**31 - 1)), self.options.threads)
+        st.tried += 1
+        solved_optimal = result.status is Status.OPTIMAL
+        gain = self._accept(hood, sub, result, whole and solved_optimal)
+        improved = gain is not None
+        if solved_optimal and not improved:
+            state.seen.add(key)
+        secs = time.perf_counter() - ts
+        log.debug("it %d %s: %d jobs %d nodes -> %s in %.2fs (sub limit %.2f, %s), %s",
+                  self.iterations, kind, hood.free.size, hood.nodes.size, result.status.value,
+                  secs, limit,
+                  {k: result.info.get(k) for k in ("columns", "integers", "mip_nodes")},
+                  "improved" if improved else "kept")
+        self._adapt(st, secs, gain, solved_optimal, result.status)
+
+    def _accept(self, hood: Neighbourhood, sub: SubProblem, result: Plan,
+                proves_whole: bool) -> float | None:
+        """Splice the sub-solve's plan in and take it when cheaper: the gain [money], None
+        when the incumbent stays. ``proves_whole``: a sub-solve of the whole problem
+        proven optimal, which ends the search."""
+        state = self.state
+        gain = None
+        if not (result.status.has_plan and result.flows is not None):
+            return gain
+        cand, cev = splice(self.problem, self.index, state.best, state.objective, sub, result)
+        if cand is not None and cev is not None and cev.objective < state.objective - (
+                REL_TOL * max(1.0, abs(state.objective))):
+            gain = state.objective - cev.objective
+            state.best, state.objective = cand, cev.objective
+            cand.objective = cev.objective
+            self.builder.refresh(cand)
+            self.lp.share_incumbent(cand)
+            state.seen.clear()
+            self.report(f"iteration {self.iterations}: {hood.kind} ({hood.free.size} jobs, "
+                        f"{hood.nodes.size} nodes)")
+        if proves_whole:
+            self.proven = True
+            if result.bound is not None:
+                state.bound = _max_bound(state.bound, result.bound)
+                self.bound_source = "sub-solve of the whole problem"
+        return gain
+
+    def _adapt(self, st: _Stats, secs: float, gain: float | None, solved_optimal: bool,
+               status: Status) -> None:
+        """Move the kind's weight towards its reward and adapt the neighbourhood size."""
+        state = self.state
+        st.seconds += secs
+        cost = 1.0 if self.deterministic else max(secs, 1e-3)
+        rel = (gain or 0.0) / max(1.0, abs(state.objective))
+        reward = (1.0 + min(10.0, 1e3 * rel)) / cost if gain is not None else 0.0
+        st.weight = max(WEIGHT_FLOOR, (1 - ALPHA) * st.weight + ALPHA * reward)
+        if gain is not None:
+            st.improved += 1
+            st.gain += gain
+        if solved_optimal:
+            state.size = min(self.n_movable, state.size * GROW)
+        elif status.has_plan or status is Status.NO_SOLUTION:
+            state.size = max(MIN_SIZE, state.size * SHRINK)
+
+    def _final_bounds(self) -> None:
+        """Lagrangian bound at the best plan's load, the bound process's when it arrives
+        in time, and its last restricted-master plan."""
+        state = self.state
+        if state.best.flows is not None and not self.optimal_now() and not self.proven:
+            lb = improved_bound(self.index, state.best.flows.load, rounds=BOUND_ROUNDS,
+                                deadline=math.inf if self.deterministic else self.deadline,
+                                upper=state.objective, capacity_iterations=CAPACITY_ITERATIONS)
+            if lb is not None and (state.bound is None or lb > state.bound):
+                state.bound, self.bound_source = lb, "lagrangian"
+        lp_job = self.lp.job
+        if lp_job is not None and not self.optimal_now() and not self.proven:
+            wait = math.inf if self.deterministic else self.deadline - time.perf_counter()
+            lpb = lp_job.poll(wait=min(wait, 3600.0))
+            if lpb is not None and (state.bound is None or lpb > state.bound):
+                state.bound, self.bound_source = lpb, self.lp.method
+        if lp_job is not None:
+            _take_restricted(self.problem, self.index, self.lp, state)
+
+    def result(self) -> Plan:
+        """The best plan with its bound, status, statistics and timings."""
+        state = self.state
+        plan = state.best
+        plan.objective = state.objective
+        plan.bound = None if state.bound is None else min(state.bound, state.objective)
+        plan.status = Status.OPTIMAL if (self.optimal_now() or self.proven) else Status.FEASIBLE
+        if plan.status is Status.OPTIMAL and plan.bound is None:
+            plan.bound = state.objective
+        plan.info = {
+            "start": self.origin,
+            "start_objective": float(self.start_objective),
+            "iterations": self.iterations,
+            "sub_solver": self.sub_solver,
+            "bound_source": self.bound_source,
+            "restricted_master": state.restricted,
+            "final_size": state.size,
+            "kinds": {k: {"tried": s.tried, "improved": s.improved, "gain": s.gain,
+                          "seconds": s.seconds, "weight": s.weight}
+                      for k, s in state.stats.items()},
+        }
+        total = time.perf_counter() - self.t0
+        plan.timings = {"build": self.t_start, "solve": total - self.t_start}
+        self.options.report(self.t0, plan.objective, plan.bound, "done")
+        return plan
