@@ -244,21 +244,21 @@ def test_lns_finds_icon_samples_via_the_packing_start(sample: str,
     """
     from pathlib import Path
 
+    import optisched.solvers.lns.start as lns_start
     from optisched.icon import read_icon
-    from optisched.solvers import greedy
     from optisched.solvers.options import GreedyOptions
 
     problem = read_icon(Path(__file__).resolve().parents[1] / "datasets" / "icon" / sample)
     no_repair = GreedyOptions(repair=False)
     assert not solve(problem, "greedy", time_limit=2, seed=0, options=no_repair).status.has_plan
-    plain = greedy.run_greedy
+    plain = lns_start.run_greedy
 
     def run_without_repair(problem, index, options, *args, **kw):  # type: ignore[no-untyped-def]
         params = options.params_as(GreedyOptions)
         options.params = GreedyOptions(iterations=params.iterations, repair=False)
         return plain(problem, index, options, *args, **kw)
 
-    monkeypatch.setattr(greedy, "run_greedy", run_without_repair)
+    monkeypatch.setattr(lns_start, "run_greedy", run_without_repair)
     plan = solve(problem, "lns", time_limit=6, seed=0, max_iterations=2, lp_bound=False,
                  packing_time_limit=60.0)
     assert plan.status.has_plan, plan.message
