@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from optisched.arrays import IntArray
+from optisched.index import explain_job
 from optisched.solvers.greedy.construct import construct
 from optisched.solvers.greedy.feasibility.conflicts import ConflictSearch
 from optisched.solvers.greedy.feasibility.eject import EjectionChain, StepLimits
@@ -215,9 +216,26 @@ def repair_placement(state: GreedyState, scorer: Scorer, *, deadline: float, see
     -------
     RepairResult
         Whether every must-run job is placed, what was left out and why, or a proof.
+
+    Raises
+    ------
+    ValueError
+        Neither a finite ``deadline`` nor ``max_steps`` is given (the search could run
+        for ever on an infeasible problem).
     """
+    if not math.isfinite(deadline) and max_steps is None:
+        raise ValueError("repair_placement needs a finite deadline or max_steps")
     t0 = time.perf_counter()
     ix = state.index
+    stuck = np.nonzero(ix.must_run & ~ix.pinned & (np.diff(ix.opt_job_ptr) == 0)
+                       & (state.opt < 0))[0]
+    if jobs is not None:
+        stuck = stuck[np.isin(stuck, jobs)]
+    if stuck.size:  # no eligible (node, start) at all: a proof, nothing to search
+        j = int(stuck[0])
+        return RepairResult(complete=False, left_out=stuck.astype(np.int64),
+                            proof=explain_job(state.problem, ix, j) + " (it must run)",
+                            stopped="proof", elapsed=time.perf_counter() - t0)
     rng = np.random.default_rng(seed)
     hard = difficulty(ix, "mixed")
     chain = EjectionChain(state, scorer, rng)
