@@ -335,3 +335,18 @@ def test_scorer_sees_the_repaired_state() -> None:
     assert Scorer(st).fits(j, o, s)
     other = 2 - s  # the big job's slots
     assert not Scorer(st).fits(j, o, other)
+
+
+def test_repair_placement_needs_a_bounded_budget_and_proves_jobs_without_options() -> None:
+    p = _blocked_pair()
+    run, _ = _constructed(p)
+    with pytest.raises(ValueError, match="deadline or max_steps"):
+        repair_placement(run.state, run.scorer, deadline=np.inf)
+    # a must-run job with no eligible node at all: a proof, no search
+    jobs = [Job(job_id="secret", gpus=1, duration_min=60, power_kw=1.0, min_trust=3)]
+    q = _problem(2, [Node(node_id="n", gpus=1)], jobs)
+    ix = compile_index(q)
+    state = GreedyState(q, ix)
+    res = repair_placement(state, Scorer(state), deadline=np.inf, max_steps=10)
+    assert not res.complete and res.stopped == "proof"
+    assert res.proof is not None and "secret" in res.proof and "trust" in res.proof
