@@ -1,13 +1,20 @@
-"""Command-line interface: ``optisched validate | plan | evaluate | replan | solvers``.
+"""Command-line interface: ``optisched validate | plan | evaluate | replan | simulate | solvers``.
 
 Exit codes: 0 ok; 1 bad input (every error named by file, row, column, value) or
 usage (an unknown flag, a missing or invalid option value, an output directory
 that cannot be written); 2 infeasible or no solution; 3 internal error;
 130 interrupted. Never a traceback for a user error.
+
+With ``--json`` a command prints exactly one JSON document on standard output, on
+success and on failure alike (:func:`emit_json`; a failure is
+``{"ok": false, "error": KIND, "message": …, "errors": [{file, row, column, value,
+message}, …]}`` with the exit code unchanged). Messages are never re-wrapped when
+standard output or error is not a terminal.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -46,21 +53,39 @@ _UsageError = _usage_error_class()
 
 
 class _Commands(TyperGroup):
-    """Usage errors exit 1 ("bad input or usage"), not click's 2, which here means infeasible."""
+    """Usage errors exit 1 ("bad input or usage"), not click's 2, which here means infeasible;
+    with ``--json`` among the arguments they are one JSON document on standard output."""
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().make_context(*args, **kwargs)
         except _UsageError as exc:
             exc.exit_code = EXIT_INPUT  # type: ignore[attr-defined]
+            argv = args[1] if len(args) > 1 else kwargs.get("args", [])
+            _usage_json(exc, list(argv or []))
             raise
 
     def invoke(self, ctx: Any) -> Any:
+        argv = [*getattr(ctx, "_protected_args", []), *ctx.args]  # the group consumes them
         try:
             return super().invoke(ctx)
         except _UsageError as exc:
             exc.exit_code = EXIT_INPUT  # type: ignore[attr-defined]
+            _usage_json(exc, argv)
             raise
+
+
+def _usage_json(exc: Exception, argv: list[str]) -> None:
+    """A usage error as the ``--json`` failure document (then exit 1)."""
+    if "--json" not in argv:
+        return
+    param = getattr(exc, "param", None)
+    name = None if param is None else (getattr(param, "opts", None) or [param.name])[0]
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    emit_json(_failure("usage", f"usage: {message}",
+                       [{"file": None, "row": None, "column": name, "value": None,
+                         "message": message}]))
+    raise typer.Exit(EXIT_INPUT)
 
 
 app = typer.Typer(
@@ -71,17 +96,51 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     cls=_Commands,
 )
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+_WIDE = 10_000
+"""Console width when the output is not a terminal: lines and tables are never wrapped."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def emit_json(doc: Any) -> None:
+    """Print one JSON document on standard output (``--json``); infinities as null."""
+    sys.stdout.write(json.dumps(_json_safe(doc), indent=2, default=str, allow_nan=False)
+                     + "\n")
+    sys.stdout.flush()
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def _failure(kind: str, message: str, errors: list[dict[str, Any]] | None = None,
+             total: int | None = None) -> dict[str, Any]:
+    """The ``--json`` failure document (the HTTP service's error body too)."""
+    errors = errors or []
+    return {"ok": False, "error": kind, "message": message, "errors": errors,
+            "total_errors": len(errors) if total is None else total}
+
+
+def _one(message: str, file: str | None = None) -> list[dict[str, Any]]:
+    return [{"file": file, "row": None, "column": None, "value": None, "message": message}]
+
+
 def _guard(fn: F) -> F:
-    """Turn user errors into messages and exit codes, never tracebacks."""
+    """Turn user errors into messages and exit codes, never tracebacks; with ``--json``
+    the failure is one JSON document on standard output."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("as_json"):
+            return _json_guard(fn, args, kwargs)
         try:
             return fn(*args, **kwargs)
         except BundleError as exc:
@@ -119,6 +178,51 @@ def _guard(fn: F) -> F:
             raise _internal(exc) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _json_guard(fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    """:func:`_guard` for ``--json``: every failure as :func:`_failure` on stdout."""
+    try:
+        return fn(*args, **kwargs)
+    except BundleError as exc:
+        n = exc.total
+        doc = _failure("invalid_input", f"invalid input ({n} error{'s' if n != 1 else ''})",
+                       [dataclasses.asdict(e) for e in exc.errors], n)
+        if fn.__name__ == "validate":
+            doc["valid"] = False
+        emit_json(doc)
+        raise typer.Exit(EXIT_INPUT) from None
+    except ValidationError as exc:
+        errors = [{"file": None, "row": None,
+                   "column": ".".join(str(x) for x in d["loc"]) or None, "value": None,
+                   "message": str(d["msg"]).removeprefix("Value error, ")}
+                  for d in exc.errors()]
+        emit_json(_failure("invalid_input", f"invalid input ({exc.title})", errors))
+        raise typer.Exit(EXIT_INPUT) from None
+    except (ValueError, OutputError, FileExistsError, FileNotFoundError,
+            NotADirectoryError) as exc:
+        path = getattr(exc, "path", None) or getattr(exc, "filename", None)
+        emit_json(_failure("error", str(exc), _one(str(exc), None if path is None
+                                                   else str(path))))
+        raise typer.Exit(EXIT_INPUT) from None
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        emit_json(_failure("interrupted", "interrupted"))
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except OSError as exc:
+        if exc.filename is None:
+            logging.getLogger("optisched").debug("internal error", exc_info=exc)
+            emit_json(_failure("internal", f"internal error: {type(exc).__name__}: {exc}"))
+            raise typer.Exit(EXIT_INTERNAL) from None
+        text = f"{exc.filename}: {exc.strerror or exc}"
+        emit_json(_failure("error", text, _one(str(exc.strerror or exc), str(exc.filename))))
+        raise typer.Exit(EXIT_INPUT) from None
+    except Exception as exc:  # pragma: no cover - internal errors
+        logging.getLogger("optisched").debug("internal error", exc_info=exc)
+        emit_json(_failure("internal", f"internal error: {type(exc).__name__}: {exc} "
+                           "(please report it)"))
+        raise typer.Exit(EXIT_INTERNAL) from None
 
 
 def _internal(exc: BaseException) -> typer.Exit:
@@ -184,6 +288,10 @@ def _main(
 ) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for console in (out, err):  # piped or redirected: never wrap a message or a table
+        console.soft_wrap = True
+        if not console.is_terminal:
+            console.width = _WIDE
 
 
 def _fmt(v: float | None, digits: int = 6) -> str:
@@ -217,10 +325,10 @@ def validate(
 ) -> None:
     """Check an input bundle; list every error with file, row, column and value."""
     problem = read_bundle(bundle)
-    info = {"valid": True, "nodes": len(problem.nodes), "jobs": len(problem.jobs),
+    info = {"ok": True, "valid": True, "nodes": len(problem.nodes), "jobs": len(problem.jobs),
             "slots": problem.horizon.slots, "slot_minutes": problem.horizon.slot_minutes}
     if as_json:
-        out.print_json(json.dumps(info))
+        emit_json(info)
     else:
         out.print(f"[green]valid[/]: {info['nodes']} nodes, {info['jobs']} jobs, "
                   f"{info['slots']} slots of {info['slot_minutes']} min")
@@ -241,7 +349,9 @@ def plan(
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help=_SEED_HELP)] = 0,
     threads: Annotated[int | None, typer.Option("--threads", min=1, help=_THREADS_HELP)
                        ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable: the summary, the "
+                                          "plan directory and the assignments as one JSON "
+                                          "document.")] = False,
     pyomo_solver: Annotated[str | None, typer.Option(
         "--pyomo-solver", help="Pyomo solver for --solver pyomo (appsi_highs, cbc, glpk, "
         "scip, gurobi, cplex ...); the same as --option pyomo_solver=NAME.")] = None,
@@ -274,7 +384,9 @@ def plan(
                            threads=threads, callback=show, options=params)
     write_plan(problem, result, out_dir)
     if as_json:
-        out.print_json(json.dumps(result.summary(problem)))
+        doc = result.to_document(problem)
+        emit_json({"ok": result.status.has_plan, **result.summary(problem),
+                   "plan_dir": str(out_dir), "assignments": doc["assignments"]})
     else:
         out.print(_summary_table(result, f"plan of {bundle} -> {out_dir}"))
         if result.message:
@@ -311,7 +423,7 @@ def evaluate_cmd(
               "costs": ev.costs, "violations": [str(v) for v in ev.violations],
               "violation_counts": ev.counts}
     if as_json:
-        out.print_json(json.dumps(result, default=str))
+        emit_json({"ok": bool(ev.feasible and agrees), **result})
     else:
         t = Table(title=f"evaluation of {plan_dir}")
         t.add_column("item")
@@ -347,7 +459,7 @@ def bound(
     info = {"bound": res.bound if math.isfinite(res.bound) else None, "status": res.status,
             "seconds": round(res.seconds, 6), "columns": res.columns, "rows": res.rows}
     if as_json:
-        out.print_json(json.dumps(info))
+        emit_json({"ok": res.bound != math.inf, **info})
     else:
         out.print(f"LP bound: {_fmt(res.bound)} ({res.status}, {res.columns} columns, "
                   f"{res.rows} rows, {res.seconds:.3f} s)")
@@ -438,7 +550,7 @@ def diff(
         rb = record_of(problem, read_plan(problem, plan_b), str(plan_b))
     d = diff_plans(ra, rb)
     if as_json:
-        out.print_json(json.dumps(d.to_dict()))
+        emit_json({"ok": True, **d.to_dict()})
         return
     t = Table(title=f"costs ({d.source}): A = {plan_a}, B = {plan_b}")
     for c in ("term", "A", "B", "B − A"):
@@ -470,35 +582,50 @@ def replan(
     events: Annotated[Path, typer.Option("--events", "-e", help="Events CSV (format: "
                                          "docs/events.md).")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output directory: plan/, "
-                                          "bundle/ and steps.csv.")],
+                                          "bundle/, steps.csv, changes.jsonl, ledger.csv "
+                                          "and ledger_jobs.csv.")],
     time_limit: Annotated[float, typer.Option(
         "--time-limit", help="Seconds of local search per update (finite, >= 0; 0: repair "
         "only).", callback=_seconds_or_zero)] = 0.2,
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help=_SEED_HELP)] = 0,
 ) -> None:
-    """Apply an events CSV to a plan, one update per event time; write the final plan."""
+    """Apply an events CSV to a plan, one update per event time; write the final plan.
+
+    Beside the plan and bundle: steps.csv (one row per update), changes.jsonl (the
+    change set of each update, one JSON line per update), ledger.csv and
+    ledger_jobs.csv (the executed slots and the jobs that left; docs/replan.md).
+    """
     from optisched.events import check_events, read_events, step_error
     from optisched.io import write_bundle
-    from optisched.replan import Replanner
+    from optisched.replan import ReplanError, Replanner
 
     problem = read_bundle(bundle)
     current = read_plan(problem, plan_dir)
     steps = read_events(events)
     check_events(steps, problem, str(events))
-    if out_dir.exists() and any(p.name not in ("plan", "bundle", "steps.csv")
+    mine = ("plan", "bundle", "steps.csv", "changes.jsonl", "ledger.csv", "ledger_jobs.csv")
+    if out_dir.exists() and any(p.name not in mine
                                 and not p.name.startswith(".") for p in out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} holds other files; choose an empty or new directory")
     rp = Replanner(problem, seed=seed, time_limit=time_limit, plan=current)
-    rows = []
+    rows, changes = [], []
+    failed = ""
     for step in steps:
         try:
             result = step.apply(rp)
+        except ReplanError as exc:  # no plan keeps the running jobs: the plan in force stays
+            failed = str(exc)
+            rows.append(f"{step.time.isoformat()},no_solution,,{rp.problem.horizon.slots},"
+                        f"{len(rp.problem.jobs)},\"{failed.replace(chr(34), chr(39))}\"")
+            break
         except ValueError as exc:  # what only the rolled problem shows (a job that ended)
             raise BundleError([step_error(step, str(events), exc)]) from None
         rows.append(f"{step.time.isoformat()},{result.status.value},"
                     f"{'' if result.objective is None else repr(result.objective)},"
                     f"{rp.problem.horizon.slots},{len(rp.problem.jobs)},"
                     f"\"{result.message.replace(chr(34), chr(39))}\"")
+        changes.append(json.dumps({"time": step.time.isoformat(),
+                                   "changes": rp.last_changes.to_list()}))
         if not result.status.has_plan:
             break
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -506,14 +633,78 @@ def replan(
     write_plan(rp.problem, rp.plan, out_dir / "plan")
     (out_dir / "steps.csv").write_text("time,status,objective,slots,jobs,message\n"
                                        + "".join(r + "\n" for r in rows), encoding="utf-8")
+    (out_dir / "changes.jsonl").write_text("".join(c + "\n" for c in changes),
+                                           encoding="utf-8")
+    rp.write_ledger(out_dir / "ledger.csv")
     out.print(_summary_table(rp.plan, f"replan of {plan_dir} ({len(steps)} updates) -> "
                              f"{out_dir}"))
     if rp.plan.message:
         err.print(rp.plan.message, markup=False, highlight=False)
+    if failed:
+        err.print(failed, markup=False, highlight=False)
+        raise typer.Exit(EXIT_INFEASIBLE)
     if rp.plan.status in (Status.INFEASIBLE, Status.NO_SOLUTION):
         raise typer.Exit(EXIT_INFEASIBLE)
     if rp.plan.status is Status.ERROR:
         raise typer.Exit(EXIT_INTERNAL)
+
+
+@app.command()
+@_guard
+def simulate(
+    bundle: Annotated[Path, typer.Argument(help="Input bundle: the day, with its first "
+                                           "forecast.")],
+    actuals: Annotated[Path, typer.Option("--actuals", help="Directory with the actual "
+                                          "node_series.csv and/or prices.csv.")],
+    forecasts: Annotated[Path, typer.Option("--forecasts", help="Forecasts CSV with issue "
+                                            "times (issued_at,time,node_id,pv_kw / "
+                                            "issued_at,time,tariff,price).")],
+    replan_every: Annotated[int, typer.Option("--replan-every", min=1,
+                                              help="Slots between re-plans (arrivals "
+                                              "re-plan in between).")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output directory: "
+                                          "simulation.json, ledger.csv, cost.png.")],
+    solver: Annotated[str, typer.Option("--solver", "-s", help="Re-planner's solver.")
+                      ] = "greedy",
+    time_limit: Annotated[float, typer.Option(
+        "--time-limit", help="Seconds of local search per re-plan (>= 0).",
+        callback=_seconds_or_zero)] = 0.5,
+    plan_once_time_limit: Annotated[float, typer.Option(
+        "--plan-once-time-limit", help="Budget of the plan made once [s].",
+        callback=_seconds_or_zero)] = 5.0,
+    pf_solver: Annotated[str, typer.Option("--pf-solver", help="Perfect-foresight solver.")
+                         ] = "lns",
+    pf_time_limit: Annotated[float, typer.Option(
+        "--pf-time-limit", help="Budget of each of the two perfect-foresight solves [s].",
+        callback=_seconds_or_zero)] = 30.0,
+    jobs_known: Annotated[bool, typer.Option(
+        "--jobs-known", help="Hand every job to the re-planner at the start (they still "
+        "wait for their release).")] = False,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help=_SEED_HELP)] = 0,
+) -> None:
+    """Closed loop over the bundle's day: plan on forecasts, re-plan, settle on actuals.
+
+    Reports the realized cost against planning once on the forecast and against
+    perfect foresight (docs/replan.md).
+    """
+    from optisched.simulate import run_files
+
+    sim = run_files(bundle, actuals, forecasts, replan_every, out_dir, solver=solver,
+                    time_limit=time_limit, plan_once_time_limit=plan_once_time_limit,
+                    pf_solver=pf_solver, pf_time_limit=pf_time_limit,
+                    jobs_known_ahead=jobs_known, seed=seed)
+    t = Table(title=f"simulation of {bundle} (re-plan every {replan_every} slots) -> {out_dir}",
+              header_style="bold")
+    t.add_column("schedule")
+    t.add_column("cost on the actuals", justify="right")
+    t.add_column("feasible")
+    t.add_row("re-planned (realized)", _fmt(sim.realized_cost), str(sim.feasible["realized"]))
+    t.add_row("planned once on the forecast", _fmt(sim.plan_once_cost),
+              str(sim.feasible["plan_once"]))
+    t.add_row(f"perfect foresight ({sim.perfect_foresight_source})",
+              _fmt(sim.perfect_foresight_cost), str(sim.feasible["perfect_foresight"]))
+    out.print(t)
+    out.print(f"{len(sim.updates)} re-plans; files: simulation.json, ledger.csv, cost.png")
 
 
 @app.command("generate")
@@ -614,7 +805,7 @@ def solvers(
                 "default": name == default, "description": spec.description,
                 "options": [o.__dict__ for o in spec.options.describe()]}
                for name, spec in REGISTRY.items()]
-        out.print_json(json.dumps(doc))
+        emit_json(doc)
         return
     t = Table(title="solvers")
     for c in ("name", "available", "exact", "description"):
@@ -694,6 +885,57 @@ def bench(
     if update_benchmarks is not None:
         _update(update_benchmarks, suite, result.markdown)
         err.print(f"updated the {suite} section of {update_benchmarks}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535,
+                                      help="Port (0: a free one, named on stderr).")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1,
+                                         help="Solver worker processes.")] = 2,
+    state: Annotated[Path, typer.Option("--state", help="Directory of the SQLite state "
+                                        "(solves and sessions survive a restart).")
+                     ] = Path("optisched-state"),
+    token_file: Annotated[Path | None, typer.Option(
+        "--token-file", help="Bearer tokens, one per line (or set OPTISCHED_TOKEN).")] = None,
+    no_auth: Annotated[bool, typer.Option(
+        "--no-auth", help="No token (refused unless --host is a loopback address).")] = False,
+    max_body: Annotated[int, typer.Option("--max-body", min=1024,
+                                          help="Largest request body [bytes] (413 above).")
+                        ] = 32 * 1024 * 1024,
+    max_time_limit: Annotated[float, typer.Option(
+        "--max-time-limit", callback=_seconds, help="Cap on every time limit [s].")] = 300.0,
+    default_time_limit: Annotated[float, typer.Option(
+        "--default-time-limit", callback=_seconds,
+        help="Time limit of a solve that gives none [s].")] = 10.0,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning.")
+                         ] = "info",
+) -> None:
+    """Serve the HTTP/JSON API (docs/service.md): solves, evaluation, re-planning sessions."""
+    try:  # the service's packages are an optional extra
+        from optisched.service.config import ConfigError, ServiceConfig, read_tokens
+        from optisched.service.server import serve as run_server
+    except ImportError as exc:
+        err.print(f"error: optisched serve needs the service extra ({exc.name} is missing): "
+                  'pip install "optisched[service]"', markup=False, highlight=False)
+        raise typer.Exit(EXIT_INPUT) from None
+    try:
+        tokens = [] if no_auth else read_tokens(token_file)
+        cfg = ServiceConfig(host=host, port=port, workers=workers, state_dir=state,
+                            tokens=tokens, auth=not no_auth, max_body_bytes=max_body,
+                            max_time_limit=max_time_limit or 300.0,
+                            default_time_limit=default_time_limit or 10.0)
+        cfg.check()
+    except ConfigError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_INPUT) from None
+    try:
+        run_server(cfg, log_level=log_level)
+    except OSError as exc:
+        err.print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}",
+                  markup=False, highlight=False)
+        raise typer.Exit(EXIT_INPUT) from None
 
 
 def main() -> None:

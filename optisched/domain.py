@@ -15,6 +15,14 @@ and units. A :class:`Problem` can be built in code without any CSV::
 
 Units: power [kW], energy [kWh], money in the scenario's currency, time in
 slots of ``Δ = slot_minutes / 60`` [h].
+
+JSON: ``problem.model_dump_json()`` is read back exactly by
+``Problem.model_validate_json`` (and :func:`optisched.jsondoc.problem_from_json`, with
+located errors). JSON has no infinite numbers, so ``inf`` (a node's default
+``gpu_mem_gb`` and ``grid_kw``, unlimited headroom) is written as the string
+``"Infinity"`` (pydantic's ``ser_json_inf_nan="strings"``), which reads back as
+``inf``; ``model_dump()`` (Python mode) keeps the float. Timestamps keep their UTC
+offset. Schema: ``docs/schemas/problem.schema.json``.
 """
 
 from __future__ import annotations
@@ -57,7 +65,8 @@ __all__ = [
     "job_rule_breaks",
 ]
 
-_STRICT = ConfigDict(extra="forbid", validate_assignment=False, frozen=False)
+_STRICT = ConfigDict(extra="forbid", validate_assignment=False, frozen=False,
+                     ser_json_inf_nan="strings")  # inf -> "Infinity" in JSON (see above)
 
 
 def _columns(file: str) -> tuple[str, ...]:
@@ -511,13 +520,13 @@ class Tariff(BaseModel):
     export_price : list of float
         Export price per slot [money/kWh].
     carbon_g_per_kwh : list of float
-        Carbon intensity of import per slot [gCO2/kWh].
+        Carbon intensity of import per slot [gCO2/kWh] (default: 0 in every slot).
     """
 
     model_config = _STRICT
     price: list[float]
     export_price: list[float]
-    carbon_g_per_kwh: list[float]
+    carbon_g_per_kwh: list[float] = Field(default_factory=list)
 
     @classmethod
     def constant(
@@ -538,6 +547,8 @@ class Tariff(BaseModel):
 
     @model_validator(mode="after")
     def _equal_length(self) -> Tariff:
+        if not self.carbon_g_per_kwh and "carbon_g_per_kwh" not in self.model_fields_set:
+            self.carbon_g_per_kwh = [0.0] * len(self.price)
         if not (len(self.price) == len(self.export_price) == len(self.carbon_g_per_kwh)):
             raise ValueError("price, export_price and carbon_g_per_kwh must have equal length")
         return self

@@ -6,6 +6,12 @@ state and energy flows of every node and slot, and the solve's status,
 objective, bound and timings. :func:`write_plan` writes ``assignments.csv``,
 ``node_series.csv`` and ``summary.json`` atomically; :func:`read_plan` reads
 them back with errors that name file, row and column.
+
+The same three files as one JSON document (:class:`PlanDocument`, the plan of the
+HTTP service): :meth:`Plan.to_json` / :meth:`Plan.from_json`, an exact round trip
+(numbers at full precision, infinities as the strings ``"Infinity"`` /
+``"-Infinity"``, ``NaN`` as ``"NaN"``; in the free-form ``info`` these three strings
+read back as numbers).
 """
 
 from __future__ import annotations
@@ -14,26 +20,34 @@ import io
 import json
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pydantic_core
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from optisched.arrays import BoolArray, FloatArray, IntArray
 from optisched.atomic import check_dir_target, write_dir_atomically
 from optisched.domain import Problem
-from optisched.errors import BundleError, InputError
+from optisched.errors import MAX_ERRORS, BundleError, InputError
 from optisched.index import slots_needed
 
 __all__ = [
     "COST_TERMS",
     "FLOW_NAMES",
+    "AssignmentRecord",
     "FlowArrays",
     "Flows",
+    "NodeSeriesRecord",
     "Plan",
+    "PlanDocument",
+    "PlanSummary",
     "Status",
     "check_plan_dir",
     "read_plan",
@@ -258,6 +272,60 @@ class Plan:
             "message": self.message,
             "info": _jsonable(self.info),
         }
+
+    def to_document(self, problem: Problem) -> dict[str, Any]:
+        """The plan as a JSON-ready :class:`PlanDocument` (``assignments``, ``node_series``,
+        ``summary``), numbers at full precision, non-finite ones as strings.
+
+        Parameters
+        ----------
+        problem : Problem
+            The problem the plan is for (durations, slot times).
+
+        Returns
+        -------
+        dict
+            Plain lists, dicts, strings, numbers and None: ``json.dumps`` takes it as is.
+        """
+        return {"assignments": _assignment_records(problem, self),
+                "node_series": _series_records(problem, self),
+                "summary": _document_summary(problem, self)}
+
+    def to_json(self, problem: Problem, indent: int | None = None) -> str:
+        """:meth:`to_document` as JSON text (read back exactly by :meth:`from_json`)."""
+        doc = self.to_document(problem)
+        if indent is not None:
+            return json.dumps(doc, indent=indent, allow_nan=False)
+        return pydantic_core.to_json(doc).decode("utf-8")  # 3-4x faster than json.dumps
+
+    @classmethod
+    def from_json(cls, problem: Problem, data: str | bytes | Mapping[str, Any],
+                  name: str = "plan") -> Plan:
+        """Read a :class:`PlanDocument` (JSON text, or already parsed) for ``problem``.
+
+        Parameters
+        ----------
+        problem : Problem
+            The problem the plan is for (job and node order).
+        data : str, bytes or mapping
+            The document.
+        name : str
+            Name of the document in error messages: errors name ``{name}.assignments``,
+            ``{name}.node_series`` or ``{name}.summary`` as their file and the 0-based
+            position in that list as their row.
+
+        Returns
+        -------
+        Plan
+            Equal to the plan that wrote the document (flows bit for bit).
+
+        Raises
+        ------
+        BundleError
+            Invalid JSON, wrong types, unknown ids, missing or repeated rows, each
+            located by list, position, key and value.
+        """
+        return _plan_from_document(problem, data, name)
 
 
 def _num(v: float | None) -> float | None:
@@ -598,4 +666,288 @@ def _read_series(problem: Problem, plan: Plan, file: Path, errors: list[InputErr
             arr[ni, ti] = v > 0.5
         else:
             arr[ni, ti] = np.nan_to_num(v)
+    return flows
+
+
+# --------------------------------------------------------------------------- JSON document
+
+
+_DOC = ConfigDict(extra="forbid", ser_json_inf_nan="strings")
+JsonFloat = float | Literal["Infinity", "-Infinity", "NaN"]
+"""A number as the JSON document writes it: non-finite numbers are these strings."""
+
+
+class AssignmentRecord(BaseModel):
+    """One row of ``assignments.csv`` (SPEC §4) as a JSON object."""
+
+    model_config = ConfigDict(extra="allow")
+    job_id: str
+    status: Literal["scheduled", "dropped", "pinned"]
+    node_id: str | None = None
+    start_slot: int | None = None
+    end_slot: int | None = Field(default=None, description="Exclusive end slot.")
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+class NodeSeriesRecord(BaseModel):
+    """One row of ``node_series.csv`` (SPEC §4) as a JSON object; powers [kW], soc [kWh]."""
+
+    model_config = _DOC
+    node_id: str
+    slot: int
+    time: datetime | None = None
+    on: Literal[0, 1]
+    load_kw: float
+    pv_used_kw: float
+    import_kw: float
+    export_kw: float
+    charge_kw: float
+    discharge_kw: float
+    soc_kwh: float = Field(description="State of charge at the end of the slot [kWh].")
+
+
+class PlanSummary(BaseModel):
+    """``summary.json`` (SPEC §4); numbers at full precision, non-finite ones as strings."""
+
+    model_config = _DOC
+    solver: str
+    status: Status
+    objective: JsonFloat | None = None
+    bound: JsonFloat | None = None
+    gap: JsonFloat | None = None
+    costs: dict[str, JsonFloat] = Field(default_factory=dict)
+    timings: dict[str, JsonFloat] = Field(default_factory=dict)
+    jobs: dict[str, int] = Field(default_factory=dict)
+    message: str = ""
+    info: dict[str, Any] = Field(default_factory=dict)
+
+
+class PlanDocument(BaseModel):
+    """A plan as one JSON document: the three plan files of SPEC §4.
+
+    ``assignments``: one record per job in the problem's order; ``node_series``: one
+    record per node and slot (empty without a plan); ``summary``: as ``summary.json``
+    (``gap`` and ``jobs`` are derived and ignored when read).
+    """
+
+    model_config = _DOC
+    assignments: list[AssignmentRecord]
+    node_series: list[NodeSeriesRecord]
+    summary: PlanSummary
+
+
+def _json_number(v: float | None) -> float | str | None:
+    """A float for JSON: non-finite values as ``Infinity`` / ``-Infinity`` / ``NaN``."""
+    if v is None:
+        return None
+    v = float(v)
+    if math.isfinite(v):
+        return v
+    return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+
+
+def _from_json_number(v: float | str | None) -> float | None:
+    if v is None:
+        return None
+    return float({"Infinity": "inf", "-Infinity": "-inf", "NaN": "nan"}.get(v, v)
+                 if isinstance(v, str) else v)
+
+
+def _info_value(obj: Any) -> Any:
+    """``info`` content for the document (like :func:`_jsonable`, infinities kept)."""
+    if isinstance(obj, dict):
+        return {str(k): _info_value(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_info_value(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        return _json_number(float(obj))
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+def _info_from_json(obj: Any) -> Any:
+    """``info`` as read: the strings of non-finite numbers become those numbers again."""
+    if isinstance(obj, dict):
+        return {k: _info_from_json(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_info_from_json(v) for v in obj]
+    if obj in ("Infinity", "-Infinity", "NaN"):
+        return _from_json_number(obj)
+    return obj
+
+
+def _durations_of(problem: Problem, plan: Plan) -> IntArray:
+    dur = np.zeros(len(problem.jobs), dtype=np.int64)
+    runs = np.nonzero(plan.node >= 0)[0]
+    if runs.size:
+        minutes = np.array([problem.jobs[j].duration_min for j in runs])
+        speed = np.array([problem.nodes[n].speed for n in plan.node[runs]])
+        dur[runs] = slots_needed(minutes, problem.horizon.slot_minutes, speed)
+    return dur
+
+
+def _assignment_records(problem: Problem, plan: Plan) -> list[dict[str, Any]]:
+    hz = problem.horizon
+    dur = _durations_of(problem, plan)
+    out: list[dict[str, Any]] = []
+    for j, job in enumerate(problem.jobs):
+        n = int(plan.node[j])
+        if n < 0:
+            out.append({"job_id": job.job_id, "status": "dropped", "node_id": None,
+                        "start_slot": None, "end_slot": None, "start": None, "end": None})
+            continue
+        s = int(plan.start[j])
+        e = s + int(dur[j])
+        out.append({"job_id": job.job_id, "status": "pinned" if job.pinned else "scheduled",
+                    "node_id": plan.node_ids[n], "start_slot": s, "end_slot": e,
+                    "start": hz.time_of(s).isoformat(), "end": hz.time_of(e).isoformat()})
+    return out
+
+
+_SERIES_FIELDS = (("load_kw", "load"), ("pv_used_kw", "pv_used"), ("import_kw", "grid_import"),
+                  ("export_kw", "grid_export"), ("charge_kw", "charge"),
+                  ("discharge_kw", "discharge"), ("soc_kwh", "soc"))
+"""(record key, :class:`Flows` attribute) of every power and energy column."""
+
+
+def _series_records(problem: Problem, plan: Plan) -> list[dict[str, Any]]:
+    f = plan.flows
+    if f is None:
+        return []
+    N, T = f.on.shape
+    hz = problem.horizon
+    times = [hz.time_of(t).isoformat() for t in range(T)] * N
+    cols: list[list[Any]] = []
+    for _, attr in _SERIES_FIELDS:
+        arr = np.asarray(getattr(f, attr), dtype=float).ravel()
+        cols.append(arr.tolist() if np.isfinite(arr).all()
+                    else [_json_number(x) for x in arr.tolist()])
+    node_ids = np.repeat(np.array(plan.node_ids, dtype=object), T).tolist()
+    slots = np.tile(np.arange(T), N).tolist()
+    on = f.on.astype(int).ravel().tolist()
+    keys = ("node_id", "slot", "time", "on", *(k for k, _ in _SERIES_FIELDS))
+    return [dict(zip(keys, row, strict=True))
+            for row in zip(node_ids, slots, times, on, *cols, strict=True)]
+
+
+def _document_summary(problem: Problem, plan: Plan) -> dict[str, Any]:
+    """:meth:`Plan.summary` at full precision (timings not rounded), infinities kept."""
+    return {
+        "solver": plan.solver,
+        "status": plan.status.value,
+        "objective": _json_number(plan.objective),
+        "bound": _json_number(plan.bound),
+        "gap": _json_number(plan.gap),
+        "costs": ({k: _json_number(plan.costs.get(k, 0.0)) for k in
+                   (*COST_TERMS, *(k for k in plan.costs if k not in COST_TERMS))}
+                  if plan.costs else {}),
+        "timings": {k: _json_number(v) for k, v in plan.timings.items()},
+        "jobs": plan.job_counts(problem),
+        "message": plan.message,
+        "info": _info_value(plan.info),
+    }
+
+
+def _validation_errors(exc: ValidationError, name: str) -> list[InputError]:
+    """Pydantic errors of a plan document as located input errors."""
+    out = []
+    for e in exc.errors():
+        loc = list(e["loc"])
+        file = name if not loc else f"{name}.{loc[0]}"
+        row = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+        rest = loc[2:] if row is not None else loc[1:]
+        column = ".".join(str(x) for x in rest) or None
+        value = e.get("input")
+        shown = None if isinstance(value, (dict, list)) else (
+            None if value is None and e["type"] == "missing" else json.dumps(value, default=str))
+        out.append(InputError(file, row, column, shown,
+                              str(e["msg"]).removeprefix("Value error, ")))
+    return out
+
+
+def _plan_from_document(problem: Problem, data: str | bytes | Mapping[str, Any],
+                        name: str) -> Plan:
+    try:
+        doc = (PlanDocument.model_validate_json(data) if isinstance(data, (str, bytes))
+               else PlanDocument.model_validate(data))
+    except ValidationError as exc:
+        raise BundleError(_validation_errors(exc, name)) from None
+    s = doc.summary
+    plan = Plan.empty(problem, s.solver, s.status, s.message)
+    plan.objective = _from_json_number(s.objective)
+    plan.bound = _from_json_number(s.bound)
+    plan.costs = {k: float(_from_json_number(v) or 0.0) for k, v in s.costs.items()}
+    plan.timings = {k: float(_from_json_number(v) or 0.0) for k, v in s.timings.items()}
+    plan.info = _info_from_json(s.info)
+    errors: list[InputError] = []
+    _document_assignments(problem, plan, doc.assignments, f"{name}.assignments", errors)
+    if s.status.has_plan:
+        plan.flows = _document_series(problem, plan, doc.node_series, f"{name}.node_series",
+                                      errors)
+    if errors:
+        raise BundleError(errors)
+    return plan
+
+
+def _document_assignments(problem: Problem, plan: Plan, records: list[AssignmentRecord],
+                          file: str, errors: list[InputError]) -> None:
+    job_pos = {j.job_id: i for i, j in enumerate(problem.jobs)}
+    node_pos = {n.node_id: i for i, n in enumerate(problem.nodes)}
+    seen: set[str] = set()
+    for r, rec in enumerate(records):
+        if rec.job_id not in job_pos:
+            errors.append(InputError(file, r, "job_id", rec.job_id, "unknown job_id"))
+            continue
+        if rec.job_id in seen:
+            errors.append(InputError(file, r, "job_id", rec.job_id, "job listed twice"))
+        seen.add(rec.job_id)
+        j = job_pos[rec.job_id]
+        if rec.status == "dropped":
+            plan.node[j] = -1
+            continue
+        if rec.node_id is None or rec.node_id not in node_pos:
+            errors.append(InputError(file, r, "node_id", rec.node_id, "unknown node_id"))
+            continue
+        if rec.start_slot is None:
+            errors.append(InputError(file, r, "start_slot", None,
+                                     "required for a scheduled or pinned job"))
+            continue
+        plan.node[j] = node_pos[rec.node_id]
+        plan.start[j] = rec.start_slot
+    if plan.status.has_plan:
+        for jid in job_pos:
+            if jid not in seen:
+                errors.append(InputError(file, None, "job_id", jid,
+                                         "job missing: every job needs a record"))
+
+
+def _document_series(problem: Problem, plan: Plan, records: list[NodeSeriesRecord], file: str,
+                     errors: list[InputError]) -> Flows:
+    N, T = len(problem.nodes), problem.horizon.slots
+    flows = Flows.zeros(N, T)
+    node_pos = {n.node_id: i for i, n in enumerate(problem.nodes)}
+    seen = np.zeros((N, T), dtype=np.int64)
+    for r, rec in enumerate(records):
+        n = node_pos.get(rec.node_id)
+        if n is None:
+            errors.append(InputError(file, r, "node_id", rec.node_id, "unknown node_id"))
+            continue
+        if not 0 <= rec.slot < T:
+            errors.append(InputError(file, r, "slot", str(rec.slot), f"slot must be 0..{T - 1}"))
+            continue
+        t = rec.slot
+        seen[n, t] += 1
+        flows.on[n, t] = rec.on == 1
+        for key, attr in _SERIES_FIELDS:
+            getattr(flows, attr)[n, t] = getattr(rec, key)
+        if len(errors) > MAX_ERRORS:
+            break
+    if not errors and (seen != 1).any():
+        n_bad, t_bad = np.nonzero(seen != 1)
+        errors.append(InputError(file, None, "slot", f"{problem.nodes[n_bad[0]].node_id}/"
+                                 f"{t_bad[0]}", "every (node_id, slot) needs exactly one record"))
     return flows
