@@ -380,7 +380,7 @@ class _Model:
         keep = rank < per_job
         return job_best, k[keep], s[keep].astype(np.int64), v[keep]
 
-    def bound(self, y: FloatArray, job_best: FloatArray, x_pinned: FloatArray) -> float:
+    def bound(self, y: FloatArray, job_best: FloatArray, x_pinned: float) -> float:
         """Farley's bound at ``y`` (module docstring); ``x_pinned``: the reduced cost sum of
         the pinned jobs' fixed start columns."""
         ix = self.index
@@ -395,8 +395,8 @@ class _Model:
         best[has] = np.fmin(best[has], d[self.drop_col[has]])
         box[self.drop_col[has]] = False
         with np.errstate(invalid="ignore"):
-            c = np.where(d > 0, d * self.lb, np.where(d < 0, d * self.ub, 0.0))
-        value += float(c[box].sum()) + float(best[~ix.pinned].sum()) + x_pinned
+            dbox = np.where(d > 0, d * self.lb, np.where(d < 0, d * self.ub, 0.0))
+        value += float(dbox[box].sum()) + float(best[~ix.pinned].sum()) + x_pinned
         return value if not math.isnan(value) else -math.inf
 
     def clip(self, y: FloatArray) -> FloatArray:
@@ -446,8 +446,9 @@ def aggregate_bound(index: Index, time_limit: float | None = None,
     if incumbent is not None:
         node, st = (np.asarray(v) for v in incumbent)
         js = np.nonzero((node >= 0) & ~ix.pinned)[0]
-        key = {(int(j), int(md.cls[md.node[k]])): k for k, j in enumerate(md.job.tolist())}
-        kk = np.array([key.get((int(j), int(md.cls[node[j]])), -1) for j in js], dtype=np.int64)
+        of_class = {(int(j), int(md.cls[md.node[k]])): k for k, j in enumerate(md.job.tolist())}
+        kk = np.array([of_class.get((int(j), int(md.cls[node[j]])), -1) for j in js],
+                      dtype=np.int64)
         ok = kk >= 0
         ks.append(kk[ok])
         ss.append(st[js[ok]].astype(np.int64))

@@ -42,7 +42,7 @@ def implied_upper_bounds(model: MilpModel, index: Index) -> FloatArray:
 
 
 def dual_value(model: MilpModel, index: Index, row_dual: npt.ArrayLike,
-               keep_assignment: bool = True, start_best: FloatArray | None = None) -> float:
+               keep_assignment: bool = True) -> float:
     """A lower bound on the MILP optimum from any row multipliers (Lagrangian dual) [money].
 
     For the LP ``min c·x, lo ≤ A x ≤ hi, l ≤ x ≤ u`` (bounds ``u`` from
@@ -71,11 +71,6 @@ def dual_value(model: MilpModel, index: Index, row_dual: npt.ArrayLike,
         Multipliers, HiGHS's sign convention (``c − Aᵀy`` are the reduced costs).
     keep_assignment : bool
         Minimise each job over its simplex (see above).
-    start_best : (J,) float, optional
-        With ``keep_assignment``: each job's least reduced cost over start columns the
-        model does not hold (``model`` a restricted master; priced implicitly by
-        :class:`~optisched.bounds.pricing.StartPricer` under the same ``y``); the job's
-        minimum then runs over those too, so the bound is that of the full model.
 
     Returns
     -------
@@ -105,8 +100,6 @@ def dual_value(model: MilpModel, index: Index, row_dual: npt.ArrayLike,
         jobs = model.sets.x_job[~model.sets.x_fixed]
         best = np.full(index.J, np.inf)
         np.minimum.at(best, jobs, d[x_free])
-        if start_best is not None:
-            best = np.fmin(best, start_best)
         has_drop = model.drop >= 0
         best[has_drop] = np.minimum(best[has_drop], d[model.drop[has_drop]])
         free_jobs = ~index.pinned

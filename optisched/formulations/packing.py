@@ -160,10 +160,10 @@ def define_packing_objective(pm: PackingModel) -> None:
         terms.append(v)
     for j, lit in pm.drop.items():
         terms.append(round(float(idx.drop_penalty[j]) / pm.money) * lit)
-    for lit, c in pm.switch_terms:
-        units = round(c / pm.money)
-        if units:
-            terms.append(units * lit)
+    for lit, money in pm.switch_terms:
+        switch_units = round(float(money) / pm.money)
+        if switch_units:
+            terms.append(switch_units * lit)
     pm.cost_terms = terms
     md.minimize(sum(terms))
 

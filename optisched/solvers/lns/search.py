@@ -18,6 +18,8 @@ import numpy as np
 
 from optisched.arrays import IntArray
 from optisched.bounds import BoundProcess, improved_bound, lagrangian_bound
+from optisched.bounds.aggregate import linear_nodes
+from optisched.bounds.pricing import start_column_count
 from optisched.domain import Problem
 from optisched.evaluate import evaluate
 from optisched.index import Index, compile_index
@@ -31,7 +33,6 @@ from optisched.solvers.lns.subproblem import (
     REL_TOL,
     SubProblem,
     build_subproblem,
-    linear_nodes,
     solve_subproblem,
     splice,
     sub_solver_name,
@@ -64,9 +65,10 @@ CAPACITY_ITERATIONS = 10
 BOUND_ROUNDS = 4
 """Rounds of :func:`~optisched.bounds.lagrangian.improved_bound` at the start and the end."""
 BOUND_MAX_COLUMNS = 2_000_000
-"""Start columns above which ``lp_bound="auto"`` starts no bound process (the Lagrangian
-bound only): column generation builds the full model, 2.6 GB at 741 k start columns
-(generate large); ICON sample09 (5.2 M) took the machine to 23 GB."""
+"""Start columns above which the bound child does not build the full model (``colgen``
+builds it: 2.6 GB at 741 k start columns, generate large; ICON sample09, 5.2 M, took the
+machine to 23 GB): it computes the class-aggregated LP when every node is linear, else
+the implicit column generation (neither holds the full model)."""
 LP_BOUND_MAX_COLUMNS = 300_000
 """Start columns ``Σ options' start windows`` up to which ``lp_bound="auto"`` runs the LP
 (measured: ``tests/_problems`` 100 jobs × 20 nodes × 96 slots, an LP of 88k columns in all,
@@ -104,31 +106,31 @@ class _State:
 # --------------------------------------------------------------------------- bound
 
 
-def _start_columns(index: Index) -> int:
-    """Number of (option, feasible start) pairs, the size of the time-indexed model."""
-    width = np.maximum(0, index.opt_latest - index.opt_earliest + 1)
-    return int(width.sum())
-
-
 class _BoundSlot:
     """Where the bound process lives once started (it starts after the first iteration,
     so problems the search proves optimal at once never pay for starting it)."""
 
     def __init__(self, wanted: bool, time_limit: float, method: str = "lp",
-                 restricted: bool = False) -> None:
+                 restricted: bool = False, aggregate_first: bool = False) -> None:
         self.wanted = wanted
         self.time_limit = time_limit
         self.method = method
         self.restricted = restricted
+        self.aggregate_first = aggregate_first
         self.job: BoundProcess | None = None
 
     def start(self, problem: Problem) -> None:
         """Start the bound process for ``problem`` (once)."""
         if self.wanted and self.job is None:
-            if self.restricted:
-                self.job = RestrictedMasterProcess(problem, self.time_limit, self.method)
-            else:
-                self.job = BoundProcess(problem, self.time_limit, self.method)
+            kind = RestrictedMasterProcess if self.restricted else BoundProcess
+            self.job = kind(problem, self.time_limit, self.method, self.aggregate_first)
+
+    @property
+    def source(self) -> str:
+        """The method of the bound process's best bound so far (its own method before it
+        has written one)."""
+        got = self.job.source if self.job is not None else None
+        return got or self.method
 
     def share_incumbent(self, plan: Plan) -> None:
         """Give the restricted master (if any) the search's best placement."""
@@ -179,6 +181,19 @@ def _take_restricted(problem: Problem, index: Index, lp: _BoundSlot, state: _Sta
     return True
 
 
+def bound_method(index: Index) -> str:
+    """The bound child's method for ``index`` (``docs/algorithms/lns.md`` §5): ``lp`` up to
+    :data:`LP_BOUND_MAX_COLUMNS` start columns, ``colgen`` up to :data:`BOUND_MAX_COLUMNS`
+    (both build the full model); beyond, ``aggregate`` when every node is linear
+    (:func:`~optisched.bounds.aggregate.linear_nodes`), else ``implicit``."""
+    columns = start_column_count(index)
+    if columns <= LP_BOUND_MAX_COLUMNS:
+        return "lp"
+    if columns <= BOUND_MAX_COLUMNS:
+        return "colgen"
+    return "aggregate" if linear_nodes(index).all() else "implicit"
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -189,15 +204,12 @@ def solve_lns(problem: Problem, index: Index, options: SolveOptions) -> Plan:
     deadline = options.deadline(t0, DEFAULT_TIME_LIMIT)
     budget = deadline - t0
     use_lp = params.lp_bound
-    columns = _start_columns(index)
-    wanted = use_lp is True or (use_lp == "auto" and budget >= LP_BOUND_MIN_BUDGET
-                                and columns <= BOUND_MAX_COLUMNS)
-    method = "lp" if columns <= LP_BOUND_MAX_COLUMNS else "colgen"
-    method = params.bound_method or method
+    wanted = use_lp is True or (use_lp == "auto" and budget >= LP_BOUND_MIN_BUDGET)
+    method = params.bound_method or bound_method(index)
     restricted = (method == "lp" and params.max_iterations is None
                   and params.restricted_master)
     lp = _BoundSlot(bool(wanted), budget if math.isfinite(budget) else 3600.0, method,
-                    restricted)
+                    restricted, aggregate_first=params.bound_method is None)
     try:
         return _search(problem, index, options, t0, deadline, lp)
     finally:
@@ -250,7 +262,7 @@ def _search(problem: Problem, index: Index, options: SolveOptions, t0: float, de
     """The search of :func:`solve_lns` (the LP bound, if any, already running);
     ``penalty_phase``: ``problem`` is already the penalty problem."""
     budget = deadline - t0
-    if _start_columns(index) >= LP_EARLY_COLUMNS:
+    if start_column_count(index) >= LP_EARLY_COLUMNS:
         lp.start(problem)  # beside the start heuristics: the bound and LP guidance come sooner
     start, origin = start_plan(problem, index, options, budget if math.isfinite(budget) else 60.0)
     if not start.status.has_plan or start.flows is None:
@@ -372,7 +384,7 @@ class _Search:
                 if "lp" in state.stats:  # informed: start it at the best weight
                     state.stats["lp"].weight = max(v.weight for v in state.stats.values())
             if lpb is not None and (state.bound is None or lpb > state.bound):
-                state.bound, self.bound_source = lpb, self.lp.method
+                state.bound, self.bound_source = lpb, self.lp.source
                 self.report("LP bound")
                 if self.optimal_now():
                     return True
@@ -497,7 +509,7 @@ class _Search:
             wait = math.inf if self.deterministic else self.deadline - time.perf_counter()
             lpb = lp_job.poll(wait=min(wait, 3600.0))
             if lpb is not None and (state.bound is None or lpb > state.bound):
-                state.bound, self.bound_source = lpb, self.lp.method
+                state.bound, self.bound_source = lpb, self.lp.source
         if lp_job is not None:
             _take_restricted(self.problem, self.index, self.lp, state)
 

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from optisched.arrays import BoolArray, IntArray
+from optisched.arrays import IntArray
+from optisched.bounds.aggregate import linear_nodes
 from optisched.dispatch import dispatch, dispatch_load
 from optisched.domain import Feeder, Horizon, Job, Problem
 from optisched.evaluate import Evaluation, evaluate
@@ -46,7 +47,6 @@ __all__ = [
     "SubProblem",
     "build_subproblem",
     "feeder_closure",
-    "linear_nodes",
     "solve_packing",
     "solve_subproblem",
     "splice",
@@ -244,19 +244,6 @@ def solve_subproblem(name: str, sub: SubProblem, time_limit: float, seed: int,
                  threads=threads, warm_start=warm)
 
 
-def linear_nodes(index: Index) -> BoolArray:
-    """(N,) nodes whose cost is linear in their load: no PV, battery, demand charge or finite
-    feeder headroom (the grid supplies every kW at the import cost, as in ICON)."""
-    feeder = np.zeros(index.N, dtype=bool)
-    f = index.feeder_of
-    has = f >= 0
-    if has.any():
-        feeder[has] = np.isfinite(index.feeder_headroom[f[has]]).any(axis=1)
-    battery = (index.charge_kw > 0) | (index.discharge_kw > 0)
-    return np.asarray(~(index.pv > 0).any(axis=1) & ~battery & ~(index.demand_charge > 0)
-                      & ~feeder)
-
-
 def solve_packing(sub: SubProblem, time_limit: float, seed: int) -> Plan:
     """The CP-SAT interval sub-model of the sub-problem (placement, resources, on/off).
 
@@ -267,8 +254,8 @@ def solve_packing(sub: SubProblem, time_limit: float, seed: int) -> Plan:
     idle draw and switching; hinted with the incumbent, one worker, ``seed``. Its flows
     come from the exact dispatch of its placement and on/off states. Status ``optimal``
     only when CP-SAT proves its model optimal and every node is linear
-    (:func:`linear_nodes`: then the model's objective is the sub-problem's cost up to its
-    integer rounding); else ``feasible``.
+    (:func:`~optisched.bounds.aggregate.linear_nodes`: then the model's objective is the
+    sub-problem's cost up to its integer rounding); else ``feasible``.
     """
     from ortools.sat.python import cp_model  # optional at import: lns needs highspy only
 
