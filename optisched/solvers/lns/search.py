@@ -149,11 +149,6 @@ class _BoundSlot:
             self.job.stop()
 
 
-def _has_ortools() -> bool:
-    """Whether ortools (the CP-SAT interval sub-model) can be imported."""
-    return importlib.util.find_spec("ortools") is not None
-
-
 def _max_bound(a: float | None, b: float | None) -> float | None:
     vals = [v for v in (a, b) if v is not None and math.isfinite(v)]
     return max(vals) if vals else None
@@ -314,7 +309,8 @@ class _Search:
         options.report(t0, best.objective, bound, "bound")
         self.sub_solver = sub_solver_name(options)
         self.linear = linear_nodes(index)
-        self.auto_sub = self.params.sub_solver is None and _has_ortools()
+        self.auto_sub = (self.params.sub_solver is None
+                         and importlib.util.find_spec("ortools") is not None)
         self.sub_stats: dict[str, _Stats] = {}
         self.kinds = list(self.params.kinds)
         size = (self.params.size if self.params.size is not None

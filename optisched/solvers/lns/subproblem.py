@@ -23,6 +23,7 @@ built by hand.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from dataclasses import dataclass
 
@@ -209,7 +210,8 @@ def _in_window(job: Job, hz: Horizon, window: tuple[int, int]) -> Job:
 
 
 def sub_solver_name(options: SolveOptions) -> str:
-    """The sub-solver: ``sub_solver`` when given, else ``highs``, ``cpsat`` or ``greedy``.
+    """The sub-solver: ``sub_solver`` when given (``cpsat-pack``: the CP-SAT interval model,
+    :func:`solve_packing`), else ``highs``, ``cpsat`` or ``greedy``.
 
     Raises
     ------
@@ -217,6 +219,10 @@ def sub_solver_name(options: SolveOptions) -> str:
         The given ``sub_solver`` is not registered or not installed.
     """
     want = options.params_as(LnsOptions).sub_solver
+    if want == PACK_SOLVER:
+        if importlib.util.find_spec("ortools") is None:
+            raise ValueError(f"sub_solver {want!r} needs ortools, which is not installed")
+        return PACK_SOLVER
     if want is not None:
         if want not in REGISTRY or not REGISTRY[want].available():
             raise ValueError(f"sub_solver {want!r} is not registered or not installed")
