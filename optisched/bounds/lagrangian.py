@@ -39,6 +39,7 @@ import numpy as np
 
 from optisched.arrays import FloatArray, IntArray
 from optisched.backends import highs as hs
+from optisched.bounds.pricing import Duals, StartPricer
 from optisched.dispatch import dispatch_groups
 from optisched.formulations.dispatch_lp import build_dispatch_lp
 from optisched.index import Index
@@ -49,8 +50,6 @@ log = logging.getLogger(__name__)
 
 _BLOCK = 16
 """Standalone nodes per block-diagonal LP."""
-_CHUNK = 20000
-"""Options per vectorized chunk of the job minimum."""
 
 
 def _group_lp(index: Index, nodes: IntArray, load: FloatArray,
@@ -251,44 +250,23 @@ def _jobs_min(index: Index, pi: FloatArray, mu: FloatArray | None = None,
         Q = np.zeros((index.N, T + 1, R))
         Q[:, 1:, :] = np.cumsum(mu, axis=1)
     n_opt = index.opt_job.size
-    oc = np.full(n_opt, np.inf)  # best cost per option
-    os_ = np.zeros(n_opt, dtype=np.int64)  # its start
+    # free options: the cheapest start over their windows (StartPricer: the same reduced
+    # cost with π as the balance and μ as the capacity multipliers)
+    priced = StartPricer(index).price(Duals(
+        pi, mu if mu is not None else np.zeros((index.N, T, R)), {}))
+    oc = priced.opt_best.copy()  # best cost per option
+    os_ = np.maximum(priced.opt_start, 0)  # its start
     pinned = index.pinned
-    s_grid = np.arange(T)
-    for a in range(0, n_opt, _CHUNK):
-        o = np.arange(a, min(n_opt, a + _CHUNK))
-        j, n = index.opt_job[o], index.opt_node[o]
-        pin = pinned[j]
-        if pin.any():  # pinned options: their one start (may lie outside 0..T)
-            po = o[pin]
-            pj, pn, pd = index.opt_job[po], index.opt_node[po], index.opt_dur[po]
-            s = index.pinned_start[pj]
-            lo_, hi_ = np.clip(s, 0, T), np.clip(s + pd, 0, T)
-            oc[po] = (index.opt_power[po] * (P[pn, hi_] - P[pn, lo_])
-                      + index.opt_latency_cost[po] + index.tardiness_cost(pj, s + pd))
-            if Q is not None:
-                oc[po] += np.einsum("kr,kr->k", index.usage[pj], Q[pn, hi_] - Q[pn, lo_])
-            os_[po] = s
-        f = ~pin
-        if not f.any():
-            continue
-        fo, fj, fn, fd = o[f], j[f], n[f], index.opt_dur[o[f]]
-        S = s_grid[None, :]
-        ok = (S >= index.opt_earliest[fo][:, None]) & (S <= index.opt_latest[fo][:, None])
-        ok &= index.avail_run[fn][:, :T] >= fd[:, None]
-        end = np.minimum(S + fd[:, None], T)
-        energy = P[fn[:, None], end] - P[fn[:, None], S]
-        c = (index.opt_power[fo][:, None] * energy + index.opt_latency_cost[fo][:, None]
-             + index.tardiness_cost(fj[:, None], S + fd[:, None]))
+    po = np.nonzero(pinned[index.opt_job])[0]
+    if po.size:  # pinned options: their one start (may lie outside 0..T)
+        pj, pn, pd = index.opt_job[po], index.opt_node[po], index.opt_dur[po]
+        s = index.pinned_start[pj]
+        lo_, hi_ = np.clip(s, 0, T), np.clip(s + pd, 0, T)
+        oc[po] = (index.opt_power[po] * (P[pn, hi_] - P[pn, lo_])
+                  + index.opt_latency_cost[po] + index.tardiness_cost(pj, s + pd))
         if Q is not None:
-            for r in range(R):
-                u = index.usage[fj, r]
-                if u.any():
-                    c = c + u[:, None] * (Q[fn[:, None], end, r] - Q[fn[:, None], S, r])
-        c = np.where(ok, c, np.inf)
-        k = np.argmin(c, axis=1)
-        oc[fo] = c[np.arange(fo.size), k]
-        os_[fo] = k
+            oc[po] += np.einsum("kr,kr->k", index.usage[pj], Q[pn, hi_] - Q[pn, lo_])
+        os_[po] = s
     best = np.full(index.J, np.inf)
     arg = np.full(index.J, -1, dtype=np.int64)
     if n_opt:

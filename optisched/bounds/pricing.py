@@ -139,7 +139,8 @@ class StartPricer:
             E = np.minimum(Sc + d[:, None], T)
             c = ix.opt_power[o][:, None] * (PB[n[:, None], E] - PB[n[:, None], Sc])
             c += ix.opt_latency_cost[o][:, None]
-            c += ix.tardiness_cost(j[:, None], Sc + d[:, None])
+            if ix.tardiness_rate[j].any():
+                c += ix.tardiness_cost(j[:, None], Sc + d[:, None])
             if use_mu:
                 for r in range(R):
                     u = ix.usage[j, r]

@@ -69,6 +69,11 @@ BOUND_MAX_COLUMNS = 2_000_000
 builds it: 2.6 GB at 741 k start columns, generate large; ICON sample09, 5.2 M, took the
 machine to 23 GB): it computes the class-aggregated LP when every node is linear, else
 the implicit column generation (neither holds the full model)."""
+LAG_CELLS_PER_SECOND = 2_000_000
+"""Start columns one Lagrangian evaluation prices per second (measured: tight 1,000 × 50 ×
+288, 5.5 M start columns, 2.3 s at load 9 on 2 cores)."""
+LAG_SHARE = 0.1
+"""Largest share of the budget one Lagrangian evaluation may be expected to take."""
 LP_BOUND_MAX_COLUMNS = 300_000
 """Start columns ``Σ options' start windows`` up to which ``lp_bound="auto"`` runs the LP
 (measured: ``tests/_problems`` 100 jobs × 20 nodes × 96 slots, an LP of 88k columns in all,
@@ -331,7 +336,12 @@ class _Search:
         """The Lagrangian bound at the start plan's load, improved within 5 % of the
         budget; sets :attr:`t_lag`, the time of one evaluation [s]."""
         tb = time.perf_counter()
-        load = best.flows.load if best.flows is not None else None
+        self.t_lag = 0.0
+        # one evaluation prices every start column: skipped where that would take more than
+        # LAG_SHARE of the budget (the bound child's bound then stands alone)
+        self.use_lag = self.deterministic or (
+            start_column_count(self.index) <= LAG_CELLS_PER_SECOND * LAG_SHARE * self.budget)
+        load = best.flows.load if best.flows is not None and self.use_lag else None
         bound = lagrangian_bound(self.index, load) if load is not None else None
         self.t_lag = time.perf_counter() - tb
         if bound is not None and load is not None:
@@ -494,7 +504,8 @@ class _Search:
         """Lagrangian bound at the best plan's load, the bound process's when it arrives
         in time, and its last restricted-master plan."""
         state = self.state
-        if state.best.flows is not None and not self.optimal_now() and not self.proven:
+        if (state.best.flows is not None and self.use_lag and not self.optimal_now()
+                and not self.proven):
             lb = improved_bound(self.index, state.best.flows.load, rounds=BOUND_ROUNDS,
                                 deadline=math.inf if self.deterministic else self.deadline,
                                 upper=state.objective, capacity_iterations=CAPACITY_ITERATIONS)
