@@ -289,7 +289,8 @@ def plan(
         if result.message:
             err.print(result.message, markup=False, highlight=False)
     if result.status in (Status.INFEASIBLE, Status.NO_SOLUTION):
-        if result.status is Status.INFEASIBLE and "drop_penalty" not in result.message:
+        if (result.status is Status.INFEASIBLE and "drop_penalty" not in result.message
+                and result.info.get("dropping_helps", True)):
             err.print("hint: jobs with a drop_penalty may be left out; give must-run jobs one "
                       "to get the dropped-jobs relaxation")
         if result.status is Status.NO_SOLUTION:

@@ -17,7 +17,7 @@ from optisched.domain import Problem
 from optisched.evaluate import evaluate
 from optisched.index import compile_index
 from optisched.plan import Plan, Status
-from optisched.precheck import precheck
+from optisched.precheck import precheck, prove_infeasible
 from optisched.solvers.base import Progress, SolveOptions, SolverFunction, deterministic_params
 from optisched.solvers.options import OptionError, SolverOptions
 from optisched.solvers.registry import (
@@ -100,7 +100,10 @@ def solve(
         Status from the shared vocabulary; for optimal/feasible plans the
         objective and cost terms come from the evaluator. An infeasible problem
         is a result (status ``infeasible`` with a message naming jobs, nodes,
-        slots or constraints), not an exception.
+        slots or constraints), not an exception. What
+        :func:`~optisched.precheck.prove_infeasible` proves before any search comes
+        back at once, with ``info["infeasible"]`` (the failing constraint families) and
+        ``info["dropping_helps"]`` (whether a ``drop_penalty`` on must-run jobs could help).
 
     Raises
     ------
@@ -127,9 +130,11 @@ def solve(
         params, time_limit = deterministic_params(params, time_limit)
     index = compile_index(problem)
     t_index = time.perf_counter() - t0
-    why = precheck(problem, index)
-    if why is not None:
-        plan = Plan.empty(problem, name, Status.INFEASIBLE, why)
+    proofs = prove_infeasible(problem, index)
+    if proofs:
+        plan = Plan.empty(problem, name, Status.INFEASIBLE, "; ".join(p.message for p in proofs))
+        plan.info = {"infeasible": sorted({p.constraint for p in proofs}),
+                     "dropping_helps": any(p.dropping_helps for p in proofs)}
         plan.timings = {"build": t_index, "solve": 0.0, "total": time.perf_counter() - t0}
         return plan
     opts = SolveOptions(time_limit=time_limit, mip_gap=mip_gap, seed=seed,

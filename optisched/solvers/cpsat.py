@@ -64,6 +64,11 @@ BUILD_SECONDS_PER_COVER = 2.5e-5
 288k 3.6 s, ICON sample02 580k 11.5 s)."""
 MIN_SOLVE = 0.05
 """Smallest time left [s] for which CP-SAT is started at all."""
+OPTIMAL_EPS = 0.01
+"""A plan CP-SAT proves optimal for its scaled model is reported ``optimal`` only when the
+rounding bound ε is at most this fraction of the objective (at least 1 money); else
+``feasible`` (extreme values: a node with 1e7 kW of headroom gets a 100 kW power unit, and
+ε of several hundred money beside an objective below 1)."""
 
 ABS_GAP_FRACTION = 0.1
 """CP-SAT's ``absolute_gap_limit`` is this fraction of the rounding bound ε (in money units)."""
@@ -526,6 +531,14 @@ def solve_cpsat(problem: Problem, index: Index, options: SolveOptions) -> Plan:
     else:
         plan = Plan.empty(problem, "cpsat", Status.NO_SOLUTION,
                           f"CP-SAT placement not dispatchable: {res.message}")
+    if plan.status is Status.OPTIMAL and eps > OPTIMAL_EPS * max(1.0, abs(info["cpsat_objective"])):
+        # optimal for the scaled model only: its rounding bound hides what the real plan
+        # may still gain (coarse power units of nodes with huge powers, prices at the limits)
+        plan.status = Status.FEASIBLE
+        plan.message = (f"optimal for CP-SAT's scaled model; its rounding bound {eps:.3g} is "
+                        f"large beside the objective, so optimality is not proven (power unit "
+                        f"up to {max(info['power_unit_kw']):g} kW, money unit {m:g})")
+        info["scaled_optimal"] = True
     plan.bound, plan.info, plan.timings = bound, info, timings
     return plan
 

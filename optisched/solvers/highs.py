@@ -82,6 +82,10 @@ DEFAULT_TIME_LIMIT = 60.0
 DEFAULT_GAP = 1e-6
 ASSIGNMENT_SLACK_WEIGHT = 1000.0
 """Elastic penalty of leaving a must-run job out, vs 1 per kW/kWh/resource unit."""
+TERMINAL_SLACK_WEIGHT = 0.1
+"""Elastic penalty per kWh the battery ends below its initial state of charge: the
+terminal rule is a policy, so a shortfall the battery could cover if it did not have to
+end full is blamed on the rule, not on the power balance of the slots it would serve."""
 
 def highs_from_model(model: MilpModel, *, relax: bool = False, log_output: bool = False
                      ) -> hs.Highs:
@@ -364,8 +368,9 @@ _FAMILY_TEXT: dict[str, Callable[[Index, Any, float], str]] = {
                                   f"{ix.resources[b[3]]} needed exceeds capacity by {v:.4g}"),
     "power_balance": lambda ix, b, v: (f"node {ix.node_ids[b[1]]} slot {b[2]}: load exceeds PV "
                                        f"+ grid headroom + battery by {v:.4g} kW"),
-    "battery_terminal": lambda ix, b, v: (f"node {ix.node_ids[b[1]]}: the battery cannot end at "
-                                          f"its initial state of charge (short {v:.4g} kWh)"),
+    "battery_terminal": lambda ix, b, v: (f"node {ix.node_ids[b[1]]}: under the terminal rule "
+                                          "'initial' the battery cannot end at its initial state "
+                                          f"of charge (short {v:.4g} kWh)"),
     "feeder": lambda ix, b, v: (f"feeder {ix.feeder_ids[b[3]]} slot {b[2]}: net import exceeds "
                                 f"the feeder headroom by {v:.4g} kW"),
 }
@@ -388,6 +393,9 @@ def explain_infeasibility(index: Index, time_limit: float = 10.0, max_items: int
     for b in assign:  # leaving a must-run job out is the last resort
         rows = np.arange(b.start, b.start + b.size)
         model.cost[model.slack[rows][model.slack[rows] >= 0]] = ASSIGNMENT_SLACK_WEIGHT
+    for b in (b for b in model.blocks if b.family == "battery_terminal"):
+        rows = np.arange(b.start, b.start + b.size)  # a policy, blamed before unserved load
+        model.cost[model.slack[rows][model.slack[rows] >= 0]] = TERMINAL_SLACK_WEIGHT
     h = highs_from_model(model)
     if deterministic:
         hs.configure(h, threads=1, seed=0, mip_rel_gap=1e-4,
