@@ -96,9 +96,9 @@ def _slots(ts: np.ndarray) -> str:
     return f"slot {shown}" if ts.size == 1 else f"slots {shown}{' …' if ts.size > 8 else ''}"
 
 
-def _what(idle_only: bool) -> str:
+def _what(idle_only: bool, nodes: str = "node") -> str:
     if idle_only:
-        return "the idle draw (the node cannot sleep)"
+        return f"the idle draw (the {nodes} cannot sleep)"
     return "the idle draw and pinned must-run jobs"
 
 
@@ -145,7 +145,7 @@ def _node_proofs(index: Index, load: FloatArray, idle: FloatArray) -> list[Infea
                     f"from the battery beyond pv + grid headroom ({need / ed:.6g} kWh out of it "
                     f"at discharge efficiency {ed:g}), more than the {s0 - lo:.6g} kWh above "
                     f"soc_min it starts with plus the {got:.6g} kWh it can store from what pv "
-                    "and headroom leave over", not idle_only))
+                    "and headroom leave over", not idle_only, name))
                 break
         else:
             if index.terminal_initial and soc < s0 - TOL:
@@ -224,7 +224,7 @@ def _feeder_proofs(index: Index, load: FloatArray, idle: FloatArray) -> list[Inf
         who = [index.node_ids[int(n)] for n in members if load[n, t] > TOL]
         out.append(Infeasibility(
             "feeder",
-            f"[feeder] feeder {fid} {_slots(bad)}: {_what(idle_only)} of its nodes "
+            f"[feeder] feeder {fid} {_slots(bad)}: {_what(idle_only, 'nodes')} of its nodes "
             f"{', '.join(who[:8])}{' …' if len(who) > 8 else ''} needs at least {need[t]:.6g} "
             f"kW of net import beyond their pv and battery discharge, above the feeder "
             f"headroom {lim[t]:.6g} kW (slot {t})", not idle_only, fid))
