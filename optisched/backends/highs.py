@@ -235,7 +235,8 @@ def configure(h: highspy.Highs, *, time_limit: float | None = None, threads: int
               mip_rel_gap: float | None = None, mip_abs_gap: float | None = None,
               mip_feasibility_tolerance: float | None = None,
               mip_max_nodes: int | None = None,
-              simplex_iteration_limit: int | None = None) -> None:
+              simplex_iteration_limit: int | None = None,
+              feasibility_jump: bool | None = None) -> None:
     """Set HiGHS options; every argument left at None keeps the instance's value.
 
     Parameters
@@ -266,6 +267,9 @@ def configure(h: highspy.Highs, *, time_limit: float | None = None, threads: int
     mip_max_nodes, simplex_iteration_limit : int, optional
         Work limits (branch-and-bound nodes, simplex iterations): a run they end is
         reproducible, unlike one ended by ``time_limit``.
+    feasibility_jump : bool, optional
+        ``mip_heuristic_run_feasibility_jump``: HiGHS's feasibility-jump heuristic, which
+        runs at the root without looking at the clock.
     """
     values: dict[str, Any] = {
         "random_seed": None if seed is None else int(seed),
@@ -282,6 +286,7 @@ def configure(h: highspy.Highs, *, time_limit: float | None = None, threads: int
         "mip_max_nodes": None if mip_max_nodes is None else int(mip_max_nodes),
         "simplex_iteration_limit": (None if simplex_iteration_limit is None
                                     else int(simplex_iteration_limit)),
+        "mip_heuristic_run_feasibility_jump": feasibility_jump,
     }
     if time_limit is not None and math.isfinite(time_limit):
         values["time_limit"] = float(time_limit)

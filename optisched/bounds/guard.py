@@ -55,7 +55,8 @@ POLL_SECONDS = 0.1
 DONE_FILE = "done"
 """Written into the child's directory when its module's ``main`` has returned (its
 content is the exit code); the parent reads results only then."""
-GUARD_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+GUARD_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP")
+                      if hasattr(signal, name))
 """Signals the watcher takes: each ends the child after removing its directory."""
 _PR_SET_PDEATHSIG = 1
 """``<linux/prctl.h>``."""

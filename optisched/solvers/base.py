@@ -82,7 +82,7 @@ class SolveOptions:
     mip_gap : float or None
         Relative gap at which an exact solver may stop.
     seed : int
-        Random seed; same input and seed give the same plan.
+        Random seed; with ``deterministic``, same input and seed give the same plan.
     threads : int or None
         Threads for solvers that use them.
     callback : callable or None

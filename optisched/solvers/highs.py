@@ -47,6 +47,7 @@ __all__ = [
     "BIG_MODEL_COLS",
     "STATUS_MAP",
     "explain_infeasibility",
+    "feasibility_jump_fits",
     "highs_from_model",
     "milp_nonzeros_estimate",
     "model_solution_from_plan",
@@ -71,10 +72,16 @@ reductions (rows −1376, columns −11410)."""
 BUILD_NONZEROS_PER_SECOND = 2_000_000
 """Model build rate assumed when deciding whether the MILP fits the time left (measured
 2.1 M/s at ICON sample04's 11.2 M nonzeros, 4.9 M/s at city's 0.8 M)."""
+FEASIBILITY_JUMP_NONZEROS_PER_SECOND = 250_000
+"""HiGHS's feasibility-jump heuristic runs at the root without looking at the clock:
+5-6.5 s on ICON sample01 (1.7 M nonzeros, loaded 2-core machine; ``time_limit`` 1 s ended
+after 6.6-8 s with it, 1.5-2 s without it). It is switched off when ``nonzeros /`` this
+rate exceeds half the budget (and sample02 at 10 s overran by 2.7 s, sample01 by 1.5 s
+with it on)."""
 STALL_NONZEROS_PER_SECOND = 800_000
-"""HiGHS has stretches that neither look at the clock nor call back (MIP set-up, root
-work before the first LP iteration: 2-3.5 s on ICON sample01, 1.7 M nonzeros, loaded
-2-core machine); its time limit is shortened by ``nonzeros / STALL_NONZEROS_PER_SECOND``
+"""Other stretches of HiGHS that neither look at the clock nor call back (MIP set-up:
+0.5-1 s on ICON sample01-03, 1.7-5 M nonzeros, loaded 2-core machine, with feasibility
+jump off); HiGHS's time limit is shortened by ``nonzeros / STALL_NONZEROS_PER_SECOND``
 so that a stretch started just before the limit still ends by the deadline."""
 MIN_RUN = 0.05
 """Smallest time limit [s] for which HiGHS is started at all."""
@@ -105,7 +112,15 @@ def _set_common(h: hs.Highs, model: MilpModel, options: SolveOptions,
                      mip_max_nodes=max(1, round(HIGHS_NODES_PER_SECOND * time_limit)))
     else:
         hs.configure(h, time_limit=max(time_limit, 0.01), threads=options.threads,
-                     seed=int(options.seed), presolve_rule_off=rule_off)
+                     seed=int(options.seed), presolve_rule_off=rule_off,
+                     feasibility_jump=None if feasibility_jump_fits(model.A.nnz, time_limit)
+                     else False)
+
+
+def feasibility_jump_fits(nonzeros: int, seconds: float) -> bool:
+    """Whether HiGHS's feasibility jump (which ignores the clock) fits half of ``seconds``
+    on a model of ``nonzeros`` (:data:`FEASIBILITY_JUMP_NONZEROS_PER_SECOND`)."""
+    return nonzeros / FEASIBILITY_JUMP_NONZEROS_PER_SECOND <= 0.5 * max(seconds, 0.0)
 
 
 def presolve_rules_off(model: MilpModel, seconds: float) -> int | None:

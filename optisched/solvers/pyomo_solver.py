@@ -43,6 +43,7 @@ from optisched.solvers.highs import (
     PRESOLVE_RULE_OFF,
     SLOW_PRESOLVE_NONZEROS_PER_SECOND,
     explain_infeasibility,
+    feasibility_jump_fits,
     milp_nonzeros_estimate,
 )
 from optisched.solvers.options import OptionError, PyomoOptions
@@ -200,6 +201,8 @@ def solve_pyomo(problem: Problem, index: Index, options: SolveOptions) -> Plan:
         rule_off = _presolve_rule_off(coefficients, limit)
         if rule_off is not None:
             opt.options["presolve_rule_off"] = rule_off
+        if limit is not None and not feasibility_jump_fits(coefficients, limit):
+            opt.options["mip_heuristic_run_feasibility_jump"] = False
         if options.threads or det:
             # HiGHS's thread pool is process-global; a pool of another size makes the
             # solve fail, so start a fresh one (solves in this process are sequential)
