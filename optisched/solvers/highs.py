@@ -78,11 +78,14 @@ FEASIBILITY_JUMP_NONZEROS_PER_SECOND = 250_000
 after 6.6-8 s with it, 1.5-2 s without it). It is switched off when ``nonzeros /`` this
 rate exceeds half the budget (and sample02 at 10 s overran by 2.7 s, sample01 by 1.5 s
 with it on)."""
-STALL_NONZEROS_PER_SECOND = 800_000
-"""Other stretches of HiGHS that neither look at the clock nor call back (MIP set-up:
-0.5-1 s on ICON sample01-03, 1.7-5 M nonzeros, loaded 2-core machine, with feasibility
-jump off); HiGHS's time limit is shortened by ``nonzeros / STALL_NONZEROS_PER_SECOND``
-so that a stretch started just before the limit still ends by the deadline."""
+STALL_NONZEROS_PER_SECOND = 200_000
+"""Other stretches of HiGHS that neither look at the clock nor call back: the MIP set-up
+(0.5-1 s on ICON sample01-03, 1.7-5 M nonzeros) and the root node before its first LP
+iteration, presolve on or off (ICON sample02, 2.9 M nonzeros: 4.7 s, and 18 s once, with
+``time_limit`` 6-9 s, on the 2-core machine at load 5-9). HiGHS's time limit is shortened
+by ``nonzeros / STALL_NONZEROS_PER_SECOND`` so that a stretch started just before the limit
+still ends by the deadline; models too dense for their budget are not run (sample02 needs
+at least 15 s; with 800 000 it overran a 10 s limit by 2.7-4.9 s in 2 of 6 runs)."""
 MIN_RUN = 0.05
 """Smallest time limit [s] for which HiGHS is started at all."""
 DEFAULT_TIME_LIMIT = 60.0
@@ -417,7 +420,10 @@ def explain_infeasibility(index: Index, time_limit: float = 10.0, max_items: int
                      mip_max_nodes=max(1, round(HIGHS_NODES_PER_SECOND * time_limit)))
         hs.run(h, pool_threads=1)
     else:
-        hs.configure(h, time_limit=max(0.01, float(time_limit)), mip_rel_gap=1e-4)
+        hs.configure(h, time_limit=max(0.01, float(time_limit)), mip_rel_gap=1e-4,
+                     presolve_rule_off=presolve_rules_off(model, time_limit),
+                     feasibility_jump=None if feasibility_jump_fits(model.A.nnz, time_limit)
+                     else False)
         hs.run(h, deadline=time.perf_counter() + float(time_limit))
     if not hs.info(h).has_primal:
         return "the MILP is infeasible (the elastic relaxation found no explanation in time)"
