@@ -9,6 +9,8 @@ bound (these three rewritten after every iteration that improves them). With
 ``aggregate_first`` and every node linear, the class-aggregated LP runs first (it takes
 seconds where the LP takes minutes) and the request's method after it; the file always
 holds the larger value.
+:class:`~optisched.bounds.process.ChildProcess` runs it through the guard of
+:mod:`optisched.bounds.guard`, so it ends with its caller and removes its directory.
 """
 
 from __future__ import annotations

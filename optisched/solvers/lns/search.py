@@ -8,6 +8,7 @@ docstring (:mod:`optisched.solvers.lns`) states the algorithm.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
 import math
@@ -235,9 +236,7 @@ def _penalty_phase(problem: Problem, index: Index, options: SolveOptions, t0: fl
         assert partial.flows is not None  # a dispatched packing (start._packing_start)
         warm = plan_from_placement(relaxed, rindex, "lns", Status.FEASIBLE, partial.node,
                                    partial.start, partial.flows)
-    ropts = SolveOptions(time_limit=options.time_limit, mip_gap=options.mip_gap,
-                         seed=options.seed, threads=options.threads, callback=None,
-                         warm_start=warm, params=options.params)
+    ropts = dataclasses.replace(options, callback=None, warm_start=warm)
     plan = _search(relaxed, rindex, ropts, t0, deadline, lp, penalty_phase=True)
     missing = [index.job_ids[j] for j in np.nonzero(index.must_run & (plan.node < 0))[0]]
     if not plan.status.has_plan or missing:
@@ -427,7 +426,7 @@ class _Search:
         limit = min(self.sub_limit, max(0.1, self.deadline - time.perf_counter() - 0.05))
         name = self._sub_solver_for(hood)
         result = solve_subproblem(name, sub, limit, int(self.rng.integers(2**31 - 1)),
-                                  self.options.threads)
+                                  self.options.threads, self.options.deterministic)
         st.tried += 1
         solved_optimal = result.status is Status.OPTIMAL
         gain = self._accept(hood, sub, result, whole and solved_optimal)
@@ -545,5 +544,12 @@ class _Search:
         }
         total = time.perf_counter() - self.t0
         plan.timings = {"build": self.t_start, "solve": total - self.t_start}
+        if self.options.deterministic:  # clock readings differ between identical runs
+            for k, st in state.stats.items():
+                del plan.info["kinds"][k]["seconds"]
+                plan.timings[f"kind_{k}"] = st.seconds
+            for k, st in self.sub_stats.items():
+                del plan.info["sub_solvers"][k]["seconds"]
+                plan.timings[f"sub_solver_{k}"] = st.seconds
         self.options.report(self.t0, plan.objective, plan.bound, "done")
         return plan
