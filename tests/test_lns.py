@@ -319,6 +319,6 @@ def test_no_full_model_above_the_column_cap(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(lns_mod, "BOUND_MAX_COLUMNS", 0)
     p = random_problem(13, n_nodes=3, n_jobs=8, slots=12)
     assert not linear_nodes(compile_index(p)).all()
-    plan = solve(p, "lns", time_limit=10, seed=0, max_iterations=2, restricted_master=False)
+    plan = solve(p, "lns", time_limit=15, seed=0, max_iterations=2, restricted_master=False)
     assert plan.status.has_plan and started == ["implicit"]
     assert plan.info["bound_source"] in ("lagrangian", "sub-solve of the whole problem", None)

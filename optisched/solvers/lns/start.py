@@ -25,10 +25,6 @@ from optisched.solvers.options import CpsatOptions, GreedyOptions, LnsOptions
 
 __all__ = ["GREEDY_MOVES", "penalty_problem", "start_plan", "with_flows"]
 
-REPAIR_SHARE = 0.5
-"""Share of the budget the greedy start's feasibility engine may take (measured: tight
-5,000 × 100 × 288 × 4 seed 0 at 30 s, greedy's 1.5 s left the engine no time, the packing
-start took 220 s and gave a plan 13 % dearer than greedy's)."""
 GREEDY_MOVES = 300
 """Local-search moves of the greedy start when ``max_iterations`` is set (so the start,
 too, does not depend on machine speed)."""
@@ -39,6 +35,14 @@ def with_flows(problem: Problem, index: Index, plan: Plan) -> Plan | None:
     if plan.flows is not None:
         return plan
     return dispatched_plan(index, "lns", plan.node, plan.start)
+
+
+REPAIR_SHARE = 0.7
+"""Share of the ``lns`` budget the greedy start's feasibility engine may use when
+construction leaves must-run jobs out (ICON sample03 at 3 s: no plan with 0.2 s, a plan
+after 1.75 s of greedy; BENCHMARKS.md, time-limit benchmark; tight 5,000 × 100 × 288 × 4
+seed 0 at 30 s: greedy's own 1.5 s left the engine no time and the packing start then took
+220 s, docs/algorithms/lns.md §1)."""
 
 
 def start_plan(problem: Problem, index: Index, options: SolveOptions,
@@ -59,8 +63,8 @@ def start_plan(problem: Problem, index: Index, options: SolveOptions,
         return plan, "given"
     tl = (params.greedy_time_limit if params.greedy_time_limit is not None
           else min(10.0, max(0.2, 0.05 * budget)))
-    # the feasibility engine (it runs only when construction leaves must-run jobs out) may
-    # take more than greedy's own budget: without a plan there is nothing to search from
+    # A start is worth most of the budget: without one the search has nothing to improve.
+    # The feasibility engine runs only when construction leaves must-run work out.
     gparams = GreedyOptions(repair_time_limit=max(tl, REPAIR_SHARE * budget))
     if params.max_iterations is not None:  # reproducible: end by moves
         gparams = GreedyOptions(iterations=GREEDY_MOVES)
