@@ -501,7 +501,10 @@ def aggregate_bound(index: Index, time_limit: float | None = None,
         left = limit - (time.perf_counter() - t0)
         if left <= 0:
             break
-        hs.configure(h, time_limit=max(0.05, left))
+        # HiGHS's time limit counts its run time over every solve of the instance: the
+        # masters' run time so far plus what is left (else each master after the first
+        # stopped at once once the first had taken more than the time left)
+        hs.configure(h, time_limit=h.getRunTime() + max(0.05, left))
         ran = hs.run(h)
         status = ran.text
         if not ran.optimal:

@@ -258,7 +258,8 @@ class RestrictedMaster:
 
     def solve(self, time_limit: float) -> str:
         """Solve (warm from the last basis): ``optimal``, ``infeasible`` or ``stopped``."""
-        hs.configure(self.h, time_limit=max(0.05, time_limit))
+        # HiGHS's time limit counts the instance's run time over every solve
+        hs.configure(self.h, time_limit=self.h.getRunTime() + max(0.05, time_limit))
         ran = hs.run(self.h)
         if ran.optimal or ran.empty:
             return "optimal"
