@@ -21,7 +21,7 @@ from optisched.plan import Flows, Plan, Status
 from optisched.precheck import precheck
 from optisched.solvers.base import SolveOptions, plan_from_placement
 from optisched.solvers.baseline import solve_baseline
-from optisched.solvers.greedy.construct import job_order, repair
+from optisched.solvers.greedy.construct import energy_order, job_order, repair
 from optisched.solvers.greedy.feasibility import RepairResult, prove_infeasible, repair_placement
 from optisched.solvers.greedy.scan import default_candidates
 from optisched.solvers.greedy.search import GreedySearch
@@ -134,16 +134,23 @@ def run_greedy(problem: Problem, index: Index, options: SolveOptions,
 
 def _other_starts(problem: Problem, index: Index, options: SolveOptions, run: GreedySearch,
                   order: IntArray, cands: int) -> GreedySearch:
-    """Multi-start: construction by earliest start, and (small cases) the baseline's placement.
+    """Multi-start: construction by earliest start, largest energy first, the baseline's placement.
 
-    Earliest start packs the runs of sleeping nodes; the baseline's placement makes
-    the greedy never worse than the ``baseline`` solver. The cheapest start wins.
+    Earliest start packs the runs of sleeping nodes; largest energy first
+    (:func:`~optisched.solvers.greedy.construct.energy_order`) keeps a long droppable
+    job from finding its cheap node taken by a short must-run one; the baseline's
+    placement makes the greedy never worse than the ``baseline`` solver. The cheapest
+    start wins.
     """
     other = GreedySearch(problem, index, cands)
     other.scorer.earliest = True
     if other.construct(order) is None and other.state.evaluate_all()[0] and (
             other.objective < run.objective - 1e-9):
         run = other
+    big = GreedySearch(problem, index, cands)
+    if big.construct(energy_order(index)) is None and big.state.evaluate_all()[0] and (
+            big.objective < run.objective - 1e-9):
+        run = big
     if index.opt_job.size <= _BASELINE_START_MAX_OPTIONS:
         base = solve_baseline(problem, index, SolveOptions(seed=options.seed))
         if base.status.has_plan:

@@ -19,6 +19,7 @@ from optisched.domain import Problem
 from optisched.index import Index
 from optisched.solvers.greedy.construct import construct
 from optisched.solvers.greedy.moves import MOVES, try_move
+from optisched.solvers.greedy.ruin import RUIN_MOVES
 from optisched.solvers.greedy.scan import DEFAULT_CANDIDATES, Scorer
 from optisched.solvers.greedy.state import GreedyState
 
@@ -57,7 +58,8 @@ def improve(state: GreedyState, scorer: Scorer, rng: np.random.Generator, deadli
     movable = np.nonzero(~ix.pinned & (np.diff(ix.opt_job_ptr) > 0))[0]
     if movable.size == 0:
         return 0
-    kinds = tuple(MOVES)
+    table = {**MOVES, **RUIN_MOVES}
+    kinds = tuple(table)
     tried = 0
     stale = 0  # consecutive moves without improvement
     limit = max(200, 4 * movable.size)
@@ -67,7 +69,7 @@ def improve(state: GreedyState, scorer: Scorer, rng: np.random.Generator, deadli
         if stale >= limit:
             break
         kind = kinds[int(rng.integers(len(kinds)))]
-        move = MOVES[kind](state, scorer, rng, movable)
+        move = table[kind](state, scorer, rng, movable)
         tried += 1
         if move is None:
             stale += 1
