@@ -22,6 +22,8 @@ Three ways to pick the set, each capped at :data:`RUIN_MAX_JOBS` jobs:
 ``ruin_nodes``
     Every movable job of two random used nodes (consolidation: one of them may end
     empty and, when it can sleep, off).
+
+and one that wakes a node up for the jobs it takes (``wake``, :func:`move_wake`).
 """
 
 from __future__ import annotations
@@ -32,13 +34,13 @@ import numpy as np
 
 from optisched.arrays import IntArray
 from optisched.solvers.greedy.construct import job_order
-from optisched.solvers.greedy.moves import Move, MoveFunction
+from optisched.solvers.greedy.moves import Move, MoveFunction, off_gaps
 from optisched.solvers.greedy.scan import Scorer
 from optisched.solvers.greedy.state import GreedyState
 
 __all__ = ["RUIN_MAX_JOBS", "RUIN_MOVES", "recreate"]
 
-RUIN_MAX_JOBS = 10
+RUIN_MAX_JOBS = 6
 """Most jobs a ruin move takes out [jobs]."""
 
 _DROPPED_SCAN = 64
@@ -228,9 +230,65 @@ def move_ruin_nodes(state: GreedyState, scorer: Scorer, rng: np.random.Generator
     return _recreate_random(state, scorer, rng, _cap(rng, np.concatenate([hit, extra])))
 
 
+def move_wake(state: GreedyState, scorer: Scorer, rng: np.random.Generator,
+              movable: IntArray) -> Move | None:
+    """Keep a sleeping node on and move related jobs onto it (consolidation onto a woken node).
+
+    One job at a time, a sleeping node never pays for waking up: the first job pays the
+    start-up, the shut-down and the idle draw of its slots alone, so the local search
+    leaves the node off even where the jobs together would pay for it (its PV covers
+    them, or its price is lower). This move keeps node ``n`` on in every available slot,
+    re-inserts up to :data:`RUIN_MAX_JOBS` jobs eligible on it (placed elsewhere or
+    dropped), then keeps it on only over the span of its jobs and across the gaps,
+    head and tail where the idle draw costs less than switching it off and on again.
+    """
+    ix = state.index
+    T = state.T
+    asleep = np.nonzero(ix.can_sleep & (ix.available & ~state.on).any(axis=1))[0]
+    if asleep.size == 0:
+        return None
+    n = int(asleep[rng.integers(asleep.size)])
+    placed = _placed_movable(state, movable)
+    placed = placed[state.node[placed] != n]
+    on_n = np.zeros(placed.size, dtype=bool)
+    for k, j in enumerate(placed.tolist()):
+        on_n[k] = ix.find_option(j, n) >= 0
+    cand = np.concatenate([placed[on_n], _dropped_near(state, movable, np.array([n]), 0, T)])
+    if cand.size == 0:
+        return None
+    jobs = _cap(rng, cand)
+    saved = state.bridge[n].copy()
+    state.set_bridge(n, ix.available[n].copy())
+    move = _recreate_random(state, scorer, rng, jobs)
+    state.bridge[n] = saved
+    state.refresh(n)
+    if move is None:
+        return None
+    busy = state.busy[n] > 0
+    for j in jobs:  # the on-slots of n once the move's jobs have left and arrived
+        if state.node[j] == n:
+            a = int(state.start[j])
+            busy[max(0, a):a + int(ix.opt_dur[state.opt[j]])] = False
+    for j, o, st in move.jobs:
+        if o >= 0 and int(ix.opt_node[o]) == n:
+            busy[max(0, st):st + int(ix.opt_dur[o])] = True
+    if not busy.any():
+        return None
+    row = np.zeros(T, dtype=bool)
+    on_cost = ix.idle_kw[n] * ix.dt * ix.import_cost[n].clip(0)
+    for a, b in off_gaps(busy, ix.available[n], bool(ix.initially_on[n]),
+                         not bool(ix.end_off[n])):
+        saves = ix.startup_cost[n] * (b < T) + ix.shutdown_cost[n]  # tail: no start-up
+        if float(on_cost[a:b].sum()) < saves:
+            row[a:b] = True
+    move.bridges.append((n, row))
+    return move
+
+
 RUIN_MOVES: dict[str, MoveFunction] = {
     "ruin_related": move_ruin_related,
     "ruin_window": move_ruin_window,
     "ruin_nodes": move_ruin_nodes,
+    "wake": move_wake,
 }
 """The ruin-and-recreate moves by name (drawn after :data:`~optisched.solvers.greedy.moves.MOVES`)."""
