@@ -1,29 +1,32 @@
-"""Ruin-and-recreate moves of the greedy's local search.
+"""Ruin-and-recreate moves of the greedy's local search, and the wake move.
 
 The single-job moves of :mod:`optisched.solvers.greedy.moves` cannot leave a local
-optimum in which two jobs block each other: a long job with a fixed window sits on
-an expensive node (say a data centre that must wake up for it, 48 kW idle) because
-a shorter, flexible job took its slot on the cheap node first, and moving either
-one alone makes the plan worse or does not fit. A *ruin-and-recreate* move takes a
-set of related jobs out at once and re-inserts them one by one, least slack first
-(:func:`~optisched.solvers.greedy.construct.job_order`), each at its cheapest place
-by marginal cost given the others already re-inserted; a droppable job is dropped
-when its penalty is lower. The whole change is kept only when the exact objective
-falls (:func:`~optisched.solvers.greedy.moves.try_move`).
+optimum in which jobs block each other: a long job with a fixed window sits on an
+expensive node (say a data centre that must wake up for it, 48 kW idle) because a
+shorter, flexible job took its slot on the cheap node first, and moving either one
+alone makes the plan worse or does not fit. A *ruin-and-recreate* move takes a set
+of related jobs out at once (placed or dropped) and re-inserts them one by one, each
+at its cheapest place by marginal cost given the others already re-inserted
+(:func:`recreate`; the order is drawn: least slack first as in
+:func:`~optisched.solvers.greedy.construct.job_order`, random, or largest energy
+first). The whole change is kept only when the exact objective falls
+(:func:`~optisched.solvers.greedy.moves.try_move`).
 
 Three ways to pick the set, each capped at :data:`RUIN_MAX_JOBS` jobs:
 
 ``ruin_related``
     A random placed job and the placed jobs nearest to it in start time among those
     that share an eligible node with it and overlap its start window (Shaw-style
-    relatedness).
+    relatedness), plus a few dropped jobs eligible there.
 ``ruin_window``
-    The jobs running in a random window of 2 to ``max(2, T / 4)`` slots, on every node.
+    The jobs running in a random window of 2 to ``max(2, T / 4)`` slots, on every
+    node, plus dropped jobs whose window meets it.
 ``ruin_nodes``
     Every movable job of two random used nodes (consolidation: one of them may end
-    empty and, when it can sleep, off).
+    empty and, when it can sleep, off), plus dropped jobs eligible on them.
 
-and one that wakes a node up for the jobs it takes (``wake``, :func:`move_wake`).
+and one that wakes a sleeping node up for the jobs it takes (``wake``,
+:func:`move_wake`).
 """
 
 from __future__ import annotations
@@ -264,12 +267,8 @@ def move_wake(state: GreedyState, scorer: Scorer, rng: np.random.Generator,
     state.refresh(n)
     if move is None:
         return None
-    busy = state.busy[n] > 0
-    for j in jobs:  # the on-slots of n once the move's jobs have left and arrived
-        if state.node[j] == n:
-            a = int(state.start[j])
-            busy[max(0, a):a + int(ix.opt_dur[state.opt[j]])] = False
-    for j, o, st in move.jobs:
+    busy = state.busy[n] > 0  # n's own jobs stay; the move's jobs come from elsewhere
+    for _j, o, st in move.jobs:
         if o >= 0 and int(ix.opt_node[o]) == n:
             busy[max(0, st):st + int(ix.opt_dur[o])] = True
     if not busy.any():
@@ -291,4 +290,5 @@ RUIN_MOVES: dict[str, MoveFunction] = {
     "ruin_nodes": move_ruin_nodes,
     "wake": move_wake,
 }
-"""The ruin-and-recreate moves by name (drawn after :data:`~optisched.solvers.greedy.moves.MOVES`)."""
+"""The ruin-and-recreate and wake moves by name (drawn after
+:data:`~optisched.solvers.greedy.moves.MOVES`)."""
