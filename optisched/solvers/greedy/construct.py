@@ -47,9 +47,8 @@ def energy_order(index: Index) -> IntArray:
     """Pinned jobs first, then largest reference energy ``power_kw · duration_min / 60``
     [kWh] first, whether the job must run or not; file order breaks ties.
 
-    The second construction order of the multi-start
-    (:func:`~optisched.solvers.greedy.run.run_greedy`): the big jobs choose their nodes
-    before the small ones fill them.
+    One of the starts of the multi-start (:func:`~optisched.solvers.greedy.run.run_greedy`):
+    the big jobs choose their nodes before the small ones fill them.
 
     Returns
     -------
