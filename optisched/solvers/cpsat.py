@@ -16,6 +16,13 @@ Options: :class:`~optisched.solvers.options.CpsatOptions` (``variant``,
 ``time_limit`` → ``max_time_in_seconds`` (default 60 s), ``mip_gap`` →
 ``relative_gap_limit``, ``seed`` → ``random_seed``.
 
+With several scenarios (beyond SPEC v1) CP-SAT places the jobs on the
+*expected-value problem* (the index's first-stage view: expected PV and prices, the
+least headroom of any scenario); the exact dispatch then gives every scenario its
+own flows, so the plan is priced on every scenario, but neither optimality nor the
+bound carries over to the two-stage problem: the status is at most ``feasible`` and
+the bound is None (``info["expected_value_problem"]``).
+
 Statuses come from :data:`STATUS_TABLE`. Documented fallbacks return the hint
 plan with status ``feasible`` (``info["fallback"]``): CP-SAT found no solution in
 time (``UNKNOWN``), its best plan (not proven optimal) is worse than the hint,
@@ -402,6 +409,10 @@ def solve_cpsat(problem: Problem, index: Index, options: SolveOptions) -> Plan:
         if math.isfinite(raw_bound) and cm.bound_valid:
             info["cpsat_bound"] = raw_bound * m + off
             bound = raw_bound * m + off - eps
+    if index.S > 1:  # the expected-value problem: no proof carries over to the two-stage one
+        bound, info["expected_value_problem"] = None, True
+        status = {Status.OPTIMAL: Status.FEASIBLE,
+                  Status.INFEASIBLE: Status.NO_SOLUTION}.get(status, status)
     timings = {"build": t_build, "solve": t_solve}
     if not status.has_plan:
         msg = f"CP-SAT status {solver.status_name(code)}"
