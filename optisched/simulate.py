@@ -74,7 +74,7 @@ from optisched.replan import ReplanError, Replanner
 from optisched.solvers import solve
 
 __all__ = ["FORECAST_COLUMNS", "Forecasts", "Simulation", "read_actuals", "read_forecasts",
-           "settle_slot", "simulate"]
+           "settle_plan", "settle_slot", "simulate"]
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,9 @@ def read_forecasts(path: str | Path, problem: Problem) -> Forecasts:
 
 
 def read_actuals(bundle: str | Path, actuals: str | Path) -> Problem:
-    """The bundle with its ``node_series.csv`` and/or ``prices.csv`` replaced by ``actuals``'.
+    """The bundle with its ``node_series.csv``, ``prices.csv`` and/or ``feeders.csv``
+    replaced by ``actuals``'; without scenarios (beyond SPEC v1: the bundle's
+    ``scenarios.csv`` is left out, the actual day is one outcome).
 
     Raises
     ------
@@ -246,13 +248,15 @@ def read_actuals(bundle: str | Path, actuals: str | Path) -> Problem:
         ``node_series.csv`` nor ``prices.csv`` in ``actuals``.
     """
     bundle, actuals = Path(bundle), Path(actuals)
-    files = [f for f in ("node_series.csv", "prices.csv") if (actuals / f).is_file()]
+    files = [f for f in ("node_series.csv", "prices.csv", "feeders.csv")
+             if (actuals / f).is_file()]
     if not files:
         raise BundleError([InputError(str(actuals), None, None, None,
                                       "needs node_series.csv and/or prices.csv")])
     with tempfile.TemporaryDirectory(prefix="optisched-actuals-") as tmp:
         d = Path(tmp) / "bundle"
         shutil.copytree(bundle, d)
+        (d / "scenarios.csv").unlink(missing_ok=True)
         for f in files:
             shutil.copyfile(actuals / f, d / f)
         try:
@@ -391,6 +395,33 @@ def _settle(index: Index, flows_of: Any, T: int) -> tuple[Flows, float]:
         soc = f["soc"]
         unserved += float(f["unserved"].sum()) * index.dt
     return out, unserved
+
+
+def settle_plan(index: Index, on: Any, load: FloatArray, charge: FloatArray,
+                discharge: FloatArray) -> Flows:
+    """A whole plan settled slot by slot on ``index`` (the actuals, :func:`settle_slot`).
+
+    Parameters
+    ----------
+    index : Index
+        The actual problem.
+    on : (N, T) bool
+        The plan's on/off states (kept).
+    load : (N, T) float
+        The plan's load [kW] (kept).
+    charge, discharge : (N, T) float
+        The plan's battery set-point [kW].
+
+    Returns
+    -------
+    Flows
+        The settled flows (one scenario).
+    """
+
+    def flows_of(t: int, _soc: FloatArray) -> tuple[Any, ...]:
+        return load[:, t], on[:, t], charge[:, t], discharge[:, t]
+
+    return _settle(index, flows_of, index.T)[0]
 
 
 # ---------------------------------------------------------------------- the loop
@@ -609,7 +640,8 @@ def simulate(problem: Problem, actual: Problem, forecasts: Forecasts, replan_eve
     ex_p, ex_plan = rp.executed()
     jobs = [*ex_p.jobs, *later]
     real_p = ex_p.model_copy(update={"node_series": actual.node_series, "tariffs": actual.tariffs,
-                                     "feeders": actual.feeders, "jobs": jobs})
+                                     "feeders": actual.feeders, "jobs": jobs,
+                                     "scenarios": {}})
     real_plan = Plan(solver=ex_plan.solver, status=ex_plan.status,
                      job_ids=[j.job_id for j in jobs], node_ids=ex_plan.node_ids,
                      node=np.concatenate([ex_plan.node, np.full(len(later), -1)]).astype(np.int64),
