@@ -36,6 +36,7 @@ from optisched.index import compile_index
 from optisched.io import read_bundle, write_bundle
 from optisched.plan import FLOW_NAMES, Plan, Status, read_plan, write_plan
 from optisched.risk import cvar, risk_objective, tail_weights
+from optisched.scenarios import mean_forecast
 from optisched.solvers import solve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,15 +126,6 @@ def _two_slot_problem(pv: dict[str, tuple[float, float]],
     )
 
 
-def _mean_forecast(p: Problem) -> Problem:
-    """The deterministic problem of the mean forecast (each series the weighted mean)."""
-    w = {sid: sc.weight for sid, sc in p.scenarios.items()}
-    mean = np.sum([w[sid] * np.array(sc.node_series["n"].pv_kw)  # type: ignore[index]
-                   for sid, sc in p.scenarios.items()], axis=0)
-    return p.model_copy(update={"scenarios": {},
-                                "node_series": {"n": NodeSeries(pv_kw=list(mean))}})
-
-
 def test_the_mean_forecast_plan_is_worse_in_expectation() -> None:
     # slot 0: PV 2 kW in A, 0 in B (mean 1); slot 1: 0.8 kW in both (mean 0.8); p = 0.5 each.
     # The mean forecast covers the 1-kW job in slot 0 (import 0) and not in slot 1 (0.2 kWh),
@@ -141,7 +133,7 @@ def test_the_mean_forecast_plan_is_worse_in_expectation() -> None:
     #   slot 0: 0.5 * max(0, 1 - 2) + 0.5 * max(0, 1 - 0) = 0.5 [money]
     #   slot 1: 0.5 * 0.2 + 0.5 * 0.2                      = 0.2 [money]
     p = _two_slot_problem({"A": (2.0, 0.8), "B": (0.0, 0.8)})
-    det = solve(_mean_forecast(p), "highs", **DETERMINISTIC["highs"])
+    det = solve(mean_forecast(p), "highs", **DETERMINISTIC["highs"])
     assert det.status is Status.OPTIMAL and det.start[0] == 0
     assert det.objective == pytest.approx(0.0, abs=1e-9)
     two = solve(p, "highs", **DETERMINISTIC["highs"])
