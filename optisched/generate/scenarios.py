@@ -33,8 +33,7 @@ __all__ = ["DAY_SIGMA", "HOUR_SIGMA", "MEAN_CLEARNESS", "PRICE_SIGMA", "draw_out
            "draw_scenarios"]
 
 MEAN_CLEARNESS = 0.75
-"""Mean ratio of actual to clear-sky PV of a June day in Berlin [-] (assumption: DWD
-sunshine duration in June is about 60 % of the astronomically possible)."""
+"""Mean ratio of actual to clear-sky PV of a June day in Berlin [-] (assumption)."""
 DAY_SIGMA = 0.35
 """Spread of the day's clearness (lognormal σ) [-] (assumption)."""
 HOUR_SIGMA = 0.15
