@@ -171,7 +171,7 @@ def test_vss_and_evpi_by_hand() -> None:
 
 def test_uncertainty_suite_files(tmp_path: Path) -> None:
     md = run_uncertainty(tmp_path, ["baseline"], 10.0, sizes=["tiny"], scenarios=2, days=2)
-    assert "| tiny | baseline | 2 | 2 |" in md
+    assert "| tiny | baseline | 2 | 2 | 0 / 0 |" in md
     rows = json.loads((tmp_path / "results.json").read_text())
     r = rows[0]
     assert r["vss"] == pytest.approx(r["eev"] - r["rp"])
@@ -227,3 +227,27 @@ def test_cli_scenario_errors(tmp_path: Path) -> None:
     r = runner.invoke(app, ["evaluate", str(TINY_S), str(tmp_path / "P"), "--actuals",
                             str(tmp_path / "empty")])
     assert r.exit_code == EXIT_INPUT and "no node_series.csv" in r.output
+
+
+def test_simulator_settles_a_scenario_bundle_on_actuals(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from optisched.simulate import Forecasts, read_actuals, simulate
+
+    # the actual day: scenario s2's data as its own files; read without scenarios.csv
+    p = read_bundle(TINY_S)
+    day = tmp_path / "day"
+    write_bundle(_day(p, "s2"), day)
+    actual = read_actuals(TINY_S, day)
+    assert not actual.scenarios and actual == _day(p, "s2")
+    none = Forecasts(pv=pd.DataFrame(columns=["issued_at", "time", "node_id", "pv_kw"]),
+                     price=pd.DataFrame(columns=["issued_at", "time", "tariff", "price"]))
+    sim = simulate(p, actual, none, 4, time_limit=60.0, iterations=10,
+                   plan_once_time_limit=60.0, pf_solver="greedy", pf_time_limit=60.0,
+                   pf_options={"iterations": 10})
+    assert sim.feasible["realized"] and sim.feasible["plan_once"]
+    assert sim.perfect_foresight_cost <= sim.realized_cost + 1e-9
+    # the plan made once, settled on the actuals, is never cheaper than its first stage
+    # with the recourse re-optimized there
+    once = solve(p, "greedy", options={"iterations": 10}, time_limit=60.0)
+    assert settled(actual, once).cost >= realized(actual, once).cost - 1e-7

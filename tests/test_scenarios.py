@@ -47,6 +47,7 @@ DETERMINISTIC: dict[str, dict[str, Any]] = {
     "baseline": {},
     "greedy": {"options": {"iterations": 30}, "time_limit": 60},
     "highs": {"time_limit": 120, "threads": 1, "options": {"greedy_start": False}},
+    "pyomo": {"time_limit": 120, "threads": 1},
     "cpsat": {"time_limit": 120, "options": {"workers": 1, "hint": False,
                                              "cpsat_params": {"max_deterministic_time": 2.0}}},
     "lns": {"time_limit": 300, "options": {"max_iterations": 3, "lp_bound": False,

@@ -18,6 +18,9 @@ reports (``docs/algorithms/scenarios.md``, "Value of the stochastic solution"):
 * ``RP`` = mean realized cost of ``x_SP``, ``EEV`` = that of ``x_EV``,
 * ``WS`` = mean cost of the perfect-foresight plans (the cheapest of the day's own
   plan and the realized ``x_SP`` and ``x_EV``: every one is a plan of that day),
+* days on which a plan's first stage has no feasible recourse (a node without grid that
+  the mean forecast's PV would have carried) are counted, and the means are over the
+  other days;
 * ``VSS = EEV − RP`` with the standard deviation and a 95 % confidence half-width
   (normal approximation) of the per-day differences, and ``EVPI = RP − WS``.
 
@@ -68,7 +71,11 @@ class UncertaintyRow:
     instance, solver : str
         Names.
     scenarios, days : int
-        Scenarios planned on, actual days judged on.
+        Scenarios planned on, actual days the means are over (both plans have feasible
+        flows there).
+    rp_infeasible_days, eev_infeasible_days : int
+        Days on which the two-stage or the deterministic plan has no feasible flows
+        (left out of the means).
     sp_objective, ev_objective : float
         Objective of the two-stage plan (on the scenarios) and of the deterministic plan
         (on the mean forecast).
@@ -91,6 +98,8 @@ class UncertaintyRow:
     solver: str
     scenarios: int
     days: int
+    rp_infeasible_days: int
+    eev_infeasible_days: int
     sp_objective: float
     ev_objective: float
     sp_expected_of_ev: float
@@ -157,14 +166,20 @@ def uncertainty_metrics(problem: Problem, days: list[Problem], solver: str, time
         per_day.append({"day": d, "rp": rp_d, "eev": eev_d, "ws": ws_d})
         log.info("%s %s day %d: RP %.4f EEV %.4f WS %.4f", instance, solver, d, rp_d, eev_d,
                  ws_d)
-    rp = np.array([r["rp"] for r in per_day])
-    eev = np.array([r["eev"] for r in per_day])
-    ws = np.array([r["ws"] for r in per_day])
+    rp_all = np.array([r["rp"] for r in per_day])
+    eev_all = np.array([r["eev"] for r in per_day])
+    # a day on which a plan's first stage has no feasible recourse is counted apart; the
+    # means are over the days on which both plans have one
+    both = np.isfinite(rp_all) & np.isfinite(eev_all)
+    rp, eev = rp_all[both], eev_all[both]
+    ws = np.array([r["ws"] for r in per_day])[both]
     diff = eev - rp
-    n = len(days)
+    n = int(both.sum())
     std = float(diff.std(ddof=1)) if n > 1 else 0.0
     return UncertaintyRow(
         instance=instance, solver=solver, scenarios=max(1, len(problem.scenarios)), days=n,
+        rp_infeasible_days=int((~np.isfinite(rp_all)).sum()),
+        eev_infeasible_days=int((~np.isfinite(eev_all)).sum()),
         sp_objective=float(sp.objective or math.nan), ev_objective=float(ev.objective or math.nan),
         sp_expected_of_ev=in_sample, rp=float(rp.mean()) if n else math.nan,
         eev=float(eev.mean()) if n else math.nan, ws=float(ws.mean()) if n else math.nan,
@@ -176,12 +191,14 @@ def uncertainty_metrics(problem: Problem, days: list[Problem], solver: str, time
 
 def _markdown(rows: list[UncertaintyRow], header: str) -> str:
     lines = [header, "",
-             "| instance | solver | S | days | RP | EEV | WS | VSS (± 95 %) | VSS std | "
-             "days SP < EV | EVPI | in-sample E[EV plan] | SP objective | plan s (SP / EV) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| instance | solver | S | days | infeasible days (SP / EV) | RP | EEV | WS | "
+             "VSS (± 95 %) | VSS std | days SP < EV | EVPI | in-sample E[EV plan] | "
+             "SP objective | plan s (SP / EV) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
-            f"| {r.instance} | {r.solver} | {r.scenarios} | {r.days} | {r.rp:.3f} | "
+            f"| {r.instance} | {r.solver} | {r.scenarios} | {r.days} | "
+            f"{r.rp_infeasible_days} / {r.eev_infeasible_days} | {r.rp:.3f} | "
             f"{r.eev:.3f} | {r.ws:.3f} | {r.vss:.4f} ± {r.vss_ci95:.4f} | {r.vss_std:.4f} | "
             f"{r.vss_positive_days}/{r.days} | {r.evpi:.3f} | {r.sp_expected_of_ev:.3f} | "
             f"{r.sp_objective:.3f} | {r.sp_seconds:.1f} / {r.ev_seconds:.1f} |")
