@@ -22,14 +22,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from optisched.dispatch import dispatch
 from optisched.domain import Problem
 from optisched.evaluate import evaluate
 from optisched.index import Index, compile_index
 from optisched.plan import Plan
-from optisched.simulate import settle_plan
+from optisched.simulate import mean_set_point, settle_plan
 
 __all__ = ["Realized", "realized", "settled"]
 
@@ -126,11 +124,8 @@ def settled(actual: Problem, plan: Plan, weights: Any = None,
     f = plan.flows
     assert f is not None
     index = index or compile_index(actual)
-    w = np.full(f.S, 1.0 / f.S) if weights is None else np.asarray(weights, dtype=float)
-    parts = f.scenario_flows()
-    charge = sum(wi * p.charge for wi, p in zip(w, parts, strict=True))
-    discharge = sum(wi * p.discharge for wi, p in zip(w, parts, strict=True))
-    flows = settle_plan(index, f.on, f.load, np.asarray(charge), np.asarray(discharge))
+    charge, discharge = mean_set_point(f, weights)
+    flows = settle_plan(index, f.on, f.load, charge, discharge)
     p = Plan(solver=plan.solver, status=plan.status, job_ids=list(plan.job_ids),
              node_ids=list(plan.node_ids), node=plan.node.copy(), start=plan.start.copy(),
              flows=flows)

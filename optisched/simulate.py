@@ -73,8 +73,17 @@ from optisched.plan import COST_TERMS, Flows, Plan
 from optisched.replan import ReplanError, Replanner
 from optisched.solvers import solve
 
-__all__ = ["FORECAST_COLUMNS", "Forecasts", "Simulation", "read_actuals", "read_forecasts",
-           "settle_plan", "settle_slot", "simulate"]
+__all__ = [
+    "FORECAST_COLUMNS",
+    "Forecasts",
+    "Simulation",
+    "mean_set_point",
+    "read_actuals",
+    "read_forecasts",
+    "settle_plan",
+    "settle_slot",
+    "simulate",
+]
 
 log = logging.getLogger(__name__)
 
@@ -397,6 +406,18 @@ def _settle(index: Index, flows_of: Any, T: int) -> tuple[Flows, float]:
     return out, unserved
 
 
+def mean_set_point(flows: Flows, weights: Any = None) -> tuple[FloatArray, FloatArray]:
+    """The battery set-point of a plan: charge and discharge [kW], each ``(N, T)``; with
+    several scenarios (beyond SPEC v1) their probability-weighted mean (``weights``,
+    default equal)."""
+    if flows.S == 1:
+        return flows.charge, flows.discharge
+    w = np.full(flows.S, 1.0 / flows.S) if weights is None else np.asarray(weights, dtype=float)
+    parts = flows.scenario_flows()
+    return (np.einsum("s,snt->nt", w, np.array([p.charge for p in parts])),
+            np.einsum("s,snt->nt", w, np.array([p.discharge for p in parts])))
+
+
 def settle_plan(index: Index, on: Any, load: FloatArray, charge: FloatArray,
                 discharge: FloatArray) -> Flows:
     """A whole plan settled slot by slot on ``index`` (the actuals, :func:`settle_slot`).
@@ -595,6 +616,7 @@ def simulate(problem: Problem, actual: Problem, forecasts: Forecasts, replan_eve
     T = hz.slots
     t_start = time.perf_counter()
     ix_act = compile_index(actual)
+    weights = [sc.weight for sc in problem.scenarios.values()] or None
     known = [j for j in problem.jobs if jobs_known_ahead or j.release is None
              or j.release <= hz.start]
     later = sorted((j for j in problem.jobs if j not in known),
@@ -617,7 +639,9 @@ def simulate(problem: Problem, actual: Problem, forecasts: Forecasts, replan_eve
             t0 = time.perf_counter()
             row: dict[str, Any] = {"time": now.isoformat(), "arrived": [j.job_id for j in arrived]}
             try:
-                plan = rp.update(now, new_jobs=arrived, pv=pv, prices=prices,
+                plan = rp.update(now, new_jobs=arrived, pv=pv,
+                                 # a problem with scenarios may have no shared tariffs
+                                 prices=prices if prices or problem.tariffs else None,
                                  soc={n: float(soc[pos[n]]) for n in batt})
                 row.update(objective=plan.objective, remaining_cost=rp.remaining_cost,
                            changes={k: len(rp.last_changes.of_kind(k)) for k in
@@ -630,7 +654,8 @@ def simulate(problem: Problem, actual: Problem, forecasts: Forecasts, replan_eve
         f = rp.plan.flows
         assert f is not None
         s = t - rp.offset
-        out = settle_slot(ix_act, t, f.load[:, s], f.charge[:, s], f.discharge[:, s], soc)
+        charge, discharge = mean_set_point(f, weights)
+        out = settle_slot(ix_act, t, f.load[:, s], charge[:, s], discharge[:, s], soc)
         realized.on[:, t], realized.load[:, t] = f.on[:, s], f.load[:, s]
         for name in ("pv_used", "grid_import", "grid_export", "charge", "discharge", "soc"):
             getattr(realized, name)[:, t] = out[name]
@@ -658,9 +683,10 @@ def simulate(problem: Problem, actual: Problem, forecasts: Forecasts, replan_eve
     if not once.status.has_plan or once.flows is None:
         raise ValueError(f"the plan made once has no solution: {once.message}")
     of = once.flows
+    once_c, once_d = mean_set_point(of, weights)
 
     def once_flows(t: int, _soc: FloatArray) -> tuple[Any, ...]:
-        return of.load[:, t], of.on[:, t], of.charge[:, t], of.discharge[:, t]
+        return of.load[:, t], of.on[:, t], once_c[:, t], once_d[:, t]
 
     once_settled, once_unserved = _settle(ix_act, once_flows, T)
     once_real = Plan(solver=once.solver, status=once.status, job_ids=once.job_ids,

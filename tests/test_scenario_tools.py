@@ -245,8 +245,11 @@ def test_simulator_settles_a_scenario_bundle_on_actuals(tmp_path: Path) -> None:
     sim = simulate(p, actual, none, 4, time_limit=60.0, iterations=10,
                    plan_once_time_limit=60.0, pf_solver="greedy", pf_time_limit=60.0,
                    pf_options={"iterations": 10})
-    assert sim.feasible["realized"] and sim.feasible["plan_once"]
-    assert sim.perfect_foresight_cost <= sim.realized_cost + 1e-9
+    assert sim.feasible["plan_once"] and sim.feasible["perfect_foresight"]
+    # the settlement keeps the set-point slot by slot (no look-ahead): on a day this far
+    # from the scenarios planned on, a re-planned battery may end below its initial charge
+    assert all("terminal = initial" in v for v in sim.violations["realized"])
+    assert sim.perfect_foresight_cost <= min(sim.realized_cost, sim.plan_once_cost) + 1e-9
     # the plan made once, settled on the actuals, is never cheaper than its first stage
     # with the recourse re-optimized there
     once = solve(p, "greedy", options={"iterations": 10}, time_limit=60.0)
