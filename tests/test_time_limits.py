@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from optisched import evaluate
 from optisched.backends import highs as hs
 from optisched.domain import Problem
 from optisched.formulations.milp import build_milp
@@ -22,8 +23,11 @@ from optisched.index import compile_index
 from optisched.io import read_bundle
 from optisched.plan import Status
 from optisched.solvers import REGISTRY, solve
+from optisched.solvers import cpsat as cpsat_solver
+from optisched.solvers import highs as highs_solver
 from optisched.solvers.base import SolveOptions
 from optisched.solvers.cpsat import build_seconds_estimate
+from optisched.solvers.fallback import fallback_plan
 from optisched.solvers.highs import (
     BIG_MODEL_COLS,
     PRESOLVE_RULE_OFF,
@@ -82,9 +86,41 @@ def test_cpsat_returns_its_hint_when_the_model_does_not_fit(city: Problem) -> No
 
 @pytest.mark.skipif(not REGISTRY["pyomo"].available(), reason="pyomo not installed")
 def test_pyomo_refuses_a_model_it_cannot_build_in_time(city: Problem) -> None:
-    plan = solve(city, "pyomo", time_limit=1.0, seed=0)
-    assert plan.status is Status.NO_SOLUTION
+    # the model is not built; the batch still gets greedy's plan, saying why
+    REGISTRY["pyomo"].load()  # importing Pyomo (seconds on a loaded machine) is not the point
+    plan = solve(city, "pyomo", time_limit=5.0, seed=0)  # its model needs about 20 s
+    assert plan.status is Status.FEASIBLE, plan.message
     assert "--solver highs" in plan.message and plan.info["termination"] == "not run"
+    assert plan.info["fallback"] == "greedy" and plan.solver == "pyomo"
+    assert evaluate(city, plan).feasible
+
+
+def test_highs_without_a_warm_start_falls_back_to_greedy(
+        city: Problem, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(highs_solver, "_warm_start_plan", lambda *a, **k: None)
+    plan = solve(city, "highs", time_limit=0.3, seed=0)
+    assert plan.status is Status.FEASIBLE, plan.message
+    assert plan.info["highs_status"] == "not run" and plan.info["fallback"] == "greedy"
+    assert "plan of greedy (the fallback" in plan.message
+    assert evaluate(city, plan).feasible
+    off = solve(city, "highs", time_limit=0.3, seed=0, greedy_start=False)
+    assert off.status is Status.NO_SOLUTION  # a pure MILP run asked for: no substitute
+
+
+def test_cpsat_without_a_hint_falls_back_to_greedy(
+        city: Problem, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cpsat_solver, "_hint_plan", lambda *a, **k: None)
+    plan = solve(city, "cpsat", time_limit=0.5, seed=0)
+    assert plan.status is Status.FEASIBLE, plan.message
+    assert plan.info["cpsat_status"] == "not run" and plan.info["fallback"] == "greedy"
+    assert evaluate(city, plan).feasible
+
+
+def test_the_fallback_says_when_no_time_is_left(city: Problem) -> None:
+    plan = fallback_plan(city, compile_index(city), SolveOptions(), name="highs",
+                         why="the MILP did not run", seconds=0.0)
+    assert plan.status is Status.NO_SOLUTION and plan.solver == "highs"
+    assert plan.message == "the MILP did not run; no time left for greedy"
 
 
 def test_the_highs_watchdog_interrupts_a_run() -> None:

@@ -55,6 +55,7 @@ from optisched.solvers.base import (
     deterministic_params,
     plan_from_placement,
 )
+from optisched.solvers.fallback import fallback_plan
 from optisched.solvers.options import CpsatOptions, GreedyOptions
 
 __all__ = ["DEFAULT_PARAMS", "DEFAULT_TIME_LIMIT", "STATUS_TABLE", "build_seconds_estimate",
@@ -433,7 +434,8 @@ def solve_cpsat(problem: Problem, index: Index, options: SolveOptions) -> Plan:
     if build_seconds_estimate(index) > left():
         return _no_time(problem, index, hint, f"time limit: the CP-SAT model (about "
                         f"{build_seconds_estimate(index):.2g} s to build) does not fit the "
-                        f"{max(0.0, left()):.2g} s left", {"hint_time": t_hint})
+                        f"{max(0.0, left()):.2g} s left", {"hint_time": t_hint},
+                        options, left())
     cm = build_model(index, variant=variant)
     t_model = time.perf_counter() - t0 - t_hint
     n_hint = apply_hint(cm, hint) if hint is not None else 0
@@ -448,7 +450,7 @@ def solve_cpsat(problem: Problem, index: Index, options: SolveOptions) -> Plan:
     t_build = time.perf_counter() - t0
     if left() < MIN_SOLVE:
         return _no_time(problem, index, hint, "time limit reached before CP-SAT could run",
-                        {"hint_time": t_hint, "model_time": t_model})
+                        {"hint_time": t_hint, "model_time": t_model}, options, left())
     solver = cp_model.CpSolver()
     configure(solver, options, limit if det else left())
     if "absolute_gap_limit" not in params.cpsat_params:
@@ -506,6 +508,12 @@ def solve_cpsat(problem: Problem, index: Index, options: SolveOptions) -> Plan:
                                            message=msg + f"; plan of {hint.solver} (the hint)")
                 plan.bound, plan.info, plan.timings = bound, info, timings
                 return plan
+            if params.hint:
+                plan = fallback_plan(problem, index, options, name="cpsat", why=msg,
+                                     seconds=left())
+                info.update(plan.info)
+                plan.bound, plan.info, plan.timings = bound, info, timings
+                return plan
         plan = Plan.empty(problem, "cpsat", status, msg)
         plan.bound, plan.info, plan.timings = bound, info, timings
         return plan
@@ -539,6 +547,11 @@ def solve_cpsat(problem: Problem, index: Index, options: SolveOptions) -> Plan:
                                    message=f"CP-SAT placement not dispatchable ({res.message}); "
                                            f"plan of {hint.solver}")
         info["fallback"] = hint.solver
+    elif params.hint:
+        plan = fallback_plan(problem, index, options, name="cpsat",
+                             why=f"CP-SAT placement not dispatchable: {res.message}",
+                             seconds=left())
+        info.update(plan.info)
     else:
         plan = Plan.empty(problem, "cpsat", Status.NO_SOLUTION,
                           f"CP-SAT placement not dispatchable: {res.message}")
@@ -555,14 +568,17 @@ def solve_cpsat(problem: Problem, index: Index, options: SolveOptions) -> Plan:
 
 
 def _no_time(problem: Problem, index: Index, hint: Plan | None, why: str,
-             timings: dict[str, float]) -> Plan:
-    """The plan when CP-SAT does not run (no time left): the hint, else no plan."""
+             timings: dict[str, float], options: SolveOptions, seconds: float) -> Plan:
+    """The plan when CP-SAT does not run: the hint, else greedy on the ``seconds`` left."""
     info: dict[str, Any] = {"cpsat_status": "not run"}
     if hint is not None and hint.flows is not None:
         info["fallback"] = hint.solver
         plan = plan_from_placement(problem, index, "cpsat", Status.FEASIBLE, hint.node,
                                    hint.start, hint.flows,
                                    message=f"{why}; plan of {hint.solver} (the hint)")
+    elif options.params_as(CpsatOptions).hint:
+        plan = fallback_plan(problem, index, options, name="cpsat", why=why, seconds=seconds)
+        info.update(plan.info)
     else:
         plan = Plan.empty(problem, "cpsat", Status.NO_SOLUTION, why + "; no hint plan")
     plan.info, plan.timings = info, {"build": sum(timings.values()), "solve": 0.0, **timings}

@@ -40,6 +40,7 @@ from optisched.solvers.base import (
     deterministic_params,
     plan_from_placement,
 )
+from optisched.solvers.fallback import fallback_plan
 from optisched.solvers.options import GreedyOptions, HighsOptions
 from optisched.solvers.registry import REGISTRY
 
@@ -198,9 +199,15 @@ def model_solution_from_plan(index: Index, model: MilpModel, plan: Plan) -> Floa
 
 
 def _warm_start_plan(problem: Problem, index: Index, options: SolveOptions,
-                     params: HighsOptions, seconds: float) -> Plan | None:
+                     params: HighsOptions, seconds: float,
+                     repair_seconds: float | None = None) -> Plan | None:
     """``options.warm_start``, else greedy's plan (baseline's when greedy finds none)
-    computed within ``seconds`` (deterministic: by moves), else None."""
+    computed within ``seconds`` (deterministic: by moves), else None.
+
+    ``repair_seconds`` [s]: what greedy's feasibility engine may use when its
+    construction leaves must-run jobs out (on tightly packed instances the MILP rarely
+    finds a plan the engine does not, and the warm start is then the answer).
+    """
     if options.warm_start is not None:
         return options.warm_start
     if not params.greedy_start:
@@ -214,6 +221,8 @@ def _warm_start_plan(problem: Problem, index: Index, options: SolveOptions,
         if options.deterministic and name == "greedy":
             sub.params, sub.time_limit = deterministic_params(GreedyOptions(), seconds)
             sub.deterministic = True
+        elif name == "greedy" and repair_seconds is not None:
+            sub.params = GreedyOptions(repair_time_limit=max(seconds, repair_seconds))
         try:
             plan = spec.load()(problem, index, sub)
         except Exception:  # a failing warm start is not fatal
@@ -247,15 +256,27 @@ def _reserve(limit: float) -> float:
 
 
 def _warm_plan_result(problem: Problem, index: Index, name: str, warm: Plan | None,
-                      why: str, info: dict[str, Any]) -> Plan:
-    """The plan when HiGHS does not run (no time left): the warm start, else no plan."""
+                      why: str, info: dict[str, Any], options: SolveOptions,
+                      seconds: float) -> Plan:
+    """The plan when HiGHS does not run: the warm start, else greedy on the ``seconds``
+    left (:func:`~optisched.solvers.fallback.fallback_plan`), else no plan."""
     info["highs_status"] = "not run"
     if warm is None or warm.flows is None:
-        return Plan.empty(problem, name, Status.NO_SOLUTION, why + "; no warm start plan")
+        return _fallback(problem, index, name, why, info, options, seconds)
     plan = plan_from_placement(problem, index, name, Status.FEASIBLE, warm.node, warm.start,
                                warm.flows, message=f"{why}; plan of {warm.solver} (the warm "
                                                    "start)")
     plan.objective = warm.objective
+    return plan
+
+
+def _fallback(problem: Problem, index: Index, name: str, why: str, info: dict[str, Any],
+              options: SolveOptions, seconds: float) -> Plan:
+    """Greedy's plan when HiGHS gives none (unless ``greedy_start`` is off)."""
+    if not options.params_as(HighsOptions).greedy_start:
+        return Plan.empty(problem, name, Status.NO_SOLUTION, why + "; no warm start plan")
+    plan = fallback_plan(problem, index, options, name=name, why=why, seconds=seconds)
+    info.update(plan.info)
     return plan
 
 
@@ -278,16 +299,23 @@ def run_highs(problem: Problem, index: Index, options: SolveOptions, *, name: st
     reserve = _reserve(time_limit)
     info: dict[str, Any] = {}
     ws_budget = min(10.0, 0.1 * time_limit)
+    repair_budget = None
+    est = milp_nonzeros_estimate(index) if model is None else 0
+    # built only when it can also run: the build, HiGHS's clock-blind stretches and a
+    # minimal run must fit; when they cannot, the warm start (greedy's feasibility engine
+    # on a tightly packed batch) may use all the time, for it is then the answer
+    need = est / BUILD_NONZEROS_PER_SECOND + est / STALL_NONZEROS_PER_SECOND + MIN_RUN
     if not det:
-        ws_budget = min(ws_budget, max(0.0, 0.5 * (deadline - t0 - reserve)))
-    warm = _warm_start_plan(problem, index, options, params, ws_budget)
+        total = max(0.0, deadline - t0 - reserve)
+        repair_budget = 0.5 * total if need <= 0.5 * total else total
+        ws_budget = min(ws_budget, 0.5 * total)
+    warm = _warm_start_plan(problem, index, options, params, ws_budget, repair_budget)
     if model is None:
-        est = milp_nonzeros_estimate(index)
         left = deadline - time.perf_counter() - reserve
-        if not det and est / BUILD_NONZEROS_PER_SECOND > left:
+        if not det and need > left:
             plan = _warm_plan_result(problem, index, name, warm, f"time limit: the MILP (about "
-                                     f"{est:,} nonzeros) cannot be built in the {max(left, 0):.2g}"
-                                     " s left", info)
+                                     f"{est:,} nonzeros) cannot be built and run in the "
+                                     f"{max(left, 0):.2g} s left", info, options, left)
             plan.info, plan.timings = info, {"build": 0.0, "solve": time.perf_counter() - t0}
             return plan
         model = build_milp(index)
@@ -298,7 +326,8 @@ def run_highs(problem: Problem, index: Index, options: SolveOptions, *, name: st
     remaining = time_limit if det else deadline - time.perf_counter() - reserve - stall
     if not det and remaining < MIN_RUN:
         plan = _warm_plan_result(problem, index, name, warm, "time limit: too little time left "
-                                 f"for HiGHS on a MILP of {model.A.nnz:,} nonzeros", info)
+                                 f"for HiGHS on a MILP of {model.A.nnz:,} nonzeros", info,
+                                 options, deadline - time.perf_counter() - reserve)
         plan.info, plan.timings = info, {"build": t_build, "solve": 0.0}
         return plan
     h = highs_from_model(model, log_output=params.log)
@@ -353,8 +382,17 @@ def run_highs(problem: Problem, index: Index, options: SolveOptions, *, name: st
         else:
             plan.bound = plan.objective
     else:
-        plan = Plan.empty(problem, name, mapped,
-                          f"HiGHS ended with {info['highs_status']} and no plan")
+        why = f"HiGHS ended with {info['highs_status']} and no plan"
+        if mapped is not Status.NO_SOLUTION:
+            plan = Plan.empty(problem, name, mapped, why)
+        elif warm is not None and warm.flows is not None:
+            plan = plan_from_placement(problem, index, name, Status.FEASIBLE, warm.node,
+                                       warm.start, warm.flows,
+                                       message=f"{why}; plan of {warm.solver} (the warm start)")
+            plan.objective = warm.objective
+        else:
+            plan = _fallback(problem, index, name, why, info, options,
+                             deadline - time.perf_counter() - reserve)
         if model.integer.any() and math.isfinite(hinfo.mip_bound):
             plan.bound = hinfo.mip_bound
     options.report(t0, plan.objective, plan.bound, f"highs {info['highs_status']}")

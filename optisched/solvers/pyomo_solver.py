@@ -39,6 +39,7 @@ from optisched.formulations.milp_pyomo import build_pyomo_model
 from optisched.index import Index
 from optisched.plan import FlowArrays, Flows, Plan, Status
 from optisched.solvers.base import HIGHS_NODES_PER_SECOND, SolveOptions, plan_from_placement
+from optisched.solvers.fallback import fallback_plan
 from optisched.solvers.highs import (
     PRESOLVE_RULE_OFF,
     SLOW_PRESOLVE_NONZEROS_PER_SECOND,
@@ -57,6 +58,8 @@ DEFAULT_PYOMO_SOLVER = "appsi_highs"
 SECONDS_PER_COEFFICIENT = 2.5e-5
 """Build and hand-off time of the Pyomo model per coefficient [s] (SOLVER-NOTES: about
 20 µs; measured 21 µs for ``datasets/city``'s 829k on a loaded 2-core machine)."""
+FALLBACK_RESERVE = 0.2
+"""Seconds kept back from greedy's fallback for the checks after it [s]."""
 CANDIDATE_SOLVERS = ("appsi_highs", "highs", "cbc", "appsi_cbc", "glpk", "scip", "gurobi",
                      "gurobi_direct", "appsi_gurobi", "cplex", "cplex_direct", "appsi_cplex",
                      "xpress", "mosek")
@@ -182,12 +185,13 @@ def solve_pyomo(problem: Problem, index: Index, options: SolveOptions) -> Plan:
     prepare = SECONDS_PER_COEFFICIENT * coefficients
     left = deadline - time.perf_counter()
     if not det and prepare > left:
-        plan = Plan.empty(problem, "pyomo", Status.NO_SOLUTION,
-                          f"time limit: the Pyomo model (about {coefficients:,} coefficients, "
-                          f"about {prepare:.2g} s to build and hand over) does not fit the "
-                          f"{max(left, 0.0):.2g} s left; --solver highs solves the same MILP, "
-                          "built vectorized")
-        plan.info = {"pyomo_solver": name, "termination": "not run"}
+        plan = fallback_plan(problem, index, options, name="pyomo",
+                             why=f"time limit: the Pyomo model (about {coefficients:,} "
+                                 f"coefficients, about {prepare:.2g} s to build and hand over) "
+                                 f"does not fit the {max(left, 0.0):.2g} s left; --solver highs "
+                                 "solves the same MILP, built vectorized",
+                             seconds=left - FALLBACK_RESERVE)
+        plan.info = {**plan.info, "pyomo_solver": name, "termination": "not run"}
         plan.timings = {"build": 0.0, "solve": time.perf_counter() - t0}
         return plan
     m = build_pyomo_model(problem, index)
@@ -244,9 +248,13 @@ def solve_pyomo(problem: Problem, index: Index, options: SolveOptions) -> Plan:
         why = (explain_infeasibility(index, time_limit=min(more, 10.0), deterministic=det)
                if more >= 0.1 else "the MILP is infeasible (no time left to explain why)")
         plan = Plan.empty(problem, "pyomo", Status.INFEASIBLE, why)
+    elif mapped in (Status.NO_SOLUTION, Status.FEASIBLE):
+        plan = fallback_plan(problem, index, options, name="pyomo",
+                             why=f"{name} ended with {tc} and no plan",
+                             seconds=deadline - time.perf_counter() - FALLBACK_RESERVE)
+        info.update(plan.info)
     else:
-        plan = Plan.empty(problem, "pyomo", mapped if mapped is not Status.FEASIBLE
-                          else Status.NO_SOLUTION, f"{name} ended with {tc} and no plan")
+        plan = Plan.empty(problem, "pyomo", mapped, f"{name} ended with {tc} and no plan")
     plan.info = info
     plan.timings = {"build": t_build, "solve": time.perf_counter() - t0 - t_build}
     options.report(t0, plan.objective, plan.bound, f"pyomo {name} {tc}")
