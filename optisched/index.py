@@ -25,6 +25,7 @@ from optisched.geo import EARTH_RADIUS_KM, great_circle_km
 
 __all__ = [
     "EARTH_RADIUS_KM",
+    "SCENARIO_FIELDS",
     "Index",
     "ScenarioArrays",
     "compile_index",

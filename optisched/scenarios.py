@@ -18,13 +18,15 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from optisched.arrays import FloatArray
-from optisched.domain import Feeder, NodeSeries, Problem, Tariff
+from optisched.domain import Feeder, NodeSeries, Problem, ScenarioData, Tariff
 
-__all__ = ["forward_selection", "mean_forecast", "reduce_scenarios", "scenario_distances"]
+__all__ = ["forward_selection", "mean_forecast", "reduce_scenarios", "scenario_distances",
+           "window_scenarios"]
 
 log = logging.getLogger(__name__)
 
@@ -214,3 +216,45 @@ def mean_forecast(problem: Problem) -> Problem:
     return problem.model_copy(update={"scenarios": {}, "node_series": series,
                                       "tariffs": tariffs, "feeders": feeders})
 
+
+
+def window_scenarios(problem: Problem, k: int, slots: int) -> dict[str, ScenarioData]:
+    """The scenarios of ``problem`` on the window of ``slots`` slots from slot ``k`` (the
+    re-planner's roll; built without validation, the values were checked when read).
+
+    Raises
+    ------
+    ValueError
+        The window reaches past the scenarios' series (a scenario's series cannot be
+        extended by an update).
+    """
+    if not problem.scenarios:
+        return {}
+    T = problem.horizon.slots
+    if k < 0 or k + slots > T:
+        raise ValueError(f"the scenarios' series cover slots 0-{T - 1} of the plan in force; "
+                         f"the new horizon needs slots {k}-{k + slots - 1}: a problem with "
+                         "scenarios cannot be extended beyond its scenarios' data")
+
+    def cut(seq: Sequence[Any]) -> list[Any]:
+        return list(seq[k:k + slots])
+
+    def opt(seq: Sequence[Any] | None) -> list[Any] | None:
+        return None if seq is None else cut(seq)
+
+    out = {}
+    for sid, sc in problem.scenarios.items():
+        series = None if sc.node_series is None else {
+            nid: NodeSeries.model_construct(pv_kw=opt(v.pv_kw), headroom_kw=opt(v.headroom_kw),
+                                            available=opt(v.available))
+            for nid, v in sc.node_series.items()}
+        tariffs = None if sc.tariffs is None else {
+            name: Tariff.model_construct(price=cut(v.price), export_price=cut(v.export_price),
+                                         carbon_g_per_kwh=cut(v.carbon_g_per_kwh))
+            for name, v in sc.tariffs.items()}
+        feeders = None if sc.feeders is None else {
+            name: Feeder.model_construct(headroom_kw=cut(v.headroom_kw))
+            for name, v in sc.feeders.items()}
+        out[sid] = ScenarioData.model_construct(weight=sc.weight, node_series=series,
+                                                tariffs=tariffs, feeders=feeders)
+    return out

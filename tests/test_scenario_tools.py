@@ -254,3 +254,21 @@ def test_simulator_settles_a_scenario_bundle_on_actuals(tmp_path: Path) -> None:
     # with the recourse re-optimized there
     once = solve(p, "greedy", options={"iterations": 10}, time_limit=60.0)
     assert settled(actual, once).cost >= realized(actual, once).cost - 1e-7
+
+
+def test_replanner_keeps_every_scenario() -> None:
+    from optisched.evaluate import evaluate
+    from optisched.replan import Replanner
+
+    p = read_bundle(TINY_S)
+    rp = Replanner(p, solver="greedy", time_limit=60.0, iterations=10)
+    assert rp.plan.flows is not None and rp.plan.flows.S == 2
+    hz = p.horizon
+    new = Job(job_id="late", gpus=1, duration_min=60, power_kw=0.1, release=hz.time_of(3),
+              drop_penalty=5.0)
+    plan = rp.update(hz.time_of(2), new_jobs=[new])
+    assert plan.flows is not None and plan.flows.S == 2
+    assert len(rp.problem.scenarios) == 2
+    ev = evaluate(rp.problem, plan)
+    assert ev.feasible, [str(v) for v in ev.violations[:3]]
+    assert set(ev.risk["scenario_costs"]) == {"s1", "s2"}
