@@ -1,4 +1,5 @@
-"""Command-line interface: ``optisched validate | plan | evaluate | replan | simulate | solvers``.
+"""Command-line interface: ``optisched validate | plan | evaluate | replan | simulate | solvers``
+(and ``generate``, ``scenarios reduce``, ``bench``, ...).
 
 Exit codes: 0 ok; 1 bad input (every error named by file, row, column, value) or
 usage (an unknown flag, a missing or invalid option value, an output directory
@@ -822,8 +823,7 @@ def scenarios_reduce_cmd(
     to: Annotated[int, typer.Option("--to", min=1, help="Scenarios to keep.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Bundle directory to write.")],
 ) -> None:
-    """Keep K scenarios by fast forward selection (weights of the dropped ones move to the
-    nearest kept one)."""
+    """Keep K scenarios by fast forward selection (dropped weights go to the nearest)."""
     from optisched.io import write_bundle
     from optisched.scenarios import reduce_scenarios
 
