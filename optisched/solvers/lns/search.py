@@ -240,7 +240,7 @@ def _search(problem: Problem, index: Index, options: SolveOptions, t0: float, de
             lp: _BoundSlot, penalty_phase: bool = False) -> Plan:
     """The search of :func:`solve_lns` (the LP bound, if any, already running);
     ``penalty_phase``: ``problem`` is already the penalty problem."""
-    budget = deadline - t0
+    budget = deadline - time.perf_counter()  # the penalty phase starts late: what is left
     if _start_columns(index) >= LP_EARLY_COLUMNS:
         lp.start(problem)  # beside the start heuristics: the bound and LP guidance come sooner
     start, origin = start_plan(problem, index, options, budget if math.isfinite(budget) else 60.0)
