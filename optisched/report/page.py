@@ -19,7 +19,7 @@ from optisched.index import Index, compile_index
 from optisched.plan import Plan
 from optisched.report.assets import CSS, JS, plotly_js
 from optisched.report.comparison import Comparison, compare_section
-from optisched.report.data import context_of
+from optisched.report.data import Context, context_of
 from optisched.report.figures import (
     costs_section,
     feeders_section,
@@ -136,6 +136,21 @@ def render_report(problem: Problem, plan: Plan, top: int = 5, title: str | None 
     figs: dict[str, Any] = {}
     data: dict[str, Any] = {"x": ctx.clock.axis(index.T), "zone": ctx.clock.label,
                             "days": ctx.clock.days, "figs": figs}
+    body = _sections(ctx, compare, figs, data, step)
+    step("figures")
+    images: dict[str, bytes] = {}
+    if png or not interactive:
+        for name, fig in build_figures(problem, plan, index, top).items():
+            images[name] = png_bytes(fig)
+    step("page")
+    title = title or f"optisched plan report ({plan.solver}, {plan.status.value})"
+    return Report(_page(title, body, images, data, interactive, top), images)
+
+
+def _sections(ctx: Context, compare: Comparison | None, figs: dict[str, Any],
+              data: dict[str, Any], step: Callable[[str], None]) -> dict[str, str]:
+    """The HTML of every section by id; their figures go to ``figs``, the node view's
+    data to ``data`` (steps ``compare`` to ``tables``)."""
     body: dict[str, str] = {}
     step("compare")
     body["compare"] = compare_section(ctx, compare, figs)
@@ -154,13 +169,13 @@ def render_report(problem: Problem, plan: Plan, top: int = 5, title: str | None 
     body["nodes"] = nodes_section(ctx)
     body["jobs"] = jobs_section(ctx)
     body["slo"] = slo_section(ctx, figs)
-    step("figures")
-    images: dict[str, bytes] = {}
-    if png or not interactive:
-        for name, fig in build_figures(problem, plan, index, top).items():
-            images[name] = png_bytes(fig)
-    step("page")
-    title = title or f"optisched plan report ({plan.solver}, {plan.status.value})"
+    return body
+
+
+def _page(title: str, body: dict[str, str], images: dict[str, bytes], data: dict[str, Any],
+          interactive: bool, top: int) -> str:
+    """The page: the sections in :data:`SECTIONS` order (a static page with the PNGs in
+    place of the plotly figures) and the scripts."""
     nav = " ".join(f'<a href="#{sid}">{esc(t)}</a>' for sid, t in SECTIONS)
     sections = []
     for sid, stitle in SECTIONS:
@@ -183,14 +198,13 @@ def render_report(problem: Problem, plan: Plan, top: int = 5, title: str | None 
         payload = json.dumps({"figs": {}, "x": [], "nodes": [], "first": 0}).replace("</", "<\\/")
         scripts = (f'<script type="application/json" id="report-data">{payload}</script>'
                    f"<script>{JS}</script>")
-    page = (
+    return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
         f"<h1>{esc(title)}</h1><nav>{nav}</nav>{''.join(sections)}"
         f"{scripts}</body></html>\n"
     )
-    return Report(page, images)
 
 
 def write_report(problem: Problem, plan: Plan, out: str | os.PathLike[str],

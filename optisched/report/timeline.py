@@ -17,6 +17,21 @@ __all__ = ["nodeview_section", "timeline_section"]
 
 def timeline_section(ctx: Context, figs: dict[str, Any]) -> str:
     """GPUs in use by node kind or feeder, and each node's busy share per slot."""
+    figs["fig-busy"] = _busy_figure(ctx)
+    heat, idle = _heat_figure(ctx)
+    if heat is not None:
+        figs["fig-heat"] = heat
+    note = f" {idle} node(s) without jobs are left out." if idle else ""
+    return ('<p class="note">Aggregate views that stay readable at thousands of jobs: GPUs in '
+            "use stacked by node kind or by feeder (buttons), and each node's busy share per "
+            f"slot. Drag to zoom, double-click to reset.{esc(note)} The job lanes of one node "
+            "are in "
+            '<a href="#nodeview">Node view</a>.</p><div class="fig" id="fig-busy"></div>'
+            + ('<div class="fig" id="fig-heat"></div>' if heat is not None else ""))
+
+
+def _busy_figure(ctx: Context) -> dict[str, Any]:
+    """GPUs in use, stacked by node kind or by feeder (buttons)."""
     p, idx = ctx.problem, ctx.index
     x = ctx.clock.axis(idx.T)
     used = ctx.used
@@ -50,7 +65,7 @@ def timeline_section(ctx: Context, figs: dict[str, Any]) -> str:
         a, b = spans[gname]
         vis[gname] = [a <= i < b for i in range(len(traces))]
     capacity = float(idx.capacity[:, 0].sum())
-    figs["fig-busy"] = {
+    return {
         "data": traces,
         "layout": layout(f"GPUs in use (fleet capacity {fmt_number(capacity)} GPUs) · local time "
                          f"{ctx.clock.label}", 340,
@@ -62,6 +77,14 @@ def timeline_section(ctx: Context, figs: dict[str, Any]) -> str:
                                                     "args": [{"visible": vis[g]}]}
                                                    for g in groupings]}]),
     }
+
+
+def _heat_figure(ctx: Context) -> tuple[dict[str, Any] | None, int]:
+    """The share of GPUs busy per node and slot (nodes with jobs, the kind doing most of
+    the work on top), or None when no node has a job; and the nodes left out."""
+    idx = ctx.index
+    x = ctx.clock.axis(idx.T)
+    used = ctx.used
     # heat map: share of GPUs busy per node and slot, nodes with jobs, grouped by kind
     rows = [k for k in range(idx.N) if ctx.nc.jobs[k] > 0]
     kind_work: dict[str, float] = {}
@@ -71,44 +94,38 @@ def timeline_section(ctx: Context, figs: dict[str, Any]) -> str:
     rows.sort(key=lambda k: (-kind_work[ctx.kinds[k]], ctx.kinds[k], -float(ctx.gpu_h[k]),
                              idx.node_ids[k]))
     idle = idx.N - len(rows)
-    if rows:
-        cap = idx.capacity[rows, 0][:, None]
-        share = np.where(cap > 0, used[rows] / np.where(cap > 0, cap, 1.0), 0.0)
-        share = np.where(idx.available[rows], share, np.nan)
-        running = np.zeros((len(rows), idx.T), dtype=np.int64)
-        pos = {n: r for r, n in enumerate(rows)}
-        for j in np.nonzero(ctx.plan.node >= 0)[0]:
-            n = int(ctx.plan.node[j])
-            if n in pos:
-                s = int(ctx.plan.start[j])
-                e = s + int(idx.duration(int(j), n))
-                running[pos[n], max(0, s):max(0, min(idx.T, e))] += 1
-        labels = [f"{idx.node_ids[k]} ({ctx.kinds[k]})" for k in rows]
-        figs["fig-heat"] = {
-            "data": [{"type": "heatmap", "x": x[:-1], "y": labels,
-                      "z": [clean(100.0 * r, 4) for r in share],
-                      "customdata": running.tolist(),
-                      "colorscale": [[0, "#f7fbff"], [0.001, "#deebf7"], [0.5, "#6baed6"],
-                                     [1, "#08306b"]], "zmin": 0, "zmax": 100,
-                      "colorbar": {"title": {"text": "GPUs busy [%]"}, "len": 0.9},
-                      "xgap": 0, "ygap": 1,
-                      "hovertemplate": "%{y}<br>%{x}: %{z:.0f} % of GPUs busy, "
-                                       "%{customdata} job(s)<extra></extra>"}],
-            "layout": layout("share of GPUs busy per node (grey: unavailable) · local time "
-                             f"{ctx.clock.label}",
-                             int(min(1400, 110 + 16 * len(rows))), hovermode="closest",
-                             xaxis=time_axis(ctx), plot_bgcolor="#bbbbbb",
-                             yaxis={"autorange": "reversed", "automargin": True,
-                                    "tickfont": {"size": 10 if len(rows) <= 60 else 8}},
-                             margin={"l": 160, "r": 20, "t": 40, "b": 45}),
-        }
-    note = f" {idle} node(s) without jobs are left out." if idle else ""
-    return ('<p class="note">Aggregate views that stay readable at thousands of jobs: GPUs in '
-            "use stacked by node kind or by feeder (buttons), and each node's busy share per "
-            f"slot. Drag to zoom, double-click to reset.{esc(note)} The job lanes of one node "
-            "are in "
-            '<a href="#nodeview">Node view</a>.</p><div class="fig" id="fig-busy"></div>'
-            + ('<div class="fig" id="fig-heat"></div>' if rows else ""))
+    if not rows:
+        return None, idle
+    cap = idx.capacity[rows, 0][:, None]
+    share = np.where(cap > 0, used[rows] / np.where(cap > 0, cap, 1.0), 0.0)
+    share = np.where(idx.available[rows], share, np.nan)
+    running = np.zeros((len(rows), idx.T), dtype=np.int64)
+    pos = {n: r for r, n in enumerate(rows)}
+    for j in np.nonzero(ctx.plan.node >= 0)[0]:
+        n = int(ctx.plan.node[j])
+        if n in pos:
+            s = int(ctx.plan.start[j])
+            e = s + int(idx.duration(int(j), n))
+            running[pos[n], max(0, s):max(0, min(idx.T, e))] += 1
+    labels = [f"{idx.node_ids[k]} ({ctx.kinds[k]})" for k in rows]
+    return {
+        "data": [{"type": "heatmap", "x": x[:-1], "y": labels,
+                  "z": [clean(100.0 * r, 4) for r in share],
+                  "customdata": running.tolist(),
+                  "colorscale": [[0, "#f7fbff"], [0.001, "#deebf7"], [0.5, "#6baed6"],
+                                 [1, "#08306b"]], "zmin": 0, "zmax": 100,
+                  "colorbar": {"title": {"text": "GPUs busy [%]"}, "len": 0.9},
+                  "xgap": 0, "ygap": 1,
+                  "hovertemplate": "%{y}<br>%{x}: %{z:.0f} % of GPUs busy, "
+                                   "%{customdata} job(s)<extra></extra>"}],
+        "layout": layout("share of GPUs busy per node (grey: unavailable) · local time "
+                         f"{ctx.clock.label}",
+                         int(min(1400, 110 + 16 * len(rows))), hovermode="closest",
+                         xaxis=time_axis(ctx), plot_bgcolor="#bbbbbb",
+                         yaxis={"autorange": "reversed", "automargin": True,
+                                "tickfont": {"size": 10 if len(rows) <= 60 else 8}},
+                         margin={"l": 160, "r": 20, "t": 40, "b": 45}),
+    }, idle
 
 
 def nodeview_section(ctx: Context, data: dict[str, Any]) -> str:
