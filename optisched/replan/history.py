@@ -138,7 +138,7 @@ class History:
         if plan.flows is not None:
             parts.append(plan.flows)
         flows = Flows(**{f.name: np.concatenate([getattr(p, f.name) for p in parts], axis=1)
-                         for f in fields(Flows)})
+                         for f in fields(Flows) if f.init})  # not the scenarios (Flows.more)
         whole = Plan(solver=plan.solver, status=plan.status, job_ids=[j.job_id for j in jobs],
                      node_ids=[n.node_id for n in first.nodes],
                      node=np.array(node, dtype=np.int64), start=np.array(start, dtype=np.int64),
