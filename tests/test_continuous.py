@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -582,25 +581,26 @@ def test_carried_dispatch_in_a_window_rolled_slot_by_slot() -> None:
 
 
 def test_a_job_restarted_then_dropped_for_good_is_in_the_executed_day_once_per_run() -> None:
-    # an outage cut j10's run short (restarted); it was later dropped for good: the
-    # dropped rest kept the plain id beside the run's and executed() raised
-    # "duplicate job_id"
-    p = random_problem(5, n_nodes=4, n_jobs=12, slots=16, batteries=True, sleep=True,
-                       feeders=False, demand_charge=False)
-    hz = p.horizon
-    rp = Replanner(p, seed=0, time_limit=60.0, iterations=15, refresh=1)
-    extra = Job(job_id="a", gpus=1, duration_min=120, power_kw=1.0, drop_penalty=10.0)
-    steps: list[tuple[int, dict[str, Any]]] = [
-        (2, {"new_jobs": [extra]}), (4, {"outages": {p.nodes[0].node_id: hz.time_of(9)}}),
-        (6, {}), (9, {}), (11, {}), (13, {})]
-    for t, kw in steps:
-        rp.update(hz.time_of(t), **kw)
-    statuses = rp.job_ledger[rp.job_ledger.job_id == "j10"]["status"].tolist()
-    assert statuses == ["restarted", "dropped"]
+    # an outage cuts j's run short (restarted); its node is back only after j's deadline,
+    # so j is dropped for good: the dropped rest kept the plain id beside the run's and
+    # executed() raised "duplicate job_id"
+    start = datetime(2026, 6, 1, tzinfo=UTC)
+    p = Problem(scenario=Scenario(horizon=Horizon(start=start, slot_minutes=60, slots=8)),
+                nodes=[Node(node_id="n", gpus=1, idle_kw=0.1)],
+                jobs=[Job(job_id="j", gpus=1, duration_min=180, power_kw=1.0,
+                          deadline=start + timedelta(hours=4), drop_penalty=10.0)],
+                tariffs={"default": Tariff(price=[0.1] * 8, export_price=[0.0] * 8)})
+    rp = Replanner(p, seed=0, time_limit=0.0)
+    assert int(rp.plan.start[0]) <= 1  # j runs at once (it must end by 04:00)
+    rp.update(start + timedelta(hours=2), outages={"n": start + timedelta(hours=6)})
+    rp.update(start + timedelta(hours=6))
+    rp.update(start + timedelta(hours=7))
+    statuses = rp.job_ledger[rp.job_ledger.job_id == "j"]["status"].tolist()
+    assert statuses == ["restarted", "dropped"], statuses
     whole_p, whole_plan = rp.executed()
     ids = [j.job_id for j in whole_p.jobs]
-    assert len(ids) == len(set(ids)) and {"j10", "j10#1"} <= set(ids)
-    assert whole_plan.node[ids.index("j10#1")] == -1  # the rest never ran
+    assert ids == ["j", "j#1"]
+    assert whole_plan.node[1] == -1  # the rest never ran
     ev = evaluate(whole_p, whole_plan)
     assert ev.objective == pytest.approx(rp.realized_cost + rp.remaining_cost, rel=1e-9,
                                          abs=1e-9)
