@@ -62,7 +62,7 @@ from optisched.domain import (
 from optisched.limits import limit
 
 __all__ = ["BEYOND_SPEC_FILES", "BUNDLE_FILES", "COLUMNS", "SCENARIO_KEYS", "USER_PREFIXES",
-           "read_bundle", "write_bundle"]
+           "cell_text", "read_bundle", "write_bundle"]
 
 BUNDLE_FILES = (
     "scenario.toml", "nodes.csv", "jobs.csv", "node_series.csv", "prices.csv", "feeders.csv",
@@ -766,7 +766,8 @@ def _read_regions(b: _Bundle) -> dict[str, Region]:
 # ----------------------------------------------------------------------------- write
 
 
-def _cell(v: Any) -> str:
+def cell_text(v: Any) -> str:
+    """``v`` as a CSV cell the reader reads back (``inf``, ``true``, ISO times, ``""``)."""
     if v is None:
         return ""
     if isinstance(v, bool):
@@ -785,7 +786,7 @@ def _write_csv(path: Path, header: list[str], rows: Iterable[Iterable[Any]]) -> 
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(header)
         for r in rows:
-            w.writerow([_cell(v) for v in r])
+            w.writerow([cell_text(v) for v in r])
 
 
 def _toml_value(v: Any) -> str:

@@ -20,7 +20,7 @@ import io
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
@@ -385,15 +385,17 @@ def _num(v: float | None) -> float | None:
     return float(v)
 
 
-def _jsonable(obj: Any) -> Any:
+def _jsonable(obj: Any, number: Callable[[float], Any] | None = None) -> Any:
+    """``obj`` as JSON values; floats through ``number`` (default: non-finite → None)."""
+    num = _num if number is None else number
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): _jsonable(v, num) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [_jsonable(v, num) for v in obj]
     if isinstance(obj, (np.integer,)):
         return int(obj)
     if isinstance(obj, (np.floating, float)):
-        return _num(float(obj))
+        return num(float(obj))
     if isinstance(obj, (str, int, bool)) or obj is None:
         return obj
     return str(obj)
@@ -864,17 +866,7 @@ def _from_json_number(v: float | str | None) -> float | None:
 
 def _info_value(obj: Any) -> Any:
     """``info`` content for the document (like :func:`_jsonable`, infinities kept)."""
-    if isinstance(obj, dict):
-        return {str(k): _info_value(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_info_value(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating, float)):
-        return _json_number(float(obj))
-    if isinstance(obj, (str, int, bool)) or obj is None:
-        return obj
-    return str(obj)
+    return _jsonable(obj, _json_number)
 
 
 def _info_from_json(obj: Any) -> Any:
