@@ -90,7 +90,11 @@ CHUNK_CELLS = 2_000_000
 
 def linear_nodes(index: Index) -> BoolArray:
     """(N,) nodes whose cost is linear in their load: no PV, battery, demand charge or
-    finite feeder headroom (the grid supplies every kW at the import cost, as in ICON)."""
+    finite feeder headroom (the grid supplies every kW at the import cost, as in ICON).
+    None are with several scenarios (the bounds and the interval model here price one).
+    """
+    if index.S > 1:
+        return np.zeros(index.N, dtype=bool)
     feeder = np.zeros(index.N, dtype=bool)
     f = index.feeder_of
     has = f >= 0

@@ -380,6 +380,8 @@ def implicit_colgen_bound(index: Index, time_limit: float | None = None,
     t0 = time.perf_counter()
     limit = math.inf if time_limit is None else float(time_limit)
     ix = index
+    if ix.S > 1:  # the master and the pricer price one scenario
+        return ImplicitResult(-math.inf, None, 0, 0, 0.0, False)
     pricer = StartPricer(ix)
     has = np.zeros(ix.J, dtype=bool)
     has[ix.opt_job[pricer.free_opts]] = True

@@ -182,17 +182,21 @@ def _take_restricted(problem: Problem, index: Index, lp: _BoundSlot, state: _Sta
     return True
 
 
-def bound_method(index: Index) -> str:
+def bound_method(index: Index) -> str | None:
     """The bound child's method for ``index`` (``docs/algorithms/lns.md`` §5): ``lp`` up to
     :data:`LP_BOUND_MAX_COLUMNS` start columns, ``colgen`` up to :data:`BOUND_MAX_COLUMNS`
     (both build the full model); beyond, ``aggregate`` when every node is linear
-    (:func:`~optisched.bounds.aggregate.linear_nodes`), else ``implicit``."""
+    (:func:`~optisched.bounds.aggregate.linear_nodes`), else ``implicit``, and None (no
+    bound child) with several scenarios."""
     columns = start_column_count(index)
     if columns <= LP_BOUND_MAX_COLUMNS:
         return "lp"
     if columns <= BOUND_MAX_COLUMNS:
         return "colgen"
-    return "aggregate" if linear_nodes(index).all() else "implicit"
+    if linear_nodes(index).all():
+        return "aggregate"
+    # the implicit master prices one scenario: with several, no child beyond the full model
+    return "implicit" if index.S == 1 else None
 
 
 # --------------------------------------------------------------------------- main
@@ -207,9 +211,10 @@ def solve_lns(problem: Problem, index: Index, options: SolveOptions) -> Plan:
     use_lp = params.lp_bound
     wanted = use_lp is True or (use_lp == "auto" and budget >= LP_BOUND_MIN_BUDGET)
     method = params.bound_method or bound_method(index)
+    wanted = wanted and method is not None
     restricted = (method == "lp" and params.max_iterations is None
                   and params.restricted_master)
-    lp = _BoundSlot(bool(wanted), budget if math.isfinite(budget) else 3600.0, method,
+    lp = _BoundSlot(bool(wanted), budget if math.isfinite(budget) else 3600.0, method or "lp",
                     restricted, aggregate_first=params.bound_method is None)
     try:
         return _search(problem, index, options, t0, deadline, lp)

@@ -33,10 +33,10 @@ import numpy.typing as npt
 from optisched.arrays import IntArray
 from optisched.bounds.aggregate import linear_nodes
 from optisched.dispatch import dispatch, dispatch_load
-from optisched.domain import Feeder, Horizon, Job, Problem
+from optisched.domain import Feeder, Horizon, Job, Problem, ScenarioData
 from optisched.evaluate import Evaluation, evaluate
 from optisched.index import Index, compile_index
-from optisched.plan import Plan, Status
+from optisched.plan import Flows, Plan, Status
 from optisched.solvers import REGISTRY, solve
 from optisched.solvers.base import SolveOptions, plan_from_placement
 from optisched.solvers.greedy import run_greedy
@@ -107,16 +107,16 @@ def feeder_closure(index: Index, nodes: IntArray) -> IntArray:
     return np.unique(np.concatenate([nodes, extra])).astype(np.int64)
 
 
-def _feeders(problem: Problem, index: Index, plan: Plan, nodes: IntArray,
+def _feeders(problem: Problem, index: Index, flows: Flows, nodes: IntArray,
              in_s: npt.NDArray[np.bool_]) -> dict[str, Feeder]:
     """Feeders of ``nodes``, their headroom reduced by the incumbent net import of the others.
 
     ``H'_t = H_t − Σ_{n ∈ f, n ∉ S} (import − export)_nt``: the nodes outside ``S`` keep
     their incumbent flows, so any flows of ``S`` within ``H'`` keep the whole feeder
-    within ``H``; the incumbent's own flows of ``S`` satisfy it.
+    within ``H``; the incumbent's own flows of ``S`` satisfy it. With scenarios: of one
+    scenario (its problem, index and flows).
     """
-    assert plan.flows is not None
-    net = plan.flows.grid_import - plan.flows.grid_export
+    net = flows.grid_import - flows.grid_export
     out: dict[str, Feeder] = {}
     for f in sorted({int(x) for x in index.feeder_of[nodes] if x >= 0}):
         name = index.feeder_ids[f]
@@ -180,13 +180,13 @@ def build_subproblem(problem: Problem, index: Index, plan: Plan, nodes: IntArray
     ids = {n.node_id for n in sub_nodes}
     tariffs = ({n.tariff: problem.tariffs[n.tariff] for n in sub_nodes}
                if problem.tariffs else {})
-    feeders = _feeders(problem, index, plan, nodes, in_s)
+    feeders = {} if problem.scenarios else _feeders(problem, index, plan.flows, nodes, in_s)
     sub = Problem.model_construct(
         scenario=problem.scenario, nodes=sub_nodes, jobs=sub_jobs,
         node_series={k: v for k, v in problem.node_series.items() if k in ids},
         tariffs=tariffs, feeders=feeders,
         latency_ms={k: v for k, v in problem.latency_ms.items() if k in ids},
-        regions=problem.regions,
+        regions=problem.regions, scenarios=_sub_scenarios(problem, index, plan, nodes, in_s),
     )
     pos = np.full(index.N, -1, dtype=np.int64)
     pos[nodes] = np.arange(nodes.size)
@@ -207,6 +207,28 @@ def _in_window(job: Job, hz: Horizon, window: tuple[int, int]) -> Job:
     if job.tardiness_per_hour is None and (job.deadline is None or job.deadline > tb):
         update["deadline"] = tb
     return job.model_copy(update=update) if update else job
+
+
+def _sub_scenarios(problem: Problem, index: Index, plan: Plan, nodes: IntArray,
+                   in_s: npt.NDArray[np.bool_]) -> dict[str, ScenarioData]:
+    """The scenarios of the sub-problem: each restricted to ``nodes``, its feeders reduced
+    by the incumbent's flows of that scenario outside ``nodes`` (:func:`_feeders`)."""
+    if not problem.scenarios:
+        return {}
+    assert plan.flows is not None
+    ids = {index.node_ids[int(n)] for n in nodes}
+    out = {}
+    for s, (sid, sc) in enumerate(problem.scenarios.items()):
+        view = problem.scenario_problem(sid)
+        out[sid] = ScenarioData.model_construct(
+            weight=sc.weight,
+            node_series=None if sc.node_series is None else {
+                k: v for k, v in sc.node_series.items() if k in ids},
+            tariffs=None if sc.tariffs is None else {
+                t: v for t, v in sc.tariffs.items() if t in {view.nodes[int(n)].tariff
+                                                              for n in nodes}},
+            feeders=_feeders(view, index.scenario(s), plan.flows.scenario(s), nodes, in_s))
+    return out
 
 
 def sub_solver_name(options: SolveOptions) -> str:
