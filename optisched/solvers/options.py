@@ -380,9 +380,12 @@ class DistributedOptions(SolverOptions):
         Address of a Ray cluster to join (e.g. ``ray://head:10001`` or ``auto``); None:
         the ``RAY_ADDRESS`` environment variable, else a local Ray started for the solve
         and shut down after it.
-    sub_solver : {"lns", "greedy"}
+    sub_solver : {"auto", "lns", "greedy"}
         Solver of each partition: ``greedy`` (with ``greedy_moves`` local-search moves)
-        then, for ``lns``, the LNS from that plan for ``sub_iterations`` iterations.
+        then, for ``lns``, the LNS from that plan for ``sub_iterations`` iterations;
+        ``auto``: ``lns`` on partitions of at most 150 nodes, else ``greedy`` (the LNS's
+        own Lagrangian bounds dispatch every node of its problem several times, which on
+        500 battery nodes takes longer than its search).
     workers : int or None
         Parallel workers [processes or Ray actors]; None: the cores (the cluster's CPUs
         when joining one).
@@ -409,7 +412,7 @@ class DistributedOptions(SolverOptions):
     backend: Literal["auto", "ray", "processes"] = "auto"
     partitions: int | None = None
     ray_address: str | None = None
-    sub_solver: Literal["lns", "greedy"] = "lns"
+    sub_solver: Literal["auto", "lns", "greedy"] = "auto"
     workers: int | None = None
     rounds: int | None = None
     deterministic: bool = True

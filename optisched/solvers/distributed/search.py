@@ -45,6 +45,8 @@ DEFAULT_TIME_LIMIT = 60.0
 """Budget when ``time_limit`` is not given [s]."""
 REL_TOL = 1e-9
 """Relative improvement below which a re-solve does not count as better."""
+LNS_MAX_NODES = 150
+"""Largest partition [nodes] that ``sub_solver="auto"`` solves with ``lns``."""
 
 
 def _seed(seed: int, round_: int, part: int) -> int:
@@ -161,8 +163,11 @@ class _Run:
         limit = left if math.isfinite(left) else 3600.0
         if not self.params.deterministic and budget is not None:
             limit = max(0.5, min(limit, budget))
+        sub = self.params.sub_solver
+        if sub == "auto":
+            sub = "lns" if self.parts.nodes[p].size <= LNS_MAX_NODES else "greedy"
         return SolveTask(p, self.parts.nodes[p], jobs, hn, hs_,
-                         _seed(self.options.seed, round_, p), self.params.sub_solver,
+                         _seed(self.options.seed, round_, p), sub,
                          self.params.greedy_moves, self.params.sub_iterations, limit,
                          self.params.deterministic)
 
