@@ -192,9 +192,11 @@ def main(argv: list[str] | None = None) -> int:
     backends = [b for b in args.backends.split(",") if b] or [None]
     rows: list[Row] = []
     load = os.getloadavg()
-    print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.node()}, "
-          f"{os.cpu_count()} cores, python {platform.python_version()}, load average "
-          f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}", flush=True)
+    out = sys.stdout
+    out.write(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.node()}, "
+              f"{os.cpu_count()} cores, python {platform.python_version()}, load average "
+              f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}\n")
+    out.flush()
     for case in cases:
         problem, gsecs, ggib = _problem(case, args.seed)
         for solver in [s for s in args.solvers.split(",") if s]:
@@ -202,12 +204,12 @@ def main(argv: list[str] | None = None) -> int:
                 row = run_case(case, problem, solver, backend, limits[case], args.seed,
                                options, (gsecs, ggib))
                 rows.append(row)
-                print(table([row]).splitlines()[-1], flush=True)
+                out.write(table([row]).splitlines()[-1] + "\n")
+                out.flush()
         del problem
-    print()
-    print(table(rows))
+    out.write("\n" + table(rows) + "\n")
     load = os.getloadavg()
-    print(f"# load average at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+    out.write(f"# load average at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}\n")
     return 0
 
 
