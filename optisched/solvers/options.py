@@ -393,8 +393,9 @@ class DistributedOptions(SolverOptions):
         Coordination rounds [rounds]; None: until the time limit or until no move and no
         partition improves. With a cap the plan is reproducible on every backend.
     deterministic : bool
-        True: every sub-solve ends by its work caps (``greedy_moves``, ``sub_iterations``)
-        and the plan does not depend on machine speed or backend when the run ends by
+        True: every sub-solve ends by its work caps (``greedy_moves``, ``sub_iterations``),
+        with twice its share of the time left as a safety limit, and the plan does not
+        depend on machine speed or backend when the caps bind first and the run ends by
         ``rounds`` or convergence (the LNS's sub-MILPs still stop at time limits: exactly
         reproducible with ``sub_solver="greedy"``). False: sub-solves get shares of the
         remaining time (anytime, not reproducible).
@@ -417,7 +418,7 @@ class DistributedOptions(SolverOptions):
     rounds: int | None = None
     deterministic: bool = True
     sub_iterations: int = 20
-    greedy_moves: int = 300
+    greedy_moves: int = 50
     moves_per_pair: int = 200
     bound: bool = True
 

@@ -131,18 +131,22 @@ class _Run:
     def _coarse(self) -> None:
         """Every job's partition from the coarse LP (:mod:`.coarse`)."""
         ix, parts = self.index, self.parts
-        pi0 = price_proxy(ix)
-        tasks = [CostTask(p, parts.nodes[p], pi0[parts.nodes[p]]) for p in range(parts.count)]
-        costs = self.engine.map("costs", tasks) if parts.count > 1 else []
-        if costs:
-            best = np.stack([c.best for c in costs])
-            option = np.stack([c.option for c in costs])
-            self.part_of_job = assign_jobs(ix, parts.part_of, best, option)
-        else:
-            has = np.diff(ix.opt_job_ptr) > 0
-            self.part_of_job = np.where(has, 0, -1).astype(np.int64)
+        has = np.diff(ix.opt_job_ptr) > 0
         self.mobile = mobile_jobs(ix, parts.part_of) if parts.count > 1 else np.zeros(
             0, dtype=np.int64)
+        # a job with options on one partition only goes there; the LP sees the mobile ones
+        first = parts.part_of[ix.opt_node[np.minimum(ix.opt_job_ptr[:-1], ix.opt_node.size - 1)]
+                              ] if ix.opt_node.size else np.zeros(ix.J, dtype=np.int64)
+        self.part_of_job = np.where(has, first, -1).astype(np.int64)
+        if self.mobile.size:
+            pi0 = price_proxy(ix)
+            tasks = [CostTask(p, parts.nodes[p], pi0[parts.nodes[p]], self.mobile)
+                     for p in range(parts.count)]
+            costs = self.engine.map("costs", tasks)
+            best = np.stack([c.best for c in costs])
+            option = np.stack([c.option for c in costs])
+            got = assign_jobs(ix, parts.part_of, best, option)
+            self.part_of_job[self.mobile] = got[self.mobile]
 
     def _jobs_of(self, p: int) -> IntArray:
         return np.nonzero(self.part_of_job == p)[0].astype(np.int64)
@@ -161,8 +165,9 @@ class _Run:
             hs_[keep] = start[jobs][keep]
         left = max(1.0, self.deadline - time.perf_counter())
         limit = left if math.isfinite(left) else 3600.0
-        if not self.params.deterministic and budget is not None:
-            limit = max(0.5, min(limit, budget))
+        if budget is not None:  # deterministic: a safety net behind the work caps
+            limit = max(0.5, min(limit, budget if not self.params.deterministic
+                                 else 2.0 * budget))
         sub = self.params.sub_solver
         if sub == "auto":
             sub = "lns" if self.parts.nodes[p].size <= LNS_MAX_NODES else "greedy"
