@@ -100,7 +100,7 @@ def test_a_job_cheaper_in_another_partition_is_moved(monkeypatch: pytest.MonkeyP
     p = _zone_problem(price_b=0.05, jobs_b=0, free_job=True)
     ix = compile_index(p)
 
-    def all_on_first(index, part_of, best, option):  # type: ignore[no-untyped-def]
+    def all_on_first(index, part_of, best, option, time_limit=0.0):  # type: ignore[no-untyped-def]
         return np.where(np.diff(index.opt_job_ptr) > 0, 0, -1).astype(np.int64)
 
     monkeypatch.setattr(dsearch, "assign_jobs", all_on_first)

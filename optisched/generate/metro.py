@@ -230,6 +230,18 @@ def metro_problem(n_nodes: int = 10_000, n_jobs: int = 100_000, n_slots: int = 9
     tariffs = {k: v for k, v in tariffs.items() if k in used}
     jobs = metro_jobs(np.random.default_rng([seed, 21]), n_jobs, nodes, names, clat, clon,
                       start_dt, T, slot_minutes, lat_opts)
+    # a hard SLO some host of the job's kind meets (few nodes: the nearest may be far)
+    hosts = [n for n in nodes if n.kind in ("home", "streetlight", "ev_site_pod")]
+    if hosts:
+        hl = np.array([[n.lat, n.lon] for n in hosts], dtype=float)
+        km = great_circle_km(clat[:, None], clon[:, None], hl[None, :, 0], hl[None, :, 1])
+        best = BASE_MS + MS_PER_KM * km.min(axis=1)
+        pos = {nm: k for k, nm in enumerate(names)}
+        for job in jobs:
+            if job.latency_slo_ms is not None and job.region is not None:
+                need = math.ceil((float(best[pos[job.region]]) + 0.3) * 10) / 10
+                if need > job.latency_slo_ms:
+                    job.latency_slo_ms = need
     return Problem.model_construct(scenario=scenario, nodes=nodes, jobs=jobs,
                                    node_series=series, tariffs=tariffs, feeders=feeders,
                                    latency_ms=latency, regions=regions)
@@ -338,7 +350,8 @@ def metro_jobs(rng: np.random.Generator, n_jobs: int, nodes: list[Node], names: 
     - ``training`` (5 %): 8-32 GPUs, 80 GB, trust 2, 2-8 h, by the end of the day.
 
     Releases follow the daily cycle of :mod:`optisched.generate.jobs`; power is
-    ``gpus · 1.275 kW · utilization``. 10 % of the small short jobs must run.
+    ``gpus · 1.275 kW · utilization``. 15 % of the small (≤ 2 GPUs), short (≤ a quarter of
+    the horizon) batch and fine-tuning jobs must run.
     """
     J = n_jobs
     dt = slot_minutes
@@ -385,7 +398,9 @@ def metro_jobs(rng: np.random.Generator, n_jobs: int, nodes: list[Node], names: 
     drop = np.round(value * gpu_hours, 3)
     tard = np.where(bat, np.round(0.4 * gpus, 3), np.where(ft, np.round(0.2 * gpus, 3),
                                                             np.nan))
-    must = (rng.random(J) < 0.1) & (gpus <= 2) & (d_slots <= T // 4)
+    # must-run: small, short batch and fine-tuning jobs (many hosts each), not latency-bound
+    # inference (a crowded neighbourhood may have no room left for it)
+    must = (rng.random(J) < 0.15) & (bat | ft) & (gpus <= 2) & (d_slots <= T // 4)
     times = [start + timedelta(minutes=t * dt) for t in range(T + 1)]
     jobs = []
     for i in range(J):

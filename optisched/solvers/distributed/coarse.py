@@ -17,7 +17,8 @@ GPU-slots of that cheapest placement spread evenly over the job's start window, 
 headroom). Each job goes to the partition of its largest ``x_jp`` (ties: cheaper, then
 lower partition); a job the LP would drop still goes to its cheapest partition (its
 sub-solve decides), a pinned job to its node's partition, a job without any option to
-none (-1, dropped).
+none (-1, dropped). Each job brings its :data:`CANDIDATES` cheapest partitions; the LP is
+solved by interior point without crossover (only the largest ``x_jp`` matters).
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ BLOCKS = 8
 """Time blocks of the capacity rows (3 h each over a day of 96 slots)."""
 FILL = 0.85
 """Share of a partition's aggregate GPU-slots the coarse model may fill."""
+CANDIDATES = 3
+"""Partitions per job in the LP: its cheapest ones (a job eligible everywhere would
+otherwise bring a column for every partition)."""
 
 
 def price_proxy(index: Index, load: FloatArray | None = None,
@@ -73,8 +77,8 @@ def _blocks(T: int) -> IntArray:
     return np.minimum((np.arange(T) * B) // T, B - 1).astype(np.int64)
 
 
-def assign_jobs(index: Index, part_of: IntArray, best: FloatArray,
-                option: IntArray) -> IntArray:
+def assign_jobs(index: Index, part_of: IntArray, best: FloatArray, option: IntArray,
+                time_limit: float = 60.0) -> IntArray:
     """Partition of every job (-1: none) from the coarse LP (module docstring).
 
     Parameters
@@ -87,6 +91,8 @@ def assign_jobs(index: Index, part_of: IntArray, best: FloatArray,
         Cheapest cost of each job on each partition [money] (``inf``: no option there).
     option : (P, J) int
         That option.
+    time_limit : float
+        Limit of the LP [s]; without its solution every job goes to its cheapest partition.
     """
     P, J = best.shape
     out = np.full(J, -1, dtype=np.int64)
@@ -99,7 +105,10 @@ def assign_jobs(index: Index, part_of: IntArray, best: FloatArray,
     if P == 1:
         out[free] = 0
         return out
-    pp, kk = np.nonzero(np.isfinite(best[:, free]))  # columns: (partition, free job)
+    # columns: (partition, free job), each job's CANDIDATES cheapest partitions
+    sub = best[:, free]
+    rank = np.argsort(np.argsort(sub, axis=0, kind="stable"), axis=0, kind="stable")
+    pp, kk = np.nonzero(np.isfinite(sub) & (rank < CANDIDATES))
     jj = free[kk]
     cost = best[pp, jj]
     o = option[pp, jj]
@@ -141,13 +150,15 @@ def assign_jobs(index: Index, part_of: IntArray, best: FloatArray,
     model = hs.LinearModel(A=A, cost=c, col_lb=np.zeros(n_all), col_ub=np.ones(n_all),
                            row_lo=row_lo, row_hi=row_hi)
     h = hs.load(model)
-    hs.configure(h, threads=1, presolve=True)
+    hs.configure(h, threads=1, presolve=True, solver="ipm", crossover=False,
+                 time_limit=time_limit)
     ran = hs.run(h)
-    if not ran.optimal:  # over-full in aggregate: keep every job on its cheapest partition
+    sol = hs.solution(h)
+    if not (ran.optimal and sol.value_valid):  # e.g. over-full in aggregate
         log.info("coarse assignment LP: %s; jobs go to their cheapest partitions", ran.text)
         out[free] = cheapest
         return out
-    x = hs.solution(h).primal()[:n_cols]
+    x = sol.primal()[:n_cols]
     # per job: largest x, then cheaper, then lower partition
     order = np.lexsort((pp, cost, -np.round(x, 9), jj))
     first = np.ones(order.size, dtype=bool)

@@ -145,7 +145,9 @@ class _Run:
             costs = self.engine.map("costs", tasks)
             best = np.stack([c.best for c in costs])
             option = np.stack([c.option for c in costs])
-            got = assign_jobs(ix, parts.part_of, best, option)
+            left = self._time_left()
+            limit = 0.1 * left if math.isfinite(left) else 60.0
+            got = assign_jobs(ix, parts.part_of, best, option, time_limit=max(1.0, limit))
             self.part_of_job[self.mobile] = got[self.mobile]
 
     def _jobs_of(self, p: int) -> IntArray:
