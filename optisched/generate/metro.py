@@ -76,7 +76,7 @@ CITY = (52.34, 52.68, 13.09, 13.76)
 """Bounding box of Berlin [deg]: lat min, lat max, lon min, lon max."""
 _BERLIN_TZ = timezone(timedelta(hours=2))
 """Local midnight in Berlin summer time, as :mod:`optisched.generate` starts its horizons."""
-JOB_SHARES = {"inference": 0.58, "batch_inference": 0.25, "fine_tune": 0.12, "training": 0.05}
+JOB_SHARES = {"inference": 0.62, "batch_inference": 0.20, "fine_tune": 0.15, "training": 0.03}
 """Share of each job kind."""
 
 
@@ -154,7 +154,8 @@ def metro_problem(n_nodes: int = 10_000, n_jobs: int = 100_000, n_slots: int = 9
         n = counts[kind]
         if n == 0:
             continue
-        cell = rng.integers(len(names), size=n)
+        # sorted: consecutive homes are neighbours, so a feeder serves a neighbourhood
+        cell = np.sort(rng.integers(len(names), size=n))
         half = CELL_KM / 2
         lat = np.round(clat[cell] + rng.uniform(-half, half, n) / 111.0, 4)
         lon = np.round(clon[cell] + rng.uniform(-half, half, n)
@@ -340,18 +341,21 @@ def metro_jobs(rng: np.random.Generator, n_jobs: int, nodes: list[Node], names: 
                lat_opts: LatencyOptions) -> list[Job]:
     """``n_jobs`` jobs of the metro city, drawn in bulk.
 
-    - ``inference`` (58 %): 1 GPU, 16 GB, 10-60 min, hard SLO of 2.2-3.5 ms to its
+    - ``inference`` (62 %): 1 GPU, 16 GB, 10-60 min, hard SLO of 2.2-3.5 ms to its
       neighbourhood (served within 1-2.5 km), due 1-3 slots after its run, drop penalty
       4 €/GPU-h;
-    - ``batch_inference`` (25 %): 1-2 GPUs, 16-24 GB, 30-240 min, a data-residency SLO of
+    - ``batch_inference`` (20 %): 1-2 GPUs, 16-24 GB, 30-240 min, a data-residency SLO of
       4 ms (hard), due within 2-4 times its run, soft deadline;
-    - ``fine_tune`` (12 %): 1-8 GPUs, 80 GB, trust 2 (EV pods and regional sites), 1-6 h,
+    - ``fine_tune`` (15 %): 1-8 GPUs, 80 GB, trust 2 (EV pods and regional sites), 1-6 h,
       by the end of the day, soft deadline;
-    - ``training`` (5 %): 8-32 GPUs, 80 GB, trust 2, 2-8 h, by the end of the day.
+    - ``training`` (3 %): 8-16 GPUs, 80 GB, trust 2, 2-6 h, by the end of the day.
+
+    The mix fills about half of the GPU-slots of the 80 GB hosts and three quarters of the
+    homes' (by the jobs' shortest durations).
 
     Releases follow the daily cycle of :mod:`optisched.generate.jobs`; power is
-    ``gpus · 1.275 kW · utilization``. 15 % of the small (≤ 2 GPUs), short (≤ a quarter of
-    the horizon) batch and fine-tuning jobs must run.
+    ``gpus · 1.275 kW · utilization``. 30 % of the small (≤ 2 GPUs), short (≤ a quarter of
+    the horizon) fine-tuning jobs must run.
     """
     J = n_jobs
     dt = slot_minutes
@@ -361,12 +365,12 @@ def metro_jobs(rng: np.random.Generator, n_jobs: int, nodes: list[Node], names: 
     gpus = np.ones(J)
     gpus[bat] = rng.choice([1, 2], size=int(bat.sum()), p=[0.8, 0.2])
     gpus[ft] = rng.choice([1, 2, 4, 8], size=int(ft.sum()), p=[0.4, 0.3, 0.2, 0.1])
-    gpus[tr] = rng.choice([8, 16, 32], size=int(tr.sum()), p=[0.5, 0.35, 0.15])
+    gpus[tr] = rng.choice([8, 16], size=int(tr.sum()), p=[0.7, 0.3])
     dur = np.empty(J)
     dur[inf] = rng.uniform(10, 60, int(inf.sum()))
     dur[bat] = np.clip(rng.lognormal(math.log(90), 0.5, int(bat.sum())), 30, 240)
     dur[ft] = rng.uniform(60, 360, int(ft.sum()))
-    dur[tr] = rng.uniform(120, 480, int(tr.sum()))
+    dur[tr] = rng.uniform(120, 360, int(tr.sum()))
     dur = np.maximum(dt, np.round(dur / 5.0) * 5.0)
     util = np.where(inf, rng.uniform(0.4, 0.7, J), np.where(bat, rng.uniform(0.5, 0.8, J),
                                                              rng.uniform(0.7, 0.95, J)))
@@ -398,9 +402,9 @@ def metro_jobs(rng: np.random.Generator, n_jobs: int, nodes: list[Node], names: 
     drop = np.round(value * gpu_hours, 3)
     tard = np.where(bat, np.round(0.4 * gpus, 3), np.where(ft, np.round(0.2 * gpus, 3),
                                                             np.nan))
-    # must-run: small, short batch and fine-tuning jobs (many hosts each), not latency-bound
-    # inference (a crowded neighbourhood may have no room left for it)
-    must = (rng.random(J) < 0.15) & (bat | ft) & (gpus <= 2) & (d_slots <= T // 4)
+    # must-run: small, short fine-tuning jobs (every EV pod and regional site hosts them),
+    # not latency-bound jobs (a crowded or sparse neighbourhood may have no room for them)
+    must = (rng.random(J) < 0.3) & ft & (gpus <= 2) & (d_slots <= T // 4)
     times = [start + timedelta(minutes=t * dt) for t in range(T + 1)]
     jobs = []
     for i in range(J):

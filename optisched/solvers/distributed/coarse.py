@@ -119,6 +119,13 @@ def assign_jobs(index: Index, part_of: IntArray, best: FloatArray, option: IntAr
     gpu_slots = index.capacity[:, 0:1] * index.speed[:, None] * index.available
     cap = np.zeros((P, B))
     np.add.at(cap, (np.repeat(part_of, T), np.tile(blk, index.N)), gpu_slots.ravel())
+    # jobs with one partition only (and pinned ones) use its capacity first: their first
+    # option's GPU-slots, spread over the window like the columns below
+    fixed = np.nonzero((np.diff(index.opt_job_ptr) > 0) & ~np.isin(np.arange(J), free))[0]
+    if fixed.size:
+        fo = index.opt_job_ptr[fixed]
+        cap -= _block_use(index, fixed, fo, blk, part_of[index.opt_node[fo]], P)
+        cap = np.maximum(cap, 0.0)
     # use of every column: GPU-slots of its placement, spread over the job's window
     use = index.usage[jj, 0] * index.opt_dur[o] * index.speed[index.opt_node[o]]
     lo = index.opt_earliest[o]
@@ -170,4 +177,23 @@ def assign_jobs(index: Index, part_of: IntArray, best: FloatArray, option: IntAr
     dj = np.nonzero(dropped)[0]
     if dj.size:
         out[dj] = np.argmin(best[:, dj], axis=0)
+    return out
+
+
+def _block_use(index: Index, jobs: IntArray, options: IntArray, blk: IntArray,
+               parts: IntArray, P: int) -> FloatArray:
+    """GPU-slots ``(P, B)`` of ``jobs`` at ``options`` on partitions ``parts``, each spread
+    evenly over its start window and run."""
+    T = index.T
+    B = int(blk.max()) + 1
+    use = index.usage[jobs, 0] * index.opt_dur[options] * index.speed[index.opt_node[options]]
+    lo = index.opt_earliest[options]
+    hi = np.minimum(index.opt_latest[options] + index.opt_dur[options], T)
+    width = np.maximum(hi - lo, 1)
+    out = np.zeros((P, B))
+    for b in range(B):
+        slots = np.nonzero(blk == b)[0]
+        a, z = int(slots[0]), int(slots[-1]) + 1
+        share = np.clip(np.minimum(hi, z) - np.maximum(lo, a), 0, None) / width
+        np.add.at(out[:, b], parts, use * share)
     return out
