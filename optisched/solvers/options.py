@@ -408,6 +408,9 @@ class DistributedOptions(SolverOptions):
         [jobs].
     bound : bool
         Compute the global Lagrangian bound (per partition) at the end.
+    bound_iterations : int
+        Subgradient steps of the capacity prices in the bound [steps] (each prices every
+        job on every partition once; stops earlier when the time limit is reached).
     """
 
     backend: Literal["auto", "ray", "processes"] = "auto"
@@ -421,6 +424,7 @@ class DistributedOptions(SolverOptions):
     greedy_moves: int = 50
     moves_per_pair: int = 200
     bound: bool = True
+    bound_iterations: int = 10
 
     def check(self) -> tuple[str, str] | None:
         for key in ("partitions", "workers"):
@@ -429,7 +433,7 @@ class DistributedOptions(SolverOptions):
                 return key, "must be ≥ 1"
         if self.rounds is not None and self.rounds < 0:
             return "rounds", "must be ≥ 0"
-        for key in ("sub_iterations", "greedy_moves"):
+        for key in ("sub_iterations", "greedy_moves", "bound_iterations"):
             if getattr(self, key) < 0:
                 return key, "must be ≥ 0"
         if self.moves_per_pair < 1:

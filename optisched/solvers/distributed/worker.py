@@ -29,7 +29,8 @@ from optisched.solvers.greedy import solve_greedy
 from optisched.solvers.lns import solve_lns
 from optisched.solvers.options import GreedyOptions, LnsOptions
 
-__all__ = ["BoundPart", "CostTask", "Costs", "PartitionWorker", "SolveResult", "SolveTask"]
+__all__ = ["BoundPart", "CapacityTask", "CostTask", "Costs", "PartitionWorker", "SolveResult",
+           "SolveTask"]
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,30 @@ class BoundPart:
     ok: bool
     const: float
     best: FloatArray
+    pi: FloatArray | None = None
+
+
+@dataclass
+class CapacityTask:
+    """Cheapest placements on one partition at energy duals ``pi`` and capacity prices
+    ``mu`` (the capacity-dualized bound).
+
+    Attributes
+    ----------
+    part : int
+        Partition.
+    nodes : (K,) int
+        Its nodes.
+    pi : (K, T) float
+        Energy duals of its dispatch LPs [money/kW per slot].
+    mu : (K, T, R) float
+        Prices of its capacities [money per unit and slot].
+    """
+
+    part: int
+    nodes: IntArray
+    pi: FloatArray
+    mu: FloatArray
 
 
 class PartitionWorker:
@@ -220,7 +245,19 @@ class PartitionWorker:
         pi[task.nodes] = pi_sub
         best, _, _ = job_minima(ix, pi, share=idle_share(ix, pi),
                                 options=self._options_on(task.nodes))
-        return BoundPart(task.part, True, const, best)
+        return BoundPart(task.part, True, const, best, pi_sub)
+
+    def capacity_costs(self, task: CapacityTask) -> Costs:
+        """Each job's cheapest option on the partition at duals ``pi`` and capacity prices
+        ``mu`` (with the idle share of sleeping nodes, as the bound charges it)."""
+        ix = self.index
+        pi = np.zeros((ix.N, ix.T))
+        pi[task.nodes] = task.pi
+        mu = np.zeros((ix.N, ix.T, len(ix.resources)))
+        mu[task.nodes] = task.mu
+        best, option, start = job_minima(ix, pi, mu=mu, share=idle_share(ix, pi),
+                                         options=self._options_on(task.nodes))
+        return Costs(task.part, best, option, start)
 
     def solve(self, task: SolveTask) -> SolveResult:
         """Solve the partition: greedy from the hints (inserting unhinted jobs), then the
