@@ -5,7 +5,7 @@ tariffs, connections and their sources), drawn in bulk instead of node by node: 
 pvlib for a few orientation classes per neighbourhood (scaled by each system's kWp, with
 a seeded AR(1) forecast error per node), household loads from the BDEW H0 profile with
 per-home jitter, EV charging sessions as Poisson arrivals, regional sites' load by
-:func:`~optisched.generate.archetypes.site_load_kw`'s shape. Default mix at 10,000 nodes:
+:func:`~optisched.generate.archetypes.site_load_kw`'s shape (with :data:`METRO_SITE_SHARE`). Default mix at 10,000 nodes:
 
 - 7,600 ``home`` nodes on low-voltage feeders of :data:`HOMES_PER_FEEDER` homes (a feeder's
   headroom is its diversified share of 4 kW per home minus the households' load), 60 %
@@ -51,7 +51,6 @@ from optisched.generate.archetypes import (
     BERLIN_DISTRICTS,
     REGIONAL_SITES,
     SITE_COOLING_SWING,
-    SITE_PEAK_SHARE,
     Ctx,
 )
 from optisched.generate.jobs import KW_PER_GPU
@@ -76,6 +75,11 @@ CITY = (52.34, 52.68, 13.09, 13.76)
 """Bounding box of Berlin [deg]: lat min, lat max, lon min, lon max."""
 _BERLIN_TZ = timezone(timedelta(hours=2))
 """Local midnight in Berlin summer time, as :mod:`optisched.generate` starts its horizons."""
+METRO_SITE_SHARE = (0.80, 0.90)
+"""The rest of a regional site at its daily peak, as a share of its connection [-]: lower
+than the archetype's 93-98 % (:data:`~optisched.generate.archetypes.SITE_PEAK_SHARE`), an
+assumption for a city that contracts 1-2 MW of each site's connection for the grid's
+compute (at 93-98 % most training jobs find no power at the afternoon peak)."""
 JOB_SHARES = {"inference": 0.62, "batch_inference": 0.20, "fine_tune": 0.15, "training": 0.03}
 """Share of each job kind."""
 
@@ -180,7 +184,7 @@ def metro_problem(n_nodes: int = 10_000, n_jobs: int = 100_000, n_slots: int = 9
     gpus = rng.choice([128, 256, 512], size=n)
     pue = np.round(rng.uniform(1.2, 1.4, n), 2)
     grid = 10_000.0
-    peak = rng.uniform(*SITE_PEAK_SHARE, size=n)[:, None] * grid
+    peak = rng.uniform(*METRO_SITE_SHARE, size=n)[:, None] * grid
     warm = 0.5 * (1.0 + np.cos(2.0 * np.pi * (ctx.hours - 15.0) / 24.0))
     base = peak - SITE_COOLING_SWING * grid * (1.0 - warm)[None, :]
     base = base * np.exp(_ar1(rng, (n, T), 0.005, 0.7))
