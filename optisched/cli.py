@@ -1,4 +1,4 @@
-"""Command-line interface: ``optisched validate | plan | evaluate | replan | solvers``.
+"""Command-line interface: ``optisched validate | plan | evaluate | replan | simulate | solvers``.
 
 Exit codes: 0 ok; 1 bad input (every error named by file, row, column, value) or
 usage (an unknown flag, a missing or invalid option value, an output directory
@@ -582,35 +582,50 @@ def replan(
     events: Annotated[Path, typer.Option("--events", "-e", help="Events CSV (format: "
                                          "docs/events.md).")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output directory: plan/, "
-                                          "bundle/ and steps.csv.")],
+                                          "bundle/, steps.csv, changes.jsonl, ledger.csv "
+                                          "and ledger_jobs.csv.")],
     time_limit: Annotated[float, typer.Option(
         "--time-limit", help="Seconds of local search per update (finite, >= 0; 0: repair "
         "only).", callback=_seconds_or_zero)] = 0.2,
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help=_SEED_HELP)] = 0,
 ) -> None:
-    """Apply an events CSV to a plan, one update per event time; write the final plan."""
+    """Apply an events CSV to a plan, one update per event time; write the final plan.
+
+    Beside the plan and bundle: steps.csv (one row per update), changes.jsonl (the
+    change set of each update, one JSON line per update), ledger.csv and
+    ledger_jobs.csv (the executed slots and the jobs that left; docs/replan.md).
+    """
     from optisched.events import check_events, read_events, step_error
     from optisched.io import write_bundle
-    from optisched.replan import Replanner
+    from optisched.replan import ReplanError, Replanner
 
     problem = read_bundle(bundle)
     current = read_plan(problem, plan_dir)
     steps = read_events(events)
     check_events(steps, problem, str(events))
-    if out_dir.exists() and any(p.name not in ("plan", "bundle", "steps.csv")
+    mine = ("plan", "bundle", "steps.csv", "changes.jsonl", "ledger.csv", "ledger_jobs.csv")
+    if out_dir.exists() and any(p.name not in mine
                                 and not p.name.startswith(".") for p in out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} holds other files; choose an empty or new directory")
     rp = Replanner(problem, seed=seed, time_limit=time_limit, plan=current)
-    rows = []
+    rows, changes = [], []
+    failed = ""
     for step in steps:
         try:
             result = step.apply(rp)
+        except ReplanError as exc:  # no plan keeps the running jobs: the plan in force stays
+            failed = str(exc)
+            rows.append(f"{step.time.isoformat()},no_solution,,{rp.problem.horizon.slots},"
+                        f"{len(rp.problem.jobs)},\"{failed.replace(chr(34), chr(39))}\"")
+            break
         except ValueError as exc:  # what only the rolled problem shows (a job that ended)
             raise BundleError([step_error(step, str(events), exc)]) from None
         rows.append(f"{step.time.isoformat()},{result.status.value},"
                     f"{'' if result.objective is None else repr(result.objective)},"
                     f"{rp.problem.horizon.slots},{len(rp.problem.jobs)},"
                     f"\"{result.message.replace(chr(34), chr(39))}\"")
+        changes.append(json.dumps({"time": step.time.isoformat(),
+                                   "changes": rp.last_changes.to_list()}))
         if not result.status.has_plan:
             break
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -618,14 +633,78 @@ def replan(
     write_plan(rp.problem, rp.plan, out_dir / "plan")
     (out_dir / "steps.csv").write_text("time,status,objective,slots,jobs,message\n"
                                        + "".join(r + "\n" for r in rows), encoding="utf-8")
+    (out_dir / "changes.jsonl").write_text("".join(c + "\n" for c in changes),
+                                           encoding="utf-8")
+    rp.write_ledger(out_dir / "ledger.csv")
     out.print(_summary_table(rp.plan, f"replan of {plan_dir} ({len(steps)} updates) -> "
                              f"{out_dir}"))
     if rp.plan.message:
         err.print(rp.plan.message, markup=False, highlight=False)
+    if failed:
+        err.print(failed, markup=False, highlight=False)
+        raise typer.Exit(EXIT_INFEASIBLE)
     if rp.plan.status in (Status.INFEASIBLE, Status.NO_SOLUTION):
         raise typer.Exit(EXIT_INFEASIBLE)
     if rp.plan.status is Status.ERROR:
         raise typer.Exit(EXIT_INTERNAL)
+
+
+@app.command()
+@_guard
+def simulate(
+    bundle: Annotated[Path, typer.Argument(help="Input bundle: the day, with its first "
+                                           "forecast.")],
+    actuals: Annotated[Path, typer.Option("--actuals", help="Directory with the actual "
+                                          "node_series.csv and/or prices.csv.")],
+    forecasts: Annotated[Path, typer.Option("--forecasts", help="Forecasts CSV with issue "
+                                            "times (issued_at,time,node_id,pv_kw / "
+                                            "issued_at,time,tariff,price).")],
+    replan_every: Annotated[int, typer.Option("--replan-every", min=1,
+                                              help="Slots between re-plans (arrivals "
+                                              "re-plan in between).")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output directory: "
+                                          "simulation.json, ledger.csv, cost.png.")],
+    solver: Annotated[str, typer.Option("--solver", "-s", help="Re-planner's solver.")
+                      ] = "greedy",
+    time_limit: Annotated[float, typer.Option(
+        "--time-limit", help="Seconds of local search per re-plan (>= 0).",
+        callback=_seconds_or_zero)] = 0.5,
+    plan_once_time_limit: Annotated[float, typer.Option(
+        "--plan-once-time-limit", help="Budget of the plan made once [s].",
+        callback=_seconds_or_zero)] = 5.0,
+    pf_solver: Annotated[str, typer.Option("--pf-solver", help="Perfect-foresight solver.")
+                         ] = "lns",
+    pf_time_limit: Annotated[float, typer.Option(
+        "--pf-time-limit", help="Budget of each of the two perfect-foresight solves [s].",
+        callback=_seconds_or_zero)] = 30.0,
+    jobs_known: Annotated[bool, typer.Option(
+        "--jobs-known", help="Hand every job to the re-planner at the start (they still "
+        "wait for their release).")] = False,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help=_SEED_HELP)] = 0,
+) -> None:
+    """Closed loop over the bundle's day: plan on forecasts, re-plan, settle on actuals.
+
+    Reports the realized cost against planning once on the forecast and against
+    perfect foresight (docs/replan.md).
+    """
+    from optisched.simulate import run_files
+
+    sim = run_files(bundle, actuals, forecasts, replan_every, out_dir, solver=solver,
+                    time_limit=time_limit, plan_once_time_limit=plan_once_time_limit,
+                    pf_solver=pf_solver, pf_time_limit=pf_time_limit,
+                    jobs_known_ahead=jobs_known, seed=seed)
+    t = Table(title=f"simulation of {bundle} (re-plan every {replan_every} slots) -> {out_dir}",
+              header_style="bold")
+    t.add_column("schedule")
+    t.add_column("cost on the actuals", justify="right")
+    t.add_column("feasible")
+    t.add_row("re-planned (realized)", _fmt(sim.realized_cost), str(sim.feasible["realized"]))
+    t.add_row("planned once on the forecast", _fmt(sim.plan_once_cost),
+              str(sim.feasible["plan_once"]))
+    t.add_row(f"perfect foresight ({sim.perfect_foresight_source})",
+              _fmt(sim.perfect_foresight_cost), str(sim.feasible["perfect_foresight"]))
+    out.print(t)
+    out.print(f"{len(sim.updates)} re-plans; files: simulation.json, ledger.csv, cost.png")
 
 
 @app.command("generate")

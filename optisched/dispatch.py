@@ -471,7 +471,14 @@ def _solve_group(index: Index, load: FloatArray, nodes: IntArray, binaries: Bool
             return
         # burning energy can only pay where importing more earns money: put binaries on
         # all such slots of the group at once instead of discovering them round by round
-        bins = np.asarray(overlap | burn if bins is None else bins | overlap | burn, dtype=bool)
+        if bins is None:
+            bins = np.asarray(overlap | burn, dtype=bool)
+        else:
+            # a MILP round that still overlaps elsewhere: ties (e.g. a full battery with
+            # free PV and nothing to pay) can move the overlap one slot per round, so the
+            # nodes that overlap get binaries on every slot (then they cannot overlap)
+            rows = np.asarray(overlap.any(axis=1), dtype=bool)
+            bins = np.asarray(bins | burn | rows[:, None], dtype=bool)
     _fail(index, nodes, out, pos, messages,
           f"{_group_name(index, nodes, feeders)}: no complementary dispatch found in "
           f"{_MAX_MILP_ROUNDS} MILP rounds")

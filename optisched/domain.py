@@ -520,13 +520,13 @@ class Tariff(BaseModel):
     export_price : list of float
         Export price per slot [money/kWh].
     carbon_g_per_kwh : list of float
-        Carbon intensity of import per slot [gCO2/kWh].
+        Carbon intensity of import per slot [gCO2/kWh] (default: 0 in every slot).
     """
 
     model_config = _STRICT
     price: list[float]
     export_price: list[float]
-    carbon_g_per_kwh: list[float]
+    carbon_g_per_kwh: list[float] = Field(default_factory=list)
 
     @classmethod
     def constant(
@@ -547,6 +547,8 @@ class Tariff(BaseModel):
 
     @model_validator(mode="after")
     def _equal_length(self) -> Tariff:
+        if not self.carbon_g_per_kwh and "carbon_g_per_kwh" not in self.model_fields_set:
+            self.carbon_g_per_kwh = [0.0] * len(self.price)
         if not (len(self.price) == len(self.export_price) == len(self.carbon_g_per_kwh)):
             raise ValueError("price, export_price and carbon_g_per_kwh must have equal length")
         return self

@@ -391,8 +391,8 @@ def _check_power(index: Index, plan: Plan, col: _Collector) -> None:
         return msg
 
     col.check("power_balance", np.abs(f.load - load), FLOW_ATOL + RTOL * np.abs(load),
-              at(f"load_kw must equal on·idle_kw + job power = {load.max():.6g} at most",
-                 f.load))
+              at("load_kw must equal on·idle_kw + job power = "
+                 f"{load.max(initial=0.0):.6g} at most", f.load))
     supply = f.pv_used + f.grid_import + f.discharge
     demand = load + f.charge + f.grid_export
     col.check("power_balance", np.abs(supply - demand),
@@ -436,7 +436,7 @@ def _check_battery(index: Index, f: Flows, col: _Collector) -> None:
                           ("discharge_kw", f.discharge, index.discharge_kw)):
         col.check("battery", -arr, FLOW_ATOL, bmsg(f"{name} must be >= 0", arr))
         col.check("battery", arr - hi[:, None], FLOW_ATOL + RTOL * hi[:, None],
-                  bmsg(f"{name} exceeds its limit {hi.max():g}", arr))
+                  bmsg(f"{name} exceeds its limit {hi.max(initial=0.0):g}", arr))
     col.check("battery", np.minimum(f.charge, f.discharge), FLOW_ATOL,
               bmsg("charges and discharges in the same slot", f.charge))
     if index.terminal_initial and index.T:

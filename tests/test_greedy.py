@@ -15,6 +15,7 @@ from optisched.plan import Status
 from optisched.solvers import solve
 from optisched.solvers.base import SolveOptions
 from optisched.solvers.greedy import GreedyState, Scorer, job_order, solve_greedy
+from optisched.solvers.greedy.construct import construct
 
 START = "2026-06-01T00:00:00+00:00"
 
@@ -169,19 +170,28 @@ def test_infeasible_window_too_short_names_job() -> None:
 
 
 def test_capacity_failure_names_job() -> None:
-    # a heuristic failing to pack proves nothing: no_solution, with the job and the reason
+    # a heuristic failing to pack proves nothing: without the feasibility engine's proofs
+    # and repair the construction's failure is no_solution, with the job and the reason
     dl = "2026-06-01T01:00:00+00:00"
     jobs = [_job(job_id="first", deadline=dl), _job(job_id="second", deadline=dl)]
-    plan = _greedy(_problem(2, [Node(node_id="n", gpus=1)], jobs))
-    assert plan.status is Status.NO_SOLUTION
-    assert "capacity" in plan.message
-    assert ("first" in plan.message) != ("second" in plan.message)
+    p = _problem(2, [Node(node_id="n", gpus=1)], jobs)
+    ix = compile_index(p)
+    state = GreedyState(p, ix)
+    why = construct(state, Scorer(state), job_order(ix))
+    assert why is not None and "capacity" in why
+    assert ("first" in why) != ("second" in why)
+    # with them: both must run in slot 0 of the only node, which has one GPU: proven
+    plan = _greedy(p)
+    assert plan.status is Status.INFEASIBLE
+    assert "capacity" in plan.message and "slot 0" in plan.message
+    assert "first" in plan.message and "second" in plan.message
 
 
 def test_headroom_failure_names_job() -> None:
+    # 2 kW on a node with 1 kW of headroom, no PV, no battery: proven infeasible
     plan = _greedy(_problem(2, [Node(node_id="n", gpus=1, grid_kw=1.0)],
                             [_job(job_id="hungry", power_kw=2.0)]))
-    assert plan.status is Status.NO_SOLUTION
+    assert plan.status is Status.INFEASIBLE
     assert "hungry" in plan.message and "headroom" in plan.message
 
 

@@ -1,4 +1,4 @@
-"""Benchmark of ``greedy`` and the re-planner: ``python -m optisched.bench.greedy``.
+"""Benchmark of ``greedy``: ``python -m optisched.bench.greedy``.
 
 Cases (issue 3 targets in brackets):
 
@@ -6,17 +6,17 @@ Cases (issue 3 targets in brackets):
   exact dispatch, no local search [≤ 1 s];
 * ``10000x1000x96``: the same at 10,000 x 1,000, with the process's peak
   resident set (``resource.getrusage``; ``--trace`` adds a second, slower run
-  under ``tracemalloc``) [≤ 10 s, ≤ 4 GiB];
-* ``update``: one job arriving into a 1,000-job plan, :meth:`Replanner.update`
-  at the same ``now`` [≤ 50 ms].
+  under ``tracemalloc``) [≤ 10 s, ≤ 4 GiB].
+
+The re-planner's updates (one job arriving into a 1,000-job plan, and every other
+kind of update) moved to ``python -m optisched.bench.replan``.
 
 Instances come from :func:`optisched.generate.bench_problem` (seeded, in
 code; no files). Prints a table; :func:`run` returns the rows for the benchmark
 report.
 
 It times the solver's internals, not :func:`optisched.solvers.solve`: the index
-compile and :func:`~optisched.solvers.greedy.run_greedy` separately, and
-:class:`~optisched.replan.Replanner` updates.
+compile and :func:`~optisched.solvers.greedy.run_greedy` separately.
 """
 
 from __future__ import annotations
@@ -27,13 +27,10 @@ import time
 import tracemalloc
 from typing import Any
 
-import numpy as np
-
-from optisched.domain import Job, Problem
+from optisched.domain import Problem
 from optisched.evaluate import evaluate
 from optisched.generate import bench_problem
 from optisched.index import compile_index
-from optisched.replan import Replanner
 from optisched.solvers.base import SolveOptions
 from optisched.solvers.greedy import run_greedy
 from optisched.solvers.options import GreedyOptions
@@ -71,19 +68,6 @@ def run(big: bool = True, trace: bool = False) -> list[dict[str, Any]]:
             tracemalloc.stop()
             r["peak_tracemalloc_mib"] = peak / 2**20
         rows.append({"case": "10000x1000x96", **r})
-    p = bench_problem(1000, 100, seed=2)
-    rp = Replanner(p, seed=0, time_limit=0.0)
-    hz = p.horizon
-    new = Job(job_id="new1", gpus=1, duration_min=60, power_kw=1.0, release=hz.time_of(10),
-              deadline=hz.time_of(60), drop_penalty=50.0)
-    times = []
-    for k in range(5):
-        job = new.model_copy(update={"job_id": f"new{k}"})
-        t0 = time.perf_counter()
-        plan = rp.update(hz.start, new_jobs=[job])
-        times.append(time.perf_counter() - t0)
-    rows.append({"case": "update (1 arrival, 1000 jobs)", "update_s_median": float(
-        np.median(times)), "update_s_max": max(times), "status": plan.status.value})
     return rows
 
 

@@ -93,6 +93,12 @@ def solve_baseline(problem: Problem, index: Index, options: SolveOptions) -> Pla
                     continue
                 best = (s, n, int(o))
                 break
+        if best is None and index.pinned[j]:
+            # a pinned job never moves and is never dropped (its drop penalty notwithstanding)
+            return Plan.empty(problem, "baseline", Status.NO_SOLUTION,
+                              f"pinned job {index.job_ids[j]}: its node "
+                              f"{index.node_ids[int(index.pinned_node[j])]} cannot supply it "
+                              "with the battery idle (the baseline never uses the battery)")
         if best is None:
             if index.must_run[j]:
                 if index.opt_job_ptr[j + 1] == index.opt_job_ptr[j]:  # no option at all: proven

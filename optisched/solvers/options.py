@@ -196,18 +196,39 @@ class GreedyOptions(SolverOptions):
         Run the local search after construction.
     second_start : bool
         The multi-start of small instances (earliest-start and baseline constructions).
+    repair : bool
+        When construction leaves must-run jobs out, run the feasibility engine (ejection
+        chains, overload search, exact packing on small instances, restarts;
+        ``docs/algorithms/greedy.md`` §7) instead of giving up.
+    repair_time_limit : float or None
+        Budget of the feasibility engine [s]; None: what is left of the time limit, or
+        10 s when no time limit is given. The local search gets what the engine leaves
+        (at least 1 s without a time limit).
+    repair_steps : int or None
+        Cap on the feasibility engine's work [steps: a repair step, an overload-search
+        iteration, a job constructed by a restart]; None: no cap, except 100,000 when
+        ``iterations`` is given. With a cap the engine ends by it rather than by the clock,
+        so the run is reproducible.
     """
 
     iterations: int | None = None
     candidates: int | None = None
     improve: bool = True
     second_start: bool = True
+    repair: bool = True
+    repair_time_limit: float | None = None
+    repair_steps: int | None = None
 
     def check(self) -> tuple[str, str] | None:
         if self.iterations is not None and self.iterations < 0:
             return "iterations", "must be ≥ 0"
         if self.candidates is not None and self.candidates < 1:
             return "candidates", "must be ≥ 1"
+        if self.repair_time_limit is not None and not (
+                self.repair_time_limit >= 0 and math.isfinite(self.repair_time_limit)):
+            return "repair_time_limit", "must be a finite number ≥ 0 [s]"
+        if self.repair_steps is not None and self.repair_steps < 0:
+            return "repair_steps", "must be ≥ 0"
         return None
 
 

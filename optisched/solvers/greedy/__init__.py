@@ -15,8 +15,14 @@ The algorithm (``docs/algorithms/greedy.md`` has the full statement):
    latency and tardiness cost. Window sums use prefix sums over slots. Windows
    that break capacity (every resource), availability, the node's grid headroom
    or the feeder headroom are excluded. The cheapest pair wins; a droppable job
-   is dropped when its penalty is lower, a must-run job that fits nowhere makes
-   the plan infeasible with a message naming the job and the reason.
+   is dropped when its penalty is lower; a must-run job that fits nowhere is left
+   for the feasibility engine.
+2b. **Feasibility engine** (:mod:`~optisched.solvers.greedy.feasibility`), when
+   construction left must-run jobs out: ejection chains, an overload
+   (min-conflicts) search, CP-SAT's packing model on small instances and
+   restarts in difficulty orders, within the time limit. ``no_solution`` when its
+   budget is spent (the message names what was left out and why), ``infeasible``
+   only with a proof.
 3. **Dispatch.** :func:`optisched.dispatch.dispatch_load` gives the exact
    cost-optimal flows for the placement, per dispatch group (a coupled feeder or
    a single node).
@@ -30,7 +36,8 @@ The algorithm (``docs/algorithms/greedy.md`` has the full statement):
    evaluator's objective) falls. The incumbent is always a complete plan.
 
 Options: :class:`~optisched.solvers.options.GreedyOptions` (``iterations``,
-``candidates``, ``improve``, ``second_start``).
+``candidates``, ``improve``, ``second_start``, ``repair``, ``repair_time_limit``,
+``repair_steps``).
 
 Determinism: same input, seed and options give the same plan when the search
 ends by ``iterations`` or by running out of improving moves; a search cut by
@@ -47,6 +54,8 @@ Modules, by role:
 - :mod:`~optisched.solvers.greedy.moves`: the eight moves and ``try_move``;
 - :mod:`~optisched.solvers.greedy.search`: the local search (step 4) and
   :class:`GreedySearch`;
+- :mod:`~optisched.solvers.greedy.feasibility`: the feasibility engine
+  (:func:`repair_placement`, step 2b), also for ``lns`` and the re-planner;
 - :mod:`~optisched.solvers.greedy.run`: :func:`solve_greedy` (the registry entry),
   :func:`run_greedy`, the multi-start.
 """
@@ -54,6 +63,7 @@ Modules, by role:
 from __future__ import annotations
 
 from optisched.solvers.greedy.construct import job_order
+from optisched.solvers.greedy.feasibility import RepairResult, repair_placement
 from optisched.solvers.greedy.run import DEFAULT_TIME_LIMIT, run_greedy, solve_greedy
 from optisched.solvers.greedy.scan import DEFAULT_CANDIDATES, LARGE_CANDIDATES, Best, Scorer
 from optisched.solvers.greedy.search import GreedySearch
@@ -66,8 +76,10 @@ __all__ = [
     "Best",
     "GreedySearch",
     "GreedyState",
+    "RepairResult",
     "Scorer",
     "job_order",
+    "repair_placement",
     "run_greedy",
     "solve_greedy",
 ]

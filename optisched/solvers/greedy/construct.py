@@ -45,7 +45,7 @@ def job_order(index: Index) -> IntArray:
 
 def construct(state: GreedyState, scorer: Scorer, order: IntArray,
               hint: dict[int, tuple[int, int]] | None = None,
-              trusted: bool = False) -> str | None:
+              trusted: bool = False, failed: list[int] | None = None) -> str | None:
     """Place jobs in ``order`` (pinned as pinned, hinted where they still fit).
 
     Parameters
@@ -62,16 +62,23 @@ def construct(state: GreedyState, scorer: Scorer, order: IntArray,
         The hinted placements are known to fit together (same capacities,
         availability and headroom as when they were made): place them at once
         without checks.
+    failed : list of int, optional
+        When given, a must-run job that finds no place is appended to it and the
+        construction goes on with the next job (the feasibility engine,
+        :mod:`optisched.solvers.greedy.feasibility`, repairs them afterwards); without
+        it, construction stops at the first such job.
 
     Returns
     -------
     str or None
-        Message naming a must-run job that could not be placed and why, else None.
+        Message naming the first must-run job that could not be placed and why, else
+        None.
     """
     ix = state.index
     hint = hint or {}
     if trusted and hint:
         _place_trusted(state, hint)
+    first: str | None = None
     for j in order:
         j = int(j)
         if state.opt[j] >= 0:
@@ -89,8 +96,11 @@ def construct(state: GreedyState, scorer: Scorer, order: IntArray,
                 continue
         why = insert(state, scorer, j)
         if why is not None:
-            return why
-    return None
+            if failed is None:
+                return why
+            failed.append(j)
+            first = first or why
+    return first
 
 
 def _place_trusted(state: GreedyState, hint: dict[int, tuple[int, int]]) -> None:

@@ -1,8 +1,11 @@
 """The ``greedy`` solver's entry points: :func:`solve_greedy` and :func:`run_greedy`.
 
-:func:`run_greedy` proves what infeasibility it can (:func:`optisched.precheck.precheck`),
-constructs, dispatches exactly (repairing groups the battery cannot carry), tries
-the other starts on small instances, runs the local search and returns the plan.
+:func:`run_greedy` proves what infeasibility it can (:func:`optisched.precheck.precheck`,
+:func:`~optisched.solvers.greedy.feasibility.prove_infeasible`), constructs, repairs a
+construction that leaves must-run jobs out with the feasibility engine
+(:func:`~optisched.solvers.greedy.feasibility.repair_placement`), dispatches exactly
+(repairing groups the battery cannot carry), tries the other starts on small instances,
+runs the local search and returns the plan.
 """
 
 from __future__ import annotations
@@ -19,14 +22,23 @@ from optisched.precheck import precheck
 from optisched.solvers.base import SolveOptions, plan_from_placement
 from optisched.solvers.baseline import solve_baseline
 from optisched.solvers.greedy.construct import job_order, repair
+from optisched.solvers.greedy.feasibility import RepairResult, prove_infeasible, repair_placement
 from optisched.solvers.greedy.scan import default_candidates
 from optisched.solvers.greedy.search import GreedySearch
 from optisched.solvers.options import GreedyOptions
 
-__all__ = ["DEFAULT_TIME_LIMIT", "run_greedy", "solve_greedy"]
+__all__ = ["DEFAULT_REPAIR_TIME_LIMIT", "DEFAULT_TIME_LIMIT", "REPRODUCIBLE_REPAIR_STEPS",
+           "run_greedy", "solve_greedy"]
 
 DEFAULT_TIME_LIMIT = 1.0
 """Local-search budget when ``time_limit`` is not given [s]."""
+DEFAULT_REPAIR_TIME_LIMIT = 10.0
+"""Budget of the feasibility engine when neither ``time_limit`` nor ``repair_time_limit`` is
+given [s]. ICON 2014 samples 01-08 need 0.1-0.6 s of it, sample09 (2,000 jobs at 82 % use)
+3-8 s (loaded 2-core machine)."""
+REPRODUCIBLE_REPAIR_STEPS = 100_000
+"""The engine's step cap when ``iterations`` is given and ``repair_steps`` is not [steps]:
+runs that cap the local search end the repair by work too (ICON sample09 needs about 30k)."""
 _SECOND_START_MAX_OPTIONS = 20_000
 """Most options for the multi-start (:func:`_other_starts`)."""
 _BASELINE_START_MAX_OPTIONS = 20_000
@@ -60,9 +72,11 @@ def run_greedy(problem: Problem, index: Index, options: SolveOptions,
     Returns
     -------
     Plan
-        Status ``feasible`` with exact flows, or ``no_solution`` with a message naming the job
-        and why it found no place (a heuristic proves no infeasibility; proven cases, such as a
-        must-run job without any eligible node, are reported ``infeasible`` by ``solve``).
+        Status ``feasible`` with exact flows; ``no_solution`` when the feasibility engine's
+        budget is spent with must-run jobs left out (the message names them and why each
+        finds no place); ``infeasible`` only with a proof (no eligible node, pinned jobs in
+        conflict, a job's power or compulsory parts over a limit, or the exact packing model).
+        ``plan.info["feasibility"]`` says what the engine did when it ran.
     """
     t0 = time.perf_counter()
     params = options.params_as(GreedyOptions)
@@ -72,7 +86,19 @@ def run_greedy(problem: Problem, index: Index, options: SolveOptions,
         return Plan.empty(problem, "greedy", Status.INFEASIBLE, proven)
     run = search or GreedySearch(problem, index, cands)
     order = job_order(index)
-    why = run.construct(order, hint, trusted)
+    failed: list[int] = []
+    why = run.construct(order, hint, trusted, failed=failed if params.repair else None)
+    info: dict[str, object] = {}
+    t_construct = time.perf_counter() - t0
+    if why is not None and params.repair:
+        res = _repair(run, options, params, t0, t_construct)
+        info["feasibility"] = _repair_info(res, len(failed))
+        if not res.complete:
+            status = Status.INFEASIBLE if res.proof is not None else Status.NO_SOLUTION
+            plan = Plan.empty(problem, "greedy", status, res.message(index.job_ids))
+            plan.info = info
+            return plan
+        why = None
     if why is not None:
         return Plan.empty(problem, "greedy", Status.NO_SOLUTION, why)
     t_build = time.perf_counter() - t0
@@ -84,10 +110,12 @@ def run_greedy(problem: Problem, index: Index, options: SolveOptions,
     if hint is None and index.opt_job.size <= _SECOND_START_MAX_OPTIONS and params.second_start:
         run = _other_starts(problem, index, options, run, order, cands)
     options.report(t0, run.objective, None, "construction")
-    info: dict[str, object] = {"construction_objective": run.objective}
+    info["construction_objective"] = run.objective
     if params.improve:
         rng = np.random.default_rng(options.seed)
         deadline = options.deadline(t0, DEFAULT_TIME_LIMIT)
+        if options.time_limit is None and "feasibility" in info:  # the repair took the default
+            deadline = time.perf_counter() + DEFAULT_TIME_LIMIT
         iters = params.iterations
 
         def report(obj: float, kind: str) -> None:
@@ -129,6 +157,47 @@ def _other_starts(problem: Problem, index: Index, options: SolveOptions, run: Gr
     return run
 
 
+def _repair(run: GreedySearch, options: SolveOptions, params: GreedyOptions, t0: float,
+            t_construct: float) -> RepairResult:
+    """The feasibility engine on a construction that left must-run jobs out.
+
+    Budget: ``repair_time_limit`` [s] from now, else what is left of ``time_limit``, else
+    :data:`DEFAULT_REPAIR_TIME_LIMIT`; step cap ``repair_steps``, else
+    :data:`REPRODUCIBLE_REPAIR_STEPS` when ``iterations`` is given.
+    """
+    now = time.perf_counter()
+    if params.repair_time_limit is not None:
+        deadline = now + params.repair_time_limit
+    elif options.time_limit is not None:
+        deadline = options.deadline(t0, DEFAULT_TIME_LIMIT)
+    else:
+        deadline = now + DEFAULT_REPAIR_TIME_LIMIT
+    steps = params.repair_steps
+    if steps is None and params.iterations is not None:
+        steps = REPRODUCIBLE_REPAIR_STEPS
+    res = repair_placement(run.state, run.scorer, deadline=deadline, seed=options.seed,
+                           max_steps=steps, construct_time=t_construct)
+    if res.complete:
+        options.report(t0, None, None, f"feasibility engine: every must-run job placed in "
+                                       f"{res.elapsed:.2f} s")
+    return res
+
+
+def _repair_info(res: RepairResult, failed: int) -> dict[str, object]:
+    """What the feasibility engine did, for ``plan.info["feasibility"]``."""
+    return {"left_out_by_construction": failed, "complete": res.complete,
+            "left_out": int(res.left_out.size), "stopped": res.stopped, "seconds": res.elapsed,
+            "steps": res.steps, "repair_rounds": res.rounds, "repaired": res.repaired,
+            "overload_iterations": res.conflict_iterations, "restarts": res.restarts,
+            "exact": res.exact, "proof": res.proof}
+
+
 def _proven_infeasibility(problem: Problem, index: Index) -> str | None:
-    """Infeasibility that holds for every plan (:func:`optisched.precheck.precheck`), or None."""
-    return precheck(problem, index)
+    """Infeasibility that holds for every plan, or None.
+
+    :func:`optisched.precheck.precheck` (no eligible node, pinned jobs in conflict), then
+    the feasibility engine's cheap proofs
+    (:func:`~optisched.solvers.greedy.feasibility.prove_infeasible`: a job's power alone,
+    compulsory parts of single-node jobs).
+    """
+    return precheck(problem, index) or prove_infeasible(index)

@@ -82,6 +82,12 @@ class Scorer:
         self.candidates = max(1, int(candidates))
         self.earliest = False
         self._opt_score: FloatArray | None = None
+        ix = state.index
+        self._has_pv = np.asarray(ix.pv.any(axis=1)) if state.T else np.zeros(ix.N, bool)
+        """(N,) nodes with PV in some slot (elsewhere import = load, no export)."""
+        self._has_limit = np.asarray(np.isfinite(ix.headroom).any(axis=1)) if state.T else \
+            np.zeros(ix.N, bool)
+        """(N,) nodes with a finite import limit in some slot."""
 
     # ------------------------------------------------------------------ static
     @property
@@ -163,13 +169,13 @@ class Scorer:
         U = np.arange(NS)[None, :]  # local start
         S = U + a
         end = np.minimum(U + d[:, None], W)
-        rows = np.arange(K)[:, None]
+        end_flat = end + np.arange(K)[:, None] * (W + 1)  # flat take: 5x a 2-D gather
         cm = np.zeros((K, W + 1))
         np.cumsum(m, axis=1, out=cm[:, 1:])
-        energy = cm[rows, end] - cm[:, :NS]
+        energy = np.take(cm, end_flat) - cm[:, :NS]
         cb = np.zeros((K, W + 1), dtype=np.int64)
         np.cumsum(~ok, axis=1, out=cb[:, 1:])
-        win_bad = cb[rows, end] - cb[:, :NS]
+        win_bad = np.take(cb, end_flat) - cb[:, :NS]
         window = ((S >= ix.opt_earliest[opts][:, None]) & (S <= ix.opt_latest[opts][:, None])
                   & (ix.avail_run[n, a:hs + 1] >= d[:, None]))
         valid = window & (win_bad == 0)
@@ -216,28 +222,42 @@ class Scorer:
         p = ix.opt_power[opts]
         on = st.on[n, cols]
         L = st.load[n, cols]
-        pv = ix.pv[n, cols]
         idle = ix.idle_kw[n][:, None]
         new = L + p[:, None] + np.where(on, 0.0, idle)
         # marginal energy cost per slot: import at the (battery-shifted) price, export lost
         c = ix.import_cost[n, cols]
-        shift = st.shift_price[n][:, None]
-        c = np.where((st.budget[n] > 1e-9)[:, None], np.minimum(c, shift), c)
-        e = st.exp_price[n, cols]
-        X = ix.export_kw[n][:, None]
-        imp0 = np.maximum(L - pv, 0.0)
-        imp1 = np.maximum(new - pv, 0.0)
-        sur0 = np.minimum(np.maximum(pv - L, 0.0), X)
-        sur1 = np.minimum(np.maximum(pv - new, 0.0), X)
-        m = dt * (c * (imp1 - imp0) - e * (sur1 - sur0))
+        shifting = st.budget[n] > 1e-9
+        if shifting.any():
+            shift = st.shift_price[n][:, None]
+            c = np.where(shifting[:, None], np.minimum(c, shift), c)
+        if self._has_pv[n].any():
+            pv = ix.pv[n, cols]
+            e = st.exp_price[n, cols]
+            X = ix.export_kw[n][:, None]
+            imp0 = np.maximum(L - pv, 0.0)
+            imp1 = np.maximum(new - pv, 0.0)
+            sur0 = np.minimum(np.maximum(pv - L, 0.0), X)
+            sur1 = np.minimum(np.maximum(pv - new, 0.0), X)
+            m = dt * (c * (imp1 - imp0) - e * (sur1 - sur0))
+        else:  # no PV: import = load, no export (the same numbers, fewer operations)
+            imp0, imp1 = L, new
+            sur0 = sur1 = np.zeros_like(L)
+            m = dt * (c * (imp1 - imp0))
         # feasibility per slot
-        cap_ok = (st.use[n, cols] + ix.usage[j]
-                  <= ix.capacity[n][:, None, :] + _CAP_TOL).all(axis=2)
-        lim = ix.headroom[n, cols]
-        if battery:
-            lim = lim + ix.discharge_kw[n][:, None]
-        head_ok = imp1 <= lim + _FLOW_TOL
-        ok = cap_ok & head_ok
+        room = st.room[n]
+        u = ix.usage[j]
+        cap_ok = room[:, 0, cols] >= u[0] - _CAP_TOL
+        for r in range(1, u.size):
+            cap_ok &= room[:, r, cols] >= u[r] - _CAP_TOL
+        if battery or self._has_limit[n].any():
+            lim = ix.headroom[n, cols]
+            if battery:
+                lim = lim + ix.discharge_kw[n][:, None]
+            head_ok = imp1 <= lim + _FLOW_TOL
+            ok = cap_ok & head_ok
+        else:
+            head_ok = np.ones_like(cap_ok)
+            ok = cap_ok.copy()
         f = ix.feeder_of[n]
         feed_ok = None
         if (f >= 0).any():
@@ -363,13 +383,16 @@ def switch_delta(state: GreedyState, n: IntArray, d: IntArray, S: IntArray) -> F
         The change [money].
     """
     ix, T = state.index, state.T
-    ext, cb = state.ext[n], state.bcum[n]
-    rows = np.arange(n.size)[:, None]
+    lo = int(S.min())
+    hi = min(int(S.max()) + int(d.max()) + 2, T + 2)
+    ext, cb = state.ext[n, lo:hi], state.bcum[n, lo:hi]   # only the columns the windows touch
+    base = np.arange(n.size)[:, None] * (hi - lo)          # flat takes: 5x a 2-D gather
     end = S + d[:, None]
-    last = np.minimum(end + 1, T + 1)
-    old = cb[rows, last] - cb[rows, np.broadcast_to(S, end.shape)]
-    new_up = ix.startup_cost[n][:, None] * ~ext[rows, np.broadcast_to(S, end.shape)]
-    nxt = np.where(end >= T, ~ix.end_off[n][:, None], ext[rows, last])
+    last = np.minimum(end + 1, T + 1) - lo + base
+    first = (S - lo) + base
+    old = np.take(cb, last) - np.take(cb, first)
+    new_up = ix.startup_cost[n][:, None] * ~np.take(ext, first)
+    nxt = np.where(end >= T, ~ix.end_off[n][:, None], np.take(ext, last))
     new_down = ix.shutdown_cost[n][:, None] * ~nxt
     return np.asarray(new_up + new_down - old)
 

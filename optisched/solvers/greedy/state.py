@@ -10,6 +10,7 @@ search loop live in the sibling modules and take a state.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,10 +20,34 @@ from optisched.domain import Problem
 from optisched.index import Index
 from optisched.plan import Flows
 
-__all__ = ["DispatchResult", "GreedyState"]
+__all__ = ["DispatchResult", "GreedyState", "Placement"]
 
 DispatchResult = tuple[bool, dict[int, float], object, str]
 """``(feasible, {group: energy cost}, result, message)`` of :meth:`GreedyState.dispatch`."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A placement of the jobs, as :meth:`GreedyState.snapshot` takes it.
+
+    Attributes
+    ----------
+    opt : (J,) int
+        Option position of each job (-1 = not placed).
+    start : (J,) int
+        Start slot of each placed job.
+    bridge : (N, T) bool
+        Bridged slots of sleeping nodes.
+    """
+
+    opt: IntArray
+    start: IntArray
+    bridge: BoolArray
+
+    @property
+    def placed(self) -> BoolArray:
+        """(J,) True for the placed jobs."""
+        return np.asarray(self.opt >= 0)
 
 
 class GreedyState:
@@ -45,6 +70,9 @@ class GreedyState:
         Σ power of the jobs running in each slot [kW].
     use : (N, T, R) float
         Σ resource use of the jobs running in each slot.
+    room : (N, R, T) float
+        Capacity left, ``capacity − use``, with slots last (the scorer's capacity test
+        reads contiguous rows of it).
     busy : (N, T) int
         Number of jobs running in each slot.
     bridge : (N, T) bool
@@ -71,17 +99,29 @@ class GreedyState:
         ix = index
         N, T, J, R = ix.N, ix.T, ix.J, len(ix.resources)
         self.N, self.T, self.J, self.R = N, T, J, R
+        self.base_on = (~ix.can_sleep[:, None]) & ix.available
+        self.exp_price = np.maximum(ix.export_price, 0.0)
+        groups, _ = dispatch_groups(ix)
+        self.groups = groups
+        self.group_of = np.zeros(N, dtype=np.int64)
+        for g, members in enumerate(groups):
+            self.group_of[members] = g
+        self.reset()
+
+    def reset(self) -> None:
+        """Empty the placement: no job placed, no bridge, every derived array as at the start."""
+        ix = self.index
+        N, T, J, R = self.N, self.T, self.J, self.R
         self.node = np.full(J, -1, dtype=np.int64)
         self.start = np.zeros(J, dtype=np.int64)
         self.opt = np.full(J, -1, dtype=np.int64)
         self.jobs_kw = np.zeros((N, T))
         self.use = np.zeros((N, T, R))
+        self.room = np.repeat(ix.capacity[:, :, None], T, axis=2)
         self.busy = np.zeros((N, T), dtype=np.int64)
         self.bridge = np.zeros((N, T), dtype=bool)
-        self.base_on = (~ix.can_sleep[:, None]) & ix.available
         self.on = self.base_on.copy()
         self.load = self.on * ix.idle_kw[:, None]
-        self.exp_price = np.maximum(ix.export_price, 0.0)
         self.net = self.net_rows(np.arange(N))
         self.ext = np.zeros((N, T + 2), dtype=bool)
         """On-state with the state before slot 0 and after slot T−1 added."""
@@ -95,17 +135,28 @@ class GreedyState:
             np.add.at(self.fnet, ix.feeder_of[has], self.net[has])
         self.free_gpu = (ix.capacity[:, 0][:, None] * ix.available).sum(axis=1).astype(float)
         self._battery_estimates()
-        groups, _ = dispatch_groups(ix)
-        self.groups = groups
-        self.group_of = np.zeros(N, dtype=np.int64)
-        for g, members in enumerate(groups):
-            self.group_of[members] = g
         # exact objective bookkeeping (filled by evaluate_all)
-        self.gcost = np.zeros(len(groups))
+        self.gcost = np.zeros(len(self.groups))
         self.flows = Flows.zeros(N, T)
         self.sw = np.zeros(N)
         self.jcost = np.zeros(J)
         self.evaluated = False
+
+    def snapshot(self) -> Placement:
+        """The current placement (options, starts, bridges), for :meth:`restore`."""
+        return Placement(self.opt.copy(), self.start.copy(), self.bridge.copy())
+
+    def restore(self, placement: Placement) -> None:
+        """Make ``placement`` (from :meth:`snapshot` of a state of the same index) current.
+
+        The exact objective is not recomputed: call :meth:`evaluate_all` afterwards.
+        """
+        self.reset()
+        jobs = np.nonzero(placement.opt >= 0)[0]
+        self.place_many(jobs, placement.opt[jobs], placement.start[jobs])
+        rows = np.nonzero(placement.bridge.any(axis=1))[0]
+        for n in rows:
+            self.set_bridge(int(n), placement.bridge[n])
 
     def _battery_estimates(self) -> None:
         """Price at which a node's battery can serve load, and the energy it can shift.
@@ -179,6 +230,7 @@ class GreedyState:
         self.node[j], self.start[j], self.opt[j] = n, s, o
         self.jobs_kw[n, a:b] += ix.opt_power[o]
         self.use[n, a:b] += ix.usage[j]
+        self.room[n, :, a:b] -= ix.usage[j][:, None]
         self.busy[n, a:b] += 1
         self.free_gpu[n] -= ix.usage[j, 0] * (b - a)
         self.budget[n] -= ix.opt_power[o] * (b - a) * ix.dt
@@ -194,12 +246,15 @@ class GreedyState:
         a, b = max(0, s), min(self.T, s + int(ix.opt_dur[o]))
         self.jobs_kw[n, a:b] -= ix.opt_power[o]
         self.use[n, a:b] -= ix.usage[j]
+        self.room[n, :, a:b] += ix.usage[j][:, None]
         self.busy[n, a:b] -= 1
         self.free_gpu[n] += ix.usage[j, 0] * (b - a)
         self.budget[n] += ix.opt_power[o] * (b - a) * ix.dt
         zero = self.busy[n, a:b] == 0
         self.jobs_kw[n, a:b][zero] = 0.0  # no drift from repeated add/remove
         self.use[n, a:b][zero] = 0.0
+        if zero.any():
+            self.room[n, :, a:b][:, zero] = ix.capacity[n][:, None]
         self.node[j], self.start[j], self.opt[j] = -1, 0, -1
         self.refresh(n)
 
@@ -225,6 +280,7 @@ class GreedyState:
         acc = np.cumsum(diff, axis=1)[:, : self.T]
         self.jobs_kw += acc[:, :, 0]
         self.use += acc[:, :, 1:self.R + 1]
+        self.room -= acc[:, :, 1:self.R + 1].transpose(0, 2, 1)
         self.busy += np.rint(acc[:, :, -1]).astype(np.int64)
         np.add.at(self.free_gpu, n, -ix.usage[jobs, 0] * (b - a))
         np.add.at(self.budget, n, -ix.opt_power[opts] * (b - a) * ix.dt)

@@ -381,7 +381,9 @@ class _Search:
         st = state.stats[kind]
         size = int(min(self.n_movable, max(MIN_SIZE, round(state.size))))
         hood = self.builder.build(kind, size)
-        if hood is None or not hood.free.size:
+        if hood is None or not hood.free.size or not hood.nodes.size:
+            # nothing to re-decide: no job freed, or no node to place it on (a freed job
+            # with no eligible node stays dropped)
             st.weight = max(WEIGHT_FLOOR, (1 - ALPHA) * st.weight)
             return
         key = (hood.nodes.tobytes(), np.sort(hood.free).tobytes())
