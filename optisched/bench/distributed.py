@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import subprocess
 import sys
 import threading
 import time
@@ -172,6 +173,19 @@ def _limits(text: str, cases: list[str]) -> dict[str, float]:
     return {c: out.get(c, default) for c in cases}
 
 
+def _commit() -> str:
+    """The git commit of the working tree (``+dirty`` with uncommitted changes), or ``?``."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        rev = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "--", ".."],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+    return rev + ("+dirty" if dirty else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     ap = argparse.ArgumentParser(prog="python -m optisched.bench.distributed",
@@ -194,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()
     out = sys.stdout
     out.write(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.node()}, "
-              f"{os.cpu_count()} cores, python {platform.python_version()}, load average "
+              f"{os.cpu_count()} cores, python {platform.python_version()}, commit {_commit()}, "
+              f"load average "
               f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}\n")
     out.flush()
     for case in cases:
