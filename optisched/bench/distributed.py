@@ -16,8 +16,10 @@ Cases (``--cases``, comma-separated):
 ``--solvers distributed,lns,greedy`` runs the single-process solvers on the same
 instances and budget for comparison; ``--backends ray,processes`` runs ``distributed``
 on each engine (side by side); ``--limit`` (seconds, per case ``CASE=SECONDS`` allowed),
-``--seed``, ``--option KEY=VALUE`` (``distributed`` options), ``--markdown`` prints the
-table as markdown. Run nothing else heavy beside it: memory and time are the machine's.
+``--seed``, ``--option KEY=VALUE`` (``distributed`` options); ``--bundle DIR`` also writes
+every generated case as a bundle ``DIR/CASE`` (``node_series`` and ``jobs`` as Parquet,
+the rest CSV) and reads it back, and prints the time, peak memory and size of both.
+Run nothing else heavy beside it: memory and time are the machine's.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 
 from optisched.domain import Problem
 from optisched.generate import generate
+from optisched.io import PARQUET_TABLES, read_bundle, write_bundle
 from optisched.solvers import solve
 from optisched.solvers.options import parse_assignments
 
@@ -118,6 +121,25 @@ def _problem(case: str, seed: int) -> tuple[Problem, float, float]:
     return problem, secs, mem.peak / 2**30
 
 
+def bundle_round_trip(problem: Problem, path: str) -> str:
+    """Write ``problem`` as a bundle at ``path`` (the :data:`~optisched.io.PARQUET_TABLES`
+    as Parquet) and read it back; one line with the time [s], peak memory [GiB] and size
+    [MiB] of each, and whether the read problem equals the written one."""
+    with MemorySampler() as wmem:
+        t = time.perf_counter()
+        write_bundle(problem, path, parquet=PARQUET_TABLES)
+        wsecs = time.perf_counter() - t
+    size = sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
+    with MemorySampler() as rmem:
+        t = time.perf_counter()
+        back = read_bundle(path)
+        rsecs = time.perf_counter() - t
+    files = ", ".join(sorted(os.listdir(path)))
+    return (f"bundle {path}: write {wsecs:.1f} s / {wmem.peak / 2**30:.2f} GiB, "
+            f"{size / 2**20:.1f} MiB ({files}); read {rsecs:.1f} s / "
+            f"{rmem.peak / 2**30:.2f} GiB; equal {back == problem}")
+
+
 def run_case(case: str, problem: Problem, solver: str, backend: str | None, limit: float,
              seed: int, options: dict[str, Any], gen: tuple[float, float]) -> Row:
     """Solve one case with one solver (and backend) and measure it."""
@@ -196,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", default="300", help="seconds, or CASE=SECONDS,...")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--option", action="append", default=[], help="distributed KEY=VALUE")
+    ap.add_argument("--bundle", default=None, help="write each case as a bundle DIR/CASE")
     args = ap.parse_args(argv)
     cases = [c for c in args.cases.split(",") if c]
     bad = [c for c in cases if c not in CASES]
@@ -214,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     out.flush()
     for case in cases:
         problem, gsecs, ggib = _problem(case, args.seed)
+        out.write(f"# {case}: generated in {gsecs:.1f} s, peak {ggib:.2f} GiB\n")
+        if args.bundle:
+            out.write("# " + bundle_round_trip(problem, os.path.join(args.bundle, case)) + "\n")
+        out.flush()
         for solver in [s for s in args.solvers.split(",") if s]:
             for backend in (backends if solver == "distributed" else [None]):
                 row = run_case(case, problem, solver, backend, limits[case], args.seed,
