@@ -128,6 +128,53 @@ def test_an_assembled_plan_passes_the_evaluator() -> None:
     assert plan.bound is not None and plan.bound <= plan.objective
 
 
+def test_the_bound_is_below_the_optimum_and_capacity_prices_raise_it() -> None:
+    """The distributed Lagrangian bound (idle-load pass, midpoint pass, capacity prices
+    from the coarse LP's duals, subgradient steps) stays below HiGHS's proven optimum, and
+    dualizing the capacities lifts it above the plain pass."""
+    p = generate("small", seed=1)
+    exact = solve(p, "highs", time_limit=120, mip_gap=1e-9, seed=0)
+    assert exact.status.value == "optimal"
+    kw = {"partitions": 3, "workers": 1, "rounds": 1, "sub_solver": "greedy"}
+    plain = solve(p, "distributed", time_limit=60, seed=0, bound_iterations=0, **kw)
+    priced = solve(p, "distributed", time_limit=60, seed=0, bound_iterations=10, **kw)
+    assert plain.bound is not None and priced.bound is not None
+    assert plain.info["bound_passes"] == 2 and priced.info["bound_iterations"] >= 1
+    assert priced.bound <= exact.objective + 1e-6
+    assert priced.bound > plain.bound + 1e-6
+    assert priced.objective >= exact.objective - 1e-6
+
+
+def test_capacity_prices_are_positive_where_capacity_binds() -> None:
+    """Five jobs that want the cheap feeder ``fb`` (two 1-GPU nodes, 8 slots) overfill it
+    when they run 4 h each: its capacity rows get a positive price; one-hour jobs fit and
+    its capacity is free."""
+    from optisched.bounds.lagrangian import job_minima
+    from optisched.solvers.distributed.coarse import capacity_prices, price_proxy
+
+    def prices(duration_min: int) -> np.ndarray:
+        p = _zone_problem(price_b=0.05, jobs_b=0, free_job=False)
+        jobs = [Job(job_id=f"x{k}", gpus=1, resources={"any": 1.0},
+                    duration_min=duration_min, power_kw=1.0, drop_penalty=50.0)
+                for k in range(5)]
+        p = p.model_copy(update={"jobs": jobs})
+        ix = compile_index(p)
+        parts = partition_nodes(ix, 2)
+        best, option = [], []
+        for q in range(2):
+            opts = np.nonzero(parts.part_of[ix.opt_node] == q)[0]
+            b, o, _ = job_minima(ix, price_proxy(ix), options=opts)
+            best.append(b)
+            option.append(o)
+        lam = capacity_prices(ix, parts.part_of, np.stack(best), np.stack(option))
+        assert lam is not None
+        cheap = int(parts.part_of[ix.node_pos["b0"]])
+        return np.asarray(lam[cheap])
+
+    assert prices(60 * 4).max() > 1e-6  # 5 jobs x 4 h = 20 GPU-h > 2 nodes x 8 h on fb
+    assert prices(60).max() < 1e-9  # 5 one-hour jobs fit easily
+
+
 def test_the_process_pool_gives_the_inline_plan() -> None:
     p = generate("medium", seed=5)
     kw = {"partitions": 3, "rounds": 2, "sub_solver": "greedy", "greedy_moves": 60}
@@ -154,6 +201,7 @@ def local_ray() -> Iterator[None]:
     ray.shutdown()
 
 
+@pytest.mark.slow
 def test_ray_and_the_process_pool_give_the_same_plan(local_ray: None) -> None:
     p = generate("medium", seed=6)
     kw = {"partitions": 3, "rounds": 2, "sub_solver": "greedy", "greedy_moves": 60}

@@ -24,6 +24,7 @@ solved by interior point without crossover (only the largest ``x_jp`` matters).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -32,7 +33,7 @@ from optisched.arrays import FloatArray, IntArray
 from optisched.backends import highs as hs
 from optisched.index import Index
 
-__all__ = ["BLOCKS", "FILL", "assign_jobs", "price_proxy"]
+__all__ = ["BLOCKS", "FILL", "assign_jobs", "block_of_slots", "capacity_prices", "price_proxy"]
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def price_proxy(index: Index, load: FloatArray | None = None,
     return np.asarray(np.where(importing | ~exporting, buy, sell))
 
 
-def _blocks(T: int) -> IntArray:
+def block_of_slots(T: int) -> IntArray:
     """Block of every slot."""
     B = max(1, min(BLOCKS, T))
     return np.minimum((np.arange(T) * B) // T, B - 1).astype(np.int64)
@@ -105,6 +106,77 @@ def assign_jobs(index: Index, part_of: IntArray, best: FloatArray, option: IntAr
     if P == 1:
         out[free] = 0
         return out
+    lp = _transport_lp(index, part_of, best, option, free, FILL)
+    h = hs.load(lp.model)
+    hs.configure(h, threads=1, presolve=True, solver="ipm", crossover=False,
+                 time_limit=time_limit)
+    ran = hs.run(h)
+    sol = hs.solution(h)
+    if not (ran.optimal and sol.value_valid):  # e.g. over-full in aggregate
+        log.info("coarse assignment LP: %s; jobs go to their cheapest partitions", ran.text)
+        out[free] = cheapest
+        return out
+    pp, jj, cost = lp.part, lp.job, lp.cost
+    x = sol.primal()[:pp.size]
+    # per job: largest x, then cheaper, then lower partition
+    order = np.lexsort((pp, cost, -np.round(x, 9), jj))
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = jj[order][1:] != jj[order][:-1]
+    lead = order[first]
+    out[jj[lead]] = pp[lead]
+    dropped = np.zeros(J, dtype=bool)
+    dropped[jj[lead]] = x[lead] < 1e-9  # the LP drops it: cheapest partition decides
+    dj = np.nonzero(dropped)[0]
+    if dj.size:
+        out[dj] = np.argmin(best[:, dj], axis=0)
+    return out
+
+
+def capacity_prices(index: Index, part_of: IntArray, best: FloatArray, option: IntArray,
+                    time_limit: float = 60.0) -> FloatArray | None:
+    """Prices of the aggregate GPU capacity of every partition and time block
+    [money per reference GPU-slot], ``(P, B)``: the duals of the capacity rows of the
+    transportation LP of :func:`assign_jobs` with the whole capacity (no :data:`FILL`
+    margin) and every job that has an option. None when the LP is not solved.
+
+    The prices only steer the bound's capacity term (:mod:`optisched.solvers.distributed`
+    evaluates the Lagrangian bound exactly at them, which is valid for any prices ≥ 0), so
+    an interior-point solution without crossover is enough.
+    """
+    pin = index.pinned & (np.diff(index.opt_job_ptr) > 0)
+    free = np.nonzero(~pin & np.isfinite(best).any(axis=0))[0]
+    if not free.size:
+        return None
+    lp = _transport_lp(index, part_of, best, option, free, 1.0)
+    h = hs.load(lp.model)
+    hs.configure(h, threads=1, presolve=True, solver="ipm", crossover=False,
+                 time_limit=time_limit)
+    ran = hs.run(h)
+    sol = hs.solution(h)
+    if not (ran.optimal and sol.dual_valid):
+        log.info("capacity price LP: %s", ran.text)
+        return None
+    P, B = lp.blocks
+    return np.maximum(0.0, -sol.row_duals()[:P * B]).reshape(P, B)
+
+
+@dataclass
+class _Transport:
+    """The transportation LP and its columns (partition, job, cost)."""
+
+    model: hs.LinearModel
+    part: IntArray
+    job: IntArray
+    cost: FloatArray
+    blocks: tuple[int, int]
+
+
+def _transport_lp(index: Index, part_of: IntArray, best: FloatArray, option: IntArray,
+                  free: IntArray, fill: float) -> _Transport:
+    """The LP of the module docstring over the ``free`` jobs (each with its
+    :data:`CANDIDATES` cheapest partitions) with capacity rows ``fill · cap_pb`` net of the
+    other jobs that have an option (at their first option)."""
+    P, J = best.shape
     # columns: (partition, free job), each job's CANDIDATES cheapest partitions
     sub = best[:, free]
     rank = np.argsort(np.argsort(sub, axis=0, kind="stable"), axis=0, kind="stable")
@@ -113,7 +185,7 @@ def assign_jobs(index: Index, part_of: IntArray, best: FloatArray, option: IntAr
     cost = best[pp, jj]
     o = option[pp, jj]
     T = index.T
-    blk = _blocks(T)
+    blk = block_of_slots(T)
     B = int(blk.max()) + 1
     # capacity of every (partition, block) in reference GPU-slots
     gpu_slots = index.capacity[:, 0:1] * index.speed[:, None] * index.available
@@ -152,32 +224,11 @@ def assign_jobs(index: Index, part_of: IntArray, best: FloatArray, option: IntAr
     A = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                       shape=(P * B + free.size, n_all))
     row_lo = np.concatenate([np.full(P * B, -np.inf), np.ones(free.size)])
-    row_hi = np.concatenate([FILL * cap.ravel(), np.ones(free.size)])
+    row_hi = np.concatenate([fill * cap.ravel(), np.ones(free.size)])
     c = np.concatenate([cost, drop[droppable]])
     model = hs.LinearModel(A=A, cost=c, col_lb=np.zeros(n_all), col_ub=np.ones(n_all),
                            row_lo=row_lo, row_hi=row_hi)
-    h = hs.load(model)
-    hs.configure(h, threads=1, presolve=True, solver="ipm", crossover=False,
-                 time_limit=time_limit)
-    ran = hs.run(h)
-    sol = hs.solution(h)
-    if not (ran.optimal and sol.value_valid):  # e.g. over-full in aggregate
-        log.info("coarse assignment LP: %s; jobs go to their cheapest partitions", ran.text)
-        out[free] = cheapest
-        return out
-    x = sol.primal()[:n_cols]
-    # per job: largest x, then cheaper, then lower partition
-    order = np.lexsort((pp, cost, -np.round(x, 9), jj))
-    first = np.ones(order.size, dtype=bool)
-    first[1:] = jj[order][1:] != jj[order][:-1]
-    lead = order[first]
-    out[jj[lead]] = pp[lead]
-    dropped = np.zeros(J, dtype=bool)
-    dropped[jj[lead]] = x[lead] < 1e-9  # the LP drops it: cheapest partition decides
-    dj = np.nonzero(dropped)[0]
-    if dj.size:
-        out[dj] = np.argmin(best[:, dj], axis=0)
-    return out
+    return _Transport(model, pp.astype(np.int64), jj.astype(np.int64), cost, (P, B))
 
 
 def _block_use(index: Index, jobs: IntArray, options: IntArray, blk: IntArray,

@@ -20,7 +20,12 @@ from optisched.index import Index
 from optisched.plan import Flows, Plan, Status
 from optisched.solvers.base import SolveOptions, plan_from_placement
 from optisched.solvers.distributed.backends import Engine, make_engine
-from optisched.solvers.distributed.coarse import assign_jobs, price_proxy
+from optisched.solvers.distributed.coarse import (
+    assign_jobs,
+    block_of_slots,
+    capacity_prices,
+    price_proxy,
+)
 from optisched.solvers.distributed.coordinate import (
     Move,
     current_costs,
@@ -35,7 +40,6 @@ from optisched.solvers.distributed.partition import (
     partition_nodes,
 )
 from optisched.solvers.distributed.worker import (
-    BoundPart,
     CapacityTask,
     CostTask,
     SolveResult,
@@ -93,6 +97,35 @@ class _Stats:
     gains: list[float] = field(default_factory=list)
 
 
+@dataclass
+class _BoundPass:
+    """One pass of the Lagrangian bound over every partition at a reference load.
+
+    Attributes
+    ----------
+    value : float
+        The bound [money] (``-inf`` when a must-run job has no placement).
+    const : float
+        Its job-free part [money] (the partitions' ``const`` summed).
+    pi : (N, T) float
+        The energy duals of every node [money/kW per slot].
+    best, option : (P, J) float, int
+        Every job's cheapest placement on each partition at ``pi`` [money] and its option.
+    start : (P, J) int
+        Its start slot.
+    seconds : float
+        Time of the pass [s].
+    """
+
+    value: float
+    const: float
+    pi: FloatArray
+    best: FloatArray
+    option: IntArray
+    start: IntArray
+    seconds: float
+
+
 class _Run:
     """One decomposed solve (the state between its phases)."""
 
@@ -106,6 +139,8 @@ class _Run:
         self.results: list[SolveResult] = []
         self.part_of_job = np.full(index.J, -1, dtype=np.int64)
         self.bound_iterations = 0
+        self.bound_passes = 0
+        self.first_bound: _BoundPass | None = None
 
     # ------------------------------------------------------------------ phases
 
@@ -145,13 +180,21 @@ class _Run:
         first = parts.part_of[ix.opt_node[np.minimum(ix.opt_job_ptr[:-1], ix.opt_node.size - 1)]
                               ] if ix.opt_node.size else np.zeros(ix.J, dtype=np.int64)
         self.part_of_job = np.where(has, first, -1).astype(np.int64)
+        if self.params.bound:  # one pass serves the coarse LP and the first bound
+            self.first_bound = self._bound_pass(self._idle_load())
         if self.mobile.size:
-            pi0 = price_proxy(ix)
-            tasks = [CostTask(p, parts.nodes[p], pi0[parts.nodes[p]], self.mobile)
-                     for p in range(parts.count)]
-            costs = self.engine.map("costs", tasks)
-            best = np.stack([c.best for c in costs])
-            option = np.stack([c.option for c in costs])
+            if self.first_bound is not None:
+                mob = np.zeros(ix.J, dtype=bool)
+                mob[self.mobile] = True
+                best = np.where(mob[None, :], self.first_bound.best, np.inf)
+                option = self.first_bound.option
+            else:
+                pi0 = price_proxy(ix)
+                tasks = [CostTask(p, parts.nodes[p], pi0[parts.nodes[p]], self.mobile)
+                         for p in range(parts.count)]
+                costs = self.engine.map("costs", tasks)
+                best = np.stack([c.best for c in costs])
+                option = np.stack([c.option for c in costs])
             left = self._time_left()
             limit = 0.1 * left if math.isfinite(left) else 60.0
             got = assign_jobs(ix, parts.part_of, best, option, time_limit=max(1.0, limit))
@@ -302,13 +345,14 @@ class _Run:
                      len(pairs), len(polish), self.objective, last)
 
     def _bound_reserve(self) -> float:
-        """Time kept for the bound and the final checks [s]: about one cost pass and one
-        dispatch of every partition (measured as the coarse pass and a tenth of the first
-        solves)."""
+        """Time kept for the bound's pass at the end and the final checks [s]: the time of
+        the first pass (made with the coarse assignment; without it twice the coarse
+        phase) and a tenth of the first solves."""
         if not self.params.bound:
             return 0.0
-        return 2.0 * self.timings.get("coarse", 0.0) + 0.2 * self.timings.get(
-            "first_solves", 0.0) + 1.0
+        first = self.first_bound.seconds if self.first_bound is not None else (
+            2.0 * self.timings.get("coarse", 0.0))
+        return first + 0.1 * self.timings.get("first_solves", 0.0) + 1.0
 
     def _pairs(self, tabu: set[tuple[int, int]]) -> list[Move]:
         """The round's disjoint partition pairs with their movers."""
@@ -358,53 +402,163 @@ class _Run:
 
     # ------------------------------------------------------------------ bound and plan
 
-    def _bound(self) -> float | None:
-        """The global Lagrangian bound of the node loads, computed per partition at the
-        partition's load in the plan (``docs/algorithms/distributed.md``)."""
-        ix, parts = self.index, self.parts
-        assert self.flows is not None
-        tasks = [CostTask(p, parts.nodes[p], self.flows.load[parts.nodes[p]])
-                 for p in range(parts.count)]
-        got = self.engine.map("bound_part", tasks)
-        if not all(b.ok for b in got):
-            return None
-        best = np.min(np.stack([b.best for b in got]), axis=0)
+    def _idle_load(self) -> FloatArray:
+        """Load of the nodes without any job [kW]: the idle draw of those that cannot
+        sleep, in their available slots."""
+        ix = self.index
+        return np.asarray((~ix.can_sleep[:, None] & ix.available) * ix.idle_kw[:, None],
+                          dtype=float)
+
+    def _drop(self) -> FloatArray:
+        """Every job's drop penalty in the bound [money] (``inf``: must run, or pinned)."""
+        ix = self.index
         drop = np.where(np.isnan(ix.drop_penalty), np.inf, ix.drop_penalty)
         drop[ix.pinned] = np.inf
-        per_job = np.minimum(best, drop)
-        if not np.isfinite(per_job).all():
+        return np.asarray(drop)
+
+    def _bound_pass(self, load: FloatArray) -> _BoundPass | None:
+        """The global Lagrangian bound at reference ``load`` (N, T) [kW], one task per
+        partition (its dispatch LPs and its jobs' cheapest placements); None when a
+        dispatch LP is not solved."""
+        ts = time.perf_counter()
+        parts = self.parts
+        tasks = [CostTask(p, parts.nodes[p], load[parts.nodes[p]]) for p in range(parts.count)]
+        got = self.engine.map("bound_part", tasks)
+        if not all(b.ok and b.pi is not None and b.option is not None and b.start is not None
+                   for b in got):
             return None
+        pi = np.zeros((self.index.N, self.index.T))
+        for p, b in enumerate(got):
+            assert b.pi is not None
+            pi[parts.nodes[p]] = b.pi
+        best = np.stack([b.best for b in got])
         const = float(sum(b.const for b in got))
-        bound = const + float(per_job.sum())
-        self.bound_iterations = 0
-        if self.params.bound_iterations > 0:
-            bound = max(bound, self._capacity_bound(got, const, drop, bound))
+        per_job = np.minimum(best.min(axis=0), self._drop()) if best.size else best
+        value = const + float(per_job.sum()) if np.isfinite(per_job).all() else -math.inf
+        self.bound_passes += 1
+        return _BoundPass(value, const, pi, best,
+                          np.stack([np.asarray(b.option) for b in got]),
+                          np.stack([np.asarray(b.start) for b in got]),
+                          time.perf_counter() - ts)
+
+    def _relaxed_load(self, bp: _BoundPass) -> FloatArray:
+        """Load [kW] of the relaxed solution of a bound pass: every job at its cheapest
+        placement over the partitions (or dropped), a sleeping node on where a job runs
+        or its dual is negative (as :func:`optisched.bounds.lagrangian.improved_bound`)."""
+        ix = self.index
+        T = ix.T
+        win = np.argmin(bp.best, axis=0)
+        val = bp.best[win, np.arange(ix.J)]
+        runs = np.nonzero(np.isfinite(val) & (val <= self._drop()))[0]
+        job_kw = np.zeros((ix.N, T + 1))
+        if runs.size:
+            o = bp.option[win[runs], runs]
+            s0 = bp.start[win[runs], runs]
+            n, d = ix.opt_node[o], ix.opt_dur[o]
+            np.add.at(job_kw, (n, np.clip(s0, 0, T)), ix.opt_power[o])
+            np.add.at(job_kw, (n, np.clip(s0 + d, 0, T)), -ix.opt_power[o])
+        kw = np.cumsum(job_kw, axis=1)[:, :T]
+        on = ix.available & ((~ix.can_sleep)[:, None] | (bp.pi < 0) | (kw > 1e-12))
+        return np.asarray(on * ix.idle_kw[:, None] + kw)
+
+    def _bound(self) -> float | None:
+        """The best global Lagrangian bound within the time left
+        (``docs/algorithms/distributed.md`` §5): the pass at the idle load (made with the
+        coarse assignment), a pass at the midpoint of the plan's load and the relaxed load
+        of the best pass so far, then subgradient steps on the capacity prices; a further
+        step only when its estimated time (the last pass's) is left."""
+        assert self.flows is not None
+        passes = [b for b in (self.first_bound,) if b is not None]
+        est = passes[0].seconds if passes else 0.0
+        if not passes or self._time_left() > 1.2 * est + 0.5:
+            ref = self.flows.load if not passes else 0.5 * (
+                self.flows.load + self._relaxed_load(max(passes, key=lambda b: b.value)))
+            got = self._bound_pass(np.asarray(ref))
+            if got is not None:
+                passes.append(got)
+        if not passes:
+            return None
+        top = max(passes, key=lambda b: b.value)
+        self.timings["bound_pass"] = top.seconds
+        if not math.isfinite(top.value):
+            return None
+        bound = top.value
+        if self.params.bound_iterations > 0 and self._time_left() > 1.5 * top.seconds + 0.5:
+            bound = max(bound, self._capacity_bound(top, self._drop(), self._lp_prices(top)))
         return bound
 
-    def _capacity_bound(self, parts: list[BoundPart], const: float, drop: FloatArray,
-                        first: float) -> float:
+    def _lp_prices(self, bp: _BoundPass) -> FloatArray | None:
+        """Starting capacity prices ``μ`` (N, T, R) of the bound: the duals ``λ_pb`` of the
+        aggregate capacity rows of the transportation LP at the pass's job costs
+        (:func:`~optisched.solvers.distributed.coarse.capacity_prices`), as
+        ``μ_nt,GPU = λ_{p(n) b(t)} · speed_n``; None without them."""
+        ix = self.index
+        if ix.J == 0 or not len(ix.resources):
+            return None
+        left = self._time_left()
+        lam = capacity_prices(ix, self.parts.part_of, bp.best, bp.option,
+                              time_limit=max(1.0, 0.25 * left))
+        if lam is None or not np.any(lam > 0):
+            return None
+        blk = block_of_slots(ix.T)
+        mu = np.zeros((ix.N, ix.T, len(ix.resources)))
+        mu[:, :, 0] = lam[self.parts.part_of][:, blk] * ix.speed[:, None]
+        return mu
+
+    def _capacity_bound(self, bp: _BoundPass, drop: FloatArray,
+                        mu0: FloatArray | None) -> float:
         """The bound with the node capacities dualized too, by projected subgradient steps
-        on the capacity prices ``μ`` of every partition (``capacity_bound`` of
+        on the capacity prices ``μ`` of every node (``capacity_bound`` of
         :mod:`optisched.bounds.lagrangian`, distributed): each step prices every job on
-        every partition at its duals and ``μ``, takes each job's cheapest partition (or its
-        drop), and moves ``μ`` by ``θ (upper − LB) / ‖g‖²`` along ``g = use − capacity``
-        (θ from 0.2, halved after 3 steps without a better bound). Stops at
-        ``bound_iterations`` or when the time is up."""
+        every partition at the pass's duals and ``μ`` (a task per partition), takes each
+        job's cheapest partition (or its drop); the bound at ``μ`` is
+        ``const + Σ_j min(drop_j, cost_j(μ)) − Σ μ·capacity`` (valid for every ``μ ≥ 0``).
+        ``μ`` starts at ``mu0`` (the coarse LP's capacity duals), else one step from 0 (the
+        pass itself is the bound at ``μ = 0``), and moves by ``θ (upper − LB) / ‖g‖²``
+        along ``g = use − capacity`` (θ from 0.2, halved after 3 steps without a better
+        bound). Stops at ``bound_iterations`` steps, or when the time left is less than
+        one and a half steps (the first estimated by the pass's time)."""
         ix, P = self.index, self.parts
         R = len(ix.resources)
         T = ix.T
         cap = ix.capacity[:, None, :] * ix.available[:, :, None]
-        mu = np.zeros((ix.N, T, R))
         upper = self.objective
-        best_lb, theta, stall = first, 0.2, 0
-        per_step = 0.0
+        const, best_lb, theta, stall = bp.const, bp.value, 0.2, 0
+
+        def step(mu: FloatArray, value: float, use: FloatArray) -> FloatArray | None:
+            g = use - cap
+            g = np.where((mu <= 0) & (g < 0), 0.0, g)
+            norm = float(np.sum(g * g))
+            if norm <= 1e-12 or not math.isfinite(value):
+                return None
+            size = theta * max(upper - value, 1e-9 * max(1.0, abs(upper))) / norm
+            return np.asarray(np.maximum(0.0, mu + size * g))
+
+        def use_of(option: IntArray, start: IntArray, runs: IntArray) -> FloatArray:
+            use = np.zeros((ix.N, T + 1, R))
+            if runs.size:
+                o, s0 = option[runs], start[runs]
+                n, d = ix.opt_node[o], ix.opt_dur[o]
+                np.add.at(use, (n, np.clip(s0, 0, T)), ix.usage[runs])
+                np.add.at(use, (n, np.clip(s0 + d, 0, T)), -ix.usage[runs])
+            return np.asarray(np.cumsum(use, axis=1)[:, :T, :])
+
+        if mu0 is not None:
+            mu: FloatArray | None = mu0
+        else:
+            win = np.argmin(bp.best, axis=0)
+            val = bp.best[win, np.arange(ix.J)]
+            runs = np.nonzero(np.isfinite(val) & (val <= drop))[0]
+            mu = step(np.zeros((ix.N, T, R)), bp.value,
+                      use_of(bp.option[win, np.arange(ix.J)], bp.start[win, np.arange(ix.J)],
+                             runs))
+        per_step = bp.seconds
         for _ in range(self.params.bound_iterations):
-            if self._time_left() < 1.5 * per_step + 0.5:
+            if mu is None or self._time_left() < 1.5 * per_step + 0.5:
                 break
             ts = time.perf_counter()
-            tasks = [CapacityTask(p, P.nodes[p], b.pi if b.pi is not None else
-                                  np.zeros((P.nodes[p].size, T)), mu[P.nodes[p]])
-                     for p, b in enumerate(parts)]
+            tasks = [CapacityTask(p, P.nodes[p], bp.pi[P.nodes[p]], mu[P.nodes[p]])
+                     for p in range(P.count)]
             got = self.engine.map("capacity_costs", tasks)
             best = np.stack([c.best for c in got])
             win = np.argmin(best, axis=0)
@@ -418,21 +572,10 @@ class _Run:
                 stall += 1
                 if stall >= 3:
                     theta, stall = theta / 2.0, 0
-            use = np.zeros((ix.N, T + 1, R))
-            if runs.size:
-                o = np.array([got[int(win[j])].option[j] for j in runs], dtype=np.int64)
-                s0 = np.array([got[int(win[j])].start[j] for j in runs], dtype=np.int64)
-                n, d = ix.opt_node[o], ix.opt_dur[o]
-                np.add.at(use, (n, np.clip(s0, 0, T)), ix.usage[runs])
-                np.add.at(use, (n, np.clip(s0 + d, 0, T)), -ix.usage[runs])
-            g = np.cumsum(use, axis=1)[:, :T, :] - cap
-            g = np.where((mu <= 0) & (g < 0), 0.0, g)
-            norm = float(np.sum(g * g))
+            option = np.stack([c.option for c in got])[win, np.arange(ix.J)]
+            start = np.stack([c.start for c in got])[win, np.arange(ix.J)]
+            mu = step(mu, value, use_of(option, start, runs))
             per_step = time.perf_counter() - ts
-            if norm <= 1e-12 or not math.isfinite(value):
-                break
-            step = theta * max(upper - value, 1e-9 * max(1.0, abs(upper))) / norm
-            mu = np.maximum(0.0, mu + step * g)
         return best_lb
 
     def _plan(self, bound: float | None) -> Plan:
@@ -454,7 +597,7 @@ class _Run:
             "polished": st.polished, "polish_improved": st.polish_improved,
             "merges": st.merges, "sub_solver": self.params.sub_solver,
             "bound_source": None if bound is None else "lagrangian (per partition)",
-            "bound_iterations": self.bound_iterations,
+            "bound_iterations": self.bound_iterations, "bound_passes": self.bound_passes,
             "phase_seconds": {k: round(v, 3) for k, v in self.timings.items()},
         }
         total = time.perf_counter() - self.t0

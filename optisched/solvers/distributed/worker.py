@@ -160,7 +160,12 @@ class BoundPart:
         ``Σ_g [V_g(L*) − π·L*]`` over its dispatch groups plus its idle and fixed
         switching terms [money] (:func:`optisched.bounds.lagrangian.load_duals`).
     best : (J,) float
-        Every job's cheapest placement on the partition at its duals [money].
+        Every job's cheapest placement on the partition at its duals [money], with the
+        idle share of sleeping nodes (``inf`` without an option there).
+    option, start : (J,) int or None
+        That placement's option (-1: none) and start slot.
+    pi : (K, T) float or None
+        The duals of the partition's nodes [money/kW per slot].
     """
 
     part: int
@@ -168,6 +173,8 @@ class BoundPart:
     const: float
     best: FloatArray
     pi: FloatArray | None = None
+    option: IntArray | None = None
+    start: IntArray | None = None
 
 
 @dataclass
@@ -233,8 +240,9 @@ class PartitionWorker:
         return Costs(task.part, best, option, start)
 
     def bound_part(self, task: CostTask) -> BoundPart:
-        """The partition's bound share at reference load ``task.pi`` (here: the load
-        [kW] of its nodes in the current plan)."""
+        """The partition's bound share at reference load ``task.pi`` [kW] of its nodes
+        (the idle load before the first solves, the plan's load or a point towards the
+        relaxed load after them)."""
         ix = self.index
         sub = restrict_index(ix, task.nodes, np.zeros(0, dtype=np.int64))
         got = load_duals(sub, task.pi)
@@ -243,9 +251,9 @@ class PartitionWorker:
         pi_sub, const = got
         pi = np.zeros((ix.N, ix.T))
         pi[task.nodes] = pi_sub
-        best, _, _ = job_minima(ix, pi, share=idle_share(ix, pi),
-                                options=self._options_on(task.nodes))
-        return BoundPart(task.part, True, const, best, pi_sub)
+        best, option, start = job_minima(ix, pi, share=idle_share(ix, pi),
+                                         options=self._options_on(task.nodes))
+        return BoundPart(task.part, True, const, best, pi_sub, option, start)
 
     def capacity_costs(self, task: CapacityTask) -> Costs:
         """Each job's cheapest option on the partition at duals ``pi`` and capacity prices
