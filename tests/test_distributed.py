@@ -116,6 +116,26 @@ def test_a_job_cheaper_in_another_partition_is_moved(monkeypatch: pytest.MonkeyP
     assert evaluate(p, moved).feasible
 
 
+def test_a_partition_without_a_plan_is_merged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The coarse model is made to put four must-run 8-hour jobs on feeder ``fa``'s two
+    one-GPU nodes: that partition has no plan, is merged with ``fb``'s, and the merged
+    partition (four nodes) runs all four."""
+    p = _zone_problem(jobs_b=0)
+    jobs = [Job(job_id=f"m{k}", gpus=1, resources={"any": 1.0}, duration_min=60 * T,
+                power_kw=1.0) for k in range(4)]
+    p = p.model_copy(update={"jobs": jobs})
+
+    def all_on_first(index, part_of, best, option, time_limit=0.0):  # type: ignore[no-untyped-def]
+        return np.zeros(index.J, dtype=np.int64)
+
+    monkeypatch.setattr(dsearch, "assign_jobs", all_on_first)
+    plan = solve(p, "distributed", time_limit=60, seed=0, partitions=2, workers=1, rounds=0,
+                 sub_solver="greedy")
+    assert plan.status.has_plan, plan.message
+    assert plan.info["merges"] == 1 and plan.info["partitions"] == 1
+    assert (plan.node >= 0).all() and evaluate(p, plan).feasible
+
+
 def test_an_assembled_plan_passes_the_evaluator() -> None:
     p = generate("medium", seed=2)
     plan = solve(p, "distributed", time_limit=60, seed=0, partitions=3, workers=1, rounds=1,

@@ -55,6 +55,9 @@ DEFAULT_TIME_LIMIT = 60.0
 """Budget when ``time_limit`` is not given [s]."""
 REL_TOL = 1e-9
 """Relative improvement below which a re-solve does not count as better."""
+FIRST_SOLVE_FLOOR = 10.0
+"""Least time limit of a first solve [s]: a plan is needed even when the coarse phase used
+the budget (greedy's feasibility engine gets its time limit to place must-run jobs)."""
 LNS_MAX_NODES = 150
 """Largest partition [nodes] that ``sub_solver="auto"`` solves with ``lns``."""
 
@@ -204,9 +207,10 @@ class _Run:
         return np.nonzero(self.part_of_job == p)[0].astype(np.int64)
 
     def _task(self, p: int, jobs: IntArray, round_: int, hints: bool,
-              budget: float | None = None) -> SolveTask:
+              budget: float | None = None, floor: float = 0.5) -> SolveTask:
         """A sub-solve of partition ``p`` with ``jobs``; hints: their current placement;
-        ``budget``: its time [s] when not deterministic."""
+        ``budget``: its time [s] when not deterministic (a safety limit of twice that when
+        deterministic), never less than ``floor`` [s]."""
         hn = np.full(jobs.size, -1, dtype=np.int64)
         hs_ = np.zeros(jobs.size, dtype=np.int64)
         if hints and self.results:
@@ -218,8 +222,8 @@ class _Run:
         left = max(1.0, self.deadline - time.perf_counter())
         limit = left if math.isfinite(left) else 3600.0
         if budget is not None:  # deterministic: a safety net behind the work caps
-            limit = max(0.5, min(limit, budget if not self.params.deterministic
-                                 else 2.0 * budget))
+            limit = max(floor, min(limit, budget if not self.params.deterministic
+                                   else 2.0 * budget))
         sub = self.params.sub_solver
         if sub == "auto":
             sub = "lns" if self.parts.nodes[p].size <= LNS_MAX_NODES else "greedy"
@@ -239,12 +243,13 @@ class _Run:
 
     def _first_solves(self) -> str | None:
         """Solve every partition; a partition without a plan is merged with the partition
-        it shares most mobile jobs with (its jobs and nodes together) and solved again."""
+        its jobs have most options on (its jobs and nodes together) and only that merged
+        partition is solved again (the other partitions' plans stay)."""
+        budget = self._wave_budget(self.parts.count, 0.4)
+        tasks = [self._task(p, self._jobs_of(p), 0, False, budget, FIRST_SOLVE_FLOOR)
+                 for p in range(self.parts.count)]
+        self.results = self.engine.map("solve", tasks)
         while True:
-            budget = self._wave_budget(self.parts.count, 0.4)
-            tasks = [self._task(p, self._jobs_of(p), 0, False, budget)
-                     for p in range(self.parts.count)]
-            self.results = self.engine.map("solve", tasks)
             bad = [r.part for r in self.results if not r.ok]
             if not bad:
                 self._assemble()
@@ -253,10 +258,23 @@ class _Run:
                 return self.results[0].message
             log.info("partition %d has no plan (%s); merging it", bad[0],
                      self.results[bad[0]].message)
-            self._merge(bad[0])
+            keep, gone = self._merge(bad[0])
+            results = []
+            for r in self.results:
+                if r.part in (keep, gone):
+                    continue
+                if r.part > gone:
+                    r.part -= 1
+                results.append(r)
+            budget = self._wave_budget(1, 0.4)
+            task = self._task(keep, self._jobs_of(keep), 0, False, budget, FIRST_SOLVE_FLOOR)
+            results.insert(keep, self.engine.map("solve", [task])[0])
+            self.results = results
 
-    def _merge(self, p: int) -> None:
-        """Merge partition ``p`` into the partition where its jobs have most options."""
+    def _merge(self, p: int) -> tuple[int, int]:
+        """Merge partition ``p`` into the partition where its jobs have most options; the
+        merged partition's number (the lower) and the number that is gone (the higher;
+        the partitions after it move down by one)."""
         ix, parts = self.index, self.parts
         jobs = self._jobs_of(p)
         mask = np.zeros(ix.J, dtype=bool)
@@ -278,6 +296,7 @@ class _Run:
         self.mobile = mobile_jobs(ix, self.parts.part_of) if self.parts.count > 1 else \
             np.zeros(0, dtype=np.int64)
         self.stats.merges += 1
+        return keep, max(p, q)
 
     def _assemble(self) -> None:
         """The global placement and flows from the partitions' plans."""
