@@ -44,7 +44,7 @@ from optisched.formulations.dispatch_lp import build_dispatch_lp
 from optisched.index import Index
 
 __all__ = ["capacity_bound", "idle_share", "improved_bound", "job_minima", "lagrangian_bound",
-           "load_duals"]
+           "load_duals", "subgradient_step"]
 
 log = logging.getLogger(__name__)
 
@@ -233,14 +233,42 @@ def capacity_bound(index: Index, pi: FloatArray, const: float, upper: float,
                 theta, stall = theta / 2.0, 0
         if time.perf_counter() >= deadline or not math.isfinite(value):
             break
-        g = used - cap
-        g = np.where((mu <= 0) & (g < 0), 0.0, g)  # projected direction
-        norm = float(np.sum(g * g))
-        if norm <= 1e-12:
+        nxt = subgradient_step(mu, used, cap, theta, upper, value)
+        if nxt is None:
             break
-        step = theta * max(upper - value, 1e-9 * max(1.0, abs(upper))) / norm
-        mu = np.maximum(0.0, mu + step * g)
+        mu = nxt
     return best
+
+
+def subgradient_step(mu: FloatArray, used: FloatArray, cap: FloatArray, theta: float,
+                     upper: float, value: float) -> FloatArray | None:
+    """One projected subgradient step of capacity prices ``μ ≥ 0`` (:func:`capacity_bound`).
+
+    The direction is ``g = used − cap`` with the components that would push a zero price
+    below zero removed; the Polyak size ``θ (upper − value) / ‖g‖²``.
+
+    Parameters
+    ----------
+    mu, used, cap : (N, T, R) float
+        Prices [money per unit and slot], the relaxed solution's resource use and the
+        capacities [units].
+    theta : float
+        Step factor [-].
+    upper, value : float
+        A feasible plan's objective and the bound at ``mu`` [money].
+
+    Returns
+    -------
+    (N, T, R) float or None
+        The next prices; None when ``g`` vanishes (no better prices along it).
+    """
+    g = used - cap
+    g = np.where((mu <= 0) & (g < 0), 0.0, g)  # projected direction
+    norm = float(np.sum(g * g))
+    if norm <= 1e-12:
+        return None
+    size = theta * max(upper - value, 1e-9 * max(1.0, abs(upper))) / norm
+    return np.asarray(np.maximum(0.0, mu + size * g))
 
 
 def idle_share(index: Index, pi: FloatArray) -> FloatArray:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from optisched.arrays import FloatArray, IntArray
+from optisched.bounds.lagrangian import subgradient_step
 from optisched.domain import Problem
 from optisched.index import Index
 from optisched.plan import Flows, Plan, Status
@@ -545,13 +546,9 @@ class _Run:
         const, best_lb, theta, stall = bp.const, bp.value, 0.2, 0
 
         def step(mu: FloatArray, value: float, use: FloatArray) -> FloatArray | None:
-            g = use - cap
-            g = np.where((mu <= 0) & (g < 0), 0.0, g)
-            norm = float(np.sum(g * g))
-            if norm <= 1e-12 or not math.isfinite(value):
+            if not math.isfinite(value):
                 return None
-            size = theta * max(upper - value, 1e-9 * max(1.0, abs(upper))) / norm
-            return np.asarray(np.maximum(0.0, mu + size * g))
+            return subgradient_step(mu, use, cap, theta, upper, value)
 
         def use_of(option: IntArray, start: IntArray, runs: IntArray) -> FloatArray:
             use = np.zeros((ix.N, T + 1, R))
