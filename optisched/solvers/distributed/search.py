@@ -144,7 +144,6 @@ class _Run:
         self.part_of_job = np.full(index.J, -1, dtype=np.int64)
         self.bound_iterations = 0
         self.bound_passes = 0
-        self.first_bound: _BoundPass | None = None
 
     # ------------------------------------------------------------------ phases
 
@@ -184,21 +183,13 @@ class _Run:
         first = parts.part_of[ix.opt_node[np.minimum(ix.opt_job_ptr[:-1], ix.opt_node.size - 1)]
                               ] if ix.opt_node.size else np.zeros(ix.J, dtype=np.int64)
         self.part_of_job = np.where(has, first, -1).astype(np.int64)
-        if self.params.bound:  # one pass serves the coarse LP and the first bound
-            self.first_bound = self._bound_pass(self._idle_load())
         if self.mobile.size:
-            if self.first_bound is not None:
-                mob = np.zeros(ix.J, dtype=bool)
-                mob[self.mobile] = True
-                best = np.where(mob[None, :], self.first_bound.best, np.inf)
-                option = self.first_bound.option
-            else:
-                pi0 = price_proxy(ix)
-                tasks = [CostTask(p, parts.nodes[p], pi0[parts.nodes[p]], self.mobile)
-                         for p in range(parts.count)]
-                costs = self.engine.map("costs", tasks)
-                best = np.stack([c.best for c in costs])
-                option = np.stack([c.option for c in costs])
+            pi0 = price_proxy(ix)
+            tasks = [CostTask(p, parts.nodes[p], pi0[parts.nodes[p]], self.mobile)
+                     for p in range(parts.count)]
+            costs = self.engine.map("costs", tasks)
+            best = np.stack([c.best for c in costs])
+            option = np.stack([c.option for c in costs])
             left = self._time_left()
             limit = 0.1 * left if math.isfinite(left) else 60.0
             got = assign_jobs(ix, parts.part_of, best, option, time_limit=max(1.0, limit))
@@ -365,14 +356,13 @@ class _Run:
                      len(pairs), len(polish), self.objective, last)
 
     def _bound_reserve(self) -> float:
-        """Time kept for the bound's pass at the end and the final checks [s]: the time of
-        the first pass (made with the coarse assignment; without it twice the coarse
-        phase) and a tenth of the first solves."""
+        """Time kept for the bound's first pass and the final checks [s]: about one cost
+        pass and one dispatch of every partition (measured as twice the coarse phase and a
+        tenth of the first solves)."""
         if not self.params.bound:
             return 0.0
-        first = self.first_bound.seconds if self.first_bound is not None else (
-            2.0 * self.timings.get("coarse", 0.0))
-        return first + 0.1 * self.timings.get("first_solves", 0.0) + 1.0
+        return 2.0 * self.timings.get("coarse", 0.0) + 0.1 * self.timings.get(
+            "first_solves", 0.0) + 1.0
 
     def _pairs(self, tabu: set[tuple[int, int]]) -> list[Move]:
         """The round's disjoint partition pairs with their movers."""
@@ -483,23 +473,22 @@ class _Run:
 
     def _bound(self) -> float | None:
         """The best global Lagrangian bound within the time left
-        (``docs/algorithms/distributed.md`` §5): the pass at the idle load (made with the
-        coarse assignment), a pass at the midpoint of the plan's load and the relaxed load
-        of the best pass so far, then subgradient steps on the capacity prices; a further
-        step only when its estimated time (the last pass's) is left."""
+        (``docs/algorithms/distributed.md`` §5): a pass at the idle load (always), a pass
+        at the midpoint of the plan's load and the relaxed load of the first pass, then
+        capacity prices (the coarse LP's capacity duals, then subgradient steps); each
+        further step only when its estimated time (the last pass's) is left."""
         assert self.flows is not None
-        passes = [b for b in (self.first_bound,) if b is not None]
-        est = passes[0].seconds if passes else 0.0
-        if not passes or self._time_left() > 1.2 * est + 0.5:
-            ref = self.flows.load if not passes else 0.5 * (
-                self.flows.load + self._relaxed_load(max(passes, key=lambda b: b.value)))
+        first = self._bound_pass(self._idle_load())
+        if first is None:
+            return None
+        passes = [first]
+        if self._time_left() > 1.2 * first.seconds + 0.5:
+            ref = 0.5 * (self.flows.load + self._relaxed_load(first))
             got = self._bound_pass(np.asarray(ref))
             if got is not None:
                 passes.append(got)
-        if not passes:
-            return None
         top = max(passes, key=lambda b: b.value)
-        self.timings["bound_pass"] = top.seconds
+        self.timings["bound_pass"] = first.seconds
         if not math.isfinite(top.value):
             return None
         bound = top.value
