@@ -412,13 +412,6 @@ class _Run:
 
     # ------------------------------------------------------------------ bound and plan
 
-    def _idle_load(self) -> FloatArray:
-        """Load of the nodes without any job [kW]: the idle draw of those that cannot
-        sleep, in their available slots."""
-        ix = self.index
-        return np.asarray((~ix.can_sleep[:, None] & ix.available) * ix.idle_kw[:, None],
-                          dtype=float)
-
     def _drop(self) -> FloatArray:
         """Every job's drop penalty in the bound [money] (``inf``: must run, or pinned)."""
         ix = self.index
@@ -473,12 +466,12 @@ class _Run:
 
     def _bound(self) -> float | None:
         """The best global Lagrangian bound within the time left
-        (``docs/algorithms/distributed.md`` §5): a pass at the idle load (always), a pass
+        (``docs/algorithms/distributed.md`` §5): a pass at the plan's load (always), a pass
         at the midpoint of the plan's load and the relaxed load of the first pass, then
         capacity prices (the coarse LP's capacity duals, then subgradient steps); each
         further step only when its estimated time (the last pass's) is left."""
         assert self.flows is not None
-        first = self._bound_pass(self._idle_load())
+        first = self._bound_pass(np.asarray(self.flows.load, dtype=float))
         if first is None:
             return None
         passes = [first]
