@@ -360,6 +360,10 @@ def plan(
         "--options` lists them).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q",
                                         help="No live progress on stderr.")] = False,
+    deterministic: Annotated[bool, typer.Option(
+        "--deterministic", help="Work limits instead of wall-clock limits, one thread, fixed "
+        "seeds: repeated runs write byte-identical plan files (--time-limit becomes a work "
+        "budget and is not kept; docs/reproducibility.md).")] = False,
 ) -> None:
     """Plan a bundle and write assignments.csv, node_series.csv and summary.json."""
     from optisched.progress import ProgressDisplay
@@ -373,15 +377,20 @@ def plan(
     if pyomo_solver is not None:
         given["pyomo_solver"] = pyomo_solver
     params = REGISTRY[name].parse_options(given)  # a bad option fails before the bundle is read
+    if name == "pyomo" and REGISTRY[name].available():
+        from optisched.solvers.pyomo_solver import require_pyomo_solver  # imports Pyomo
+
+        require_pyomo_solver(getattr(params, "pyomo_solver", ""))
     problem = read_bundle(bundle)
     check_plan_dir(out_dir)  # an output that cannot be written fails before the solve
     if quiet or as_json:
         result = solve(problem, name, time_limit=time_limit, mip_gap=mip_gap, seed=seed,
-                       threads=threads, options=params)
+                       threads=threads, options=params, deterministic=deterministic)
     else:
         with ProgressDisplay(err, solver=name) as show:
             result = solve(problem, name, time_limit=time_limit, mip_gap=mip_gap, seed=seed,
-                           threads=threads, callback=show, options=params)
+                           threads=threads, callback=show, options=params,
+                           deterministic=deterministic)
     write_plan(problem, result, out_dir)
     if as_json:
         doc = result.to_document(problem)
@@ -392,7 +401,8 @@ def plan(
         if result.message:
             err.print(result.message, markup=False, highlight=False)
     if result.status in (Status.INFEASIBLE, Status.NO_SOLUTION):
-        if result.status is Status.INFEASIBLE and "drop_penalty" not in result.message:
+        if (result.status is Status.INFEASIBLE and "drop_penalty" not in result.message
+                and result.info.get("dropping_helps", True)):
             err.print("hint: jobs with a drop_penalty may be left out; give must-run jobs one "
                       "to get the dropped-jobs relaxation")
         if result.status is Status.NO_SOLUTION:

@@ -641,17 +641,36 @@ def _group_name(index: Index, nodes: IntArray, feeders: list[int]) -> str:
 
 
 def _energy_message(index: Index, load: FloatArray, nodes: IntArray, feeders: list[int]) -> str:
-    """Message when every slot passes the per-slot checks but the LP is infeasible."""
+    """Message when every slot passes the per-slot checks but the LP is infeasible.
+
+    The figures agree with each other and with the terminal rule: what the batteries
+    must give beyond pv + headroom, what they hold above ``soc_min`` at the start, and
+    what they can at most store from the pv and headroom the load leaves over (up to
+    ``charge_kw``, after the charge efficiency). Under ``terminal = "initial"`` the
+    batteries must end at or above their initial state of charge, so the energy they
+    give must all be stored back within the horizon.
+    """
+    batt = nodes[index.battery_kwh[nodes] > 0]
     need = np.maximum(load[nodes] - index.pv[nodes] - index.headroom[nodes], 0.0)
     k_slots = np.nonzero(need.sum(axis=0) > _FEAS_TOL)[0]
     name = _group_name(index, nodes, feeders)
-    have = float(np.sum(index.soc_init[nodes] - index.soc_min[nodes]))
+    have = float(np.sum(index.soc_init[batt] - index.soc_min[batt]))
+    left = np.maximum(index.pv[batt] + index.headroom[batt] - load[batt], 0.0)
+    store = float(np.sum(index.dt * index.eff_charge[batt][:, None]
+                         * np.minimum(index.charge_kw[batt][:, None], left)))
+    rule = ("the terminal rule 'initial' makes them end at or above their initial state of "
+            "charge, so all of it must be stored back within the horizon, and they can store at "
+            f"most {store:.6g} kWh from the pv and headroom the load leaves over (up to "
+            "charge_kw, after charge losses)" if index.terminal_initial else
+            f"they hold {have:.6g} kWh above soc_min at the start and can store at most "
+            f"{store:.6g} kWh more from the pv and headroom the load leaves over (up to "
+            "charge_kw, after charge losses), not enough in time")
     if k_slots.size:
         slots = ", ".join(str(int(t)) for t in k_slots[:8]) + (" …" if k_slots.size > 8 else "")
+        out = float(np.sum(need[index.battery_kwh[nodes] > 0].sum(axis=1) * index.dt
+                           / index.eff_discharge[batt])) if batt.size else 0.0
         return (f"{name}: load exceeds pv + headroom in slots {slots}, needing "
-                f"{float(need.sum()) * index.dt:.6g} kWh from batteries, more than they can "
-                f"deliver (soc_init − soc_min = {have:.6g} kWh plus what they can charge; "
-                f"terminal rule {'initial' if index.terminal_initial else 'free'})")
+                f"{float(need.sum()) * index.dt:.6g} kWh from batteries ({out:.6g} kWh out of "
+                f"them after discharge losses); {rule}")
     return (f"{name}: no flows satisfy the feeder headroom in every slot: the batteries cannot "
-            f"shift enough energy (soc_init − soc_min = {have:.6g} kWh plus what they can "
-            f"charge)")
+            f"shift enough energy; {rule}")

@@ -506,7 +506,10 @@ def test_cli_bound_and_pyomo_solver_option(tmp_path: object) -> None:
     assert rel_close(summary["objective"], h.objective, 1e-5)  # type: ignore[arg-type]
     res = runner.invoke(app, ["plan", tiny_dir, "--out", str(out) + "2", "--solver",
                               "pyomo", "--pyomo-solver", "no_such_solver_xyz"])
-    assert res.exit_code == 3
+    # a usage error (issue 15: it was exit 3 with a traceback): exit 1, naming what is there
+    assert res.exit_code == 1, res.output
+    assert "no_such_solver_xyz" in res.output and "available: appsi_highs" in res.output
+    assert "Traceback" not in res.output
 
 
 def test_status_map_covers_every_highs_status() -> None:

@@ -16,8 +16,11 @@ dispatch, the LP and column-generation bounds, the Lagrangian bound):
   presolve, method, tolerances, gaps).
 * :func:`run` runs the solver and returns a :class:`RunStatus`, mapped to the
   optisched :class:`~optisched.plan.Status` by :data:`STATUS_MAP`; with
-  ``pool_threads`` it resets HiGHS's process-global thread pool and retries once when
-  a pool of another size makes the run fail at once (``../shared/SOLVER-NOTES.md``).
+  ``pool_threads`` it resets HiGHS's process-global thread pool
+  (:func:`reset_thread_pool`) and retries once when a pool of another size makes the
+  run fail at once (``../shared/SOLVER-NOTES.md``); with ``deadline`` a watchdog on
+  HiGHS's interrupt callbacks (simplex, interior point, MIP) stops the run at that
+  ``time.perf_counter()`` even where HiGHS's own ``time_limit`` is checked late.
 * :func:`solution` (primal values, row duals), :func:`info` (objective, MIP bound,
   gap, nodes), :func:`dual_ray`, :func:`set_solution` (a MIP start) and
   :func:`subscribe_improving` (the MIP callback) read and write results.
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -55,6 +59,7 @@ __all__ = [
     "load",
     "new_highs",
     "pass_model",
+    "reset_thread_pool",
     "run",
     "set_solution",
     "solution",
@@ -228,7 +233,10 @@ def configure(h: highspy.Highs, *, time_limit: float | None = None, threads: int
               dual_feasibility_tolerance: float | None = None,
               ipm_optimality_tolerance: float | None = None,
               mip_rel_gap: float | None = None, mip_abs_gap: float | None = None,
-              mip_feasibility_tolerance: float | None = None) -> None:
+              mip_feasibility_tolerance: float | None = None,
+              mip_max_nodes: int | None = None,
+              simplex_iteration_limit: int | None = None,
+              feasibility_jump: bool | None = None) -> None:
     """Set HiGHS options; every argument left at None keeps the instance's value.
 
     Parameters
@@ -256,6 +264,12 @@ def configure(h: highspy.Highs, *, time_limit: float | None = None, threads: int
         Interior-point optimality tolerance.
     mip_rel_gap, mip_abs_gap, mip_feasibility_tolerance : float, optional
         MIP stopping gaps and feasibility tolerance.
+    mip_max_nodes, simplex_iteration_limit : int, optional
+        Work limits (branch-and-bound nodes, simplex iterations): a run they end is
+        reproducible, unlike one ended by ``time_limit``.
+    feasibility_jump : bool, optional
+        ``mip_heuristic_run_feasibility_jump``: HiGHS's feasibility-jump heuristic, which
+        runs at the root without looking at the clock.
     """
     values: dict[str, Any] = {
         "random_seed": None if seed is None else int(seed),
@@ -269,6 +283,10 @@ def configure(h: highspy.Highs, *, time_limit: float | None = None, threads: int
         "mip_rel_gap": mip_rel_gap,
         "mip_abs_gap": mip_abs_gap,
         "mip_feasibility_tolerance": mip_feasibility_tolerance,
+        "mip_max_nodes": None if mip_max_nodes is None else int(mip_max_nodes),
+        "simplex_iteration_limit": (None if simplex_iteration_limit is None
+                                    else int(simplex_iteration_limit)),
+        "mip_heuristic_run_feasibility_jump": feasibility_jump,
     }
     if time_limit is not None and math.isfinite(time_limit):
         values["time_limit"] = float(time_limit)
@@ -323,7 +341,38 @@ class RunStatus:
         return self.model_status in (_MS.kUnknown, _MS.kNotset)
 
 
-def run(h: highspy.Highs, *, pool_threads: int | None = None) -> RunStatus:
+def reset_thread_pool() -> None:
+    """Start a fresh process-global HiGHS thread pool (the next run sizes it).
+
+    HiGHS's ``threads`` is process-global: an instance asking for another size than the
+    running pool fails (``../shared/SOLVER-NOTES.md``). Solves in one process are
+    sequential here, so resetting between them is safe; every reset goes through here.
+    """
+    highspy.Highs.resetGlobalScheduler(True)
+
+
+class _Watchdog:
+    """Interrupts a run at a ``time.perf_counter()`` deadline (HiGHS's interrupt
+    callbacks: simplex iterations, interior-point iterations, MIP search)."""
+
+    def __init__(self, h: highspy.Highs, deadline: float) -> None:
+        self.h, self.deadline, self.fired = h, deadline, False
+        self.events = (h.cbSimplexInterrupt, h.cbIpmInterrupt, h.cbMipInterrupt)
+        for ev in self.events:
+            ev.subscribe(self)
+
+    def __call__(self, e: Any) -> None:
+        if time.perf_counter() >= self.deadline:
+            self.fired = True
+            e.interrupt()
+
+    def close(self) -> None:
+        for ev in self.events:
+            ev.unsubscribe(self)
+
+
+def run(h: highspy.Highs, *, pool_threads: int | None = None,
+        deadline: float | None = None) -> RunStatus:
     """Run the solver on the model ``h`` holds.
 
     Parameters
@@ -333,18 +382,29 @@ def run(h: highspy.Highs, *, pool_threads: int | None = None) -> RunStatus:
     pool_threads : int, optional
         The thread count asked for. HiGHS's thread pool is process-global: a pool
         started earlier with another size makes ``run`` fail at once (status
-        ``kNotset``). With ``pool_threads`` set, the pool is then reset (solves in
-        one process are sequential here) and the run retried once.
+        ``kNotset``). With ``pool_threads`` set, the pool is then reset
+        (:func:`reset_thread_pool`) and the run retried once.
+    deadline : float, optional
+        ``time.perf_counter()`` at which the run is interrupted (status ``kInterrupt``,
+        the incumbent kept) wherever HiGHS calls back: a backstop behind its own
+        ``time_limit`` (set that a little earlier). Presolve does not call back.
     """
-    h.run()
-    ms = h.getModelStatus()
-    reset = False
-    if ms == _MS.kNotset and pool_threads:
-        log.info("HiGHS thread pool has another size; resetting it to %d", pool_threads)
-        highspy.Highs.resetGlobalScheduler(True)
+    dog = _Watchdog(h, deadline) if deadline is not None and math.isfinite(deadline) else None
+    try:
         h.run()
         ms = h.getModelStatus()
-        reset = True
+        reset = False
+        if ms == _MS.kNotset and pool_threads:
+            log.info("HiGHS thread pool has another size; resetting it to %d", pool_threads)
+            reset_thread_pool()
+            h.run()
+            ms = h.getModelStatus()
+            reset = True
+    finally:
+        if dog is not None:
+            dog.close()
+    if dog is not None and dog.fired:
+        log.debug("HiGHS run interrupted at its deadline")
     return RunStatus(ms, h.modelStatusToString(ms), reset)
 
 

@@ -26,6 +26,7 @@ import importlib
 import json
 import logging
 import math
+import os
 import resource
 import sys
 import time
@@ -34,6 +35,7 @@ from typing import Any
 
 from optisched.atomic import write_file_atomically
 from optisched.bench.results import LP_BOUND
+from optisched.bounds.guard import guard
 from optisched.evaluate import evaluate
 from optisched.io import read_bundle
 from optisched.plan import Status, write_plan
@@ -186,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spec", default=None, help="JSON of the parent's SolverSpec")
     ap.add_argument("--plan-out", type=Path, default=None)
     args = ap.parse_args(argv)
+    guard(os.getppid(), take_signals=False)  # end with the runner, even when it is SIGKILLed
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     rec = run_one(args.bundle, args.solver, args.time_limit, args.seed, args.threads,

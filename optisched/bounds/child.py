@@ -4,6 +4,8 @@
 :class:`~optisched.bounds.process.BoundRequest` and writes its bound to ``OUT.txt``:
 the LP relaxation (one thread; its start columns go to ``placement.npz`` beside it)
 or the column-generation bound (rewritten after every iteration that improves it).
+:class:`~optisched.bounds.process.ChildProcess` runs it through the guard of
+:mod:`optisched.bounds.guard`, so it ends with its caller and removes its directory.
 """
 
 from __future__ import annotations

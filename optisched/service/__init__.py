@@ -1,6 +1,9 @@
 """optisched as an HTTP/JSON service (``optisched serve``; guide: ``docs/service.md``).
 
-- :mod:`~optisched.service.app`: the FastAPI application, auth and limits;
+- :mod:`~optisched.service.app`: the FastAPI application (lifespan, errors, OpenAPI);
+- :mod:`~optisched.service.routes`: the routes, one module per resource (validate and
+  evaluate, solves, sessions, the service's own);
+- :mod:`~optisched.service.guard`: bearer tokens, body size limit, access log;
 - :mod:`~optisched.service.pool`, :mod:`~optisched.service.worker`: solver processes;
 - :mod:`~optisched.service.solves`: solves, queued and persisted;
 - :mod:`~optisched.service.sessions`: re-planning sessions, persisted;

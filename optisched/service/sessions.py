@@ -12,13 +12,13 @@ the same code (:func:`~optisched.events.read_events`,
 Persistence (:mod:`optisched.service.store`): after creation and after every
 update, in one transaction, the session's problem JSON, its plan (arrays bit for
 bit), the re-planner's settings and its state beyond problem and plan are written
-with the event-log row, before the answer is sent. That state is every attribute
-of the :class:`~optisched.replan.Replanner` except ``problem``, ``plan`` and its
-compiled index (today: the slots rolled so far and each node's availability in the
-first problem, which a ``return`` event restores), pickled, so that whatever the
-re-planner keeps (a ledger, a store of future data …) survives a restart without
-code here knowing it; a JSON summary (``offset``, the original availability) is
-kept beside it and used when the pickle cannot be loaded. A restarted server
+with the event-log row, before the answer is sent. That state is
+:meth:`Replanner.snapshot_state <optisched.replan.Replanner.snapshot_state>`
+(everything the re-planner keeps except ``problem``, ``plan`` and its compiled
+index: the slots rolled so far, its store of data, its ledger …), pickled, so that
+whatever the re-planner keeps survives a restart without code here knowing it; a
+JSON summary (``offset``) is kept beside it and used when the pickle cannot be
+loaded or is the state of another version of the re-planner. A restarted server
 rebuilds ``Replanner(problem, plan=plan, …)`` from the newest snapshot on the
 session's first use and restores that state; an update that fails leaves the
 session as it was (the in-memory state is dropped and rebuilt from the store).
@@ -311,14 +311,9 @@ def _snapshot(session: Session) -> Snapshot:
                     _replanner_summary(rp), _replanner_pickle(rp))
 
 
-_NOT_PICKLED = ("problem", "plan", "_index")
-"""Replanner attributes the snapshot holds otherwise (or that are rebuilt)."""
-
-
 def _replanner_pickle(rp: Replanner) -> bytes:
-    """Every attribute of ``rp`` but problem, plan and the compiled index, pickled."""
-    return pickle.dumps({k: v for k, v in vars(rp).items() if k not in _NOT_PICKLED},
-                        protocol=pickle.HIGHEST_PROTOCOL)
+    """The re-planner's state beyond problem, plan and the compiled index, pickled."""
+    return pickle.dumps(rp.snapshot_state(), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _replanner_summary(rp: Replanner) -> dict[str, Any]:
@@ -344,11 +339,11 @@ def _restore(problem: Problem, snap: Snapshot, settings: SessionSettings) -> Rep
     if snap.replanner is not None:
         try:
             state = pickle.loads(snap.replanner)  # our own state file (see the module doc)
+            rp.restore_state(state)
         except Exception as exc:  # a snapshot of another version of the re-planner
             log.warning("session snapshot: re-planner state not loaded (%s); using its "
                         "summary", type(exc).__name__)
         else:
-            vars(rp).update(state)
             return rp
     rp.offset = int(snap.state["offset"])
     if hasattr(rp, "_avail0"):

@@ -17,8 +17,8 @@ from optisched.domain import Problem
 from optisched.evaluate import evaluate
 from optisched.index import compile_index
 from optisched.plan import Plan, Status
-from optisched.precheck import precheck
-from optisched.solvers.base import Progress, SolveOptions, SolverFunction
+from optisched.precheck import precheck, prove_infeasible
+from optisched.solvers.base import Progress, SolveOptions, SolverFunction, deterministic_params
 from optisched.solvers.options import OptionError, SolverOptions
 from optisched.solvers.registry import (
     REGISTRY,
@@ -38,6 +38,7 @@ __all__ = [
     "SolverSpec",
     "available_solvers",
     "default_solver",
+    "deterministic_params",
     "precheck",
     "register",
     "solve",
@@ -57,6 +58,7 @@ def solve(
     callback: Callable[[Progress], None] | None = None,
     warm_start: Plan | None = None,
     options: SolverOptions | Mapping[str, Any] | None = None,
+    deterministic: bool = False,
     **kwargs: Any,
 ) -> Plan:
     """Solve a problem with a registered solver.
@@ -68,7 +70,9 @@ def solve(
     solver : str, optional
         Registry name; default :func:`default_solver`.
     time_limit : float, optional
-        Wall-clock budget [s].
+        Wall-clock budget [s], from this call (compiling the index and the precheck
+        count); every solver returns within ``time_limit + max(1 s, 5 %)``
+        (``BENCHMARKS.md``, "Time limits"). With ``deterministic``, a work budget instead.
     mip_gap : float, optional
         Relative gap at which exact solvers may stop.
     seed : int
@@ -82,6 +86,10 @@ def solve(
     options : SolverOptions or mapping, optional
         The solver's typed options (e.g. :class:`~optisched.solvers.options.LnsOptions`),
         or a mapping of option names to values.
+    deterministic : bool
+        Work limits instead of wall-clock limits, one thread, fixed seeds: repeated runs
+        give byte-identical plan files (``docs/reproducibility.md``;
+        :func:`deterministic_params` converts the time limit of ``greedy`` and ``lns``).
     **kwargs
         More of the solver's options by name (merged into ``options`` when that is a
         mapping); ``optisched solvers --options`` lists them.
@@ -92,7 +100,10 @@ def solve(
         Status from the shared vocabulary; for optimal/feasible plans the
         objective and cost terms come from the evaluator. An infeasible problem
         is a result (status ``infeasible`` with a message naming jobs, nodes,
-        slots or constraints), not an exception.
+        slots or constraints), not an exception. What
+        :func:`~optisched.precheck.prove_infeasible` proves before any search comes
+        back at once, with ``info["infeasible"]`` (the failing constraint families) and
+        ``info["dropping_helps"]`` (whether a ``drop_penalty`` on must-run jobs could help).
 
     Raises
     ------
@@ -102,6 +113,7 @@ def solve(
         An unknown or mistyped option (a ``ValueError`` naming the solver, the key
         and the valid keys).
     """
+    t0 = time.perf_counter()
     name = solver or default_solver()
     if name not in REGISTRY:
         raise ValueError(f"unknown solver {name!r}; registered: {', '.join(REGISTRY)}")
@@ -114,16 +126,21 @@ def solve(
                               spec.options.keys())
         options = {**(options or {}), **kwargs}
     params = spec.parse_options(options)
-    t0 = time.perf_counter()
+    if deterministic:
+        params, time_limit = deterministic_params(params, time_limit)
     index = compile_index(problem)
     t_index = time.perf_counter() - t0
-    why = precheck(problem, index)
-    if why is not None:
-        plan = Plan.empty(problem, name, Status.INFEASIBLE, why)
+    proofs = prove_infeasible(problem, index)
+    if proofs:
+        plan = Plan.empty(problem, name, Status.INFEASIBLE, "; ".join(p.message for p in proofs))
+        plan.info = {"infeasible": sorted({p.constraint for p in proofs}),
+                     "dropping_helps": any(p.dropping_helps for p in proofs)}
         plan.timings = {"build": t_index, "solve": 0.0, "total": time.perf_counter() - t0}
         return plan
-    opts = SolveOptions(time_limit=time_limit, mip_gap=mip_gap, seed=seed, threads=threads,
-                        callback=callback, warm_start=warm_start, params=params)
+    opts = SolveOptions(time_limit=time_limit, mip_gap=mip_gap, seed=seed,
+                        threads=1 if deterministic else threads, callback=callback,
+                        warm_start=warm_start, params=params, deterministic=deterministic,
+                        started=t0)
     fn = spec.load()
     try:
         plan = fn(problem, index, opts)
@@ -148,5 +165,8 @@ def solve(
         if plan.bound is not None and plan.objective is not None:
             plan.bound = min(plan.bound, plan.objective) if plan.status is Status.OPTIMAL \
                 else plan.bound
+    if deterministic:
+        plan.info["deterministic"] = True
     plan.timings["total"] = time.perf_counter() - t0
     return plan
+

@@ -13,8 +13,13 @@ Options: :class:`~optisched.solvers.options.CpsatOptions` (``variant``,
 ``explain``). ``options.warm_start`` is the plan hinted; without one, the
 ``greedy`` solver's plan when registered, else ``baseline``'s (unless ``hint`` is off).
 
-``time_limit`` → ``max_time_in_seconds`` (default 60 s), ``mip_gap`` →
-``relative_gap_limit``, ``seed`` → ``random_seed``.
+``time_limit`` → ``max_time_in_seconds`` (default 60 s) of what is left after the hint
+and the model build, both inside the limit (a model whose build would not fit,
+:func:`build_seconds_estimate`, is not built: the hint is returned); ``mip_gap`` →
+``relative_gap_limit``, ``seed`` → ``random_seed``. ``deterministic``: one worker, no
+interleaved search, ``max_deterministic_time`` of
+:data:`~optisched.solvers.base.CPSAT_DETERMINISTIC_PER_SECOND` per second of the limit
+instead of a wall-clock limit, the hint by ``greedy``'s move cap.
 
 Statuses come from :data:`STATUS_TABLE`. Documented fallbacks return the hint
 plan with status ``feasible`` (``info["fallback"]``): CP-SAT found no solution in
@@ -37,15 +42,34 @@ from optisched.domain import Problem
 from optisched.formulations.cpsat import EFF_DEN, CpsatModel, build_model
 from optisched.index import Index
 from optisched.plan import Plan, Status
-from optisched.solvers.base import SolveOptions, plan_from_placement
-from optisched.solvers.options import CpsatOptions
+from optisched.solvers.base import (
+    CPSAT_DETERMINISTIC_PER_SECOND,
+    SolveOptions,
+    deterministic_params,
+    plan_from_placement,
+)
+from optisched.solvers.fallback import fallback_plan
+from optisched.solvers.options import CpsatOptions, GreedyOptions
 
-__all__ = ["DEFAULT_PARAMS", "DEFAULT_TIME_LIMIT", "STATUS_TABLE", "map_status", "solve_cpsat"]
+__all__ = ["DEFAULT_PARAMS", "DEFAULT_TIME_LIMIT", "STATUS_TABLE", "build_seconds_estimate",
+           "map_status", "solve_cpsat"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIME_LIMIT = 60.0
 """Wall-clock limit when none is given [s]."""
+
+BUILD_SECONDS_PER_COVER = 2.5e-5
+"""Model build time per (start, covered slot) pair [s]: :func:`build_seconds_estimate`
+(measured 1.0-2.0e-5 on a loaded 2-core machine: neighborhood 171k pairs 1.8 s, city
+288k 3.6 s, ICON sample02 580k 11.5 s)."""
+MIN_SOLVE = 0.05
+"""Smallest time left [s] for which CP-SAT is started at all."""
+OPTIMAL_EPS = 0.01
+"""A plan CP-SAT proves optimal for its scaled model is reported ``optimal`` only when the
+rounding bound ε is at most this fraction of the objective (at least 1 money); else
+``feasible`` (extreme values: a node with 1e7 kW of headroom gets a 100 kW power unit, and
+ε of several hundred money beside an objective below 1)."""
 
 ABS_GAP_FRACTION = 0.1
 """CP-SAT's ``absolute_gap_limit`` is this fraction of the rounding bound ε (in money units)."""
@@ -96,16 +120,35 @@ class _Progress(cp_model.CpSolverSolutionCallback):
                             "cpsat incumbent (scaled objective)")
 
 
+def build_seconds_estimate(index: Index) -> float:
+    """About how long :func:`~optisched.formulations.cpsat.build_model` takes [s]: one
+    linear term per (start, covered slot) pair, :data:`BUILD_SECONDS_PER_COVER` each."""
+    width = np.maximum(0, index.opt_latest - index.opt_earliest + 1)
+    cover = int((width * np.minimum(index.opt_dur, index.T)).sum())
+    return BUILD_SECONDS_PER_COVER * (cover + 4 * index.N * index.T)
+
+
 def _workers(options: SolveOptions) -> int:
+    if options.deterministic:
+        return 1
     w = options.params_as(CpsatOptions).workers or options.threads
     cores = os.cpu_count() or 1
     return max(1, min(int(w), cores)) if w else max(1, min(2, cores))
 
 
 def configure(solver: cp_model.CpSolver, options: SolveOptions, time_limit: float) -> None:
-    """Set CP-SAT parameters from the options (attribute assignment, OR-Tools 9.15)."""
+    """Set CP-SAT parameters from the options (attribute assignment, OR-Tools 9.15).
+
+    ``time_limit`` [s] is ``max_time_in_seconds``, or (deterministic) converted into
+    ``max_deterministic_time`` with one worker and no interleaved search.
+    """
     prm = solver.parameters
-    prm.max_time_in_seconds = max(0.01, float(time_limit))
+    if options.deterministic:
+        prm.max_deterministic_time = max(0.01, CPSAT_DETERMINISTIC_PER_SECOND
+                                         * float(time_limit))
+        prm.interleave_search = False
+    else:
+        prm.max_time_in_seconds = max(0.01, float(time_limit))
     prm.num_workers = _workers(options)
     prm.random_seed = int(options.seed)
     if options.mip_gap is not None:
@@ -121,9 +164,11 @@ def configure(solver: cp_model.CpSolver, options: SolveOptions, time_limit: floa
         setattr(prm, k, v)
 
 
-def _hint_plan(problem: Problem, index: Index, options: SolveOptions) -> Plan | None:
+def _hint_plan(problem: Problem, index: Index, options: SolveOptions,
+               most: float = math.inf) -> Plan | None:
     """The plan to hint: ``options.warm_start``, else greedy's, else baseline's (None when
-    the ``hint`` option is off)."""
+    the ``hint`` option is off), computed within ``hint_time`` and at most ``most`` [s]
+    (deterministic: by greedy's move cap)."""
     given = options.warm_start
     if given is not None:
         return given if given.status.has_plan else None
@@ -136,7 +181,11 @@ def _hint_plan(problem: Problem, index: Index, options: SolveOptions) -> Plan | 
     try:
         limit = DEFAULT_TIME_LIMIT if options.time_limit is None else options.time_limit
         budget = params.hint_time if params.hint_time is not None else min(2.0, 0.1 * limit)
-        sub = SolveOptions(time_limit=budget, seed=options.seed, threads=1)
+        sub = SolveOptions(time_limit=min(budget, most), seed=options.seed, threads=1,
+                           started=time.perf_counter())
+        if options.deterministic and name == "greedy":
+            sub.params, sub.time_limit = deterministic_params(GreedyOptions(), budget)
+            sub.deterministic = True
         plan = REGISTRY[name].load()(problem, index, sub)
     except Exception:  # a hint is optional
         log.warning("cpsat: hint solver %s failed", name, exc_info=True)
@@ -292,16 +341,19 @@ def _minimize_core(cm: CpsatModel, options: SolveOptions, core: set[int],
                    deadline: float) -> set[int]:
     """Deletion filter: drop each assumption whose removal keeps the model infeasible.
 
-    Stops at ``deadline`` (``time.perf_counter()``), returning the core reached so far.
+    Stops at ``deadline`` (``time.perf_counter()``), returning the core reached so far;
+    deterministic: no clock, each trial gets an equal share of ``deadline`` read as a
+    budget [s] (converted to deterministic time by :func:`configure`).
     """
     keep = set(core)
     # try to drop the physical families first, so that a conflict is named by the
     # resources it is about rather than by bounds derived from them
     rank = {b.index: (k, b.index) for k, fam in enumerate(("feeder", "power", "capacity", "job"))
             for b, _ in cm.enforce.get(fam, [])}
+    share = deadline / max(1, len(core)) if options.deterministic else 0.0
     for lit_index in sorted(core, key=lambda i: rank.get(i, (9, i))):
-        left = deadline - time.perf_counter()
-        if left <= 0.05:
+        left = share if options.deterministic else deadline - time.perf_counter()
+        if left <= 0.05 and not options.deterministic:
             break
         trial = keep - {lit_index}
         cm.model.clear_assumptions()
@@ -318,19 +370,23 @@ def explain_infeasible(problem: Problem, index: Index, options: SolveOptions,
                        variant: str, time_limit: float) -> str:
     """Re-solve with an assumption per job, node capacity, node power and feeder family.
 
-    Returns the families of ``sufficient_assumptions_for_infeasibility`` in user terms.
+    Returns the families of ``sufficient_assumptions_for_infeasibility`` in user terms,
+    within ``time_limit`` [s] in all (half for the core, half to shrink it).
     """
+    end = time.perf_counter() + time_limit
     cm = build_model(index, variant=variant, explain=True)
     lits = [(b, fam, lab) for fam, lst in cm.enforce.items() for b, lab in lst]
     cm.model.add_assumptions([b for b, _, _ in lits])
     solver = cp_model.CpSolver()
-    configure(solver, options, time_limit)
+    configure(solver, options, time_limit / 2 if options.deterministic
+              else max(0.01, 0.5 * (end - time.perf_counter())))
     solver.parameters.num_workers = 1
     status = solver.solve(cm.model)
     if status != cp_model.INFEASIBLE:
         return "CP-SAT proved the model infeasible (no smaller explanation found in time)"
     core = set(solver.sufficient_assumptions_for_infeasibility())
-    core = _minimize_core(cm, options, core, time.perf_counter() + max(1.0, time_limit / 2))
+    core = _minimize_core(cm, options, core, time_limit / 2 if options.deterministic
+                          else time.perf_counter() + max(0.0, end - time.perf_counter()))
     what = {
         "job": "job {} (exactly one eligible (node, start) or a drop)",
         "capacity": "node {} resource capacity",
@@ -357,10 +413,22 @@ def solve_cpsat(problem: Problem, index: Index, options: SolveOptions) -> Plan:
     """Solve with CP-SAT and re-dispatch the flows exactly (see module docstring)."""
     t0 = time.perf_counter()
     limit = DEFAULT_TIME_LIMIT if options.time_limit is None else float(options.time_limit)
+    deadline = options.deadline(t0, DEFAULT_TIME_LIMIT)
+    det = options.deterministic
+    reserve = min(2.0, max(0.1, 0.03 * limit))  # for the dispatch and checks after CP-SAT
+
+    def left() -> float:
+        return math.inf if det else deadline - time.perf_counter() - reserve
+
     params = options.params_as(CpsatOptions)
     variant = params.variant
-    hint = _hint_plan(problem, index, options)
+    hint = _hint_plan(problem, index, options, most=max(0.0, 0.5 * left()))
     t_hint = time.perf_counter() - t0
+    if build_seconds_estimate(index) > left():
+        return _no_time(problem, index, hint, f"time limit: the CP-SAT model (about "
+                        f"{build_seconds_estimate(index):.2g} s to build) does not fit the "
+                        f"{max(0.0, left()):.2g} s left", {"hint_time": t_hint},
+                        options, left())
     cm = build_model(index, variant=variant)
     t_model = time.perf_counter() - t0 - t_hint
     n_hint = apply_hint(cm, hint) if hint is not None else 0
@@ -373,8 +441,11 @@ def solve_cpsat(problem: Problem, index: Index, options: SolveOptions) -> Plan:
         if hint_obj is not None:
             options.report(t0, hint_obj, None, f"hint ({hint.solver})")
     t_build = time.perf_counter() - t0
+    if left() < MIN_SOLVE:
+        return _no_time(problem, index, hint, "time limit reached before CP-SAT could run",
+                        {"hint_time": t_hint, "model_time": t_model}, options, left())
     solver = cp_model.CpSolver()
-    configure(solver, options, limit - (time.perf_counter() - t0))
+    configure(solver, options, limit if det else left())
     if "absolute_gap_limit" not in params.cpsat_params:
         # closing a gap far below the rounding bound ε proves nothing about the real problem
         gap_units = ABS_GAP_FRACTION * cm.rounding_bound / cm.scaling.m
@@ -392,9 +463,8 @@ def solve_cpsat(problem: Problem, index: Index, options: SolveOptions) -> Plan:
         "money_unit": m, "bound_valid": cm.bound_valid,
         "workers": int(solver.parameters.num_workers), "hinted_vars": n_hint,
         "hint_solver": hint.solver if hint is not None else None, "hint_objective": hint_obj,
-        "time_to_first_solution": cb.first, "solutions": cb.count,
+        "solutions": cb.count,
         "conflicts": int(solver.num_conflicts), "branches": int(solver.num_branches),
-        "wall_time": float(solver.wall_time), "hint_time": t_hint, "model_time": t_model,
     }
     bound: float | None = None
     if code in (cp_model.OPTIMAL, cp_model.FEASIBLE, cp_model.UNKNOWN):
@@ -402,7 +472,10 @@ def solve_cpsat(problem: Problem, index: Index, options: SolveOptions) -> Plan:
         if math.isfinite(raw_bound) and cm.bound_valid:
             info["cpsat_bound"] = raw_bound * m + off
             bound = raw_bound * m + off - eps
-    timings = {"build": t_build, "solve": t_solve}
+    timings = {"build": t_build, "solve": t_solve, "hint": t_hint, "model": t_model,
+               "cpsat_wall": float(solver.wall_time)}
+    if cb.first is not None:
+        timings["first_solution"] = cb.first
     if not status.has_plan:
         msg = f"CP-SAT status {solver.status_name(code)}"
         if status is Status.INFEASIBLE:
@@ -410,16 +483,24 @@ def solve_cpsat(problem: Problem, index: Index, options: SolveOptions) -> Plan:
                 status = Status.NO_SOLUTION
                 msg += " (resources were rounded conservatively: infeasibility not proven)"
             elif params.explain:
-                left = max(1.0, limit - (time.perf_counter() - t0))
-                msg = explain_infeasible(problem, index, options, variant, left)
+                more = limit if det else left()
+                msg = explain_infeasible(problem, index, options, variant, more) \
+                    if more >= MIN_SOLVE else msg + " (no time left to explain why)"
         elif status is Status.NO_SOLUTION:
-            msg += f": no solution within {limit:g} s"
+            msg += (f": no solution within the deterministic time {limit:g}" if det
+                    else f": no solution within {limit:g} s")
             if hint is not None and hint.flows is not None and hint_obj is not None:
                 # anytime: the hint is a known feasible plan (CP-SAT's bound still holds)
                 info["fallback"] = hint.solver
                 plan = plan_from_placement(problem, index, "cpsat", Status.FEASIBLE, hint.node,
                                            hint.start, hint.flows,
                                            message=msg + f"; plan of {hint.solver} (the hint)")
+                plan.bound, plan.info, plan.timings = bound, info, timings
+                return plan
+            if params.hint:
+                plan = fallback_plan(problem, index, options, name="cpsat", why=msg,
+                                     seconds=left())
+                info.update(plan.info)
                 plan.bound, plan.info, plan.timings = bound, info, timings
                 return plan
         plan = Plan.empty(problem, "cpsat", status, msg)
@@ -455,8 +536,39 @@ def solve_cpsat(problem: Problem, index: Index, options: SolveOptions) -> Plan:
                                    message=f"CP-SAT placement not dispatchable ({res.message}); "
                                            f"plan of {hint.solver}")
         info["fallback"] = hint.solver
+    elif params.hint:
+        plan = fallback_plan(problem, index, options, name="cpsat",
+                             why=f"CP-SAT placement not dispatchable: {res.message}",
+                             seconds=left())
+        info.update(plan.info)
     else:
         plan = Plan.empty(problem, "cpsat", Status.NO_SOLUTION,
                           f"CP-SAT placement not dispatchable: {res.message}")
+    if plan.status is Status.OPTIMAL and eps > OPTIMAL_EPS * max(1.0, abs(info["cpsat_objective"])):
+        # optimal for the scaled model only: its rounding bound hides what the real plan
+        # may still gain (coarse power units of nodes with huge powers, prices at the limits)
+        plan.status = Status.FEASIBLE
+        plan.message = (f"optimal for CP-SAT's scaled model; its rounding bound {eps:.3g} is "
+                        f"large beside the objective, so optimality is not proven (power unit "
+                        f"up to {max(info['power_unit_kw']):g} kW, money unit {m:g})")
+        info["scaled_optimal"] = True
     plan.bound, plan.info, plan.timings = bound, info, timings
+    return plan
+
+
+def _no_time(problem: Problem, index: Index, hint: Plan | None, why: str,
+             timings: dict[str, float], options: SolveOptions, seconds: float) -> Plan:
+    """The plan when CP-SAT does not run: the hint, else greedy on the ``seconds`` left."""
+    info: dict[str, Any] = {"cpsat_status": "not run"}
+    if hint is not None and hint.flows is not None:
+        info["fallback"] = hint.solver
+        plan = plan_from_placement(problem, index, "cpsat", Status.FEASIBLE, hint.node,
+                                   hint.start, hint.flows,
+                                   message=f"{why}; plan of {hint.solver} (the hint)")
+    elif options.params_as(CpsatOptions).hint:
+        plan = fallback_plan(problem, index, options, name="cpsat", why=why, seconds=seconds)
+        info.update(plan.info)
+    else:
+        plan = Plan.empty(problem, "cpsat", Status.NO_SOLUTION, why + "; no hint plan")
+    plan.info, plan.timings = info, {"build": sum(timings.values()), "solve": 0.0, **timings}
     return plan

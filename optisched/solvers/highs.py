@@ -34,17 +34,26 @@ from optisched.evaluate import job_load
 from optisched.formulations.milp import MilpModel, build_milp
 from optisched.index import Index
 from optisched.plan import Flows, Plan, Status
-from optisched.solvers.base import SolveOptions, plan_from_placement
-from optisched.solvers.options import HighsOptions
+from optisched.solvers.base import (
+    HIGHS_NODES_PER_SECOND,
+    SolveOptions,
+    deterministic_params,
+    plan_from_placement,
+)
+from optisched.solvers.fallback import fallback_plan
+from optisched.solvers.options import GreedyOptions, HighsOptions
 from optisched.solvers.registry import REGISTRY
 
 __all__ = [
     "BIG_MODEL_COLS",
     "STATUS_MAP",
     "explain_infeasibility",
+    "feasibility_jump_fits",
     "highs_from_model",
+    "milp_nonzeros_estimate",
     "model_solution_from_plan",
     "placement_from_solution",
+    "presolve_rules_off",
     "run_highs",
     "solve_highs",
 ]
@@ -54,10 +63,40 @@ log = logging.getLogger(__name__)
 BIG_MODEL_COLS = 50_000
 """Above this many columns presolve gets ``presolve_rule_off`` (SOLVER-NOTES)."""
 PRESOLVE_RULE_OFF = 1040384
+SLOW_PRESOLVE_NONZEROS_PER_SECOND = 10_000
+"""Nonzeros per second of the budget above which the slow presolve rules are off
+(:data:`PRESOLVE_RULE_OFF`: parallel rows and columns, sparsify, probing, enumeration …).
+They do not look at the clock: on ``datasets/city`` (42k columns, 829k nonzeros, loaded
+2-core machine) probing ran 24 s with ``time_limit`` 3 s, and without probing another of
+them ran 24 s with ``time_limit`` 10 s; with the mask presolve took 3 s with the same
+reductions (rows −1376, columns −11410)."""
+BUILD_NONZEROS_PER_SECOND = 2_000_000
+"""Model build rate assumed when deciding whether the MILP fits the time left (measured
+2.1 M/s at ICON sample04's 11.2 M nonzeros, 4.9 M/s at city's 0.8 M)."""
+FEASIBILITY_JUMP_NONZEROS_PER_SECOND = 250_000
+"""HiGHS's feasibility-jump heuristic runs at the root without looking at the clock:
+5-6.5 s on ICON sample01 (1.7 M nonzeros, loaded 2-core machine; ``time_limit`` 1 s ended
+after 6.6-8 s with it, 1.5-2 s without it). It is switched off when ``nonzeros /`` this
+rate exceeds half the budget (and sample02 at 10 s overran by 2.7 s, sample01 by 1.5 s
+with it on)."""
+STALL_NONZEROS_PER_SECOND = 200_000
+"""Other stretches of HiGHS that neither look at the clock nor call back: the MIP set-up
+(0.5-1 s on ICON sample01-03, 1.7-5 M nonzeros) and the root node before its first LP
+iteration, presolve on or off (ICON sample02, 2.9 M nonzeros: 4.7 s, and 18 s once, with
+``time_limit`` 6-9 s, on the 2-core machine at load 5-9). HiGHS's time limit is shortened
+by ``nonzeros / STALL_NONZEROS_PER_SECOND`` so that a stretch started just before the limit
+still ends by the deadline; models too dense for their budget are not run (sample02 needs
+at least 15 s; with 800 000 it overran a 10 s limit by 2.7-4.9 s in 2 of 6 runs)."""
+MIN_RUN = 0.05
+"""Smallest time limit [s] for which HiGHS is started at all."""
 DEFAULT_TIME_LIMIT = 60.0
 DEFAULT_GAP = 1e-6
 ASSIGNMENT_SLACK_WEIGHT = 1000.0
 """Elastic penalty of leaving a must-run job out, vs 1 per kW/kWh/resource unit."""
+TERMINAL_SLACK_WEIGHT = 0.1
+"""Elastic penalty per kWh the battery ends below its initial state of charge: the
+terminal rule is a policy, so a shortfall the battery could cover if it did not have to
+end full is blamed on the rule, not on the power balance of the slots it would serve."""
 
 def highs_from_model(model: MilpModel, *, relax: bool = False, log_output: bool = False
                      ) -> hs.Highs:
@@ -67,11 +106,51 @@ def highs_from_model(model: MilpModel, *, relax: bool = False, log_output: bool 
 
 def _set_common(h: hs.Highs, model: MilpModel, options: SolveOptions,
                 params: HighsOptions, time_limit: float) -> None:
+    """Presolve rules, seed, threads and the limits: wall-clock ``time_limit`` [s], or
+    (deterministic) a node budget of :data:`HIGHS_NODES_PER_SECOND` per second of it."""
     rule_off = params.presolve_rule_off
-    if rule_off is None and model.n_cols > BIG_MODEL_COLS:
-        rule_off = PRESOLVE_RULE_OFF
-    hs.configure(h, time_limit=max(time_limit, 0.01), threads=options.threads,
-              seed=int(options.seed), presolve_rule_off=rule_off)
+    if rule_off is None:
+        rule_off = presolve_rules_off(model, time_limit)
+    if options.deterministic:
+        hs.configure(h, threads=1, seed=int(options.seed), presolve_rule_off=rule_off,
+                     mip_max_nodes=max(1, round(HIGHS_NODES_PER_SECOND * time_limit)))
+    else:
+        hs.configure(h, time_limit=max(time_limit, 0.01), threads=options.threads,
+                     seed=int(options.seed), presolve_rule_off=rule_off,
+                     feasibility_jump=None if feasibility_jump_fits(model.A.nnz, time_limit)
+                     else False)
+
+
+def feasibility_jump_fits(nonzeros: int, seconds: float) -> bool:
+    """Whether HiGHS's feasibility jump (which ignores the clock) fits half of ``seconds``
+    on a model of ``nonzeros`` (:data:`FEASIBILITY_JUMP_NONZEROS_PER_SECOND`)."""
+    return nonzeros / FEASIBILITY_JUMP_NONZEROS_PER_SECOND <= 0.5 * max(seconds, 0.0)
+
+
+def presolve_rules_off(model: MilpModel, seconds: float) -> int | None:
+    """The ``presolve_rule_off`` mask for ``model`` given ``seconds`` to solve it.
+
+    :data:`PRESOLVE_RULE_OFF` above :data:`BIG_MODEL_COLS` columns (SOLVER-NOTES) or above
+    :data:`SLOW_PRESOLVE_NONZEROS_PER_SECOND` nonzeros per second of the budget; else
+    None (HiGHS's default).
+    """
+    if model.n_cols > BIG_MODEL_COLS:
+        return PRESOLVE_RULE_OFF
+    if model.A.nnz > SLOW_PRESOLVE_NONZEROS_PER_SECOND * max(seconds, 0.0):
+        return PRESOLVE_RULE_OFF
+    return None
+
+
+def milp_nonzeros_estimate(index: Index) -> int:
+    """About how many nonzeros :func:`~optisched.formulations.milp.build_milp` will have.
+
+    Every (start column, covered slot) pair has a coefficient in the capacity rows of
+    each resource, the power balance and the on-link: ``Σ_o starts_o · dur_o · (R + 2)``
+    (``datasets/city``: 864k estimated, 829k built; ICON sample04 11.1 M, 11.2 M).
+    """
+    width = np.maximum(0, index.opt_latest - index.opt_earliest + 1)
+    cover = int((width * np.minimum(index.opt_dur, index.T)).sum())
+    return cover * (len(index.resources) + 2)
 
 
 def placement_from_solution(index: Index, model: MilpModel, x: FloatArray
@@ -127,23 +206,37 @@ def model_solution_from_plan(index: Index, model: MilpModel, plan: Plan) -> Floa
 
 
 def _warm_start_plan(problem: Problem, index: Index, options: SolveOptions,
-                     params: HighsOptions) -> Plan | None:
+                     params: HighsOptions, seconds: float,
+                     repair_seconds: float | None = None) -> Plan | None:
+    """``options.warm_start``, else greedy's plan (baseline's when greedy finds none)
+    computed within ``seconds`` (deterministic: by moves), else None.
+
+    ``repair_seconds`` [s]: what greedy's feasibility engine may use when its
+    construction leaves must-run jobs out (on tightly packed instances the MILP rarely
+    finds a plan the engine does not, and the warm start is then the answer).
+    """
     if options.warm_start is not None:
         return options.warm_start
     if not params.greedy_start:
         return None
-    limit = 2.0 if options.time_limit is None else min(10.0, 0.1 * options.time_limit)
-    sub = SolveOptions(time_limit=limit, seed=options.seed, threads=options.threads)
     for name in ("greedy", "baseline"):
         spec = REGISTRY.get(name)
         if spec is None or not spec.available():
             continue
+        sub = SolveOptions(time_limit=seconds, seed=options.seed, threads=options.threads,
+                           started=time.perf_counter())
+        if options.deterministic and name == "greedy":
+            sub.params, sub.time_limit = deterministic_params(GreedyOptions(), seconds)
+            sub.deterministic = True
+        elif name == "greedy" and repair_seconds is not None:
+            sub.params = GreedyOptions(repair_time_limit=max(seconds, repair_seconds))
         try:
             plan = spec.load()(problem, index, sub)
         except Exception:  # a failing warm start is not fatal
             log.debug("warm start %s failed", name, exc_info=True)
             continue
         if plan.status.has_plan and plan.flows is not None:
+            plan.solver = name
             return plan
     return None
 
@@ -168,26 +261,90 @@ def final_flows(index: Index, model: MilpModel, x: FloatArray, node: IntArray,
     return flows, False
 
 
+def _reserve(limit: float) -> float:
+    """Seconds kept after the HiGHS run for the plan's flows and checks."""
+    return min(2.0, max(0.1, 0.03 * limit))
+
+
+def _warm_plan_result(problem: Problem, index: Index, name: str, warm: Plan | None,
+                      why: str, info: dict[str, Any], options: SolveOptions,
+                      seconds: float) -> Plan:
+    """The plan when HiGHS does not run: the warm start, else greedy on the ``seconds``
+    left (:func:`~optisched.solvers.fallback.fallback_plan`), else no plan."""
+    info["highs_status"] = "not run"
+    if warm is None or warm.flows is None:
+        return _fallback(problem, index, name, why, info, options, seconds)
+    plan = plan_from_placement(problem, index, name, Status.FEASIBLE, warm.node, warm.start,
+                               warm.flows, message=f"{why}; plan of {warm.solver} (the warm "
+                                                   "start)")
+    plan.objective = warm.objective
+    return plan
+
+
+def _fallback(problem: Problem, index: Index, name: str, why: str, info: dict[str, Any],
+              options: SolveOptions, seconds: float) -> Plan:
+    """Greedy's plan when HiGHS gives none (unless ``greedy_start`` is off)."""
+    if not options.params_as(HighsOptions).greedy_start:
+        return Plan.empty(problem, name, Status.NO_SOLUTION, why + "; no warm start plan")
+    plan = fallback_plan(problem, index, options, name=name, why=why, seconds=seconds)
+    info.update(plan.info)
+    return plan
+
+
 def run_highs(problem: Problem, index: Index, options: SolveOptions, *, name: str = "highs",
               model: MilpModel | None = None,
               on_solution: Callable[[FloatArray], None] | None = None) -> Plan:
     """Build (unless given) and solve the MILP; see :func:`solve_highs`.
 
     ``on_solution`` receives the column vector of every improving MIP solution.
+    The time limit counts from ``options.started`` (else from this call) and covers the
+    warm start (at most min(10 s, 0.1·limit)), the build and HiGHS (its ``time_limit``
+    and a watchdog on its interrupt callbacks); a model that cannot be built in the
+    time left (:func:`milp_nonzeros_estimate`) is not built.
     """
     t0 = time.perf_counter()
     params = options.params_as(HighsOptions)
-    model = model or build_milp(index)
-    t_build = time.perf_counter() - t0
-    warm = _warm_start_plan(problem, index, options, params)
     time_limit = options.time_limit if options.time_limit is not None else DEFAULT_TIME_LIMIT
-    remaining = time_limit - (time.perf_counter() - t0)
+    deadline = options.deadline(t0, DEFAULT_TIME_LIMIT)
+    det = options.deterministic
+    reserve = _reserve(time_limit)
+    info: dict[str, Any] = {}
+    ws_budget = min(10.0, 0.1 * time_limit)
+    repair_budget = None
+    est = milp_nonzeros_estimate(index) if model is None else 0
+    # built only when it can also run: the build, HiGHS's clock-blind stretches and a
+    # minimal run must fit; when they cannot, the warm start (greedy's feasibility engine
+    # on a tightly packed batch) may use all the time, for it is then the answer
+    need = est / BUILD_NONZEROS_PER_SECOND + est / STALL_NONZEROS_PER_SECOND + MIN_RUN
+    if not det:
+        total = max(0.0, deadline - t0 - reserve)
+        repair_budget = 0.5 * total if need <= 0.5 * total else total
+        ws_budget = min(ws_budget, 0.5 * total)
+    warm = _warm_start_plan(problem, index, options, params, ws_budget, repair_budget)
+    if model is None:
+        left = deadline - time.perf_counter() - reserve
+        if not det and need > left:
+            plan = _warm_plan_result(problem, index, name, warm, f"time limit: the MILP (about "
+                                     f"{est:,} nonzeros) cannot be built and run in the "
+                                     f"{max(left, 0):.2g} s left", info, options, left)
+            plan.info, plan.timings = info, {"build": 0.0, "solve": time.perf_counter() - t0}
+            return plan
+        model = build_milp(index)
+    t_build = time.perf_counter() - t0
+    info.update({"columns": model.n_cols, "rows": model.n_rows, "nonzeros": int(model.A.nnz),
+                 "integers": int(model.integer.sum())})
+    stall = model.A.nnz / STALL_NONZEROS_PER_SECOND
+    remaining = time_limit if det else deadline - time.perf_counter() - reserve - stall
+    if not det and remaining < MIN_RUN:
+        plan = _warm_plan_result(problem, index, name, warm, "time limit: too little time left "
+                                 f"for HiGHS on a MILP of {model.A.nnz:,} nonzeros", info,
+                                 options, deadline - time.perf_counter() - reserve)
+        plan.info, plan.timings = info, {"build": t_build, "solve": 0.0}
+        return plan
     h = highs_from_model(model, log_output=params.log)
     _set_common(h, model, options, params, remaining)
     gap = DEFAULT_GAP if options.mip_gap is None else float(options.mip_gap)
     hs.configure(h, mip_rel_gap=gap, mip_abs_gap=1e-9)
-    info: dict[str, Any] = {"columns": model.n_cols, "rows": model.n_rows,
-                            "nonzeros": int(model.A.nnz), "integers": int(model.integer.sum())}
     if warm is not None:
         v = model_solution_from_plan(index, model, warm)
         if v is not None:
@@ -203,9 +360,10 @@ def run_highs(problem: Problem, index: Index, options: SolveOptions, *, name: st
                 on_solution(e.solution())
 
         hs.subscribe_improving(h, improving)
-    ran = hs.run(h, pool_threads=options.threads)
+    ran = hs.run(h, pool_threads=1 if det else options.threads,
+                 deadline=None if det else deadline - 0.5 * reserve)
     if ran.scheduler_reset:
-        info["scheduler_reset"] = True
+        log.debug("HiGHS's thread pool was reset for this run")
     hinfo = hs.info(h)
     mapped = ran.status
     has_sol = hinfo.has_primal or (ran.optimal and model.n_cols > 0)
@@ -216,7 +374,9 @@ def run_highs(problem: Problem, index: Index, options: SolveOptions, *, name: st
     if mapped is Status.INFEASIBLE:
         msg = "the MILP is infeasible"
         if params.explain:
-            msg = explain_infeasibility(index, time_limit=max(1.0, time_limit / 4))
+            left = time_limit if det else deadline - time.perf_counter() - reserve
+            msg = explain_infeasibility(index, time_limit=left, deterministic=det) \
+                if left >= MIN_RUN else msg + " (no time left to explain why)"
         plan = Plan.empty(problem, name, Status.INFEASIBLE, msg)
     elif mapped is Status.OPTIMAL or (mapped is Status.FEASIBLE and has_sol):
         x = hs.solution(h).primal()
@@ -233,8 +393,17 @@ def run_highs(problem: Problem, index: Index, options: SolveOptions, *, name: st
         else:
             plan.bound = plan.objective
     else:
-        plan = Plan.empty(problem, name, mapped,
-                          f"HiGHS ended with {info['highs_status']} and no plan")
+        why = f"HiGHS ended with {info['highs_status']} and no plan"
+        if mapped is not Status.NO_SOLUTION:
+            plan = Plan.empty(problem, name, mapped, why)
+        elif warm is not None and warm.flows is not None:
+            plan = plan_from_placement(problem, index, name, Status.FEASIBLE, warm.node,
+                                       warm.start, warm.flows,
+                                       message=f"{why}; plan of {warm.solver} (the warm start)")
+            plan.objective = warm.objective
+        else:
+            plan = _fallback(problem, index, name, why, info, options,
+                             deadline - time.perf_counter() - reserve)
         if model.integer.any() and math.isfinite(hinfo.mip_bound):
             plan.bound = hinfo.mip_bound
     options.report(t0, plan.objective, plan.bound, f"highs {info['highs_status']}")
@@ -255,30 +424,45 @@ _FAMILY_TEXT: dict[str, Callable[[Index, Any, float], str]] = {
                                   f"{ix.resources[b[3]]} needed exceeds capacity by {v:.4g}"),
     "power_balance": lambda ix, b, v: (f"node {ix.node_ids[b[1]]} slot {b[2]}: load exceeds PV "
                                        f"+ grid headroom + battery by {v:.4g} kW"),
-    "battery_terminal": lambda ix, b, v: (f"node {ix.node_ids[b[1]]}: the battery cannot end at "
-                                          f"its initial state of charge (short {v:.4g} kWh)"),
+    "battery_terminal": lambda ix, b, v: (f"node {ix.node_ids[b[1]]}: under the terminal rule "
+                                          "'initial' the battery cannot end at its initial state "
+                                          f"of charge (short {v:.4g} kWh)"),
     "feeder": lambda ix, b, v: (f"feeder {ix.feeder_ids[b[3]]} slot {b[2]}: net import exceeds "
                                 f"the feeder headroom by {v:.4g} kW"),
 }
 
 
-def explain_infeasibility(index: Index, time_limit: float = 10.0, max_items: int = 8) -> str:
+def explain_infeasibility(index: Index, time_limit: float = 10.0, max_items: int = 8,
+                          deterministic: bool = False) -> str:
     """Why the MILP is infeasible, in user terms, from an elastic relaxation.
 
     Slack columns are added to the rows of the families ``assignment`` (a must-run
     job left unplaced), ``capacity``, ``power_balance`` (unserved load: PV +
     headroom + battery short), ``battery_terminal`` and ``feeder``; the total
     slack is minimized and every row with positive slack is reported with its
-    job, node, slot or feeder.
+    job, node, slot or feeder. ``time_limit`` [s] bounds the relaxation's solve
+    (``deterministic``: :data:`HIGHS_NODES_PER_SECOND` nodes per second of it, one
+    thread, no clock).
     """
     model = build_milp(index, elastic=True)
     assign = [b for b in model.blocks if b.family == "assignment"]
     for b in assign:  # leaving a must-run job out is the last resort
         rows = np.arange(b.start, b.start + b.size)
         model.cost[model.slack[rows][model.slack[rows] >= 0]] = ASSIGNMENT_SLACK_WEIGHT
+    for b in (b for b in model.blocks if b.family == "battery_terminal"):
+        rows = np.arange(b.start, b.start + b.size)  # a policy, blamed before unserved load
+        model.cost[model.slack[rows][model.slack[rows] >= 0]] = TERMINAL_SLACK_WEIGHT
     h = highs_from_model(model)
-    hs.configure(h, time_limit=float(time_limit), mip_rel_gap=1e-4)
-    hs.run(h)
+    if deterministic:
+        hs.configure(h, threads=1, seed=0, mip_rel_gap=1e-4,
+                     mip_max_nodes=max(1, round(HIGHS_NODES_PER_SECOND * time_limit)))
+        hs.run(h, pool_threads=1)
+    else:
+        hs.configure(h, time_limit=max(0.01, float(time_limit)), mip_rel_gap=1e-4,
+                     presolve_rule_off=presolve_rules_off(model, time_limit),
+                     feasibility_jump=None if feasibility_jump_fits(model.A.nnz, time_limit)
+                     else False)
+        hs.run(h, deadline=time.perf_counter() + float(time_limit))
     if not hs.info(h).has_primal:
         return "the MILP is infeasible (the elastic relaxation found no explanation in time)"
     x = hs.solution(h).primal()

@@ -5,7 +5,9 @@
 of :mod:`optisched.bounds.child` and then, when the LP was solved and left its start
 columns, runs :func:`~optisched.solvers.lns.restricted.restricted_master` until the
 request's deadline: improving placements go to ``restricted.npz``, a full MILP's
-proven bound (when higher) to ``OUT.txt``.
+proven bound (when higher) to ``OUT.txt``. Like every child of
+:class:`~optisched.bounds.process.ChildProcess` it runs under the guard of
+:mod:`optisched.bounds.guard` (it ends with its caller, taking its directory along).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ docstring (:mod:`optisched.solvers.lns`) states the algorithm.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -215,9 +216,7 @@ def _penalty_phase(problem: Problem, index: Index, options: SolveOptions, t0: fl
         assert partial.flows is not None  # a dispatched packing (start._packing_start)
         warm = plan_from_placement(relaxed, rindex, "lns", Status.FEASIBLE, partial.node,
                                    partial.start, partial.flows)
-    ropts = SolveOptions(time_limit=options.time_limit, mip_gap=options.mip_gap,
-                         seed=options.seed, threads=options.threads, callback=None,
-                         warm_start=warm, params=options.params)
+    ropts = dataclasses.replace(options, callback=None, warm_start=warm)
     plan = _search(relaxed, rindex, ropts, t0, deadline, lp, penalty_phase=True)
     missing = [index.job_ids[j] for j in np.nonzero(index.must_run & (plan.node < 0))[0]]
     if not plan.status.has_plan or missing:
@@ -241,7 +240,7 @@ def _search(problem: Problem, index: Index, options: SolveOptions, t0: float, de
             lp: _BoundSlot, penalty_phase: bool = False) -> Plan:
     """The search of :func:`solve_lns` (the LP bound, if any, already running);
     ``penalty_phase``: ``problem`` is already the penalty problem."""
-    budget = deadline - t0
+    budget = deadline - time.perf_counter()  # the penalty phase starts late: what is left
     if _start_columns(index) >= LP_EARLY_COLUMNS:
         lp.start(problem)  # beside the start heuristics: the bound and LP guidance come sooner
     start, origin = start_plan(problem, index, options, budget if math.isfinite(budget) else 60.0)
@@ -396,7 +395,8 @@ class _Search:
         sub = build_subproblem(self.problem, self.index, state.best, hood.nodes, hood.free)
         limit = min(self.sub_limit, max(0.1, self.deadline - time.perf_counter() - 0.05))
         result = solve_subproblem(self.sub_solver, sub, limit,
-                                  int(self.rng.integers(2**31 - 1)), self.options.threads)
+                                  int(self.rng.integers(2**31 - 1)), self.options.threads,
+                                  self.options.deterministic)
         st.tried += 1
         solved_optimal = result.status is Status.OPTIMAL
         gain = self._accept(hood, sub, result, whole and solved_optimal)
@@ -497,5 +497,9 @@ class _Search:
         }
         total = time.perf_counter() - self.t0
         plan.timings = {"build": self.t_start, "solve": total - self.t_start}
+        if self.options.deterministic:  # clock readings differ between identical runs
+            for k, st in state.stats.items():
+                del plan.info["kinds"][k]["seconds"]
+                plan.timings[f"kind_{k}"] = st.seconds
         self.options.report(self.t0, plan.objective, plan.bound, "done")
         return plan

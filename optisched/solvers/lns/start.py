@@ -10,6 +10,7 @@ CP-SAT's interval model. When none is found, the search runs on
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 
@@ -37,9 +38,19 @@ def with_flows(problem: Problem, index: Index, plan: Plan) -> Plan | None:
     return dispatched_plan(index, "lns", plan.node, plan.start)
 
 
+MIN_START = 0.05
+"""Fewest seconds left of the budget for which a packing start is still tried [s]."""
+
+REPAIR_SHARE = 0.5
+"""Share of the ``lns`` budget the greedy start's feasibility engine may use when
+construction leaves must-run jobs out (ICON sample03 at 3 s: no plan with 0.2 s, a plan
+after 1.75 s of greedy; BENCHMARKS.md, time-limit benchmark)."""
+
+
 def start_plan(problem: Problem, index: Index, options: SolveOptions,
                 budget: float) -> tuple[Plan, str]:
     """The start plan and where it came from (status infeasible when none)."""
+    ends = time.perf_counter() + budget  # the start heuristics never take more than this
     given = options.warm_start
     params = options.params_as(LnsOptions)
     if given is not None:
@@ -55,7 +66,9 @@ def start_plan(problem: Problem, index: Index, options: SolveOptions,
         return plan, "given"
     tl = (params.greedy_time_limit if params.greedy_time_limit is not None
           else min(10.0, max(0.2, 0.05 * budget)))
-    gparams = GreedyOptions()
+    # A start is worth most of the budget: without one the search has nothing to improve.
+    # The feasibility engine runs only when construction leaves must-run work out.
+    gparams = GreedyOptions(repair_time_limit=max(tl, REPAIR_SHARE * budget))
     if params.max_iterations is not None:  # reproducible: end by moves
         gparams = GreedyOptions(iterations=GREEDY_MOVES)
         tl = max(tl, 3600.0)
@@ -70,20 +83,24 @@ def start_plan(problem: Problem, index: Index, options: SolveOptions,
         if res.feasible and res.flows is not None:
             plan.flows = res.flows
         return plan, "baseline"
-    packed = _packing_start(problem, index, options, budget)
+    if time.perf_counter() >= ends - MIN_START:
+        return plan, "none"
+    packed = _packing_start(problem, index, options, budget, ends)
     if packed is not None and packed.status.has_plan:
         return packed, "packing"
     partial = packed
     if partial is not None:  # CP-SAT's packing model failed: its full model would too
         return partial, "none"
-    packed = _cpsat_packing_start(problem, index, options, budget)
+    if time.perf_counter() >= ends - MIN_START:
+        return plan, "none"
+    packed = _cpsat_packing_start(problem, index, options, budget, ends)
     if packed is not None:
         return packed, "cpsat-intervals"
     return plan, "none"
 
 
 def _packing_start(problem: Problem, index: Index, options: SolveOptions,
-                   budget: float) -> Plan | None:
+                   budget: float, ends: float) -> Plan | None:
     """A start from :func:`optisched.solvers.lns.packing.pack` (placement and resources only).
 
     CP-SAT's packing model, else list scheduling and window repair, within
@@ -100,7 +117,9 @@ def _packing_start(problem: Problem, index: Index, options: SolveOptions,
         return None
     given = options.params_as(LnsOptions).packing_time_limit
     limit = given if given is not None else max(1.0, 0.4 * budget)
-    packed = pack(index, limit, options.seed, improve_limit=min(30.0, max(0.5, budget / 10.0)))
+    limit = min(limit, ends - time.perf_counter())  # never past the start's budget
+    improve = min(30.0, max(0.5, budget / 10.0), max(0.0, ends - time.perf_counter() - limit))
+    packed = pack(index, limit, options.seed, improve_limit=improve)
     best: Plan | None = None
     best_objective = math.inf
     if packed.partial is not None:  # the penalty phase may start from it
@@ -120,7 +139,7 @@ def _packing_start(problem: Problem, index: Index, options: SolveOptions,
 
 
 def _cpsat_packing_start(problem: Problem, index: Index, options: SolveOptions,
-                         budget: float) -> Plan | None:
+                         budget: float, ends: float) -> Plan | None:
     """A start from CP-SAT's full interval model when the packing model fails.
 
     Uses at most a third of the budget; None when ortools is missing or it finds
@@ -130,7 +149,8 @@ def _cpsat_packing_start(problem: Problem, index: Index, options: SolveOptions,
         from optisched.solvers.cpsat import solve_cpsat
     except ImportError:  # pragma: no cover - ortools is a dependency
         return None
-    opts = SolveOptions(time_limit=max(1.0, budget / 3.0), seed=options.seed,
+    opts = SolveOptions(time_limit=min(max(1.0, budget / 3.0), ends - time.perf_counter()),
+                        seed=options.seed,
                         params=CpsatOptions(variant="intervals", hint=False))
     plan = solve_cpsat(problem, index, opts)
     if plan.status.has_plan and evaluate(problem, plan, index).feasible:

@@ -204,16 +204,17 @@ def sub_solver_name(options: SolveOptions) -> str:
 
 
 def solve_subproblem(name: str, sub: SubProblem, time_limit: float, seed: int,
-                     threads: int | None) -> Plan:
+                     threads: int | None, deterministic: bool = False) -> Plan:
     """Solve a sub-problem with the registered solver ``name`` (``greedy`` also unregistered).
 
     ``highs`` and ``cpsat`` start from the incumbent (:attr:`SubProblem.warm`).
+    ``deterministic``: ``time_limit`` is a work budget (``solve(..., deterministic=True)``).
     """
     if name not in REGISTRY:
         return run_greedy(sub.problem, sub.index, SolveOptions(time_limit=time_limit, seed=seed))
     warm = sub.warm if name in ("highs", "cpsat") else None
     return solve(sub.problem, name, time_limit=time_limit, mip_gap=SUB_GAP, seed=seed,
-                 threads=threads, warm_start=warm)
+                 threads=threads, warm_start=warm, deterministic=deterministic)
 
 
 def splice(problem: Problem, index: Index, best: Plan, objective: float, sub: SubProblem,

@@ -236,101 +236,176 @@ def repair_placement(state: GreedyState, scorer: Scorer, *, deadline: float, see
         return RepairResult(complete=False, left_out=stuck.astype(np.int64),
                             proof=explain_job(state.problem, ix, j) + " (it must run)",
                             stopped="proof", elapsed=time.perf_counter() - t0)
-    rng = np.random.default_rng(seed)
-    hard = difficulty(ix, "mixed")
-    chain = EjectionChain(state, scorer, rng)
-    pending = _left_out(state, jobs)
-    res = RepairResult(complete=pending.size == 0, left_out=pending)
-    local_only = jobs is not None
-    best_key = _key(pending, chain)
-    best: Placement | None = None  # None: the current state is the best seen
-    pairs = start_pairs(ix)
-    exact_left = exact and not local_only and pairs <= EXACT_MAX_STARTS
-    failed_last: list[int] = [int(j) for j in pending]
-    cycle = 0
+    repair = _Repair(state, scorer, deadline=deadline, seed=seed, jobs=jobs,
+                     max_steps=max_steps, restarts=restarts, exact=exact,
+                     construct_time=construct_time)
+    repair.run()
+    res = repair.finish()
+    res.elapsed = time.perf_counter() - t0
+    return res
 
-    def budget_out() -> str | None:
-        if time.perf_counter() >= deadline:
+
+class _Repair:
+    """The state of one :func:`repair_placement` call and its steps (the numbered steps
+    of the module docstring, one method each).
+
+    Attributes
+    ----------
+    res : RepairResult
+        Filled in as the steps run.
+    chain : EjectionChain
+        The repair steps' chain, made again whenever the state is replaced.
+    pending : (k,) int
+        Must-run jobs left out now.
+    best, best_key
+        The best placement seen (None: the current state) and its :func:`_key`.
+    exact_left : bool
+        The exact packing model may still run (it runs once).
+    cycle : int
+        Cycles of repair rounds done.
+    failed_last : list of int
+        Jobs left out by the last restarts, most recent first (placed first next time).
+    """
+
+    def __init__(self, state: GreedyState, scorer: Scorer, *, deadline: float, seed: int,
+                 jobs: IntArray | None, max_steps: int | None, restarts: bool, exact: bool,
+                 construct_time: float | None) -> None:
+        self.state, self.scorer, self.deadline, self.seed = state, scorer, deadline, seed
+        self.jobs, self.max_steps, self.restarts = jobs, max_steps, restarts
+        self.construct_time = construct_time
+        ix = state.index
+        self.rng = np.random.default_rng(seed)
+        self.hard = difficulty(ix, "mixed")
+        self.chain = EjectionChain(state, scorer, self.rng)
+        self.pending = _left_out(state, jobs)
+        self.res = RepairResult(complete=self.pending.size == 0, left_out=self.pending)
+        self.local_only = jobs is not None
+        self.best_key = _key(self.pending, self.chain)
+        self.best: Placement | None = None  # None: the current state is the best seen
+        self.pairs = start_pairs(ix)
+        self.exact_left = exact and not self.local_only and self.pairs <= EXACT_MAX_STARTS
+        self.failed_last: list[int] = [int(j) for j in self.pending]
+        self.cycle = 0
+
+    # ------------------------------------------------------------------ budget and bookkeeping
+    def budget_out(self) -> str | None:
+        """Why the budget is spent (``"deadline"``, ``"steps"``), or None."""
+        if time.perf_counter() >= self.deadline:
             return "deadline"
-        if max_steps is not None and res.steps >= max_steps:
+        if self.max_steps is not None and self.res.steps >= self.max_steps:
             return "steps"
         return None
 
-    def steps_left() -> int | None:
-        return None if max_steps is None else max(0, max_steps - res.steps)
+    def steps_left(self) -> int | None:
+        """Steps left under the cap (None: no cap)."""
+        return None if self.max_steps is None else max(0, self.max_steps - self.res.steps)
 
-    def settle() -> None:
-        nonlocal pending, best_key, best
-        pending = _left_out(state, jobs)
-        k = _key(pending, chain)
-        if k < best_key:
-            best_key, best = k, None
+    def settle(self) -> None:
+        """Recount the jobs left out; the current state is the best when it leaves fewer."""
+        self.pending = _left_out(self.state, self.jobs)
+        k = _key(self.pending, self.chain)
+        if k < self.best_key:
+            self.best_key, self.best = k, None
 
-    def run_exact() -> bool:
-        """The exact packing model on the best placement; True when it proves infeasibility."""
-        nonlocal chain, best
-        if best is not None:
-            state.restore(best)
-            best = None
-        left = deadline - time.perf_counter()
+    def _use_best(self) -> None:
+        """Go back to the best placement seen, if the current state is not it."""
+        if self.best is not None:
+            self.state.restore(self.best)
+            self.best = None
+
+    # ------------------------------------------------------------------ the cycle
+    def run(self) -> None:
+        """Cycles of the steps until no must-run job is left out, the budget is spent or
+        a proof is found."""
+        while self.pending.size:
+            stop = self.budget_out()
+            if stop is not None:
+                self.res.stopped = stop
+                break
+            if self._cycle():
+                break
+
+    def _cycle(self) -> bool:
+        """One cycle of steps 1-5; True when a proof ends the search."""
+        self.repair_round()
+        if not self.pending.size or self.budget_out() is not None:
+            return False
+        if self.local_only:
+            return False
+        # 2. the exact packing model first where it is small
+        if self.exact_left and self.pairs <= EXACT_FIRST_STARTS:
+            self.exact_left = False
+            if self.run_exact():
+                return True
+            if not self.pending.size or self.budget_out() is not None:
+                return False
+        self.overload_search()
+        if not self.pending.size or self.budget_out() is not None:
+            return False
+        # 4. the exact packing model (once; small instances)
+        if self.exact_left:
+            self.exact_left = False
+            if self.run_exact():
+                return True
+            if not self.pending.size:
+                return False
+        self.restart()
+        return False
+
+    def repair_round(self) -> None:
+        """Step 1: one repair step for every job left out, hardest first (with noise from
+        the third level on); the first round stops at :data:`FIRST_ROUND_SHARE` of the
+        budget left."""
+        res, deadline = self.res, self.deadline
+        lim = LEVELS[min(self.cycle, len(LEVELS) - 1)]
+        key = self.hard[self.pending]
+        if lim.noise > 0:
+            key = key * np.exp(lim.noise * self.rng.standard_normal(self.pending.size))
+        round_end = deadline
+        if self.cycle == 0 and not self.local_only and math.isfinite(deadline):
+            round_end = time.perf_counter() + FIRST_ROUND_SHARE * (deadline - time.perf_counter())
+        for j in self.pending[np.argsort(-key, kind="stable")].tolist():
+            if self.budget_out() is not None or time.perf_counter() >= round_end:
+                break
+            res.steps += 1
+            if self.chain.place(j, lim):
+                res.repaired += 1
+        res.rounds += 1
+        self.settle()
+        self.cycle += 1
+
+    def run_exact(self) -> bool:
+        """Steps 2 and 4: the exact packing model on the best placement; True when it
+        proves infeasibility."""
+        self._use_best()
+        left = self.deadline - time.perf_counter()
         limit = EXACT_SHARE * left if math.isfinite(left) else EXACT_DEFAULT_LIMIT
-        verdict = exact_packing(state, scorer, time_limit=min(limit, EXACT_MAX_LIMIT),
-                                seed=seed, max_starts=EXACT_MAX_STARTS,
-                                deterministic=max_steps is not None)
-        res.exact = verdict.status
-        chain = EjectionChain(state, scorer, rng)
-        settle()
+        verdict = exact_packing(self.state, self.scorer, time_limit=min(limit, EXACT_MAX_LIMIT),
+                                seed=self.seed, max_starts=EXACT_MAX_STARTS,
+                                deterministic=self.max_steps is not None)
+        self.res.exact = verdict.status
+        self.chain = EjectionChain(self.state, self.scorer, self.rng)
+        self.settle()
         if verdict.proof is not None:
-            res.proof, res.stopped = verdict.proof, "proof"
+            self.res.proof, self.res.stopped = verdict.proof, "proof"
             return True
         return False
 
-    while pending.size:
-        stop = budget_out()
-        if stop is not None:
-            res.stopped = stop
-            break
-        # 1. a round of repair steps
-        lim = LEVELS[min(cycle, len(LEVELS) - 1)]
-        key = hard[pending]
-        if lim.noise > 0:
-            key = key * np.exp(lim.noise * rng.standard_normal(pending.size))
-        round_end = deadline
-        if cycle == 0 and not local_only and math.isfinite(deadline):
-            round_end = time.perf_counter() + FIRST_ROUND_SHARE * (deadline - time.perf_counter())
-        for j in pending[np.argsort(-key, kind="stable")].tolist():
-            if budget_out() is not None or time.perf_counter() >= round_end:
-                break
-            res.steps += 1
-            if chain.place(j, lim):
-                res.repaired += 1
-        res.rounds += 1
-        settle()
-        cycle += 1
-        if not pending.size or budget_out() is not None:
-            continue
-        if local_only:
-            continue
-        # 2. the exact packing model first where it is small
-        if exact_left and pairs <= EXACT_FIRST_STARTS:
-            exact_left = False
-            if run_exact():
-                break
-            if not pending.size or budget_out() is not None:
-                continue
-        # 3. the overload search
-        if best is not None:
-            state.restore(best)
-            best = None
-            settle()
-        left = deadline - time.perf_counter()
-        until, cap = deadline, steps_left()
-        if exact_left and cycle == 1:
+    def overload_search(self) -> None:
+        """Step 3: the min-conflicts search from the best placement; its placement is kept
+        when it leaves no more must-run jobs out (by :func:`_key`)."""
+        state, scorer, res = self.state, self.scorer, self.res
+        if self.best is not None:
+            self._use_best()
+            self.settle()
+        left = self.deadline - time.perf_counter()
+        until, cap = self.deadline, self.steps_left()
+        if self.exact_left and self.cycle == 1:
             if math.isfinite(left):
                 until = time.perf_counter() + CONFLICT_SHARE * left
             if cap is not None:
                 cap = int(CONFLICT_SHARE * cap)
-        search = ConflictSearch(state, rng, pending)
+        search = ConflictSearch(state, self.rng, self.pending)
         done = search.run(until, cap)
         res.steps += search.iterations
         res.conflict_iterations += search.iterations
@@ -338,59 +413,60 @@ def repair_placement(state: GreedyState, scorer: Scorer, *, deadline: float, see
                  "no overload" if done else "stopped", search.iterations, search.best_overload)
         before = state.snapshot()
         search.apply(scorer)
-        chain = EjectionChain(state, scorer, rng)
-        after = _left_out(state, jobs)
-        if _key(after, chain) > best_key:
+        self.chain = EjectionChain(state, scorer, self.rng)
+        after = _left_out(state, self.jobs)
+        if _key(after, self.chain) > self.best_key:
             state.restore(before)
-            chain = EjectionChain(state, scorer, rng)
-        settle()
-        if not pending.size or budget_out() is not None:
-            continue
-        # 4. the exact packing model (once; small instances)
-        if exact_left:
-            exact_left = False
-            if run_exact():
-                break
-            if not pending.size:
-                continue
-        # 5. a restart of the construction
-        left = deadline - time.perf_counter()
-        if not restarts or (construct_time is not None and left < 2.0 * construct_time):
-            continue
-        if best is None:
-            best = state.snapshot()
-        now_out = set(pending.tolist())
-        failed_last = [int(j) for j in pending] + [j for j in failed_last if j not in now_out]
-        kind = RESTART_ORDERS[res.restarts % len(RESTART_ORDERS)]
-        noisy = res.restarts >= len(RESTART_ORDERS)
-        order = difficulty_order(ix, kind, rng, noise=0.3 if noisy else 0.0,
-                                 first=failed_last[:max(1, ix.J // 20)])
+            self.chain = EjectionChain(state, scorer, self.rng)
+        self.settle()
+
+    def restart(self) -> None:
+        """Step 5: construct again in the next difficulty order (the jobs left out last
+        time first), when the budget left holds two constructions."""
+        state, ix = self.state, self.state.index
+        left = self.deadline - time.perf_counter()
+        if not self.restarts or (self.construct_time is not None
+                                 and left < 2.0 * self.construct_time):
+            return
+        if self.best is None:
+            self.best = state.snapshot()
+        now_out = set(self.pending.tolist())
+        self.failed_last = [int(j) for j in self.pending] + [j for j in self.failed_last
+                                                             if j not in now_out]
+        kind = RESTART_ORDERS[self.res.restarts % len(RESTART_ORDERS)]
+        noisy = self.res.restarts >= len(RESTART_ORDERS)
+        order = difficulty_order(ix, kind, self.rng, noise=0.3 if noisy else 0.0,
+                                 first=self.failed_last[:max(1, ix.J // 20)])
         tc = time.perf_counter()
         state.reset()
         failed: list[int] = []
-        construct(state, scorer, order, failed=failed)
-        construct_time = time.perf_counter() - tc
-        res.restarts += 1
-        res.steps += ix.J
+        construct(state, self.scorer, order, failed=failed)
+        self.construct_time = time.perf_counter() - tc
+        self.res.restarts += 1
+        self.res.steps += ix.J
         log.info("feasibility restart %d (%s order): %d must-run jobs left out, %.2f s",
-                 res.restarts, kind, len(failed), construct_time)
-        chain = EjectionChain(state, scorer, rng)
-        settle()
-    pending = _left_out(state, jobs)
-    if best is not None and _key(pending, chain) > best_key:
-        state.restore(best)
-        pending = _left_out(state, jobs)
-    res.left_out = pending[np.argsort(-hard[pending], kind="stable")]
-    res.complete = pending.size == 0
-    if res.complete:
-        res.stopped = "complete"
-    elif res.proof is None:
-        for j in res.left_out[:_DIAGNOSED].tolist():
-            reason: list[str] = []
-            scorer.best_insertion(j, diagnose=reason, full=True)
-            res.reasons[j] = reason[0] if reason else "no feasible window"
-    res.elapsed = time.perf_counter() - t0
-    return res
+                 self.res.restarts, kind, len(failed), self.construct_time)
+        self.chain = EjectionChain(state, self.scorer, self.rng)
+        self.settle()
+
+    # ------------------------------------------------------------------ the result
+    def finish(self) -> RepairResult:
+        """The best placement seen back in the state, and what is left out, and why."""
+        state, res = self.state, self.res
+        pending = _left_out(state, self.jobs)
+        if self.best is not None and _key(pending, self.chain) > self.best_key:
+            state.restore(self.best)
+            pending = _left_out(state, self.jobs)
+        res.left_out = pending[np.argsort(-self.hard[pending], kind="stable")]
+        res.complete = pending.size == 0
+        if res.complete:
+            res.stopped = "complete"
+        elif res.proof is None:
+            for j in res.left_out[:_DIAGNOSED].tolist():
+                reason: list[str] = []
+                self.scorer.best_insertion(j, diagnose=reason, full=True)
+                res.reasons[j] = reason[0] if reason else "no feasible window"
+        return res
 
 
 def _key(pending: IntArray, chain: EjectionChain) -> tuple[int, float]:
