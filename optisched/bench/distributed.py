@@ -154,7 +154,8 @@ def run_case(case: str, problem: Problem, solver: str, backend: str | None, limi
     size = f"{len(problem.jobs)}×{len(problem.nodes)}×{problem.horizon.slots}"
     return Row(case, size, solver, str(info.get("backend", "-")), plan.status.value,
                plan.objective, plan.bound, secs, mem.peak / 2**30, info.get("partitions"),
-               info.get("rounds"), dict(info.get("phase_seconds", {})), gen[0], gen[1])
+               info.get("rounds"), {k[len("phase_"):]: v for k, v in plan.timings.items()
+                                    if k.startswith("phase_")}, gen[0], gen[1])
 
 
 def _gap(row: Row) -> str:

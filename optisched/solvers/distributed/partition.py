@@ -190,7 +190,8 @@ def restrict_index(index: Index, nodes: IntArray, jobs: IntArray) -> Index:
         eff_discharge=index.eff_discharge[nodes], degradation=index.degradation[nodes],
         demand_charge=index.demand_charge[nodes],
         feeder_ids=[index.feeder_ids[int(f)] for f in fused],
-        feeder_of=np.where(f_of >= 0, feeder_pos[np.maximum(f_of, 0)], -1).astype(np.int64),
+        feeder_of=(np.where(f_of >= 0, feeder_pos[np.maximum(f_of, 0)], -1) if feeder_pos.size
+                   else np.full(nodes.size, -1)).astype(np.int64),
         feeder_headroom=index.feeder_headroom[fused],
         usage=index.usage[jobs], job_power=index.job_power[jobs], release=index.release[jobs],
         deadline=index.deadline[jobs], hard_deadline=index.hard_deadline[jobs],

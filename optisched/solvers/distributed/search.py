@@ -56,6 +56,8 @@ DEFAULT_TIME_LIMIT = 60.0
 """Budget when ``time_limit`` is not given [s]."""
 REL_TOL = 1e-9
 """Relative improvement below which a re-solve does not count as better."""
+STRICT_ROUNDS = 3
+"""Coordination rounds of ``solve(deterministic=True)`` when ``rounds`` is not given."""
 FIRST_SOLVE_FLOOR = 10.0
 """Least time limit of a first solve [s]: a plan is needed even when the coarse phase used
 the budget (greedy's feasibility engine gets its time limit to place must-run jobs)."""
@@ -138,6 +140,9 @@ class _Run:
                  deadline: float) -> None:
         self.problem, self.index, self.options, self.params = problem, index, options, params
         self.parts, self.engine, self.t0, self.deadline = parts, engine, t0, deadline
+        self.strict = options.deterministic
+        if self.strict:  # solve(deterministic=True): work limits only, no clock
+            self.deadline = math.inf
         self.timings: dict[str, float] = {}
         self.stats = _Stats()
         self.results: list[SolveResult] = []
@@ -222,7 +227,7 @@ class _Run:
         return SolveTask(p, self.parts.nodes[p], jobs, hn, hs_,
                          _seed(self.options.seed, round_, p), sub,
                          self.params.greedy_moves, self.params.sub_iterations, limit,
-                         self.params.deterministic)
+                         self.params.deterministic or self.strict, self.strict)
 
     def _wave_budget(self, tasks: int, share: float) -> float:
         """Time of one sub-solve when ``tasks`` of them share ``share`` of the time left
@@ -321,8 +326,11 @@ class _Run:
         last = first_round
         reserve = self._bound_reserve()
         r = 0
-        while self.params.rounds is None or r < self.params.rounds:
-            if self.params.rounds is None and self._time_left() < reserve + 0.8 * last:
+        rounds = self.params.rounds
+        if rounds is None and self.strict:
+            rounds = STRICT_ROUNDS
+        while rounds is None or r < rounds:
+            if rounds is None and self._time_left() < reserve + 0.8 * last:
                 break
             tr = time.perf_counter()
             pairs = self._pairs(tabu) if P > 1 else []
@@ -499,7 +507,7 @@ class _Run:
             return None
         left = self._time_left()
         lam = capacity_prices(ix, self.parts.part_of, bp.best, bp.option,
-                              time_limit=max(1.0, 0.25 * left))
+                              time_limit=min(3600.0, max(1.0, 0.25 * left)))
         if lam is None or not np.any(lam > 0):
             return None
         blk = block_of_slots(ix.T)
@@ -596,10 +604,10 @@ class _Run:
             "merges": st.merges, "sub_solver": self.params.sub_solver,
             "bound_source": None if bound is None else "lagrangian (per partition)",
             "bound_iterations": self.bound_iterations, "bound_passes": self.bound_passes,
-            "phase_seconds": {k: round(v, 3) for k, v in self.timings.items()},
         }
         total = time.perf_counter() - self.t0
         build = self.timings.get("partition", 0.0) + self.timings.get("engine", 0.0)
-        plan.timings = {"build": build, "solve": total - build}
+        plan.timings = {"build": build, "solve": total - build,
+                        **{f"phase_{k}": v for k, v in self.timings.items()}}
         self.options.report(self.t0, plan.objective, plan.bound, "done")
         return plan

@@ -23,11 +23,11 @@ from optisched.domain import Problem
 from optisched.evaluate import evaluate
 from optisched.index import Index
 from optisched.plan import Flows, Plan, Status
-from optisched.solvers.base import SolveOptions
+from optisched.solvers.base import SolveOptions, deterministic_params
 from optisched.solvers.distributed.partition import restrict_index, sub_problem
 from optisched.solvers.greedy import solve_greedy
 from optisched.solvers.lns import solve_lns
-from optisched.solvers.options import GreedyOptions, LnsOptions
+from optisched.solvers.options import GreedyOptions, LnsOptions, SolverOptions
 
 __all__ = ["BoundPart", "CapacityTask", "CostTask", "Costs", "PartitionWorker", "SolveResult",
            "SolveTask"]
@@ -59,6 +59,9 @@ class SolveTask:
         first in a normal run), else the LNS's budget.
     deterministic : bool
         End by the work caps (else the LNS runs until ``time_limit``).
+    strict : bool
+        ``solve(deterministic=True)``: the sub-solves run in the deterministic mode of
+        :func:`optisched.solvers.base.deterministic_params` (work limits, no clock).
     """
 
     part: int
@@ -72,6 +75,7 @@ class SolveTask:
     lns_iterations: int
     time_limit: float
     deterministic: bool = True
+    strict: bool = False
 
 
 @dataclass
@@ -283,17 +287,25 @@ class PartitionWorker:
                         node_ids=ix.node_ids, node=sub_node.astype(np.int64),
                         start=np.asarray(task.hint_start, dtype=np.int64))
         deadline = t0 + task.time_limit
-        gopts = SolveOptions(time_limit=task.time_limit, seed=task.seed, warm_start=warm,
-                             params=GreedyOptions(iterations=task.greedy_moves,
-                                                  second_start=False))
+        gparams: SolverOptions = GreedyOptions(iterations=task.greedy_moves,
+                                               second_start=False)
+        glimit: float | None = task.time_limit
+        if task.strict:
+            gparams, glimit = deterministic_params(gparams, task.time_limit)
+        gopts = SolveOptions(time_limit=glimit, seed=task.seed, warm_start=warm,
+                             params=gparams, deterministic=task.strict)
         plan = solve_greedy(prob, ix, gopts)
         info: dict[str, object] = {"greedy": plan.status.value}
         iters = task.lns_iterations if task.deterministic else None
         if plan.status.has_plan and task.sub_solver == "lns" and (iters is None or iters > 0):
             left = max(0.5, deadline - time.perf_counter())
-            lopts = SolveOptions(time_limit=left, seed=task.seed, warm_start=plan,
-                                 params=LnsOptions(max_iterations=iters, lp_bound=False,
-                                                   restricted_master=False))
+            lparams: SolverOptions = LnsOptions(max_iterations=iters, lp_bound=False,
+                                                restricted_master=False)
+            llimit: float | None = left
+            if task.strict:
+                lparams, llimit = deterministic_params(lparams, task.time_limit)
+            lopts = SolveOptions(time_limit=llimit, seed=task.seed, warm_start=plan,
+                                 params=lparams, deterministic=task.strict)
             better = solve_lns(prob, ix, lopts)
             if better.status.has_plan:
                 info["lns_iterations"] = better.info.get("iterations")
