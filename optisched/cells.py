@@ -68,6 +68,11 @@ class ErrorList:
             self.items.append(InputError(file, row, column,
                                          None if value is None else str(value), msg))
 
+    def mark(self, file: str, row: int) -> None:
+        """Record ``row`` of ``file`` as failed without a message of its own (a root cause
+        reported on another row covers it)."""
+        self._rows.setdefault(file, set()).add(row)
+
     def failed(self, file: str, row: int) -> bool:
         """True when an error was recorded on ``row`` of ``file``."""
         return row in self._rows.get(file, ())

@@ -1,4 +1,5 @@
-"""Command-line interface: ``optisched validate | plan | evaluate | replan | simulate | solvers``.
+"""Command-line interface: ``optisched validate | plan | evaluate | replan | simulate | solvers``
+(and ``generate``, ``scenarios reduce``, ``bench``, ...).
 
 Exit codes: 0 ok; 1 bad input (every error named by file, row, column, value) or
 usage (an unknown flag, a missing or invalid option value, an output directory
@@ -420,6 +421,10 @@ def evaluate_cmd(
     bundle: Annotated[Path, typer.Argument(help="Input bundle directory.")],
     plan_dir: Annotated[Path, typer.Argument(help="Plan directory.")],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    actuals: Annotated[Path | None, typer.Option(
+        "--actuals", help="Beyond SPEC v1: also price the plan on actual data: a directory "
+        "with node_series.csv / prices.csv / feeders.csv, or one of such day directories "
+        "(docs/algorithms/scenarios.md).")] = None,
 ) -> None:
     """Check a plan against every constraint and recompute its cost."""
     problem = read_bundle(bundle)
@@ -428,10 +433,13 @@ def evaluate_cmd(
     claimed = p.objective
     agrees = (claimed is not None and math.isfinite(ev.objective)
               and abs(claimed - ev.objective) <= 1e-6 * max(1.0, abs(ev.objective)))
-    result = {"feasible": ev.feasible, "objective": ev.objective if ev.costs else None,
-              "summary_objective": claimed, "objective_matches_summary": agrees,
-              "costs": ev.costs, "violations": [str(v) for v in ev.violations],
-              "violation_counts": ev.counts}
+    result: dict[str, Any] = {
+        "feasible": ev.feasible, "objective": ev.objective if ev.costs else None,
+        "summary_objective": claimed, "objective_matches_summary": agrees,
+        "costs": ev.costs, "violations": [str(v) for v in ev.violations],
+        "violation_counts": ev.counts, **ev.risk}
+    if actuals is not None and p.flows is not None:
+        result["actuals"] = _on_actuals(bundle, problem, p, actuals)
     if as_json:
         emit_json({"ok": bool(ev.feasible and agrees), **result})
     else:
@@ -439,11 +447,21 @@ def evaluate_cmd(
         t.add_column("item")
         t.add_column("value", justify="right")
         t.add_row("feasible", "[green]yes[/]" if ev.feasible else "[red]no[/]")
-        t.add_row("objective", _fmt(result["objective"]))  # type: ignore[arg-type]
+        t.add_row("objective", _fmt(result["objective"]))
         t.add_row("summary.json objective", _fmt(claimed))
         for k in COST_TERMS:
             if ev.costs.get(k):
                 t.add_row(f"  {k}", _fmt(ev.costs[k]))
+        if ev.risk:
+            t.add_row("expected cost", _fmt(ev.risk["expected_cost"]))
+            t.add_row(f"CVaR_{ev.risk['cvar_alpha']:g}", _fmt(ev.risk["cvar"]))
+            for sid, c in ev.risk["scenario_costs"].items():
+                t.add_row(f"  scenario {sid}", _fmt(c))
+        for day in result.get("actuals", {}).get("days", []):
+            t.add_row(f"realized on {day['day']}", _fmt(day["realized"]["cost"]))
+            t.add_row(f"settled on {day['day']}", _fmt(day["settled"]["cost"]))
+        if "actuals" in result and len(result["actuals"]["days"]) > 1:
+            t.add_row("mean realized", _fmt(result["actuals"]["mean_realized"]))
         out.print(t)
         for v in ev.violations:
             err.print(f"  {v}", markup=False, highlight=False)
@@ -451,6 +469,36 @@ def evaluate_cmd(
             err.print("summary.json objective differs from the recomputed cost")
     if not ev.feasible or not agrees:
         raise typer.Exit(EXIT_INFEASIBLE)
+
+
+def _on_actuals(bundle: Path, problem: Any, plan: Plan, actuals: Path) -> dict[str, Any]:
+    """Realized and settled cost of ``plan`` on every actual day under ``actuals``."""
+    from optisched.actuals import realized, settled
+    from optisched.simulate import read_actuals
+
+    files = ("node_series.csv", "prices.csv", "feeders.csv")
+    if any((actuals / f).is_file() for f in files):
+        dirs = [actuals]
+    else:
+        dirs = sorted(d for d in actuals.iterdir()
+                      if d.is_dir() and any((d / f).is_file() for f in files)) \
+            if actuals.is_dir() else []
+        if not dirs:
+            raise ValueError(f"{actuals}: no node_series.csv, prices.csv or feeders.csv, "
+                             "nor a directory holding them")
+    weights = ([sc.weight for sc in problem.scenarios.values()] if problem.scenarios
+               else None)
+    days: list[dict[str, Any]] = []
+    for d in dirs:
+        actual = read_actuals(bundle, d)
+        days.append({"day": d.name, "realized": realized(actual, plan).as_dict(),
+                     "settled": settled(actual, plan, weights).as_dict()})
+
+    def mean(key: str) -> float | None:
+        vals = [day[key]["cost"] for day in days]
+        return None if any(v is None for v in vals) else float(sum(vals) / len(vals))
+
+    return {"days": days, "mean_realized": mean("realized"), "mean_settled": mean("settled")}
 
 
 @app.command()
@@ -734,18 +782,59 @@ def generate_cmd(
         "name such as 723170TYA.CSV; default clear sky.")] = None,
     resources: Annotated[int | None, typer.Option(
         "--resources", help="--preset tight: resources per machine (1-4; default 1).")] = None,
+    scenarios: Annotated[int | None, typer.Option(
+        "--scenarios", min=1, help="Beyond SPEC v1: K scenarios of PV and prices "
+        "(scenarios.csv and scenario columns; docs/algorithms/scenarios.md).")] = None,
+    actuals: Annotated[int, typer.Option(
+        "--actuals", min=0, help="With --scenarios: N held-out actual days in "
+        "OUT/actuals/day-000 ... (bundles of one outcome each).")] = 0,
 ) -> None:
     """Generate a realistic scenario bundle (Berlin metro area, real solar/price/load data)."""
     from optisched.generate import generate
+    from optisched.generate.scenarios import draw_scenarios
     from optisched.io import write_bundle
 
     kw: dict[str, Any] = {} if weather is None else {"weather": weather}
     if resources is not None:
         kw["n_resources"] = resources
+    if actuals and scenarios is None:
+        raise ValueError("--actuals needs --scenarios")
     problem = generate(preset, n_nodes=nodes, n_jobs=jobs, n_slots=slots, seed=seed, **kw)
+    days: list[Any] = []
+    if scenarios is not None:
+        problem, days = draw_scenarios(problem, scenarios, seed=seed, actuals=actuals)
     write_bundle(problem, out_dir)
+    for d, day in enumerate(days):
+        write_bundle(day, out_dir / "actuals" / f"day-{d:03d}")
+    more = (f", {len(problem.scenarios)} scenarios" if problem.scenarios else "") + (
+        f", {len(days)} actual days" if days else "")
     out.print(f"[green]wrote[/] {out_dir}: {len(problem.nodes)} nodes, {len(problem.jobs)} "
-              f"jobs, {problem.horizon.slots} slots of {problem.horizon.slot_minutes} min")
+              f"jobs, {problem.horizon.slots} slots of {problem.horizon.slot_minutes} min{more}")
+
+
+scenarios_app = typer.Typer(help="Scenarios of a bundle (beyond SPEC v1).", no_args_is_help=True)
+app.add_typer(scenarios_app, name="scenarios")
+
+
+@scenarios_app.command("reduce")
+@_guard
+def scenarios_reduce_cmd(
+    bundle: Annotated[Path, typer.Argument(help="Input bundle directory (with scenarios.csv).")],
+    to: Annotated[int, typer.Option("--to", min=1, help="Scenarios to keep.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Bundle directory to write.")],
+) -> None:
+    """Keep K scenarios by fast forward selection (dropped weights go to the nearest)."""
+    from optisched.io import write_bundle
+    from optisched.scenarios import reduce_scenarios
+
+    problem = read_bundle(bundle)
+    if not problem.scenarios:
+        raise ValueError(f"{bundle} has no scenarios (no scenarios.csv)")
+    reduced = reduce_scenarios(problem, to)
+    write_bundle(reduced, out_dir)
+    kept = ", ".join(f"{sid} ({sc.weight:.4g})" for sid, sc in reduced.scenarios.items())
+    out.print(f"[green]wrote[/] {out_dir}: kept {len(reduced.scenarios)} of "
+              f"{len(problem.scenarios)} scenarios: {kept}")
 
 
 @app.command("import-icon")
@@ -843,7 +932,8 @@ def solvers(
 @app.command()
 @_guard
 def bench(
-    suite: Annotated[str, typer.Option("--suite", help="scale, datasets, icon, features, micro.")],
+    suite: Annotated[str, typer.Option("--suite", help="scale, datasets, icon, features, micro, "
+                                       "uncertainty.")],
     solvers: Annotated[str, typer.Option("--solvers", help="Comma-separated solver names "
                                          "(lp-bound: the LP relaxation bound).")],
     time_limit: Annotated[float, typer.Option("--time-limit", help="Seconds per run (a finite "
@@ -875,10 +965,27 @@ def bench(
     update_benchmarks: Annotated[Path | None, typer.Option(
         "--update-benchmarks", help="Replace this suite's marked section of a Markdown file "
         "(e.g. BENCHMARKS.md).")] = None,
+    scenarios: Annotated[int, typer.Option(
+        "--scenarios", min=1, help="--suite uncertainty: scenarios per instance.")] = 10,
+    days: Annotated[int, typer.Option(
+        "--days", min=1, help="--suite uncertainty: held-out actual days.")] = 20,
 ) -> None:
     """Compare solvers on a suite: CSV, Markdown table and PNG plots in --out."""
     from optisched.bench import BenchConfig, run_bench
     from optisched.bench.report import update_benchmarks as _update
+
+    if suite == "uncertainty":  # beyond SPEC v1: two-stage vs deterministic on actuals
+        from optisched.bench.uncertainty import run_uncertainty
+
+        md = run_uncertainty(
+            out_dir, [s.strip() for s in solvers.split(",") if s.strip()], time_limit,
+            sizes=[s.strip() for s in sizes.split(",") if s.strip()] if sizes else None,
+            scenarios=scenarios, days=days, seed=seed,
+            command=" ".join(["optisched", *sys.argv[1:]]))
+        out.print(md, markup=False, highlight=False, soft_wrap=True)
+        if update_benchmarks is not None:
+            _update(update_benchmarks, suite, md)
+        return
 
     cfg = BenchConfig(
         suite=suite, solvers=[s.strip() for s in solvers.split(",") if s.strip()],

@@ -55,7 +55,7 @@ import logging
 import math
 import threading
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -79,6 +79,7 @@ __all__ = [
     "dispatch",
     "dispatch_groups",
     "dispatch_load",
+    "stacked",
 ]
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,9 @@ class DispatchResult:
     flows: Flows | None
     cost: float
     message: str = ""
+    scenario_cost: FloatArray | None = None
+    """Beyond SPEC v1, with several scenarios: the cost of each scenario's flows ``(S,)``;
+    :attr:`cost` is then their expectation."""
 
 
 @dataclass(kw_only=True)
@@ -150,17 +154,30 @@ class NodeDispatch(FlowArrays):
         is optimal; per-node values still add up to it.
     message : str
         Why infeasible (first infeasible group), else empty.
+    more : list of FlowArrays
+        Beyond SPEC v1, with several scenarios: the flows of scenarios 2 … S (the arrays
+        above are the first scenario's).
+    scenario_cost : (S, K) float or None
+        With several scenarios: each scenario's cost of each node; :attr:`cost` is then the
+        expectation ``Σ_s w_s · scenario_cost[s]``.
     """
 
     feasible: bool
     nodes: IntArray
     cost: FloatArray
     message: str = ""
+    more: list[FlowArrays] = field(default_factory=list)
+    scenario_cost: FloatArray | None = None
 
     @property
     def total_cost(self) -> float:
-        """Sum of :attr:`cost` [money] (``inf`` when infeasible)."""
+        """Sum of :attr:`cost` [money] (``inf`` when infeasible); the expected cost with
+        several scenarios."""
         return float(np.sum(self.cost)) if self.feasible else math.inf
+
+    def scenario_flows(self) -> list[FlowArrays]:
+        """The flows of every scenario: these arrays, then :attr:`more`."""
+        return [self, *self.more]
 
     def write_into(self, flows: Flows) -> None:
         """Copy these nodes' rows into full ``(N, T)`` flows (``on``/``load`` untouched)."""
@@ -206,7 +223,8 @@ def dispatch(
     if not res.feasible:
         return DispatchResult(False, None, math.inf, res.message)
     flows = Flows.of(on_arr.copy(), load, res)
-    return DispatchResult(True, flows, res.total_cost, "")
+    per = None if res.scenario_cost is None else res.scenario_cost.sum(axis=1)
+    return DispatchResult(True, flows, res.total_cost, "", per)
 
 
 @dataclass(frozen=True)
@@ -304,6 +322,8 @@ def dispatch_load(index: Index, load: FloatArray,
     sel = np.nonzero(want & (st.group_of < 0))[0].astype(np.int64)
     if chosen:
         sel = np.sort(np.concatenate([sel, *chosen]))
+    if index.S > 1:
+        return _dispatch_scenarios(index, load, sel)
     pos = np.full(N, -1, dtype=np.int64)
     pos[sel] = np.arange(sel.size)
     K = sel.size
@@ -335,6 +355,86 @@ def dispatch_load(index: Index, load: FloatArray,
     out.feasible = not messages
     out.message = messages[0] if messages else ""
     return out
+
+
+# --------------------------------------------------------------------------------------
+# scenarios: one more axis, laid along the nodes
+# --------------------------------------------------------------------------------------
+
+_NODE_VECTORS = ("idle_kw", "export_kw", "can_sleep", "initially_on", "end_off", "startup_cost",
+                 "shutdown_cost", "battery_kwh", "soc_init", "soc_min", "soc_max", "charge_kw",
+                 "discharge_kw", "eff_charge", "eff_discharge", "degradation", "demand_charge",
+                 "speed", "power_factor")
+"""Index fields with one value per node."""
+_stacks: weakref.WeakKeyDictionary[Index, Index] = weakref.WeakKeyDictionary()
+
+
+def stacked(index: Index) -> Index:
+    """The scenarios of ``index`` side by side as one index of ``S·N`` nodes (cached).
+
+    Row ``s·N + n`` is node ``n`` in scenario ``s``: its own PV, headroom and prices,
+    the node's battery and limits; feeder ``f`` of scenario ``s`` is feeder ``s·F + f``
+    (named ``"<feeder> (scenario <id>)"``, as the rows are in messages). Given the
+    first stage (the load) the scenarios' dispatch problems share nothing, so the
+    dispatch of the stacked index is every scenario's dispatch at once: the closed form
+    vectorized over all rows, the LPs batched over (node, scenario) blocks.
+    """
+    got = _stacks.get(index)
+    if got is not None:
+        return got
+    S, N, T = index.S, index.N, index.T
+    sc = index.scenarios
+    F = len(index.feeder_ids)
+    ids = sc.ids
+    got = index.replace(
+        node_ids=[f"{n} (scenario {sid})" for sid in ids for n in index.node_ids],
+        node_pos={f"{n} (scenario {sid})": s * N + k for s, sid in enumerate(ids)
+                  for k, n in enumerate(index.node_ids)},
+        **{f: getattr(sc, f).reshape(S * N, T) for f in ("pv", "headroom", "price",
+                                                        "export_price", "carbon",
+                                                        "import_cost")},
+        **{f: np.tile(getattr(index, f), S) for f in _NODE_VECTORS},
+        available=np.tile(index.available, (S, 1)), avail_run=np.tile(index.avail_run, (S, 1)),
+        capacity=np.tile(index.capacity, (S, 1)), latency_ms=np.tile(index.latency_ms, (1, S)),
+        feeder_ids=[f"{f} (scenario {sid})" for sid in ids for f in index.feeder_ids],
+        feeder_of=np.concatenate([np.where(index.feeder_of >= 0, index.feeder_of + s * F, -1)
+                                  for s in range(S)]).astype(np.int64),
+        feeder_headroom=sc.feeder_headroom.reshape(S * F, T),
+    )
+    _stacks[index] = got
+    return got
+
+
+def _dispatch_scenarios(index: Index, load: FloatArray, sel: IntArray) -> NodeDispatch:
+    """:func:`dispatch_load` of nodes ``sel`` (whole feeder groups) in every scenario.
+
+    Why each scenario may be dispatched on its own: given the first stage (placement and
+    on/off, hence the load) the scenarios' flows share no constraint, so the cheapest
+    flows of the two-stage problem are each scenario's cheapest flows; and the objective
+    ``E + λ·CVaR_α`` is non-decreasing in every scenario's cost, so no other choice of
+    flows can make it lower (``docs/algorithms/scenarios.md``).
+    """
+    S, N, K = index.S, index.N, sel.size
+    stk = stacked(index)
+    rows = (np.arange(S)[:, None] * N + sel[None, :]).reshape(-1)
+    res = dispatch_load(stk, np.tile(load, (S, 1)), rows)
+    assert res.nodes.size == S * K  # the feeder groups of sel are those of every scenario
+
+    def split(a: FloatArray) -> FloatArray:
+        return a.reshape(S, K, *a.shape[1:])
+
+    parts = {name: split(getattr(res, name)) for name in ("pv_used", "grid_import",
+                                                          "grid_export", "charge",
+                                                          "discharge", "soc")}
+    per = split(res.cost)
+    w = index.scenarios.weight
+    cost = np.asarray(np.tensordot(w, per, axes=1))  # inf where some scenario is infeasible
+    scen = [FlowArrays(**{name: a[s] for name, a in parts.items()}) for s in range(S)]
+    return NodeDispatch(pv_used=scen[0].pv_used, grid_import=scen[0].grid_import,
+                        grid_export=scen[0].grid_export, charge=scen[0].charge,
+                        discharge=scen[0].discharge, soc=scen[0].soc, feasible=res.feasible,
+                        nodes=sel, cost=cost, message=res.message, more=scen[1:],
+                        scenario_cost=per)
 
 
 # --------------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ from pydantic import (
 from optisched.limits import LIMITS, fmt_number, limit
 
 __all__ = [
+    "SCENARIO_PARTS",
     "BatteryOptions",
     "Feeder",
     "Horizon",
@@ -60,6 +61,7 @@ __all__ = [
     "Region",
     "RuleBreak",
     "Scenario",
+    "ScenarioData",
     "Tariff",
     "battery_rule_breaks",
     "job_rule_breaks",
@@ -213,15 +215,23 @@ class ObjectiveOptions(BaseModel):
     ----------
     carbon_price_per_tonne : float
         Money per tonne CO2 of grid import [money/t].
+    cvar_alpha : float
+        Level α of the CVaR of the scenario costs (the weighted mean of the worst
+        ``1 − α`` of them); beyond SPEC v1 (``docs/contract/cost.md``).
+    cvar_weight : float
+        Weight λ of ``CVaR_α`` in the objective ``E[cost] + λ · CVaR_α(cost)``; 0 (the
+        default): the expected cost alone.
     """
 
     model_config = _STRICT
     carbon_price_per_tonne: float = 0.0
+    cvar_alpha: float = 0.9
+    cvar_weight: float = 0.0
 
-    @field_validator("carbon_price_per_tonne")
+    @field_validator("carbon_price_per_tonne", "cvar_alpha", "cvar_weight")
     @classmethod
-    def _limits(cls, v: float) -> float:
-        _within("scenario.toml", "objective.carbon_price_per_tonne", v)
+    def _limits(cls, v: float, info: ValidationInfo) -> float:
+        _within("scenario.toml", f"objective.{info.field_name}", v)
         return v
 
 
@@ -587,6 +597,47 @@ class Region(BaseModel):
         return v
 
 
+class ScenarioData(BaseModel):
+    """One scenario of the uncertain series (beyond SPEC v1: ``scenarios.csv``).
+
+    A scenario has a probability and, for each series file given with a
+    ``scenario`` column, its own series; a file without that column is shared by
+    every scenario (the :class:`Problem`'s own ``node_series``, ``tariffs`` or
+    ``feeders``). ``docs/contract/input.md`` ("Beyond SPEC v1: scenarios").
+
+    Attributes
+    ----------
+    weight : float
+        Probability of the scenario, in (0, 1]; the weights of a problem sum to 1.
+    node_series : dict of str to NodeSeries or None
+        The scenario's per-node series; None: the problem's own.
+    tariffs : dict of str to Tariff or None
+        The scenario's tariffs; None: the problem's own.
+    feeders : dict of str to Feeder or None
+        The scenario's feeders; None: the problem's own.
+    """
+
+    model_config = _STRICT
+    weight: float
+    node_series: dict[str, NodeSeries] | None = None
+    tariffs: dict[str, Tariff] | None = None
+    feeders: dict[str, Feeder] | None = None
+
+    @field_validator("weight")
+    @classmethod
+    def _limits(cls, v: float) -> float:
+        _within("scenarios.csv", "weight", v)
+        return v
+
+
+SCENARIO_PARTS = ("node_series", "tariffs", "feeders")
+"""The parts of a :class:`Problem` a scenario may give its own (:class:`ScenarioData`)."""
+_PART_FILE = {"node_series": "node_series.csv", "tariffs": "prices.csv",
+              "feeders": "feeders.csv"}
+WEIGHT_TOL = 1e-9
+"""Scenario weights must sum to 1 within this."""
+
+
 @dataclass(frozen=True)
 class Issue:
     """A consistency problem found in a :class:`Problem`.
@@ -603,6 +654,9 @@ class Issue:
         The offending value.
     message : str
         What is wrong and what would be valid.
+    scenario : str or None
+        The scenario whose own series the issue is about (beyond SPEC v1), None for the
+        shared data.
     """
 
     table: str
@@ -610,6 +664,7 @@ class Issue:
     column: str
     value: str
     message: str
+    scenario: str | None = None
 
 
 @dataclass(frozen=True)
@@ -655,6 +710,10 @@ class Problem(BaseModel):
         Explicit round-trip times ``latency_ms[node_id][region]`` [ms].
     regions : dict of str to Region
         Region coordinates.
+    scenarios : dict of str to ScenarioData
+        Scenarios of the uncertain series by id (beyond SPEC v1); empty: the one
+        problem of SPEC v1. A scenario's own series replace ``node_series``,
+        ``tariffs`` or ``feeders`` in that scenario (:meth:`scenario_problem`).
     """
 
     model_config = _STRICT
@@ -667,6 +726,7 @@ class Problem(BaseModel):
     feeders: dict[str, Feeder] = Field(default_factory=dict)
     latency_ms: dict[str, dict[str, float]] = Field(default_factory=dict)
     regions: dict[str, Region] = Field(default_factory=dict)
+    scenarios: dict[str, ScenarioData] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _references(self) -> Problem:
@@ -682,6 +742,31 @@ class Problem(BaseModel):
     def horizon(self) -> Horizon:
         """The scenario's horizon."""
         return self.scenario.horizon
+
+    def scenario_problem(self, sid: str) -> Problem:
+        """The deterministic problem of scenario ``sid``: this problem with the scenario's
+        own series laid over the shared ones (per node, tariff or feeder), and no
+        scenarios.
+
+        Raises
+        ------
+        KeyError
+            ``sid`` is not a scenario of this problem.
+        """
+        sc = self.scenarios[sid]
+        update: dict[str, Any] = {"scenarios": {}}
+        for part in SCENARIO_PARTS:
+            own = getattr(sc, part)
+            if own is not None:
+                update[part] = {**getattr(self, part), **own}
+        return self.model_copy(update=update)
+
+    def scenario_problems(self) -> list[tuple[str, float, Problem]]:
+        """``(id, weight, problem)`` of every scenario, in order; a problem without
+        scenarios is its own only scenario ``("", 1.0, self)``."""
+        if not self.scenarios:
+            return [("", 1.0, self)]
+        return [(sid, sc.weight, self.scenario_problem(sid)) for sid, sc in self.scenarios.items()]
 
     def issues(self, refs: References | None = None) -> list[Issue]:
         """Cross-reference checks: ids, references, series lengths, resource fit.
@@ -701,7 +786,8 @@ class Problem(BaseModel):
             refs = References(nodes=[n.node_id for n in self.nodes],
                               tariffs=list(self.tariffs) if self.tariffs else None,
                               feeders=list(self.feeders))
-        return [*self._node_issues(refs), *self._job_issues(refs), *self._series_issues(refs)]
+        return [*self._node_issues(refs), *self._job_issues(refs), *self._series_issues(refs),
+                *self._scenario_issues(refs)]
 
     def _node_issues(self, refs: References) -> list[Issue]:
         out: list[Issue] = []
@@ -752,27 +838,10 @@ class Problem(BaseModel):
         return out
 
     def _series_issues(self, refs: References) -> list[Issue]:
-        out: list[Issue] = []
         T = self.horizon.slots
         nodes = None if refs.nodes is None else set(refs.nodes)
-        for nid, s in self.node_series.items():
-            if nodes is not None and nid not in nodes:
-                out.append(Issue("node_series.csv", nid, "node_id", nid,
-                                 "unknown node_id (not in nodes.csv)"))
-            for col in ("pv_kw", "headroom_kw", "available"):
-                seq = getattr(s, col)
-                if seq is not None and len(seq) != T:
-                    out.append(Issue("node_series.csv", nid, col, f"{len(seq)} values",
-                                     f"needs one value per slot ({T})"))
-        for name, tariff in self.tariffs.items():
-            if len(tariff.price) != T:
-                out.append(Issue("prices.csv", name, "price", f"{len(tariff.price)} values",
-                                 f"a tariff needs one value per slot ({T})"))
-        for name, feeder in self.feeders.items():
-            if len(feeder.headroom_kw) != T:
-                out.append(Issue("feeders.csv", name, "headroom_kw",
-                                 f"{len(feeder.headroom_kw)} values",
-                                 f"needs one value per slot ({T})"))
+        out = [*_node_series_issues(self.node_series, nodes, T),
+               *_tariff_issues(self.tariffs, T), *_feeder_issues(self.feeders, T)]
         lat = limit("latency.csv", "latency_ms")
         for nid, row in self.latency_ms.items():
             if nodes is not None and nid not in nodes:
@@ -784,6 +853,78 @@ class Problem(BaseModel):
                     out.append(Issue("latency.csv", nid, "latency_ms", _fmt(ms),
                                      f"latency to {region}: {why}"))
         return out
+
+    def _scenario_issues(self, refs: References) -> list[Issue]:
+        """Weights summing to 1, the same parts given by every scenario, and each
+        scenario's own series checked like the shared ones (ids, lengths, references)."""
+        if not self.scenarios:
+            return []
+        out: list[Issue] = []
+        total = math.fsum(sc.weight for sc in self.scenarios.values())
+        if abs(total - 1.0) > WEIGHT_TOL:
+            out.append(Issue("scenarios.csv", "", "weight", repr(total),
+                             f"the weights of the {len(self.scenarios)} scenarios sum to "
+                             f"{total!r}; they must sum to 1 (within {WEIGHT_TOL:g})"))
+        for part in SCENARIO_PARTS:
+            given = [sid for sid, sc in self.scenarios.items() if getattr(sc, part) is not None]
+            if given and len(given) != len(self.scenarios):
+                missing = [sid for sid in self.scenarios if sid not in given]
+                out.append(Issue(_PART_FILE[part], missing[0], "scenario", missing[0],
+                                 f"scenario {missing[0]!r} has no rows in {_PART_FILE[part]} "
+                                 f"(it has rows of {_some(given)}): with a scenario column "
+                                 "every scenario of scenarios.csv needs its rows"))
+        T = self.horizon.slots
+        nodes = None if refs.nodes is None else set(refs.nodes)
+        for sid, sc in self.scenarios.items():
+            found: list[Issue] = []
+            if sc.node_series is not None:
+                found += _node_series_issues(sc.node_series, nodes, T)
+            if sc.tariffs is not None:
+                found += _tariff_issues(sc.tariffs, T)
+                known = None if refs.tariffs is None else set(refs.tariffs)
+                for n in self.nodes if sc.tariffs else ():
+                    # a tariff unknown in every scenario is reported once, by the shared check
+                    if n.tariff not in sc.tariffs and (known is None or n.tariff in known):
+                        found.append(Issue("nodes.csv", n.node_id, "tariff", n.tariff,
+                                           f"unknown tariff; prices.csv has {_some(sc.tariffs)}"))
+            if sc.feeders is not None:
+                found += _feeder_issues(sc.feeders, T)
+                known_f = None if refs.feeders is None else set(refs.feeders)
+                for n in self.nodes:
+                    if n.feeder is not None and n.feeder not in sc.feeders and (
+                            known_f is None or n.feeder in known_f):
+                        found.append(Issue("nodes.csv", n.node_id, "feeder", n.feeder,
+                                           f"unknown feeder; feeders.csv has {_some(sc.feeders)}"))
+            out += [Issue(i.table, i.key, i.column, i.value, f"{i.message} (scenario {sid})",
+                          sid) for i in found]
+        return out
+
+
+def _node_series_issues(series: Mapping[str, NodeSeries], nodes: set[str] | None,
+                        T: int) -> list[Issue]:
+    out: list[Issue] = []
+    for nid, s in series.items():
+        if nodes is not None and nid not in nodes:
+            out.append(Issue("node_series.csv", nid, "node_id", nid,
+                             "unknown node_id (not in nodes.csv)"))
+        for col in ("pv_kw", "headroom_kw", "available"):
+            seq = getattr(s, col)
+            if seq is not None and len(seq) != T:
+                out.append(Issue("node_series.csv", nid, col, f"{len(seq)} values",
+                                 f"needs one value per slot ({T})"))
+    return out
+
+
+def _tariff_issues(tariffs: Mapping[str, Tariff], T: int) -> list[Issue]:
+    return [Issue("prices.csv", name, "price", f"{len(tariff.price)} values",
+                  f"a tariff needs one value per slot ({T})")
+            for name, tariff in tariffs.items() if len(tariff.price) != T]
+
+
+def _feeder_issues(feeders: Mapping[str, Feeder], T: int) -> list[Issue]:
+    return [Issue("feeders.csv", name, "headroom_kw", f"{len(feeder.headroom_kw)} values",
+                  f"needs one value per slot ({T})")
+            for name, feeder in feeders.items() if len(feeder.headroom_kw) != T]
 
 
 def _fmt(v: float) -> str:

@@ -10,8 +10,10 @@ battery capacity plus 1e-6 kWh.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +21,7 @@ from optisched.arrays import FloatArray, IntArray
 from optisched.domain import Problem
 from optisched.index import Index, compile_index, ineligibility
 from optisched.plan import COST_TERMS, Flows, Plan
+from optisched.risk import cvar
 
 __all__ = [
     "FLOW_ATOL",
@@ -31,6 +34,7 @@ __all__ = [
     "objective_of",
     "price_plan",
     "resource_usage",
+    "scenario_pricing",
 ]
 
 
@@ -88,7 +92,11 @@ class Evaluation:
         Terms of SPEC §3.
     objective : float
         ``energy − export_revenue + carbon + degradation + demand + switching +
-        latency + tardiness + drop`` [money].
+        latency + tardiness + drop`` [money]; with scenarios (beyond SPEC v1)
+        ``expected_cost + cvar_weight · cvar``.
+    risk : dict
+        With scenarios: ``expected_cost``, ``cvar``, ``cvar_alpha``, ``cvar_weight`` and
+        ``scenario_costs`` (id -> cost) (:attr:`optisched.plan.Plan.risk`); else empty.
     """
 
     feasible: bool
@@ -96,6 +104,7 @@ class Evaluation:
     counts: dict[str, int] = field(default_factory=dict)
     costs: dict[str, float] = field(default_factory=dict)
     objective: float = float("nan")
+    risk: dict[str, Any] = field(default_factory=dict)
 
 
 class _Collector:
@@ -182,6 +191,10 @@ def cost_terms(index: Index, plan: Plan) -> dict[str, float]:
     ``drop = Σ dropped penalties``. No term is the difference of two others, so
     none loses precision when another is large.
 
+    With several scenarios (beyond SPEC v1) the energy terms (energy to demand) are
+    their expectation over the scenarios, each scenario's flows priced on its own
+    series (:func:`scenario_pricing`).
+
     Parameters
     ----------
     index : Index
@@ -191,9 +204,30 @@ def cost_terms(index: Index, plan: Plan) -> dict[str, float]:
     """
     f = plan.flows
     assert f is not None
+    if index.S == 1:
+        return {**_energy_terms(index, f), **_first_stage_terms(index, plan)}
+    return scenario_pricing(index, plan).costs
+
+
+def _energy_terms(index: Index, f: Flows) -> dict[str, float]:
+    """The terms that depend on the flows: energy, export revenue, carbon, degradation,
+    demand [money]."""
     dt = index.dt
     imp = f.grid_import
     carbon = index.carbon_price * float(np.sum(dt * index.carbon * imp)) / 1e6
+    return {
+        "energy": float(np.sum(dt * index.price * imp)),
+        "export_revenue": float(np.sum(dt * index.export_price * f.grid_export)),
+        "carbon": carbon,
+        "degradation": float(np.sum(dt * index.degradation[:, None] * f.discharge)),
+        "demand": float(np.sum(index.demand_charge * imp.max(axis=1, initial=0.0))),
+    }
+
+
+def _first_stage_terms(index: Index, plan: Plan) -> dict[str, float]:
+    """The terms of placement and on/off: switching, latency, tardiness, drop [money]."""
+    f = plan.flows
+    assert f is not None
     on = f.on.astype(bool)
     prev = np.concatenate([index.initially_on[:, None], on[:, :-1]], axis=1)
     ups = (on & ~prev).sum(axis=1)
@@ -212,11 +246,6 @@ def cost_terms(index: Index, plan: Plan) -> dict[str, float]:
     dropped = ~runs
     drop = float(np.nansum(index.drop_penalty[dropped]))
     return {
-        "energy": float(np.sum(dt * index.price * imp)),
-        "export_revenue": float(np.sum(dt * index.export_price * f.grid_export)),
-        "carbon": carbon,
-        "degradation": float(np.sum(dt * index.degradation[:, None] * f.discharge)),
-        "demand": float(np.sum(index.demand_charge * imp.max(axis=1, initial=0.0))),
         "switching": float(np.sum(ups * index.startup_cost + downs * index.shutdown_cost)),
         "latency": lat,
         "tardiness": tard,
@@ -229,8 +258,73 @@ def objective_of(costs: dict[str, float]) -> float:
     return sum(-costs[k] if k == "export_revenue" else costs[k] for k in COST_TERMS)
 
 
+@dataclass(frozen=True)
+class ScenarioPricing:
+    """The price of a plan on every scenario (beyond SPEC v1; :func:`scenario_pricing`).
+
+    Attributes
+    ----------
+    costs : dict of str to float
+        Expected cost terms: the first-stage terms once, the energy terms' weighted mean.
+    scenario_terms : list of dict
+        The terms of each scenario.
+    scenario_costs : (S,) float
+        Cost of the plan in each scenario [money].
+    expected : float
+        ``Σ_s w_s · scenario_costs`` [money] (equal to ``objective_of(costs)``).
+    cvar : float
+        ``CVaR_α`` of the scenario costs (:func:`optisched.risk.cvar`) [money].
+    objective : float
+        ``expected + cvar_weight · cvar`` [money].
+    """
+
+    costs: dict[str, float]
+    scenario_terms: list[dict[str, float]]
+    scenario_costs: FloatArray
+    expected: float
+    cvar: float
+    objective: float
+
+    def risk(self, index: Index) -> dict[str, Any]:
+        """The :attr:`optisched.plan.Plan.risk` entries."""
+        sc = index.scenarios
+        return {"expected_cost": self.expected, "cvar": self.cvar, "cvar_alpha": sc.cvar_alpha,
+                "cvar_weight": sc.cvar_weight,
+                "scenario_costs": {sid: float(c) for sid, c in
+                                   zip(sc.ids, self.scenario_costs, strict=True)}}
+
+
+def scenario_pricing(index: Index, plan: Plan) -> ScenarioPricing:
+    """Price a plan with flows on every scenario of ``index``.
+
+    Scenario ``s``'s flows (``plan.flows.scenario(s)``) are priced on its own series
+    (:meth:`~optisched.index.Index.scenario`); the terms of placement and on/off are the
+    same in every scenario. With one scenario this is :func:`cost_terms`, and the
+    objective is ``objective_of(costs)`` (plus ``cvar_weight`` times it, when set).
+    """
+    f = plan.flows
+    assert f is not None
+    first = _first_stage_terms(index, plan)
+    sc = index.scenarios
+    terms = [{**_energy_terms(index.scenario(s), f.scenario(s)), **first}
+             for s in range(index.S)]
+    totals = np.array([objective_of(t) for t in terms])
+    if index.S == 1:
+        costs = terms[0]
+        expected = float(totals[0])
+    else:
+        w = sc.weight
+        costs = {k: (first[k] if k in first else float(np.dot(w, [t[k] for t in terms])))
+                 for k in COST_TERMS}
+        expected = objective_of(costs)
+    risk = cvar(totals, sc.weight, sc.cvar_alpha)
+    objective = expected + sc.cvar_weight * risk if sc.cvar_weight else expected
+    return ScenarioPricing(costs, terms, totals, expected, risk, objective)
+
+
 def price_plan(problem: Problem, plan: Plan, index: Index | None = None) -> Plan:
-    """Fill ``plan.costs`` and ``plan.objective`` from the plan's flows (in place).
+    """Fill ``plan.costs`` and ``plan.objective`` (and, with scenarios, ``plan.risk``) from
+    the plan's flows (in place).
 
     Returns
     -------
@@ -240,8 +334,10 @@ def price_plan(problem: Problem, plan: Plan, index: Index | None = None) -> Plan
     if plan.flows is None:
         return plan
     index = index or compile_index(problem)
-    plan.costs = cost_terms(index, plan)
-    plan.objective = objective_of(plan.costs)
+    pricing = scenario_pricing(index, plan)
+    plan.costs = pricing.costs
+    plan.objective = pricing.objective
+    plan.risk = pricing.risk(index) if problem.scenarios else {}
     return plan
 
 
@@ -272,15 +368,28 @@ def evaluate(problem: Problem, plan: Plan, index: Index | None = None) -> Evalua
     if f.on.shape != (N, T):
         col.add(Violation("plan", f"node series has shape {f.on.shape}, expected {(N, T)}"))
         return Evaluation(False, col.violations, col.counts)
+    if f.S != index.S:
+        col.add(Violation("plan", f"the plan has flows of {f.S} scenario(s), the problem has "
+                          f"{index.S}"))
+        return Evaluation(False, col.violations, col.counts)
     _check_assignment(problem, index, plan, col)
     _check_capacity(index, plan, col)
     _check_on_off(index, plan, col)
-    _check_power(index, plan, col)
-    _check_battery(index, f, col)
-    _check_feeders(index, f, col)
-    costs = cost_terms(index, plan)
+    for s in range(index.S):  # constraints 5-7 hold in every scenario
+        first = len(col.violations)
+        ix_s, f_s = index.scenario(s), f.scenario(s)
+        _check_power(ix_s, plan, f_s, col)
+        _check_battery(ix_s, f_s, col)
+        _check_feeders(ix_s, f_s, col)
+        if index.S > 1:
+            sid = index.scenarios.ids[s]
+            col.violations[first:] = [dataclasses.replace(v, message=f"scenario {sid}: "
+                                                          f"{v.message}")
+                                      for v in col.violations[first:]]
+    pricing = scenario_pricing(index, plan)
     return Evaluation(not col.violations and not any(col.counts.values()), col.violations,
-                      col.counts, costs, objective_of(costs))
+                      col.counts, pricing.costs, pricing.objective,
+                      pricing.risk(index) if problem.scenarios else {})
 
 
 def _check_assignment(problem: Problem, index: Index, plan: Plan, col: _Collector) -> None:
@@ -374,10 +483,8 @@ def _check_on_off(index: Index, plan: Plan, col: _Collector) -> None:
     col.check("on_off", on_unavail.astype(float), 0.5, unavail_msg)
 
 
-def _check_power(index: Index, plan: Plan, col: _Collector) -> None:
-    """Constraint 5: power balance, load definition and flow bounds."""
-    f = plan.flows
-    assert f is not None
+def _check_power(index: Index, plan: Plan, f: Flows, col: _Collector) -> None:
+    """Constraint 5: power balance, load definition and flow bounds (flows ``f``)."""
     load = f.on * index.idle_kw[:, None] + job_load(index, plan.node, plan.start)
     ids = index.node_ids
 

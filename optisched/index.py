@@ -11,9 +11,10 @@ Notation: ``N`` nodes, ``J`` jobs, ``T`` slots, ``R`` resources (``gpus`` first)
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -24,8 +25,10 @@ from optisched.geo import EARTH_RADIUS_KM, great_circle_km
 
 __all__ = [
     "EARTH_RADIUS_KM",
+    "SCENARIO_FIELDS",
     "Index",
     "LatencyTable",
+    "ScenarioArrays",
     "compile_index",
     "explain_job",
     "great_circle_km",
@@ -94,6 +97,59 @@ class LatencyTable:
         """The table of jobs ``jobs`` and nodes ``nodes`` (positions, in that order)."""
         return LatencyTable(np.ascontiguousarray(self.by_region[:, nodes]),
                             np.asarray(self.region_of[jobs], dtype=np.int64))
+
+
+@dataclass(frozen=True, eq=False)
+class ScenarioArrays:
+    """The scenario-dependent arrays of an index, each with a leading scenario axis.
+
+    With one scenario (every SPEC v1 problem) every array is the index's own with an
+    axis of length 1 in front (a view, not a copy). With several, the index's own
+    arrays are the first-stage view of :func:`compile_index` and these hold each
+    scenario's; :meth:`Index.scenario` is the index of one scenario.
+
+    Attributes
+    ----------
+    ids : list of str
+        Scenario ids (``[""]`` for a problem without scenarios).
+    weight : (S,) float
+        Probabilities.
+    pv, headroom : (S, N, T) float
+        Solar forecast and import limit [kW] of each scenario.
+    available : (S, N, T) bool
+        Availability of each scenario (the index's own is their conjunction).
+    price, export_price, carbon, import_cost : (S, N, T) float
+        Prices [money/kWh] and carbon intensity [g/kWh] of each scenario.
+    feeder_headroom : (S, F, T) float
+        Feeder limits [kW] of each scenario.
+    cvar_alpha, cvar_weight : float
+        ``[objective]`` CVaR level α and weight λ of the objective ``E + λ·CVaR_α``.
+    """
+
+    ids: list[str]
+    weight: FloatArray
+    pv: FloatArray
+    headroom: FloatArray
+    available: BoolArray
+    price: FloatArray
+    export_price: FloatArray
+    carbon: FloatArray
+    import_cost: FloatArray
+    feeder_headroom: FloatArray
+    cvar_alpha: float = 0.9
+    cvar_weight: float = 0.0
+    views: dict[int, Index] = field(default_factory=dict, repr=False)
+    """Cache of :meth:`Index.scenario`."""
+
+    @property
+    def S(self) -> int:
+        """Number of scenarios."""
+        return len(self.ids)
+
+
+SCENARIO_FIELDS = ("pv", "headroom", "price", "export_price", "carbon", "import_cost",
+                   "feeder_headroom")
+"""Index fields that differ between scenarios (besides ``available``)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -189,6 +245,14 @@ class Index:
         Money per ms over the SLO (0 when none or hard).
     carbon_price : float
         The scenario's carbon price [money/t CO2].
+    scenarios : ScenarioArrays
+        The scenario-dependent arrays with a leading scenario axis (beyond SPEC v1). With
+        several scenarios the arrays above are the *first-stage view* every solver's
+        scoring and feasibility pre-checks read: ``pv``, ``price``, ``export_price``,
+        ``carbon`` and ``import_cost`` are the scenarios' weighted means, ``headroom``
+        and ``feeder_headroom`` their minimum and ``available`` their conjunction; the
+        exact dispatch, the MILP and the evaluator use each scenario's own
+        (:meth:`scenario`).
     """
 
     T: int
@@ -253,6 +317,40 @@ class Index:
     carbon_price: float
     node_pos: dict[str, int] = field(repr=False)
     job_pos: dict[str, int] = field(repr=False)
+    scenarios: ScenarioArrays = field(default=None, repr=False)  # type: ignore[assignment]
+    """Set by :meth:`__post_init__` when None (one scenario: the arrays above)."""
+
+    def __post_init__(self) -> None:
+        sc = self.scenarios
+        if sc is None or sc.S == 1:  # one scenario: always the index's own arrays
+            object.__setattr__(self, "scenarios", _single(self, sc))
+
+    @property
+    def S(self) -> int:
+        """Number of scenarios (1 for a SPEC v1 problem)."""
+        return self.scenarios.S
+
+    def scenario(self, s: int) -> Index:
+        """The index of scenario ``s`` (position): this index with that scenario's series,
+        and one scenario; with a single scenario, this index itself.
+
+        Placement, options and availability (the conjunction over the scenarios) are the
+        first stage's, shared by every scenario.
+        """
+        sc = self.scenarios
+        if sc.S == 1:
+            return self
+        got = sc.views.get(s)
+        if got is None:
+            got = self.replace(**{f: getattr(sc, f)[s] for f in SCENARIO_FIELDS})
+            object.__setattr__(got.scenarios, "ids", [sc.ids[s]])
+            sc.views[s] = got
+        return got
+
+    def replace(self, **changes: Any) -> Index:
+        """A copy with ``changes`` (fields by name) and one scenario: the copy's own arrays
+        (the fields of :data:`SCENARIO_FIELDS` are taken as that scenario's)."""
+        return dataclasses.replace(self, scenarios=cast(ScenarioArrays, None), **changes)
 
     @property
     def N(self) -> int:
@@ -314,6 +412,17 @@ class Index:
     def occupied(self, o: int, s: int) -> tuple[int, int]:
         """Slots ``[a, b)`` of the horizon occupied by option ``o`` started at ``s``."""
         return max(0, s), min(self.T, s + int(self.opt_dur[o]))
+
+
+def _single(index: Index, given: ScenarioArrays | None) -> ScenarioArrays:
+    """The one scenario of an index: its own arrays with a scenario axis of length 1 (id
+    and CVaR options of ``given``, when there is one)."""
+    return ScenarioArrays(
+        ids=[""] if given is None else list(given.ids), weight=np.ones(1),
+        available=index.available[None],
+        cvar_alpha=0.9 if given is None else given.cvar_alpha,
+        cvar_weight=0.0 if given is None else given.cvar_weight,
+        **{f: getattr(index, f)[None] for f in SCENARIO_FIELDS})
 
 
 def slots_needed(duration_min: FloatArray, slot_minutes: int, speed: FloatArray) -> IntArray:
@@ -413,12 +522,43 @@ def compile_index(problem: Problem) -> Index:
     node_pos = {n.node_id: i for i, n in enumerate(nodes)}
     job_pos = {j.job_id: i for i, j in enumerate(jobs)}
     ncol = _node_columns(nodes)
-    pv, headroom, available = _node_series(problem, node_pos, ncol["grid_kw"])
-    price, export_price, carbon = _tariff_series(problem)
-    import_cost = price + problem.scenario.objective.carbon_price_per_tonne * carbon / 1e6
+    views = problem.scenario_problems()
+    series = [_node_series(v, node_pos, ncol["grid_kw"]) for _, _, v in views]
+    tariffs = [_tariff_series(v) for _, _, v in views]
+    carbon_price = problem.scenario.objective.carbon_price_per_tonne
     names, capacity, usage = _resources(problem)
     E, charge_kw, discharge_kw = _battery(nodes, ncol["battery_kwh"])
-    feeder_ids, feeder_of, feeder_headroom = _feeders(problem)
+    feeder_ids = list(dict.fromkeys(f for _, _, v in views for f in v.feeders))
+    feeder_of = _feeder_of(problem, feeder_ids)
+    limits = [_feeder_headroom(v, feeder_ids) for _, _, v in views]
+    obj = problem.scenario.objective
+    w = np.array([wt for _, wt, _ in views], dtype=float)
+    if len(views) == 1:
+        (pv, headroom, available), (price, export_price, carbon) = series[0], tariffs[0]
+        import_cost = price + carbon_price * carbon / 1e6
+        feeder_headroom = limits[0]
+        scen = ScenarioArrays(ids=[views[0][0]], weight=w, pv=pv[None], headroom=headroom[None],
+                              available=available[None], price=price[None],
+                              export_price=export_price[None], carbon=carbon[None],
+                              import_cost=import_cost[None], feeder_headroom=feeder_headroom[None],
+                              cvar_alpha=obj.cvar_alpha, cvar_weight=obj.cvar_weight)
+    else:
+        scen = ScenarioArrays(
+            ids=[sid for sid, _, _ in views], weight=w,
+            pv=np.stack([x[0] for x in series]), headroom=np.stack([x[1] for x in series]),
+            available=np.stack([x[2] for x in series]),
+            price=np.stack([x[0] for x in tariffs]),
+            export_price=np.stack([x[1] for x in tariffs]),
+            carbon=np.stack([x[2] for x in tariffs]),
+            import_cost=np.stack([x[0] + carbon_price * x[2] / 1e6 for x in tariffs]),
+            feeder_headroom=np.stack(limits), cvar_alpha=obj.cvar_alpha,
+            cvar_weight=obj.cvar_weight)
+        pv, price, export_price, carbon, import_cost = (
+            np.tensordot(w, getattr(scen, f), axes=1)
+            for f in ("pv", "price", "export_price", "carbon", "import_cost"))
+        headroom = scen.headroom.min(axis=0)
+        feeder_headroom = scen.feeder_headroom.min(axis=0)
+        available = np.asarray(scen.available.all(axis=0), dtype=bool)
     jt = _job_times(problem, node_pos)
     latency_ms = _latency_table(problem, node_pos)
     avail_run = _avail_run(available)
@@ -451,9 +591,8 @@ def compile_index(problem: Problem) -> Index:
         terminal_initial=problem.scenario.battery.terminal == "initial",
         slot_minutes=hz.slot_minutes, duration_min=jt["duration_min"], speed=ncol["speed"],
         power_factor=ncol["power_factor"], latency_slo=jt["latency_slo_ms"],
-        latency_rate=jt["latency_per_ms"],
-        carbon_price=problem.scenario.objective.carbon_price_per_tonne,
-        node_pos=node_pos, job_pos=job_pos,
+        latency_rate=jt["latency_per_ms"], carbon_price=carbon_price,
+        node_pos=node_pos, job_pos=job_pos, scenarios=scen,
     )
 
 
@@ -540,18 +679,19 @@ def _battery(nodes: list[Node], battery_kwh: FloatArray
     return np.where(no_batt, 0.0, battery_kwh), charge_kw, discharge_kw
 
 
-def _feeders(problem: Problem) -> tuple[list[str], IntArray, FloatArray]:
-    """Feeder ids, each node's feeder position ``(N,)`` (-1: none) and the feeder headroom
-    ``(F, T)`` [kW]."""
-    nodes, T = problem.nodes, problem.horizon.slots
-    feeder_ids = list(problem.feeders)
+def _feeder_of(problem: Problem, feeder_ids: list[str]) -> IntArray:
+    """Each node's feeder position ``(N,)`` (-1: none)."""
     fpos = {f: k for k, f in enumerate(feeder_ids)}
-    feeder_of = np.array([fpos.get(n.feeder, -1) if n.feeder else -1 for n in nodes],
-                         dtype=np.int64).reshape(len(nodes))
-    feeder_headroom = np.array(
-        [problem.feeders[f].headroom_kw for f in feeder_ids], dtype=float
-    ).reshape(len(feeder_ids), T)
-    return feeder_ids, feeder_of, feeder_headroom
+    return np.array([fpos.get(n.feeder, -1) if n.feeder else -1 for n in problem.nodes],
+                    dtype=np.int64).reshape(len(problem.nodes))
+
+
+def _feeder_headroom(problem: Problem, feeder_ids: list[str]) -> FloatArray:
+    """The headroom ``(F, T)`` [kW] of feeders ``feeder_ids`` (``inf`` for one the problem
+    does not define)."""
+    T = problem.horizon.slots
+    return np.array([problem.feeders[f].headroom_kw if f in problem.feeders else [math.inf] * T
+                     for f in feeder_ids], dtype=float).reshape(len(feeder_ids), T)
 
 
 def _job_times(problem: Problem, node_pos: dict[str, int]) -> dict[str, npt.NDArray[Any]]:

@@ -55,19 +55,22 @@ from optisched.domain import (
     Region,
     RuleBreak,
     Scenario,
+    ScenarioData,
     Tariff,
     battery_rule_breaks,
     job_rule_breaks,
 )
 from optisched.limits import limit
 
-__all__ = ["BUNDLE_FILES", "COLUMNS", "PARQUET_TABLES", "SCENARIO_KEYS", "USER_PREFIXES",
-           "read_bundle", "write_bundle"]
+__all__ = ["BEYOND_SPEC_FILES", "BUNDLE_FILES", "COLUMNS", "PARQUET_TABLES", "SCENARIO_KEYS",
+           "USER_PREFIXES", "cell_text", "read_bundle", "write_bundle"]
 
 BUNDLE_FILES = (
     "scenario.toml", "nodes.csv", "jobs.csv", "node_series.csv", "prices.csv", "feeders.csv",
-    "latency.csv", "regions.csv",
+    "latency.csv", "regions.csv", "scenarios.csv",
 )
+BEYOND_SPEC_FILES = ("scenarios.csv",)
+"""Bundle files SPEC v1 does not have (deliberate extensions, ``docs/contract/input.md``)."""
 _REQUIRED = ("scenario.toml", "nodes.csv", "jobs.csv")
 PARQUET_TABLES = ("node_series", "jobs")
 """Tables that may come as ``<table>.parquet`` instead of ``<table>.csv`` (*beyond SPEC v1*,
@@ -118,11 +121,12 @@ _JOB_STRS = {"kind": "", "region": None, "pinned_node": None}
 COLUMNS: dict[str, tuple[str, ...]] = {
     "nodes.csv": ("node_id", *_NODE_FLOATS, *_NODE_BOOLS, *_NODE_STRS),
     "jobs.csv": ("job_id", *_JOB_FLOATS, *_JOB_TIMES, *_JOB_STRS),
-    "node_series.csv": ("time", "node_id", "pv_kw", "headroom_kw", "available"),
-    "prices.csv": ("time", "tariff", "price", "export_price", "carbon_g_per_kwh"),
-    "feeders.csv": ("time", "feeder", "headroom_kw"),
+    "node_series.csv": ("time", "node_id", "scenario", "pv_kw", "headroom_kw", "available"),
+    "prices.csv": ("time", "tariff", "scenario", "price", "export_price", "carbon_g_per_kwh"),
+    "feeders.csv": ("time", "feeder", "scenario", "headroom_kw"),
     "latency.csv": ("node_id", "region", "latency_ms"),
     "regions.csv": ("region", "lat", "lon"),
+    "scenarios.csv": ("scenario", "weight"),
 }
 """Column names :func:`read_bundle` accepts in each CSV file (``docs/contract/input.md``)."""
 USER_PREFIXES: dict[str, tuple[str, ...]] = {
@@ -130,7 +134,8 @@ USER_PREFIXES: dict[str, tuple[str, ...]] = {
 }
 """Prefixes of further accepted columns: ``x_`` user data everywhere, ``res_`` resources."""
 SCENARIO_KEYS: dict[str, tuple[str, ...]] = {
-    "horizon": ("start", "slot_minutes", "slots"), "objective": ("carbon_price_per_tonne",),
+    "horizon": ("start", "slot_minutes", "slots"),
+    "objective": ("carbon_price_per_tonne", "cvar_alpha", "cvar_weight"),
     "battery": ("terminal",), "latency": ("base_ms", "ms_per_km"),
 }
 """Sections of ``scenario.toml`` and the keys each accepts."""
@@ -297,14 +302,22 @@ def read_bundle(path: str | os.PathLike[str]) -> Problem:
             b.frames[f] = read_csv_frame(b.root / f, f, errs, f in _REQUIRED)
     nodes = _read_nodes(b)
     jobs = _read_jobs(b)
+    weights = _read_scenarios(b)
     if scenario is None:
         errs.raise_if_any()
         raise AssertionError("unreachable")  # pragma: no cover
     hz = scenario.horizon
+    series, series_s = _read_node_series(b, hz)
+    tariffs, tariffs_s = _read_prices(b, hz)
+    feeders, feeders_s = _read_feeders(b, hz)
+    scenarios = {sid: ScenarioData.model_construct(
+        weight=w, node_series=None if series_s is None else series_s.get(sid),
+        tariffs=None if tariffs_s is None else tariffs_s.get(sid),
+        feeders=None if feeders_s is None else feeders_s.get(sid)) for sid, w in weights.items()}
     problem = Problem.model_construct(
-        scenario=scenario, nodes=nodes, jobs=jobs, node_series=_read_node_series(b, hz),
-        tariffs=_read_prices(b, hz), feeders=_read_feeders(b, hz), latency_ms=_read_latency(b),
-        regions=_read_regions(b),
+        scenario=scenario, nodes=nodes, jobs=jobs, node_series=series, tariffs=tariffs,
+        feeders=feeders, latency_ms=_read_latency(b), regions=_read_regions(b),
+        scenarios=scenarios,
     )
     _cross_check(b, problem)
     for csv_name, pq_name in parquet.items():  # errors name the file that was read
@@ -389,6 +402,13 @@ def _cross_check(b: _Bundle, problem: Problem) -> None:
     for issue in problem.issues(refs):
         if (issue.table, issue.column) in id_columns:
             continue
+        if issue.table == "scenarios.csv" and b.errs.count("scenarios.csv"):
+            continue  # a weight that failed makes the sum meaningless
+        if issue.column == "scenario" and b.errs.count(issue.table):
+            continue  # rows left out after an error: "no rows" would be a cascade
+        if issue.scenario is not None and issue.table == "nodes.csv" and b.errs.count(
+                "prices.csv" if issue.column == "tariff" else "feeders.csv"):
+            continue  # the scenario's tariff or feeder was left out after an error
         row = b.rows.get(issue.table, {}).get(issue.key)
         value = b.cell(issue.table, row, issue.column)
         b.errs.add(issue.table, row, issue.column, issue.value if value is None else value,
@@ -545,14 +565,21 @@ def _slots(df: pd.DataFrame, name: str, horizon: Horizon, errs: ErrorList
 
 
 def _long(b: _Bundle, name: str, key: str, required_values: Iterable[str], hz: Horizon
-          ) -> tuple[pd.DataFrame, npt.NDArray[np.int64]] | None:
-    """Common checks of a long-format (time, key, values…) file."""
+          ) -> tuple[pd.DataFrame, npt.NDArray[np.int64], list[str] | None] | None:
+    """Common checks of a long-format (time, key, [scenario,] values…) file.
+
+    Returns the frame, the slot of each row (-1 when its time or scenario is bad) and
+    the scenario of each row (None when the file has no ``scenario`` column).
+    """
     df = b.frames.get(name)
     if df is None or not check_columns(df, name, COLUMNS[name],
                                        ("time", key, *required_values), b.errs):
         return None
     slots = _slots(df, name, hz, b.errs)
-    seen: dict[tuple[str, int], int] = {}
+    scen = _row_scenarios(b, df, name)
+    if scen is not None:
+        slots[np.array([not s for s in scen], dtype=bool)] = -1
+    seen: dict[tuple[str, int, str], int] = {}
     b.rows[name] = {}
     b.ids[name] = set()
     for k, (row, kv) in enumerate(zip(df.index, df[key], strict=True)):
@@ -563,11 +590,69 @@ def _long(b: _Bundle, name: str, key: str, required_values: Iterable[str], hz: H
         b.ids[name].add(str(kv))
         if slots[k] < 0:
             continue
-        first = seen.setdefault((kv, int(slots[k])), int(row))
+        sid = "" if scen is None else scen[k]
+        first = seen.setdefault((kv, int(slots[k]), sid), int(row))
         if first != int(row):
+            what = f"({key}, time)" if scen is None else f"({key}, time, scenario)"
             b.errs.add(name, int(row), "time", df["time"].iloc[k],
-                       f"duplicate ({key}, time): first on row {first}")
-    return df, slots
+                       f"duplicate {what}: first on row {first}")
+    return df, slots, scen
+
+
+def _row_scenarios(b: _Bundle, df: pd.DataFrame, name: str) -> list[str] | None:
+    """The scenario of each row ('' when it is bad, with a located error), or None when
+    ``name`` has no ``scenario`` column (its rows are shared by every scenario)."""
+    if "scenario" not in df.columns:
+        return None
+    known = b.ids.get("scenarios.csv")
+    if known is None:
+        if not (b.root / "scenarios.csv").exists():
+            b.errs.add(name, 1, "scenario", "scenario",
+                       "a scenario column needs scenarios.csv (columns scenario, weight: each "
+                       "scenario and its probability); without it remove the column")
+        return ["" for _ in range(len(df))]  # scenarios.csv failed or missing: reported
+    out: list[str] = []
+    unknown: dict[str, list[int]] = {}
+    for row, sid in zip(df.index, df["scenario"], strict=True):
+        if sid == "":
+            b.errs.add(name, int(row), "scenario", "",
+                       f"a scenario is required: {name} has a scenario column (one of "
+                       f"{_some(known)})")
+            out.append("")
+        elif sid not in known:
+            unknown.setdefault(sid, []).append(int(row))
+            out.append("")
+        else:
+            out.append(sid)
+    for sid, rows in unknown.items():
+        more = (f"; also on {len(rows) - 1} more row{'s' if len(rows) > 2 else ''}"
+                if len(rows) > 1 else "")
+        for row in rows:  # every row of it failed (left out), the message once
+            b.errs.mark(name, row)
+        b.errs.add(name, rows[0], "scenario", sid,
+                   f"unknown scenario (not in scenarios.csv: {_some(known)}){more}")
+    return out
+
+
+def _read_scenarios(b: _Bundle) -> dict[str, float]:
+    """``scenarios.csv``: scenario id -> weight (NaN for a row whose weight failed)."""
+    name = "scenarios.csv"
+    df = b.frames.get(name)
+    if df is None or not check_columns(df, name, COLUMNS[name], COLUMNS[name], b.errs):
+        return {}
+    if len(df) == 0:
+        b.errs.add(name, None, None, None, "no scenarios: add at least one row (scenario, weight)")
+        return {}
+    sids = ids(df, name, "scenario", b.errs)
+    weight = numbers(df, name, "weight", b.errs, limit(name, "weight"), required=True)
+    b.ids[name] = {i for i in sids if i}
+    b.rows[name] = {}
+    out: dict[str, float] = {}
+    for sid, w, row in zip(sids, weight, df.index, strict=True):
+        if sid and sid not in out:
+            b.rows[name][sid] = int(row)
+            out[sid] = math.nan if w is None else float(w)
+    return out
 
 
 def _unknown_nodes(b: _Bundle, df: pd.DataFrame, name: str) -> set[str]:
@@ -593,12 +678,18 @@ def _some(ids_: Iterable[str]) -> str:
     return (", ".join(keys[:8]) + (" …" if len(keys) > 8 else "")) if keys else "none"
 
 
-def _read_node_series(b: _Bundle, hz: Horizon) -> dict[str, NodeSeries]:
+def _split(shared_or_none: list[str] | None, k: int) -> str:
+    return "" if shared_or_none is None else shared_or_none[k]
+
+
+def _read_node_series(b: _Bundle, hz: Horizon
+                      ) -> tuple[dict[str, NodeSeries], dict[str, dict[str, NodeSeries]] | None]:
+    """The shared per-node series, or (with a ``scenario`` column) those of each scenario."""
     name = "node_series.csv"
     got = _long(b, name, "node_id", (), hz)
     if got is None:
-        return {}
-    df, slots = got
+        return {}, None
+    df, slots, scen = got
     errs = b.errs
     unknown = _unknown_nodes(b, df, name)
     pv = numbers(df, name, "pv_kw", errs, limit(name, "pv_kw"))
@@ -608,78 +699,99 @@ def _read_node_series(b: _Bundle, hz: Horizon) -> dict[str, NodeSeries]:
         avail = [None if v == "" else a for v, a in
                  zip(df["available"], bools(df, name, "available", True, errs), strict=True)]
     T = hz.slots
-    per: dict[str, dict[str, list[Any]]] = {}
+    per: dict[str, dict[str, dict[str, list[Any]]]] = {}
     for k, nid in enumerate(df["node_id"]):
         if slots[k] < 0 or not nid or nid in unknown:
             continue
-        d = per.setdefault(nid, {"pv_kw": [None] * T, "headroom_kw": [None] * T,
-                                 "available": [None] * T})
+        d = per.setdefault(_split(scen, k), {}).setdefault(
+            nid, {"pv_kw": [None] * T, "headroom_kw": [None] * T, "available": [None] * T})
         t = int(slots[k])
         d["pv_kw"][t], d["headroom_kw"][t], d["available"][t] = pv[k], head[k], avail[k]
-    return {nid: NodeSeries(
-        pv_kw=None if "pv_kw" not in df.columns else [0.0 if v is None else v
-                                                       for v in d["pv_kw"]],
-        headroom_kw=None if "headroom_kw" not in df.columns else d["headroom_kw"],
-        available=None if "available" not in df.columns else [True if v is None else v
-                                                               for v in d["available"]],
-    ) for nid, d in per.items()}
+
+    def build(nodes: dict[str, dict[str, list[Any]]]) -> dict[str, NodeSeries]:
+        return {nid: NodeSeries(
+            pv_kw=None if "pv_kw" not in df.columns else [0.0 if v is None else v
+                                                           for v in d["pv_kw"]],
+            headroom_kw=None if "headroom_kw" not in df.columns else d["headroom_kw"],
+            available=None if "available" not in df.columns else [True if v is None else v
+                                                                   for v in d["available"]],
+        ) for nid, d in nodes.items()}
+
+    if scen is None:
+        return build(per.get("", {})), None
+    return {}, {sid: build(nodes) for sid, nodes in per.items()}
 
 
-def _read_prices(b: _Bundle, hz: Horizon) -> dict[str, Tariff]:
+def _read_prices(b: _Bundle, hz: Horizon
+                 ) -> tuple[dict[str, Tariff], dict[str, dict[str, Tariff]] | None]:
+    """The shared tariffs, or (with a ``scenario`` column) those of each scenario; every
+    tariff covers every slot (in every scenario it appears in)."""
     name = "prices.csv"
     got = _long(b, name, "tariff", ("price",), hz)
     if got is None:
-        return {}
-    df, slots = got
+        return {}, None
+    df, slots, scen = got
     errs = b.errs
     price = numbers(df, name, "price", errs, limit(name, "price"), required=True)
     exp = numbers(df, name, "export_price", errs, limit(name, "export_price"), default=0.0)
     co2 = numbers(df, name, "carbon_g_per_kwh", errs, limit(name, "carbon_g_per_kwh"),
                   default=0.0)
     T = hz.slots
-    per: dict[str, list[list[float | None]]] = {}
-    broken: set[str] = set()  # a row of it failed: its coverage is not judged
+    per: dict[tuple[str, str], list[list[float | None]]] = {}
+    broken: set[tuple[str, str]] = set()  # a row of it failed: its coverage is not judged
     for k, (row, tariff) in enumerate(zip(df.index, df["tariff"], strict=True)):
         if tariff == "":
             continue
-        if errs.failed(name, int(row)):
-            broken.add(tariff)
+        key = (_split(scen, k), tariff)
+        if errs.failed(name, int(row)) or slots[k] < 0:
+            if scen is not None and not key[0]:  # scenario unknown: judge it in none
+                broken.update((sid, tariff) for sid in b.ids.get("scenarios.csv", ()))
+            broken.add(key)
             continue
-        arr = per.setdefault(tariff, [[None] * T, [0.0] * T, [0.0] * T])
+        arr = per.setdefault(key, [[None] * T, [0.0] * T, [0.0] * T])
         t = int(slots[k])
         arr[0][t], arr[1][t], arr[2][t] = price[k], exp[k], co2[k]
-    out = {}
-    for tariff, (p, e, c) in per.items():
-        missing = [t for t in range(T) if p[t] is None]
-        if tariff in broken:
+    out: dict[str, dict[str, Tariff]] = {}
+    for (sid, tariff), (pr, e, c) in per.items():
+        missing = [t for t in range(T) if pr[t] is None]
+        if (sid, tariff) in broken:
             continue
         if missing:
             first = ", ".join(hz.time_of(t).isoformat() for t in missing[:3])
+            where = f" in scenario {sid!r}" if scen is not None else ""
             errs.add(name, b.rows[name].get(tariff), "time", None,
-                     f"tariff {tariff!r} does not cover every slot: {len(missing)} of {T} slots "
-                     f"have no price (first: {first})")
+                     f"tariff {tariff!r} does not cover every slot{where}: {len(missing)} of "
+                     f"{T} slots have no price (first: {first})")
             continue
-        out[tariff] = Tariff(price=[float(v) for v in p if v is not None],
-                             export_price=[float(v or 0.0) for v in e],
-                             carbon_g_per_kwh=[float(v or 0.0) for v in c])
-    return out
+        out.setdefault(sid, {})[tariff] = Tariff(
+            price=[float(v) for v in pr if v is not None],
+            export_price=[float(v or 0.0) for v in e],
+            carbon_g_per_kwh=[float(v or 0.0) for v in c])
+    if scen is None:
+        return out.get("", {}), None
+    return {}, out
 
 
-def _read_feeders(b: _Bundle, hz: Horizon) -> dict[str, Feeder]:
+def _read_feeders(b: _Bundle, hz: Horizon
+                  ) -> tuple[dict[str, Feeder], dict[str, dict[str, Feeder]] | None]:
+    """The shared feeders, or (with a ``scenario`` column) those of each scenario."""
     name = "feeders.csv"
     got = _long(b, name, "feeder", ("headroom_kw",), hz)
     if got is None:
-        return {}
-    df, slots = got
+        return {}, None
+    df, slots, scen = got
     head = numbers(df, name, "headroom_kw", b.errs, limit(name, "headroom_kw"), required=True)
-    out: dict[str, list[float]] = {}
+    out: dict[str, dict[str, list[float]]] = {}
     for k, feeder in enumerate(df["feeder"]):
         if slots[k] < 0 or feeder == "":
             continue
-        arr = out.setdefault(feeder, [math.inf] * hz.slots)
+        arr = out.setdefault(_split(scen, k), {}).setdefault(feeder, [math.inf] * hz.slots)
         v = head[k]
         arr[int(slots[k])] = math.inf if v is None else float(v)
-    return {f: Feeder(headroom_kw=v) for f, v in out.items()}
+    built = {sid: {f: Feeder(headroom_kw=v) for f, v in fs.items()} for sid, fs in out.items()}
+    if scen is None:
+        return built.get("", {}), None
+    return {}, built
 
 
 def _read_latency(b: _Bundle) -> dict[str, dict[str, float]]:
@@ -727,7 +839,8 @@ def _read_regions(b: _Bundle) -> dict[str, Region]:
 # ----------------------------------------------------------------------------- write
 
 
-def _cell(v: Any) -> str:
+def cell_text(v: Any) -> str:
+    """``v`` as a CSV cell the reader reads back (``inf``, ``true``, ISO times, ``""``)."""
     if v is None:
         return ""
     if isinstance(v, bool):
@@ -746,7 +859,7 @@ def _write_csv(path: Path, header: list[str], rows: Iterable[Iterable[Any]]) -> 
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(header)
         for r in rows:
-            w.writerow([_cell(v) for v in r])
+            w.writerow([cell_text(v) for v in r])
 
 
 def _toml_value(v: Any) -> str:
@@ -803,7 +916,8 @@ def _write_all(problem: Problem, d: Path, parquet: tuple[str, ...] = ()) -> None
     for section, model in (("horizon", sc.horizon), ("objective", sc.objective),
                            ("battery", sc.battery), ("latency", sc.latency)):
         lines.append(f"[{section}]")
-        for k, v in model.model_dump().items():
+        # keys beyond SPEC v1 only when set, so a SPEC v1 problem writes a SPEC v1 bundle
+        for k, v in model.model_dump(exclude_defaults=section == "objective").items():
             lines.append(f"{k} = {_toml_value(v)}")
         lines.append("")
     (d / "scenario.toml").write_text("\n".join(lines), encoding="utf-8")
@@ -833,35 +947,58 @@ def _write_all(problem: Problem, d: Path, parquet: tuple[str, ...] = ()) -> None
     else:
         _write_csv(d / "jobs.csv", jcols, (_entity_row(j, jcols) for j in problem.jobs))
 
-    if problem.node_series:
+    views = {sid: problem.scenario_problem(sid) for sid in problem.scenarios}
+
+    def parts(part: str) -> list[tuple[str | None, Problem]]:
+        """(scenario or None, problem) whose ``part`` goes into the file."""
+        if any(getattr(sc, part) is not None for sc in problem.scenarios.values()):
+            return [(sid, v) for sid, v in views.items()]
+        return [(None, problem)]
+
+    if problem.scenarios:
+        _write_csv(d / "scenarios.csv", ["scenario", "weight"],
+                   ([sid, sc.weight] for sid, sc in problem.scenarios.items()))
+    series = parts("node_series")
+    if any(p.node_series for _, p in series):
         scols = ["pv_kw", "headroom_kw", "available"]
         used = [c for c in scols if any(getattr(s, c) is not None
-                                        for s in problem.node_series.values())]
+                                        for _, p in series for s in p.node_series.values())]
 
         def series_rows() -> Iterable[list[Any]]:
-            for nid, s in problem.node_series.items():
-                for t in range(hz.slots):
-                    row: list[Any] = [times[t], nid]
-                    for c in used:
-                        seq = getattr(s, c)
-                        v = None if seq is None else seq[t]
-                        row.append(("1" if v else "0") if c == "available" and v is not None
-                                   else v)
-                    yield row
+            for sid, p in series:
+                for nid, s in p.node_series.items():
+                    for t in range(hz.slots):
+                        row: list[Any] = [times[t], nid, *(() if sid is None else (sid,))]
+                        for c in used:
+                            seq = getattr(s, c)
+                            v = None if seq is None else seq[t]
+                            row.append(("1" if v else "0") if c == "available" and v is not None
+                                       else v)
+                        yield row
 
+        keyed = ["time", "node_id", *(() if series[0][0] is None else ("scenario",))]
         if "node_series" in parquet:
+            if series[0][0] is not None:
+                raise ValueError("node_series.parquet has no scenario column: write the "
+                                 "node series of a problem with scenarios as CSV")
             _write_series_parquet(d / "node_series.parquet", problem, used)
         else:
-            _write_csv(d / "node_series.csv", ["time", "node_id", *used], series_rows())
-    if problem.tariffs:
-        _write_csv(d / "prices.csv", ["time", "tariff", "price", "export_price",
-                                      "carbon_g_per_kwh"],
-                   ([times[t], name, tf.price[t], tf.export_price[t], tf.carbon_g_per_kwh[t]]
-                    for name, tf in problem.tariffs.items() for t in range(hz.slots)))
-    if problem.feeders:
-        _write_csv(d / "feeders.csv", ["time", "feeder", "headroom_kw"],
-                   ([times[t], name, f.headroom_kw[t]]
-                    for name, f in problem.feeders.items() for t in range(hz.slots)))
+            _write_csv(d / "node_series.csv", [*keyed, *used], series_rows())
+    prices = parts("tariffs")
+    if any(p.tariffs for _, p in prices):
+        keyed = ["time", "tariff", *(() if prices[0][0] is None else ("scenario",))]
+        _write_csv(d / "prices.csv", [*keyed, "price", "export_price", "carbon_g_per_kwh"],
+                   ([times[t], name, *(() if sid is None else (sid,)), tf.price[t],
+                     tf.export_price[t], tf.carbon_g_per_kwh[t]]
+                    for sid, p in prices for name, tf in p.tariffs.items()
+                    for t in range(hz.slots)))
+    feeders = parts("feeders")
+    if any(p.feeders for _, p in feeders):
+        keyed = ["time", "feeder", *(() if feeders[0][0] is None else ("scenario",))]
+        _write_csv(d / "feeders.csv", [*keyed, "headroom_kw"],
+                   ([times[t], name, *(() if sid is None else (sid,)), f.headroom_kw[t]]
+                    for sid, p in feeders for name, f in p.feeders.items()
+                    for t in range(hz.slots)))
     if problem.latency_ms:
         _write_csv(d / "latency.csv", ["node_id", "region", "latency_ms"],
                    ([nid, region, ms] for nid, row in problem.latency_ms.items()

@@ -39,6 +39,7 @@ from optisched.domain import (
     Problem,
     Region,
     Scenario,
+    ScenarioData,
     Tariff,
 )
 from optisched.errors import BundleError, InputError
@@ -162,6 +163,8 @@ def problem_from_json(data: str | bytes | Mapping[str, Any], name: str = "proble
         feeders={k: Feeder.model_validate(v) for k, v in raw.get("feeders", {}).items()},
         latency_ms=dict(raw.get("latency_ms", {})),
         regions={k: Region.model_validate(v) for k, v in raw.get("regions", {}).items()},
+        scenarios={k: ScenarioData.model_validate(v)
+                   for k, v in raw.get("scenarios", {}).items()},
     )
     raise BundleError(issue_errors(built, name))
 
@@ -177,14 +180,17 @@ _MODEL_FILES: dict[str, tuple[str, dict[str, str]]] = {
     "Region": ("regions.csv", {}),
     "Horizon": ("scenario.toml", {"slots": "horizon.slots"}),
     "ObjectiveOptions": ("scenario.toml",
-                         {"carbon_price_per_tonne": "objective.carbon_price_per_tonne"}),
+                         {"carbon_price_per_tonne": "objective.carbon_price_per_tonne",
+                          "cvar_alpha": "objective.cvar_alpha",
+                          "cvar_weight": "objective.cvar_weight"}),
+    "ScenarioData": ("scenarios.csv", {}),
     "LatencyOptions": ("scenario.toml", {"base_ms": "latency.base_ms",
                                          "ms_per_km": "latency.ms_per_km"}),
 }
 """Schema definition -> (limits file, field -> limits column where the names differ)."""
 
 _MODELS: tuple[type[BaseModel], ...] = (Node, Job, NodeSeries, Tariff, Feeder, Region, Horizon,
-                                        ObjectiveOptions, LatencyOptions)
+                                        ObjectiveOptions, LatencyOptions, ScenarioData)
 
 
 def _bounded(node: Any, lim: Limit) -> Any:

@@ -138,6 +138,10 @@ LIMITS: dict[tuple[str, str], Limit] = {
     # ---- scenario.toml
     ("scenario.toml", "horizon.slots"): Limit(0, 1e6, lo_open=True, unit="slots", integer=True),
     ("scenario.toml", "objective.carbon_price_per_tonne"): Limit(0, 1e5, unit="money/t"),
+    # CVaR level: the mean of the worst (1 − α) of the scenario costs; below 1 so that
+    # the tail weights w_s / (1 − α) stay finite
+    ("scenario.toml", "objective.cvar_alpha"): Limit(0, 0.999),
+    ("scenario.toml", "objective.cvar_weight"): Limit(0, 1e3),
     ("scenario.toml", "latency.base_ms"): Limit(0, _MS, unit="ms"),
     ("scenario.toml", "latency.ms_per_km"): Limit(0, 1e3, unit="ms/km"),
     # ---- nodes.csv
@@ -185,6 +189,8 @@ LIMITS: dict[tuple[str, str], Limit] = {
     ("latency.csv", "latency_ms"): Limit(0, _MS, unit="ms"),
     ("regions.csv", "lat"): Limit(-90, 90, unit="deg"),
     ("regions.csv", "lon"): Limit(-180, 180, unit="deg"),
+    # ---- scenarios.csv (beyond SPEC v1): probabilities, summing to 1
+    ("scenarios.csv", "weight"): Limit(0, 1, lo_open=True),
 }
 """(file, column) -> valid values. ``res_*`` stands for every ``res_<name>`` column."""
 

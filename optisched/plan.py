@@ -20,7 +20,7 @@ import io
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
@@ -69,6 +69,8 @@ COST_TERMS = (
 """Cost terms of SPEC §3, in order; ``export_revenue`` is subtracted."""
 
 PLAN_FILES = ("assignments.csv", "node_series.csv", "summary.json")
+RISK_KEYS = ("expected_cost", "cvar", "cvar_alpha", "cvar_weight", "scenario_costs")
+"""Keys of ``summary.json`` for a problem with scenarios (beyond SPEC v1, :attr:`Plan.risk`)."""
 
 
 class Status(StrEnum):
@@ -114,9 +116,16 @@ class FlowArrays:
         return {name: getattr(self, name) for name in FLOW_NAMES}
 
     def set_flows(self, rows: IntArray, src: FlowArrays) -> None:
-        """Copy the six arrays of ``src`` into rows ``rows`` of these."""
-        for name in FLOW_NAMES:
-            getattr(self, name)[rows] = getattr(src, name)
+        """Copy the six arrays of ``src`` into rows ``rows`` of these (scenario by scenario
+        when there are several)."""
+        for dst, part in zip(self.scenario_flows(), src.scenario_flows(), strict=True):
+            for name in FLOW_NAMES:
+                getattr(dst, name)[rows] = getattr(part, name)
+
+    def scenario_flows(self) -> list[FlowArrays]:
+        """The flows of every scenario, these arrays first (beyond SPEC v1; one scenario:
+        ``[self]``)."""
+        return [self]
 
 
 FLOW_NAMES: tuple[str, ...] = tuple(f.name for f in fields(FlowArrays))
@@ -139,31 +148,65 @@ class Flows(FlowArrays):
 
     on: BoolArray
     load: FloatArray
+    more: list[FlowArrays] = field(default_factory=list, init=False)
+    """Beyond SPEC v1: the six flows of scenarios 2 … S (the arrays above are the first
+    scenario's; ``on`` and ``load`` are the first stage's, shared by every scenario). Set by
+    :meth:`of_scenarios`, :meth:`zeros` and :meth:`of`."""
 
     @classmethod
-    def zeros(cls, n_nodes: int, n_slots: int) -> Flows:
-        """All-off, all-zero flows."""
+    def of_scenarios(cls, on: BoolArray, load: FloatArray,
+                     parts: list[FlowArrays]) -> Flows:
+        """Flows from on/off states, load and the six flows of every scenario (not
+        copied)."""
+        out = cls(on=on, load=load, **parts[0].flow_arrays())
+        out.more = list(parts[1:])
+        return out
+
+    @classmethod
+    def zeros(cls, n_nodes: int, n_slots: int, scenarios: int = 1) -> Flows:
+        """All-off, all-zero flows (of ``scenarios`` scenarios)."""
         z = np.zeros((n_nodes, n_slots))
-        return cls(
+        out = cls(
             on=np.zeros((n_nodes, n_slots), dtype=bool),
             load=z.copy(), pv_used=z.copy(), grid_import=z.copy(), grid_export=z.copy(),
             charge=z.copy(), discharge=z.copy(), soc=z.copy(),
         )
+        out.more = [FlowArrays(*(z.copy() for _ in FLOW_NAMES)) for _ in range(scenarios - 1)]
+        return out
 
     @classmethod
     def of(cls, on: BoolArray, load: FloatArray, flows: FlowArrays) -> Flows:
-        """Flows from on/off states, load and the six arrays of ``flows`` (not copied)."""
-        return cls(on=on, load=load, **flows.flow_arrays())
+        """Flows from on/off states, load and the six arrays of ``flows`` (of every
+        scenario; not copied)."""
+        return cls.of_scenarios(on, load, [FlowArrays(**f.flow_arrays())
+                                           for f in flows.scenario_flows()])
+
+    @property
+    def S(self) -> int:
+        """Number of scenarios the flows are for."""
+        return 1 + len(self.more)
+
+    def scenario_flows(self) -> list[FlowArrays]:
+        """The flows of every scenario: these arrays, then :attr:`more`."""
+        return [self, *self.more]
+
+    def scenario(self, s: int) -> Flows:
+        """The flows of scenario ``s`` as :class:`Flows` of one scenario (arrays shared)."""
+        if s == 0 and not self.more:
+            return self
+        return Flows(on=self.on, load=self.load, **self.scenario_flows()[s].flow_arrays())
 
     def copy(self) -> Flows:
         """A deep copy."""
-        return Flows(**{f.name: np.array(getattr(self, f.name), copy=True)
-                        for f in fields(self)})
+        return Flows.of_scenarios(self.on.copy(), self.load.copy(), [
+            FlowArrays(**{k: v.copy() for k, v in f.flow_arrays().items()})
+            for f in self.scenario_flows()])
 
     def take_rows(self, rows: IntArray) -> Flows:
         """Copies of rows ``rows`` (nodes) of every array."""
-        return Flows(**{f.name: np.array(getattr(self, f.name)[rows], copy=True)
-                        for f in fields(self)})
+        return Flows.of_scenarios(self.on[rows].copy(), self.load[rows].copy(), [
+            FlowArrays(**{k: v[rows].copy() for k, v in f.flow_arrays().items()})
+            for f in self.scenario_flows()])
 
     def set_rows(self, rows: IntArray, src: Flows) -> None:
         """Copy every array of ``src`` (on, load and the flows) into rows ``rows``."""
@@ -209,6 +252,12 @@ class Plan:
         Why infeasible, or other notes for the user.
     info : dict
         Solver-specific statistics (iterations, nodes, scaled objective …).
+    risk : dict
+        Beyond SPEC v1, for a problem with scenarios (filled by the evaluator):
+        ``expected_cost``, ``cvar``, ``cvar_alpha``, ``cvar_weight`` and
+        ``scenario_costs`` (scenario id -> cost of the plan in it) [money]; the
+        objective is ``expected_cost + cvar_weight · cvar`` and :attr:`costs` are the
+        expected terms. Empty for a SPEC v1 problem.
     """
 
     solver: str
@@ -224,6 +273,7 @@ class Plan:
     timings: dict[str, float] = field(default_factory=dict)
     message: str = ""
     info: dict[str, Any] = field(default_factory=dict)
+    risk: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, problem: Problem, solver: str, status: Status, message: str = "") -> Plan:
@@ -271,6 +321,7 @@ class Plan:
             "jobs": self.job_counts(problem),
             "message": self.message,
             "info": _jsonable(self.info),
+            **({k: _jsonable(v) for k, v in self.risk.items()} if self.risk else {}),
         }
 
     def to_document(self, problem: Problem) -> dict[str, Any]:
@@ -334,15 +385,17 @@ def _num(v: float | None) -> float | None:
     return float(v)
 
 
-def _jsonable(obj: Any) -> Any:
+def _jsonable(obj: Any, number: Callable[[float], Any] | None = None) -> Any:
+    """``obj`` as JSON values; floats through ``number`` (default: non-finite → None)."""
+    num = _num if number is None else number
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): _jsonable(v, num) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [_jsonable(v, num) for v in obj]
     if isinstance(obj, (np.integer,)):
         return int(obj)
     if isinstance(obj, (np.floating, float)):
-        return _num(float(obj))
+        return num(float(obj))
     if isinstance(obj, (str, int, bool)) or obj is None:
         return obj
     return str(obj)
@@ -370,28 +423,42 @@ def _assignments_frame(problem: Problem, plan: Plan, durations: IntArray) -> pd.
     )
 
 
+SERIES_COLUMNS = ("node_id", "slot", "time", "on", "load_kw", "pv_used_kw", "import_kw",
+                  "export_kw", "charge_kw", "discharge_kw", "soc_kwh")
+"""Columns of the plan's ``node_series.csv`` (SPEC §4); with several scenarios
+``scenario`` comes first (beyond SPEC v1)."""
+
+
 def _series_frame(problem: Problem, plan: Plan) -> pd.DataFrame:
     hz = problem.horizon
-    cols = ["node_id", "slot", "time", "on", "load_kw", "pv_used_kw", "import_kw", "export_kw",
-            "charge_kw", "discharge_kw", "soc_kwh"]
+    cols = list(SERIES_COLUMNS)
     f = plan.flows
+    several = len(problem.scenarios) > 1
+    if several:
+        cols = ["scenario", *cols]
     if f is None:
         return pd.DataFrame(columns=cols)
     N, T = f.on.shape
     times = [hz.time_of(t).isoformat() for t in range(T)]
-    return pd.DataFrame({
-        "node_id": np.repeat(np.array(plan.node_ids, dtype=object), T),
-        "slot": np.tile(np.arange(T), N),
-        "time": np.tile(np.array(times, dtype=object), N),
-        "on": f.on.astype(int).ravel(),
-        "load_kw": f.load.ravel(),
-        "pv_used_kw": f.pv_used.ravel(),
-        "import_kw": f.grid_import.ravel(),
-        "export_kw": f.grid_export.ravel(),
-        "charge_kw": f.charge.ravel(),
-        "discharge_kw": f.discharge.ravel(),
-        "soc_kwh": f.soc.ravel(),
-    })[cols]
+    frames = []
+    for sid, part in zip(problem.scenarios if several else [""], f.scenario_flows(),
+                         strict=True):
+        frame = pd.DataFrame({
+            **({"scenario": np.full(N * T, sid, dtype=object)} if several else {}),
+            "node_id": np.repeat(np.array(plan.node_ids, dtype=object), T),
+            "slot": np.tile(np.arange(T), N),
+            "time": np.tile(np.array(times, dtype=object), N),
+            "on": f.on.astype(int).ravel(),
+            "load_kw": f.load.ravel(),
+            "pv_used_kw": part.pv_used.ravel(),
+            "import_kw": part.grid_import.ravel(),
+            "export_kw": part.grid_export.ravel(),
+            "charge_kw": part.charge.ravel(),
+            "discharge_kw": part.discharge.ravel(),
+            "soc_kwh": part.soc.ravel(),
+        })[cols]
+        frames.append(frame)
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 def write_plan(problem: Problem, plan: Plan, out: str | os.PathLike[str]) -> Path:
@@ -478,6 +545,7 @@ def read_plan(problem: Problem, path: str | os.PathLike[str]) -> Plan:
     plan.costs = _summary_numbers(summary, "costs", path, errors)
     plan.timings = _summary_numbers(summary, "timings", path, errors)
     plan.info = summary.get("info") or {}
+    plan.risk = {k: summary[k] for k in RISK_KEYS if k in summary}
     _read_assignments(problem, plan, path / "assignments.csv", errors)
     if status.has_plan:
         plan.flows = _read_series(problem, plan, path / "node_series.csv", errors)
@@ -627,16 +695,51 @@ def _read_assignments(problem: Problem, plan: Plan, file: Path, errors: list[Inp
 
 def _read_series(problem: Problem, plan: Plan, file: Path, errors: list[InputError]) -> Flows:
     N, T = len(problem.nodes), problem.horizon.slots
-    flows = Flows.zeros(N, T)
     df = _csv(file)
+    sids = list(problem.scenarios) if len(problem.scenarios) > 1 else [""]
+    flows = Flows.zeros(N, T, len(sids))
+    if len(sids) == 1:
+        _read_series_part(problem, df, file, errors, flows)
+        return flows
+    if "scenario" not in df.columns:
+        errors.append(InputError(str(file), 1, "scenario", None, "required column is missing: "
+                                 f"the problem has {len(sids)} scenarios"))
+        return flows
+    scen = df["scenario"].str.strip()
+    for k in np.nonzero(~scen.isin(sids).to_numpy())[0][:10]:
+        errors.append(InputError(str(file), int(k) + 2, "scenario", str(scen.iloc[k]),
+                                 f"unknown scenario; the problem has {', '.join(sids)}"))
+    for s, sid in enumerate(sids):
+        part = Flows.zeros(N, T)
+        _read_series_part(problem, df[(scen == sid).to_numpy()], file, errors, part,
+                          f" in scenario {sid}")
+        if s == 0:
+            flows.on, flows.load = part.on, part.load
+        elif not errors and ((part.on != flows.on).any() or (part.load != flows.load).any()):
+            n_bad, t_bad = np.nonzero((part.on != flows.on) | (part.load != flows.load))
+            errors.append(InputError(str(file), None, "on", f"{problem.nodes[n_bad[0]].node_id}/"
+                                     f"{t_bad[0]}", f"on and load_kw are first-stage decisions: "
+                                     f"scenario {sid} differs from scenario {sids[0]}"))
+        dst = flows.scenario_flows()[s]
+        for name in FLOW_NAMES:
+            getattr(dst, name)[:] = getattr(part, name)
+    return flows
+
+
+def _read_series_part(problem: Problem, df: pd.DataFrame, file: Path,
+                      errors: list[InputError], flows: Flows, where: str = "") -> None:
+    """The rows of ``df`` (one scenario) into ``flows``; rows are named by ``df.index``."""
+    N, T = len(problem.nodes), problem.horizon.slots
     cols = {"on": "on", "load_kw": "load", "pv_used_kw": "pv_used", "import_kw": "grid_import",
             "export_kw": "grid_export", "charge_kw": "charge", "discharge_kw": "discharge",
             "soc_kwh": "soc"}
     missing = [c for c in ("node_id", "slot", *cols) if c not in df.columns]
     for c in missing:
-        errors.append(InputError(str(file), 1, c, None, "required column is missing"))
+        if not any(e.column == c and e.row == 1 for e in errors):
+            errors.append(InputError(str(file), 1, c, None, "required column is missing"))
     if missing:
-        return flows
+        return
+    line = df.index.to_numpy() + 2
     node_pos = {n.node_id: i for i, n in enumerate(problem.nodes)}
     nidx = df["node_id"].str.strip().map(node_pos)
     slot = pd.to_numeric(df["slot"].str.strip(), errors="coerce")
@@ -644,7 +747,7 @@ def _read_series(problem: Problem, plan: Plan, file: Path, errors: list[InputErr
     for k in np.nonzero(bad.to_numpy())[0][:50]:
         c = "node_id" if pd.isna(nidx.iloc[k]) else "slot"
         what = "unknown node_id" if c == "node_id" else f"slot must be 0..{T - 1}"
-        errors.append(InputError(str(file), int(k) + 2, c, str(df[c].iloc[k]), what))
+        errors.append(InputError(str(file), int(line[k]), c, str(df[c].iloc[k]), what))
     ok = ~bad.to_numpy()
     ni = nidx.to_numpy()[ok].astype(np.int64)
     ti = slot.to_numpy()[ok].astype(np.int64)
@@ -653,20 +756,20 @@ def _read_series(problem: Problem, plan: Plan, file: Path, errors: list[InputErr
     if (seen != 1).any():
         n_bad, t_bad = np.nonzero(seen != 1)
         errors.append(InputError(str(file), None, "slot", f"{problem.nodes[n_bad[0]].node_id}/"
-                                 f"{t_bad[0]}", "every (node_id, slot) needs exactly one row"))
-        return flows
+                                 f"{t_bad[0]}", f"every (node_id, slot) needs exactly one "
+                                 f"row{where}"))
+        return
     for c, attr in cols.items():
         v = pd.to_numeric(df[c].str.strip(), errors="coerce").to_numpy()[ok]
         badv = ~np.isfinite(v)
         for k in np.nonzero(badv)[0][:10]:
-            errors.append(InputError(str(file), int(np.nonzero(ok)[0][k]) + 2, c,
+            errors.append(InputError(str(file), int(line[ok][k]), c,
                                      str(df[c].to_numpy()[ok][k]), "must be a finite number"))
         arr = getattr(flows, attr)
         if attr == "on":
             arr[ni, ti] = v > 0.5
         else:
             arr[ni, ti] = np.nan_to_num(v)
-    return flows
 
 
 # --------------------------------------------------------------------------- JSON document
@@ -694,6 +797,8 @@ class NodeSeriesRecord(BaseModel):
     """One row of ``node_series.csv`` (SPEC §4) as a JSON object; powers [kW], soc [kWh]."""
 
     model_config = _DOC
+    scenario: str | None = Field(default=None, description="Beyond SPEC v1: the scenario of "
+                                 "the flows, given when the problem has several.")
     node_id: str
     slot: int
     time: datetime | None = None
@@ -721,6 +826,11 @@ class PlanSummary(BaseModel):
     jobs: dict[str, int] = Field(default_factory=dict)
     message: str = ""
     info: dict[str, Any] = Field(default_factory=dict)
+    expected_cost: JsonFloat | None = None
+    cvar: JsonFloat | None = None
+    cvar_alpha: JsonFloat | None = None
+    cvar_weight: JsonFloat | None = None
+    scenario_costs: dict[str, JsonFloat] | None = None
 
 
 class PlanDocument(BaseModel):
@@ -756,17 +866,7 @@ def _from_json_number(v: float | str | None) -> float | None:
 
 def _info_value(obj: Any) -> Any:
     """``info`` content for the document (like :func:`_jsonable`, infinities kept)."""
-    if isinstance(obj, dict):
-        return {str(k): _info_value(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_info_value(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating, float)):
-        return _json_number(float(obj))
-    if isinstance(obj, (str, int, bool)) or obj is None:
-        return obj
-    return str(obj)
+    return _jsonable(obj, _json_number)
 
 
 def _info_from_json(obj: Any) -> Any:
@@ -821,17 +921,24 @@ def _series_records(problem: Problem, plan: Plan) -> list[dict[str, Any]]:
     N, T = f.on.shape
     hz = problem.horizon
     times = [hz.time_of(t).isoformat() for t in range(T)] * N
-    cols: list[list[Any]] = []
-    for _, attr in _SERIES_FIELDS:
-        arr = np.asarray(getattr(f, attr), dtype=float).ravel()
-        cols.append(arr.tolist() if np.isfinite(arr).all()
-                    else [_json_number(x) for x in arr.tolist()])
     node_ids = np.repeat(np.array(plan.node_ids, dtype=object), T).tolist()
     slots = np.tile(np.arange(T), N).tolist()
     on = f.on.astype(int).ravel().tolist()
-    keys = ("node_id", "slot", "time", "on", *(k for k, _ in _SERIES_FIELDS))
-    return [dict(zip(keys, row, strict=True))
-            for row in zip(node_ids, slots, times, on, *cols, strict=True)]
+    several = len(problem.scenarios) > 1
+    out: list[dict[str, Any]] = []
+    for sid, part in zip(problem.scenarios if several else [""], f.scenario_flows(),
+                         strict=True):
+        cols: list[list[Any]] = []
+        for _, attr in _SERIES_FIELDS:
+            src = f if attr == "load" else part
+            arr = np.asarray(getattr(src, attr), dtype=float).ravel()
+            cols.append(arr.tolist() if np.isfinite(arr).all()
+                        else [_json_number(x) for x in arr.tolist()])
+        keys = ("node_id", "slot", "time", "on", *(k for k, _ in _SERIES_FIELDS))
+        lead = {"scenario": sid} if several else {}
+        out += [{**lead, **dict(zip(keys, row, strict=True))}
+                for row in zip(node_ids, slots, times, on, *cols, strict=True)]
+    return out
 
 
 def _document_summary(problem: Problem, plan: Plan) -> dict[str, Any]:
@@ -849,6 +956,7 @@ def _document_summary(problem: Problem, plan: Plan) -> dict[str, Any]:
         "jobs": plan.job_counts(problem),
         "message": plan.message,
         "info": _info_value(plan.info),
+        **{k: _info_value(v) for k, v in plan.risk.items()},
     }
 
 
@@ -883,6 +991,8 @@ def _plan_from_document(problem: Problem, data: str | bytes | Mapping[str, Any],
     plan.costs = {k: float(_from_json_number(v) or 0.0) for k, v in s.costs.items()}
     plan.timings = {k: float(_from_json_number(v) or 0.0) for k, v in s.timings.items()}
     plan.info = _info_from_json(s.info)
+    plan.risk = {k: _info_from_json(getattr(s, k)) for k in RISK_KEYS
+                 if getattr(s, k) is not None}
     errors: list[InputError] = []
     _document_assignments(problem, plan, doc.assignments, f"{name}.assignments", errors)
     if s.status.has_plan:
@@ -928,10 +1038,19 @@ def _document_assignments(problem: Problem, plan: Plan, records: list[Assignment
 def _document_series(problem: Problem, plan: Plan, records: list[NodeSeriesRecord], file: str,
                      errors: list[InputError]) -> Flows:
     N, T = len(problem.nodes), problem.horizon.slots
-    flows = Flows.zeros(N, T)
+    sids = list(problem.scenarios) if len(problem.scenarios) > 1 else [None]
+    spos = {sid: s for s, sid in enumerate(sids)}
+    flows = Flows.zeros(N, T, len(sids))
+    parts = flows.scenario_flows()
     node_pos = {n.node_id: i for i, n in enumerate(problem.nodes)}
-    seen = np.zeros((N, T), dtype=np.int64)
+    seen = np.zeros((len(sids), N, T), dtype=np.int64)
     for r, rec in enumerate(records):
+        s = spos.get(rec.scenario)
+        if s is None:
+            errors.append(InputError(file, r, "scenario", rec.scenario,
+                                     "unknown scenario" if len(sids) > 1 else
+                                     "the problem has no scenarios"))
+            continue
         n = node_pos.get(rec.node_id)
         if n is None:
             errors.append(InputError(file, r, "node_id", rec.node_id, "unknown node_id"))
@@ -940,14 +1059,14 @@ def _document_series(problem: Problem, plan: Plan, records: list[NodeSeriesRecor
             errors.append(InputError(file, r, "slot", str(rec.slot), f"slot must be 0..{T - 1}"))
             continue
         t = rec.slot
-        seen[n, t] += 1
+        seen[s, n, t] += 1
         flows.on[n, t] = rec.on == 1
         for key, attr in _SERIES_FIELDS:
-            getattr(flows, attr)[n, t] = getattr(rec, key)
+            getattr(flows if attr == "load" else parts[s], attr)[n, t] = getattr(rec, key)
         if len(errors) > MAX_ERRORS:
             break
     if not errors and (seen != 1).any():
-        n_bad, t_bad = np.nonzero(seen != 1)
+        _, n_bad, t_bad = np.nonzero(seen != 1)
         errors.append(InputError(file, None, "slot", f"{problem.nodes[n_bad[0]].node_id}/"
                                  f"{t_bad[0]}", "every (node_id, slot) needs exactly one record"))
     return flows

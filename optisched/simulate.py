@@ -28,9 +28,10 @@ runs one day (the bundle's horizon) the way a scheduler lives it:
      the day known, never re-planned, settled the same way;
    * **perfect foresight**: the day planned on the actuals with every job known,
      by ``--pf-solver`` (default ``lns``) at a generous budget, once from scratch
-     and once warm-started from the realized placement; the cheapest of those and
-     the realized schedule itself is reported, so it never costs more than the
-     realized plan (``perfect_foresight_source`` says which).
+     and once warm-started from the realized placement; the cheapest of those, the
+     realized schedule itself and the settled plan-once schedule (when it keeps
+     every constraint of the day) is reported, so it never costs more than either
+     (``perfect_foresight_source`` says which).
 
 Files: the forecasts CSV has columns ``issued_at,time`` and either
 ``node_id,pv_kw`` or ``tariff,price`` (both kinds may share a file, empty cells
@@ -73,8 +74,17 @@ from optisched.plan import COST_TERMS, Flows, Plan
 from optisched.replan import ReplanError, Replanner
 from optisched.solvers import solve
 
-__all__ = ["FORECAST_COLUMNS", "Forecasts", "Simulation", "read_actuals", "read_forecasts",
-           "settle_slot", "simulate"]
+__all__ = [
+    "FORECAST_COLUMNS",
+    "Forecasts",
+    "Simulation",
+    "mean_set_point",
+    "read_actuals",
+    "read_forecasts",
+    "settle_plan",
+    "settle_slot",
+    "simulate",
+]
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +247,9 @@ def read_forecasts(path: str | Path, problem: Problem) -> Forecasts:
 
 
 def read_actuals(bundle: str | Path, actuals: str | Path) -> Problem:
-    """The bundle with its ``node_series.csv`` and/or ``prices.csv`` replaced by ``actuals``'.
+    """The bundle with its ``node_series.csv``, ``prices.csv`` and/or ``feeders.csv``
+    replaced by ``actuals``'; without scenarios (beyond SPEC v1: the bundle's
+    ``scenarios.csv`` is left out, the actual day is one outcome).
 
     Raises
     ------
@@ -246,13 +258,15 @@ def read_actuals(bundle: str | Path, actuals: str | Path) -> Problem:
         ``node_series.csv`` nor ``prices.csv`` in ``actuals``.
     """
     bundle, actuals = Path(bundle), Path(actuals)
-    files = [f for f in ("node_series.csv", "prices.csv") if (actuals / f).is_file()]
+    files = [f for f in ("node_series.csv", "prices.csv", "feeders.csv")
+             if (actuals / f).is_file()]
     if not files:
         raise BundleError([InputError(str(actuals), None, None, None,
                                       "needs node_series.csv and/or prices.csv")])
     with tempfile.TemporaryDirectory(prefix="optisched-actuals-") as tmp:
         d = Path(tmp) / "bundle"
         shutil.copytree(bundle, d)
+        (d / "scenarios.csv").unlink(missing_ok=True)
         for f in files:
             shutil.copyfile(actuals / f, d / f)
         try:
@@ -391,6 +405,45 @@ def _settle(index: Index, flows_of: Any, T: int) -> tuple[Flows, float]:
         soc = f["soc"]
         unserved += float(f["unserved"].sum()) * index.dt
     return out, unserved
+
+
+def mean_set_point(flows: Flows, weights: Any = None) -> tuple[FloatArray, FloatArray]:
+    """The battery set-point of a plan: charge and discharge [kW], each ``(N, T)``; with
+    several scenarios (beyond SPEC v1) their probability-weighted mean (``weights``,
+    default equal)."""
+    if flows.S == 1:
+        return flows.charge, flows.discharge
+    w = np.full(flows.S, 1.0 / flows.S) if weights is None else np.asarray(weights, dtype=float)
+    parts = flows.scenario_flows()
+    return (np.einsum("s,snt->nt", w, np.array([p.charge for p in parts])),
+            np.einsum("s,snt->nt", w, np.array([p.discharge for p in parts])))
+
+
+def settle_plan(index: Index, on: Any, load: FloatArray, charge: FloatArray,
+                discharge: FloatArray) -> Flows:
+    """A whole plan settled slot by slot on ``index`` (the actuals, :func:`settle_slot`).
+
+    Parameters
+    ----------
+    index : Index
+        The actual problem.
+    on : (N, T) bool
+        The plan's on/off states (kept).
+    load : (N, T) float
+        The plan's load [kW] (kept).
+    charge, discharge : (N, T) float
+        The plan's battery set-point [kW].
+
+    Returns
+    -------
+    Flows
+        The settled flows (one scenario).
+    """
+
+    def flows_of(t: int, _soc: FloatArray) -> tuple[Any, ...]:
+        return load[:, t], on[:, t], charge[:, t], discharge[:, t]
+
+    return _settle(index, flows_of, index.T)[0]
 
 
 # ---------------------------------------------------------------------- the loop
@@ -564,6 +617,7 @@ def simulate(problem: Problem, actual: Problem, forecasts: Forecasts, replan_eve
     T = hz.slots
     t_start = time.perf_counter()
     ix_act = compile_index(actual)
+    weights = [sc.weight for sc in problem.scenarios.values()] or None
     known = [j for j in problem.jobs if jobs_known_ahead or j.release is None
              or j.release <= hz.start]
     later = sorted((j for j in problem.jobs if j not in known),
@@ -586,7 +640,9 @@ def simulate(problem: Problem, actual: Problem, forecasts: Forecasts, replan_eve
             t0 = time.perf_counter()
             row: dict[str, Any] = {"time": now.isoformat(), "arrived": [j.job_id for j in arrived]}
             try:
-                plan = rp.update(now, new_jobs=arrived, pv=pv, prices=prices,
+                plan = rp.update(now, new_jobs=arrived, pv=pv,
+                                 # a problem with scenarios may have no shared tariffs
+                                 prices=prices if prices or problem.tariffs else None,
                                  soc={n: float(soc[pos[n]]) for n in batt})
                 row.update(objective=plan.objective, remaining_cost=rp.remaining_cost,
                            changes={k: len(rp.last_changes.of_kind(k)) for k in
@@ -599,7 +655,8 @@ def simulate(problem: Problem, actual: Problem, forecasts: Forecasts, replan_eve
         f = rp.plan.flows
         assert f is not None
         s = t - rp.offset
-        out = settle_slot(ix_act, t, f.load[:, s], f.charge[:, s], f.discharge[:, s], soc)
+        charge, discharge = mean_set_point(f, weights)
+        out = settle_slot(ix_act, t, f.load[:, s], charge[:, s], discharge[:, s], soc)
         realized.on[:, t], realized.load[:, t] = f.on[:, s], f.load[:, s]
         for name in ("pv_used", "grid_import", "grid_export", "charge", "discharge", "soc"):
             getattr(realized, name)[:, t] = out[name]
@@ -609,7 +666,8 @@ def simulate(problem: Problem, actual: Problem, forecasts: Forecasts, replan_eve
     ex_p, ex_plan = rp.executed()
     jobs = [*ex_p.jobs, *later]
     real_p = ex_p.model_copy(update={"node_series": actual.node_series, "tariffs": actual.tariffs,
-                                     "feeders": actual.feeders, "jobs": jobs})
+                                     "feeders": actual.feeders, "jobs": jobs,
+                                     "scenarios": {}})
     real_plan = Plan(solver=ex_plan.solver, status=ex_plan.status,
                      job_ids=[j.job_id for j in jobs], node_ids=ex_plan.node_ids,
                      node=np.concatenate([ex_plan.node, np.full(len(later), -1)]).astype(np.int64),
@@ -626,9 +684,10 @@ def simulate(problem: Problem, actual: Problem, forecasts: Forecasts, replan_eve
     if not once.status.has_plan or once.flows is None:
         raise ValueError(f"the plan made once has no solution: {once.message}")
     of = once.flows
+    once_c, once_d = mean_set_point(of, weights)
 
     def once_flows(t: int, _soc: FloatArray) -> tuple[Any, ...]:
-        return of.load[:, t], of.on[:, t], of.charge[:, t], of.discharge[:, t]
+        return of.load[:, t], of.on[:, t], once_c[:, t], once_d[:, t]
 
     once_settled, once_unserved = _settle(ix_act, once_flows, T)
     once_real = Plan(solver=once.solver, status=once.status, job_ids=once.job_ids,
@@ -653,6 +712,8 @@ def simulate(problem: Problem, actual: Problem, forecasts: Forecasts, replan_eve
     except (ValueError, TypeError) as exc:  # the realized placement is not a plan of the day
         log.info("perfect foresight not warm-started: %s", exc)
     cands.append((r_cost, "realized", r_costs, r_ok, r_viol, r_slots))
+    if o_ok:  # the plan made once, settled, is a plan of the actual day too
+        cands.append((o_cost, "plan_once", o_costs, o_ok, o_viol, o_slots))
     best = min(cands, key=lambda x: x[0])
     return Simulation(
         realized_cost=r_cost, plan_once_cost=o_cost, perfect_foresight_cost=best[0],

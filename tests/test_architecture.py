@@ -144,6 +144,30 @@ def test_no_benchmark_script_under_solvers() -> None:
     assert not [m for m in MODULES if m.startswith("optisched.solvers.") and "bench" in m]
 
 
+def test_highs_is_handed_models_in_one_place() -> None:
+    # one HiGHS adapter: passModel and Highs() appear in code only in backends/highs.py
+    found = []
+    for m, path in MODULES.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                f = node.func
+                name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+                if name in ("passModel", "Highs"):
+                    found.append(m)
+    assert sorted(set(found)) == ["optisched.backends.highs"]
+
+
+def test_the_dispatch_lp_is_built_in_one_place() -> None:
+    # the flows LP (SPEC §2 constraints 5-7): its builder is called, never rewritten
+    builders = [m for m, path in MODULES.items()
+                if "def build_dispatch_lp" in path.read_text(encoding="utf-8")]
+    assert builders == ["optisched.formulations.dispatch_lp"]
+    users = {m for m, path in MODULES.items()
+             if "build_dispatch_lp(" in path.read_text(encoding="utf-8")} - set(builders)
+    assert {"optisched.dispatch", "optisched.bounds.lagrangian"} <= users
+
+
 def test_array_aliases_are_defined_once() -> None:
     defining = []
     for m, path in MODULES.items():

@@ -100,6 +100,33 @@ def unchanged(b: Path) -> None:
     pass
 
 
+SCENARIOS = TINY.parent / "tiny-scenarios"
+
+
+def scenarios(*steps: Callable[[Path], None]) -> Callable[[Path], None]:
+    """The bundle of ``datasets/tiny-scenarios`` (two scenarios, beyond SPEC v1), then
+    ``steps``."""
+
+    def run(b: Path) -> None:
+        for f in SCENARIOS.iterdir():
+            shutil.copyfile(f, b / f.name)
+        for st in steps:
+            st(b)
+
+    return run
+
+
+def drop_lines(file: str, fragment: str) -> Callable[[Path], None]:
+    """Remove every line of ``file`` holding ``fragment``."""
+
+    def run(b: Path) -> None:
+        lines = (b / file).read_text(encoding="utf-8").splitlines(keepends=True)
+        (b / file).write_text("".join(ln for ln in lines if fragment not in ln),
+                              encoding="utf-8")
+
+    return run
+
+
 # ----------------------------------------------------------------------------- the table
 
 
@@ -299,6 +326,68 @@ CASES = [
          ("pinned_node", "no node has that much", "unknown node_id"), errors=1),
     Case("duration-at-limit-infeasible-not-overflow", cell("jobs.csv", 2, "duration_min", "1e7"),
          ("job j1",), ("overflow", "-9223372036854775808"), args=PLAN, exit=EXIT_INFEASIBLE),
+    # ---- scenarios (beyond SPEC v1): the scenario columns are validated like every other
+    Case("scenarios-valid", scenarios(), ("valid: 3 nodes, 5 jobs",), exit=0),
+    Case("scenario-unknown", scenarios(cell("prices.csv", 5, "scenario", "s3")),
+         ("prices.csv, row 5, column scenario: value 's3': unknown scenario (not in "
+          "scenarios.csv: s1, s2)",), ("does not cover", "unknown tariff"), errors=1),
+    Case("scenario-unknown-all-rows", scenarios(edit("node_series.csv", ",s2,", ",s9,"),
+                                                lambda b: (b / "node_series.csv").write_text(
+                                                    (b / "node_series.csv").read_text()
+                                                    .replace(",s2,", ",s9,"))),
+         ("node_series.csv, row 18, column scenario: value 's9': unknown scenario (not in "
+          "scenarios.csv: s1, s2); also on 15 more rows",), ("has no rows",), errors=1),
+    Case("scenario-empty-cell", scenarios(cell("prices.csv", 5, "scenario", "")),
+         ("prices.csv, row 5, column scenario: value '': a scenario is required: prices.csv "
+          "has a scenario column (one of s1, s2)",), ("does not cover", "unknown tariff"),
+         errors=1),
+    Case("scenario-weights-not-one", scenarios(cell("scenarios.csv", 3, "weight", "0.5")),
+         ("scenarios.csv, column weight: value '1.1': the weights of the 2 scenarios sum to "
+          "1.1; they must sum to 1 (within 1e-09)",), errors=1),
+    Case("scenario-weights-within-tolerance",
+         scenarios(write("scenarios.csv", "scenario,weight\ns1,0.6\ns2,0.4000000000005\n")),
+         ("valid: 3 nodes, 5 jobs",), exit=0),
+    Case("scenario-weight-out-of-range", scenarios(cell("scenarios.csv", 3, "weight", "-0.4")),
+         ("scenarios.csv, row 3, column weight: value '-0.4': out of range; expected a number "
+          "> 0 and <= 1",), ("sum to",), errors=1),
+    Case("scenario-weight-missing", scenarios(cell("scenarios.csv", 3, "weight", "")),
+         ("scenarios.csv, row 3, column weight: value '': a value is required",), ("sum to",),
+         errors=1),
+    Case("scenario-duplicate-id", scenarios(write("scenarios.csv",
+                                                  "scenario,weight\ns1,0.6\ns2,0.2\ns2,0.2\n")),
+         ("scenarios.csv, row 4, column scenario: value 's2': duplicate id (first on row 3)",),
+         errors=1),
+    Case("scenario-missing-rows", scenarios(drop_lines("prices.csv", ",s2,")),
+         ("prices.csv, column scenario: value 's2': scenario 's2' has no rows in prices.csv",),
+         ("unknown tariff",), errors=1),
+    Case("scenario-tariff-short-in-one", scenarios(drop_lines(
+        "prices.csv", "2026-06-01T09:00:00+00:00,business,s2")),
+         ("prices.csv, row 3, column time: tariff 'business' does not cover every slot in "
+          "scenario 's2': 1 of 8 slots have no price",), ("unknown tariff",), errors=1),
+    Case("scenario-duplicate-row", scenarios(cell("prices.csv", 4, "tariff", "business")),
+         ("prices.csv, row 5, column time: value '2026-06-01T09:00:00+00:00': duplicate "
+          "(tariff, time, scenario): first on row 4",), errors=2),
+    Case("scenario-column-without-scenarios-csv",
+         scenarios(lambda b: (b / "scenarios.csv").unlink()),
+         ("node_series.csv, row 1, column scenario: value 'scenario': a scenario column needs "
+          "scenarios.csv",
+          "prices.csv, row 1, column scenario: value 'scenario': a scenario column needs "
+          "scenarios.csv"), ("unknown tariff", "unknown scenario"), errors=2),
+    Case("scenarios-header-only", scenarios(header_only("scenarios.csv")),
+         ("scenarios.csv: no scenarios: add at least one row (scenario, weight)",),
+         ("unknown scenario",), errors=1),
+    Case("scenarios-unknown-column", scenarios(edit("scenarios.csv", "weight", "prob")),
+         ("scenarios.csv, row 1, column prob: value 'prob': unknown column",
+          "scenarios.csv, row 1, column weight: required column is missing"),
+         ("unknown scenario",), errors=2),
+    Case("cvar-alpha-too-high", edit("scenario.toml", "carbon_price_per_tonne = 50.0",
+                                     "carbon_price_per_tonne = 50.0\ncvar_alpha = 1"),
+         ("key objective.cvar_alpha: value '1': objective.cvar_alpha = 1: above the limit "
+          "0.999",), errors=1),
+    Case("cvar-weight-negative", edit("scenario.toml", "carbon_price_per_tonne = 50.0",
+                                      "carbon_price_per_tonne = 50.0\ncvar_weight = -1"),
+         ("key objective.cvar_weight: value '-1':", "out of range"), errors=1),
+    Case("scenarios-plan", scenarios(), (), args=PLAN, exit=0),
 ]
 
 

@@ -25,7 +25,7 @@ from optisched.domain import Feeder, Job, Node, NodeSeries, Problem
 from optisched.errors import BundleError
 from optisched.generate.random_problems import random_problem
 from optisched.jsondoc import SCHEMA_FILES, problem_from_json, schema_text, schemas
-from optisched.plan import Plan, Status
+from optisched.plan import FLOW_NAMES, Plan, Status
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = ROOT / "docs" / "schemas"
@@ -149,9 +149,11 @@ def _assert_same_plan(a: Plan, b: Plan) -> None:
     assert np.array_equal(a.node, b.node) and np.array_equal(a.start, b.start)
     assert (a.flows is None) == (b.flows is None)
     if a.flows is not None and b.flows is not None:
-        for k, v in a.flows.__dict__.items():
-            w = getattr(b.flows, k)
-            assert v.dtype == w.dtype and np.array_equal(v, w), k
+        assert a.flows.S == b.flows.S
+        for fa, fb in zip(a.flows.scenario_flows(), b.flows.scenario_flows(), strict=True):
+            for k in ("on", "load", *FLOW_NAMES) if fa is a.flows else FLOW_NAMES:
+                v, w = getattr(fa, k), getattr(fb, k)
+                assert v.dtype == w.dtype and np.array_equal(v, w), k
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

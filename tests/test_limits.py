@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "datasets" / "tiny"
 
 ROW = {"nodes.csv": 2, "jobs.csv": 2, "node_series.csv": 2, "prices.csv": 2, "feeders.csv": 2,
-       "latency.csv": 2, "regions.csv": 2}
+       "latency.csv": 2, "regions.csv": 2, "scenarios.csv": 2}
 """The row (header = 1) each column is set on; jobs with an SLO live on row 3."""
 JOB_ROW3 = {"latency_slo_ms", "latency_per_ms"}
 COLUMN = {"res_*": "res_mem_gb"}
@@ -37,6 +37,15 @@ COMPANIONS: dict[tuple[str, str, str], dict[tuple[str, int, str], str]] = {
                                      ("nodes.csv", 2, "soc_init"): "0"},
     ("jobs.csv", "gpus", "hi"): {("nodes.csv", 4, "gpus"): "1e6"},
     ("jobs.csv", "res_*", "hi"): {("nodes.csv", 4, "res_mem_gb"): "1e9"},
+}
+
+
+# files the bundle lacks: the weights must still sum to 1 around the value tested (the
+# value is set on row 2; at the lower limit a second scenario carries the weight)
+FILES: dict[tuple[str, str], str] = {
+    ("scenarios.csv", "hi"): "scenario,weight\ns1,1\n",
+    ("scenarios.csv", "inf"): "scenario,weight\ns1,1\n",
+    ("scenarios.csv", "lo"): "scenario,weight\ns1,0.5\ns2,1\n",
 }
 
 
@@ -99,6 +108,8 @@ def test_at_and_past_each_limit(tmp_path: Path, file: str, column: str, side: st
     shutil.copytree(TINY, bundle)
     col = COLUMN.get(column, column)
     row = 3 if file == "jobs.csv" and column in JOB_ROW3 else ROW.get(file, 0)
+    if (file, side) in FILES:
+        (bundle / file).write_text(FILES[file, side])
     for (f, r, c), v in COMPANIONS.get((file, column, side), {}).items():
         _set(bundle, f, r, c, v)
     _set(bundle, file, row, col, value)

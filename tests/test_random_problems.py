@@ -24,9 +24,12 @@ from optisched.generate.random_problems import START, bench_problem, random_prob
 
 
 def _fingerprint(problem: Problem) -> str:
-    # the JSON of model_dump_json() as it was (infinities as null), of the same instance
-    return hashlib.sha256(pydantic_core.to_json(problem.model_dump(), inf_nan_mode="null")
-                          ).hexdigest()
+    # the JSON of model_dump_json() as it was (infinities as null), of the same instance;
+    # without the fields beyond SPEC v1 added since (scenarios, the CVaR options: defaults)
+    assert not problem.scenarios and problem.scenario.objective.cvar_weight == 0
+    dump = problem.model_dump(exclude={"scenarios": True, "scenario": {
+        "objective": {"cvar_alpha", "cvar_weight"}}})
+    return hashlib.sha256(pydantic_core.to_json(dump, inf_nan_mode="null")).hexdigest()
 
 
 BENCH_CASES: list[tuple[tuple[int, ...], dict[str, Any], str]] = [

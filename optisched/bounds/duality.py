@@ -35,9 +35,9 @@ def implied_upper_bounds(model: MilpModel, index: Index) -> FloatArray:
     load = index.idle_kw + np.bincount(index.opt_node, weights=index.opt_power,
                                        minlength=index.N)
     cap = load + index.charge_kw + index.export_kw
-    imp = model.grid_import
-    ub[imp] = np.minimum(ub[imp], cap[:, None])
-    ub[model.peak] = np.minimum(ub[model.peak], cap)
+    for fc in model.scenarios:  # every scenario's import and peak (beyond SPEC v1)
+        ub[fc.grid_import] = np.minimum(ub[fc.grid_import], cap[:, None])
+        ub[fc.peak] = np.minimum(ub[fc.peak], cap)
     return ub
 
 

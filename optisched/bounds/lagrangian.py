@@ -71,6 +71,30 @@ def _group_lp(index: Index, nodes: IntArray, load: FloatArray,
     return hs.info(h).objective, lp.balance_duals(hs.solution(h).row_duals())
 
 
+def _scenario_group_lp(index: Index, nodes: IntArray, load: FloatArray,
+                       feeders: list[int]) -> tuple[float, FloatArray] | None:
+    """:func:`_group_lp`; with several scenarios (beyond SPEC v1) the expectation of every
+    scenario's LP value and duals, ``Σ_σ w_σ V_σ``: convex in the load as a weighted sum of
+    convex functions, with the weighted duals as its subgradient."""
+    if index.S == 1:
+        return _group_lp(index, nodes, load, feeders)
+    value, duals = 0.0, np.zeros((nodes.size, index.T))
+    for s, w in enumerate(index.scenarios.weight):
+        res = _group_lp(index.scenario(s), nodes, load, feeders)
+        if res is None:
+            return None
+        value += float(w) * res[0]
+        duals += float(w) * res[1]
+    return value, duals
+
+
+def _risk_scaled(index: Index, bound: float | None) -> float | None:
+    """A bound on ``E + λ·CVaR_α`` from one on the expected cost ``E``: ``(1 + λ)·bound``,
+    valid as ``CVaR_α ≥ E`` (``λ = 0``: the bound itself)."""
+    lam = index.scenarios.cvar_weight
+    return bound if bound is None or lam == 0 else (1.0 + lam) * bound
+
+
 def lagrangian_bound(index: Index, load: FloatArray) -> float | None:
     """Lower bound on the optimum of the whole problem [money] (see module docstring).
 
@@ -87,7 +111,7 @@ def lagrangian_bound(index: Index, load: FloatArray) -> float | None:
         The bound; None when a dispatch LP at ``L*`` could not be solved.
     """
     res = _bound_at(index, load)
-    return None if res is None else res[0]
+    return None if res is None else _risk_scaled(index, res[0])
 
 
 def improved_bound(index: Index, load: FloatArray, rounds: int = 3,
@@ -122,7 +146,7 @@ def improved_bound(index: Index, load: FloatArray, rounds: int = 3,
     if upper is not None and capacity_iterations > 0 and time.perf_counter() < deadline:
         best = max(best, capacity_bound(index, best_pi, best_const, upper,
                                         capacity_iterations, deadline))
-    return best
+    return _risk_scaled(index, best)
 
 
 def _bound_at(index: Index, load: FloatArray
@@ -171,7 +195,7 @@ def load_duals(index: Index, load: FloatArray) -> tuple[FloatArray, float] | Non
     for nodes in [*(g for g in groups if coupled(g)), *blocks]:
         feeders = sorted({int(f) for f in index.feeder_of[nodes] if f >= 0
                           and np.isfinite(index.feeder_headroom[f]).any()})
-        res = _group_lp(index, nodes, load, feeders)
+        res = _scenario_group_lp(index, nodes, load, feeders)
         if res is None:
             return None
         value, duals = res

@@ -9,6 +9,15 @@ math, with the names of the families, is in ``docs/formulations/milp.md``.
 Notation: ``k`` a start column ``x[o, s]`` (option ``o`` = eligible (job, node)
 pair started at slot ``s``), ``n`` node, ``t`` slot, ``r`` resource, ``j`` job,
 ``Δ`` slot length [h]. Pinned jobs get one column fixed to 1 (a constant).
+
+Scenarios (beyond SPEC v1): the model is the two-stage one. Placement and on/off
+(``x``, ``drop``, ``on``, ``up``, ``down``) are first-stage columns; the flows, peaks
+and exclusion binaries exist once per scenario ``σ`` (:class:`FlowColumns`), and so do
+the rows of constraints 5-7 (``power_balance``, ``battery_*``, ``feeder``,
+``demand_peak``), each with that scenario's series. The objective weighs each
+scenario's energy cost by its probability; with ``cvar_weight > 0`` the CVaR of the
+scenario costs enters by the columns ``η`` and ``z_σ`` and the rows ``cvar``
+(``docs/formulations/milp.md``). One scenario gives exactly the model of SPEC v1.
 """
 
 from __future__ import annotations
@@ -22,9 +31,11 @@ import scipy.sparse as sp
 
 from optisched.arrays import BoolArray, FloatArray, IntArray
 from optisched.index import Index
+from optisched.plan import FlowArrays, Flows
 
 __all__ = [
     "FAMILIES",
+    "FlowColumns",
     "MilpBuilder",
     "MilpModel",
     "ModelSets",
@@ -34,6 +45,7 @@ __all__ = [
     "define_battery",
     "define_battery_exclusion",
     "define_capacity",
+    "define_cvar",
     "define_demand_peak",
     "define_feeder",
     "define_objective",
@@ -43,13 +55,16 @@ __all__ = [
     "define_variables",
     "exclusion_nodes",
     "model_sets",
+    "recourse_flows",
+    "recourse_start",
 ]
 
 
 INF = np.inf
 
 FAMILIES = ("assignment", "capacity", "on_link", "startup", "shutdown", "power_balance",
-            "battery_soc", "battery_terminal", "battery_exclusion", "feeder", "demand_peak")
+            "battery_soc", "battery_terminal", "battery_exclusion", "feeder", "demand_peak",
+            "cvar")
 """Row families, in build order."""
 
 
@@ -222,8 +237,28 @@ class MilpBuilder:
 
 
 @dataclass
+class FlowColumns:
+    """The recourse columns of one scenario: flows ``(N, T)``, peaks ``(N,)`` and
+    exclusion binaries ``(N, T)`` (-1 where none)."""
+
+    pv_used: IntArray
+    grid_import: IntArray
+    grid_export: IntArray
+    charge: IntArray
+    discharge: IntArray
+    soc: IntArray
+    peak: IntArray
+    excl: IntArray
+
+
+@dataclass
 class _Cols:
-    """Column positions while building (filled by :func:`define_variables`)."""
+    """Column positions while building (filled by :func:`define_variables`).
+
+    ``pv_used`` … ``excl`` are the first scenario's recourse columns; ``scenarios`` has
+    every scenario's (the first is the same arrays); ``eta`` and ``cvar_z`` are the CVaR
+    columns (-1 and empty when ``cvar_weight`` is 0).
+    """
 
     x: IntArray
     drop: IntArray
@@ -239,6 +274,9 @@ class _Cols:
     soc: IntArray
     peak: IntArray
     excl: IntArray
+    scenarios: list[FlowColumns]
+    eta: int
+    cvar_z: IntArray
 
 
 @dataclass
@@ -262,13 +300,17 @@ class MilpModel(_Cols):
     x, drop : int arrays
         Columns of starts ``(K,)`` and drops ``(J,)`` (-1 = none).
     on, up, down, pv_used, grid_import, grid_export, charge, discharge, soc : (N, T) int
-        Columns per node and slot.
+        Columns per node and slot (the flows: of the first scenario).
     down_end : (N,) int
         Shut-down after the last slot (-1 when ``end_off`` is false).
     peak : (N,) int
         Peak import column per node.
     excl : (N, T) int
         Exclusion binary (-1 where none).
+    scenarios : list of FlowColumns
+        The recourse columns of every scenario (beyond SPEC v1; one scenario: those above).
+    eta, cvar_z : int, (S,) int
+        CVaR columns ``η`` and ``z_σ`` (-1 and empty without a CVaR term).
     slack : (nrow,) int
         Elastic slack column of each row (-1 = none; only when built elastic).
     build_seconds : float
@@ -321,7 +363,10 @@ def define_variables(b: MilpBuilder, index: Index, sets: ModelSets) -> _Cols:
     ``0 ≤ pv_used ≤ pv``, ``0 ≤ import ≤ headroom``, ``0 ≤ export ≤ export_kw``,
     ``0 ≤ charge ≤ charge_kw``, ``0 ≤ discharge ≤ discharge_kw``,
     ``soc_min ≤ soc ≤ soc_max`` [kW, kWh]; ``peak_n ≥ 0`` [kW]; ``excl[n,t] ∈ {0,1}``
-    on :func:`exclusion_nodes`.
+    on :func:`exclusion_nodes`. The flows, peaks and exclusion binaries once per scenario
+    (its own PV and headroom bounds); with ``cvar_weight > 0`` the CVaR columns ``η``
+    and ``z_σ ≥ 0``, bounded by the least and largest cost any scenario can have
+    (:func:`_cost_range`: bounds no optimum reaches beyond).
     """
     N, T, J = index.N, index.T, index.J
     K = sets.x_opt.size
@@ -338,6 +383,83 @@ def define_variables(b: MilpBuilder, index: Index, sets: ModelSets) -> _Cols:
     down = _grid(b, N, T, 0.0, 1.0)
     down_end = np.full(N, -1, dtype=np.int64)
     down_end[index.end_off] = b.add_cols(int(index.end_off.sum()), 0.0, 1.0)
+    scen = [_flow_columns(b, index.scenario(s)) for s in range(index.S)]
+    f0 = scen[0]
+    c = _Cols(x, drop, on, up, down, down_end, f0.pv_used, f0.grid_import, f0.grid_export,
+              f0.charge, f0.discharge, f0.soc, f0.peak, f0.excl, scen, -1,
+              np.zeros(0, dtype=np.int64))
+    if index.scenarios.cvar_weight > 0:
+        lo, hi = _cost_range(b, index, sets, c)
+        c.eta = int(b.add_cols(1, float(lo.min()), float(hi.max()))[0])
+        c.cvar_z = b.add_cols(index.S, 0.0, float(hi.max() - lo.min()))
+    return c
+
+
+def cost_coefficients(index: Index, sets: ModelSets, c: _Cols
+                      ) -> tuple[IntArray, FloatArray, list[tuple[IntArray, FloatArray]]]:
+    """The cost of SPEC §3 as coefficients of the columns, not weighted by probability.
+
+    Returns
+    -------
+    first_cols, first_vals : (P,) int, (P,) float
+        First-stage columns and their costs: latency + tardiness of the starts, drop
+        penalties, start-up and shut-down costs [money per unit].
+    scenario : list of ((Q,) int, (Q,) float)
+        Per scenario, its recourse columns and their costs on its own prices: ``Δ·
+        import_cost`` on import, ``−Δ·export_price`` on export, ``Δ·degradation`` on
+        discharge, ``demand_charge`` on the peak. The cost of the plan in scenario ``σ`` is
+        ``first · x + scenario[σ] · x``.
+    """
+    dt, T = index.dt, index.T
+    dj = np.nonzero(c.drop >= 0)[0]
+    e = c.down_end >= 0
+    first_cols = np.concatenate([c.x, c.drop[dj], c.up.reshape(-1), c.down.reshape(-1),
+                                 c.down_end[e]])
+    first_vals = np.concatenate([start_costs(index, sets), index.drop_penalty[dj],
+                                 np.repeat(index.startup_cost, T),
+                                 np.repeat(index.shutdown_cost, T), index.shutdown_cost[e]])
+    per: list[tuple[IntArray, FloatArray]] = []
+    for s, fc in enumerate(c.scenarios):
+        ix = index.scenario(s)
+        per.append((np.concatenate([fc.grid_import.reshape(-1), fc.grid_export.reshape(-1),
+                                    fc.discharge.reshape(-1), fc.peak]),
+                    np.concatenate([(dt * ix.import_cost).reshape(-1),
+                                    (-dt * ix.export_price).reshape(-1),
+                                    np.repeat(dt * ix.degradation, T), ix.demand_charge])))
+    return first_cols, first_vals, per
+
+
+def _cost_range(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols
+                ) -> tuple[FloatArray, FloatArray]:
+    """Least and largest cost ``(S,)`` each scenario can have over the column box, with
+    import and peak bounded by ``idle + Σ option power + charge_kw + export_kw`` (power
+    balance: no feasible plan imports more). An optimal ``η`` (the value at risk) lies
+    between the least and the largest scenario cost, so these bound ``η`` and ``z_σ``."""
+    lb = np.concatenate(b.col_lb)
+    ub = np.concatenate(b.col_ub)
+    load = index.idle_kw + np.bincount(index.opt_node, weights=index.opt_power,
+                                       minlength=index.N)
+    cap = load + index.charge_kw + index.export_kw
+    for fc in c.scenarios:
+        ub[fc.grid_import] = np.minimum(ub[fc.grid_import], cap[:, None])
+        ub[fc.peak] = np.minimum(ub[fc.peak], cap)
+    first_cols, first_vals, per = cost_coefficients(index, sets, c)
+
+    def span(cols: IntArray, vals: FloatArray) -> tuple[float, float]:
+        a, z = vals * lb[cols], vals * ub[cols]
+        with np.errstate(invalid="ignore"):
+            lo_, hi_ = np.where(vals == 0, 0.0, np.minimum(a, z)), np.where(vals == 0, 0.0,
+                                                                            np.maximum(a, z))
+        return float(lo_.sum()), float(hi_.sum())
+
+    f_lo, f_hi = span(first_cols, first_vals)
+    spans = [span(cols, vals) for cols, vals in per]
+    return (np.array([f_lo + lo for lo, _ in spans]), np.array([f_hi + hi for _, hi in spans]))
+
+
+def _flow_columns(b: MilpBuilder, index: Index) -> FlowColumns:
+    """The recourse columns of one scenario (``index``: that scenario's)."""
+    N, T = index.N, index.T
     # bounds below 1e-9 kW are 0 (numerical noise of PV bells; stricter, so still valid)
     pv_used = _grid(b, N, T, 0.0, np.where(index.pv < 1e-9, 0.0, index.pv))
     grid_import = _grid(b, N, T, 0.0, np.where(index.headroom < 1e-9, 0.0, index.headroom))
@@ -350,8 +472,7 @@ def define_variables(b: MilpBuilder, index: Index, sets: ModelSets) -> _Cols:
     en = np.nonzero(exclusion_nodes(index))[0]
     if en.size:
         excl[en] = b.add_cols(en.size * T, 0.0, 1.0, integer=True).reshape(en.size, T)
-    return _Cols(x, drop, on, up, down, down_end, pv_used, grid_import, grid_export, charge,
-                 discharge, soc, peak, excl)
+    return FlowColumns(pv_used, grid_import, grid_export, charge, discharge, soc, peak, excl)
 
 
 def define_assignment(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> None:
@@ -471,7 +592,7 @@ def define_switching(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) ->
 
 def define_power_balance(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> None:
     """``power_balance``: ``pv_used + import + discharge − charge − export − idle_kw·on −
-    Σ_{(o,s) covering t} power_o·x[o,s] = 0`` [kW] per (n, t).
+    Σ_{(o,s) covering t} power_o·x[o,s] = 0`` [kW] per (n, t) and scenario.
 
     The elastic slack of these rows is unserved load (a shortage of PV, headroom
     and battery).
@@ -481,19 +602,20 @@ def define_power_balance(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols
         return
     r = np.arange(N * T).reshape(N, T)
     flat = r.reshape(-1)
-    parts_r = [flat] * 5
-    parts_c = [c.pv_used.reshape(-1), c.grid_import.reshape(-1), c.discharge.reshape(-1),
-               c.charge.reshape(-1), c.grid_export.reshape(-1)]
-    parts_v = [np.ones(N * T)] * 3 + [-np.ones(N * T)] * 2
-    parts_r.append(flat)
-    parts_c.append(c.on.reshape(-1))
-    parts_v.append(-np.repeat(index.idle_kw, T))
-    parts_r.append(r[sets.x_node[sets.cov_k], sets.cov_t])
-    parts_c.append(c.x[sets.cov_k])
-    parts_v.append(-index.opt_power[sets.x_opt[sets.cov_k]])
-    b.add_rows("power_balance", N * T, np.concatenate(parts_r), np.concatenate(parts_c),
-               np.concatenate(parts_v), 0.0, 0.0, node=np.repeat(np.arange(N), T),
-               slot=np.tile(np.arange(T), N), slack_sign=1.0)
+    for fc in c.scenarios:
+        parts_r = [flat] * 5
+        parts_c = [fc.pv_used.reshape(-1), fc.grid_import.reshape(-1), fc.discharge.reshape(-1),
+                   fc.charge.reshape(-1), fc.grid_export.reshape(-1)]
+        parts_v = [np.ones(N * T)] * 3 + [-np.ones(N * T)] * 2
+        parts_r.append(flat)
+        parts_c.append(c.on.reshape(-1))
+        parts_v.append(-np.repeat(index.idle_kw, T))
+        parts_r.append(r[sets.x_node[sets.cov_k], sets.cov_t])
+        parts_c.append(c.x[sets.cov_k])
+        parts_v.append(-index.opt_power[sets.x_opt[sets.cov_k]])
+        b.add_rows("power_balance", N * T, np.concatenate(parts_r), np.concatenate(parts_c),
+                   np.concatenate(parts_v), 0.0, 0.0, node=np.repeat(np.arange(N), T),
+                   slot=np.tile(np.arange(T), N), slack_sign=1.0)
 
 
 def define_battery(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> None:
@@ -511,63 +633,70 @@ def define_battery(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> N
     r = np.arange(k * T)
     prev = tt > 0
     rows = np.concatenate([r, r[prev], r, r])
-    cols = np.concatenate([c.soc[nn, tt], c.soc[nn[prev], tt[prev] - 1], c.charge[nn, tt],
-                           c.discharge[nn, tt]])
     vals = np.concatenate([np.ones(r.size), -np.ones(int(prev.sum())),
                            -dt * index.eff_charge[nn], dt / index.eff_discharge[nn]])
     rhs = np.where(prev, 0.0, index.soc_init[nn])
-    b.add_rows("battery_soc", r.size, rows, cols, vals, rhs, rhs, node=nn, slot=tt)
+    for fc in c.scenarios:
+        cols = np.concatenate([fc.soc[nn, tt], fc.soc[nn[prev], tt[prev] - 1],
+                               fc.charge[nn, tt], fc.discharge[nn, tt]])
+        b.add_rows("battery_soc", r.size, rows, cols, vals, rhs, rhs, node=nn, slot=tt)
     if index.terminal_initial:
         rr = np.arange(k)
-        b.add_rows("battery_terminal", k, rr, c.soc[nodes, T - 1], 1.0, index.soc_init[nodes],
-                   INF, node=nodes, slot=np.full(k, T - 1), slack_sign=1.0)
+        for fc in c.scenarios:
+            b.add_rows("battery_terminal", k, rr, fc.soc[nodes, T - 1], 1.0,
+                       index.soc_init[nodes], INF, node=nodes, slot=np.full(k, T - 1),
+                       slack_sign=1.0)
 
 
 def define_battery_exclusion(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> None:
     """``battery_exclusion``: ``charge ≤ charge_kw·excl`` and ``discharge ≤
-    discharge_kw·(1 − excl)`` on :func:`exclusion_nodes` only."""
-    nodes = np.nonzero((c.excl >= 0).any(axis=1))[0]
-    if not nodes.size:
-        return
+    discharge_kw·(1 − excl)`` on :func:`exclusion_nodes` only (of each scenario)."""
     T = index.T
-    nn = np.repeat(nodes, T)
-    tt = np.tile(np.arange(T), nodes.size)
-    m = nn.size
-    r = np.arange(m)
-    rows = np.concatenate([r, r, m + r, m + r])
-    cols = np.concatenate([c.charge[nn, tt], c.excl[nn, tt], c.discharge[nn, tt],
-                           c.excl[nn, tt]])
-    vals = np.concatenate([np.ones(m), -index.charge_kw[nn], np.ones(m), index.discharge_kw[nn]])
-    hi = np.concatenate([np.zeros(m), index.discharge_kw[nn]])
-    b.add_rows("battery_exclusion", 2 * m, rows, cols, vals, -INF, hi,
-               node=np.concatenate([nn, nn]), slot=np.concatenate([tt, tt]))
+    for fc in c.scenarios:
+        nodes = np.nonzero((fc.excl >= 0).any(axis=1))[0]
+        if not nodes.size:
+            continue
+        nn = np.repeat(nodes, T)
+        tt = np.tile(np.arange(T), nodes.size)
+        m = nn.size
+        r = np.arange(m)
+        rows = np.concatenate([r, r, m + r, m + r])
+        cols = np.concatenate([fc.charge[nn, tt], fc.excl[nn, tt], fc.discharge[nn, tt],
+                               fc.excl[nn, tt]])
+        vals = np.concatenate([np.ones(m), -index.charge_kw[nn], np.ones(m),
+                               index.discharge_kw[nn]])
+        hi = np.concatenate([np.zeros(m), index.discharge_kw[nn]])
+        b.add_rows("battery_exclusion", 2 * m, rows, cols, vals, -INF, hi,
+                   node=np.concatenate([nn, nn]), slot=np.concatenate([tt, tt]))
 
 
 def define_feeder(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> None:
     """``feeder``: ``Σ_{n∈f} (import[n,t] − export[n,t]) ≤ feeder_headroom[f,t]`` [kW],
-    finite slots only."""
+    finite slots only (each scenario with its own headroom)."""
     F = len(index.feeder_ids)
     if not F:
         return
-    ff, tt = np.nonzero(np.isfinite(index.feeder_headroom))
-    if not ff.size:
-        return
-    rid = np.full((F, index.T), -1, dtype=np.int64)
-    rid[ff, tt] = np.arange(ff.size)
     members = np.nonzero(index.feeder_of >= 0)[0]
-    rows_l, cols_l, vals_l = [], [], []
-    for n in members:
-        row = rid[index.feeder_of[n]]
-        m = row >= 0
-        ts = np.nonzero(m)[0]
-        rows_l += [row[m], row[m]]
-        cols_l += [c.grid_import[n, ts], c.grid_export[n, ts]]
-        vals_l += [np.ones(ts.size), -np.ones(ts.size)]
-    if not rows_l:
-        return
-    b.add_rows("feeder", ff.size, np.concatenate(rows_l), np.concatenate(cols_l),
-               np.concatenate(vals_l), -INF, index.feeder_headroom[ff, tt], slot=tt,
-               resource=ff, slack_sign=-1.0)
+    for s, fc in enumerate(c.scenarios):
+        lim = index.scenario(s).feeder_headroom
+        ff, tt = np.nonzero(np.isfinite(lim))
+        if not ff.size:
+            continue
+        rid = np.full((F, index.T), -1, dtype=np.int64)
+        rid[ff, tt] = np.arange(ff.size)
+        rows_l, cols_l, vals_l = [], [], []
+        for n in members:
+            row = rid[index.feeder_of[n]]
+            m = row >= 0
+            ts = np.nonzero(m)[0]
+            rows_l += [row[m], row[m]]
+            cols_l += [fc.grid_import[n, ts], fc.grid_export[n, ts]]
+            vals_l += [np.ones(ts.size), -np.ones(ts.size)]
+        if not rows_l:
+            continue
+        b.add_rows("feeder", ff.size, np.concatenate(rows_l), np.concatenate(cols_l),
+                   np.concatenate(vals_l), -INF, lim[ff, tt], slot=tt, resource=ff,
+                   slack_sign=-1.0)
 
 
 def define_demand_peak(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> None:
@@ -579,9 +708,11 @@ def define_demand_peak(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) 
     nn = np.repeat(nodes, T)
     tt = np.tile(np.arange(T), nodes.size)
     r = np.arange(nn.size)
-    b.add_rows("demand_peak", nn.size, np.concatenate([r, r]),
-               np.concatenate([c.grid_import[nn, tt], c.peak[nn]]),
-               np.concatenate([np.ones(r.size), -np.ones(r.size)]), -INF, 0.0, node=nn, slot=tt)
+    for fc in c.scenarios:
+        b.add_rows("demand_peak", nn.size, np.concatenate([r, r]),
+                   np.concatenate([fc.grid_import[nn, tt], fc.peak[nn]]),
+                   np.concatenate([np.ones(r.size), -np.ones(r.size)]), -INF, 0.0, node=nn,
+                   slot=tt)
 
 
 def start_costs(index: Index, sets: ModelSets) -> FloatArray:
@@ -596,27 +727,62 @@ def define_objective(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) ->
 
     ``Δ·import_cost·import − Δ·export_price·export + Δ·degradation·discharge +
     demand_charge·peak + startup_cost·up + shutdown_cost·(down + down_end) +
-    (latency + tardiness)·x + drop_penalty·drop``.
+    (latency + tardiness)·x + drop_penalty·drop``. With scenarios each scenario's
+    recourse costs are weighted by its probability ``w_σ`` (the expected cost), and with
+    ``cvar_weight = λ > 0`` the CVaR term ``λ·(η + Σ_σ w_σ z_σ / (1 − α))`` is added.
     """
     cost = np.concatenate(b.col_cost) if b.col_cost else np.zeros(0)
     dt = index.dt
     cost[c.x] = start_costs(index, sets)
     dj = np.nonzero(c.drop >= 0)[0]
     cost[c.drop[dj]] = index.drop_penalty[dj]
-    cost[c.grid_import] = dt * index.import_cost
-    cost[c.grid_export] = -dt * index.export_price
-    cost[c.discharge] = dt * index.degradation[:, None]
-    cost[c.peak] = index.demand_charge
+    w = index.scenarios.weight
+    for s, fc in enumerate(c.scenarios):
+        ix = index.scenario(s)
+        if index.S == 1:
+            cost[fc.grid_import] = dt * ix.import_cost
+            cost[fc.grid_export] = -dt * ix.export_price
+            cost[fc.discharge] = dt * ix.degradation[:, None]
+            cost[fc.peak] = ix.demand_charge
+        else:
+            cost[fc.grid_import] = w[s] * (dt * ix.import_cost)
+            cost[fc.grid_export] = w[s] * (-dt * ix.export_price)
+            cost[fc.discharge] = w[s] * (dt * ix.degradation[:, None])
+            cost[fc.peak] = w[s] * ix.demand_charge
     cost[c.up] = index.startup_cost[:, None]
     cost[c.down] = index.shutdown_cost[:, None]
     e = c.down_end >= 0
     cost[c.down_end[e]] = index.shutdown_cost[e]
+    if c.eta >= 0:
+        sc = index.scenarios
+        cost[c.eta] = sc.cvar_weight
+        cost[c.cvar_z] = sc.cvar_weight * w / (1.0 - sc.cvar_alpha)
     b.col_cost = [cost]
+
+
+def define_cvar(b: MilpBuilder, index: Index, sets: ModelSets, c: _Cols) -> None:
+    """``cvar``: ``z_σ ≥ C_σ − η`` per scenario, ``C_σ`` the plan's cost in scenario σ (the
+    first-stage costs plus σ's recourse costs, :func:`cost_coefficients`).
+
+    With ``z_σ ≥ 0`` and the objective term ``λ·(η + Σ_σ w_σ z_σ / (1 − α))`` this is the
+    Rockafellar–Uryasev linearization: at an optimum ``z_σ = max(0, C_σ − η)`` and the
+    term is ``λ·CVaR_α(C)``. Rows only when ``cvar_weight > 0``.
+    """
+    if c.eta < 0:
+        return
+    first_cols, first_vals, per = cost_coefficients(index, sets, c)
+    rows_l, cols_l, vals_l = [], [], []
+    for s, (cols, vals) in enumerate(per):
+        rows_l += [np.full(first_cols.size + cols.size + 2, s)]
+        cols_l += [first_cols, cols, np.array([c.eta, c.cvar_z[s]])]
+        vals_l += [-first_vals, -vals, np.ones(2)]
+    b.add_rows("cvar", index.S, np.concatenate(rows_l), np.concatenate(cols_l),
+               np.concatenate(vals_l), 0.0, INF)
 
 
 DEFINES = (define_assignment, define_capacity, define_on_link, define_switching,
            define_power_balance, define_battery, define_battery_exclusion, define_feeder,
-           define_demand_peak, define_objective)
+           define_demand_peak, define_objective, define_cvar)
 """Constraint families and the objective, in build order."""
 
 
@@ -673,3 +839,45 @@ def build_milp(index: Index, *, elastic: bool = False,
         row_hi=np.concatenate(b.row_hi) if b.row_hi else np.zeros(0), blocks=b.blocks,
         **vars(c), slack=slack, build_seconds=time.perf_counter() - t0,
     )
+
+
+def recourse_start(model: MilpModel, index: Index, flows: Flows, v: FloatArray) -> bool:
+    """Fill the recourse columns of a column vector ``v`` from ``flows`` (in place); False
+    (nothing filled) when ``flows`` are not of the model's scenarios.
+
+    Every scenario's flows, peaks (the largest import) and exclusion binaries (1 where
+    charging); with a CVaR term also ``η`` = the value at risk of the scenario costs
+    ``C_σ`` that ``v`` gives and ``z_σ = max(0, C_σ − η)``, the optimal CVaR columns for
+    that first stage and those flows. The first-stage columns must be filled already.
+    """
+    if flows.S != len(model.scenarios):
+        return False
+    for fc, f in zip(model.scenarios, flows.scenario_flows(), strict=True):
+        v[fc.pv_used] = f.pv_used
+        v[fc.grid_import] = f.grid_import
+        v[fc.grid_export] = f.grid_export
+        v[fc.charge] = f.charge
+        v[fc.discharge] = f.discharge
+        v[fc.soc] = f.soc
+        v[fc.peak] = f.grid_import.max(axis=1, initial=0.0)
+        m = fc.excl >= 0
+        v[fc.excl[m]] = (f.charge[m] > 1e-9).astype(float)
+    if model.eta >= 0:
+        first_cols, first_vals, per = cost_coefficients(index, model.sets, model)
+        fixed = float(np.dot(first_vals, v[first_cols]))
+        costs = np.array([fixed + float(np.dot(vals, v[cols])) for cols, vals in per])
+        sc = index.scenarios
+        order = np.argsort(costs, kind="stable")
+        k = int(np.searchsorted(np.cumsum(sc.weight[order]), sc.cvar_alpha - 1e-12))
+        eta = float(costs[order[min(k, costs.size - 1)]])
+        v[model.eta] = eta
+        v[model.cvar_z] = np.maximum(0.0, costs - eta)
+    return True
+
+
+def recourse_flows(model: MilpModel, x: FloatArray, on: BoolArray, load: FloatArray) -> Flows:
+    """The MILP's own flows of every scenario in a solution ``x`` (with ``on`` and ``load``)."""
+    parts = [FlowArrays(pv_used=x[fc.pv_used], grid_import=x[fc.grid_import],
+                        grid_export=x[fc.grid_export], charge=x[fc.charge],
+                        discharge=x[fc.discharge], soc=x[fc.soc]) for fc in model.scenarios]
+    return Flows.of_scenarios(on.copy(), load, parts)

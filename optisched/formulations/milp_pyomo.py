@@ -9,13 +9,16 @@ users can inspect, extend and hand to any Pyomo solver::
     m = build_pyomo_model(problem)
     m.capacity.pprint()
 
-Components: sets ``K`` (start columns), ``NT`` (node, slot), variables ``x``,
-``drop``, ``on``, ``up``, ``down``, ``down_end``, ``pv_used``, ``grid_import``,
-``grid_export``, ``charge``, ``discharge``, ``soc``, ``peak``, ``excl``; one
-``Constraint`` per family (``assignment``, ``capacity``, ``on_link``,
+Components: sets ``K`` (start columns), ``NT`` (node, slot), ``SC`` (scenarios,
+``0 … S−1``) and ``SNT`` (scenario, node, slot); variables ``x``, ``drop``, ``on``,
+``up``, ``down``, ``down_end`` (first stage, over ``NT``) and ``pv_used``,
+``grid_import``, ``grid_export``, ``charge``, ``discharge``, ``soc`` (over ``SNT``),
+``peak`` (over scenario and node), ``excl``, and with a CVaR term ``eta`` and ``z``;
+one ``Constraint`` per family (``assignment``, ``capacity``, ``on_link``,
 ``startup``, ``shutdown``, ``power_balance``, ``battery_soc``,
-``battery_terminal``, ``battery_exclusion``, ``feeder``, ``demand_peak``) and
-the ``objective``. The model carries ``m._index`` and ``m._sets``.
+``battery_terminal``, ``battery_exclusion``, ``feeder``, ``demand_peak``, ``cvar``)
+and the ``objective``. A problem without scenarios has the one scenario 0. The model
+carries ``m._index`` and ``m._sets``.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ __all__ = [
     "define_battery",
     "define_battery_exclusion",
     "define_capacity",
+    "define_cvar",
     "define_demand_peak",
     "define_feeder",
     "define_objective",
@@ -70,21 +74,36 @@ def define_variables(m: pyo.ConcreteModel, index: Index, sets: ModelSets) -> Non
     m.down = pyo.Var(m.NT, bounds=(0.0, 1.0))
     m.ENDOFF = pyo.Set(initialize=[int(n) for n in np.nonzero(index.end_off)[0]])
     m.down_end = pyo.Var(m.ENDOFF, bounds=(0.0, 1.0))
+    S = index.S
+    m.SC = pyo.RangeSet(0, S - 1)
+    m.SNT = pyo.Set(initialize=[(s, n, t) for s in range(S) for n in range(N) for t in range(T)],
+                    dimen=3)
+    ix = [index.scenario(s) for s in range(S)]
 
-    def bnd(arr: Any) -> Any:
-        return lambda _m, n, t: (0.0, _f(arr[n, t]) if np.isfinite(arr[n, t]) else None)
+    def bnd(field: str) -> Any:
+        def rule(_m: pyo.ConcreteModel, s: int, n: int, t: int) -> Any:
+            v = getattr(ix[s], field)[n, t]
+            return (0.0, _f(v) if np.isfinite(v) else None)
+        return rule
 
-    m.pv_used = pyo.Var(m.NT, bounds=bnd(index.pv))
-    m.grid_import = pyo.Var(m.NT, bounds=bnd(index.headroom))
-    m.grid_export = pyo.Var(m.NT, bounds=lambda _m, n, t: (0.0, _f(index.export_kw[n])))
-    m.charge = pyo.Var(m.NT, bounds=lambda _m, n, t: (0.0, _f(index.charge_kw[n])))
-    m.discharge = pyo.Var(m.NT, bounds=lambda _m, n, t: (0.0, _f(index.discharge_kw[n])))
-    m.soc = pyo.Var(m.NT, bounds=lambda _m, n, t: (_f(index.soc_min[n]), _f(index.soc_max[n])))
-    m.peak = pyo.Var(pyo.RangeSet(0, N - 1) if N else pyo.Set(initialize=[]),
-                     domain=pyo.NonNegativeReals)
-    ex = [int(n) for n in np.nonzero(exclusion_nodes(index))[0]]
-    m.EXCL = pyo.Set(initialize=[(n, t) for n in ex for t in range(T)], dimen=2)
+    m.pv_used = pyo.Var(m.SNT, bounds=bnd("pv"))
+    m.grid_import = pyo.Var(m.SNT, bounds=bnd("headroom"))
+    m.grid_export = pyo.Var(m.SNT, bounds=lambda _m, s, n, t: (0.0, _f(index.export_kw[n])))
+    m.charge = pyo.Var(m.SNT, bounds=lambda _m, s, n, t: (0.0, _f(index.charge_kw[n])))
+    m.discharge = pyo.Var(m.SNT, bounds=lambda _m, s, n, t: (0.0, _f(index.discharge_kw[n])))
+    m.soc = pyo.Var(m.SNT, bounds=lambda _m, s, n, t: (_f(index.soc_min[n]),
+                                                       _f(index.soc_max[n])))
+    m.SN = pyo.Set(initialize=[(s, n) for s in range(S) for n in range(N)], dimen=2)
+    m.peak = pyo.Var(m.SN, domain=pyo.NonNegativeReals)
+    m.EXCL = pyo.Set(initialize=[(s, int(n), t) for s in range(S)
+                                 for n in np.nonzero(exclusion_nodes(ix[s]))[0]
+                                 for t in range(T)], dimen=3)
     m.excl = pyo.Var(m.EXCL, domain=pyo.Binary)
+    cvar = index.scenarios.cvar_weight > 0
+    m.CVAR = pyo.Set(initialize=list(range(S)) if cvar else [])
+    m.ETA = pyo.Set(initialize=[0] if cvar else [])
+    m.eta = pyo.Var(m.ETA, domain=pyo.Reals)
+    m.z = pyo.Var(m.CVAR, domain=pyo.NonNegativeReals)
 
 
 def define_assignment(m: pyo.ConcreteModel, index: Index, sets: ModelSets) -> None:
@@ -170,91 +189,129 @@ def define_power_balance(m: pyo.ConcreteModel, index: Index, sets: ModelSets) ->
     Σ power·x`` [kW]."""
     cov = m._cover
 
-    def rule(_m: pyo.ConcreteModel, n: int, t: int) -> Any:
+    def rule(_m: pyo.ConcreteModel, s: int, n: int, t: int) -> Any:
         load = _f(index.idle_kw[n]) * _m.on[n, t] + sum(
             _f(index.opt_power[sets.x_opt[k]]) * _m.x[k] for k in cov.get((n, t), []))
-        return (_m.pv_used[n, t] + _m.grid_import[n, t] + _m.discharge[n, t]
-                - _m.charge[n, t] - _m.grid_export[n, t] == load)
+        return (_m.pv_used[s, n, t] + _m.grid_import[s, n, t] + _m.discharge[s, n, t]
+                - _m.charge[s, n, t] - _m.grid_export[s, n, t] == load)
 
-    m.power_balance = pyo.Constraint(m.NT, rule=rule)
+    m.power_balance = pyo.Constraint(m.SNT, rule=rule)
 
 
 def define_battery(m: pyo.ConcreteModel, index: Index, sets: ModelSets) -> None:
     """``battery_soc``: ``soc_t = soc_{t−1} + Δ(eff_c·charge − discharge/eff_d)``;
     ``battery_terminal``: ``soc_{T−1} ≥ soc_init``."""
-    T, dt = index.T, index.dt
+    T, dt, S = index.T, index.dt, index.S
     nodes = [int(n) for n in np.nonzero(index.battery_kwh > 0)[0]]
 
-    def rule(_m: pyo.ConcreteModel, n: int, t: int) -> Any:
-        before = _m.soc[n, t - 1] if t > 0 else _f(index.soc_init[n])
-        return _m.soc[n, t] == before + dt * (_f(index.eff_charge[n]) * _m.charge[n, t]
-                                              - _m.discharge[n, t] / _f(index.eff_discharge[n]))
+    def rule(_m: pyo.ConcreteModel, s: int, n: int, t: int) -> Any:
+        before = _m.soc[s, n, t - 1] if t > 0 else _f(index.soc_init[n])
+        return _m.soc[s, n, t] == before + dt * (
+            _f(index.eff_charge[n]) * _m.charge[s, n, t]
+            - _m.discharge[s, n, t] / _f(index.eff_discharge[n]))
 
     m.battery_soc = pyo.Constraint(
-        pyo.Set(initialize=[(n, t) for n in nodes for t in range(T)], dimen=2), rule=rule)
-    term = nodes if index.terminal_initial and T else []
+        pyo.Set(initialize=[(s, n, t) for s in range(S) for n in nodes for t in range(T)],
+                dimen=3), rule=rule)
+    term = [(s, n) for s in range(S) for n in nodes] if index.terminal_initial and T else []
     m.battery_terminal = pyo.Constraint(
-        term, rule=lambda _m, n: _m.soc[n, T - 1] >= _f(index.soc_init[n]))
+        pyo.Set(initialize=term, dimen=2),
+        rule=lambda _m, s, n: _m.soc[s, n, T - 1] >= _f(index.soc_init[n]))
 
 
 def define_battery_exclusion(m: pyo.ConcreteModel, index: Index, sets: ModelSets) -> None:
     """``battery_exclusion``: ``charge ≤ charge_kw·excl``, ``discharge ≤ discharge_kw·(1−excl)``."""
     m.battery_exclusion_charge = pyo.Constraint(
-        m.EXCL, rule=lambda _m, n, t: _m.charge[n, t] <= _f(index.charge_kw[n]) * _m.excl[n, t])
+        m.EXCL, rule=lambda _m, s, n, t: _m.charge[s, n, t]
+        <= _f(index.charge_kw[n]) * _m.excl[s, n, t])
     m.battery_exclusion_discharge = pyo.Constraint(
-        m.EXCL, rule=lambda _m, n, t: _m.discharge[n, t]
-        <= _f(index.discharge_kw[n]) * (1 - _m.excl[n, t]))
+        m.EXCL, rule=lambda _m, s, n, t: _m.discharge[s, n, t]
+        <= _f(index.discharge_kw[n]) * (1 - _m.excl[s, n, t]))
 
 
 def define_feeder(m: pyo.ConcreteModel, index: Index, sets: ModelSets) -> None:
-    """``feeder``: ``Σ_{n∈f}(import − export) ≤ feeder_headroom`` in finite slots."""
-    ff, tt = np.nonzero(np.isfinite(index.feeder_headroom))
-    keys = [(int(f), int(t)) for f, t in zip(ff, tt, strict=True)]
+    """``feeder``: ``Σ_{n∈f}(import − export) ≤ feeder_headroom`` in finite slots (per
+    scenario, with its own headroom)."""
+    lims = [index.scenario(s).feeder_headroom for s in range(index.S)]
+    keys = [(s, int(f), int(t)) for s in range(index.S)
+            for f, t in zip(*np.nonzero(np.isfinite(lims[s])), strict=True)]
     members = {f: [int(n) for n in np.nonzero(index.feeder_of == f)[0]]
                for f in range(len(index.feeder_ids))}
 
-    def rule(_m: pyo.ConcreteModel, f: int, t: int) -> Any:
+    def rule(_m: pyo.ConcreteModel, s: int, f: int, t: int) -> Any:
         if not members[f]:
             return pyo.Constraint.Skip
-        return (sum(_m.grid_import[n, t] - _m.grid_export[n, t] for n in members[f])
-                <= _f(index.feeder_headroom[f, t]))
+        return (sum(_m.grid_import[s, n, t] - _m.grid_export[s, n, t] for n in members[f])
+                <= _f(lims[s][f, t]))
 
-    m.feeder = pyo.Constraint(pyo.Set(initialize=keys, dimen=2), rule=rule)
+    m.feeder = pyo.Constraint(pyo.Set(initialize=keys, dimen=3), rule=rule)
 
 
 def define_demand_peak(m: pyo.ConcreteModel, index: Index, sets: ModelSets) -> None:
     """``demand_peak``: ``import[n,t] ≤ peak_n`` on nodes with a demand charge."""
-    keys = [(int(n), t) for n in np.nonzero(index.demand_charge > 0)[0] for t in range(index.T)]
-    m.demand_peak = pyo.Constraint(pyo.Set(initialize=keys, dimen=2),
-                                   rule=lambda _m, n, t: _m.grid_import[n, t] <= _m.peak[n])
+    keys = [(s, int(n), t) for s in range(index.S) for n in np.nonzero(index.demand_charge > 0)[0]
+            for t in range(index.T)]
+    m.demand_peak = pyo.Constraint(pyo.Set(initialize=keys, dimen=3),
+                                   rule=lambda _m, s, n, t: _m.grid_import[s, n, t]
+                                   <= _m.peak[s, n])
 
 
-def define_objective(m: pyo.ConcreteModel, index: Index, sets: ModelSets) -> None:
-    """``objective``: the cost of SPEC §3 [money] (see ``docs/formulations/milp.md``)."""
-    dt = index.dt
+def _first_stage_cost(m: pyo.ConcreteModel, index: Index, sets: ModelSets) -> Any:
+    """Latency, tardiness, drop and switching costs [money] (the same in every scenario)."""
     sc = start_costs(index, sets)
     expr = sum(_f(sc[k]) * m.x[k] for k in m.K if sc[k] != 0)
     expr += sum(_f(index.drop_penalty[j]) * m.drop[j] for j in m.DROP)
     for n, t in m.NT:
-        if index.import_cost[n, t] != 0:
-            expr += dt * _f(index.import_cost[n, t]) * m.grid_import[n, t]
-        if index.export_price[n, t] != 0:
-            expr -= dt * _f(index.export_price[n, t]) * m.grid_export[n, t]
-        if index.degradation[n] != 0:
-            expr += dt * _f(index.degradation[n]) * m.discharge[n, t]
         if index.startup_cost[n] != 0:
             expr += _f(index.startup_cost[n]) * m.up[n, t]
         if index.shutdown_cost[n] != 0:
             expr += _f(index.shutdown_cost[n]) * m.down[n, t]
     expr += sum(_f(index.shutdown_cost[n]) * m.down_end[n] for n in m.ENDOFF)
-    expr += sum(_f(index.demand_charge[n]) * m.peak[n] for n in range(index.N)
+    return expr
+
+
+def _recourse_cost(m: pyo.ConcreteModel, index: Index, s: int) -> Any:
+    """Energy, export, carbon, degradation and demand costs of scenario ``s`` [money]."""
+    dt, ix = index.dt, index.scenario(s)
+    expr: Any = 0
+    for n, t in m.NT:
+        if ix.import_cost[n, t] != 0:
+            expr += dt * _f(ix.import_cost[n, t]) * m.grid_import[s, n, t]
+        if ix.export_price[n, t] != 0:
+            expr -= dt * _f(ix.export_price[n, t]) * m.grid_export[s, n, t]
+        if index.degradation[n] != 0:
+            expr += dt * _f(index.degradation[n]) * m.discharge[s, n, t]
+    expr += sum(_f(index.demand_charge[n]) * m.peak[s, n] for n in range(index.N)
                 if index.demand_charge[n] != 0)
+    return expr
+
+
+def define_objective(m: pyo.ConcreteModel, index: Index, sets: ModelSets) -> None:
+    """``objective``: the cost of SPEC §3 [money] (see ``docs/formulations/milp.md``); with
+    scenarios the expected cost, plus ``λ·(η + Σ_σ w_σ z_σ / (1 − α))`` with a CVaR term."""
+    sc = index.scenarios
+    expr = _first_stage_cost(m, index, sets)
+    if index.S == 1:
+        expr += _recourse_cost(m, index, 0)
+    else:
+        expr += sum(_f(sc.weight[s]) * _recourse_cost(m, index, s) for s in range(index.S))
+    if sc.cvar_weight > 0:
+        expr += _f(sc.cvar_weight) * (m.eta[0] + sum(
+            _f(sc.weight[s] / (1.0 - sc.cvar_alpha)) * m.z[s] for s in m.CVAR))
     m.objective = pyo.Objective(expr=expr, sense=pyo.minimize)
+
+
+def define_cvar(m: pyo.ConcreteModel, index: Index, sets: ModelSets) -> None:
+    """``cvar``: ``z_σ ≥ C_σ − η`` with ``C_σ`` the plan's cost in scenario σ (see
+    :func:`optisched.formulations.milp.define_cvar`); no rows without a CVaR term."""
+    first = _first_stage_cost(m, index, sets) if len(m.CVAR) else 0
+    m.cvar = pyo.Constraint(m.CVAR, rule=lambda _m, s: _m.z[s] >= first
+                            + _recourse_cost(_m, index, s) - _m.eta[0])
 
 
 DEFINES = (define_assignment, define_capacity, define_on_link, define_switching,
            define_power_balance, define_battery, define_battery_exclusion, define_feeder,
-           define_demand_peak, define_objective)
+           define_demand_peak, define_objective, define_cvar)
 """Constraint families and the objective, in the order of the highs build."""
 
 

@@ -138,7 +138,7 @@ class History:
         if plan.flows is not None:
             parts.append(plan.flows)
         flows = Flows(**{f.name: np.concatenate([getattr(p, f.name) for p in parts], axis=1)
-                         for f in fields(Flows)})
+                         for f in fields(Flows) if f.init})  # not the scenarios (Flows.more)
         whole = Plan(solver=plan.solver, status=plan.status, job_ids=[j.job_id for j in jobs],
                      node_ids=[n.node_id for n in first.nodes],
                      node=np.array(node, dtype=np.int64), start=np.array(start, dtype=np.int64),
@@ -153,7 +153,8 @@ class History:
         """Every job of the whole horizon with its node position and absolute start.
 
         The runs (pinned where they ran; a job's later runs as ``job_id#n``), the jobs
-        dropped for good (node -1), then the current jobs with the current plan's places.
+        dropped for good (node -1; ``job_id#n`` when the job had run before), then the
+        current jobs with the current plan's places.
         """
         first = self.first
         node_pos = {n.node_id: i for i, n in enumerate(first.nodes)}
@@ -173,8 +174,10 @@ class History:
             jobs.append(job.model_copy(update=upd))
             node.append(n)
             start.append(a)
-        for job in self.dropped:
-            jobs.append(job)
+        for job in self.dropped:  # after a run cut short, the dropped rest is job_id#n
+            c = used.get(job.job_id, 0)
+            used[job.job_id] = c + 1
+            jobs.append(job.model_copy(update={"job_id": f"{job.job_id}#{c}"}) if c else job)
             node.append(-1)
             start.append(0)
         for j, job in enumerate(problem.jobs):

@@ -23,6 +23,7 @@ from optisched.replan.arrivals import accept_arrivals
 from optisched.replan.step import Change, Roll
 from optisched.rolling.incremental import append_jobs, drop_jobs, roll_index, with_node_rows
 from optisched.rolling.store import TARIFF_KINDS, SeriesStore
+from optisched.scenarios import window_scenarios
 
 __all__ = ["carried_jobs", "carried_nodes", "next_index", "roll_problem"]
 
@@ -64,7 +65,8 @@ def roll_problem(problem: Problem, plan: Plan, index: Index, offset: int, change
     series, tariffs, feeders = store.problem_parts(problem, change.a_now, change.end)
     roll.problem = Problem.model_construct(
         scenario=scenario, nodes=nodes, jobs=jobs, node_series=series, tariffs=tariffs,
-        feeders=feeders, latency_ms=problem.latency_ms, regions=problem.regions)
+        feeders=feeders, latency_ms=problem.latency_ms, regions=problem.regions,
+        scenarios=window_scenarios(problem, k, T2))  # beyond SPEC v1: each its own series
     return roll
 
 

@@ -44,8 +44,9 @@ def _busy_figure(ctx: Context) -> dict[str, Any]:
     spans: dict[str, tuple[int, int]] = {}
     for gname, keys in groupings.items():
         first = len(traces)
-        names = sorted(set(keys), key=lambda g: -float(sum(ctx.gpu_h[k] for k in range(idx.N)
-                                                            if keys[k] == g)))
+        # most GPU-hours first, ties by name (set order would follow PYTHONHASHSEED)
+        names = sorted(set(keys), key=lambda g: (-float(sum(ctx.gpu_h[k] for k in range(idx.N)
+                                                             if keys[k] == g)), g))
         for g in names:
             sel = [k for k in range(idx.N) if keys[k] == g]
             v = used[sel].sum(axis=0)

@@ -52,6 +52,8 @@ def append_jobs(index: Index, problem: Problem, new: list[Job]) -> Index | None:
     """
     if not new:
         return index
+    if index.S > 1:  # beyond SPEC v1: scenario views cache job fields; compile
+        return None
     part = compile_index(_jobs_only(problem, new))
     if part.resources != index.resources:
         return None
@@ -73,6 +75,8 @@ def drop_jobs(index: Index, keep: BoolArray, problem: Problem) -> Index | None:
     """
     if keep.all():
         return index
+    if index.S > 1:  # beyond SPEC v1: scenario views cache job fields; compile
+        return None
     node_res = {r for n in problem.nodes for r in n.resources} | {"gpus"}
     left_res = node_res | {r for j in problem.jobs for r in j.resources}
     if any(r not in left_res for r in index.resources):
@@ -136,6 +140,8 @@ def roll_index(old: Index, problem: Problem, k: int) -> Index | None:
     compiled index: a job that lost its pin, a pin without its option, a node
     available where it was not, other resources.
     """
+    if old.S > 1 or problem.scenarios:  # beyond SPEC v1: compile
+        return None
     hz = problem.horizon
     T2 = hz.slots
     old_pos = old.job_pos

@@ -44,6 +44,7 @@ import numpy as np
 from optisched.domain import Problem
 from optisched.errors import BundleError, InputError
 from optisched.events import Events, check_events, read_events, step_error
+from optisched.io import cell_text
 from optisched.jsondoc import problem_from_json
 from optisched.plan import Flows, Plan, Status
 from optisched.replan import Replanner
@@ -114,16 +115,6 @@ class Update:
 # ----------------------------------------------------------------------------- events
 
 
-def _cell(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return repr(v) if np.isfinite(v) else ("inf" if v > 0 else ("-inf" if v < 0 else "nan"))
-    return str(v)
-
-
 def _records_csv(records: Sequence[Mapping[str, Any]]) -> tuple[str, list[InputError]]:
     """Event records as events-CSV text; records that are not objects or that have unknown
     keys are errors (``events``, row = position)."""
@@ -135,7 +126,7 @@ def _records_csv(records: Sequence[Mapping[str, Any]]) -> tuple[str, list[InputE
             continue
         for key in rec:
             if key not in EVENT_COLUMNS and not str(key).startswith("x_"):
-                errors.append(InputError("events", k, str(key), _cell(rec[key]),
+                errors.append(InputError("events", k, str(key), cell_text(rec[key]),
                                          "unknown key; valid: " + ", ".join(EVENT_COLUMNS)))
             elif key not in keys:
                 keys.append(str(key))
@@ -147,7 +138,7 @@ def _records_csv(records: Sequence[Mapping[str, Any]]) -> tuple[str, list[InputE
     w.writerow(keys)
     for rec in records:
         if isinstance(rec, Mapping):
-            w.writerow([_cell(rec.get(c)) for c in keys])
+            w.writerow([cell_text(rec.get(c)) for c in keys])
     return buf.getvalue(), errors
 
 

@@ -154,7 +154,7 @@ def solve(
     if plan.status.has_plan:
         ev = evaluate(problem, plan, index)
         plan.costs, reported = ev.costs, plan.objective
-        plan.objective = ev.objective
+        plan.objective, plan.risk = ev.objective, ev.risk
         if reported is not None and abs(reported - ev.objective) > 1e-6 * max(1.0, abs(reported)):
             plan.info["solver_objective"] = reported
         if not ev.feasible:

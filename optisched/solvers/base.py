@@ -188,8 +188,12 @@ def idle_flows(index: Index, on: npt.NDArray[np.bool_], load: FloatArray) -> Flo
 
     ``import = load − min(pv, load)``, ``export = min(pv − min(pv, load), export_kw)``
     where ``export_price > 0`` (else curtailed), ``pv_used = min(pv, load) + export``,
-    ``charge = discharge = 0``, ``soc = soc_init`` [kWh].
+    ``charge = discharge = 0``, ``soc = soc_init`` [kWh]. With several scenarios, the
+    flows of each on its own PV and prices.
     """
+    if index.S > 1:
+        parts = [idle_flows(index.scenario(s), on, load) for s in range(index.S)]
+        return Flows.of_scenarios(parts[0].on, load, list(parts))
     pv_self = np.minimum(index.pv, load)
     grid_import = load - pv_self
     grid_export = np.where(index.export_price > 0,

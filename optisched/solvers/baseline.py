@@ -9,6 +9,9 @@ feeder's net import within the feeder headroom, with the battery idle. A job
 that fits nowhere is dropped when it may be, else there is no plan (status
 ``no_solution``: a heuristic proves no infeasibility).
 Sleeping nodes are on exactly when a job runs; other nodes whenever available.
+With several scenarios (beyond SPEC v1) the checks use the least PV and headroom of
+any scenario and export only where every scenario pays for it, so the placement fits
+every scenario; each scenario gets its own idle-battery flows.
 """
 
 from __future__ import annotations
@@ -35,17 +38,24 @@ def solve_baseline(problem: Problem, index: Index, options: SolveOptions) -> Pla
     busy = np.zeros((N, T), dtype=np.int64)
     base_on = (~index.can_sleep[:, None]) & index.available
     fixed_load = base_on * index.idle_kw[:, None]
+    sc = index.scenarios
+    # the worst scenario for every check (index.headroom is already the least of them)
+    pv_lo = index.pv if index.S == 1 else sc.pv.min(axis=0)
+    paid = np.asarray(index.export_price > 0 if index.S == 1
+                      else (sc.export_price > 0).all(axis=0), dtype=bool)
     # import headroom left per node, with idle nodes' own load already counted
-    over = fixed_load - index.pv - index.headroom
+    over = fixed_load - pv_lo - index.headroom
     if (over > _TOL).any():
         n, t = np.argwhere(over > _TOL)[0]
         return Plan.empty(problem, "baseline", Status.NO_SOLUTION,
                           f"node {index.node_ids[n]} slot {t}: idle load {fixed_load[n, t]:g} kW "
-                          f"exceeds pv {index.pv[n, t]:g} kW + headroom {index.headroom[n, t]:g} "
+                          f"exceeds pv {pv_lo[n, t]:g} kW + headroom {index.headroom[n, t]:g} "
                           "kW with the battery idle")
-    base = idle_flows(index, base_on, fixed_load)
+    base_self = np.minimum(pv_lo, fixed_load)
+    base_net = fixed_load - base_self - np.where(
+        paid, np.minimum(pv_lo - base_self, index.export_kw[:, None]), 0.0)
     for f, fid in enumerate(index.feeder_ids):
-        net = (base.grid_import - base.grid_export)[index.feeder_of == f].sum(axis=0)
+        net = base_net[index.feeder_of == f].sum(axis=0)
         short = np.nonzero(net > index.feeder_headroom[f] + 1e-6)[0]
         if short.size:
             t = int(short[0])
@@ -67,9 +77,9 @@ def solve_baseline(problem: Problem, index: Index, options: SolveOptions) -> Pla
         on[k] = True
         jk[k] += extra_kw
         load = on * index.idle_kw[members, None] + jk
-        pv = index.pv[members, a:b]
+        pv = pv_lo[members, a:b]
         self_use = np.minimum(pv, load)
-        export = np.where(index.export_price[members, a:b] > 0,
+        export = np.where(paid[members, a:b],
                           np.minimum(pv - self_use, index.export_kw[members, None]), 0.0)
         net = (load - self_use - export).sum(axis=0)
         return bool((net <= index.feeder_headroom[f, a:b] + 1e-6).all())
@@ -86,7 +96,7 @@ def solve_baseline(problem: Problem, index: Index, options: SolveOptions) -> Pla
                 if (use[n, a:b] + index.usage[j] > index.capacity[n] + _TOL).any():
                     continue
                 load = index.idle_kw[n] + jobs_kw[n, a:b] + index.opt_power[o]  # node on
-                imp = np.maximum(0.0, load - index.pv[n, a:b])
+                imp = np.maximum(0.0, load - pv_lo[n, a:b])
                 if (imp > index.headroom[n, a:b] + 1e-6).any():
                     continue
                 if not feeder_ok(n, a, b, float(index.opt_power[o])):

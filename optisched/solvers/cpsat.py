@@ -21,6 +21,13 @@ interleaved search, ``max_deterministic_time`` of
 :data:`~optisched.solvers.base.CPSAT_DETERMINISTIC_PER_SECOND` per second of the limit
 instead of a wall-clock limit, the hint by ``greedy``'s move cap.
 
+With several scenarios (beyond SPEC v1) CP-SAT places the jobs on the
+*expected-value problem* (the index's first-stage view: expected PV and prices, the
+least headroom of any scenario); the exact dispatch then gives every scenario its
+own flows, so the plan is priced on every scenario, but neither optimality nor the
+bound carries over to the two-stage problem: the status is at most ``feasible`` and
+the bound is None (``info["expected_value_problem"]``).
+
 Statuses come from :data:`STATUS_TABLE`. Documented fallbacks return the hint
 plan with status ``feasible`` (``info["fallback"]``): CP-SAT found no solution in
 time (``UNKNOWN``), its best plan (not proven optimal) is worse than the hint,
@@ -476,6 +483,10 @@ def solve_cpsat(problem: Problem, index: Index, options: SolveOptions) -> Plan:
                "cpsat_wall": float(solver.wall_time)}
     if cb.first is not None:
         timings["first_solution"] = cb.first
+    if index.S > 1:  # the expected-value problem: no proof carries over to the two-stage one
+        bound, info["expected_value_problem"] = None, True
+        status = {Status.OPTIMAL: Status.FEASIBLE,
+                  Status.INFEASIBLE: Status.NO_SOLUTION}.get(status, status)
     if not status.has_plan:
         msg = f"CP-SAT status {solver.status_name(code)}"
         if status is Status.INFEASIBLE:

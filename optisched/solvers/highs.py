@@ -31,7 +31,7 @@ from optisched.backends.highs import STATUS_MAP
 from optisched.dispatch import dispatch
 from optisched.domain import Problem
 from optisched.evaluate import job_load
-from optisched.formulations.milp import MilpModel, build_milp
+from optisched.formulations.milp import MilpModel, build_milp, recourse_flows, recourse_start
 from optisched.index import Index
 from optisched.plan import Flows, Plan, Status
 from optisched.solvers.base import (
@@ -193,15 +193,8 @@ def model_solution_from_plan(index: Index, model: MilpModel, plan: Plan) -> Floa
     v[model.down] = ~on & prev
     e = model.down_end >= 0
     v[model.down_end[e]] = on[e, -1]
-    v[model.pv_used] = f.pv_used
-    v[model.grid_import] = f.grid_import
-    v[model.grid_export] = f.grid_export
-    v[model.charge] = f.charge
-    v[model.discharge] = f.discharge
-    v[model.soc] = f.soc
-    v[model.peak] = f.grid_import.max(axis=1, initial=0.0)
-    m = model.excl >= 0
-    v[model.excl[m]] = (f.charge[m] > 1e-9).astype(float)
+    if not recourse_start(model, index, f, v):  # every scenario's flows (and CVaR columns)
+        return None
     return np.clip(v, model.col_lb, model.col_ub)
 
 
@@ -254,11 +247,7 @@ def final_flows(index: Index, model: MilpModel, x: FloatArray, node: IntArray,
     if res.feasible and res.flows is not None:
         return res.flows, True
     load = on * index.idle_kw[:, None] + job_load(index, node, start)
-    flows = Flows(on=on.copy(), load=load, pv_used=x[model.pv_used],
-                  grid_import=x[model.grid_import],
-                  grid_export=x[model.grid_export], charge=x[model.charge],
-                  discharge=x[model.discharge], soc=x[model.soc])
-    return flows, False
+    return recourse_flows(model, x, on, load), False
 
 
 def _reserve(limit: float) -> float:

@@ -37,7 +37,7 @@ from optisched.domain import Problem
 from optisched.evaluate import job_load
 from optisched.formulations.milp_pyomo import build_pyomo_model
 from optisched.index import Index
-from optisched.plan import Flows, Plan, Status
+from optisched.plan import FlowArrays, Flows, Plan, Status
 from optisched.solvers.base import HIGHS_NODES_PER_SECOND, SolveOptions, plan_from_placement
 from optisched.solvers.fallback import fallback_plan
 from optisched.solvers.highs import (
@@ -275,13 +275,16 @@ def _flows(index: Index, m: pyo.ConcreteModel, node: Any, start: Any, on: Any) -
     if res.feasible and res.flows is not None:
         return res.flows
 
-    def arr(var: Any) -> Any:
+    def arr(var: Any, s: int) -> Any:
         a = np.zeros((index.N, index.T))
-        for (n, t), v in var.items():
-            a[n, t] = v.value or 0.0
+        for (sv, n, t), v in var.items():
+            if sv == s:
+                a[n, t] = v.value or 0.0
         return a
 
     load = on * index.idle_kw[:, None] + job_load(index, node, start)
-    return Flows(on=on, load=load, pv_used=arr(m.pv_used), grid_import=arr(m.grid_import),
-                 grid_export=arr(m.grid_export), charge=arr(m.charge),
-                 discharge=arr(m.discharge), soc=arr(m.soc))
+    parts = [FlowArrays(pv_used=arr(m.pv_used, s), grid_import=arr(m.grid_import, s),
+                        grid_export=arr(m.grid_export, s), charge=arr(m.charge, s),
+                        discharge=arr(m.discharge, s), soc=arr(m.soc, s))
+             for s in range(index.S)]  # every scenario's (beyond SPEC v1)
+    return Flows.of_scenarios(on, load, list(parts))

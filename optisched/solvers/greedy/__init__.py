@@ -30,10 +30,12 @@ The algorithm (``docs/algorithms/greedy.md`` has the full statement):
    relocate a job (re-insert it at its best estimated place), hop it to a random
    other node, shift it on its node, swap two jobs between nodes, insert a
    dropped job, drop an optional job, keep a sleeping node on across a short gap
-   (or stop doing so), and empty
-   a lightly used sleeping node. A move is kept only when the exact objective
-   (re-dispatched affected groups + switching + latency + tardiness + drop, the
-   evaluator's objective) falls. The incumbent is always a complete plan.
+   (or stop doing so), and empty a lightly used sleeping node; ruin and recreate
+   up to 6 related jobs (by shared node and window, by a window of slots, by two
+   nodes) and wake a sleeping node for the jobs it takes
+   (:mod:`~optisched.solvers.greedy.ruin`). A move is kept only when the exact
+   objective (re-dispatched affected groups + switching + latency + tardiness +
+   drop, the evaluator's objective) falls. The incumbent is always a complete plan.
 
 Options: :class:`~optisched.solvers.options.GreedyOptions` (``iterations``,
 ``candidates``, ``improve``, ``second_start``, ``repair``, ``repair_time_limit``,
@@ -51,7 +53,9 @@ Modules, by role:
   a job's (node, start) candidates (step 2);
 - :mod:`~optisched.solvers.greedy.construct`: job order, construction, insertion,
   repair (steps 1-2);
-- :mod:`~optisched.solvers.greedy.moves`: the eight moves and ``try_move``;
+- :mod:`~optisched.solvers.greedy.moves`: the eight single-job and node moves and
+  ``try_move``;
+- :mod:`~optisched.solvers.greedy.ruin`: the ruin-and-recreate and wake moves;
 - :mod:`~optisched.solvers.greedy.search`: the local search (step 4) and
   :class:`GreedySearch`;
 - :mod:`~optisched.solvers.greedy.feasibility`: the feasibility engine

@@ -15,7 +15,7 @@ from optisched.index import Index, explain_job
 from optisched.solvers.greedy.scan import Best, Scorer
 from optisched.solvers.greedy.state import GreedyState
 
-__all__ = ["construct", "find_options", "insert", "job_order", "repair"]
+__all__ = ["construct", "energy_order", "find_options", "insert", "job_order", "repair"]
 
 
 def job_order(index: Index) -> IntArray:
@@ -41,6 +41,22 @@ def job_order(index: Index) -> IntArray:
     penalty = np.where(np.isnan(index.drop_penalty), np.inf, index.drop_penalty)
     keys = (np.arange(J), -penalty, -energy, slack, ~index.must_run, ~index.pinned)
     return np.lexsort(keys).astype(np.int64)
+
+
+def energy_order(index: Index) -> IntArray:
+    """Pinned jobs first, then largest reference energy ``power_kw · duration_min / 60``
+    [kWh] first, whether the job must run or not; file order breaks ties.
+
+    One of the starts of the multi-start (:func:`~optisched.solvers.greedy.run.run_greedy`):
+    the big jobs choose their nodes before the small ones fill them.
+
+    Returns
+    -------
+    (J,) int
+        Job positions in placement order.
+    """
+    energy = index.job_power * index.duration_min / 60.0
+    return np.lexsort((np.arange(index.J), -energy, ~index.pinned)).astype(np.int64)
 
 
 def construct(state: GreedyState, scorer: Scorer, order: IntArray,

@@ -75,6 +75,8 @@ def try_move(state: GreedyState, move: Move) -> float | None:
         feasible = ok
         if ok:
             delta += sum(costs[g] - state.gcost[g] for g in groups)
+    if feasible and state.index.S > 1:  # several scenarios: E + λ·CVaR of the totals
+        delta = state.risk_delta(delta)
     if feasible and delta < -_IMPROVE_RTOL * max(1.0, abs(state.objective)):
         for j in job_ids:
             state.jcost[j] = new_j[j]

@@ -21,7 +21,7 @@ from optisched.plan import Flows, Plan, Status
 from optisched.precheck import precheck
 from optisched.solvers.base import SolveOptions, plan_from_placement
 from optisched.solvers.baseline import solve_baseline
-from optisched.solvers.greedy.construct import job_order, repair
+from optisched.solvers.greedy.construct import energy_order, job_order, repair
 from optisched.solvers.greedy.feasibility import RepairResult, prove_infeasible, repair_placement
 from optisched.solvers.greedy.scan import default_candidates
 from optisched.solvers.greedy.search import GreedySearch
@@ -108,7 +108,8 @@ def run_greedy(problem: Problem, index: Index, options: SolveOptions,
         if not ok:
             return Plan.empty(problem, "greedy", Status.NO_SOLUTION, msg)
     if hint is None and index.opt_job.size <= _SECOND_START_MAX_OPTIONS and params.second_start:
-        run = _other_starts(problem, index, options, run, order, cands)
+        run = _other_starts(problem, index, options, run, order, cands,
+                            energy="feasibility" not in info)
     options.report(t0, run.objective, None, "construction")
     info["construction_objective"] = run.objective
     if params.improve:
@@ -133,17 +134,26 @@ def run_greedy(problem: Problem, index: Index, options: SolveOptions,
 
 
 def _other_starts(problem: Problem, index: Index, options: SolveOptions, run: GreedySearch,
-                  order: IntArray, cands: int) -> GreedySearch:
-    """Multi-start: construction by earliest start, and (small cases) the baseline's placement.
+                  order: IntArray, cands: int, energy: bool = True) -> GreedySearch:
+    """Multi-start: construction by earliest start, largest energy first, the baseline's placement.
 
-    Earliest start packs the runs of sleeping nodes; the baseline's placement makes
-    the greedy never worse than the ``baseline`` solver. The cheapest start wins.
+    Earliest start packs the runs of sleeping nodes; largest energy first
+    (:func:`~optisched.solvers.greedy.construct.energy_order`) keeps a long droppable
+    job from finding its cheap node taken by a short must-run one; the baseline's
+    placement makes the greedy never worse than the ``baseline`` solver. The cheapest
+    start wins. ``energy=False`` skips the largest-energy start (when the first
+    construction needed the feasibility engine, a second order would rarely place every
+    must-run job and only delays the first plan).
     """
     other = GreedySearch(problem, index, cands)
     other.scorer.earliest = True
     if other.construct(order) is None and other.state.evaluate_all()[0] and (
             other.objective < run.objective - 1e-9):
         run = other
+    big = GreedySearch(problem, index, cands) if energy else None
+    if big is not None and big.construct(energy_order(index)) is None and (
+            big.state.evaluate_all()[0] and big.objective < run.objective - 1e-9):
+        run = big
     if index.opt_job.size <= _BASELINE_START_MAX_OPTIONS:
         base = solve_baseline(problem, index, SolveOptions(seed=options.seed))
         if base.status.has_plan:

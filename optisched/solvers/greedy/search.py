@@ -1,10 +1,10 @@
 """The greedy's local search, and :class:`GreedySearch`: a state, its scorer and both phases.
 
 :func:`improve` draws one of the eight moves of :mod:`optisched.solvers.greedy.moves`
-at random, lets it propose a change and keeps the change only when the exact
-objective falls (:func:`~optisched.solvers.greedy.moves.try_move`), until the
-deadline, the move cap, or ``max(200, 4 · movable jobs)`` moves in a row without
-improvement.
+or the four of :mod:`optisched.solvers.greedy.ruin` at random, lets it propose a
+change and keeps the change only when the exact objective falls
+(:func:`~optisched.solvers.greedy.moves.try_move`), until the deadline, the move
+cap, or ``max(200, 4 · movable jobs)`` moves in a row without improvement.
 """
 
 from __future__ import annotations
@@ -18,18 +18,24 @@ from optisched.arrays import IntArray
 from optisched.domain import Problem
 from optisched.index import Index
 from optisched.solvers.greedy.construct import construct
-from optisched.solvers.greedy.moves import MOVES, try_move
+from optisched.solvers.greedy.moves import MOVES, MoveFunction, try_move
+from optisched.solvers.greedy.ruin import RUIN_MOVES
 from optisched.solvers.greedy.scan import DEFAULT_CANDIDATES, Scorer
 from optisched.solvers.greedy.state import GreedyState
 
-__all__ = ["GreedySearch", "improve"]
+__all__ = ["SEARCH_MOVES", "GreedySearch", "improve"]
+
+SEARCH_MOVES: dict[str, MoveFunction] = {**MOVES, **RUIN_MOVES}
+"""The moves the search draws from: the eight single-job and node moves, then the
+ruin-and-recreate moves (:mod:`optisched.solvers.greedy.ruin`)."""
 
 Report = Callable[[float, str], None]
 """``report(objective, move kind)``, called after each kept move."""
 
 
 def improve(state: GreedyState, scorer: Scorer, rng: np.random.Generator, deadline: float,
-            max_iters: int | None, report: Report | None = None) -> int:
+            max_iters: int | None, report: Report | None = None,
+            moves: dict[str, MoveFunction] | None = None) -> int:
     """Local search until ``deadline`` (perf_counter), ``max_iters`` or no improving move.
 
     Parameters
@@ -47,6 +53,8 @@ def improve(state: GreedyState, scorer: Scorer, rng: np.random.Generator, deadli
         Cap on moves tried.
     report : callable, optional
         Called with the new objective and the move's kind after each kept move.
+    moves : dict, optional
+        The moves to draw from, by name; default :data:`SEARCH_MOVES`.
 
     Returns
     -------
@@ -57,7 +65,8 @@ def improve(state: GreedyState, scorer: Scorer, rng: np.random.Generator, deadli
     movable = np.nonzero(~ix.pinned & (np.diff(ix.opt_job_ptr) > 0))[0]
     if movable.size == 0:
         return 0
-    kinds = tuple(MOVES)
+    table = SEARCH_MOVES if moves is None else moves
+    kinds = tuple(table)
     tried = 0
     stale = 0  # consecutive moves without improvement
     limit = max(200, 4 * movable.size)
@@ -67,7 +76,7 @@ def improve(state: GreedyState, scorer: Scorer, rng: np.random.Generator, deadli
         if stale >= limit:
             break
         kind = kinds[int(rng.integers(len(kinds)))]
-        move = MOVES[kind](state, scorer, rng, movable)
+        move = table[kind](state, scorer, rng, movable)
         tried += 1
         if move is None:
             stale += 1

@@ -18,9 +18,20 @@ from optisched.arrays import BoolArray, FloatArray, IntArray
 from optisched.dispatch import dispatch_groups, dispatch_load
 from optisched.domain import Problem
 from optisched.index import Index
-from optisched.plan import Flows
+from optisched.plan import FlowArrays, Flows
+from optisched.risk import risk_objective
 
 __all__ = ["DispatchResult", "GreedyState", "Placement"]
+
+
+def _node_energy(ix: Index, f: FlowArrays) -> FloatArray:
+    """Energy cost of each node's flows ``f`` on the prices of ``ix`` (SPEC §3 energy..demand)
+    [money]."""
+    dt = ix.dt
+    return np.asarray(
+        dt * (ix.import_cost * f.grid_import - ix.export_price * f.grid_export).sum(axis=1)
+        + dt * ix.degradation * f.discharge.sum(axis=1)
+        + ix.demand_charge * f.grid_import.max(axis=1, initial=0.0))
 
 DispatchResult = tuple[bool, dict[int, float], object, str]
 """``(feasible, {group: energy cost}, result, message)`` of :meth:`GreedyState.dispatch`."""
@@ -90,7 +101,9 @@ class GreedyState:
         still shift [kWh] (:meth:`_battery_estimates`).
     gcost, sw, jcost : float arrays
         Exact objective per dispatch group, per node (switching) and per job
-        (latency + tardiness, or drop penalty), filled by :meth:`evaluate_all`.
+        (latency + tardiness, or drop penalty), filled by :meth:`evaluate_all`. With
+        several scenarios (beyond SPEC v1) ``gcost`` is ``(G, S)``: each group's cost in
+        each scenario (the objective is then :meth:`risk_delta`'s).
     """
 
     def __init__(self, problem: Problem, index: Index) -> None:
@@ -136,8 +149,8 @@ class GreedyState:
         self.free_gpu = (ix.capacity[:, 0][:, None] * ix.available).sum(axis=1).astype(float)
         self._battery_estimates()
         # exact objective bookkeeping (filled by evaluate_all)
-        self.gcost = np.zeros(len(self.groups))
-        self.flows = Flows.zeros(N, T)
+        self.gcost = np.zeros(len(self.groups) if ix.S == 1 else (len(self.groups), ix.S))
+        self.flows = Flows.zeros(N, T, ix.S)
         self.sw = np.zeros(N)
         self.jcost = np.zeros(J)
         self.evaluated = False
@@ -344,7 +357,11 @@ class GreedyState:
             pos = np.full(self.N, -1, dtype=np.int64)
             pos[res.nodes] = np.arange(res.nodes.size)
             for g in groups:
-                costs[g] = float(np.sum(res.cost[pos[self.groups[g]]]))
+                if res.scenario_cost is None:
+                    costs[g] = float(np.sum(res.cost[pos[self.groups[g]]]))
+                else:  # (S,): the group's cost in each scenario
+                    per = res.scenario_cost[:, pos[self.groups[g]]]
+                    costs[g] = per.sum(axis=1)
         return bool(res.feasible), costs, res, res.message
 
     def evaluate_all(self, prev: Flows | None = None) -> tuple[bool, str]:
@@ -368,17 +385,19 @@ class GreedyState:
             kept = [g for g in groups if same[self.groups[g]].all()]
             for g in kept:
                 rows = self.groups[g]
-                for name in ("pv_used", "grid_import", "grid_export", "charge", "discharge",
-                             "soc"):
-                    getattr(self.flows, name)[rows] = getattr(prev, name)[rows]
+                self.flows.set_flows(rows, prev.take_rows(rows))
             groups = [g for g in groups if not same[self.groups[g]].all()]
         ok, msg = True, ""
         if groups:
             ok, _, res, msg = self.dispatch(groups)
             res.write_into(self.flows)  # type: ignore[attr-defined]
         node_cost = self._flow_costs()
-        self.gcost = np.asarray(np.bincount(self.group_of, weights=node_cost,
-                                            minlength=len(self.groups)), dtype=np.float64)
+        if self.index.S == 1:
+            self.gcost = np.asarray(np.bincount(self.group_of, weights=node_cost,
+                                                minlength=len(self.groups)), dtype=np.float64)
+        else:
+            self.gcost = np.zeros((len(self.groups), self.index.S))
+            np.add.at(self.gcost, self.group_of, node_cost.T)
         if not ok:
             self.gcost[:] = np.inf
         self.sw = self.switching(np.arange(self.N))
@@ -387,18 +406,38 @@ class GreedyState:
         return ok, msg
 
     def _flow_costs(self) -> FloatArray:
-        """Energy cost of each node's current flows (SPEC §3 energy..demand) [money]."""
-        ix, f = self.index, self.flows
-        dt = ix.dt
-        return np.asarray(
-            dt * (ix.import_cost * f.grid_import - ix.export_price * f.grid_export).sum(axis=1)
-            + dt * ix.degradation * f.discharge.sum(axis=1)
-            + ix.demand_charge * f.grid_import.max(axis=1, initial=0.0))
+        """Energy cost of each node's current flows (SPEC §3 energy..demand) [money]; with
+        several scenarios ``(S, N)``, each scenario's flows on its own prices."""
+        if self.index.S > 1:
+            return np.stack([_node_energy(self.index.scenario(s), f)
+                             for s, f in enumerate(self.flows.scenario_flows())])
+        return _node_energy(self.index, self.flows)
 
     @property
     def objective(self) -> float:
         """Exact objective of the current state (after :meth:`evaluate_all`) [money]."""
+        if self.gcost.ndim == 2:
+            return self.risk_delta(np.zeros(self.index.S), base=True)
         return float(self.gcost.sum() + self.sw.sum() + self.jcost.sum())
+
+    def risk_delta(self, delta: float | FloatArray, base: bool = False) -> float:
+        """The change of the objective when every scenario's cost changes by ``delta``.
+
+        With one scenario ``delta`` itself. With several, ``delta`` is ``(S,)`` (or a
+        number, the same in every scenario) and the objective ``E + λ·CVaR_α`` of the
+        scenario totals is recomputed (:func:`optisched.risk.risk_objective`), so moves are
+        priced exactly; ``base``: the objective itself instead of its change.
+        """
+        if self.gcost.ndim == 1:
+            return float(delta)
+        sc = self.index.scenarios
+        totals = self.gcost.sum(axis=0) + self.sw.sum() + self.jcost.sum()
+        old = risk_objective(totals, sc.weight, sc.cvar_alpha, sc.cvar_weight)
+        if base:
+            return old
+        new = risk_objective(totals + np.asarray(delta, dtype=float), sc.weight, sc.cvar_alpha,
+                             sc.cvar_weight)
+        return new - old
 
     def final_flows(self) -> Flows:
         """Flows of the current state (exact dispatch), with on/load set."""

@@ -31,10 +31,10 @@ import numpy.typing as npt
 
 from optisched.arrays import IntArray
 from optisched.dispatch import dispatch_load
-from optisched.domain import Feeder, Problem
+from optisched.domain import Feeder, Problem, ScenarioData
 from optisched.evaluate import Evaluation, evaluate
 from optisched.index import Index, compile_index
-from optisched.plan import Plan, Status
+from optisched.plan import Flows, Plan, Status
 from optisched.solvers import REGISTRY, solve
 from optisched.solvers.base import SolveOptions, plan_from_placement
 from optisched.solvers.greedy import run_greedy
@@ -101,16 +101,16 @@ def feeder_closure(index: Index, nodes: IntArray) -> IntArray:
     return np.unique(np.concatenate([nodes, extra])).astype(np.int64)
 
 
-def _feeders(problem: Problem, index: Index, plan: Plan, nodes: IntArray,
+def _feeders(problem: Problem, index: Index, flows: Flows, nodes: IntArray,
              in_s: npt.NDArray[np.bool_]) -> dict[str, Feeder]:
     """Feeders of ``nodes``, their headroom reduced by the incumbent net import of the others.
 
     ``H'_t = H_t − Σ_{n ∈ f, n ∉ S} (import − export)_nt``: the nodes outside ``S`` keep
     their incumbent flows, so any flows of ``S`` within ``H'`` keep the whole feeder
-    within ``H``; the incumbent's own flows of ``S`` satisfy it.
+    within ``H``; the incumbent's own flows of ``S`` satisfy it. With scenarios: of one
+    scenario (its problem, index and flows).
     """
-    assert plan.flows is not None
-    net = plan.flows.grid_import - plan.flows.grid_export
+    net = flows.grid_import - flows.grid_export
     out: dict[str, Feeder] = {}
     for f in sorted({int(x) for x in index.feeder_of[nodes] if x >= 0}):
         name = index.feeder_ids[f]
@@ -167,13 +167,13 @@ def build_subproblem(problem: Problem, index: Index, plan: Plan, nodes: IntArray
     ids = {n.node_id for n in sub_nodes}
     tariffs = ({n.tariff: problem.tariffs[n.tariff] for n in sub_nodes}
                if problem.tariffs else {})
-    feeders = _feeders(problem, index, plan, nodes, in_s)
+    feeders = {} if problem.scenarios else _feeders(problem, index, plan.flows, nodes, in_s)
     sub = Problem.model_construct(
         scenario=problem.scenario, nodes=sub_nodes, jobs=sub_jobs,
         node_series={k: v for k, v in problem.node_series.items() if k in ids},
         tariffs=tariffs, feeders=feeders,
         latency_ms={k: v for k, v in problem.latency_ms.items() if k in ids},
-        regions=problem.regions,
+        regions=problem.regions, scenarios=_sub_scenarios(problem, index, plan, nodes, in_s),
     )
     pos = np.full(index.N, -1, dtype=np.int64)
     pos[nodes] = np.arange(nodes.size)
@@ -182,6 +182,28 @@ def build_subproblem(problem: Problem, index: Index, plan: Plan, nodes: IntArray
     warm = plan_from_placement(sub, sub_index, "lns", Status.FEASIBLE, wn, plan.start[jobs],
                                plan.flows.take_rows(nodes))
     return SubProblem(sub, nodes, jobs, is_free[jobs], warm, sub_index)
+
+
+def _sub_scenarios(problem: Problem, index: Index, plan: Plan, nodes: IntArray,
+                   in_s: npt.NDArray[np.bool_]) -> dict[str, ScenarioData]:
+    """The scenarios of the sub-problem: each restricted to ``nodes``, its feeders reduced
+    by the incumbent's flows of that scenario outside ``nodes`` (:func:`_feeders`)."""
+    if not problem.scenarios:
+        return {}
+    assert plan.flows is not None
+    ids = {index.node_ids[int(n)] for n in nodes}
+    out = {}
+    for s, (sid, sc) in enumerate(problem.scenarios.items()):
+        view = problem.scenario_problem(sid)
+        out[sid] = ScenarioData.model_construct(
+            weight=sc.weight,
+            node_series=None if sc.node_series is None else {
+                k: v for k, v in sc.node_series.items() if k in ids},
+            tariffs=None if sc.tariffs is None else {
+                t: v for t, v in sc.tariffs.items() if t in {view.nodes[int(n)].tariff
+                                                              for n in nodes}},
+            feeders=_feeders(view, index.scenario(s), plan.flows.scenario(s), nodes, in_s))
+    return out
 
 
 def sub_solver_name(options: SolveOptions) -> str:
