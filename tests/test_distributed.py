@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from optisched.solvers.distributed.partition import (
 )
 
 T = 8
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _zone_problem(price_b: float = 0.30, jobs_b: int = 3, free_job: bool = False) -> Problem:
@@ -256,3 +258,12 @@ def test_metro_preset_small() -> None:
     # locality: a latency-bound job is eligible on few nodes
     inf = [j for j, job in enumerate(p.jobs) if job.kind == "inference"]
     assert np.diff(ix.opt_job_ptr)[inf].mean() < 0.3 * ix.N
+
+
+def test_a_problem_with_scenarios_is_refused_by_name() -> None:
+    from optisched.io import read_bundle
+
+    p = read_bundle(ROOT / "datasets" / "tiny-scenarios")
+    plan = solve(p, "distributed", time_limit=30, seed=0)
+    assert plan.status.value == "error"
+    assert "without scenarios" in plan.message and str(len(p.scenarios)) in plan.message

@@ -73,6 +73,10 @@ def _seed(seed: int, round_: int, part: int) -> int:
 def solve_distributed(problem: Problem, index: Index, options: SolveOptions) -> Plan:
     """Decomposed solve on Ray or a process pool (see :mod:`optisched.solvers.distributed`)."""
     t0 = time.perf_counter()
+    if index.scenarios is not None and index.scenarios.S > 1:
+        return Plan.empty(problem, "distributed", Status.ERROR,
+                          f"distributed solves problems without scenarios; this one has "
+                          f"{index.scenarios.S} (use lns, greedy or highs)")
     params = options.params_as(DistributedOptions)
     deadline = options.deadline(t0, DEFAULT_TIME_LIMIT)
     cores = os.cpu_count() or 1
