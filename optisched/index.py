@@ -27,6 +27,7 @@ __all__ = [
     "EARTH_RADIUS_KM",
     "SCENARIO_FIELDS",
     "Index",
+    "LatencyTable",
     "ScenarioArrays",
     "compile_index",
     "explain_job",
@@ -38,6 +39,64 @@ __all__ = [
 _EPS = 1e-9
 MAX_SLOTS = 2.0**40
 """Durations are capped here [slots]: far beyond any horizon, far below int64 overflow."""
+
+
+_CHUNK_CELLS = 4_000_000
+"""(job, node) cells per block of the eligibility scan: :func:`compile_index` decides
+eligibility in blocks of jobs, so its memory stays ``O(options + cells per block)`` and never
+``O(J · N)`` (100,000 jobs × 10,000 nodes would be 10^9 cells, 8 GB per float array)."""
+
+
+class LatencyTable:
+    """Round-trip time of every job's region to every node, ``(J, N)`` [ms], stored per region.
+
+    Jobs of one region share a row, so the table holds ``(G + 1, N)`` values (``G`` user
+    regions and a last row of ``nan`` for jobs without a region) instead of ``J · N``.
+    Indexing follows a dense ``(J, N)`` array: ``table[j, n]`` with integers, slices or
+    arrays (paired like numpy's fancy indexing), ``table[j]`` a job's row; ``np.asarray``
+    gives the dense array (small problems and tests only).
+
+    Parameters
+    ----------
+    by_region : (G + 1, N) float
+        Round trip of each region to each node [ms] (``nan`` unknown), last row all ``nan``.
+    region_of : (J,) int
+        Row of each job in ``by_region`` (``G`` for a job without a region).
+    """
+
+    __slots__ = ("by_region", "region_of")
+
+    def __init__(self, by_region: FloatArray, region_of: IntArray) -> None:
+        self.by_region = by_region
+        self.region_of = region_of
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(J, N)``."""
+        return int(self.region_of.size), int(self.by_region.shape[1])
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, tuple):
+            if len(key) != 2:
+                raise IndexError("a latency table has two axes (job, node)")
+            return self.by_region[self.region_of[key[0]], key[1]]
+        return self.by_region[self.region_of[key]]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> FloatArray:
+        dense = self.by_region[self.region_of]
+        return dense if dtype is None else dense.astype(dtype)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LatencyTable):
+            return NotImplemented
+        return bool(np.array_equal(np.asarray(self), np.asarray(other), equal_nan=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def subset(self, jobs: IntArray, nodes: IntArray) -> LatencyTable:
+        """The table of jobs ``jobs`` and nodes ``nodes`` (positions, in that order)."""
+        return LatencyTable(np.ascontiguousarray(self.by_region[:, nodes]),
+                            np.asarray(self.region_of[jobs], dtype=np.int64))
 
 
 @dataclass(frozen=True, eq=False)
@@ -167,8 +226,9 @@ class Index:
         is feasible iff ``avail_run[n, s] >= opt_dur`` (pinned options excepted).
     opt_job_ptr : (J+1,) int
         Option range of each job.
-    latency_ms : (J, N) float
-        Round-trip time of each job's region to each node [ms] (``nan`` unknown).
+    latency_ms : LatencyTable
+        Round-trip time of each job's region to each node [ms] (``nan`` unknown), indexed
+        like a ``(J, N)`` array but stored per region (:class:`LatencyTable`).
     terminal_initial : bool
         Terminal rule: end state of charge ≥ initial.
     slot_minutes : int
@@ -246,7 +306,7 @@ class Index:
     opt_earliest: IntArray
     opt_latest: IntArray
     opt_job_ptr: IntArray
-    latency_ms: FloatArray
+    latency_ms: LatencyTable
     terminal_initial: bool
     slot_minutes: int
     duration_min: FloatArray
@@ -417,9 +477,10 @@ def sparse_max_tables(a: npt.NDArray[np.generic], longest: int) -> list[npt.NDAr
     return tables
 
 
-def _window_max(run: IntArray, node: IntArray, lo: IntArray, hi: IntArray) -> IntArray:
-    """Max of ``run[node, lo..hi]`` per query (inclusive), by a sparse table; -1 if empty."""
-    tables = sparse_max_tables(run, run.shape[1])
+def _window_max(tables: list[IntArray], node: IntArray, lo: IntArray, hi: IntArray
+                ) -> IntArray:
+    """Max of ``run[node, lo..hi]`` per query (inclusive) from the sparse ``tables`` of
+    ``run`` (:func:`sparse_max_tables`); -1 if empty."""
     out = np.full(node.shape, -1, dtype=np.int64)
     ok = hi >= lo
     if not ok.any():
@@ -499,12 +560,10 @@ def compile_index(problem: Problem) -> Index:
         feeder_headroom = scen.feeder_headroom.min(axis=0)
         available = np.asarray(scen.available.all(axis=0), dtype=bool)
     jt = _job_times(problem, node_pos)
-    latency_ms = _latency_matrix(problem, node_pos)
-    dur = slots_needed(jt["duration_min"][:, None], hz.slot_minutes, ncol["speed"][None, :])
+    latency_ms = _latency_table(problem, node_pos)
     avail_run = _avail_run(available)
-    elig = _eligibility(problem, ncol, usage, capacity, latency_ms, dur, jt, available,
-                        avail_run)
-    opts = _options(elig, dur, jt, ncol["power_factor"], latency_ms)
+    opts = _all_options(ncol, usage, capacity, latency_ms, jt, available, avail_run,
+                        hz.slot_minutes)
     return Index(
         T=T, dt=dt,
         node_ids=[n.node_id for n in nodes], job_ids=[j.job_id for j in jobs],
@@ -679,17 +738,52 @@ def _job_times(problem: Problem, node_pos: dict[str, int]) -> dict[str, npt.NDAr
     return out
 
 
-def _eligibility(problem: Problem, ncol: dict[str, FloatArray], usage: FloatArray,
-                 capacity: FloatArray, latency_ms: FloatArray, dur: IntArray,
-                 jt: dict[str, npt.NDArray[Any]], available: BoolArray,
-                 avail_run: IntArray) -> BoolArray:
-    """Eligible (job, node) pairs ``(J, N)``: resources, memory, trust, latency, a start
-    window inside release/deadline/horizon and an available run long enough; pinned jobs
-    exactly on their node (see :func:`compile_index`)."""
-    J, N = len(problem.jobs), len(problem.nodes)
+def _all_options(ncol: dict[str, FloatArray], usage: FloatArray, capacity: FloatArray,
+                 latency: LatencyTable, jt: dict[str, npt.NDArray[Any]], available: BoolArray,
+                 avail_run: IntArray, slot_minutes: int) -> dict[str, npt.NDArray[Any]]:
+    """The option arrays of :func:`_options`, decided in blocks of jobs of at most
+    :data:`_CHUNK_CELLS` (job, node) cells each (see :func:`_eligibility`)."""
+    J, N = usage.shape[0], capacity.shape[0]
+    rows = max(1, _CHUNK_CELLS // max(N, 1))
+    partial = np.nonzero(~available.all(axis=1))[0]  # only these need the availability scan
+    tables: list[IntArray] = (
+        [np.asarray(t, dtype=np.int64) for t in sparse_max_tables(avail_run, avail_run.shape[1])]
+        if partial.size else [])
+    parts: list[dict[str, npt.NDArray[Any]]] = []
+    for a in range(0, J, rows):
+        b = min(J, a + rows)
+        block = {k: v[a:b] for k, v in jt.items()}
+        dur = slots_needed(block["duration_min"][:, None], slot_minutes, ncol["speed"][None, :])
+        lat = latency[a:b]
+        elig = _eligibility(ncol, usage[a:b], capacity, lat, dur, block, avail_run, partial,
+                            tables)
+        part = _options(elig, dur, block, ncol["power_factor"], lat)
+        part["job"] += a
+        parts.append(part)
+    keys = ("job", "node", "dur", "power", "latency_cost", "earliest", "latest")
+    if parts:
+        out = {k: np.concatenate([p[k] for p in parts]) for k in keys}
+    else:
+        empty = _options(np.zeros((0, N), dtype=bool), np.zeros((0, N), dtype=np.int64),
+                         jt, ncol["power_factor"], np.zeros((0, N)))
+        out = {k: empty[k] for k in keys}
+    out["ptr"] = np.concatenate(
+        [[0], np.cumsum(np.bincount(out["job"], minlength=J))]).astype(np.int64)
+    return out
+
+
+def _eligibility(ncol: dict[str, FloatArray], usage: FloatArray, capacity: FloatArray,
+                 latency_ms: FloatArray, dur: IntArray, jt: dict[str, npt.NDArray[Any]],
+                 avail_run: IntArray, partial: IntArray, tables: list[IntArray]) -> BoolArray:
+    """Eligible (job, node) pairs ``(B, N)`` of a block of ``B`` jobs: resources, memory,
+    trust, latency, a start window inside release/deadline/horizon and an available run long
+    enough (``partial``: the nodes unavailable somewhere, ``tables``: the sparse max tables of
+    ``avail_run``); pinned jobs exactly on their node (see :func:`compile_index`)."""
+    J, N = usage.shape[0], capacity.shape[0]
     elig = np.ones((J, N), dtype=bool)
     if J and N:
-        elig &= (usage[:, None, :] <= capacity[None, :, :] + _EPS).all(axis=2)
+        for r in range(usage.shape[1]):
+            elig &= usage[:, r, None] <= capacity[None, :, r] + _EPS
         elig &= ncol["gpu_mem_gb"][None, :] >= jt["min_gpu_mem_gb"][:, None] - _EPS
         elig &= ncol["trust"][None, :] >= jt["min_trust"][:, None] - _EPS
         slo = jt["latency_slo_ms"]
@@ -700,12 +794,11 @@ def _eligibility(problem: Problem, ncol: dict[str, FloatArray], usage: FloatArra
     elig &= latest >= earliest
     pinned_mask = jt["pinned_node"] >= 0
     elig[pinned_mask] = False
-    partial = np.nonzero(~available.all(axis=1))[0]  # only these need the availability scan
     if partial.size and J:
         sub = elig[:, partial]
         jj, kk = np.nonzero(sub)
         nn = partial[kk]
-        best = _window_max(avail_run, nn, earliest[jj, nn], latest[jj, nn])
+        best = _window_max(tables, nn, earliest[jj, nn], latest[jj, nn])
         sub[jj, kk] = best >= dur[jj, nn]
         elig[:, partial] = sub
     pj = np.nonzero(pinned_mask)[0]
@@ -715,20 +808,19 @@ def _eligibility(problem: Problem, ncol: dict[str, FloatArray], usage: FloatArra
 
 def _options(elig: BoolArray, dur: IntArray, jt: dict[str, npt.NDArray[Any]],
              power_factor: FloatArray, latency_ms: FloatArray) -> dict[str, npt.NDArray[Any]]:
-    """The option arrays ``(O,)`` (eligible pairs sorted by job then node, as
-    :func:`numpy.nonzero` gives them): job, node, slots, power [kW], soft-latency cost
-    [money], start window, and the per-job pointer ``(J + 1,)``. A pinned job has exactly
-    one option, at ``ptr[j]``, with its pinned start as its window."""
-    J = elig.shape[0]
+    """The option arrays ``(O,)`` of a block of jobs (eligible pairs sorted by job then node,
+    as :func:`numpy.nonzero` gives them; job positions within the block): job, node, slots,
+    power [kW], soft-latency cost [money], start window. A pinned job has exactly one option,
+    the first of its range, with its pinned start as its window."""
     opt_job, opt_node = (a.astype(np.int64) for a in np.nonzero(elig))
     opt_dur = dur[opt_job, opt_node]
-    ptr = np.concatenate([[0], np.cumsum(np.bincount(opt_job, minlength=J))]).astype(np.int64)
     opt_earliest = jt["release"][opt_job]
     opt_latest = jt["end_cap"][opt_job] - opt_dur
-    pj = np.nonzero(jt["pinned_node"] >= 0)[0]
-    if pj.size:
-        opt_earliest[ptr[pj]] = jt["pinned_start"][pj]
-        opt_latest[ptr[pj]] = jt["pinned_start"][pj]
+    pinned = jt["pinned_node"][opt_job] >= 0
+    if pinned.any():
+        po = np.nonzero(pinned)[0]
+        opt_earliest[po] = jt["pinned_start"][opt_job[po]]
+        opt_latest[po] = jt["pinned_start"][opt_job[po]]
     per_ms, slo_all = jt["latency_per_ms"], jt["latency_slo_ms"]
     opt_latency_cost = np.zeros(opt_job.size)
     soft = np.nonzero((per_ms > 0)[opt_job])[0]
@@ -737,38 +829,36 @@ def _options(elig: BoolArray, dur: IntArray, jt: dict[str, npt.NDArray[Any]],
         opt_latency_cost[soft] = per_ms[opt_job[soft]] * np.nan_to_num(np.maximum(0.0, over))
     return {"job": opt_job, "node": opt_node, "dur": opt_dur,
             "power": jt["power_kw"][opt_job] * power_factor[opt_node],
-            "latency_cost": opt_latency_cost, "earliest": opt_earliest, "latest": opt_latest,
-            "ptr": ptr}
+            "latency_cost": opt_latency_cost, "earliest": opt_earliest, "latest": opt_latest}
 
 
-def _latency_matrix(problem: Problem, node_pos: dict[str, int]) -> FloatArray:
-    """Round-trip time ``(J, N)`` [ms]: latency.csv, else base_ms + ms_per_km · distance."""
+def _latency_table(problem: Problem, node_pos: dict[str, int]) -> LatencyTable:
+    """Round-trip time ``(J, N)`` [ms] per region: latency.csv, else base_ms + ms_per_km ·
+    distance (see :class:`LatencyTable`)."""
     nodes, jobs = problem.nodes, problem.jobs
-    J, N = len(jobs), len(nodes)
-    out = np.full((J, N), np.nan)
+    N = len(nodes)
     regions = sorted({j.region for j in jobs if j.region})
-    if not regions or not N:
-        return out
     G = len(regions)
     gpos = {r: k for k, r in enumerate(regions)}
-    lat_ng = np.full((N, G), np.nan)
+    region_of = np.array([gpos[j.region] if j.region else G for j in jobs],
+                         dtype=np.int64).reshape(len(jobs))
+    by_region = np.full((G + 1, N), np.nan)
+    if not G or not N:
+        return LatencyTable(by_region, region_of)
     opts = problem.scenario.latency
     nlat = np.array([np.nan if n.lat is None else n.lat for n in nodes], dtype=float)
     nlon = np.array([np.nan if n.lon is None else n.lon for n in nodes], dtype=float)
     rlat = np.array([problem.regions[r].lat if r in problem.regions else np.nan for r in regions])
     rlon = np.array([problem.regions[r].lon if r in problem.regions else np.nan for r in regions])
     with np.errstate(invalid="ignore"):
-        km = great_circle_km(nlat[:, None], nlon[:, None], rlat[None, :], rlon[None, :])
-    lat_ng[:] = opts.base_ms + opts.ms_per_km * km  # nan where a coordinate is missing
+        km = great_circle_km(nlat[:, None], nlon[:, None], rlat[None, :], rlon[None, :]).T
+    by_region[:G] = opts.base_ms + opts.ms_per_km * km  # nan where a coordinate is missing
     for nid, row in problem.latency_ms.items():
         i = node_pos[nid]
         for region, ms in row.items():
             if region in gpos:
-                lat_ng[i, gpos[region]] = ms
-    for jpos, j in enumerate(jobs):
-        if j.region:
-            out[jpos] = lat_ng[:, gpos[j.region]]
-    return out
+                by_region[gpos[region], i] = ms
+    return LatencyTable(by_region, region_of)
 
 
 def ineligibility(problem: Problem, index: Index, j: int, n: int) -> str | None:

@@ -14,6 +14,7 @@ bundle that reads back to an equal :class:`~optisched.domain.Problem`.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import os
 import re
@@ -61,8 +62,8 @@ from optisched.domain import (
 )
 from optisched.limits import limit
 
-__all__ = ["BEYOND_SPEC_FILES", "BUNDLE_FILES", "COLUMNS", "SCENARIO_KEYS", "USER_PREFIXES",
-           "cell_text", "read_bundle", "write_bundle"]
+__all__ = ["BEYOND_SPEC_FILES", "BUNDLE_FILES", "COLUMNS", "PARQUET_TABLES", "SCENARIO_KEYS",
+           "USER_PREFIXES", "cell_text", "read_bundle", "write_bundle"]
 
 BUNDLE_FILES = (
     "scenario.toml", "nodes.csv", "jobs.csv", "node_series.csv", "prices.csv", "feeders.csv",
@@ -71,6 +72,9 @@ BUNDLE_FILES = (
 BEYOND_SPEC_FILES = ("scenarios.csv",)
 """Bundle files SPEC v1 does not have (deliberate extensions, ``docs/contract/input.md``)."""
 _REQUIRED = ("scenario.toml", "nodes.csv", "jobs.csv")
+PARQUET_TABLES = ("node_series", "jobs")
+"""Tables that may come as ``<table>.parquet`` instead of ``<table>.csv`` (*beyond SPEC v1*,
+``docs/contract/input.md``): the same columns, typed, read through ``pyarrow``."""
 
 # column: default (empty cell) or required; the valid values are in optisched.limits
 _NODE_FLOATS: dict[str, dict[str, Any]] = {
@@ -289,8 +293,12 @@ def read_bundle(path: str | os.PathLike[str]) -> Problem:
         errs.add(str(b.root), None, None, None, f"bundle directory {what}")
         errs.raise_if_any()
     scenario = _read_scenario(b.root / "scenario.toml", errs)
+    parquet = {f"{t}.csv": f"{t}.parquet" for t in PARQUET_TABLES
+               if (b.root / f"{t}.parquet").exists()}
     for f in BUNDLE_FILES:
-        if f.endswith(".csv"):
+        if f in parquet:
+            b.frames[f] = _read_parquet_frame(b.root, f, parquet[f], errs)
+        elif f.endswith(".csv"):
             b.frames[f] = read_csv_frame(b.root / f, f, errs, f in _REQUIRED)
     nodes = _read_nodes(b)
     jobs = _read_jobs(b)
@@ -312,8 +320,73 @@ def read_bundle(path: str | os.PathLike[str]) -> Problem:
         scenarios=scenarios,
     )
     _cross_check(b, problem)
+    for csv_name, pq_name in parquet.items():  # errors name the file that was read
+        errs.items = [dataclasses.replace(e, file=pq_name) if e.file == csv_name else e
+                      for e in errs.items]
     errs.raise_if_any()
     return problem
+
+
+def _read_parquet_frame(root: Path, csv_name: str, name: str, errs: ErrorList
+                        ) -> pd.DataFrame | None:
+    """A Parquet table as the frame :func:`~optisched.cells.read_csv_frame` gives for its
+    CSV twin: every cell as text (empty = default), rows numbered from 2 as if a header
+    were row 1, so every rule and message of the CSV reader applies unchanged.
+
+    Numbers are written at full precision (``repr``), timestamps in ISO 8601 with their
+    offset (a timestamp column without a time zone is an error), booleans as
+    ``true``/``false``, nulls as empty cells. Both ``<table>.csv`` and ``<table>.parquet``
+    in one bundle is an error.
+    """
+    if (root / csv_name).exists():
+        errs.add(name, None, None, None, f"the bundle has both {csv_name} and {name}; "
+                 "keep one of them")
+        return None
+    try:
+        import pyarrow.parquet as pq  # optional: only bundles with Parquet tables need it
+    except ImportError:
+        errs.add(name, None, None, None, "reading Parquet needs pyarrow: "
+                 'pip install "optisched[parquet]"')
+        return None
+    try:
+        table = pq.read_table(root / name)
+    except Exception as exc:  # pyarrow raises several types for unreadable files
+        errs.add(name, None, None, None, f"not a readable Parquet file: {exc}")
+        return None
+    cols: dict[str, list[str]] = {}
+    for field_ in table.schema:
+        col = table.column(field_.name).to_pandas()
+        typ = str(field_.type)
+        if typ.startswith("timestamp"):
+            if getattr(field_.type, "tz", None) is None:
+                errs.add(name, 1, field_.name, typ, "timestamps need a time zone (UTC "
+                         "offset); write them timezone-aware")
+                return None
+            cols[field_.name] = [_iso(v) for v in col]
+        else:
+            cols[field_.name] = [_parquet_cell(v) for v in col]
+    df = pd.DataFrame(cols, dtype=object)
+    df.index = pd.Index(np.arange(2, len(df) + 2), dtype=np.int64)
+    return df
+
+
+def _iso(v: Any) -> str:
+    if v is None or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    return str(pd.Timestamp(v).isoformat())
+
+
+def _parquet_cell(v: Any) -> str:
+    if v is None or v is pd.NA:
+        return ""
+    if isinstance(v, bool | np.bool_):
+        return "true" if v else "false"
+    if isinstance(v, float | np.floating):
+        f = float(v)
+        if math.isnan(f):
+            return ""
+        return "inf" if f == math.inf else "-inf" if f == -math.inf else repr(f)
+    return str(v).strip()
 
 
 def _cross_check(b: _Bundle, problem: Problem) -> None:
@@ -799,19 +872,36 @@ def _toml_value(v: Any) -> str:
     return repr(v)
 
 
-def write_bundle(problem: Problem, path: str | os.PathLike[str]) -> Path:
+def write_bundle(problem: Problem, path: str | os.PathLike[str],
+                 parquet: Iterable[str] = ()) -> Path:
     """Write a problem as a bundle directory that :func:`read_bundle` reads back equal.
 
     Files are written into a temporary sibling directory that then replaces
     ``path`` (which, if it exists, may hold only bundle files).
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem.
+    path : path
+        The bundle directory.
+    parquet : iterable of str
+        Tables of :data:`PARQUET_TABLES` to write as ``<table>.parquet`` (typed columns,
+        needs ``pyarrow``) instead of CSV: ``node_series`` has a row per node and slot
+        (960,000 rows for 10,000 nodes × 96 slots).
 
     Returns
     -------
     pathlib.Path
         The bundle directory.
     """
-    return write_dir_atomically(path, lambda tmp: _write_all(problem, tmp),
-                                allowed=BUNDLE_FILES, keep=("README.md",))
+    as_parquet = tuple(parquet)
+    bad = [t for t in as_parquet if t not in PARQUET_TABLES]
+    if bad:
+        raise ValueError(f"parquet tables {bad}: only {', '.join(PARQUET_TABLES)}")
+    allowed = (*BUNDLE_FILES, *(f"{t}.parquet" for t in PARQUET_TABLES))
+    return write_dir_atomically(path, lambda tmp: _write_all(problem, tmp, as_parquet),
+                                allowed=allowed, keep=("README.md",))
 
 
 def _entity_row(obj: Node | Job, columns: list[str]) -> list[Any]:
@@ -820,7 +910,7 @@ def _entity_row(obj: Node | Job, columns: list[str]) -> list[Any]:
             obj.extra.get(c, "") if c.startswith("x_") else getattr(obj, c) for c in columns]
 
 
-def _write_all(problem: Problem, d: Path) -> None:
+def _write_all(problem: Problem, d: Path, parquet: tuple[str, ...] = ()) -> None:
     sc = problem.scenario
     lines = []
     for section, model in (("horizon", sc.horizon), ("objective", sc.objective),
@@ -852,7 +942,10 @@ def _write_all(problem: Problem, d: Path) -> None:
              "latency_slo_ms", "latency_per_ms", "min_gpu_mem_gb", "min_trust", "pinned_node",
              "pinned_start", *job_x]
 
-    _write_csv(d / "jobs.csv", jcols, (_entity_row(j, jcols) for j in problem.jobs))
+    if "jobs" in parquet:
+        _write_parquet(d / "jobs.parquet", jcols, [_entity_row(j, jcols) for j in problem.jobs])
+    else:
+        _write_csv(d / "jobs.csv", jcols, (_entity_row(j, jcols) for j in problem.jobs))
 
     views = {sid: problem.scenario_problem(sid) for sid in problem.scenarios}
 
@@ -884,7 +977,13 @@ def _write_all(problem: Problem, d: Path) -> None:
                         yield row
 
         keyed = ["time", "node_id", *(() if series[0][0] is None else ("scenario",))]
-        _write_csv(d / "node_series.csv", [*keyed, *used], series_rows())
+        if "node_series" in parquet:
+            if series[0][0] is not None:
+                raise ValueError("node_series.parquet has no scenario column: write the "
+                                 "node series of a problem with scenarios as CSV")
+            _write_series_parquet(d / "node_series.parquet", problem, used)
+        else:
+            _write_csv(d / "node_series.csv", [*keyed, *used], series_rows())
     prices = parts("tariffs")
     if any(p.tariffs for _, p in prices):
         keyed = ["time", "tariff", *(() if prices[0][0] is None else ("scenario",))]
@@ -907,3 +1006,63 @@ def _write_all(problem: Problem, d: Path) -> None:
     if problem.regions:
         _write_csv(d / "regions.csv", ["region", "lat", "lon"],
                    ([name, r.lat, r.lon] for name, r in problem.regions.items()))
+
+
+def _write_parquet(path: Path, columns: list[str], rows: list[list[Any]]) -> None:
+    """A table of ``rows`` as Parquet with typed columns: timestamps (with their offset as
+    UTC instants), numbers (``None`` as null), booleans, text."""
+    import pyarrow as pa  # optional: only Parquet bundles need it
+    import pyarrow.parquet as pq
+
+    arrays = {}
+    for k, c in enumerate(columns):
+        vals = [r[k] for r in rows]
+        given = [v for v in vals if v is not None]
+        if given and all(isinstance(v, datetime) for v in given):
+            tz = _offset_name(given[0])  # the column's zone: the first value's UTC offset
+            arrays[c] = pa.array([None if v is None else pd.Timestamp(v) for v in vals],
+                                 type=pa.timestamp("us", tz=tz))
+        elif given and all(isinstance(v, bool) for v in given):
+            arrays[c] = pa.array(vals, type=pa.bool_())
+        elif given and all(isinstance(v, int | float) and not isinstance(v, bool)
+                           for v in given):
+            arrays[c] = pa.array([None if v is None else float(v) for v in vals],
+                                 type=pa.float64())
+        else:
+            arrays[c] = pa.array(["" if v is None else str(v) for v in vals], type=pa.string())
+    pq.write_table(pa.table(arrays), path, compression="zstd")
+
+
+def _write_series_parquet(path: Path, problem: Problem, used: list[str]) -> None:
+    """``node_series`` as Parquet, built column-wise (one row per node and slot)."""
+    import pyarrow as pa  # optional: only Parquet bundles need it
+    import pyarrow.parquet as pq
+
+    hz = problem.horizon
+    T = hz.slots
+    ids = list(problem.node_series)
+    times = pd.Timestamp(hz.start).tz_convert("UTC") + pd.to_timedelta(
+        np.arange(T) * hz.slot_minutes, unit="min")
+    arrays: dict[str, Any] = {
+        "time": pa.array(np.tile(times.to_numpy(), len(ids)),
+                         type=pa.timestamp("ns", tz=_offset_name(hz.start))),
+        "node_id": pa.array(np.repeat(np.array(ids, dtype=object), T), type=pa.string()),
+    }
+    for c in used:
+        seqs = [getattr(problem.node_series[n], c) for n in ids]
+        if c == "available":
+            flags = [None if v is None else bool(v) for s in seqs for v in (s or [None] * T)]
+            arrays[c] = pa.array(flags, type=pa.bool_())
+        else:
+            flat = [None if s is None or v is None else float(v) for s in seqs
+                    for v in (s or [None] * T)]
+            arrays[c] = pa.array(flat, type=pa.float64())
+    pq.write_table(pa.table(arrays), path, compression="zstd")
+
+
+def _offset_name(t: datetime) -> str:
+    """The UTC offset of ``t`` as Arrow names a fixed zone, e.g. ``+02:00``."""
+    off = t.utcoffset()
+    minutes = int(off.total_seconds() // 60) if off is not None else 0
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"

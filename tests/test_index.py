@@ -114,3 +114,18 @@ def test_pinned_before_horizon() -> None:
                pinned_start="2026-05-31T23:00:00+00:00")
     ix2 = compile_index(problem([node], [job2]))
     assert ix2.pinned_start[0] == -1 and ix2.occupied(0, -1) == (0, 2)
+
+
+def test_latency_table_indexes_like_the_dense_matrix() -> None:
+    from optisched.generate import generate
+
+    p = generate("city", seed=2)
+    ix = compile_index(p)
+    dense = np.asarray(ix.latency_ms)
+    assert dense.shape == ix.latency_ms.shape == (ix.J, ix.N)
+    j = np.array([0, 3, 5, 5])
+    n = np.array([1, 0, 2, 7])
+    np.testing.assert_array_equal(ix.latency_ms[j, n], dense[j, n])
+    np.testing.assert_array_equal(ix.latency_ms[4], dense[4])
+    np.testing.assert_array_equal(ix.latency_ms[2:6, 3], dense[2:6, 3])
+    assert ix.latency_ms[1, 2] == dense[1, 2] or np.isnan(dense[1, 2])

@@ -203,3 +203,55 @@ def test_pinned_start_off_grid(tiny_copy: Path) -> None:
           "regional1,2026-06-01T07:30:00+00:00")
     errs = _errors(tiny_copy)
     assert _has(errs, "jobs.csv", 6, "pinned_start", "slot grid")
+
+
+# ------------------------------------------------------------------ Parquet tables (issue 20)
+
+
+@pytest.mark.parametrize("tables", [("node_series",), ("jobs",), ("node_series", "jobs")])
+def test_parquet_tables_read_back_to_the_same_problem(tmp_path: Path,
+                                                      tables: tuple[str, ...]) -> None:
+    pytest.importorskip("pyarrow")
+    from optisched.generate import generate
+
+    p = generate("medium", seed=1)
+    out = write_bundle(p, tmp_path / "b", parquet=tables)
+    for t in tables:
+        assert (out / f"{t}.parquet").exists() and not (out / f"{t}.csv").exists()
+    q = read_bundle(out)
+    assert q == p
+    assert q.jobs[0].release is not None and p.jobs[0].release is not None
+    assert q.jobs[0].release.utcoffset() == p.jobs[0].release.utcoffset()
+
+
+def test_parquet_errors_name_the_parquet_file_and_its_row(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    from optisched.generate import generate
+
+    out = write_bundle(generate("small", seed=0), tmp_path / "b", parquet=("jobs",))
+    table = pq.read_table(out / "jobs.parquet")
+    gpus = table.column("gpus").to_pylist()
+    gpus[2] = -1.0
+    table = table.set_column(table.schema.get_field_index("gpus"), "gpus",
+                             pa.array(gpus, type=pa.float64()))
+    pq.write_table(table, out / "jobs.parquet")
+    with pytest.raises(BundleError) as info:
+        read_bundle(out)
+    errs = info.value.errors
+    assert any(e.file == "jobs.parquet" and e.row == 4 and e.column == "gpus" for e in errs)
+
+
+def test_a_table_as_csv_and_parquet_is_an_error(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    from optisched.generate import generate
+
+    p = generate("small", seed=0)
+    out = write_bundle(p, tmp_path / "b", parquet=("node_series",))
+    write_bundle(p, tmp_path / "c")
+    (out / "node_series.csv").write_bytes((tmp_path / "c" / "node_series.csv").read_bytes())
+    with pytest.raises(BundleError) as info:
+        read_bundle(out)
+    assert any(e.file == "node_series.parquet" and "keep one" in e.message
+               for e in info.value.errors)

@@ -145,3 +145,17 @@ def test_cli_lists_every_option() -> None:
         assert [o["name"] for o in doc[name]["options"]] == spec.options.keys()
     res = runner.invoke(app, ["solvers", "--options"])
     assert res.exit_code == 0 and "max_iterations" in res.output and "[s]" in res.output
+
+
+def test_distributed_options_are_checked() -> None:
+    from optisched.solvers.options import DistributedOptions
+
+    o = DistributedOptions.from_mapping({"backend": "processes", "partitions": "4",
+                                         "rounds": "2", "ray_address": "auto",
+                                         "sub_solver": "greedy"}, "distributed")
+    assert o == DistributedOptions(backend="processes", partitions=4, rounds=2,
+                                   ray_address="auto", sub_solver="greedy")
+    for bad in ({"partitions": 0}, {"backend": "mpi"}, {"moves_per_pair": 0},
+                {"ray_address": " "}):
+        with pytest.raises(OptionError):
+            DistributedOptions.from_mapping(bad, "distributed")

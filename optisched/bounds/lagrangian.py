@@ -39,17 +39,19 @@ import numpy as np
 
 from optisched.arrays import FloatArray, IntArray
 from optisched.backends import highs as hs
-from optisched.bounds.pricing import Duals, StartPricer
 from optisched.dispatch import dispatch_groups
 from optisched.formulations.dispatch_lp import build_dispatch_lp
 from optisched.index import Index
 
-__all__ = ["capacity_bound", "improved_bound", "lagrangian_bound"]
+__all__ = ["capacity_bound", "idle_share", "improved_bound", "job_minima", "lagrangian_bound",
+           "load_duals", "subgradient_step"]
 
 log = logging.getLogger(__name__)
 
 _BLOCK = 16
 """Standalone nodes per block-diagonal LP."""
+_CHUNK = 20000
+"""Options per vectorized chunk of the job minimum."""
 
 
 def _group_lp(index: Index, nodes: IntArray, load: FloatArray,
@@ -151,6 +153,32 @@ def _bound_at(index: Index, load: FloatArray
               ) -> tuple[float, FloatArray, FloatArray, float] | None:
     """Bound at reference ``load``, the duals ``π`` (N, T), the relaxed solution's load and
     the part of the bound that does not depend on jobs."""
+    got = load_duals(index, load)
+    if got is None:
+        return None
+    pi, const = got
+    total, job_kw, _ = _jobs_min(index, pi, idle_share=idle_share(index, pi))
+    avail = index.available
+    on_relaxed = avail & ((~index.can_sleep)[:, None] | (pi < 0) | (job_kw > 0))
+    relaxed = on_relaxed * index.idle_kw[:, None] + job_kw
+    return const + total, pi, relaxed, const
+
+
+def load_duals(index: Index, load: FloatArray) -> tuple[FloatArray, float] | None:
+    """The energy duals ``π`` (N, T) [money/kW] at reference ``load`` and the part of the
+    Lagrangian bound that does not depend on jobs [money].
+
+    That part is ``Σ_g [V_g(L*) − π·L*]`` over the dispatch groups, the idle draw at ``π``
+    (every available slot of a node that cannot sleep, the negative ones of a sleeper) and
+    the switching of nodes that cannot sleep (module docstring). Every term belongs to one
+    dispatch group or node, so the part of a set of whole dispatch groups can be computed on
+    an index restricted to them (``optisched.solvers.distributed`` does, per partition).
+
+    Returns
+    -------
+    (pi, const) or None
+        None when a dispatch LP at ``load`` could not be solved.
+    """
     N, T = index.N, index.T
     load = np.asarray(load, dtype=float)
     groups, _ = dispatch_groups(index)
@@ -183,10 +211,7 @@ def _bound_at(index: Index, load: FloatArray
     ups = (on & ~prev).sum(axis=1)
     downs = (~on & prev).sum(axis=1) + (index.end_off & on[:, -1])
     const += float(np.sum((ups * index.startup_cost + downs * index.shutdown_cost)[fixed]))
-    total, job_kw, _ = _jobs_min(index, pi, idle_share=_idle_share(index, pi))
-    on_relaxed = avail & (fixed[:, None] | (pi < 0) | (job_kw > 0))
-    relaxed = on_relaxed * index.idle_kw[:, None] + job_kw
-    return const + total, pi, relaxed, const
+    return pi, const
 
 
 def capacity_bound(index: Index, pi: FloatArray, const: float, upper: float,
@@ -217,7 +242,7 @@ def capacity_bound(index: Index, pi: FloatArray, const: float, upper: float,
         ``time.perf_counter()`` at which to stop.
     """
     cap = index.capacity[:, None, :] * index.available[:, :, None]
-    share = _idle_share(index, pi)
+    share = idle_share(index, pi)
     mu = np.zeros(cap.shape)
     best = -math.inf
     theta, stall = 0.2, 0
@@ -232,17 +257,45 @@ def capacity_bound(index: Index, pi: FloatArray, const: float, upper: float,
                 theta, stall = theta / 2.0, 0
         if time.perf_counter() >= deadline or not math.isfinite(value):
             break
-        g = used - cap
-        g = np.where((mu <= 0) & (g < 0), 0.0, g)  # projected direction
-        norm = float(np.sum(g * g))
-        if norm <= 1e-12:
+        nxt = subgradient_step(mu, used, cap, theta, upper, value)
+        if nxt is None:
             break
-        step = theta * max(upper - value, 1e-9 * max(1.0, abs(upper))) / norm
-        mu = np.maximum(0.0, mu + step * g)
+        mu = nxt
     return best
 
 
-def _idle_share(index: Index, pi: FloatArray) -> FloatArray:
+def subgradient_step(mu: FloatArray, used: FloatArray, cap: FloatArray, theta: float,
+                     upper: float, value: float) -> FloatArray | None:
+    """One projected subgradient step of capacity prices ``μ ≥ 0`` (:func:`capacity_bound`).
+
+    The direction is ``g = used − cap`` with the components that would push a zero price
+    below zero removed; the Polyak size ``θ (upper − value) / ‖g‖²``.
+
+    Parameters
+    ----------
+    mu, used, cap : (N, T, R) float
+        Prices [money per unit and slot], the relaxed solution's resource use and the
+        capacities [units].
+    theta : float
+        Step factor [-].
+    upper, value : float
+        A feasible plan's objective and the bound at ``mu`` [money].
+
+    Returns
+    -------
+    (N, T, R) float or None
+        The next prices; None when ``g`` vanishes (no better prices along it).
+    """
+    g = used - cap
+    g = np.where((mu <= 0) & (g < 0), 0.0, g)  # projected direction
+    norm = float(np.sum(g * g))
+    if norm <= 1e-12:
+        return None
+    size = theta * max(upper - value, 1e-9 * max(1.0, abs(upper))) / norm
+    return np.asarray(np.maximum(0.0, mu + size * g))
+
+
+def idle_share(index: Index, pi: FloatArray) -> FloatArray:
     """Idle cost of sleeping nodes a job must carry per slot and GPU [money/(slot·GPU)].
 
     ``c_nt = max(0, π_nt idle_n)`` for an available slot of a node that can sleep is paid
@@ -256,6 +309,107 @@ def _idle_share(index: Index, pi: FloatArray) -> FloatArray:
     return np.asarray(c / np.where(cap > 0, cap, 1.0)[:, None])
 
 
+def job_minima(index: Index, pi: FloatArray, mu: FloatArray | None = None,
+               share: FloatArray | None = None, options: IntArray | None = None
+               ) -> tuple[FloatArray, IntArray, IntArray]:
+    """Each job's cheapest option at energy prices ``π`` (N, T) [money/kW] and resource
+    prices ``μ`` (N, T, R) (``share``: :func:`idle_share`, added to the GPU's price).
+
+    Parameters
+    ----------
+    index : Index
+        Compiled problem.
+    pi, mu, share : array
+        Prices; only the rows of the nodes of ``options`` are read.
+    options : (K,) int, optional
+        The options to consider (positions, sorted); default all. A job without one of
+        them gets ``inf``.
+
+    Returns
+    -------
+    best : (J,) float
+        Cost of the cheapest placement among ``options``: ``p Σ_{t} π_nt`` over its slots
+        plus its ``μ`` charges, latency and tardiness [money]; ``inf`` without one.
+    option, start : (J,) int
+        That option (-1 without one) and its start slot.
+    """
+    opts = np.arange(index.opt_job.size) if options is None else np.asarray(options,
+                                                                            dtype=np.int64)
+    R = len(index.resources)
+    if share is not None:  # per-GPU price of waking a node, added to the GPU's price
+        mu = share[:, :, None] * (np.arange(R) == 0)[None, None, :] + (
+            0.0 if mu is None else mu)
+    oc, os_ = _option_costs(index, pi, mu, opts)
+    best = np.full(index.J, np.inf)
+    arg = np.full(index.J, -1, dtype=np.int64)
+    start = np.zeros(index.J, dtype=np.int64)
+    if opts.size:
+        jobs = index.opt_job[opts]
+        order = np.lexsort((oc, jobs))  # per job, cheapest option first
+        first = np.ones(opts.size, dtype=bool)
+        first[1:] = jobs[order][1:] != jobs[order][:-1]
+        lead = order[first]
+        best[jobs[lead]] = oc[lead]
+        arg[jobs[lead]] = opts[lead]
+        start[jobs[lead]] = os_[lead]
+    return best, arg, start
+
+
+def _option_costs(index: Index, pi: FloatArray, mu: FloatArray | None, opts: IntArray
+                  ) -> tuple[FloatArray, IntArray]:
+    """Cheapest start of every option of ``opts`` at prices ``π`` and ``μ``: its cost
+    [money] (``inf`` without a feasible start) and the start."""
+    T = index.T
+    R = len(index.resources)
+    P = np.zeros((index.N, T + 1))
+    P[:, 1:] = np.cumsum(pi, axis=1)
+    Q = None
+    if mu is not None:
+        Q = np.zeros((index.N, T + 1, R))
+        Q[:, 1:, :] = np.cumsum(mu, axis=1)
+    oc = np.full(opts.size, np.inf)  # best cost per option
+    os_ = np.zeros(opts.size, dtype=np.int64)  # its start
+    pinned = index.pinned
+    s_grid = np.arange(T)
+    for a in range(0, opts.size, _CHUNK):
+        sl = slice(a, min(opts.size, a + _CHUNK))
+        o = opts[sl]
+        j, n = index.opt_job[o], index.opt_node[o]
+        pin = pinned[j]
+        if pin.any():  # pinned options: their one start (may lie outside 0..T)
+            po = o[pin]
+            pj, pn, pd = index.opt_job[po], index.opt_node[po], index.opt_dur[po]
+            s = index.pinned_start[pj]
+            lo_, hi_ = np.clip(s, 0, T), np.clip(s + pd, 0, T)
+            c_pin = (index.opt_power[po] * (P[pn, hi_] - P[pn, lo_])
+                     + index.opt_latency_cost[po] + index.tardiness_cost(pj, s + pd))
+            if Q is not None:
+                c_pin += np.einsum("kr,kr->k", index.usage[pj], Q[pn, hi_] - Q[pn, lo_])
+            oc[sl][pin] = c_pin
+            os_[sl][pin] = s
+        f = ~pin
+        if not f.any():
+            continue
+        fo, fj, fn, fd = o[f], j[f], n[f], index.opt_dur[o[f]]
+        S = s_grid[None, :]
+        ok = (S >= index.opt_earliest[fo][:, None]) & (S <= index.opt_latest[fo][:, None])
+        ok &= index.avail_run[fn][:, :T] >= fd[:, None]
+        end = np.minimum(S + fd[:, None], T)
+        energy = P[fn[:, None], end] - P[fn[:, None], S]
+        c = (index.opt_power[fo][:, None] * energy + index.opt_latency_cost[fo][:, None]
+             + index.tardiness_cost(fj[:, None], S + fd[:, None]))
+        if Q is not None:
+            for r in range(R):
+                u = index.usage[fj, r]
+                if u.any():
+                    c = c + u[:, None] * (Q[fn[:, None], end, r] - Q[fn[:, None], S, r])
+        c = np.where(ok, c, np.inf)
+        k = np.argmin(c, axis=1)
+        oc[sl][f] = c[np.arange(fo.size), k]
+        os_[sl][f] = k
+    return oc, os_
+
+
 def _jobs_min(index: Index, pi: FloatArray, mu: FloatArray | None = None,
               idle_share: FloatArray | None = None
               ) -> tuple[float, FloatArray, FloatArray]:
@@ -264,42 +418,8 @@ def _jobs_min(index: Index, pi: FloatArray, mu: FloatArray | None = None,
     load (N, T) [kW] and the resource use (N, T, R) of those placements."""
     T = index.T
     R = len(index.resources)
-    P = np.zeros((index.N, T + 1))
-    P[:, 1:] = np.cumsum(pi, axis=1)
-    if idle_share is not None:  # per-GPU price of waking a node, added to the GPU's price
-        mu = idle_share[:, :, None] * (np.arange(R) == 0)[None, None, :] + (
-            0.0 if mu is None else mu)
-    Q = None
-    if mu is not None:
-        Q = np.zeros((index.N, T + 1, R))
-        Q[:, 1:, :] = np.cumsum(mu, axis=1)
-    n_opt = index.opt_job.size
-    # free options: the cheapest start over their windows (StartPricer: the same reduced
-    # cost with π as the balance and μ as the capacity multipliers)
-    priced = StartPricer(index).price(Duals(
-        pi, mu if mu is not None else np.zeros((index.N, T, R)), {}))
-    oc = priced.opt_best.copy()  # best cost per option
-    os_ = np.maximum(priced.opt_start, 0)  # its start
+    best, arg, os_ = job_minima(index, pi, mu, idle_share)
     pinned = index.pinned
-    po = np.nonzero(pinned[index.opt_job])[0]
-    if po.size:  # pinned options: their one start (may lie outside 0..T)
-        pj, pn, pd = index.opt_job[po], index.opt_node[po], index.opt_dur[po]
-        s = index.pinned_start[pj]
-        lo_, hi_ = np.clip(s, 0, T), np.clip(s + pd, 0, T)
-        oc[po] = (index.opt_power[po] * (P[pn, hi_] - P[pn, lo_])
-                  + index.opt_latency_cost[po] + index.tardiness_cost(pj, s + pd))
-        if Q is not None:
-            oc[po] += np.einsum("kr,kr->k", index.usage[pj], Q[pn, hi_] - Q[pn, lo_])
-        os_[po] = s
-    best = np.full(index.J, np.inf)
-    arg = np.full(index.J, -1, dtype=np.int64)
-    if n_opt:
-        order = np.lexsort((oc, index.opt_job))  # per job, cheapest option first
-        first = np.ones(n_opt, dtype=bool)
-        first[1:] = index.opt_job[order][1:] != index.opt_job[order][:-1]
-        lead = order[first]
-        best[index.opt_job[lead]] = oc[lead]
-        arg[index.opt_job[lead]] = lead
     drop = np.where(np.isnan(index.drop_penalty), np.inf, index.drop_penalty)
     drop[pinned] = np.inf
     per_job = np.minimum(best, drop)
@@ -308,7 +428,7 @@ def _jobs_min(index: Index, pi: FloatArray, mu: FloatArray | None = None,
     runs = np.nonzero(np.isfinite(best) & (best <= drop))[0]
     if runs.size:
         o = arg[runs]
-        n, s, d = index.opt_node[o], os_[o], index.opt_dur[o]
+        n, s, d = index.opt_node[o], os_[runs], index.opt_dur[o]
         s_lo, s_hi = np.clip(s, 0, T), np.clip(s + d, 0, T)
         np.add.at(job_kw, (n, s_lo), index.opt_power[o])
         np.add.at(job_kw, (n, s_hi), -index.opt_power[o])

@@ -48,14 +48,15 @@ from optisched.generate.archetypes import (
     extra_latency_ms,
 )
 from optisched.generate.jobs import JobMix, draw_jobs
+from optisched.generate.metro import metro_problem
 from optisched.generate.prices import make_tariffs
 from optisched.generate.random_problems import bench_problem, random_problem
 from optisched.generate.solar import clearness_by_hour, read_weather_csv
 from optisched.generate.tight import TIGHT_OPTIONS, tight_problem
 from optisched.geo import great_circle_km
 
-__all__ = ["ARCHETYPES", "PRESETS", "TIGHT_PRESET", "Preset", "bench_problem", "generate",
-           "random_problem", "tight_problem"]
+__all__ = ["ARCHETYPES", "METRO_PRESET", "PRESETS", "TIGHT_PRESET", "Preset", "bench_problem",
+           "generate", "metro_problem", "random_problem", "tight_problem"]
 
 BERLIN_TZ = timezone(timedelta(hours=2))  # CEST
 """Horizons start at local midnight in Berlin summer time (UTC+02:00)."""
@@ -107,6 +108,10 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+METRO_PRESET = "metro"
+"""Preset served by :func:`optisched.generate.metro.metro_problem` (a city of 10,000 nodes and
+100,000 jobs over 96 slots, generated vectorized)."""
+
 TIGHT_PRESET = "tight"
 """Preset served by :func:`optisched.generate.tight.tight_problem` (ICON-class, tightly
 packed, feasible by construction); default 200 jobs x 10 nodes x 288 five-minute slots."""
@@ -142,7 +147,9 @@ def generate(preset: str, n_nodes: int | None = None, n_jobs: int | None = None,
     ----------
     preset : str
         A key of :data:`PRESETS`: tiny, small, medium, large, xl, neighborhood, city;
-        or ``tight`` (:func:`~optisched.generate.tight.tight_problem`: its options
+        ``metro`` (:func:`~optisched.generate.metro.metro_problem`: 10,000 nodes, 100,000
+        jobs, 96 slots, vectorized); or ``tight``
+        (:func:`~optisched.generate.tight.tight_problem`: its options
         :data:`~optisched.generate.tight.TIGHT_OPTIONS` as keywords, e.g.
         ``n_resources=4``; the hidden plan is not returned).
     n_nodes, n_jobs, n_slots : int, optional
@@ -169,9 +176,15 @@ def generate(preset: str, n_nodes: int | None = None, n_jobs: int | None = None,
         return tight_problem(200 if n_jobs is None else n_jobs,
                              10 if n_nodes is None else n_nodes,
                              slots=288 if n_slots is None else n_slots, seed=seed, **kw)[0]
+    if preset == METRO_PRESET:
+        if kw:
+            raise ValueError(f"unknown options {sorted(kw)} for preset metro")
+        return metro_problem(10_000 if n_nodes is None else n_nodes,
+                             100_000 if n_jobs is None else n_jobs,
+                             96 if n_slots is None else n_slots, seed=seed)
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}, "
-                         f"{TIGHT_PRESET}")
+                         f"{TIGHT_PRESET}, {METRO_PRESET}")
     p = PRESETS[preset]
     if "mix" in kw:
         p = Preset(p.n_nodes, p.n_jobs, p.n_slots, mix=dict(kw.pop("mix")),

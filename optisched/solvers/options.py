@@ -29,6 +29,7 @@ __all__ = [
     "LNS_KINDS",
     "BaselineOptions",
     "CpsatOptions",
+    "DistributedOptions",
     "GreedyOptions",
     "HighsOptions",
     "LnsOptions",
@@ -384,6 +385,89 @@ class LnsOptions(SolverOptions):
         if bad or not self.kinds:
             return "kinds", (f"unknown kind {bad[0]!r}" if bad else "needs at least one kind") \
                 + f"; kinds are {', '.join(LNS_KINDS)}"
+        return None
+
+
+@dataclass(frozen=True)
+class DistributedOptions(SolverOptions):
+    """Options of ``distributed`` (``docs/algorithms/distributed.md``).
+
+    Attributes
+    ----------
+    backend : {"auto", "ray", "processes"}
+        Engine of the sub-solves: ``ray`` (Ray actors; ``pip install "optisched[ray]"``),
+        ``processes`` (a local spawned process pool), ``auto``: Ray when installed and
+        either a cluster address is given or the problem has at least 20,000 jobs, else
+        the process pool (a local Ray takes about 9 s to start). One partition runs
+        inline.
+    partitions : int or None
+        Number of node partitions [partitions]; None: 1 below 200 jobs, else
+        max(workers, ceil(jobs / 5000)). Never more than the dispatch groups (a coupled
+        feeder is one).
+    ray_address : str or None
+        Address of a Ray cluster to join (e.g. ``ray://head:10001`` or ``auto``); None:
+        the ``RAY_ADDRESS`` environment variable, else a local Ray started for the solve
+        and shut down after it.
+    sub_solver : {"auto", "lns", "greedy"}
+        Solver of each partition: ``greedy`` (with ``greedy_moves`` local-search moves)
+        then, for ``lns``, the LNS from that plan for ``sub_iterations`` iterations;
+        ``auto``: ``lns`` on partitions of at most 150 nodes, else ``greedy`` (the LNS's
+        own Lagrangian bounds dispatch every node of its problem several times, which on
+        500 battery nodes takes longer than its search).
+    workers : int or None
+        Parallel workers [processes or Ray actors]; None: the cores (the cluster's CPUs
+        when joining one).
+    rounds : int or None
+        Coordination rounds [rounds]; None: until the time limit or until no move and no
+        partition improves. With a cap the plan is reproducible on every backend.
+    deterministic : bool
+        True: every sub-solve ends by its work caps (``greedy_moves``, ``sub_iterations``),
+        with twice its share of the time left as a safety limit, and the plan does not
+        depend on machine speed or backend when the caps bind first and the run ends by
+        ``rounds`` or convergence (the LNS's sub-MILPs still stop at time limits: exactly
+        reproducible with ``sub_solver="greedy"``). False: sub-solves get shares of the
+        remaining time (anytime, not reproducible).
+    sub_iterations : int
+        LNS iterations of each sub-solve in deterministic mode [iterations].
+    greedy_moves : int
+        Local-search moves of each greedy sub-solve [moves].
+    moves_per_pair : int
+        Most jobs moved in each direction between a pair of partitions in one round
+        [jobs].
+    bound : bool
+        Compute the global Lagrangian bound (per partition) at the end.
+    bound_iterations : int
+        Subgradient steps of the capacity prices in the bound [steps] (each prices every
+        job on every partition once; stops earlier when the time limit is reached).
+    """
+
+    backend: Literal["auto", "ray", "processes"] = "auto"
+    partitions: int | None = None
+    ray_address: str | None = None
+    sub_solver: Literal["auto", "lns", "greedy"] = "auto"
+    workers: int | None = None
+    rounds: int | None = None
+    deterministic: bool = True
+    sub_iterations: int = 20
+    greedy_moves: int = 50
+    moves_per_pair: int = 200
+    bound: bool = True
+    bound_iterations: int = 10
+
+    def check(self) -> tuple[str, str] | None:
+        for key in ("partitions", "workers"):
+            v = getattr(self, key)
+            if v is not None and v < 1:
+                return key, "must be ≥ 1"
+        if self.rounds is not None and self.rounds < 0:
+            return "rounds", "must be ≥ 0"
+        for key in ("sub_iterations", "greedy_moves", "bound_iterations"):
+            if getattr(self, key) < 0:
+                return key, "must be ≥ 0"
+        if self.moves_per_pair < 1:
+            return "moves_per_pair", "must be ≥ 1"
+        if self.ray_address is not None and not self.ray_address.strip():
+            return "ray_address", "must name a Ray cluster address"
         return None
 
 

@@ -18,6 +18,7 @@ from optisched.solvers.base import SolverFunction
 from optisched.solvers.options import (
     BaselineOptions,
     CpsatOptions,
+    DistributedOptions,
     GreedyOptions,
     HighsOptions,
     LnsOptions,
@@ -121,6 +122,10 @@ register(SolverSpec("cpsat", "optisched.solvers.cpsat", "solve_cpsat",
 register(SolverSpec("lns", "optisched.solvers.lns", "solve_lns",
                     "adaptive large-neighbourhood search: greedy start, exact sub-MILPs "
                     "(HiGHS), Lagrangian/LP bound", requires=("highspy",), options=LnsOptions))
+register(SolverSpec("distributed", "optisched.solvers.distributed", "solve_distributed",
+                    "decomposed: node partitions solved in parallel (Ray or processes), "
+                    "coordination rounds, per-partition bound", requires=("highspy",),
+                    options=DistributedOptions))
 
 
 def available_solvers() -> list[str]:

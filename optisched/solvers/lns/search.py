@@ -70,9 +70,9 @@ BOUND_MAX_COLUMNS = 2_000_000
 builds it: 2.6 GB at 741 k start columns, generate large; ICON sample09, 5.2 M, took the
 machine to 23 GB): it computes the class-aggregated LP when every node is linear, else
 the implicit column generation (neither holds the full model)."""
-LAG_CELLS_PER_SECOND = 2_000_000
+LAG_CELLS_PER_SECOND = 1_400_000
 """Start columns one Lagrangian evaluation prices per second (measured: tight 1,000 × 50 ×
-288, 5.5 M start columns, 2.3 s at load 9 on 2 cores)."""
+288, 5.5 M start columns, 4.0 s at load 9 on 2 cores)."""
 LAG_SHARE = 0.1
 """Largest share of the budget one Lagrangian evaluation may be expected to take."""
 LP_BOUND_MAX_COLUMNS = 300_000

@@ -1,0 +1,617 @@
+"""The decomposed solve: partition, coarse assignment, parallel sub-solves, rounds, bound.
+
+:func:`solve_distributed` is the registry entry of ``distributed``; the package docstring
+(:mod:`optisched.solvers.distributed`) states the algorithm.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from optisched.arrays import FloatArray, IntArray
+from optisched.bounds.lagrangian import subgradient_step
+from optisched.domain import Problem
+from optisched.index import Index
+from optisched.plan import Flows, Plan, Status
+from optisched.solvers.base import SolveOptions, plan_from_placement
+from optisched.solvers.distributed.backends import Engine, make_engine
+from optisched.solvers.distributed.coarse import (
+    assign_jobs,
+    block_of_slots,
+    capacity_prices,
+    price_proxy,
+)
+from optisched.solvers.distributed.coordinate import (
+    Move,
+    current_costs,
+    mobile_jobs,
+    propose_moves,
+    select_pairs,
+)
+from optisched.solvers.distributed.partition import (
+    Partitioning,
+    default_partitions,
+    node_capacity,
+    partition_nodes,
+)
+from optisched.solvers.distributed.worker import (
+    CapacityTask,
+    CostTask,
+    SolveResult,
+    SolveTask,
+)
+from optisched.solvers.options import DistributedOptions
+
+__all__ = ["DEFAULT_TIME_LIMIT", "solve_distributed"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIME_LIMIT = 60.0
+"""Budget when ``time_limit`` is not given [s]."""
+REL_TOL = 1e-9
+"""Relative improvement below which a re-solve does not count as better."""
+STRICT_ROUNDS = 3
+"""Coordination rounds of ``solve(deterministic=True)`` when ``rounds`` is not given."""
+FIRST_SOLVE_FLOOR = 10.0
+"""Least time limit of a first solve [s]: a plan is needed even when the coarse phase used
+the budget (greedy's feasibility engine gets its time limit to place must-run jobs)."""
+LNS_MAX_NODES = 150
+"""Largest partition [nodes] that ``sub_solver="auto"`` solves with ``lns``."""
+
+
+def _seed(seed: int, round_: int, part: int) -> int:
+    """Seed of partition ``part``'s sub-solve in round ``round_`` (0: the first solve)."""
+    return int(np.random.SeedSequence([seed, round_, part]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def solve_distributed(problem: Problem, index: Index, options: SolveOptions) -> Plan:
+    """Decomposed solve on Ray or a process pool (see :mod:`optisched.solvers.distributed`)."""
+    t0 = time.perf_counter()
+    if index.scenarios is not None and index.scenarios.S > 1:
+        return Plan.empty(problem, "distributed", Status.ERROR,
+                          f"distributed solves problems without scenarios; this one has "
+                          f"{index.scenarios.S} (use lns, greedy or highs)")
+    params = options.params_as(DistributedOptions)
+    deadline = options.deadline(t0, DEFAULT_TIME_LIMIT)
+    cores = os.cpu_count() or 1
+    count = params.partitions or default_partitions(index, params.workers or cores)
+    parts = partition_nodes(index, count)
+    t_part = time.perf_counter() - t0
+    engine = make_engine(problem, index, params.backend, params.workers, params.ray_address,
+                         parts.count)
+    t_engine = time.perf_counter() - t0 - t_part
+    try:
+        run = _Run(problem, index, options, params, parts, engine, t0, deadline)
+        run.timings["partition"] = t_part
+        run.timings["engine"] = t_engine
+        return run.solve()
+    finally:
+        engine.close()
+
+
+@dataclass
+class _Stats:
+    rounds: int = 0
+    pairs_tried: int = 0
+    pairs_accepted: int = 0
+    jobs_moved: int = 0
+    polished: int = 0
+    polish_improved: int = 0
+    merges: int = 0
+    gains: list[float] = field(default_factory=list)
+
+
+@dataclass
+class _BoundPass:
+    """One pass of the Lagrangian bound over every partition at a reference load.
+
+    Attributes
+    ----------
+    value : float
+        The bound [money] (``-inf`` when a must-run job has no placement).
+    const : float
+        Its job-free part [money] (the partitions' ``const`` summed).
+    pi : (N, T) float
+        The energy duals of every node [money/kW per slot].
+    best, option : (P, J) float, int
+        Every job's cheapest placement on each partition at ``pi`` [money] and its option.
+    start : (P, J) int
+        Its start slot.
+    seconds : float
+        Time of the pass [s].
+    """
+
+    value: float
+    const: float
+    pi: FloatArray
+    best: FloatArray
+    option: IntArray
+    start: IntArray
+    seconds: float
+
+
+class _Run:
+    """One decomposed solve (the state between its phases)."""
+
+    def __init__(self, problem: Problem, index: Index, options: SolveOptions,
+                 params: DistributedOptions, parts: Partitioning, engine: Engine, t0: float,
+                 deadline: float) -> None:
+        self.problem, self.index, self.options, self.params = problem, index, options, params
+        self.parts, self.engine, self.t0, self.deadline = parts, engine, t0, deadline
+        self.strict = options.deterministic
+        if self.strict:  # solve(deterministic=True): work limits only, no clock
+            self.deadline = math.inf
+        self.timings: dict[str, float] = {}
+        self.stats = _Stats()
+        self.results: list[SolveResult] = []
+        self.part_of_job = np.full(index.J, -1, dtype=np.int64)
+        self.bound_iterations = 0
+        self.bound_passes = 0
+
+    # ------------------------------------------------------------------ phases
+
+    def solve(self) -> Plan:
+        tc = time.perf_counter()
+        self._coarse()
+        self.timings["coarse"] = time.perf_counter() - tc
+        tc = time.perf_counter()
+        failed = self._first_solves()
+        self.timings["first_solves"] = time.perf_counter() - tc
+        if failed is not None:
+            return Plan.empty(self.problem, "distributed", Status.NO_SOLUTION, failed)
+        self.options.report(self.t0, self.objective, None,
+                            f"first plan ({self.parts.count} partitions)")
+        tc = time.perf_counter()
+        self._rounds()
+        self.timings["rounds"] = time.perf_counter() - tc
+        tc = time.perf_counter()
+        bound = self._bound() if self.params.bound else None
+        self.timings["bound"] = time.perf_counter() - tc
+        return self._plan(bound)
+
+    @property
+    def objective(self) -> float:
+        """Cost of the assembled plan [money]: the partitions' plus the unassigned drops."""
+        left = self.part_of_job < 0
+        drop = float(np.nansum(self.index.drop_penalty[left]))
+        return float(sum(r.objective for r in self.results)) + drop
+
+    def _coarse(self) -> None:
+        """Every job's partition from the coarse LP (:mod:`.coarse`)."""
+        ix, parts = self.index, self.parts
+        has = np.diff(ix.opt_job_ptr) > 0
+        self.mobile = mobile_jobs(ix, parts.part_of) if parts.count > 1 else np.zeros(
+            0, dtype=np.int64)
+        # a job with options on one partition only goes there; the LP sees the mobile ones
+        first = parts.part_of[ix.opt_node[np.minimum(ix.opt_job_ptr[:-1], ix.opt_node.size - 1)]
+                              ] if ix.opt_node.size else np.zeros(ix.J, dtype=np.int64)
+        self.part_of_job = np.where(has, first, -1).astype(np.int64)
+        if self.mobile.size:
+            pi0 = price_proxy(ix)
+            tasks = [CostTask(p, parts.nodes[p], pi0[parts.nodes[p]], self.mobile)
+                     for p in range(parts.count)]
+            costs = self.engine.map("costs", tasks)
+            best = np.stack([c.best for c in costs])
+            option = np.stack([c.option for c in costs])
+            left = self._time_left()
+            limit = 0.1 * left if math.isfinite(left) else 60.0
+            got = assign_jobs(ix, parts.part_of, best, option, time_limit=max(1.0, limit))
+            self.part_of_job[self.mobile] = got[self.mobile]
+
+    def _jobs_of(self, p: int) -> IntArray:
+        return np.nonzero(self.part_of_job == p)[0].astype(np.int64)
+
+    def _task(self, p: int, jobs: IntArray, round_: int, hints: bool,
+              budget: float | None = None, floor: float = 0.5) -> SolveTask:
+        """A sub-solve of partition ``p`` with ``jobs``; hints: their current placement;
+        ``budget``: its time [s] when not deterministic (a safety limit of twice that when
+        deterministic), never less than ``floor`` [s]."""
+        hn = np.full(jobs.size, -1, dtype=np.int64)
+        hs_ = np.zeros(jobs.size, dtype=np.int64)
+        if hints and self.results:
+            node, start = self.node, self.start
+            here = self.parts.part_of[np.maximum(node[jobs], 0)] == p
+            keep = (node[jobs] >= 0) & here
+            hn[keep] = node[jobs][keep]
+            hs_[keep] = start[jobs][keep]
+        left = max(1.0, self.deadline - time.perf_counter())
+        limit = left if math.isfinite(left) else 3600.0
+        if budget is not None:  # deterministic: a safety net behind the work caps
+            limit = max(floor, min(limit, budget if not self.params.deterministic
+                                   else 2.0 * budget))
+        sub = self.params.sub_solver
+        if sub == "auto":
+            sub = "lns" if self.parts.nodes[p].size <= LNS_MAX_NODES else "greedy"
+        return SolveTask(p, self.parts.nodes[p], jobs, hn, hs_,
+                         _seed(self.options.seed, round_, p), sub,
+                         self.params.greedy_moves, self.params.sub_iterations, limit,
+                         self.params.deterministic or self.strict, self.strict)
+
+    def _wave_budget(self, tasks: int, share: float) -> float:
+        """Time of one sub-solve when ``tasks`` of them share ``share`` of the time left
+        before the bound reserve, ``workers`` at a time [s]."""
+        waves = math.ceil(max(tasks, 1) / max(self.engine.workers, 1))
+        left = self._time_left() - self._bound_reserve()
+        if not math.isfinite(left):
+            left = DEFAULT_TIME_LIMIT
+        return max(0.5, share * left / waves)
+
+    def _first_solves(self) -> str | None:
+        """Solve every partition; a partition without a plan is merged with the partition
+        its jobs have most options on (its jobs and nodes together) and only that merged
+        partition is solved again (the other partitions' plans stay)."""
+        budget = self._wave_budget(self.parts.count, 0.4)
+        tasks = [self._task(p, self._jobs_of(p), 0, False, budget, FIRST_SOLVE_FLOOR)
+                 for p in range(self.parts.count)]
+        self.results = self.engine.map("solve", tasks)
+        while True:
+            bad = [r.part for r in self.results if not r.ok]
+            if not bad:
+                self._assemble()
+                return None
+            if self.parts.count == 1:
+                return self.results[0].message
+            log.info("partition %d has no plan (%s); merging it", bad[0],
+                     self.results[bad[0]].message)
+            keep, gone = self._merge(bad[0])
+            results = []
+            for r in self.results:
+                if r.part in (keep, gone):
+                    continue
+                if r.part > gone:
+                    r.part -= 1
+                results.append(r)
+            budget = self._wave_budget(1, 0.4)
+            task = self._task(keep, self._jobs_of(keep), 0, False, budget, FIRST_SOLVE_FLOOR)
+            results.insert(keep, self.engine.map("solve", [task])[0])
+            self.results = results
+
+    def _merge(self, p: int) -> tuple[int, int]:
+        """Merge partition ``p`` into the partition where its jobs have most options; the
+        merged partition's number (the lower) and the number that is gone (the higher;
+        the partitions after it move down by one)."""
+        ix, parts = self.index, self.parts
+        jobs = self._jobs_of(p)
+        mask = np.zeros(ix.J, dtype=bool)
+        mask[jobs] = True
+        other = parts.part_of[ix.opt_node[mask[ix.opt_job]]]
+        other = other[other != p]
+        q = int(np.bincount(other, minlength=parts.count).argmax()) if other.size else (
+            (p + 1) % parts.count)
+        keep = min(p, q)
+        part_of = np.where(parts.part_of == max(p, q), keep, parts.part_of)
+        part_of = np.where(part_of > max(p, q), part_of - 1, part_of)
+        job_part = np.where(self.part_of_job == max(p, q), keep, self.part_of_job)
+        job_part = np.where(job_part > max(p, q), job_part - 1, job_part)
+        nodes = [np.nonzero(part_of == k)[0].astype(np.int64) for k in range(parts.count - 1)]
+        node_cap = node_capacity(ix)
+        cap = np.array([float(node_cap[n].sum()) for n in nodes])
+        self.parts = Partitioning(part_of=part_of.astype(np.int64), nodes=nodes, capacity=cap)
+        self.part_of_job = job_part.astype(np.int64)
+        self.mobile = mobile_jobs(ix, self.parts.part_of) if self.parts.count > 1 else \
+            np.zeros(0, dtype=np.int64)
+        self.stats.merges += 1
+        return keep, max(p, q)
+
+    def _assemble(self) -> None:
+        """The global placement and flows from the partitions' plans."""
+        ix = self.index
+        self.node = np.full(ix.J, -1, dtype=np.int64)
+        self.start = np.zeros(ix.J, dtype=np.int64)
+        self.flows = Flows.zeros(ix.N, ix.T)
+        for r in self.results:
+            self.node[r.jobs] = r.node
+            self.start[r.jobs] = r.start
+            assert r.flows is not None
+            self.flows.set_rows(self.parts.nodes[r.part], r.flows)
+        pinned = ix.pinned
+        self.start[pinned & (self.part_of_job < 0)] = ix.pinned_start[pinned & (
+            self.part_of_job < 0)]
+
+    # ------------------------------------------------------------------ rounds
+
+    def _time_left(self) -> float:
+        return self.deadline - time.perf_counter()
+
+    def _rounds(self) -> None:
+        """Coordination rounds until ``rounds``, convergence or the time limit."""
+        P = self.parts.count
+        if P == 1 and self.params.rounds is None:
+            return
+        stale: set[int] = set()
+        tabu: set[tuple[int, int]] = set()
+        first_round = self.timings.get("first_solves", 0.0)
+        last = first_round
+        reserve = self._bound_reserve()
+        r = 0
+        rounds = self.params.rounds
+        if rounds is None and self.strict:
+            rounds = STRICT_ROUNDS
+        while rounds is None or r < rounds:
+            if rounds is None and self._time_left() < reserve + 0.8 * last:
+                break
+            tr = time.perf_counter()
+            pairs = self._pairs(tabu) if P > 1 else []
+            touched = {m.a for m in pairs} | {m.b for m in pairs}
+            polish = [p for p in range(P) if p not in touched and p not in stale]
+            if not pairs and not polish:
+                break
+            r += 1
+            budget = self._wave_budget(2 * len(pairs) + len(polish), 0.3)
+            tasks: list[SolveTask] = []
+            for m in pairs:
+                tasks += self._pair_tasks(m, r, budget)
+            tasks += [self._task(p, self._jobs_of(p), r, True, budget) for p in polish]
+            out = self.engine.map("solve", tasks)
+            self._accept(pairs, out[:2 * len(pairs)], tabu, stale)
+            for p, res in zip(polish, out[2 * len(pairs):], strict=True):
+                self.stats.polished += 1
+                old = self.results[p].objective
+                if res.ok and res.objective < old - REL_TOL * max(1.0, abs(old)):
+                    self.results[p] = res
+                    self.stats.polish_improved += 1
+                    self.stats.gains.append(old - res.objective)
+                    stale.discard(p)
+                else:
+                    stale.add(p)
+            self._assemble()
+            self.stats.rounds = r
+            last = time.perf_counter() - tr
+            self.options.report(self.t0, self.objective, None, f"round {r}: {len(pairs)} pairs")
+            log.info("round %d: %d pairs, %d polished, objective %.6g (%.1f s)", r,
+                     len(pairs), len(polish), self.objective, last)
+
+    def _bound_reserve(self) -> float:
+        """Time kept for the bound's first pass and the final checks [s]: about one cost
+        pass and one dispatch of every partition (measured as twice the coarse phase and a
+        tenth of the first solves)."""
+        if not self.params.bound:
+            return 0.0
+        return 2.0 * self.timings.get("coarse", 0.0) + 0.1 * self.timings.get(
+            "first_solves", 0.0) + 1.0
+
+    def _pairs(self, tabu: set[tuple[int, int]]) -> list[Move]:
+        """The round's disjoint partition pairs with their movers."""
+        if not self.mobile.size:
+            return []
+        ix, parts = self.index, self.parts
+        assert self.flows is not None
+        pi = price_proxy(ix, grid_import=self.flows.grid_import,
+                         grid_export=self.flows.grid_export)
+        cur = current_costs(ix, pi, self.node, self.start)
+        tasks = [CostTask(p, parts.nodes[p], pi[parts.nodes[p]], self.mobile)
+                 for p in range(parts.count)]
+        best = np.stack([c.best for c in self.engine.map("costs", tasks)])
+        moves = propose_moves(self.part_of_job, cur, best, self.mobile, tabu,
+                              self.params.moves_per_pair)
+        return select_pairs(moves, max(1, parts.count // 2))
+
+    def _pair_tasks(self, m: Move, r: int, budget: float) -> list[SolveTask]:
+        """Sub-solves of both partitions of a pair with its movers exchanged."""
+        ja, jb = self._jobs_of(m.a), self._jobs_of(m.b)
+        new_a = np.union1d(np.setdiff1d(ja, m.to_b), m.to_a).astype(np.int64)
+        new_b = np.union1d(np.setdiff1d(jb, m.to_a), m.to_b).astype(np.int64)
+        return [self._task(m.a, new_a, r, True, budget), self._task(m.b, new_b, r, True, budget)]
+
+    def _accept(self, pairs: list[Move], out: list[SolveResult],
+                tabu: set[tuple[int, int]], stale: set[int]) -> None:
+        """Keep every pair whose two re-solves cost less together than before."""
+        for k, m in enumerate(pairs):
+            ra, rb = out[2 * k], out[2 * k + 1]
+            self.stats.pairs_tried += 1
+            old = self.results[m.a].objective + self.results[m.b].objective
+            new = ra.objective + rb.objective
+            if ra.ok and rb.ok and new < old - REL_TOL * max(1.0, abs(old)):
+                self.results[m.a], self.results[m.b] = ra, rb
+                self.part_of_job[m.to_b] = m.b
+                self.part_of_job[m.to_a] = m.a
+                self.stats.pairs_accepted += 1
+                self.stats.jobs_moved += int(m.to_a.size + m.to_b.size)
+                self.stats.gains.append(old - new)
+                stale.discard(m.a)
+                stale.discard(m.b)
+                for key in [t for t in tabu if t[1] in (m.a, m.b)]:
+                    tabu.discard(key)
+            else:
+                tabu.update((int(j), m.b) for j in m.to_b)
+                tabu.update((int(j), m.a) for j in m.to_a)
+
+    # ------------------------------------------------------------------ bound and plan
+
+    def _drop(self) -> FloatArray:
+        """Every job's drop penalty in the bound [money] (``inf``: must run, or pinned)."""
+        ix = self.index
+        drop = np.where(np.isnan(ix.drop_penalty), np.inf, ix.drop_penalty)
+        drop[ix.pinned] = np.inf
+        return np.asarray(drop)
+
+    def _bound_pass(self, load: FloatArray) -> _BoundPass | None:
+        """The global Lagrangian bound at reference ``load`` (N, T) [kW], one task per
+        partition (its dispatch LPs and its jobs' cheapest placements); None when a
+        dispatch LP is not solved."""
+        ts = time.perf_counter()
+        parts = self.parts
+        tasks = [CostTask(p, parts.nodes[p], load[parts.nodes[p]]) for p in range(parts.count)]
+        got = self.engine.map("bound_part", tasks)
+        if not all(b.ok and b.pi is not None and b.option is not None and b.start is not None
+                   for b in got):
+            return None
+        pi = np.zeros((self.index.N, self.index.T))
+        for p, b in enumerate(got):
+            assert b.pi is not None
+            pi[parts.nodes[p]] = b.pi
+        best = np.stack([b.best for b in got])
+        const = float(sum(b.const for b in got))
+        per_job = np.minimum(best.min(axis=0), self._drop()) if best.size else best
+        value = const + float(per_job.sum()) if np.isfinite(per_job).all() else -math.inf
+        self.bound_passes += 1
+        return _BoundPass(value, const, pi, best,
+                          np.stack([np.asarray(b.option) for b in got]),
+                          np.stack([np.asarray(b.start) for b in got]),
+                          time.perf_counter() - ts)
+
+    def _relaxed_load(self, bp: _BoundPass) -> FloatArray:
+        """Load [kW] of the relaxed solution of a bound pass: every job at its cheapest
+        placement over the partitions (or dropped), a sleeping node on where a job runs
+        or its dual is negative (as :func:`optisched.bounds.lagrangian.improved_bound`)."""
+        ix = self.index
+        T = ix.T
+        win = np.argmin(bp.best, axis=0)
+        val = bp.best[win, np.arange(ix.J)]
+        runs = np.nonzero(np.isfinite(val) & (val <= self._drop()))[0]
+        job_kw = np.zeros((ix.N, T + 1))
+        if runs.size:
+            o = bp.option[win[runs], runs]
+            s0 = bp.start[win[runs], runs]
+            n, d = ix.opt_node[o], ix.opt_dur[o]
+            np.add.at(job_kw, (n, np.clip(s0, 0, T)), ix.opt_power[o])
+            np.add.at(job_kw, (n, np.clip(s0 + d, 0, T)), -ix.opt_power[o])
+        kw = np.cumsum(job_kw, axis=1)[:, :T]
+        on = ix.available & ((~ix.can_sleep)[:, None] | (bp.pi < 0) | (kw > 1e-12))
+        return np.asarray(on * ix.idle_kw[:, None] + kw)
+
+    def _bound(self) -> float | None:
+        """The best global Lagrangian bound within the time left
+        (``docs/algorithms/distributed.md`` §5): a pass at the plan's load (always), a pass
+        at the midpoint of the plan's load and the relaxed load of the first pass, then
+        capacity prices (the coarse LP's capacity duals, then subgradient steps); each
+        further step only when its estimated time (the last pass's) is left."""
+        assert self.flows is not None
+        first = self._bound_pass(np.asarray(self.flows.load, dtype=float))
+        if first is None:
+            return None
+        passes = [first]
+        if self._time_left() > 1.2 * first.seconds + 0.5:
+            ref = 0.5 * (self.flows.load + self._relaxed_load(first))
+            got = self._bound_pass(np.asarray(ref))
+            if got is not None:
+                passes.append(got)
+        top = max(passes, key=lambda b: b.value)
+        self.timings["bound_pass"] = first.seconds
+        if not math.isfinite(top.value):
+            return None
+        bound = top.value
+        if self.params.bound_iterations > 0 and self._time_left() > 1.5 * top.seconds + 0.5:
+            bound = max(bound, self._capacity_bound(top, self._drop(), self._lp_prices(top)))
+        return bound
+
+    def _lp_prices(self, bp: _BoundPass) -> FloatArray | None:
+        """Starting capacity prices ``μ`` (N, T, R) of the bound: the duals ``λ_pb`` of the
+        aggregate capacity rows of the transportation LP at the pass's job costs
+        (:func:`~optisched.solvers.distributed.coarse.capacity_prices`), as
+        ``μ_nt,GPU = λ_{p(n) b(t)} · speed_n``; None without them."""
+        ix = self.index
+        if ix.J == 0 or not len(ix.resources):
+            return None
+        left = self._time_left()
+        lam = capacity_prices(ix, self.parts.part_of, bp.best, bp.option,
+                              time_limit=min(3600.0, max(1.0, 0.25 * left)))
+        if lam is None or not np.any(lam > 0):
+            return None
+        blk = block_of_slots(ix.T)
+        mu = np.zeros((ix.N, ix.T, len(ix.resources)))
+        mu[:, :, 0] = lam[self.parts.part_of][:, blk] * ix.speed[:, None]
+        return mu
+
+    def _capacity_bound(self, bp: _BoundPass, drop: FloatArray,
+                        mu0: FloatArray | None) -> float:
+        """The bound with the node capacities dualized too, by projected subgradient steps
+        on the capacity prices ``μ`` of every node (``capacity_bound`` of
+        :mod:`optisched.bounds.lagrangian`, distributed): each step prices every job on
+        every partition at the pass's duals and ``μ`` (a task per partition), takes each
+        job's cheapest partition (or its drop); the bound at ``μ`` is
+        ``const + Σ_j min(drop_j, cost_j(μ)) − Σ μ·capacity`` (valid for every ``μ ≥ 0``).
+        ``μ`` starts at ``mu0`` (the coarse LP's capacity duals), else one step from 0 (the
+        pass itself is the bound at ``μ = 0``), and moves by ``θ (upper − LB) / ‖g‖²``
+        along ``g = use − capacity`` (θ from 0.2, halved after 3 steps without a better
+        bound). Stops at ``bound_iterations`` steps, or when the time left is less than
+        one and a half steps (the first estimated by the pass's time)."""
+        ix, P = self.index, self.parts
+        R = len(ix.resources)
+        T = ix.T
+        cap = ix.capacity[:, None, :] * ix.available[:, :, None]
+        upper = self.objective
+        const, best_lb, theta, stall = bp.const, bp.value, 0.2, 0
+
+        def step(mu: FloatArray, value: float, use: FloatArray) -> FloatArray | None:
+            if not math.isfinite(value):
+                return None
+            return subgradient_step(mu, use, cap, theta, upper, value)
+
+        def use_of(option: IntArray, start: IntArray, runs: IntArray) -> FloatArray:
+            use = np.zeros((ix.N, T + 1, R))
+            if runs.size:
+                o, s0 = option[runs], start[runs]
+                n, d = ix.opt_node[o], ix.opt_dur[o]
+                np.add.at(use, (n, np.clip(s0, 0, T)), ix.usage[runs])
+                np.add.at(use, (n, np.clip(s0 + d, 0, T)), -ix.usage[runs])
+            return np.asarray(np.cumsum(use, axis=1)[:, :T, :])
+
+        if mu0 is not None:
+            mu: FloatArray | None = mu0
+        else:
+            win = np.argmin(bp.best, axis=0)
+            val = bp.best[win, np.arange(ix.J)]
+            runs = np.nonzero(np.isfinite(val) & (val <= drop))[0]
+            mu = step(np.zeros((ix.N, T, R)), bp.value,
+                      use_of(bp.option[win, np.arange(ix.J)], bp.start[win, np.arange(ix.J)],
+                             runs))
+        per_step = bp.seconds
+        for _ in range(self.params.bound_iterations):
+            if mu is None or self._time_left() < 1.5 * per_step + 0.5:
+                break
+            ts = time.perf_counter()
+            tasks = [CapacityTask(p, P.nodes[p], bp.pi[P.nodes[p]], mu[P.nodes[p]])
+                     for p in range(P.count)]
+            got = self.engine.map("capacity_costs", tasks)
+            best = np.stack([c.best for c in got])
+            win = np.argmin(best, axis=0)
+            val = best[win, np.arange(ix.J)]
+            runs = np.nonzero(np.isfinite(val) & (val <= drop))[0]
+            value = const + float(np.minimum(val, drop).sum()) - float(np.sum(mu * cap))
+            self.bound_iterations += 1
+            if value > best_lb + 1e-9 * max(1.0, abs(best_lb)):
+                best_lb, stall = value, 0
+            else:
+                stall += 1
+                if stall >= 3:
+                    theta, stall = theta / 2.0, 0
+            option = np.stack([c.option for c in got])[win, np.arange(ix.J)]
+            start = np.stack([c.start for c in got])[win, np.arange(ix.J)]
+            mu = step(mu, value, use_of(option, start, runs))
+            per_step = time.perf_counter() - ts
+        return best_lb
+
+    def _plan(self, bound: float | None) -> Plan:
+        ix = self.index
+        assert self.flows is not None
+        plan = plan_from_placement(self.problem, ix, "distributed", Status.FEASIBLE,
+                                   self.node, self.start, self.flows)
+        plan.objective = self.objective
+        plan.bound = None if bound is None else min(bound, plan.objective)
+        st = self.stats
+        sizes = [int((self.part_of_job == p).sum()) for p in range(self.parts.count)]
+        plan.info = {
+            "backend": self.engine.name, "workers": self.engine.workers,
+            "partitions": self.parts.count,
+            "partition_nodes": [int(n.size) for n in self.parts.nodes],
+            "partition_jobs": sizes, "mobile_jobs": int(self.mobile.size),
+            "rounds": st.rounds, "pairs_tried": st.pairs_tried,
+            "pairs_accepted": st.pairs_accepted, "jobs_moved": st.jobs_moved,
+            "polished": st.polished, "polish_improved": st.polish_improved,
+            "merges": st.merges, "sub_solver": self.params.sub_solver,
+            "bound_source": None if bound is None else "lagrangian (per partition)",
+            "bound_iterations": self.bound_iterations, "bound_passes": self.bound_passes,
+        }
+        total = time.perf_counter() - self.t0
+        build = self.timings.get("partition", 0.0) + self.timings.get("engine", 0.0)
+        plan.timings = {"build": build, "solve": total - build,
+                        **{f"phase_{k}": v for k, v in self.timings.items()}}
+        self.options.report(self.t0, plan.objective, plan.bound, "done")
+        return plan

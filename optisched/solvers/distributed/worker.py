@@ -1,0 +1,327 @@
+"""What runs in a worker: sub-solves, coarse costs, move costs and bound parts.
+
+A :class:`PartitionWorker` holds the whole problem and its index, received once (from
+Ray's object store, or as the initializer arguments of a pool process), and answers
+tasks about one partition at a time. Every task is a small dataclass of positions and
+numbers; the answers are dataclasses of arrays. Nothing here depends on the engine that
+runs it (:mod:`optisched.solvers.distributed.backends`), so a task gives the same answer
+inline, in a pool process or in a Ray actor.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from optisched.arrays import FloatArray, IntArray
+from optisched.bounds.lagrangian import idle_share, job_minima, load_duals
+from optisched.domain import Problem
+from optisched.evaluate import evaluate
+from optisched.index import Index
+from optisched.plan import Flows, Plan, Status
+from optisched.solvers.base import SolveOptions, deterministic_params
+from optisched.solvers.distributed.partition import restrict_index, sub_problem
+from optisched.solvers.greedy import solve_greedy
+from optisched.solvers.lns import solve_lns
+from optisched.solvers.options import GreedyOptions, LnsOptions, SolverOptions
+
+__all__ = ["BoundPart", "CapacityTask", "CostTask", "Costs", "PartitionWorker", "SolveResult",
+           "SolveTask"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SolveTask:
+    """Solve partition ``part`` with jobs ``jobs``.
+
+    Attributes
+    ----------
+    part : int
+        Partition.
+    nodes, jobs : (K,), (M,) int
+        Its nodes and the jobs assigned to it (sorted global positions).
+    hint_node, hint_start : (M,) int
+        Warm start per job: a global node (-1: none, the job is inserted by the greedy
+        construction) and a start slot.
+    seed : int
+        Seed of the sub-solve.
+    sub_solver : str
+        ``lns`` or ``greedy``.
+    greedy_moves, lns_iterations : int
+        Work caps of the greedy local search [moves] and the LNS [iterations].
+    time_limit : float
+        Limit of the sub-solve [s]: a safety limit when ``deterministic`` (the caps end it
+        first in a normal run), else the LNS's budget.
+    deterministic : bool
+        End by the work caps (else the LNS runs until ``time_limit``).
+    strict : bool
+        ``solve(deterministic=True)``: the sub-solves run in the deterministic mode of
+        :func:`optisched.solvers.base.deterministic_params` (work limits, no clock).
+    """
+
+    part: int
+    nodes: IntArray
+    jobs: IntArray
+    hint_node: IntArray
+    hint_start: IntArray
+    seed: int
+    sub_solver: str
+    greedy_moves: int
+    lns_iterations: int
+    time_limit: float
+    deterministic: bool = True
+    strict: bool = False
+
+
+@dataclass
+class SolveResult:
+    """The plan of one partition.
+
+    Attributes
+    ----------
+    part : int
+        Partition.
+    jobs : (M,) int
+        Its jobs (global positions, as in the task).
+    ok : bool
+        A plan that passes the evaluator on the partition's problem.
+    message : str
+        Why not, when not ``ok``.
+    node, start : (M,) int
+        Global node (-1: dropped) and start of every job.
+    flows : Flows or None
+        Flows of the partition's nodes ``(K, T)``.
+    objective : float
+        The partition's cost [money] (the evaluator's, on the partition's problem).
+    seconds : float
+        Time of the sub-solve [s].
+    info : dict
+        Counts of the sub-solve (LNS iterations, moves).
+    """
+
+    part: int
+    jobs: IntArray
+    ok: bool
+    message: str
+    node: IntArray
+    start: IntArray
+    flows: Flows | None
+    objective: float
+    seconds: float
+    info: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class CostTask:
+    """Cheapest placement of jobs on the nodes of one partition at prices ``pi``.
+
+    Attributes
+    ----------
+    part : int
+        Partition.
+    nodes : (K,) int
+        Its nodes.
+    pi : (K, T) float
+        Marginal energy price of those nodes [money/kW per slot].
+    jobs : (M,) int or None
+        The jobs to price (default: all).
+    """
+
+    part: int
+    nodes: IntArray
+    pi: FloatArray
+    jobs: IntArray | None = None
+
+
+@dataclass
+class Costs:
+    """Answer to a :class:`CostTask`: per job (all ``J``), the cheapest cost on the
+    partition [money] (``inf`` when none of its options is there), that option (-1) and
+    its start."""
+
+    part: int
+    best: FloatArray
+    option: IntArray
+    start: IntArray
+
+
+@dataclass
+class BoundPart:
+    """A partition's share of the global Lagrangian bound.
+
+    Attributes
+    ----------
+    part : int
+        Partition.
+    ok : bool
+        Every dispatch LP of the partition was solved.
+    const : float
+        ``Σ_g [V_g(L*) − π·L*]`` over its dispatch groups plus its idle and fixed
+        switching terms [money] (:func:`optisched.bounds.lagrangian.load_duals`).
+    best : (J,) float
+        Every job's cheapest placement on the partition at its duals [money], with the
+        idle share of sleeping nodes (``inf`` without an option there).
+    option, start : (J,) int or None
+        That placement's option (-1: none) and start slot.
+    pi : (K, T) float or None
+        The duals of the partition's nodes [money/kW per slot].
+    """
+
+    part: int
+    ok: bool
+    const: float
+    best: FloatArray
+    pi: FloatArray | None = None
+    option: IntArray | None = None
+    start: IntArray | None = None
+
+
+@dataclass
+class CapacityTask:
+    """Cheapest placements on one partition at energy duals ``pi`` and capacity prices
+    ``mu`` (the capacity-dualized bound).
+
+    Attributes
+    ----------
+    part : int
+        Partition.
+    nodes : (K,) int
+        Its nodes.
+    pi : (K, T) float
+        Energy duals of its dispatch LPs [money/kW per slot].
+    mu : (K, T, R) float
+        Prices of its capacities [money per unit and slot].
+    """
+
+    part: int
+    nodes: IntArray
+    pi: FloatArray
+    mu: FloatArray
+
+
+class PartitionWorker:
+    """The problem and index of a worker, and the tasks it answers.
+
+    Parameters
+    ----------
+    problem : Problem
+        The whole problem.
+    index : Index
+        Its compiled index (arrays read only).
+    """
+
+    def __init__(self, problem: Problem, index: Index) -> None:
+        self.problem = problem
+        self.index = index
+
+    def ping(self) -> int:
+        """A no-op (the engine's start-up check)."""
+        return 0
+
+    def _options_on(self, nodes: IntArray, jobs: IntArray | None = None) -> IntArray:
+        ix = self.index
+        on = np.zeros(ix.N, dtype=bool)
+        on[nodes] = True
+        keep = on[ix.opt_node]
+        if jobs is not None:
+            want = np.zeros(ix.J, dtype=bool)
+            want[jobs] = True
+            keep &= want[ix.opt_job]
+        return np.nonzero(keep)[0].astype(np.int64)
+
+    def costs(self, task: CostTask) -> Costs:
+        """Each job's cheapest option on the partition at the task's prices."""
+        ix = self.index
+        pi = np.zeros((ix.N, ix.T))
+        pi[task.nodes] = task.pi
+        best, option, start = job_minima(ix, pi, options=self._options_on(task.nodes,
+                                                                           task.jobs))
+        return Costs(task.part, best, option, start)
+
+    def bound_part(self, task: CostTask) -> BoundPart:
+        """The partition's bound share at reference load ``task.pi`` [kW] of its nodes
+        (the idle load before the first solves, the plan's load or a point towards the
+        relaxed load after them)."""
+        ix = self.index
+        sub = restrict_index(ix, task.nodes, np.zeros(0, dtype=np.int64))
+        got = load_duals(sub, task.pi)
+        if got is None:
+            return BoundPart(task.part, False, -math.inf, np.full(ix.J, -math.inf))
+        pi_sub, const = got
+        pi = np.zeros((ix.N, ix.T))
+        pi[task.nodes] = pi_sub
+        best, option, start = job_minima(ix, pi, share=idle_share(ix, pi),
+                                         options=self._options_on(task.nodes))
+        return BoundPart(task.part, True, const, best, pi_sub, option, start)
+
+    def capacity_costs(self, task: CapacityTask) -> Costs:
+        """Each job's cheapest option on the partition at duals ``pi`` and capacity prices
+        ``mu`` (with the idle share of sleeping nodes, as the bound charges it)."""
+        ix = self.index
+        pi = np.zeros((ix.N, ix.T))
+        pi[task.nodes] = task.pi
+        mu = np.zeros((ix.N, ix.T, len(ix.resources)))
+        mu[task.nodes] = task.mu
+        best, option, start = job_minima(ix, pi, mu=mu, share=idle_share(ix, pi),
+                                         options=self._options_on(task.nodes))
+        return Costs(task.part, best, option, start)
+
+    def solve(self, task: SolveTask) -> SolveResult:
+        """Solve the partition: greedy from the hints (inserting unhinted jobs), then the
+        LNS from that plan (``sub_solver="lns"``), each within its work cap."""
+        t0 = time.perf_counter()
+        ix = restrict_index(self.index, task.nodes, task.jobs)
+        prob = sub_problem(self.problem, task.nodes, task.jobs)
+        pos = np.full(self.index.N, -1, dtype=np.int64)
+        pos[task.nodes] = np.arange(task.nodes.size)
+        hinted = task.hint_node >= 0
+        warm = None
+        if hinted.any():
+            sub_node = np.where(hinted, pos[np.maximum(task.hint_node, 0)], -1)
+            warm = Plan(solver="distributed", status=Status.FEASIBLE, job_ids=ix.job_ids,
+                        node_ids=ix.node_ids, node=sub_node.astype(np.int64),
+                        start=np.asarray(task.hint_start, dtype=np.int64))
+        deadline = t0 + task.time_limit
+        gparams: SolverOptions = GreedyOptions(iterations=task.greedy_moves,
+                                               second_start=False)
+        glimit: float | None = task.time_limit
+        if task.strict:
+            gparams, glimit = deterministic_params(gparams, task.time_limit)
+        gopts = SolveOptions(time_limit=glimit, seed=task.seed, warm_start=warm,
+                             params=gparams, deterministic=task.strict)
+        plan = solve_greedy(prob, ix, gopts)
+        info: dict[str, object] = {"greedy": plan.status.value}
+        iters = task.lns_iterations if task.deterministic else None
+        if plan.status.has_plan and task.sub_solver == "lns" and (iters is None or iters > 0):
+            left = max(0.5, deadline - time.perf_counter())
+            lparams: SolverOptions = LnsOptions(max_iterations=iters, lp_bound=False,
+                                                restricted_master=False)
+            llimit: float | None = left
+            if task.strict:
+                lparams, llimit = deterministic_params(lparams, task.time_limit)
+            lopts = SolveOptions(time_limit=llimit, seed=task.seed, warm_start=plan,
+                                 params=lparams, deterministic=task.strict)
+            better = solve_lns(prob, ix, lopts)
+            if better.status.has_plan:
+                info["lns_iterations"] = better.info.get("iterations")
+                plan = better
+        jobs = task.jobs
+        if not plan.status.has_plan or plan.flows is None:
+            return SolveResult(task.part, jobs, False, plan.message or plan.status.value,
+                               np.full(jobs.size, -1, dtype=np.int64),
+                               np.zeros(jobs.size, dtype=np.int64), None, math.inf,
+                               time.perf_counter() - t0, info)
+        ev = evaluate(prob, plan, ix)
+        node = np.where(plan.node >= 0, task.nodes[np.maximum(plan.node, 0)], -1)
+        if not ev.feasible:
+            msg = "; ".join(str(v) for v in ev.violations[:3])
+            return SolveResult(task.part, jobs, False, msg, node.astype(np.int64),
+                               plan.start.copy(), None, math.inf,
+                               time.perf_counter() - t0, info)
+        return SolveResult(task.part, jobs, True, "", node.astype(np.int64), plan.start.copy(),
+                           plan.flows, float(ev.objective), time.perf_counter() - t0, info)

@@ -1,0 +1,269 @@
+"""The decomposed solver ``distributed``: partitions, coarse assignment, rounds, bound, engines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from optisched.domain import Feeder, Horizon, Job, Node, Problem, Scenario, Tariff
+from optisched.evaluate import evaluate
+from optisched.generate import generate
+from optisched.index import compile_index
+from optisched.solvers import solve
+from optisched.solvers.distributed import search as dsearch
+from optisched.solvers.distributed.backends import ray_available
+from optisched.solvers.distributed.partition import (
+    partition_nodes,
+    restrict_index,
+    sub_problem,
+)
+
+T = 8
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _zone_problem(price_b: float = 0.30, jobs_b: int = 3, free_job: bool = False) -> Problem:
+    """Two feeders ``fa`` and ``fb`` of two battery nodes each; a resource ``zone_a`` /
+    ``zone_b`` keeps each job on its feeder (independent partitions), ``free_job`` adds one
+    job that fits both."""
+    hz = Horizon(start="2026-06-01T00:00:00+00:00", slot_minutes=60, slots=T)
+    nodes = []
+    for f, tariff in (("a", "ta"), ("b", "tb")):
+        for k in range(2):
+            nodes.append(Node(node_id=f"{f}{k}", gpus=1, resources={f"zone_{f}": 1.0,
+                                                                   "any": 1.0},
+                              idle_kw=0.05, can_sleep=True, initially_on=False,
+                              startup_cost=0.02, grid_kw=3.0, battery_kwh=2.0,
+                              feeder=f"f{f}", tariff=tariff))
+    jobs = []
+    for f, n in (("a", 3), ("b", jobs_b)):
+        for k in range(n):
+            jobs.append(Job(job_id=f"j{f}{k}", gpus=1, resources={f"zone_{f}": 1.0},
+                            duration_min=60 * (1 + k % 2), power_kw=1.0 + 0.3 * k,
+                            drop_penalty=5.0))
+    if free_job:
+        jobs.append(Job(job_id="free", gpus=1, resources={"any": 1.0}, duration_min=120,
+                        power_kw=2.0, drop_penalty=50.0))
+    prices_a = [0.20, 0.25, 0.30, 0.35, 0.30, 0.25, 0.20, 0.22]
+    return Problem(
+        scenario=Scenario(horizon=hz), nodes=nodes, jobs=jobs,
+        tariffs={"ta": Tariff(price=prices_a, export_price=[0.0] * T,
+                              carbon_g_per_kwh=[0.0] * T),
+                 "tb": Tariff.constant(T, price=price_b)},
+        feeders={"fa": Feeder(headroom_kw=[4.0] * T), "fb": Feeder(headroom_kw=[4.0] * T)})
+
+
+def test_partitions_keep_feeders_whole_and_regions_together() -> None:
+    p = generate("large", seed=0)
+    ix = compile_index(p)
+    parts = partition_nodes(ix, 4)
+    assert parts.count == 4
+    assert sorted(np.concatenate(parts.nodes).tolist()) == list(range(ix.N))
+    for f in range(len(ix.feeder_ids)):
+        members = np.nonzero(ix.feeder_of == f)[0]
+        assert np.unique(parts.part_of[members]).size <= 1, "a feeder spans partitions"
+    # never more partitions than dispatch groups
+    assert partition_nodes(compile_index(_zone_problem()), 5).count == 2
+
+
+def test_restricted_index_equals_the_compiled_sub_problem() -> None:
+    p = generate("city", seed=4)
+    ix = compile_index(p)
+    rng = np.random.default_rng(1)
+    for nodes in partition_nodes(ix, 3).nodes:
+        jobs = np.sort(rng.choice(ix.J, ix.J // 2, replace=False))
+        a = restrict_index(ix, nodes, jobs)
+        b = compile_index(sub_problem(p, nodes, jobs))
+        for name in a.__dataclass_fields__:
+            x, y = getattr(a, name), getattr(b, name)
+            if name == "scenarios":  # one scenario: the index's own arrays, axis in front
+                for f in x.__dataclass_fields__:
+                    if f != "views":
+                        xf, yf = getattr(x, f), getattr(y, f)
+                        assert (np.array_equal(xf, yf, equal_nan=True)
+                                if isinstance(xf, np.ndarray) else xf == yf), f"scenarios.{f}"
+            elif isinstance(x, np.ndarray):
+                assert np.array_equal(x, y, equal_nan=True), name
+            else:
+                assert x == y, name
+
+
+def test_independent_partitions_give_the_single_process_optimum() -> None:
+    p = _zone_problem()
+    exact = solve(p, "highs", time_limit=60, mip_gap=1e-9, seed=0)
+    assert exact.status.value == "optimal"
+    plan = solve(p, "distributed", time_limit=60, seed=0, partitions=2, workers=1, rounds=1)
+    assert plan.status.has_plan, plan.message
+    assert plan.info["partitions"] == 2 and plan.info["mobile_jobs"] == 0
+    assert plan.objective == pytest.approx(exact.objective, rel=1e-6, abs=1e-9)
+    assert plan.bound is not None and plan.bound <= exact.objective + 1e-6
+
+
+def test_a_job_cheaper_in_another_partition_is_moved(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The coarse model is made to put every job on partition 0 (feeder ``fa``); the job
+    that fits both feeders is cheaper on ``fb`` (flat 0.05) and the rounds move it."""
+    p = _zone_problem(price_b=0.05, jobs_b=0, free_job=True)
+    ix = compile_index(p)
+
+    def all_on_first(index, part_of, best, option, time_limit=0.0):  # type: ignore[no-untyped-def]
+        return np.where(np.diff(index.opt_job_ptr) > 0, 0, -1).astype(np.int64)
+
+    monkeypatch.setattr(dsearch, "assign_jobs", all_on_first)
+    first = solve(p, "distributed", time_limit=60, seed=0, partitions=2, workers=1,
+                  rounds=0, sub_solver="greedy")
+    moved = solve(p, "distributed", time_limit=60, seed=0, partitions=2, workers=1,
+                  rounds=2, sub_solver="greedy")
+    free = ix.job_pos["free"]
+    assert ix.node_ids[int(first.node[free])].startswith("a")
+    assert ix.node_ids[int(moved.node[free])].startswith("b")
+    assert moved.info["jobs_moved"] >= 1 and moved.info["pairs_accepted"] >= 1
+    assert moved.objective < first.objective - 1e-6
+    assert evaluate(p, moved).feasible
+
+
+def test_a_partition_without_a_plan_is_merged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The coarse model is made to put four must-run 8-hour jobs on feeder ``fa``'s two
+    one-GPU nodes: that partition has no plan, is merged with ``fb``'s, and the merged
+    partition (four nodes) runs all four."""
+    p = _zone_problem(jobs_b=0)
+    jobs = [Job(job_id=f"m{k}", gpus=1, resources={"any": 1.0}, duration_min=60 * T,
+                power_kw=1.0) for k in range(4)]
+    p = p.model_copy(update={"jobs": jobs})
+
+    def all_on_first(index, part_of, best, option, time_limit=0.0):  # type: ignore[no-untyped-def]
+        return np.zeros(index.J, dtype=np.int64)
+
+    monkeypatch.setattr(dsearch, "assign_jobs", all_on_first)
+    plan = solve(p, "distributed", time_limit=60, seed=0, partitions=2, workers=1, rounds=0,
+                 sub_solver="greedy")
+    assert plan.status.has_plan, plan.message
+    assert plan.info["merges"] == 1 and plan.info["partitions"] == 1
+    assert (plan.node >= 0).all() and evaluate(p, plan).feasible
+
+
+def test_an_assembled_plan_passes_the_evaluator() -> None:
+    p = generate("medium", seed=2)
+    plan = solve(p, "distributed", time_limit=60, seed=0, partitions=3, workers=1, rounds=1,
+                 sub_solver="greedy", greedy_moves=50)
+    assert plan.status.has_plan, plan.message
+    assert plan.info["partitions"] == 3
+    ev = evaluate(p, plan)
+    assert ev.feasible, ev.violations[:3]
+    assert plan.objective == pytest.approx(ev.objective)
+    assert plan.bound is not None and plan.bound <= plan.objective
+
+
+def test_the_bound_is_below_the_optimum_and_capacity_prices_raise_it() -> None:
+    """The distributed Lagrangian bound (idle-load pass, midpoint pass, capacity prices
+    from the coarse LP's duals, subgradient steps) stays below HiGHS's proven optimum, and
+    dualizing the capacities lifts it above the plain pass."""
+    p = generate("small", seed=1)
+    exact = solve(p, "highs", time_limit=120, mip_gap=1e-9, seed=0)
+    assert exact.status.value == "optimal"
+    kw = {"partitions": 3, "workers": 1, "rounds": 1, "sub_solver": "greedy"}
+    plain = solve(p, "distributed", time_limit=60, seed=0, bound_iterations=0, **kw)
+    priced = solve(p, "distributed", time_limit=60, seed=0, bound_iterations=10, **kw)
+    assert plain.bound is not None and priced.bound is not None
+    assert plain.info["bound_passes"] == 2 and priced.info["bound_iterations"] >= 1
+    assert priced.bound <= exact.objective + 1e-6
+    assert priced.bound > plain.bound + 1e-6
+    assert priced.objective >= exact.objective - 1e-6
+
+
+def test_capacity_prices_are_positive_where_capacity_binds() -> None:
+    """Five jobs that want the cheap feeder ``fb`` (two 1-GPU nodes, 8 slots) overfill it
+    when they run 4 h each: its capacity rows get a positive price; one-hour jobs fit and
+    its capacity is free."""
+    from optisched.bounds.lagrangian import job_minima
+    from optisched.solvers.distributed.coarse import capacity_prices, price_proxy
+
+    def prices(duration_min: int) -> np.ndarray:
+        p = _zone_problem(price_b=0.05, jobs_b=0, free_job=False)
+        jobs = [Job(job_id=f"x{k}", gpus=1, resources={"any": 1.0},
+                    duration_min=duration_min, power_kw=1.0, drop_penalty=50.0)
+                for k in range(5)]
+        p = p.model_copy(update={"jobs": jobs})
+        ix = compile_index(p)
+        parts = partition_nodes(ix, 2)
+        best, option = [], []
+        for q in range(2):
+            opts = np.nonzero(parts.part_of[ix.opt_node] == q)[0]
+            b, o, _ = job_minima(ix, price_proxy(ix), options=opts)
+            best.append(b)
+            option.append(o)
+        lam = capacity_prices(ix, parts.part_of, np.stack(best), np.stack(option))
+        assert lam is not None
+        cheap = int(parts.part_of[ix.node_pos["b0"]])
+        return np.asarray(lam[cheap])
+
+    assert prices(60 * 4).max() > 1e-6  # 5 jobs x 4 h = 20 GPU-h > 2 nodes x 8 h on fb
+    assert prices(60).max() < 1e-9  # 5 one-hour jobs fit easily
+
+
+def test_the_process_pool_gives_the_inline_plan() -> None:
+    p = generate("medium", seed=5)
+    kw = {"partitions": 3, "rounds": 2, "sub_solver": "greedy", "greedy_moves": 60}
+    inline = solve(p, "distributed", time_limit=120, seed=3, workers=1, **kw)
+    pool = solve(p, "distributed", time_limit=120, seed=3, workers=2, backend="processes",
+                 **kw)
+    assert pool.info["backend"] == "processes" and inline.info["backend"] == "inline"
+    assert np.array_equal(pool.node, inline.node) and np.array_equal(pool.start, inline.start)
+    assert pool.objective == inline.objective
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    """One local Ray for the module (about 9-15 s to start on a loaded 2-core machine)."""
+    if not ray_available():
+        pytest.skip("ray is not installed (pip install 'optisched[ray]')")
+    import ray
+
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        pytest.skip(f"a local Ray cannot start here: {exc}")
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_and_the_process_pool_give_the_same_plan(local_ray: None) -> None:
+    p = generate("medium", seed=6)
+    kw = {"partitions": 3, "rounds": 2, "sub_solver": "greedy", "greedy_moves": 60}
+    on_ray = solve(p, "distributed", time_limit=120, seed=1, backend="ray", **kw)
+    pool = solve(p, "distributed", time_limit=120, seed=1, backend="processes", workers=2,
+                 **kw)
+    assert on_ray.status.has_plan, on_ray.message
+    assert on_ray.info["backend"] == "ray" and pool.info["backend"] == "processes"
+    assert np.array_equal(on_ray.node, pool.node) and np.array_equal(on_ray.start, pool.start)
+    assert on_ray.objective == pool.objective
+    import ray
+
+    assert ray.is_initialized(), "a Ray the caller started must stay up"
+
+
+def test_metro_preset_small() -> None:
+    p = generate("metro", n_nodes=300, n_jobs=600, seed=1)
+    q = generate("metro", n_nodes=300, n_jobs=600, seed=1)
+    assert p == q
+    kinds = {n.kind for n in p.nodes}
+    assert kinds == {"home", "streetlight", "ev_site_pod", "vehicle", "regional_dc"}
+    homes = [n for n in p.nodes if n.kind == "home"]
+    assert all(n.feeder for n in homes) and len(p.feeders) == -(-len(homes) // 50)
+    ix = compile_index(p)
+    assert ix.J == 600 and (np.diff(ix.opt_job_ptr) > 0).mean() > 0.8
+    # locality: a latency-bound job is eligible on few nodes
+    inf = [j for j, job in enumerate(p.jobs) if job.kind == "inference"]
+    assert np.diff(ix.opt_job_ptr)[inf].mean() < 0.3 * ix.N
+
+
+def test_a_problem_with_scenarios_is_refused_by_name() -> None:
+    from optisched.io import read_bundle
+
+    p = read_bundle(ROOT / "datasets" / "tiny-scenarios")
+    plan = solve(p, "distributed", time_limit=30, seed=0)
+    assert plan.status.value == "error"
+    assert "without scenarios" in plan.message and str(len(p.scenarios)) in plan.message
