@@ -280,6 +280,7 @@ def _function_table(doc: str) -> tuple[set[str], set[str]]:
 @pytest.mark.parametrize(("doc", "module"), [
     ("milp.md", "optisched/formulations/milp.py"),
     ("cpsat.md", "optisched/formulations/cpsat.py"),
+    ("packing.md", "optisched/formulations/packing.py"),
 ])
 def test_formulation_tables_list_the_define_functions(doc: str, module: str) -> None:
     documented, _ = _function_table(doc)

@@ -290,20 +290,35 @@ def test_lp_kind_frees_only_jobs_the_lp_places_elsewhere() -> None:
     assert int(plan.node[2]) in hood.nodes.tolist()
 
 
-def test_no_bound_process_above_the_column_cap(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Models too large for even column generation get the Lagrangian bound only."""
+def test_no_full_model_above_the_column_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Models too large for the full LP or column generation get a bound child that never
+    builds the full model: the class-aggregated LP when every node is linear, else the
+    implicit column generation."""
     import optisched.solvers.lns.search as lns_mod
+    from optisched.bounds.aggregate import linear_nodes
 
     started: list[str] = []
 
     class Spy:
+        placement = None
+        source = None
+        done = True
+
         def __init__(self, problem: Problem, time_limit: float, method: str = "lp",
-                     restricted: bool = False) -> None:
+                     aggregate_first: bool = False) -> None:
             started.append(method)
 
+        def poll(self, wait: float = 0.0) -> None:
+            return None
+
+        def stop(self) -> None:
+            pass
+
     monkeypatch.setattr(lns_mod, "BoundProcess", Spy)
+    monkeypatch.setattr(lns_mod, "LP_BOUND_MAX_COLUMNS", 0)
     monkeypatch.setattr(lns_mod, "BOUND_MAX_COLUMNS", 0)
     p = random_problem(13, n_nodes=3, n_jobs=8, slots=12)
-    plan = solve(p, "lns", time_limit=10, seed=0, max_iterations=2)
-    assert plan.status.has_plan and not started
+    assert not linear_nodes(compile_index(p)).all()
+    plan = solve(p, "lns", time_limit=15, seed=0, max_iterations=2, restricted_master=False)
+    assert plan.status.has_plan and started == ["implicit"]
     assert plan.info["bound_source"] in ("lagrangian", "sub-solve of the whole problem", None)

@@ -53,6 +53,7 @@ __all__ = [
     "RunStatus",
     "Solution",
     "SparseModel",
+    "add_cols",
     "configure",
     "dual_ray",
     "info",
@@ -475,6 +476,17 @@ def dual_ray(h: highspy.Highs) -> FloatArray | None:
     """A dual ray ``(n_rows,)`` of an infeasible LP, None when HiGHS has none."""
     _, has_ray, ray = h.getDualRay()
     return np.asarray(ray) if has_ray else None
+
+
+def add_cols(h: highspy.Highs, cost: FloatArray, lb: FloatArray, ub: FloatArray,
+             A: Any) -> bool:
+    """Append columns (``A``: their entries in the existing rows, scipy CSC of shape
+    ``(n_rows, k)``) to the model of ``h``, keeping its basis (column generation)."""
+    A = sp.csc_matrix(A)
+    status = h.addCols(int(A.shape[1]), _f64(cost), _f64(lb), _f64(ub), int(A.nnz),
+                       A.indptr[:-1].astype(np.int32), A.indices.astype(np.int32),
+                       A.data.astype(np.float64))
+    return bool(status != highspy.HighsStatus.kError)
 
 
 def set_solution(h: highspy.Highs, x: FloatArray) -> None:

@@ -1,9 +1,14 @@
 """The bound child of :class:`~optisched.bounds.process.BoundProcess`.
 
 ``python -m optisched.bounds.child REQUEST.pickle OUT.txt`` reads a
-:class:`~optisched.bounds.process.BoundRequest` and writes its bound to ``OUT.txt``:
-the LP relaxation (one thread; its start columns go to ``placement.npz`` beside it)
-or the column-generation bound (rewritten after every iteration that improves it).
+:class:`~optisched.bounds.process.BoundRequest` and writes its bound and the method that
+computed it to ``OUT.txt`` (:func:`~optisched.bounds.files.write_value`): the LP
+relaxation (one thread; its start columns go to ``placement.npz`` beside it), the
+column-generation bound, the class-aggregated LP or the implicit column-generation
+bound (these three rewritten after every iteration that improves them). With
+``aggregate_first`` and every node linear, the class-aggregated LP runs first (it takes
+seconds where the LP takes minutes) and the request's method after it; the file always
+holds the larger value.
 :class:`~optisched.bounds.process.ChildProcess` runs it through the guard of
 :mod:`optisched.bounds.guard`, so it ends with its caller and removes its directory.
 """
@@ -12,32 +17,71 @@ from __future__ import annotations
 
 import math
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+from optisched.bounds.aggregate import aggregate_bound, linear_nodes
 from optisched.bounds.colgen import colgen_bound
-from optisched.bounds.files import write_value
+from optisched.bounds.files import read_value, write_value
+from optisched.bounds.implicit import implicit_colgen_bound
 from optisched.bounds.lp import lp_bound_result
 from optisched.bounds.process import PLACEMENT_FILE, BoundRequest, read_request
+from optisched.index import Index, compile_index
 
-__all__ = ["compute_bound", "main"]
+__all__ = ["AGGREGATE_FIRST_SHARE", "METHODS", "compute_bound", "main"]
+
+METHODS = ("lp", "colgen", "aggregate", "implicit")
+"""Bound methods of :class:`~optisched.bounds.process.BoundRequest`."""
+AGGREGATE_FIRST_SHARE = 0.25
+"""Share of the time limit the class-aggregated LP may take before the request's method
+(``aggregate_first``)."""
+
+
+def _writer(out: Path, source: str) -> Callable[[float, float], None]:
+    """A progress callback writing every finite bound above the file's value."""
+
+    def progress(bound: float, elapsed: float) -> None:
+        old = read_value(out)
+        if math.isfinite(bound) and not (bound <= old):
+            write_value(out, bound, source)
+
+    return progress
+
+
+def _run(request: BoundRequest, index: Index, method: str, time_limit: float,
+         out: Path) -> float:
+    """One method's bound [money], its improvements written to ``out``."""
+    progress = _writer(out, method)
+    if method == "colgen":
+        return float(colgen_bound(request.problem, index, time_limit=time_limit,
+                                  progress=progress).bound)
+    if method == "aggregate":
+        return float(aggregate_bound(index, time_limit=time_limit, progress=progress).bound)
+    if method == "implicit":
+        return float(implicit_colgen_bound(index, time_limit=time_limit,
+                                           progress=progress).bound)
+    if method != "lp":
+        raise ValueError(f"unknown bound method {method!r}; known: {', '.join(METHODS)}")
+    return float(lp_bound_result(request.problem, index, time_limit=time_limit, threads=1,
+                                 placement_path=str(out.with_name(PLACEMENT_FILE))).bound)
 
 
 def compute_bound(request: BoundRequest, out: Path) -> float:
-    """Compute the bound of ``request``, writing it (when finite) to ``out`` [money]."""
-    if request.method == "colgen":
+    """Compute the bound of ``request``, writing it (when finite) to ``out`` [money].
 
-        def progress(bound: float, elapsed: float) -> None:
-            if math.isfinite(bound):
-                write_value(out, bound)
-
-        value = float(colgen_bound(request.problem, time_limit=request.time_limit,
-                                   progress=progress).bound)
-    else:
-        value = float(lp_bound_result(request.problem, time_limit=request.time_limit,
-                                      threads=1,
-                                      placement_path=str(out.with_name(PLACEMENT_FILE))).bound)
-    if math.isfinite(value):
-        write_value(out, value)
+    Returns the request's method's bound (``aggregate_first``: not the aggregated one,
+    which is only written when larger).
+    """
+    t0 = time.perf_counter()
+    limit = float(request.time_limit)
+    index = compile_index(request.problem)
+    if (request.aggregate_first and request.method != "aggregate"
+            and linear_nodes(index).all()):
+        _run(request, index, "aggregate", AGGREGATE_FIRST_SHARE * limit, out)
+    value = _run(request, index, request.method,
+                 max(0.1, limit - (time.perf_counter() - t0)), out)
+    _writer(out, request.method)(value, 0.0)
     return value
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from optisched.atomic import write_file_atomically
 
-__all__ = ["load_npz", "read_value", "save_npz", "write_value"]
+__all__ = ["load_npz", "read_bound", "read_value", "save_npz", "write_value"]
 
 
 def save_npz(path: str | os.PathLike[str], **arrays: np.ndarray) -> None:
@@ -36,14 +36,24 @@ def load_npz(path: str | os.PathLike[str], keys: tuple[str, ...]
         return None
 
 
-def write_value(path: str | os.PathLike[str], value: float) -> None:
-    """Write one number (``repr`` of a float) atomically."""
-    write_file_atomically(path, repr(float(value)))
+def write_value(path: str | os.PathLike[str], value: float, source: str | None = None) -> None:
+    """Write one number (``repr`` of a float) atomically, followed by ``source`` (one word:
+    the method that computed it) when given, so a reader never pairs a value with another
+    value's method."""
+    text = repr(float(value)) if source is None else f"{float(value)!r} {source.split()[0]}"
+    write_file_atomically(path, text)
+
+
+def read_bound(path: str | os.PathLike[str]) -> tuple[float, str | None]:
+    """The number written by :func:`write_value` and its source (None when written without
+    one); ``(nan, None)`` when there is none (yet)."""
+    try:
+        parts = Path(path).read_text().split()
+        return float(parts[0]), (parts[1] if len(parts) > 1 else None)
+    except (OSError, ValueError, IndexError):
+        return math.nan, None
 
 
 def read_value(path: str | os.PathLike[str]) -> float:
     """The number written by :func:`write_value`; NaN when there is none (yet)."""
-    try:
-        return float(Path(path).read_text())
-    except (OSError, ValueError):
-        return math.nan
+    return read_bound(path)[0]

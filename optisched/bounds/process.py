@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from optisched.bounds import guard
-from optisched.bounds.files import read_value
+from optisched.bounds.files import read_bound
 from optisched.bounds.lp import read_placement
 from optisched.domain import Problem
 
@@ -238,14 +238,21 @@ class BoundRequest:
         The problem.
     time_limit : float
         Seconds for the child's solve.
-    method : {"lp", "colgen"}
-        :func:`~optisched.bounds.lp.lp_bound_result`, or the column-generation bound
-        of :mod:`optisched.bounds.colgen` (for models too large for the LP).
+    method : {"lp", "colgen", "aggregate", "implicit"}
+        :func:`~optisched.bounds.lp.lp_bound_result`, the column-generation bound
+        of :mod:`optisched.bounds.colgen` (for models too large for the LP), the
+        class-aggregated LP of :mod:`optisched.bounds.aggregate` (every node linear), or
+        the implicit column generation of :mod:`optisched.bounds.implicit` (models whose
+        full LP does not fit in memory).
+    aggregate_first : bool
+        When every node is linear, compute the class-aggregated LP first (seconds where
+        the LP takes minutes), then ``method``; the larger value is kept.
     """
 
     problem: Problem
     time_limit: float
     method: str = "lp"
+    aggregate_first: bool = False
 
 
 class BoundProcess(ChildProcess):
@@ -257,22 +264,29 @@ class BoundProcess(ChildProcess):
         The problem.
     time_limit : float
         Seconds for the child's solve.
-    method : {"lp", "colgen"}
+    method : {"lp", "colgen", "aggregate", "implicit"}
+        See :class:`BoundRequest`.
+    aggregate_first : bool
         See :class:`BoundRequest`.
     """
 
     child_module = "optisched.bounds.child"
     """The child's module."""
 
-    def __init__(self, problem: Problem, time_limit: float, method: str = "lp") -> None:
-        super().__init__(self.child_module, self._request(problem, float(time_limit), method))
+    def __init__(self, problem: Problem, time_limit: float, method: str = "lp",
+                 aggregate_first: bool = False) -> None:
+        super().__init__(self.child_module, self._request(
+            BoundRequest(problem, float(time_limit), method, aggregate_first)))
         self.value: float | None = None
+        self.source: str | None = None
+        """The method that computed :attr:`value` (the child's word for it)."""
         self.placement: tuple[np.ndarray, ...] | None = None
         """The LP's start columns ``(job, node, start, value)`` once it has ended
         (method ``"lp"`` and an optimal LP only)."""
 
-    def _request(self, problem: Problem, time_limit: float, method: str) -> BoundRequest:
-        return BoundRequest(problem, time_limit, method)
+    def _request(self, request: BoundRequest) -> BoundRequest:
+        """The request the child gets (subclasses extend it)."""
+        return request
 
     def poll(self, wait: float = 0.0) -> float | None:
         """The best bound the child has written so far, None before the first.
@@ -285,9 +299,9 @@ class BoundProcess(ChildProcess):
             return self.value
         self.wait(wait)
         finished = self.ended()  # before reading: a finished child has written everything
-        v = read_value(self.out)
+        v, source = read_bound(self.out)
         if math.isfinite(v) and (self.value is None or v > self.value):
-            self.value = v
+            self.value, self.source = v, source
         if self.placement is None:
             self.placement = read_placement(str(self.path(PLACEMENT_FILE)))
         if finished:

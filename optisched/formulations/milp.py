@@ -113,19 +113,27 @@ def model_sets(index: Index, allowed: tuple[IntArray, IntArray] | None = None) -
     lo = index.opt_earliest.astype(np.int64)
     hi = index.opt_latest.astype(np.int64)
     cnt = np.maximum(0, hi - lo + 1)
+    if allowed is not None:  # enumerate the allowed pairs only (the full grid may not fit)
+        cnt = np.where(pinned, cnt, 0)
     opt = np.repeat(np.arange(n_opt, dtype=np.int64), cnt)
     first = np.repeat(np.cumsum(cnt) - cnt, cnt)
     start = lo[opt] + (np.arange(opt.size, dtype=np.int64) - first)
+    if allowed is not None:
+        a_opt = np.asarray(allowed[0], dtype=np.int64)
+        a_start = np.asarray(allowed[1], dtype=np.int64)
+        inside = ((a_opt >= 0) & (a_opt < n_opt))
+        a_opt, a_start = a_opt[inside], a_start[inside]
+        inside = ~pinned[a_opt] & (a_start >= lo[a_opt]) & (a_start <= hi[a_opt])
+        pair = np.unique(a_opt[inside] * (T + 1) + a_start[inside])
+        opt = np.concatenate([opt, pair // (T + 1)])
+        start = np.concatenate([start, pair % (T + 1)])
+        order = np.lexsort((start, opt))
+        opt, start = opt[order], start[order]
     keep = pinned[opt]
     free = ~keep
     if free.any():
         s_c = np.clip(start[free], 0, max(T - 1, 0))
         keep[free] = index.avail_run[index.opt_node[opt[free]], s_c] >= index.opt_dur[opt[free]]
-    if allowed is not None:
-        width = T + 1
-        want = np.asarray(allowed[0], dtype=np.int64) * width + np.asarray(allowed[1],
-                                                                           dtype=np.int64)
-        keep &= pinned[opt] | np.isin(opt * width + start, want)
     opt, start = opt[keep], start[keep]
     # coverage of each column: slots max(0, s) .. min(T, s + d) - 1
     a = np.clip(start, 0, T)

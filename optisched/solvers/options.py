@@ -43,7 +43,7 @@ __all__ = [
 T = TypeVar("T", bound="SolverOptions")
 
 LNS_KINDS = ("window", "feeder", "region", "worst_nodes", "random_nodes", "expensive",
-             "penalty", "random_jobs", "lp")
+             "penalty", "random_jobs", "lp", "machine", "time_band")
 """Neighbourhood kinds of ``lns`` (``docs/algorithms/lns.md``)."""
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -331,20 +331,27 @@ class LnsOptions(SolverOptions):
         Stop after this many neighbourhoods [iterations]; None: until the time limit.
         With a cap the search (and its greedy start) is reproducible and the
         restricted master is off.
-    sub_solver : {"highs", "cpsat", "greedy"} or None
-        Solver of the sub-problems; None: ``highs``, else ``cpsat``, else ``greedy``.
+    sub_solver : {"highs", "cpsat", "greedy", "cpsat-pack"} or None
+        Solver of the sub-problems; None: the CP-SAT interval model with on/off states
+        (``cpsat-pack``) on neighbourhoods whose nodes are all linear (no PV, battery,
+        demand charge or finite feeder headroom) when ortools is installed, else
+        ``highs``, else ``cpsat``, else ``greedy``.
     sub_time_limit : float or None
         Limit of one sub-solve [s]; None: time_limit / 20 clipped to [1 s, 3 s].
     size : float or None
         First neighbourhood size [freed jobs]; None: min(8, jobs).
     kinds : tuple of str
         Neighbourhood kinds to use (comma-separated on the CLI), from window, feeder,
-        region, worst_nodes, random_nodes, expensive, penalty, random_jobs, lp.
+        region, worst_nodes, random_nodes, expensive, penalty, random_jobs, lp, machine,
+        time_band.
     lp_bound : bool or "auto"
-        Compute the LP (or column-generation) bound in a child process; "auto": when
-        the time limit is ≥ 10 s and the model has ≤ 2,000,000 start columns.
-    bound_method : {"lp", "colgen"} or None
-        The child's bound; None: "lp" up to 300,000 start columns, else "colgen".
+        Compute the LP (or another scalable) bound in a child process; "auto": when the
+        time limit is ≥ 10 s.
+    bound_method : {"lp", "colgen", "aggregate", "implicit"} or None
+        The child's bound; None: "lp" up to 300,000 start columns, "colgen" up to
+        2,000,000, beyond "aggregate" (class-aggregated LP) when every node is linear,
+        else "implicit" (column generation without the full model); with None the
+        class-aggregated LP also runs first when every node is linear.
     restricted_master : bool
         After the LP, solve the MILP over the LP's support in the child process.
     greedy_time_limit : float or None
@@ -355,12 +362,12 @@ class LnsOptions(SolverOptions):
     """
 
     max_iterations: int | None = None
-    sub_solver: Literal["highs", "cpsat", "greedy"] | None = None
+    sub_solver: Literal["highs", "cpsat", "greedy", "cpsat-pack"] | None = None
     sub_time_limit: float | None = None
     size: float | None = None
     kinds: tuple[str, ...] = LNS_KINDS
     lp_bound: bool | Literal["auto"] = "auto"
-    bound_method: Literal["lp", "colgen"] | None = None
+    bound_method: Literal["lp", "colgen", "aggregate", "implicit"] | None = None
     restricted_master: bool = True
     greedy_time_limit: float | None = None
     packing_time_limit: float | None = None

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from optisched.bounds.child import compute_bound
-from optisched.bounds.files import save_npz, write_value
+from optisched.bounds.files import read_value, save_npz, write_value
 from optisched.bounds.lp import read_placement
 from optisched.bounds.process import PLACEMENT_FILE, read_request
 from optisched.solvers.lns.restricted import INCUMBENT_FILE, RESTRICTED_FILE, restricted_master
@@ -40,8 +40,8 @@ def main(argv: list[str]) -> int:
         save_npz(out.with_name(RESTRICTED_FILE), node=node, start=start)
 
     def proven(bound: float) -> None:
-        if bound > value:
-            write_value(out, bound)
+        if bound > value and not (bound <= read_value(out)):
+            write_value(out, bound, "milp")
 
     restricted_master(request.problem, placement, out.with_name(INCUMBENT_FILE),
                       deadline - time.time(), found, lp_value=value, proven=proven)

@@ -26,6 +26,13 @@ KINDS = LNS_KINDS
 """Neighbourhood kinds (see ``docs/algorithms/lns.md``)."""
 LP_DISAGREE = 0.05
 """Jobs whose incumbent placement has LP value ≤ ``1 −`` this are candidates of kind ``lp``."""
+MACHINE_JOBS = 24
+"""Kind ``machine`` frees every job of its node up to ``max(MACHINE_JOBS, 2·size)`` jobs
+(else that many consecutive ones by start). Measured on tight 200 × 10 and 1,000 × 50 × 288
+(``docs/algorithms/lns.md`` §2): the CP-SAT interval sub-model re-optimizes one machine of
+7-47 jobs in 1-5 s, often to proven optimality."""
+BAND_NODES = (2, 4)
+"""Kind ``time_band`` takes this many nodes (uniform, at most all)."""
 
 
 @dataclass
@@ -40,11 +47,16 @@ class Neighbourhood:
         The nodes ``S`` whose jobs and flows the sub-problem re-decides (sorted).
     free : array of int
         The freed jobs ``F``.
+    window : (int, int) or None
+        See the attribute.
     """
 
     kind: str
     nodes: IntArray
     free: IntArray
+    window: tuple[int, int] | None = None
+    """Slots ``[a, b)`` the freed jobs must start and (hard deadlines) end in, or None:
+    their own windows (kind ``time_band``: a cap on the sub-problem's start columns)."""
 
 
 class NeighbourhoodBuilder:
@@ -220,6 +232,60 @@ class NeighbourhoodBuilder:
         ok = self.elig[jobs][:, arr].any(axis=1) | ~ix.must_run[jobs] | (plan.node[jobs] >= 0)
         return Neighbourhood("lp", arr, jobs[ok])
 
+    def _machine_hood(self, size: int) -> Neighbourhood | None:
+        """One node drawn with weight ``1/(1+rank)`` of its energy cost per kWh of load (as
+        ``worst_nodes``, every busy node possible), every job on it freed up to
+        ``max(MACHINE_JOBS, 2·size)`` (else a random run of that many consecutive jobs by
+        start), plus the dropped jobs eligible there; their own windows."""
+        busy = np.nonzero(self.node_kwh > 0)[0]
+        if not busy.size:
+            return None
+        per_kwh = self.node_cost / np.maximum(self.node_kwh, 1e-9)
+        rank = np.argsort(np.argsort(-per_kwh[busy]))
+        n = int(self._pick(busy, 1, 1.0 / (1.0 + rank))[0])
+        nodes = np.array([n], dtype=np.int64)
+        jobs = self._jobs_on(nodes)
+        cap = max(MACHINE_JOBS, 2 * size)
+        if jobs.size > cap:
+            order = jobs[np.argsort(self.plan.start[jobs], kind="stable")]
+            a = int(self.rng.integers(0, jobs.size - cap + 1))
+            jobs = np.sort(order[a:a + cap])
+        drop = self._dropped_for(nodes)
+        free = np.concatenate([jobs, self._pick(drop, max(1, size // 2))]) if drop.size else jobs
+        return Neighbourhood("machine", nodes, np.sort(free).astype(np.int64))
+
+    def _band_hood(self, size: int) -> Neighbourhood | None:
+        """A few nodes (:data:`BAND_NODES`) and a time band ``[a, b)``: the jobs lying wholly
+        inside it on those nodes are freed, to start and end inside it on any of them.
+
+        The band is wide enough that about ``size`` jobs lie inside (at least twice the
+        median duration of the nodes' jobs), so the sub-problem has about
+        ``size · nodes · (b − a)`` start columns whatever the instance's windows.
+        """
+        ix, plan, rng = self.index, self.plan, self.rng
+        busy = np.nonzero(self.node_kwh > 0)[0]
+        if busy.size < 1:
+            return None
+        k = int(rng.integers(BAND_NODES[0], BAND_NODES[1] + 1))
+        k = min(k, ix.N)
+        first = int(rng.choice(busy))
+        others = np.setdiff1d(np.arange(ix.N), [first])
+        nodes = np.sort(np.concatenate([[first], rng.choice(others, size=k - 1, replace=False)])
+                        ).astype(np.int64) if k > 1 else np.array([first], dtype=np.int64)
+        on_s = self._jobs_on(nodes)
+        if not on_s.size:
+            return None
+        d = ix.duration(on_s, plan.node[on_s])
+        span = max(1, int(np.ptp(np.concatenate([plan.start[on_s], plan.start[on_s] + d]))))
+        w = int(np.clip(round(span * size / on_s.size), 2 * float(np.median(d)), ix.T))
+        centre = int(plan.start[rng.choice(on_s)])
+        a = int(np.clip(centre - w // 2, 0, max(0, ix.T - w)))
+        b = min(ix.T, a + w)
+        inside = on_s[(plan.start[on_s] >= a) & (plan.start[on_s] + d <= b)]
+        if not inside.size:
+            return None
+        return Neighbourhood("time_band", nodes, self._pick(inside, max(size, 2)), (a, b))
+
     # kinds -----------------------------------------------------------------------
     def available(self, kind: str) -> bool:
         """Whether ``kind`` can be drawn now (``lp`` needs the LP relaxation's solution)."""
@@ -288,4 +354,8 @@ class NeighbourhoodBuilder:
             return self._job_hood(kind, self._pick(cand, size))
         if kind == "lp":
             return self._lp_hood(size)
+        if kind == "machine":
+            return self._machine_hood(size)
+        if kind == "time_band":
+            return self._band_hood(size)
         raise ValueError(f"unknown neighbourhood kind {kind!r}; known: {', '.join(KINDS)}")

@@ -76,16 +76,19 @@ class RestrictedMasterProcess(BoundProcess):
 
     child_module = "optisched.solvers.lns.bound_child"
 
-    def __init__(self, problem: Problem, time_limit: float, method: str = "lp") -> None:
-        super().__init__(problem, time_limit, method)
+    def __init__(self, problem: Problem, time_limit: float, method: str = "lp",
+                 aggregate_first: bool = False) -> None:
+        super().__init__(problem, time_limit, method, aggregate_first)
         self.incumbent = self.path(INCUMBENT_FILE)
         self._rm_seen = 0.0
 
-    def _request(self, problem: Problem, time_limit: float, method: str) -> BoundRequest:
+    def _request(self, request: BoundRequest) -> BoundRequest:
         # the child ends its MILP a little before the caller's deadline, so that its
         # last bound and plan are written before the caller reads them
-        margin = min(5.0, 0.05 * time_limit)
-        return RestrictedRequest(problem, time_limit, method, time.time() + time_limit - margin)
+        margin = min(5.0, 0.05 * request.time_limit)
+        return RestrictedRequest(request.problem, request.time_limit, request.method,
+                                 request.aggregate_first,
+                                 deadline=time.time() + request.time_limit - margin)
 
     def share_incumbent(self, node: np.ndarray, start: np.ndarray) -> None:
         """Give the child the caller's best placement (warm start of the restricted master)."""

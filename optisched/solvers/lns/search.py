@@ -9,6 +9,7 @@ docstring (:mod:`optisched.solvers.lns`) states the algorithm.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import logging
 import math
 import time
@@ -18,6 +19,8 @@ import numpy as np
 
 from optisched.arrays import IntArray
 from optisched.bounds import BoundProcess, improved_bound, lagrangian_bound
+from optisched.bounds.aggregate import linear_nodes
+from optisched.bounds.pricing import start_column_count
 from optisched.domain import Problem
 from optisched.evaluate import evaluate
 from optisched.index import Index, compile_index
@@ -27,6 +30,7 @@ from optisched.solvers.lns.neighbourhoods import Neighbourhood, NeighbourhoodBui
 from optisched.solvers.lns.restricted import RestrictedMasterProcess
 from optisched.solvers.lns.start import penalty_problem, start_plan
 from optisched.solvers.lns.subproblem import (
+    PACK_SOLVER,
     REL_TOL,
     SubProblem,
     build_subproblem,
@@ -62,9 +66,15 @@ CAPACITY_ITERATIONS = 10
 BOUND_ROUNDS = 4
 """Rounds of :func:`~optisched.bounds.lagrangian.improved_bound` at the start and the end."""
 BOUND_MAX_COLUMNS = 2_000_000
-"""Start columns above which ``lp_bound="auto"`` starts no bound process (the Lagrangian
-bound only): column generation builds the full model, 2.6 GB at 741 k start columns
-(generate large); ICON sample09 (5.2 M) took the machine to 23 GB."""
+"""Start columns above which the bound child does not build the full model (``colgen``
+builds it: 2.6 GB at 741 k start columns, generate large; ICON sample09, 5.2 M, took the
+machine to 23 GB): it computes the class-aggregated LP when every node is linear, else
+the implicit column generation (neither holds the full model)."""
+LAG_CELLS_PER_SECOND = 1_400_000
+"""Start columns one Lagrangian evaluation prices per second (measured: tight 1,000 × 50 ×
+288, 5.5 M start columns, 4.0 s at load 9 on 2 cores)."""
+LAG_SHARE = 0.1
+"""Largest share of the budget one Lagrangian evaluation may be expected to take."""
 LP_BOUND_MAX_COLUMNS = 300_000
 """Start columns ``Σ options' start windows`` up to which ``lp_bound="auto"`` runs the LP
 (measured: ``tests/_problems`` 100 jobs × 20 nodes × 96 slots, an LP of 88k columns in all,
@@ -102,31 +112,31 @@ class _State:
 # --------------------------------------------------------------------------- bound
 
 
-def _start_columns(index: Index) -> int:
-    """Number of (option, feasible start) pairs, the size of the time-indexed model."""
-    width = np.maximum(0, index.opt_latest - index.opt_earliest + 1)
-    return int(width.sum())
-
-
 class _BoundSlot:
     """Where the bound process lives once started (it starts after the first iteration,
     so problems the search proves optimal at once never pay for starting it)."""
 
     def __init__(self, wanted: bool, time_limit: float, method: str = "lp",
-                 restricted: bool = False) -> None:
+                 restricted: bool = False, aggregate_first: bool = False) -> None:
         self.wanted = wanted
         self.time_limit = time_limit
         self.method = method
         self.restricted = restricted
+        self.aggregate_first = aggregate_first
         self.job: BoundProcess | None = None
 
     def start(self, problem: Problem) -> None:
         """Start the bound process for ``problem`` (once)."""
         if self.wanted and self.job is None:
-            if self.restricted:
-                self.job = RestrictedMasterProcess(problem, self.time_limit, self.method)
-            else:
-                self.job = BoundProcess(problem, self.time_limit, self.method)
+            kind = RestrictedMasterProcess if self.restricted else BoundProcess
+            self.job = kind(problem, self.time_limit, self.method, self.aggregate_first)
+
+    @property
+    def source(self) -> str:
+        """The method of the bound process's best bound so far (its own method before it
+        has written one)."""
+        got = self.job.source if self.job is not None else None
+        return got or self.method
 
     def share_incumbent(self, plan: Plan) -> None:
         """Give the restricted master (if any) the search's best placement."""
@@ -172,6 +182,23 @@ def _take_restricted(problem: Problem, index: Index, lp: _BoundSlot, state: _Sta
     return True
 
 
+def bound_method(index: Index) -> str | None:
+    """The bound child's method for ``index`` (``docs/algorithms/lns.md`` §5): ``lp`` up to
+    :data:`LP_BOUND_MAX_COLUMNS` start columns, ``colgen`` up to :data:`BOUND_MAX_COLUMNS`
+    (both build the full model); beyond, ``aggregate`` when every node is linear
+    (:func:`~optisched.bounds.aggregate.linear_nodes`), else ``implicit``, and None (no
+    bound child) with several scenarios."""
+    columns = start_column_count(index)
+    if columns <= LP_BOUND_MAX_COLUMNS:
+        return "lp"
+    if columns <= BOUND_MAX_COLUMNS:
+        return "colgen"
+    if linear_nodes(index).all():
+        return "aggregate"
+    # the implicit master prices one scenario: with several, no child beyond the full model
+    return "implicit" if index.S == 1 else None
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -182,15 +209,13 @@ def solve_lns(problem: Problem, index: Index, options: SolveOptions) -> Plan:
     deadline = options.deadline(t0, DEFAULT_TIME_LIMIT)
     budget = deadline - t0
     use_lp = params.lp_bound
-    columns = _start_columns(index)
-    wanted = use_lp is True or (use_lp == "auto" and budget >= LP_BOUND_MIN_BUDGET
-                                and columns <= BOUND_MAX_COLUMNS)
-    method = "lp" if columns <= LP_BOUND_MAX_COLUMNS else "colgen"
-    method = params.bound_method or method
+    wanted = use_lp is True or (use_lp == "auto" and budget >= LP_BOUND_MIN_BUDGET)
+    method = params.bound_method or bound_method(index)
+    wanted = wanted and method is not None
     restricted = (method == "lp" and params.max_iterations is None
                   and params.restricted_master)
-    lp = _BoundSlot(bool(wanted), budget if math.isfinite(budget) else 3600.0, method,
-                    restricted)
+    lp = _BoundSlot(bool(wanted), budget if math.isfinite(budget) else 3600.0, method or "lp",
+                    restricted, aggregate_first=params.bound_method is None)
     try:
         return _search(problem, index, options, t0, deadline, lp)
     finally:
@@ -241,7 +266,7 @@ def _search(problem: Problem, index: Index, options: SolveOptions, t0: float, de
     """The search of :func:`solve_lns` (the LP bound, if any, already running);
     ``penalty_phase``: ``problem`` is already the penalty problem."""
     budget = deadline - time.perf_counter()  # the penalty phase starts late: what is left
-    if _start_columns(index) >= LP_EARLY_COLUMNS:
+    if start_column_count(index) >= LP_EARLY_COLUMNS:
         lp.start(problem)  # beside the start heuristics: the bound and LP guidance come sooner
     start, origin = start_plan(problem, index, options, budget if math.isfinite(budget) else 60.0)
     if not start.status.has_plan or start.flows is None:
@@ -292,6 +317,10 @@ class _Search:
         self.bound_source = "lagrangian" if bound is not None else None
         options.report(t0, best.objective, bound, "bound")
         self.sub_solver = sub_solver_name(options)
+        self.linear = linear_nodes(index)
+        self.auto_sub = (self.params.sub_solver is None
+                         and importlib.util.find_spec("ortools") is not None)
+        self.sub_stats: dict[str, _Stats] = {}
         self.kinds = list(self.params.kinds)
         size = (self.params.size if self.params.size is not None
                 else float(min(INITIAL_SIZE, max(index.J, 1))))
@@ -311,7 +340,12 @@ class _Search:
         """The Lagrangian bound at the start plan's load, improved within 5 % of the
         budget; sets :attr:`t_lag`, the time of one evaluation [s]."""
         tb = time.perf_counter()
-        load = best.flows.load if best.flows is not None else None
+        self.t_lag = 0.0
+        # one evaluation prices every start column: skipped where that would take more than
+        # LAG_SHARE of the budget (the bound child's bound then stands alone)
+        self.use_lag = self.deterministic or (
+            start_column_count(self.index) <= LAG_CELLS_PER_SECOND * LAG_SHARE * self.budget)
+        load = best.flows.load if best.flows is not None and self.use_lag else None
         bound = lagrangian_bound(self.index, load) if load is not None else None
         self.t_lag = time.perf_counter() - tb
         if bound is not None and load is not None:
@@ -360,7 +394,7 @@ class _Search:
                 if "lp" in state.stats:  # informed: start it at the best weight
                     state.stats["lp"].weight = max(v.weight for v in state.stats.values())
             if lpb is not None and (state.bound is None or lpb > state.bound):
-                state.bound, self.bound_source = lpb, self.lp.method
+                state.bound, self.bound_source = lpb, self.lp.source
                 self.report("LP bound")
                 if self.optimal_now():
                     return True
@@ -392,11 +426,12 @@ class _Search:
             state.size = min(self.n_movable, state.size * GROW)
             return
         ts = time.perf_counter()
-        sub = build_subproblem(self.problem, self.index, state.best, hood.nodes, hood.free)
+        sub = build_subproblem(self.problem, self.index, state.best, hood.nodes, hood.free,
+                               hood.window)
         limit = min(self.sub_limit, max(0.1, self.deadline - time.perf_counter() - 0.05))
-        result = solve_subproblem(self.sub_solver, sub, limit,
-                                  int(self.rng.integers(2**31 - 1)), self.options.threads,
-                                  self.options.deterministic)
+        name = self._sub_solver_for(hood)
+        result = solve_subproblem(name, sub, limit, int(self.rng.integers(2**31 - 1)),
+                                  self.options.threads, self.options.deterministic)
         st.tried += 1
         solved_optimal = result.status is Status.OPTIMAL
         gain = self._accept(hood, sub, result, whole and solved_optimal)
@@ -404,12 +439,26 @@ class _Search:
         if solved_optimal and not improved:
             state.seen.add(key)
         secs = time.perf_counter() - ts
-        log.debug("it %d %s: %d jobs %d nodes -> %s in %.2fs (sub limit %.2f, %s), %s",
-                  self.iterations, kind, hood.free.size, hood.nodes.size, result.status.value,
-                  secs, limit,
+        ss = self.sub_stats.setdefault(name, _Stats())
+        ss.tried += 1
+        ss.seconds += secs
+        if improved:
+            ss.improved += 1
+            ss.gain += float(gain or 0.0)
+        log.debug("it %d %s/%s: %d jobs %d nodes -> %s in %.2fs (sub limit %.2f, %s), %s",
+                  self.iterations, kind, name, hood.free.size, hood.nodes.size,
+                  result.status.value, secs, limit,
                   {k: result.info.get(k) for k in ("columns", "integers", "mip_nodes")},
                   "improved" if improved else "kept")
         self._adapt(st, secs, gain, solved_optimal, result.status)
+
+    def _sub_solver_for(self, hood: Neighbourhood) -> str:
+        """The CP-SAT interval sub-model when the sub-solver is automatic and every node of
+        the neighbourhood is linear (``docs/algorithms/lns.md`` §2: it beat HiGHS on such
+        neighbourhoods), else the configured sub-solver."""
+        if self.auto_sub and bool(self.linear[hood.nodes].all()):
+            return PACK_SOLVER
+        return self.sub_solver
 
     def _accept(self, hood: Neighbourhood, sub: SubProblem, result: Plan,
                 proves_whole: bool) -> float | None:
@@ -459,7 +508,8 @@ class _Search:
         """Lagrangian bound at the best plan's load, the bound process's when it arrives
         in time, and its last restricted-master plan."""
         state = self.state
-        if state.best.flows is not None and not self.optimal_now() and not self.proven:
+        if (state.best.flows is not None and self.use_lag and not self.optimal_now()
+                and not self.proven):
             lb = improved_bound(self.index, state.best.flows.load, rounds=BOUND_ROUNDS,
                                 deadline=math.inf if self.deterministic else self.deadline,
                                 upper=state.objective, capacity_iterations=CAPACITY_ITERATIONS)
@@ -470,7 +520,7 @@ class _Search:
             wait = math.inf if self.deterministic else self.deadline - time.perf_counter()
             lpb = lp_job.poll(wait=min(wait, 3600.0))
             if lpb is not None and (state.bound is None or lpb > state.bound):
-                state.bound, self.bound_source = lpb, self.lp.method
+                state.bound, self.bound_source = lpb, self.lp.source
         if lp_job is not None:
             _take_restricted(self.problem, self.index, self.lp, state)
 
@@ -494,6 +544,8 @@ class _Search:
             "kinds": {k: {"tried": s.tried, "improved": s.improved, "gain": s.gain,
                           "seconds": s.seconds, "weight": s.weight}
                       for k, s in state.stats.items()},
+            "sub_solvers": {k: {"tried": s.tried, "improved": s.improved, "gain": s.gain,
+                                "seconds": s.seconds} for k, s in self.sub_stats.items()},
         }
         total = time.perf_counter() - self.t0
         plan.timings = {"build": self.t_start, "solve": total - self.t_start}
@@ -501,5 +553,8 @@ class _Search:
             for k, st in state.stats.items():
                 del plan.info["kinds"][k]["seconds"]
                 plan.timings[f"kind_{k}"] = st.seconds
+            for k, st in self.sub_stats.items():
+                del plan.info["sub_solvers"][k]["seconds"]
+                plan.timings[f"sub_solver_{k}"] = st.seconds
         self.options.report(self.t0, plan.objective, plan.bound, "done")
         return plan

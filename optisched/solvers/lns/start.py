@@ -44,7 +44,9 @@ MIN_START = 0.05
 REPAIR_SHARE = 0.5
 """Share of the ``lns`` budget the greedy start's feasibility engine may use when
 construction leaves must-run jobs out (ICON sample03 at 3 s: no plan with 0.2 s, a plan
-after 1.75 s of greedy; BENCHMARKS.md, time-limit benchmark)."""
+after 1.75 s of greedy; BENCHMARKS.md, time-limit benchmark; tight 5,000 × 100 × 288 × 4
+seed 0 at 30 s: greedy's own 1.5 s left the engine no time and the packing start then took
+220 s, docs/algorithms/lns.md §1)."""
 
 
 def start_plan(problem: Problem, index: Index, options: SolveOptions,
