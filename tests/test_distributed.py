@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from optisched.bounds import lagrangian
+from optisched.bounds.lagrangian import lagrangian_bound
 from optisched.domain import Feeder, Horizon, Job, Node, Problem, Scenario, Tariff
 from optisched.evaluate import evaluate
 from optisched.generate import generate
@@ -156,51 +160,105 @@ def test_an_assembled_plan_passes_the_evaluator() -> None:
     assert plan.bound is not None and plan.bound <= plan.objective
 
 
-def test_the_bound_is_below_the_optimum_and_capacity_prices_raise_it() -> None:
-    """The distributed Lagrangian bound (idle-load pass, midpoint pass, capacity prices
-    from the coarse LP's duals, subgradient steps) stays below HiGHS's proven optimum, and
-    dualizing the capacities lifts it above the plain pass."""
+def test_the_bound_is_below_the_optimum_and_its_shares_add_up() -> None:
+    """With one pass and no capacity steps the partitions' shares add up to exactly the
+    whole problem's Lagrangian bound at the plan's load (the bound decomposes by
+    partition); the default shares (midpoint passes, capacity prices per partition) lift
+    it and stay below HiGHS's proven optimum and every plan found."""
     p = generate("small", seed=1)
     exact = solve(p, "highs", time_limit=120, mip_gap=1e-9, seed=0)
     assert exact.status.value == "optimal"
-    kw = {"partitions": 3, "workers": 1, "rounds": 1, "sub_solver": "greedy"}
-    plain = solve(p, "distributed", time_limit=60, seed=0, bound_iterations=0, **kw)
-    priced = solve(p, "distributed", time_limit=60, seed=0, bound_iterations=10, **kw)
+    kw = {"partitions": 3, "workers": 1, "rounds": 0, "sub_solver": "greedy"}
+    plain = solve(p, "distributed", time_limit=60, seed=0, bound_iterations=0, bound_rounds=0,
+                  **kw)
+    priced = solve(p, "distributed", time_limit=60, seed=0, **kw)
     assert plain.bound is not None and priced.bound is not None
-    assert plain.info["bound_passes"] == 2 and priced.info["bound_iterations"] >= 1
-    assert priced.bound <= exact.objective + 1e-6
+    assert plain.info["bound_shares"] == 3 and plain.info["bound_passes"] == 3
+    assert plain.info["bound_iterations"] == 0 and priced.info["bound_iterations"] >= 1
+    whole = lagrangian_bound(compile_index(p), plain.flows.load)
+    assert whole is not None and plain.bound == pytest.approx(whole, rel=1e-9, abs=1e-9)
     assert priced.bound > plain.bound + 1e-6
-    assert priced.objective >= exact.objective - 1e-6
+    for plan in (plain, priced):
+        assert plan.bound <= exact.objective + 1e-6
+        assert plan.bound <= plan.objective
+        assert plan.objective >= exact.objective - 1e-6
+    moved = solve(p, "distributed", time_limit=60, seed=0, rounds=2, workers=1, partitions=3,
+                  sub_solver="greedy")
+    assert moved.bound is not None and moved.bound <= exact.objective + 1e-6
 
 
-def test_capacity_prices_are_positive_where_capacity_binds() -> None:
-    """Five jobs that want the cheap feeder ``fb`` (two 1-GPU nodes, 8 slots) overfill it
-    when they run 4 h each: its capacity rows get a positive price; one-hour jobs fit and
-    its capacity is free."""
-    from optisched.bounds.lagrangian import job_minima
-    from optisched.solvers.distributed.coarse import capacity_prices, price_proxy
+def _count_dispatch_lps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the bound's dispatch LPs (``optisched.bounds.lagrangian._group_lp``)."""
+    calls = [0]
+    real = lagrangian._group_lp
 
-    def prices(duration_min: int) -> np.ndarray:
-        p = _zone_problem(price_b=0.05, jobs_b=0, free_job=False)
-        jobs = [Job(job_id=f"x{k}", gpus=1, resources={"any": 1.0},
-                    duration_min=duration_min, power_kw=1.0, drop_penalty=50.0)
-                for k in range(5)]
-        p = p.model_copy(update={"jobs": jobs})
-        ix = compile_index(p)
-        parts = partition_nodes(ix, 2)
-        best, option = [], []
-        for q in range(2):
-            opts = np.nonzero(parts.part_of[ix.opt_node] == q)[0]
-            b, o, _ = job_minima(ix, price_proxy(ix), options=opts)
-            best.append(b)
-            option.append(o)
-        lam = capacity_prices(ix, parts.part_of, np.stack(best), np.stack(option))
-        assert lam is not None
-        cheap = int(parts.part_of[ix.node_pos["b0"]])
-        return np.asarray(lam[cheap])
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls[0] += 1
+        return real(*args, **kwargs)
 
-    assert prices(60 * 4).max() > 1e-6  # 5 jobs x 4 h = 20 GPU-h > 2 nodes x 8 h on fb
-    assert prices(60).max() < 1e-9  # 5 one-hour jobs fit easily
+    monkeypatch.setattr(lagrangian, "_group_lp", counted)
+    return calls
+
+
+def test_a_past_bound_deadline_returns_the_plan_without_bound_lps(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the bound's deadline has passed before the first pass, no dispatch LP of the
+    bound runs, the verified plan is returned and the bound is None; with the deadline of
+    the time limit the same solve runs them and reports a bound (inline engine, so the
+    count sees every call)."""
+    p = generate("small", seed=1)
+    kw = {"partitions": 3, "workers": 1, "rounds": 0, "sub_solver": "greedy", "seed": 0}
+    calls = _count_dispatch_lps(monkeypatch)
+    timed = solve(p, "distributed", time_limit=60, **kw)
+    assert timed.bound is not None and calls[0] > 0
+    calls[0] = 0
+    monkeypatch.setattr(dsearch._Run, "_bound_until", lambda self: time.time() - 1.0)
+    late = solve(p, "distributed", time_limit=60, **kw)
+    assert calls[0] == 0
+    assert late.status.has_plan and late.bound is None
+    assert late.info["bound_shares"] == 0 and late.info["bound_passes"] == 0
+    ev = evaluate(p, late)
+    assert ev.feasible and late.objective == pytest.approx(ev.objective)
+    assert np.array_equal(late.node, timed.node)  # the plan does not wait for the bound
+
+
+def test_bound_parts_stop_at_their_deadlines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``bound_parts``: a past deadline runs no dispatch LP and gives None; a past soft
+    deadline still runs the first pass (its LPs) and nothing after it; the parts add up
+    to the value."""
+    p = generate("small", seed=1)
+    ix = compile_index(p)
+    plan = solve(p, "greedy", time_limit=30, seed=0)
+    load = np.asarray(plan.flows.load)
+    calls = _count_dispatch_lps(monkeypatch)
+    assert lagrangian.bound_parts(ix, load, 3, time.perf_counter() - 1.0, plan.objective,
+                                  30) is None
+    assert calls[0] == 0
+    one = lagrangian.bound_parts(ix, load, 3, math.inf, plan.objective, 30,
+                                 soft_deadline=time.perf_counter() - 1.0)
+    assert one is not None and one.passes == 1 and one.steps == 0 and calls[0] > 0
+    first = lagrangian.lagrangian_bound(ix, load)
+    assert first is not None and one.value == pytest.approx(first, rel=1e-12)
+    full = lagrangian.bound_parts(ix, load, 3, math.inf, plan.objective, 30)
+    assert full is not None and full.passes >= 2 and full.steps >= 1
+    drop = np.where(np.isnan(ix.drop_penalty), np.inf, ix.drop_penalty)
+    drop[ix.pinned] = np.inf
+    assert full.value == pytest.approx(full.const + float(np.minimum(drop, full.best).sum()))
+    assert first <= full.value <= plan.objective
+
+
+def test_capacity_bound_starts_from_the_plain_bound() -> None:
+    """``capacity_bound`` with no step is the plain Lagrangian bound (it returned -inf
+    before: a tolerance around -inf is nan), and its steps never lower it."""
+    p = generate("small", seed=1)
+    ix = compile_index(p)
+    plan = solve(p, "greedy", time_limit=30, seed=0)
+    pi, const = lagrangian.load_duals(ix, plan.flows.load) or (None, 0.0)
+    assert pi is not None
+    plain = lagrangian.lagrangian_bound(ix, plan.flows.load)
+    assert plain is not None
+    assert lagrangian.capacity_bound(ix, pi, const, plan.objective, 0) == pytest.approx(plain)
+    assert lagrangian.capacity_bound(ix, pi, const, plan.objective, 20) >= plain - 1e-9
 
 
 def test_the_process_pool_gives_the_inline_plan() -> None:

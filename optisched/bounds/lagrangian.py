@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -43,8 +44,8 @@ from optisched.dispatch import dispatch_groups
 from optisched.formulations.dispatch_lp import build_dispatch_lp
 from optisched.index import Index
 
-__all__ = ["capacity_bound", "idle_share", "improved_bound", "job_minima", "lagrangian_bound",
-           "load_duals", "subgradient_step"]
+__all__ = ["LagrangianParts", "bound_parts", "capacity_bound", "idle_share", "improved_bound",
+           "job_minima", "lagrangian_bound", "load_duals", "subgradient_step"]
 
 log = logging.getLogger(__name__)
 
@@ -123,37 +124,139 @@ def improved_bound(index: Index, load: FloatArray, rounds: int = 3,
     relaxed solution at ``π`` (every job at its cheapest placement or dropped,
     sleeping nodes on where ``π < 0`` or a job runs) and tries the midpoint of the
     two as the next reference; the bound is valid at every reference load, so the
-    maximum is a bound. Then, when ``upper`` (a feasible plan's objective) is given,
-    the resource capacities are dualized at the best reference's ``π``
-    (:func:`capacity_bound`). Stops at ``deadline`` (``time.perf_counter()``).
+    maximum is a bound. When ``upper`` (a feasible plan's objective) is given, the
+    resource capacities are dualized at every reference's ``π`` too
+    (:func:`capacity_bound`, ``capacity_iterations`` steps shared by the passes) and the
+    relaxed load is taken at those prices (:func:`bound_parts`). Stops at ``deadline``
+    (``time.perf_counter()``): None when the first pass's dispatch LPs are not done by
+    then.
     """
-    first = _bound_at(index, load)
-    if first is None:
-        return None
-    best, pi, relaxed, const = first
-    best_pi, best_const = pi, const
+    parts = bound_parts(index, load, rounds, deadline, upper, capacity_iterations)
+    return None if parts is None else _risk_scaled(index, parts.value)
+
+
+@dataclass
+class LagrangianParts:
+    """The terms of the best Lagrangian bound of :func:`bound_parts`.
+
+    The bound is ``const + Σ_j min(drop_j, best_j)``; every term of ``const`` belongs to
+    one dispatch group or node, every ``best_j`` to one job, so the parts of bounds on
+    disjoint sets of whole dispatch groups, at their own duals and prices, add up to a
+    bound of the whole problem with each job at its cheapest part
+    (``optisched.solvers.distributed`` does, one part per partition).
+
+    Attributes
+    ----------
+    value : float
+        The bound [money] (``inf`` when a must-run job has no placement).
+    const : float
+        Its job-free part at the best point [money]: ``Σ_g [V_g(L*) − π·L*]``, the idle
+        and switching terms of :func:`load_duals` and ``−Σ μ·capacity``.
+    best : (J,) float
+        Every job's cheapest placement at the best point's ``π`` and ``μ`` with the idle
+        share of sleeping nodes [money] (``inf`` without an option).
+    passes : int
+        Dispatch passes run (one per reference load).
+    steps : int
+        Capacity-price steps run.
+    """
+
+    value: float
+    const: float
+    best: FloatArray
+    passes: int
+    steps: int
+
+
+def bound_parts(index: Index, load: FloatArray, rounds: int = 3,
+                deadline: float = math.inf, upper: float | None = None,
+                capacity_iterations: int = 30, soft_deadline: float | None = None
+                ) -> LagrangianParts | None:
+    """:func:`improved_bound` with its terms (:class:`LagrangianParts`; with scenarios, of
+    the expected cost, before :func:`improved_bound`'s risk scaling).
+
+    Passes alternate with capacity prices: at every reference load the dispatch duals
+    ``π`` (:func:`load_duals`), then (with ``upper``) ``ceil(capacity_iterations /
+    (rounds + 1))`` subgradient steps of the capacity prices ``μ`` at that ``π``
+    (:func:`capacity_bound`, from ``μ = 0``), then the next reference load halfway to the
+    relaxed load at ``(π, μ)`` (every job at its cheapest placement at those prices, so
+    jobs crowding a node-slot spread out); a load that cannot be dispatched (above a
+    feeder's headroom) is replaced by a point half as far. Every ``(π, μ ≥ 0)`` gives a
+    valid bound, so the best one is returned.
+
+    Parameters
+    ----------
+    index : Index
+        Compiled problem.
+    load : (N, T) float
+        First reference load ``L*`` [kW], e.g. the load of a feasible plan.
+    rounds : int
+        Midpoint passes after the first [passes].
+    deadline : float
+        ``time.perf_counter()`` at which to stop: no dispatch LP and no capacity step
+        starts after it, and the best bound so far is returned.
+    upper : float, optional
+        A feasible plan's objective [money]: the target of the capacity steps (none
+        without it).
+    capacity_iterations : int
+        Capacity-price steps [steps].
+    soft_deadline : float, optional
+        ``time.perf_counter()`` after which nothing starts but the first pass (which
+        stops only at ``deadline``).
+
+    Returns
+    -------
+    LagrangianParts or None
+        None when the first pass's dispatch LPs are not solved (or not before
+        ``deadline``).
+    """
+    soft = deadline if soft_deadline is None else min(deadline, soft_deadline)
     ref = np.asarray(load, dtype=float)
-    for _ in range(rounds):
-        if time.perf_counter() >= deadline:
+    per_pass = math.ceil(capacity_iterations / (rounds + 1)) if upper is not None else 0
+    top: tuple[float, float, FloatArray, FloatArray | None] | None = None  # value, const, π, μ
+    passes = steps = 0
+    step, last = 0.5, ref
+    for _ in range(rounds + 1):
+        if passes and time.perf_counter() >= soft:
             break
-        trial = 0.5 * (ref + relaxed)
-        res = _bound_at(index, trial)
-        if res is None:
-            break
-        if res[0] > best:
-            best, ref, best_pi, best_const = res[0], trial, res[1], res[3]
-        relaxed = res[2]
-    if upper is not None and capacity_iterations > 0 and time.perf_counter() < deadline:
-        best = max(best, capacity_bound(index, best_pi, best_const, upper,
-                                        capacity_iterations, deadline))
-    return _risk_scaled(index, best)
+        got = _bound_at(index, ref, soft if passes else deadline)
+        if got is None:
+            if not passes or step < 0.1:
+                break
+            # the midpoint load is not dispatchable (e.g. above a feeder's headroom):
+            # half as far from the last reference
+            ref, step = 0.5 * (ref + last), 0.5 * step
+            continue
+        value, pi, relaxed, const = got
+        passes += 1
+        point: tuple[float, float, FloatArray, FloatArray | None] = (value, const, pi, None)
+        if per_pass > 0 and math.isfinite(value) and time.perf_counter() < soft:
+            cp, n = _capacity_search(index, pi, const, upper if upper is not None else value,
+                                     per_pass, soft)
+            steps += n
+            if cp.value > value:
+                point = (cp.value, cp.const, pi, cp.mu)
+            if cp.mu is not None:  # the relaxed load at the capacity prices too
+                _, kw, _ = _jobs_min(index, pi, cp.mu, idle_share(index, pi))
+                on = index.available & ((~index.can_sleep)[:, None] | (pi < 0) | (kw > 0))
+                relaxed = on * index.idle_kw[:, None] + kw
+        if top is None or point[0] > top[0]:
+            top = point
+        last = ref
+        ref = (1.0 - step) * ref + step * relaxed
+    if top is None:
+        return None
+    value, const, pi, mu = top
+    job_best = job_minima(index, pi, mu, idle_share(index, pi))[0]
+    return LagrangianParts(value, const, job_best, passes, steps)
 
 
-def _bound_at(index: Index, load: FloatArray
+def _bound_at(index: Index, load: FloatArray, deadline: float = math.inf
               ) -> tuple[float, FloatArray, FloatArray, float] | None:
     """Bound at reference ``load``, the duals ``π`` (N, T), the relaxed solution's load and
-    the part of the bound that does not depend on jobs."""
-    got = load_duals(index, load)
+    the part of the bound that does not depend on jobs (None: a dispatch LP not solved,
+    or ``deadline`` passed before the last)."""
+    got = load_duals(index, load, deadline)
     if got is None:
         return None
     pi, const = got
@@ -164,7 +267,8 @@ def _bound_at(index: Index, load: FloatArray
     return const + total, pi, relaxed, const
 
 
-def load_duals(index: Index, load: FloatArray) -> tuple[FloatArray, float] | None:
+def load_duals(index: Index, load: FloatArray, deadline: float = math.inf
+               ) -> tuple[FloatArray, float] | None:
     """The energy duals ``π`` (N, T) [money/kW] at reference ``load`` and the part of the
     Lagrangian bound that does not depend on jobs [money].
 
@@ -174,10 +278,13 @@ def load_duals(index: Index, load: FloatArray) -> tuple[FloatArray, float] | Non
     dispatch group or node, so the part of a set of whole dispatch groups can be computed on
     an index restricted to them (``optisched.solvers.distributed`` does, per partition).
 
+    ``deadline`` (``time.perf_counter()``): no dispatch LP starts after it.
+
     Returns
     -------
     (pi, const) or None
-        None when a dispatch LP at ``load`` could not be solved.
+        None when a dispatch LP at ``load`` could not be solved, or ``deadline`` came
+        before the last one.
     """
     N, T = index.N, index.T
     load = np.asarray(load, dtype=float)
@@ -193,6 +300,9 @@ def load_duals(index: Index, load: FloatArray) -> tuple[FloatArray, float] | Non
     blocks = [np.array(singles[b:b + _BLOCK], dtype=np.int64)
               for b in range(0, len(singles), _BLOCK)]
     for nodes in [*(g for g in groups if coupled(g)), *blocks]:
+        if time.perf_counter() >= deadline:
+            log.debug("load duals: deadline before the dispatch LPs of %d nodes", nodes.size)
+            return None
         feeders = sorted({int(f) for f in index.feeder_of[nodes] if f >= 0
                           and np.isfinite(index.feeder_headroom[f]).any()})
         res = _scenario_group_lp(index, nodes, load, feeders)
@@ -241,27 +351,55 @@ def capacity_bound(index: Index, pi: FloatArray, const: float, upper: float,
     deadline : float
         ``time.perf_counter()`` at which to stop.
     """
+    return _capacity_search(index, pi, const, upper, iterations, deadline)[0].value
+
+
+@dataclass
+class _CapacityPoint:
+    """A point of the capacity search: its bound, job-free part (with ``−μ·capacity``)
+    [money] and prices ``μ`` (None: 0)."""
+
+    value: float
+    const: float
+    mu: FloatArray | None
+
+
+def _capacity_search(index: Index, pi: FloatArray, const: float, upper: float,
+                     iterations: int, deadline: float) -> tuple[_CapacityPoint, int]:
+    """The subgradient search of :func:`capacity_bound`: its best point and the steps run.
+
+    The first evaluation is at ``μ = 0`` (the bound without capacity prices); a step
+    starts only before ``deadline``.
+    """
     cap = index.capacity[:, None, :] * index.available[:, :, None]
     share = idle_share(index, pi)
     mu = np.zeros(cap.shape)
-    best = -math.inf
-    theta, stall = 0.2, 0
-    for _ in range(iterations + 1):
+    top = _CapacityPoint(-math.inf, const, None)
+    theta, stall, steps = 0.2, 0, 0
+    for k in range(iterations + 1):
         total, _, used = _jobs_min(index, pi, mu, share)
-        value = const + total - float(np.sum(mu * cap))
-        if value > best + 1e-9 * max(1.0, abs(best)):
-            best, stall = value, 0
+        held = float(np.sum(np.where(mu > 0, mu * cap, 0.0)))
+        value = const + total - held
+        if k:
+            steps += 1
+        if math.isfinite(top.value):
+            better = value > top.value + 1e-9 * max(1.0, abs(top.value))
+        else:  # the first value (a tolerance around -inf would be nan)
+            better = value > top.value
+        if better:
+            top = _CapacityPoint(value, const - held, mu if k else None)
+            stall = 0
         else:
             stall += 1
             if stall >= 3:
                 theta, stall = theta / 2.0, 0
-        if time.perf_counter() >= deadline or not math.isfinite(value):
+        if k == iterations or time.perf_counter() >= deadline or not math.isfinite(value):
             break
         nxt = subgradient_step(mu, used, cap, theta, upper, value)
         if nxt is None:
             break
         mu = nxt
-    return best
+    return top, steps
 
 
 def subgradient_step(mu: FloatArray, used: FloatArray, cap: FloatArray, theta: float,

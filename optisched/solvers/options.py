@@ -435,10 +435,15 @@ class DistributedOptions(SolverOptions):
         Most jobs moved in each direction between a pair of partitions in one round
         [jobs].
     bound : bool
-        Compute the global Lagrangian bound (per partition) at the end.
+        Compute the global Lagrangian bound: each partition's share in its first solve's
+        task, after its plan (``docs/algorithms/distributed.md`` §5).
+    bound_rounds : int
+        Dispatch passes of each partition's share after the first, each at a reference
+        load halfway to the relaxed load of the last [passes].
     bound_iterations : int
-        Subgradient steps of the capacity prices in the bound [steps] (each prices every
-        job on every partition once; stops earlier when the time limit is reached).
+        Subgradient steps of the capacity prices in each partition's share, over all its
+        passes [steps]; the passes after the first and the steps stop when half the first
+        solve's budget is used, or near the time limit.
     """
 
     backend: Literal["auto", "ray", "processes"] = "auto"
@@ -452,7 +457,8 @@ class DistributedOptions(SolverOptions):
     greedy_moves: int = 50
     moves_per_pair: int = 200
     bound: bool = True
-    bound_iterations: int = 10
+    bound_rounds: int = 3
+    bound_iterations: int = 40
 
     def check(self) -> tuple[str, str] | None:
         for key in ("partitions", "workers"):
@@ -461,7 +467,7 @@ class DistributedOptions(SolverOptions):
                 return key, "must be ≥ 1"
         if self.rounds is not None and self.rounds < 0:
             return "rounds", "must be ≥ 0"
-        for key in ("sub_iterations", "greedy_moves", "bound_iterations"):
+        for key in ("sub_iterations", "greedy_moves", "bound_rounds", "bound_iterations"):
             if getattr(self, key) < 0:
                 return key, "must be ≥ 0"
         if self.moves_per_pair < 1:

@@ -33,7 +33,7 @@ from optisched.arrays import FloatArray, IntArray
 from optisched.backends import highs as hs
 from optisched.index import Index
 
-__all__ = ["BLOCKS", "FILL", "assign_jobs", "block_of_slots", "capacity_prices", "price_proxy"]
+__all__ = ["BLOCKS", "FILL", "assign_jobs", "block_of_slots", "price_proxy"]
 
 log = logging.getLogger(__name__)
 
@@ -130,34 +130,6 @@ def assign_jobs(index: Index, part_of: IntArray, best: FloatArray, option: IntAr
     if dj.size:
         out[dj] = np.argmin(best[:, dj], axis=0)
     return out
-
-
-def capacity_prices(index: Index, part_of: IntArray, best: FloatArray, option: IntArray,
-                    time_limit: float = 60.0) -> FloatArray | None:
-    """Prices of the aggregate GPU capacity of every partition and time block
-    [money per reference GPU-slot], ``(P, B)``: the duals of the capacity rows of the
-    transportation LP of :func:`assign_jobs` with the whole capacity (no :data:`FILL`
-    margin) and every job that has an option. None when the LP is not solved.
-
-    The prices only steer the bound's capacity term (:mod:`optisched.solvers.distributed`
-    evaluates the Lagrangian bound exactly at them, which is valid for any prices ≥ 0), so
-    an interior-point solution without crossover is enough.
-    """
-    pin = index.pinned & (np.diff(index.opt_job_ptr) > 0)
-    free = np.nonzero(~pin & np.isfinite(best).any(axis=0))[0]
-    if not free.size:
-        return None
-    lp = _transport_lp(index, part_of, best, option, free, 1.0)
-    h = hs.load(lp.model)
-    hs.configure(h, threads=1, presolve=True, solver="ipm", crossover=False,
-                 time_limit=time_limit)
-    ran = hs.run(h)
-    sol = hs.solution(h)
-    if not (ran.optimal and sol.dual_valid):
-        log.info("capacity price LP: %s", ran.text)
-        return None
-    P, B = lp.blocks
-    return np.maximum(0.0, -sol.row_duals()[:P * B]).reshape(P, B)
 
 
 @dataclass

@@ -15,18 +15,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from optisched.arrays import FloatArray, IntArray
-from optisched.bounds.lagrangian import subgradient_step
 from optisched.domain import Problem
 from optisched.index import Index
 from optisched.plan import Flows, Plan, Status
 from optisched.solvers.base import SolveOptions, plan_from_placement
 from optisched.solvers.distributed.backends import Engine, make_engine
-from optisched.solvers.distributed.coarse import (
-    assign_jobs,
-    block_of_slots,
-    capacity_prices,
-    price_proxy,
-)
+from optisched.solvers.distributed.coarse import assign_jobs, price_proxy
 from optisched.solvers.distributed.coordinate import (
     Move,
     current_costs,
@@ -41,7 +35,8 @@ from optisched.solvers.distributed.partition import (
     partition_nodes,
 )
 from optisched.solvers.distributed.worker import (
-    CapacityTask,
+    BoundShare,
+    BoundSpec,
     CostTask,
     SolveResult,
     SolveTask,
@@ -63,6 +58,13 @@ FIRST_SOLVE_FLOOR = 10.0
 the budget (greedy's feasibility engine gets its time limit to place must-run jobs)."""
 LNS_MAX_NODES = 150
 """Largest partition [nodes] that ``sub_solver="auto"`` solves with ``lns``."""
+BOUND_SHARE = 0.5
+"""Time of a partition's bound passes and capacity steps after its first pass, as a share
+of its first solve's budget [-] (the first pass itself may run until :data:`FINAL_RESERVE`
+before the deadline)."""
+FINAL_RESERVE = 0.02
+"""Share of the time limit [-] (at least 1 s) kept after every bound computation for the
+assembly of the plan and its check by the evaluator."""
 
 
 def _seed(seed: int, round_: int, part: int) -> int:
@@ -107,35 +109,6 @@ class _Stats:
     gains: list[float] = field(default_factory=list)
 
 
-@dataclass
-class _BoundPass:
-    """One pass of the Lagrangian bound over every partition at a reference load.
-
-    Attributes
-    ----------
-    value : float
-        The bound [money] (``-inf`` when a must-run job has no placement).
-    const : float
-        Its job-free part [money] (the partitions' ``const`` summed).
-    pi : (N, T) float
-        The energy duals of every node [money/kW per slot].
-    best, option : (P, J) float, int
-        Every job's cheapest placement on each partition at ``pi`` [money] and its option.
-    start : (P, J) int
-        Its start slot.
-    seconds : float
-        Time of the pass [s].
-    """
-
-    value: float
-    const: float
-    pi: FloatArray
-    best: FloatArray
-    option: IntArray
-    start: IntArray
-    seconds: float
-
-
 class _Run:
     """One decomposed solve (the state between its phases)."""
 
@@ -151,8 +124,8 @@ class _Run:
         self.stats = _Stats()
         self.results: list[SolveResult] = []
         self.part_of_job = np.full(index.J, -1, dtype=np.int64)
-        self.bound_iterations = 0
-        self.bound_passes = 0
+        self.lam = np.full(index.J, np.nan)
+        self.shares: list[BoundShare] = []
 
     # ------------------------------------------------------------------ phases
 
@@ -170,10 +143,7 @@ class _Run:
         tc = time.perf_counter()
         self._rounds()
         self.timings["rounds"] = time.perf_counter() - tc
-        tc = time.perf_counter()
-        bound = self._bound() if self.params.bound else None
-        self.timings["bound"] = time.perf_counter() - tc
-        return self._plan(bound)
+        return self._plan(self._bound() if self.params.bound else None)
 
     @property
     def objective(self) -> float:
@@ -199,6 +169,9 @@ class _Run:
             costs = self.engine.map("costs", tasks)
             best = np.stack([c.best for c in costs])
             option = np.stack([c.option for c in costs])
+            # every mobile job's price for leaving a partition in the bound: its cheapest
+            # placement at the idle load's marginal prices (docs §5)
+            self.lam[self.mobile] = best[:, self.mobile].min(axis=0)
             left = self._time_left()
             limit = 0.1 * left if math.isfinite(left) else 60.0
             got = assign_jobs(ix, parts.part_of, best, option, time_limit=max(1.0, limit))
@@ -228,16 +201,31 @@ class _Run:
         sub = self.params.sub_solver
         if sub == "auto":
             sub = "lns" if self.parts.nodes[p].size <= LNS_MAX_NODES else "greedy"
+        bound = None
+        if round_ == 0 and self.params.bound:  # first solves: the partition's bound share
+            seconds = BOUND_SHARE * (limit if budget is None else budget)
+            bound = BoundSpec(self.lam, math.inf if self.strict else seconds,
+                              self._bound_until(), self.params.bound_rounds,
+                              self.params.bound_iterations)
         return SolveTask(p, self.parts.nodes[p], jobs, hn, hs_,
                          _seed(self.options.seed, round_, p), sub,
                          self.params.greedy_moves, self.params.sub_iterations, limit,
-                         self.params.deterministic or self.strict, self.strict)
+                         self.params.deterministic or self.strict, self.strict, bound)
+
+    def _bound_until(self) -> float:
+        """Wall-clock time (``time.time()``) at which every bound computation stops: the
+        deadline less :data:`FINAL_RESERVE` of the time limit (at least 1 s) for the
+        assembly and the evaluator's check [s]; ``inf`` without a deadline."""
+        if not math.isfinite(self.deadline):
+            return math.inf
+        reserve = max(1.0, FINAL_RESERVE * (self.deadline - self.t0))
+        return time.time() + (self.deadline - reserve - time.perf_counter())
 
     def _wave_budget(self, tasks: int, share: float) -> float:
         """Time of one sub-solve when ``tasks`` of them share ``share`` of the time left
         before the bound reserve, ``workers`` at a time [s]."""
         waves = math.ceil(max(tasks, 1) / max(self.engine.workers, 1))
-        left = self._time_left() - self._bound_reserve()
+        left = self._time_left()
         if not math.isfinite(left):
             left = DEFAULT_TIME_LIMIT
         return max(0.5, share * left / waves)
@@ -250,6 +238,7 @@ class _Run:
         tasks = [self._task(p, self._jobs_of(p), 0, False, budget, FIRST_SOLVE_FLOOR)
                  for p in range(self.parts.count)]
         self.results = self.engine.map("solve", tasks)
+        self._keep_shares(self.results)
         while True:
             bad = [r.part for r in self.results if not r.ok]
             if not bad:
@@ -270,6 +259,7 @@ class _Run:
             budget = self._wave_budget(1, 0.4)
             task = self._task(keep, self._jobs_of(keep), 0, False, budget, FIRST_SOLVE_FLOOR)
             results.insert(keep, self.engine.map("solve", [task])[0])
+            self._keep_shares(results[keep:keep + 1])
             self.results = results
 
     def _merge(self, p: int) -> tuple[int, int]:
@@ -328,7 +318,7 @@ class _Run:
         tabu: set[tuple[int, int]] = set()
         first_round = self.timings.get("first_solves", 0.0)
         last = first_round
-        reserve = self._bound_reserve()
+        reserve = self._final_reserve()
         r = 0
         rounds = self.params.rounds
         if rounds is None and self.strict:
@@ -367,14 +357,11 @@ class _Run:
             log.info("round %d: %d pairs, %d polished, objective %.6g (%.1f s)", r,
                      len(pairs), len(polish), self.objective, last)
 
-    def _bound_reserve(self) -> float:
-        """Time kept for the bound's first pass and the final checks [s]: about one cost
-        pass and one dispatch of every partition (measured as twice the coarse phase and a
-        tenth of the first solves)."""
-        if not self.params.bound:
+    def _final_reserve(self) -> float:
+        """Time kept after the rounds for the assembly and the evaluator's check [s]."""
+        if not math.isfinite(self.deadline):
             return 0.0
-        return 2.0 * self.timings.get("coarse", 0.0) + 0.1 * self.timings.get(
-            "first_solves", 0.0) + 1.0
+        return max(1.0, FINAL_RESERVE * (self.deadline - self.t0))
 
     def _pairs(self, tabu: set[tuple[int, int]]) -> list[Move]:
         """The round's disjoint partition pairs with their movers."""
@@ -431,162 +418,37 @@ class _Run:
         drop[ix.pinned] = np.inf
         return np.asarray(drop)
 
-    def _bound_pass(self, load: FloatArray) -> _BoundPass | None:
-        """The global Lagrangian bound at reference ``load`` (N, T) [kW], one task per
-        partition (its dispatch LPs and its jobs' cheapest placements); None when a
-        dispatch LP is not solved."""
-        ts = time.perf_counter()
-        parts = self.parts
-        tasks = [CostTask(p, parts.nodes[p], load[parts.nodes[p]]) for p in range(parts.count)]
-        got = self.engine.map("bound_part", tasks)
-        if not all(b.ok and b.pi is not None and b.option is not None and b.start is not None
-                   for b in got):
-            return None
-        pi = np.zeros((self.index.N, self.index.T))
-        for p, b in enumerate(got):
-            assert b.pi is not None
-            pi[parts.nodes[p]] = b.pi
-        best = np.stack([b.best for b in got])
-        const = float(sum(b.const for b in got))
-        per_job = np.minimum(best.min(axis=0), self._drop()) if best.size else best
-        value = const + float(per_job.sum()) if np.isfinite(per_job).all() else -math.inf
-        self.bound_passes += 1
-        return _BoundPass(value, const, pi, best,
-                          np.stack([np.asarray(b.option) for b in got]),
-                          np.stack([np.asarray(b.start) for b in got]),
-                          time.perf_counter() - ts)
-
-    def _relaxed_load(self, bp: _BoundPass) -> FloatArray:
-        """Load [kW] of the relaxed solution of a bound pass: every job at its cheapest
-        placement over the partitions (or dropped), a sleeping node on where a job runs
-        or its dual is negative (as :func:`optisched.bounds.lagrangian.improved_bound`)."""
-        ix = self.index
-        T = ix.T
-        win = np.argmin(bp.best, axis=0)
-        val = bp.best[win, np.arange(ix.J)]
-        runs = np.nonzero(np.isfinite(val) & (val <= self._drop()))[0]
-        job_kw = np.zeros((ix.N, T + 1))
-        if runs.size:
-            o = bp.option[win[runs], runs]
-            s0 = bp.start[win[runs], runs]
-            n, d = ix.opt_node[o], ix.opt_dur[o]
-            np.add.at(job_kw, (n, np.clip(s0, 0, T)), ix.opt_power[o])
-            np.add.at(job_kw, (n, np.clip(s0 + d, 0, T)), -ix.opt_power[o])
-        kw = np.cumsum(job_kw, axis=1)[:, :T]
-        on = ix.available & ((~ix.can_sleep)[:, None] | (bp.pi < 0) | (kw > 1e-12))
-        return np.asarray(on * ix.idle_kw[:, None] + kw)
-
     def _bound(self) -> float | None:
-        """The best global Lagrangian bound within the time left
-        (``docs/algorithms/distributed.md`` §5): a pass at the plan's load (always), a pass
-        at the midpoint of the plan's load and the relaxed load of the first pass, then
-        capacity prices (the coarse LP's capacity duals, then subgradient steps); each
-        further step only when its estimated time (the last pass's) is left."""
-        assert self.flows is not None
-        first = self._bound_pass(np.asarray(self.flows.load, dtype=float))
-        if first is None:
-            return None
-        passes = [first]
-        if self._time_left() > 1.2 * first.seconds + 0.5:
-            ref = 0.5 * (self.flows.load + self._relaxed_load(first))
-            got = self._bound_pass(np.asarray(ref))
-            if got is not None:
-                passes.append(got)
-        top = max(passes, key=lambda b: b.value)
-        self.timings["bound_pass"] = first.seconds
-        if not math.isfinite(top.value):
-            return None
-        bound = top.value
-        if self.params.bound_iterations > 0 and self._time_left() > 1.5 * top.seconds + 0.5:
-            bound = max(bound, self._capacity_bound(top, self._drop(), self._lp_prices(top)))
-        return bound
-
-    def _lp_prices(self, bp: _BoundPass) -> FloatArray | None:
-        """Starting capacity prices ``μ`` (N, T, R) of the bound: the duals ``λ_pb`` of the
-        aggregate capacity rows of the transportation LP at the pass's job costs
-        (:func:`~optisched.solvers.distributed.coarse.capacity_prices`), as
-        ``μ_nt,GPU = λ_{p(n) b(t)} · speed_n``; None without them."""
+        """The global bound from the partitions' shares (``docs/algorithms/distributed.md``
+        §5): ``Σ_p const_p + Σ_j min(drop_j, min_p best_jp)``; None unless every node is
+        in a share. Only arithmetic: the shares were computed in the first solves."""
         ix = self.index
-        if ix.J == 0 or not len(ix.resources):
+        covered = np.zeros(ix.N, dtype=np.int64)
+        for sh in self.shares:
+            covered[sh.nodes] += 1
+        if not self.shares or not np.all(covered == 1):
+            log.info("bound: %d of %d nodes in a partition's share", int((covered > 0).sum()),
+                     ix.N)
             return None
-        left = self._time_left()
-        lam = capacity_prices(ix, self.parts.part_of, bp.best, bp.option,
-                              time_limit=min(3600.0, max(1.0, 0.25 * left)))
-        if lam is None or not np.any(lam > 0):
-            return None
-        blk = block_of_slots(ix.T)
-        mu = np.zeros((ix.N, ix.T, len(ix.resources)))
-        mu[:, :, 0] = lam[self.parts.part_of][:, blk] * ix.speed[:, None]
-        return mu
+        cheapest = np.full(ix.J, np.inf)
+        for sh in self.shares:
+            np.minimum.at(cheapest, sh.jobs, sh.best)
+        per_job = np.minimum(cheapest, self._drop())
+        if not np.isfinite(per_job).all():
+            return None  # a must-run job without a feasible placement
+        self.timings["bound"] = float(sum(sh.seconds for sh in self.shares))
+        return float(sum(sh.const for sh in self.shares)) + float(per_job.sum())
 
-    def _capacity_bound(self, bp: _BoundPass, drop: FloatArray,
-                        mu0: FloatArray | None) -> float:
-        """The bound with the node capacities dualized too, by projected subgradient steps
-        on the capacity prices ``μ`` of every node (``capacity_bound`` of
-        :mod:`optisched.bounds.lagrangian`, distributed): each step prices every job on
-        every partition at the pass's duals and ``μ`` (a task per partition), takes each
-        job's cheapest partition (or its drop); the bound at ``μ`` is
-        ``const + Σ_j min(drop_j, cost_j(μ)) − Σ μ·capacity`` (valid for every ``μ ≥ 0``).
-        ``μ`` starts at ``mu0`` (the coarse LP's capacity duals), else one step from 0 (the
-        pass itself is the bound at ``μ = 0``), and moves by ``θ (upper − LB) / ‖g‖²``
-        along ``g = use − capacity`` (θ from 0.2, halved after 3 steps without a better
-        bound). Stops at ``bound_iterations`` steps, or when the time left is less than
-        one and a half steps (the first estimated by the pass's time)."""
-        ix, P = self.index, self.parts
-        R = len(ix.resources)
-        T = ix.T
-        cap = ix.capacity[:, None, :] * ix.available[:, :, None]
-        upper = self.objective
-        const, best_lb, theta, stall = bp.const, bp.value, 0.2, 0
-
-        def step(mu: FloatArray, value: float, use: FloatArray) -> FloatArray | None:
-            if not math.isfinite(value):
-                return None
-            return subgradient_step(mu, use, cap, theta, upper, value)
-
-        def use_of(option: IntArray, start: IntArray, runs: IntArray) -> FloatArray:
-            use = np.zeros((ix.N, T + 1, R))
-            if runs.size:
-                o, s0 = option[runs], start[runs]
-                n, d = ix.opt_node[o], ix.opt_dur[o]
-                np.add.at(use, (n, np.clip(s0, 0, T)), ix.usage[runs])
-                np.add.at(use, (n, np.clip(s0 + d, 0, T)), -ix.usage[runs])
-            return np.asarray(np.cumsum(use, axis=1)[:, :T, :])
-
-        if mu0 is not None:
-            mu: FloatArray | None = mu0
-        else:
-            win = np.argmin(bp.best, axis=0)
-            val = bp.best[win, np.arange(ix.J)]
-            runs = np.nonzero(np.isfinite(val) & (val <= drop))[0]
-            mu = step(np.zeros((ix.N, T, R)), bp.value,
-                      use_of(bp.option[win, np.arange(ix.J)], bp.start[win, np.arange(ix.J)],
-                             runs))
-        per_step = bp.seconds
-        for _ in range(self.params.bound_iterations):
-            if mu is None or self._time_left() < 1.5 * per_step + 0.5:
-                break
-            ts = time.perf_counter()
-            tasks = [CapacityTask(p, P.nodes[p], bp.pi[P.nodes[p]], mu[P.nodes[p]])
-                     for p in range(P.count)]
-            got = self.engine.map("capacity_costs", tasks)
-            best = np.stack([c.best for c in got])
-            win = np.argmin(best, axis=0)
-            val = best[win, np.arange(ix.J)]
-            runs = np.nonzero(np.isfinite(val) & (val <= drop))[0]
-            value = const + float(np.minimum(val, drop).sum()) - float(np.sum(mu * cap))
-            self.bound_iterations += 1
-            if value > best_lb + 1e-9 * max(1.0, abs(best_lb)):
-                best_lb, stall = value, 0
-            else:
-                stall += 1
-                if stall >= 3:
-                    theta, stall = theta / 2.0, 0
-            option = np.stack([c.option for c in got])[win, np.arange(ix.J)]
-            start = np.stack([c.start for c in got])[win, np.arange(ix.J)]
-            mu = step(mu, value, use_of(option, start, runs))
-            per_step = time.perf_counter() - ts
-        return best_lb
+    def _keep_shares(self, results: list[SolveResult]) -> None:
+        """Keep the bound shares of first solves; a share replaces the shares of its nodes
+        (a merged partition's replaces its two parts' shares)."""
+        for r in results:
+            sh = r.bound
+            if sh is None:
+                continue
+            mine = np.zeros(self.index.N, dtype=bool)
+            mine[sh.nodes] = True
+            self.shares = [o for o in self.shares if not mine[o.nodes].any()] + [sh]
 
     def _plan(self, bound: float | None) -> Plan:
         ix = self.index
@@ -607,7 +469,9 @@ class _Run:
             "polished": st.polished, "polish_improved": st.polish_improved,
             "merges": st.merges, "sub_solver": self.params.sub_solver,
             "bound_source": None if bound is None else "lagrangian (per partition)",
-            "bound_iterations": self.bound_iterations, "bound_passes": self.bound_passes,
+            "bound_iterations": sum(sh.steps for sh in self.shares),
+            "bound_passes": sum(sh.passes for sh in self.shares),
+            "bound_shares": len(self.shares),
         }
         total = time.perf_counter() - self.t0
         build = self.timings.get("partition", 0.0) + self.timings.get("engine", 0.0)

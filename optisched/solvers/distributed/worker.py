@@ -1,4 +1,5 @@
-"""What runs in a worker: sub-solves, coarse costs, move costs and bound parts.
+"""What runs in a worker: sub-solves (with their partition's share of the bound), coarse
+costs and move costs.
 
 A :class:`PartitionWorker` holds the whole problem and its index, received once (from
 Ray's object store, or as the initializer arguments of a pool process), and answers
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from optisched.arrays import FloatArray, IntArray
-from optisched.bounds.lagrangian import idle_share, job_minima, load_duals
+from optisched.bounds.lagrangian import bound_parts, job_minima
 from optisched.domain import Problem
 from optisched.evaluate import evaluate
 from optisched.index import Index
@@ -29,10 +30,78 @@ from optisched.solvers.greedy import solve_greedy
 from optisched.solvers.lns import solve_lns
 from optisched.solvers.options import GreedyOptions, LnsOptions, SolverOptions
 
-__all__ = ["BoundPart", "CapacityTask", "CostTask", "Costs", "PartitionWorker", "SolveResult",
+__all__ = ["BoundShare", "BoundSpec", "CostTask", "Costs", "PartitionWorker", "SolveResult",
            "SolveTask"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class BoundSpec:
+    """The partition's share of the global bound, computed after its sub-solve
+    (``docs/algorithms/distributed.md`` §5).
+
+    Attributes
+    ----------
+    lam : (J,) float
+        Multiplier ``λ_j`` of the partition-assignment row of every mobile job [money]
+        (its price for leaving the partition: its drop penalty in the partition's bound
+        problem); ``nan`` for a job with options on one partition only.
+    seconds : float
+        Time for the passes and capacity steps after the first pass [s].
+    until : float
+        Wall-clock time (``time.time()``, comparable across processes) at which every
+        dispatch LP and capacity step stops, the first pass's too [s].
+    rounds : int
+        Midpoint passes after the first [passes].
+    capacity_iterations : int
+        Capacity-price steps over all passes [steps].
+    """
+
+    lam: FloatArray
+    seconds: float
+    until: float
+    rounds: int
+    capacity_iterations: int
+
+
+@dataclass
+class BoundShare:
+    """A partition's share of the global bound: ``const`` plus, for every job with an
+    option there, its cheapest placement ``best`` at the partition's prices.
+
+    Attributes
+    ----------
+    part : int
+        Partition.
+    nodes : (K,) int
+        Its nodes.
+    jobs : (M,) int
+        The jobs with an option on them (global positions).
+    best : (M,) float
+        Their cheapest placement at the partition's duals ``π`` and capacity prices ``μ``,
+        with the idle share of sleeping nodes [money] (``inf``: none feasible).
+    const : float
+        The job-free part [money]: ``Σ_g [V_g(L*) − π·L*]`` of its dispatch groups, the
+        idle and switching terms and ``−Σ μ·capacity`` of its nodes.
+    value : float
+        The bound of the partition's own problem (the mobile jobs at drop penalty
+        ``λ_j``) [money].
+    passes, steps : int
+        Dispatch passes and capacity steps run.
+    seconds : float
+        Time of the bound [s].
+    """
+
+    part: int
+    nodes: IntArray
+    jobs: IntArray
+    best: FloatArray
+    const: float
+    value: float
+    passes: int
+    steps: int
+    seconds: float
 
 
 @dataclass
@@ -62,6 +131,8 @@ class SolveTask:
     strict : bool
         ``solve(deterministic=True)``: the sub-solves run in the deterministic mode of
         :func:`optisched.solvers.base.deterministic_params` (work limits, no clock).
+    bound : BoundSpec or None
+        Compute the partition's share of the bound after the plan.
     """
 
     part: int
@@ -76,6 +147,7 @@ class SolveTask:
     time_limit: float
     deterministic: bool = True
     strict: bool = False
+    bound: BoundSpec | None = None
 
 
 @dataclass
@@ -102,6 +174,8 @@ class SolveResult:
         Time of the sub-solve [s].
     info : dict
         Counts of the sub-solve (LNS iterations, moves).
+    bound : BoundShare or None
+        The partition's share of the bound (when asked for, and done in time).
     """
 
     part: int
@@ -114,6 +188,7 @@ class SolveResult:
     objective: float
     seconds: float
     info: dict[str, object] = field(default_factory=dict)
+    bound: BoundShare | None = None
 
 
 @dataclass
@@ -148,60 +223,6 @@ class Costs:
     best: FloatArray
     option: IntArray
     start: IntArray
-
-
-@dataclass
-class BoundPart:
-    """A partition's share of the global Lagrangian bound.
-
-    Attributes
-    ----------
-    part : int
-        Partition.
-    ok : bool
-        Every dispatch LP of the partition was solved.
-    const : float
-        ``Σ_g [V_g(L*) − π·L*]`` over its dispatch groups plus its idle and fixed
-        switching terms [money] (:func:`optisched.bounds.lagrangian.load_duals`).
-    best : (J,) float
-        Every job's cheapest placement on the partition at its duals [money], with the
-        idle share of sleeping nodes (``inf`` without an option there).
-    option, start : (J,) int or None
-        That placement's option (-1: none) and start slot.
-    pi : (K, T) float or None
-        The duals of the partition's nodes [money/kW per slot].
-    """
-
-    part: int
-    ok: bool
-    const: float
-    best: FloatArray
-    pi: FloatArray | None = None
-    option: IntArray | None = None
-    start: IntArray | None = None
-
-
-@dataclass
-class CapacityTask:
-    """Cheapest placements on one partition at energy duals ``pi`` and capacity prices
-    ``mu`` (the capacity-dualized bound).
-
-    Attributes
-    ----------
-    part : int
-        Partition.
-    nodes : (K,) int
-        Its nodes.
-    pi : (K, T) float
-        Energy duals of its dispatch LPs [money/kW per slot].
-    mu : (K, T, R) float
-        Prices of its capacities [money per unit and slot].
-    """
-
-    part: int
-    nodes: IntArray
-    pi: FloatArray
-    mu: FloatArray
 
 
 class PartitionWorker:
@@ -241,34 +262,6 @@ class PartitionWorker:
         pi[task.nodes] = task.pi
         best, option, start = job_minima(ix, pi, options=self._options_on(task.nodes,
                                                                            task.jobs))
-        return Costs(task.part, best, option, start)
-
-    def bound_part(self, task: CostTask) -> BoundPart:
-        """The partition's bound share at reference load ``task.pi`` [kW] of its nodes
-        (the idle load before the first solves, the plan's load or a point towards the
-        relaxed load after them)."""
-        ix = self.index
-        sub = restrict_index(ix, task.nodes, np.zeros(0, dtype=np.int64))
-        got = load_duals(sub, task.pi)
-        if got is None:
-            return BoundPart(task.part, False, -math.inf, np.full(ix.J, -math.inf))
-        pi_sub, const = got
-        pi = np.zeros((ix.N, ix.T))
-        pi[task.nodes] = pi_sub
-        best, option, start = job_minima(ix, pi, share=idle_share(ix, pi),
-                                         options=self._options_on(task.nodes))
-        return BoundPart(task.part, True, const, best, pi_sub, option, start)
-
-    def capacity_costs(self, task: CapacityTask) -> Costs:
-        """Each job's cheapest option on the partition at duals ``pi`` and capacity prices
-        ``mu`` (with the idle share of sleeping nodes, as the bound charges it)."""
-        ix = self.index
-        pi = np.zeros((ix.N, ix.T))
-        pi[task.nodes] = task.pi
-        mu = np.zeros((ix.N, ix.T, len(ix.resources)))
-        mu[task.nodes] = task.mu
-        best, option, start = job_minima(ix, pi, mu=mu, share=idle_share(ix, pi),
-                                         options=self._options_on(task.nodes))
         return Costs(task.part, best, option, start)
 
     def solve(self, task: SolveTask) -> SolveResult:
@@ -323,5 +316,43 @@ class PartitionWorker:
             return SolveResult(task.part, jobs, False, msg, node.astype(np.int64),
                                plan.start.copy(), None, math.inf,
                                time.perf_counter() - t0, info)
+        seconds = time.perf_counter() - t0
+        share = None
+        if task.bound is not None:
+            share = self.bound_share(task, np.asarray(plan.flows.load, dtype=float),
+                                     float(ev.objective))
         return SolveResult(task.part, jobs, True, "", node.astype(np.int64), plan.start.copy(),
-                           plan.flows, float(ev.objective), time.perf_counter() - t0, info)
+                           plan.flows, float(ev.objective), seconds, info, share)
+
+    def bound_share(self, task: SolveTask, load: FloatArray,
+                    objective: float) -> BoundShare | None:
+        """The partition's share of the global bound at the reference load ``load``
+        (K, T) [kW] of its plan (cost ``objective`` [money]): the bound of its own problem
+        (every job with an option on its nodes; a mobile job may leave at its multiplier
+        ``λ_j``) by :func:`optisched.bounds.lagrangian.bound_parts`, within the task's
+        times. None when its first pass is not done by ``until``."""
+        spec = task.bound
+        assert spec is not None
+        t0 = time.perf_counter()
+        ix = self.index
+        now = time.time()
+        hard = t0 + (spec.until - now) if math.isfinite(spec.until) else math.inf
+        soft = min(hard, t0 + spec.seconds)
+        jobs = np.unique(ix.opt_job[self._options_on(task.nodes)]).astype(np.int64)
+        sub = restrict_index(ix, task.nodes, jobs)
+        lam = spec.lam[jobs]
+        mobile = np.isfinite(lam)
+        drop = np.where(mobile, lam, sub.drop_penalty)
+        sub = sub.replace(drop_penalty=drop)
+        # a plan of the partition's problem: the partition's, the others dropped
+        away = ~np.isin(jobs, task.jobs)
+        upper: float | None = objective + float(np.sum(drop[away]))
+        if not (upper is not None and math.isfinite(upper)):
+            upper = None
+        parts = bound_parts(sub, load, spec.rounds, hard, upper, spec.capacity_iterations,
+                            soft_deadline=soft)
+        if parts is None:
+            log.info("partition %d: no bound share before the deadline", task.part)
+            return None
+        return BoundShare(task.part, task.nodes, jobs, parts.best, parts.const, parts.value,
+                          parts.passes, parts.steps, time.perf_counter() - t0)
