@@ -325,3 +325,33 @@ def test_a_problem_with_scenarios_is_refused_by_name() -> None:
     plan = solve(p, "distributed", time_limit=30, seed=0)
     assert plan.status.value == "error"
     assert "without scenarios" in plan.message and str(len(p.scenarios)) in plan.message
+
+
+def test_job_minima_equal_a_scan_of_every_start() -> None:
+    """``job_minima`` (window-width chunks) equals a plain loop over every option and
+    every start of its window at random energy and capacity prices."""
+    p = generate("small", seed=3)
+    ix = compile_index(p)
+    rng = np.random.default_rng(0)
+    pi = rng.normal(0.05, 0.05, (ix.N, ix.T))
+    mu = np.abs(rng.normal(0.0, 0.01, (ix.N, ix.T, len(ix.resources))))
+    best, option, start = lagrangian.job_minima(ix, pi, mu)
+    want = np.full(ix.J, np.inf)
+    for o in range(ix.opt_job.size):
+        j, n, d = int(ix.opt_job[o]), int(ix.opt_node[o]), int(ix.opt_dur[o])
+        for s in range(max(0, int(ix.opt_earliest[o])), min(int(ix.opt_latest[o]), ix.T - 1) + 1):
+            if ix.avail_run[n, s] < d:
+                continue
+            e = min(s + d, ix.T)
+            c = (ix.opt_power[o] * pi[n, s:e].sum() + ix.opt_latency_cost[o]
+                 + float(ix.tardiness_cost(np.array([j]), np.array([s + d]))[0])
+                 + float(np.sum(ix.usage[j][None, :] * mu[n, s:e])))
+            want[j] = min(want[j], c)
+    assert np.isfinite(want).any()
+    assert np.array_equal(np.isfinite(best), np.isfinite(want))
+    fin = np.isfinite(want)
+    assert np.allclose(best[fin], want[fin], rtol=1e-9, atol=1e-12)
+    o = option[fin]
+    assert np.array_equal(ix.opt_job[o], np.nonzero(fin)[0])  # the option is the job's
+    assert np.all((start[fin] >= np.maximum(ix.opt_earliest[o], 0))
+                  & (start[fin] <= ix.opt_latest[o]))

@@ -51,8 +51,8 @@ log = logging.getLogger(__name__)
 
 _BLOCK = 16
 """Standalone nodes per block-diagonal LP."""
-_CHUNK = 20000
-"""Options per vectorized chunk of the job minimum."""
+_CELLS = 2_000_000
+"""(option, start) cells per vectorized chunk of the job minimum."""
 
 
 def _group_lp(index: Index, nodes: IntArray, load: FloatArray,
@@ -186,7 +186,8 @@ def bound_parts(index: Index, load: FloatArray, rounds: int = 3,
     Passes alternate with capacity prices: at every reference load the dispatch duals
     ``π`` (:func:`load_duals`), then (with ``upper``) ``ceil(capacity_iterations /
     (rounds + 1))`` subgradient steps of the capacity prices ``μ`` at that ``π``
-    (:func:`capacity_bound`, from ``μ = 0``), then the next reference load halfway to the
+    (:func:`capacity_bound`, from ``μ = 0``, then from the last pass's best prices), then
+    the next reference load halfway to the
     relaxed load at ``(π, μ)`` (every job at its cheapest placement at those prices, so
     jobs crowding a node-slot spread out); a load that cannot be dispatched (above a
     feeder's headroom) is replaced by a point half as far. Every ``(π, μ ≥ 0)`` gives a
@@ -224,6 +225,7 @@ def bound_parts(index: Index, load: FloatArray, rounds: int = 3,
     top: tuple[float, float, FloatArray, FloatArray | None] | None = None  # value, const, π, μ
     passes = steps = 0
     step, last = 0.5, ref
+    warm: FloatArray | None = None
     for _ in range(rounds + 1):
         if passes and time.perf_counter() >= soft:
             break
@@ -240,11 +242,12 @@ def bound_parts(index: Index, load: FloatArray, rounds: int = 3,
         point: tuple[float, float, FloatArray, FloatArray | None] = (value, const, pi, None)
         if per_pass > 0 and math.isfinite(value) and time.perf_counter() < soft:
             cp, n = _capacity_search(index, pi, const, upper if upper is not None else value,
-                                     per_pass, soft, jm)
+                                     per_pass, soft, jm, warm)
             steps += n
             if cp.mu is not None:  # better at capacity prices: the relaxed load there too
                 point = (cp.value, cp.const, pi, cp.mu)
                 relaxed = _relaxed_load(index, pi, cp.kw)
+                warm = cp.mu
         if top is None or point[0] > top[0]:
             top = point
         last = ref
@@ -376,12 +379,13 @@ class _CapacityPoint:
 
 
 def _capacity_search(index: Index, pi: FloatArray, const: float, upper: float,
-                     iterations: int, deadline: float, first: _JobsMin | None = None
-                     ) -> tuple[_CapacityPoint, int]:
+                     iterations: int, deadline: float, first: _JobsMin | None = None,
+                     start: FloatArray | None = None) -> tuple[_CapacityPoint, int]:
     """The subgradient search of :func:`capacity_bound`: its best point and the steps run.
 
     The first evaluation is at ``μ = 0`` (the bound without capacity prices; ``first``:
-    its :func:`_jobs_min`, when known); a step starts only before ``deadline``.
+    its :func:`_jobs_min`, when known), the second at ``start`` when given (N, T, R),
+    then subgradient steps; a step starts only before ``deadline``.
     """
     cap = index.capacity[:, None, :] * index.available[:, :, None]
     share = idle_share(index, pi)
@@ -408,6 +412,9 @@ def _capacity_search(index: Index, pi: FloatArray, const: float, upper: float,
                 theta, stall = theta / 2.0, 0
         if k == iterations or time.perf_counter() >= deadline or not math.isfinite(value):
             break
+        if k == 0 and start is not None:  # warm start (after the value at μ = 0)
+            mu = np.asarray(np.maximum(start, 0.0), dtype=float)
+            continue
         nxt = subgradient_step(mu, used, cap, theta, upper, value)
         if nxt is None:
             break
@@ -509,7 +516,14 @@ def job_minima(index: Index, pi: FloatArray, mu: FloatArray | None = None,
 def _option_costs(index: Index, pi: FloatArray, mu: FloatArray | None, opts: IntArray
                   ) -> tuple[FloatArray, IntArray]:
     """Cheapest start of every option of ``opts`` at prices ``π`` and ``μ``: its cost
-    [money] (``inf`` without a feasible start) and the start."""
+    [money] (``inf`` without a feasible start) and the start (the earliest of the
+    cheapest).
+
+    Pinned options are priced at their one start (which may lie outside 0..T); the others
+    over the starts of their window within the horizon only, in chunks of options of
+    similar window width (:data:`_CELLS` (option, start) cells at once), so the work is the
+    number of start columns, not options × slots.
+    """
     T = index.T
     R = len(index.resources)
     P = np.zeros((index.N, T + 1))
@@ -520,34 +534,41 @@ def _option_costs(index: Index, pi: FloatArray, mu: FloatArray | None, opts: Int
         Q[:, 1:, :] = np.cumsum(mu, axis=1)
     oc = np.full(opts.size, np.inf)  # best cost per option
     os_ = np.zeros(opts.size, dtype=np.int64)  # its start
-    pinned = index.pinned
-    s_grid = np.arange(T)
-    for a in range(0, opts.size, _CHUNK):
-        sl = slice(a, min(opts.size, a + _CHUNK))
-        o = opts[sl]
-        j, n = index.opt_job[o], index.opt_node[o]
-        pin = pinned[j]
-        if pin.any():  # pinned options: their one start (may lie outside 0..T)
-            po = o[pin]
-            pj, pn, pd = index.opt_job[po], index.opt_node[po], index.opt_dur[po]
-            s = index.pinned_start[pj]
-            lo_, hi_ = np.clip(s, 0, T), np.clip(s + pd, 0, T)
-            c_pin = (index.opt_power[po] * (P[pn, hi_] - P[pn, lo_])
-                     + index.opt_latency_cost[po] + index.tardiness_cost(pj, s + pd))
-            if Q is not None:
-                c_pin += np.einsum("kr,kr->k", index.usage[pj], Q[pn, hi_] - Q[pn, lo_])
-            oc[sl][pin] = c_pin
-            os_[sl][pin] = s
-        f = ~pin
-        if not f.any():
-            continue
-        fo, fj, fn, fd = o[f], j[f], n[f], index.opt_dur[o[f]]
-        S = s_grid[None, :]
-        ok = (S >= index.opt_earliest[fo][:, None]) & (S <= index.opt_latest[fo][:, None])
-        ok &= index.avail_run[fn][:, :T] >= fd[:, None]
+    pin = index.pinned[index.opt_job[opts]]
+    if pin.any():  # pinned options: their one start (may lie outside 0..T)
+        po = opts[pin]
+        pj, pn, pd = index.opt_job[po], index.opt_node[po], index.opt_dur[po]
+        s = index.pinned_start[pj]
+        lo_, hi_ = np.clip(s, 0, T), np.clip(s + pd, 0, T)
+        c_pin = (index.opt_power[po] * (P[pn, hi_] - P[pn, lo_])
+                 + index.opt_latency_cost[po] + index.tardiness_cost(pj, s + pd))
+        if Q is not None:
+            c_pin += np.einsum("kr,kr->k", index.usage[pj], Q[pn, hi_] - Q[pn, lo_])
+        oc[pin] = c_pin
+        os_[pin] = s
+    free = np.nonzero(~pin)[0]
+    if not free.size or T == 0:
+        return oc, os_
+    fo_all = opts[free]
+    lo = np.maximum(index.opt_earliest[fo_all], 0).astype(np.int64)
+    width = np.maximum(0, np.minimum(index.opt_latest[fo_all], T - 1) - lo + 1)
+    order = np.argsort(-width, kind="stable")
+    a = 0
+    while a < order.size:
+        w = int(width[order[a]])
+        if w <= 0:
+            break  # the rest have no start within the horizon
+        ch = order[a:a + max(1, _CELLS // w)]
+        a += ch.size
+        fo = fo_all[ch]
+        fj, fn, fd = index.opt_job[fo], index.opt_node[fo], index.opt_dur[fo]
+        S = lo[ch][:, None] + np.arange(w)[None, :]
+        ok = np.arange(w)[None, :] < width[ch][:, None]
+        S = np.minimum(S, T - 1)
+        ok &= index.avail_run[fn[:, None], S] >= fd[:, None]
         end = np.minimum(S + fd[:, None], T)
-        energy = P[fn[:, None], end] - P[fn[:, None], S]
-        c = (index.opt_power[fo][:, None] * energy + index.opt_latency_cost[fo][:, None]
+        c = (index.opt_power[fo][:, None] * (P[fn[:, None], end] - P[fn[:, None], S])
+             + index.opt_latency_cost[fo][:, None]
              + index.tardiness_cost(fj[:, None], S + fd[:, None]))
         if Q is not None:
             for r in range(R):
@@ -556,8 +577,9 @@ def _option_costs(index: Index, pi: FloatArray, mu: FloatArray | None, opts: Int
                     c = c + u[:, None] * (Q[fn[:, None], end, r] - Q[fn[:, None], S, r])
         c = np.where(ok, c, np.inf)
         k = np.argmin(c, axis=1)
-        oc[sl][f] = c[np.arange(fo.size), k]
-        os_[sl][f] = k
+        rows = np.arange(fo.size)
+        oc[free[ch]] = c[rows, k]
+        os_[free[ch]] = S[rows, k]
     return oc, os_
 
 
