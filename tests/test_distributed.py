@@ -245,6 +245,11 @@ def test_bound_parts_stop_at_their_deadlines(monkeypatch: pytest.MonkeyPatch) ->
     drop[ix.pinned] = np.inf
     assert full.value == pytest.approx(full.const + float(np.minimum(drop, full.best).sum()))
     assert first <= full.value <= plan.objective
+    # more steps from the best point (the leftover wave of distributed) never lose it
+    more = lagrangian.capacity_parts(ix, full.pi, full.base, plan.objective, 10,
+                                     start=full.mu)
+    assert more.steps >= 1 and full.value - 1e-9 <= more.value <= plan.objective
+    assert more.value == pytest.approx(more.const + float(np.minimum(drop, more.best).sum()))
 
 
 def test_capacity_bound_starts_from_the_plain_bound() -> None:

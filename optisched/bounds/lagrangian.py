@@ -44,8 +44,8 @@ from optisched.dispatch import dispatch_groups
 from optisched.formulations.dispatch_lp import build_dispatch_lp
 from optisched.index import Index
 
-__all__ = ["LagrangianParts", "bound_parts", "capacity_bound", "idle_share", "improved_bound",
-           "job_minima", "lagrangian_bound", "load_duals", "subgradient_step"]
+__all__ = ["LagrangianParts", "bound_parts", "capacity_bound", "capacity_parts", "idle_share",
+           "improved_bound", "job_minima", "lagrangian_bound", "load_duals", "subgradient_step"]
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +167,12 @@ class LagrangianParts:
         Dispatch passes run (one per reference load).
     steps : int
         Capacity-price steps run.
+    pi : (N, T) float
+        The best point's energy duals [money/kW per slot].
+    mu : (N, T, R) float or None
+        Its capacity prices (None: 0) [money per unit and slot].
+    base : float
+        Its job-free part without the capacity term [money] (``const`` at ``μ = 0``).
     """
 
     value: float
@@ -174,6 +180,9 @@ class LagrangianParts:
     best: FloatArray
     passes: int
     steps: int
+    pi: FloatArray
+    mu: FloatArray | None
+    base: float
 
 
 def bound_parts(index: Index, load: FloatArray, rounds: int = 3,
@@ -222,7 +231,7 @@ def bound_parts(index: Index, load: FloatArray, rounds: int = 3,
     soft = deadline if soft_deadline is None else min(deadline, soft_deadline)
     ref = np.asarray(load, dtype=float)
     per_pass = math.ceil(capacity_iterations / (rounds + 1)) if upper is not None else 0
-    top: tuple[float, float, FloatArray, FloatArray | None] | None = None  # value, const, π, μ
+    top: tuple[float, float, FloatArray, FloatArray | None, float] | None = None  # + base
     passes = steps = 0
     step, last = 0.5, ref
     warm: FloatArray | None = None
@@ -239,13 +248,14 @@ def bound_parts(index: Index, load: FloatArray, rounds: int = 3,
             continue
         value, pi, relaxed, const, jm = got
         passes += 1
-        point: tuple[float, float, FloatArray, FloatArray | None] = (value, const, pi, None)
+        point: tuple[float, float, FloatArray, FloatArray | None, float] = (
+            value, const, pi, None, const)
         if per_pass > 0 and math.isfinite(value) and time.perf_counter() < soft:
             cp, n = _capacity_search(index, pi, const, upper if upper is not None else value,
                                      per_pass, soft, jm, warm)
             steps += n
             if cp.mu is not None:  # better at capacity prices: the relaxed load there too
-                point = (cp.value, cp.const, pi, cp.mu)
+                point = (cp.value, cp.const, pi, cp.mu, const)
                 relaxed = _relaxed_load(index, pi, cp.kw)
                 warm = cp.mu
         if top is None or point[0] > top[0]:
@@ -254,9 +264,38 @@ def bound_parts(index: Index, load: FloatArray, rounds: int = 3,
         ref = (1.0 - step) * ref + step * relaxed
     if top is None:
         return None
-    value, const, pi, mu = top
+    value, const, pi, mu, base = top
     job_best = job_minima(index, pi, mu, idle_share(index, pi))[0]
-    return LagrangianParts(value, const, job_best, passes, steps)
+    return LagrangianParts(value, const, job_best, passes, steps, pi, mu, base)
+
+
+def capacity_parts(index: Index, pi: FloatArray, base: float, upper: float, iterations: int,
+                   deadline: float = math.inf, start: FloatArray | None = None
+                   ) -> LagrangianParts:
+    """More capacity steps at fixed duals ``π`` (N, T) from prices ``start`` (N, T, R):
+    the best point of :func:`capacity_bound`'s search as :class:`LagrangianParts` (its
+    first value is at ``μ = 0``, so never below the plain bound at ``π``).
+
+    Parameters
+    ----------
+    index : Index
+        Compiled problem.
+    pi : (N, T) float
+        Energy duals of a pass [money/kW per slot].
+    base : float
+        That pass's job-free part [money] (``LagrangianParts.base``).
+    upper : float
+        A feasible plan's objective [money] (target of the steps).
+    iterations : int
+        Steps [steps].
+    deadline : float
+        ``time.perf_counter()`` after which no step starts.
+    start : (N, T, R) float, optional
+        Prices of the second evaluation (e.g. ``LagrangianParts.mu``).
+    """
+    cp, steps = _capacity_search(index, pi, base, upper, iterations, deadline, None, start)
+    job_best = job_minima(index, pi, cp.mu, idle_share(index, pi))[0]
+    return LagrangianParts(cp.value, cp.const, job_best, 0, steps, pi, cp.mu, base)
 
 
 def _bound_at(index: Index, load: FloatArray, deadline: float = math.inf

@@ -38,6 +38,7 @@ from optisched.solvers.distributed.worker import (
     BoundShare,
     BoundSpec,
     CostTask,
+    ShareTask,
     SolveResult,
     SolveTask,
 )
@@ -62,6 +63,9 @@ BOUND_SHARE = 0.5
 """Time of a partition's bound passes and capacity steps after its first pass, as a share
 of its first solve's budget [-] (the first pass itself may run until :data:`FINAL_RESERVE`
 before the deadline)."""
+MORE_STEPS_MIN = 2.0
+"""Least time [s] left before the bound's deadline after the rounds for a wave of more
+capacity steps of every share."""
 FINAL_RESERVE = 0.02
 """Share of the time limit [-] (at least 1 s) kept after every bound computation for the
 assembly of the plan and its check by the evaluator."""
@@ -143,6 +147,9 @@ class _Run:
         tc = time.perf_counter()
         self._rounds()
         self.timings["rounds"] = time.perf_counter() - tc
+        tc = time.perf_counter()
+        self._more_steps()
+        self.timings["more_bound_steps"] = time.perf_counter() - tc
         return self._plan(self._bound() if self.params.bound else None)
 
     @property
@@ -438,6 +445,22 @@ class _Run:
             return None  # a must-run job without a feasible placement
         self.timings["bound"] = float(sum(sh.seconds for sh in self.shares))
         return float(sum(sh.const for sh in self.shares)) + float(per_job.sum())
+
+    def _more_steps(self) -> None:
+        """The time the rounds leave before the bound's deadline (at least
+        :data:`MORE_STEPS_MIN`): more capacity steps of every share from its best point,
+        in parallel, each a wave's part of that time (none without a clock)."""
+        if (not self.params.bound or not self.shares or self.strict
+                or self.params.bound_iterations == 0 or not math.isfinite(self.deadline)):
+            return
+        until = self._bound_until()
+        left = until - time.time()
+        if left < MORE_STEPS_MIN:
+            return
+        waves = math.ceil(len(self.shares) / max(1, self.engine.workers))
+        spec = BoundSpec(self.lam, left / waves, until, 0, self.params.bound_iterations)
+        self.shares = self.engine.map("improve_share", [ShareTask(sh, spec)
+                                                        for sh in self.shares])
 
     def _keep_shares(self, results: list[SolveResult]) -> None:
         """Keep the bound shares of first solves; a share replaces the shares of its nodes

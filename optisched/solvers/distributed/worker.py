@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from optisched.arrays import FloatArray, IntArray
-from optisched.bounds.lagrangian import bound_parts, job_minima
+from optisched.bounds.lagrangian import LagrangianParts, bound_parts, capacity_parts, job_minima
 from optisched.domain import Problem
 from optisched.evaluate import evaluate
 from optisched.index import Index
@@ -30,8 +30,8 @@ from optisched.solvers.greedy import solve_greedy
 from optisched.solvers.lns import solve_lns
 from optisched.solvers.options import GreedyOptions, LnsOptions, SolverOptions
 
-__all__ = ["BoundShare", "BoundSpec", "CostTask", "Costs", "PartitionWorker", "SolveResult",
-           "SolveTask"]
+__all__ = ["BoundShare", "BoundSpec", "CostTask", "Costs", "PartitionWorker", "ShareTask",
+           "SolveResult", "SolveTask"]
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,12 @@ class BoundShare:
         Dispatch passes and capacity steps run.
     seconds : float
         Time of the bound [s].
+    upper : float or None
+        The upper bound of the partition's problem its capacity steps aim at [money].
+    pi, mu, base
+        The best point's duals (K, T), capacity prices (K, T, R) or None, and job-free
+        part without the capacity term [money], to resume its capacity steps from
+        (:class:`ShareTask`).
     """
 
     part: int
@@ -102,6 +108,27 @@ class BoundShare:
     passes: int
     steps: int
     seconds: float
+    upper: float | None = None
+    pi: FloatArray | None = None
+    mu: FloatArray | None = None
+    base: float = 0.0
+
+
+@dataclass
+class ShareTask:
+    """More capacity steps of a partition's bound share, from its best point.
+
+    Attributes
+    ----------
+    share : BoundShare
+        The share so far.
+    spec : BoundSpec
+        Its multipliers ``λ``; ``seconds`` and ``until`` limit the steps,
+        ``capacity_iterations`` counts them.
+    """
+
+    share: BoundShare
+    spec: BoundSpec
 
 
 @dataclass
@@ -334,16 +361,10 @@ class PartitionWorker:
         spec = task.bound
         assert spec is not None
         t0 = time.perf_counter()
-        ix = self.index
         now = time.time()
         hard = t0 + (spec.until - now) if math.isfinite(spec.until) else math.inf
         soft = min(hard, t0 + spec.seconds)
-        jobs = np.unique(ix.opt_job[self._options_on(task.nodes)]).astype(np.int64)
-        sub = restrict_index(ix, task.nodes, jobs)
-        lam = spec.lam[jobs]
-        mobile = np.isfinite(lam)
-        drop = np.where(mobile, lam, sub.drop_penalty)
-        sub = sub.replace(drop_penalty=drop)
+        jobs, sub, drop = self._bound_index(task.nodes, spec.lam)
         # a plan of the partition's problem: the partition's, the others dropped
         away = ~np.isin(jobs, task.jobs)
         upper: float | None = objective + float(np.sum(drop[away]))
@@ -354,5 +375,47 @@ class PartitionWorker:
         if parts is None:
             log.info("partition %d: no bound share before the deadline", task.part)
             return None
-        return BoundShare(task.part, task.nodes, jobs, parts.best, parts.const, parts.value,
-                          parts.passes, parts.steps, time.perf_counter() - t0)
+        return _share(task.part, task.nodes, jobs, parts, time.perf_counter() - t0, upper)
+
+    def _bound_index(self, nodes: IntArray, lam: FloatArray
+                     ) -> tuple[IntArray, Index, FloatArray]:
+        """The jobs with an option on ``nodes``, the index of the partition's bound problem
+        (a mobile job's drop penalty is its ``λ_j``) and those drop penalties."""
+        ix = self.index
+        jobs = np.unique(ix.opt_job[self._options_on(nodes)]).astype(np.int64)
+        sub = restrict_index(ix, nodes, jobs)
+        mine = lam[jobs]
+        drop = np.asarray(np.where(np.isfinite(mine), mine, sub.drop_penalty), dtype=float)
+        return jobs, sub.replace(drop_penalty=drop), drop
+
+    def improve_share(self, task: ShareTask) -> BoundShare:
+        """More capacity steps of a share at its duals from its prices
+        (:func:`optisched.bounds.lagrangian.capacity_parts`), until ``spec.seconds`` or
+        ``spec.until``; the better of the two shares (by the partition's own bound)."""
+        old, spec = task.share, task.spec
+        if old.pi is None or old.upper is None:
+            return old
+        t0 = time.perf_counter()
+        hard = t0 + (spec.until - time.time()) if math.isfinite(spec.until) else math.inf
+        deadline = min(hard, t0 + spec.seconds)
+        if time.perf_counter() >= deadline:
+            return old
+        jobs, sub, _ = self._bound_index(old.nodes, spec.lam)
+        parts = capacity_parts(sub, old.pi, old.base, old.upper, spec.capacity_iterations,
+                               deadline, old.mu)
+        if not parts.value > old.value:
+            return old
+        return _share(old.part, old.nodes, jobs, parts,
+                      old.seconds + time.perf_counter() - t0, old.upper,
+                      passes=old.passes, steps=old.steps + parts.steps)
+
+
+def _share(part: int, nodes: IntArray, jobs: IntArray, parts: LagrangianParts,
+           seconds: float, upper: float | None, passes: int | None = None,
+           steps: int | None = None) -> BoundShare:
+    """A :class:`BoundShare` of ``parts`` (of the partition's bound problem)."""
+    return BoundShare(part, nodes, jobs, parts.best, parts.const, parts.value,
+                      parts.passes if passes is None else passes,
+                      parts.steps if steps is None else steps, seconds, upper, parts.pi,
+                      parts.mu, parts.base)
+
