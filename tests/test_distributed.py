@@ -248,8 +248,11 @@ def test_bound_parts_stop_at_their_deadlines(monkeypatch: pytest.MonkeyPatch) ->
     # more steps from the best point (the leftover wave of distributed) never lose it
     more = lagrangian.capacity_parts(ix, full.pi, full.base, plan.objective, 10,
                                      start=full.mu)
-    assert more.steps >= 1 and full.value - 1e-9 <= more.value <= plan.objective
+    assert more is not None and more.steps >= 1
+    assert full.value - 1e-9 <= more.value <= plan.objective
     assert more.value == pytest.approx(more.const + float(np.minimum(drop, more.best).sum()))
+    assert lagrangian.capacity_parts(ix, full.pi, full.base, plan.objective, 10,
+                                     time.perf_counter() - 1.0, full.mu) is None
 
 
 def test_capacity_bound_starts_from_the_plain_bound() -> None:

@@ -270,11 +270,13 @@ def bound_parts(index: Index, load: FloatArray, rounds: int = 3,
 
 
 def capacity_parts(index: Index, pi: FloatArray, base: float, upper: float, iterations: int,
-                   deadline: float = math.inf, start: FloatArray | None = None
-                   ) -> LagrangianParts:
-    """More capacity steps at fixed duals ``π`` (N, T) from prices ``start`` (N, T, R):
-    the best point of :func:`capacity_bound`'s search as :class:`LagrangianParts` (its
-    first value is at ``μ = 0``, so never below the plain bound at ``π``).
+                   deadline: float = math.inf, start: FloatArray | None = None,
+                   step_seconds: float = 0.0) -> LagrangianParts | None:
+    """More capacity steps at fixed duals ``π`` (N, T) from prices ``start`` (N, T, R)
+    (from ``μ = 0`` without them): the best point of :func:`capacity_bound`'s search as
+    :class:`LagrangianParts`; None when not even its first evaluation fits before
+    ``deadline`` (each is expected to take the last one's time, at first
+    ``step_seconds`` [s]).
 
     Parameters
     ----------
@@ -293,7 +295,10 @@ def capacity_parts(index: Index, pi: FloatArray, base: float, upper: float, iter
     start : (N, T, R) float, optional
         Prices of the second evaluation (e.g. ``LagrangianParts.mu``).
     """
-    cp, steps = _capacity_search(index, pi, base, upper, iterations, deadline, None, start)
+    cp, steps = _capacity_search(index, pi, base, upper, iterations, deadline, None, start,
+                                 from_zero=start is None, step_seconds=step_seconds)
+    if not steps:
+        return None
     job_best = job_minima(index, pi, cp.mu, idle_share(index, pi))[0]
     return LagrangianParts(cp.value, cp.const, job_best, 0, steps, pi, cp.mu, base)
 
@@ -419,39 +424,52 @@ class _CapacityPoint:
 
 def _capacity_search(index: Index, pi: FloatArray, const: float, upper: float,
                      iterations: int, deadline: float, first: _JobsMin | None = None,
-                     start: FloatArray | None = None) -> tuple[_CapacityPoint, int]:
+                     start: FloatArray | None = None, from_zero: bool = True,
+                     step_seconds: float = 0.0) -> tuple[_CapacityPoint, int]:
     """The subgradient search of :func:`capacity_bound`: its best point and the steps run.
 
     The first evaluation is at ``μ = 0`` (the bound without capacity prices; ``first``:
-    its :func:`_jobs_min`, when known), the second at ``start`` when given (N, T, R),
-    then subgradient steps; a step starts only before ``deadline``.
+    its :func:`_jobs_min`, when known; left out when not ``from_zero``), the next at
+    ``start`` when given (N, T, R), then subgradient steps. An evaluation starts only
+    when the time it is expected to take (the last one's, at first ``step_seconds``) ends
+    before ``deadline``.
     """
     cap = index.capacity[:, None, :] * index.available[:, :, None]
     share = idle_share(index, pi)
     mu = np.zeros(cap.shape)
+    zero = from_zero or start is None
+    if not zero:
+        assert start is not None
+        mu = np.asarray(np.maximum(start, 0.0), dtype=float)
     top = _CapacityPoint(-math.inf, const, None, np.zeros((index.N, index.T)))
-    theta, stall, steps = 0.2, 0, 0
+    theta, stall, steps, took = 0.2, 0, 0, step_seconds
     for k in range(iterations + 1):
-        total, kw, used = first if (k == 0 and first is not None) else _jobs_min(
-            index, pi, mu, share)
+        if k == 0 and zero and first is not None:
+            total, kw, used = first
+        else:
+            if time.perf_counter() + took >= deadline:
+                break
+            t_eval = time.perf_counter()
+            total, kw, used = _jobs_min(index, pi, mu, share)
+            took = time.perf_counter() - t_eval
         held = float(np.sum(np.where(mu > 0, mu * cap, 0.0)))
         value = const + total - held
-        if k:
+        if k or not zero:
             steps += 1
         if math.isfinite(top.value):
             better = value > top.value + 1e-9 * max(1.0, abs(top.value))
         else:  # the first value (a tolerance around -inf would be nan)
             better = value > top.value
         if better:
-            top = _CapacityPoint(value, const - held, mu if k else None, kw)
+            top = _CapacityPoint(value, const - held, None if (k == 0 and zero) else mu, kw)
             stall = 0
         else:
             stall += 1
             if stall >= 3:
                 theta, stall = theta / 2.0, 0
-        if k == iterations or time.perf_counter() >= deadline or not math.isfinite(value):
+        if k == iterations or not math.isfinite(value):
             break
-        if k == 0 and start is not None:  # warm start (after the value at μ = 0)
+        if k == 0 and zero and start is not None:  # warm start after the value at μ = 0
             mu = np.asarray(np.maximum(start, 0.0), dtype=float)
             continue
         nxt = subgradient_step(mu, used, cap, theta, upper, value)

@@ -400,10 +400,15 @@ class PartitionWorker:
         deadline = min(hard, t0 + spec.seconds)
         if time.perf_counter() >= deadline:
             return old
+        # each evaluation is expected to take at most the share's time per pass or step
+        # so far (a pass costs more than a step)
+        per = old.seconds / (old.passes + old.steps + 1)
+        if time.perf_counter() + per >= deadline:
+            return old
         jobs, sub, _ = self._bound_index(old.nodes, spec.lam)
         parts = capacity_parts(sub, old.pi, old.base, old.upper, spec.capacity_iterations,
-                               deadline, old.mu)
-        if not parts.value > old.value:
+                               deadline, old.mu, step_seconds=per)
+        if parts is None or not parts.value > old.value:
             return old
         return _share(old.part, old.nodes, jobs, parts,
                       old.seconds + time.perf_counter() - t0, old.upper,
