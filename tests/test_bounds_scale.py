@@ -131,7 +131,10 @@ def test_scalable_bounds_lie_below_the_lp_and_the_optimum(seed: int) -> None:
     lp = lp_bound(problem, index)
     imp = implicit_colgen_bound(index)
     agg = aggregate_bound(index)
-    assert imp.converged and agg.converged
+    by_columns = aggregate_bound(index, whole=False)  # column generation, not the whole LP
+    assert imp.converged and agg.converged and by_columns.converged
+    assert agg.iterations == 1 and agg.columns >= by_columns.columns
+    assert by_columns.bound == pytest.approx(agg.bound, rel=1e-6)
     # the implicit master drops the on-link rows: a relaxation of the LP
     assert imp.bound <= lp + TOL * abs(lp)
     assert lp <= opt + TOL * abs(opt)
@@ -158,11 +161,12 @@ def test_implicit_bound_equals_the_lp_where_no_node_sleeps(seed: int) -> None:
     assert lp <= _optimum(problem) + TOL * abs(lp)
 
 
+@pytest.mark.parametrize("whole", [True, False])
 @pytest.mark.parametrize("seed", [0, 4])
-def test_aggregate_bound_equals_the_lp_on_one_awake_node(seed: int) -> None:
+def test_aggregate_bound_equals_the_lp_on_one_awake_node(seed: int, whole: bool) -> None:
     problem = _awake(_tiny(seed, jobs=6, nodes=1))
     index = compile_index(problem)
-    agg = aggregate_bound(index)
+    agg = aggregate_bound(index, whole=whole)
     assert agg.converged and agg.classes == 1
     assert agg.bound == pytest.approx(lp_bound(problem, index), rel=1e-6)
 

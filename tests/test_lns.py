@@ -322,3 +322,31 @@ def test_no_full_model_above_the_column_cap(monkeypatch: pytest.MonkeyPatch) -> 
     plan = solve(p, "lns", time_limit=15, seed=0, max_iterations=2, restricted_master=False)
     assert plan.status.has_plan and started == ["implicit"]
     assert plan.info["bound_source"] in ("lagrangian", "sub-solve of the whole problem", None)
+
+
+@pytest.mark.parametrize("linear", [True, False])
+def test_greedy_start_gets_a_share_of_the_budget_on_linear_instances(
+        linear: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On linear (ICON-class) instances greedy's local search may use 0.4 of the budget
+    for the start; elsewhere min(10 s, 0.05 of it)."""
+    from optisched.bounds.aggregate import linear_nodes
+    from optisched.generate import generate
+    from optisched.generate.tight import tight_problem
+    from optisched.solvers.base import SolveOptions
+    from optisched.solvers.lns import start as start_mod
+
+    problem = (tight_problem(8, 2, slots=24, seed=0)[0] if linear
+               else generate("small", seed=0))
+    index = compile_index(problem)
+    assert bool(linear_nodes(index).all()) is linear
+    limits: list[float | None] = []
+    real = start_mod.run_greedy
+
+    def spy(p: Problem, ix: object, opts: SolveOptions) -> Plan:
+        limits.append(opts.time_limit)
+        return real(p, ix, opts)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(start_mod, "run_greedy", spy)
+    plan, origin = start_mod.start_plan(problem, index, SolveOptions(seed=0), 50.0)
+    assert origin == "greedy" and plan.status.has_plan
+    assert limits == [pytest.approx(20.0 if linear else 2.5)]

@@ -33,7 +33,7 @@ __all__ = ["AGGREGATE_FIRST_SHARE", "METHODS", "compute_bound", "main"]
 
 METHODS = ("lp", "colgen", "aggregate", "implicit")
 """Bound methods of :class:`~optisched.bounds.process.BoundRequest`."""
-AGGREGATE_FIRST_SHARE = 0.25
+AGGREGATE_FIRST_SHARE = 0.5
 """Share of the time limit the class-aggregated LP may take before the request's method
 (``aggregate_first``)."""
 
