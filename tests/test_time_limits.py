@@ -107,6 +107,28 @@ def test_highs_without_a_warm_start_falls_back_to_greedy(
     assert off.status is Status.NO_SOLUTION  # a pure MILP run asked for: no substitute
 
 
+def test_cpsat_gives_greedy_the_whole_budget_when_its_model_cannot_be_built(
+        city: Problem, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the model would take longer than the whole limit: no short hint first, one greedy
+    # run with the time left
+    import optisched.solvers.fallback as fallback_mod
+
+    monkeypatch.setattr(cpsat_solver, "build_seconds_estimate", lambda index: 1e6)
+    calls: list[float | None] = []
+    real = fallback_mod.run_greedy
+
+    def spy(problem: Problem, index: object, opts: SolveOptions) -> object:
+        calls.append(opts.time_limit)
+        return real(problem, index, opts)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fallback_mod, "run_greedy", spy)
+    monkeypatch.setattr(cpsat_solver, "_hint_plan", lambda *a, **k: pytest.fail("hinted"))
+    plan = solve(city, "cpsat", time_limit=8.0, seed=0)
+    assert plan.info["cpsat_status"] == "not run" and plan.info["fallback"] == "greedy"
+    assert len(calls) == 1 and calls[0] is not None and 5.0 < calls[0] <= 8.0
+    assert plan.status is Status.FEASIBLE and evaluate(city, plan).feasible
+
+
 def test_cpsat_without_a_hint_falls_back_to_greedy(
         city: Problem, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cpsat_solver, "_hint_plan", lambda *a, **k: None)
