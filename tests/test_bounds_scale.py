@@ -207,6 +207,20 @@ def test_bound_file_carries_its_source(tmp_path: Path) -> None:
     assert read_bound(path) == (-3.25, "aggregate") and read_value(path) == -3.25
 
 
+def test_child_bound_stops_at_the_converged_aggregated_lp_instead_of_colgen(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import optisched.bounds.child as child_mod
+
+    problem = _tiny(1)
+    monkeypatch.setattr(child_mod, "colgen_bound", lambda *a, **k: pytest.fail("colgen ran"))
+    out = tmp_path / "bound.txt"
+    value = compute_bound(BoundRequest(problem, 60.0, "colgen", aggregate_first=True), out)
+    agg = aggregate_bound(compile_index(problem))
+    assert agg.converged and value == pytest.approx(agg.bound, rel=1e-9)
+    assert read_bound(out) == (pytest.approx(agg.bound, rel=1e-9), "aggregate")
+    assert value <= _optimum(problem) + TOL * abs(value)
+
+
 def test_child_bound_runs_the_aggregated_lp_first_and_keeps_the_larger(tmp_path: Path) -> None:
     problem = _tiny(1)
     index = compile_index(problem)
