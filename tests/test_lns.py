@@ -350,3 +350,22 @@ def test_greedy_start_gets_a_share_of_the_budget_on_linear_instances(
     plan, origin = start_mod.start_plan(problem, index, SolveOptions(seed=0), 50.0)
     assert origin == "greedy" and plan.status.has_plan
     assert limits == [pytest.approx(20.0 if linear else 2.5)]
+
+
+def test_lns_reports_the_greedy_starts_plans_while_its_local_search_runs() -> None:
+    from optisched.generate.tight import tight_problem
+
+    problem = tight_problem(8, 2, slots=24, seed=0)[0]  # linear: a long greedy start
+    reports: list[Progress] = []
+    plan = solve(problem, "lns", time_limit=3.0, seed=0, callback=reports.append,
+                 options={"lp_bound": False})
+    assert plan.status.has_plan
+    starts = [r for r in reports if r.message.startswith("start (greedy): ")]
+    assert starts and starts[0].message == "start (greedy): construction"
+    done = next(r for r in reports if r.message == "start (greedy)")
+    # the construction's plan comes first, before lns reports its start; times never fall
+    assert reports.index(starts[0]) < reports.index(done)
+    assert starts[0].elapsed <= done.elapsed
+    assert all(a.elapsed <= b.elapsed for a, b in itertools.pairwise(reports))
+    assert min(r.objective for r in starts if r.objective is not None) == pytest.approx(
+        done.objective)

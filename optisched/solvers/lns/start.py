@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from optisched.domain import Problem
 from optisched.evaluate import evaluate
 from optisched.index import Index
 from optisched.plan import Plan, Status
-from optisched.solvers.base import SolveOptions, dispatched_plan
+from optisched.solvers.base import Progress, SolveOptions, dispatched_plan
 from optisched.solvers.baseline import solve_baseline
 from optisched.solvers.greedy import run_greedy
 from optisched.solvers.options import CpsatOptions, GreedyOptions, LnsOptions
@@ -59,9 +60,15 @@ its moves are cheap and beat the interval sub-solves per second: tight 200 × 10
 
 
 def start_plan(problem: Problem, index: Index, options: SolveOptions,
-                budget: float) -> tuple[Plan, str]:
-    """The start plan and where it came from (status infeasible when none)."""
+                budget: float, t0: float | None = None) -> tuple[Plan, str]:
+    """The start plan and where it came from (status infeasible when none).
+
+    ``t0`` (``time.perf_counter()`` at which ``lns`` started, default now): the greedy
+    start's progress reports reach ``options.callback`` with times from it, so a caller
+    sees greedy's first plan while its local search goes on.
+    """
     ends = time.perf_counter() + budget  # the start heuristics never take more than this
+    origin = time.perf_counter() if t0 is None else t0
     given = options.warm_start
     params = options.params_as(LnsOptions)
     if given is not None:
@@ -88,7 +95,7 @@ def start_plan(problem: Problem, index: Index, options: SolveOptions,
         gparams = GreedyOptions(iterations=GREEDY_MOVES)
         tl = max(tl, 3600.0)
     gopts = SolveOptions(time_limit=tl, seed=options.seed, threads=options.threads,
-                         params=gparams)
+                         params=gparams, callback=_relayed(options, origin))
     plan = run_greedy(problem, index, gopts)
     if plan.status.has_plan and evaluate(problem, plan, index).feasible:
         return plan, "greedy"
@@ -112,6 +119,21 @@ def start_plan(problem: Problem, index: Index, options: SolveOptions,
     if packed is not None:
         return packed, "cpsat-intervals"
     return plan, "none"
+
+
+def _relayed(options: SolveOptions, t0: float) -> Callable[[Progress], None] | None:
+    """A callback passing the greedy start's reports with an objective on to
+    ``options.callback``, timed from ``t0`` and marked as the start's."""
+    callback = options.callback
+    if callback is None:
+        return None
+
+    def relay(p: Progress) -> None:
+        if p.objective is not None:
+            callback(Progress(time.perf_counter() - t0, p.objective, None,
+                              f"start (greedy): {p.message}"))
+
+    return relay
 
 
 def _packing_start(problem: Problem, index: Index, options: SolveOptions,
