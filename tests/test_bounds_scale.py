@@ -207,18 +207,31 @@ def test_bound_file_carries_its_source(tmp_path: Path) -> None:
     assert read_bound(path) == (-3.25, "aggregate") and read_value(path) == -3.25
 
 
-def test_child_bound_stops_at_the_converged_aggregated_lp_instead_of_colgen(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("method", ["colgen", "lp"])
+def test_child_bound_stops_at_the_converged_aggregated_lp_instead_of_the_full_model(
+        method: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import optisched.bounds.child as child_mod
 
     problem = _tiny(1)
     monkeypatch.setattr(child_mod, "colgen_bound", lambda *a, **k: pytest.fail("colgen ran"))
+    monkeypatch.setattr(child_mod, "lp_bound_result", lambda *a, **k: pytest.fail("lp ran"))
+    monkeypatch.setattr(child_mod, "LP_AFTER_AGGREGATE_MAX_COLUMNS", 0)  # "a large model"
     out = tmp_path / "bound.txt"
-    value = compute_bound(BoundRequest(problem, 60.0, "colgen", aggregate_first=True), out)
+    value = compute_bound(BoundRequest(problem, 60.0, method, aggregate_first=True), out)
     agg = aggregate_bound(compile_index(problem))
     assert agg.converged and value == pytest.approx(agg.bound, rel=1e-9)
     assert read_bound(out) == (pytest.approx(agg.bound, rel=1e-9), "aggregate")
     assert value <= _optimum(problem) + TOL * abs(value)
+
+
+def test_child_bound_runs_a_small_lp_after_the_aggregated_one(tmp_path: Path) -> None:
+    problem = _tiny(1)
+    out = tmp_path / "bound.txt"
+    value = compute_bound(BoundRequest(problem, 60.0, "lp", aggregate_first=True), out)
+    lp = lp_bound(problem, compile_index(problem))
+    assert value == pytest.approx(lp, rel=1e-6)  # the LP ran: its value is returned
+    assert read_bound(out)[0] == pytest.approx(max(lp, aggregate_bound(
+        compile_index(problem)).bound), rel=1e-9)
 
 
 def test_child_bound_runs_the_aggregated_lp_first_and_keeps_the_larger(tmp_path: Path) -> None:
