@@ -4,6 +4,8 @@ deterministic for a seed; its sub-problems and its Lagrangian bound."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -326,7 +328,7 @@ def test_no_full_model_above_the_column_cap(monkeypatch: pytest.MonkeyPatch) -> 
 
 @pytest.mark.parametrize("linear", [True, False])
 def test_greedy_start_gets_a_share_of_the_budget_on_linear_instances(
-        linear: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+        linear: bool, spy: Callable[[object, str], list[Any]]) -> None:
     """On linear (ICON-class) instances greedy's local search may use 0.4 of the budget
     for the start; elsewhere min(10 s, 0.05 of it)."""
     from optisched.bounds.aggregate import linear_nodes
@@ -339,17 +341,10 @@ def test_greedy_start_gets_a_share_of_the_budget_on_linear_instances(
                else generate("small", seed=0))
     index = compile_index(problem)
     assert bool(linear_nodes(index).all()) is linear
-    limits: list[float | None] = []
-    real = start_mod.run_greedy
-
-    def spy(p: Problem, ix: object, opts: SolveOptions) -> Plan:
-        limits.append(opts.time_limit)
-        return real(p, ix, opts)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(start_mod, "run_greedy", spy)
+    calls = spy(start_mod, "run_greedy")
     plan, origin = start_mod.start_plan(problem, index, SolveOptions(seed=0), 50.0)
     assert origin == "greedy" and plan.status.has_plan
-    assert limits == [pytest.approx(20.0 if linear else 2.5)]
+    assert [args[2].time_limit for args, _ in calls] == [pytest.approx(20.0 if linear else 2.5)]
 
 
 def test_lns_reports_the_greedy_starts_plans_while_its_local_search_runs() -> None:
