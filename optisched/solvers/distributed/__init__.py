@@ -22,10 +22,13 @@ figures):
    the time limit.
 5. **Assembly and bound**: the partitions' placements and flows form the global plan
    (no feeder spans partitions, so no dispatch across them is needed); ``solve()``
-   verifies it with the evaluator. The global Lagrangian bound of the node loads
-   (:mod:`optisched.bounds.lagrangian`) decomposes by partition: each worker computes its
-   partition's dispatch duals and every job's cheapest placement there, the driver adds
-   the constants and takes each job's minimum over partitions.
+   verifies it with the evaluator. The global bound relaxes the mobile jobs'
+   assignment rows, so it decomposes by partition: each partition's first-solve task,
+   right after its plan and within a share of the budget, bounds its own problem with the
+   Lagrangian bound of :mod:`optisched.bounds.lagrangian` (dispatch duals, capacity
+   prices, midpoint passes); the driver adds the job-free parts and takes each job's
+   minimum over partitions. Nothing of the bound runs after the plan but that sum (and
+   more capacity steps in the time the rounds leave).
 
 Engines (:mod:`~optisched.solvers.distributed.backends`): Ray actors (problem and index
 put in the object store once), a spawned process pool, or inline for one partition.
