@@ -125,19 +125,24 @@ def improved_bound(index: Index, load: FloatArray, rounds: int = 3,
     two as the next reference; the bound is valid at every reference load, so the
     maximum is a bound. Then, when ``upper`` (a feasible plan's objective) is given,
     the resource capacities are dualized at the best reference's ``π``
-    (:func:`capacity_bound`). Stops at ``deadline`` (``time.perf_counter()``).
+    (:func:`capacity_bound`). Stops at ``deadline`` (``time.perf_counter()``): a round
+    starts only when the last evaluation's time still fits before it.
     """
+    tr = time.perf_counter()
     first = _bound_at(index, load)
     if first is None:
         return None
+    round_s = time.perf_counter() - tr
     best, pi, relaxed, const = first
     best_pi, best_const = pi, const
     ref = np.asarray(load, dtype=float)
     for _ in range(rounds):
-        if time.perf_counter() >= deadline:
+        tr = time.perf_counter()
+        if tr + round_s >= deadline:
             break
         trial = 0.5 * (ref + relaxed)
         res = _bound_at(index, trial)
+        round_s = time.perf_counter() - tr
         if res is None:
             break
         if res[0] > best:

@@ -249,12 +249,18 @@ class HighsOptions(SolverOptions):
     explain : bool
         On an infeasible model, run the elastic relaxation that names the jobs, nodes,
         slots and constraints at fault.
+    isolate : bool or None
+        Run HiGHS in a child process that is stopped at the deadline (HiGHS's root
+        heuristics do not look at the clock); None: from
+        :data:`~optisched.solvers.highs.ISOLATE_INTEGERS` integer columns. Never for
+        deterministic runs (they are bounded by nodes, not time).
     """
 
     greedy_start: bool = True
     log: bool = False
     presolve_rule_off: int | None = None
     explain: bool = True
+    isolate: bool | None = None
 
 
 @dataclass(frozen=True)

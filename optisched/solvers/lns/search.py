@@ -40,7 +40,7 @@ from optisched.solvers.lns.subproblem import (
 )
 from optisched.solvers.options import LnsOptions
 
-__all__ = ["DEFAULT_TIME_LIMIT", "solve_lns"]
+__all__ = ["DEFAULT_TIME_LIMIT", "MIN_SUB_LIMIT", "solve_lns", "sub_solve_limit"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ SUB_LIMIT_MIN, SUB_LIMIT_MAX = 1.0, 3.0
 instances: sub-MILPs of 4-8 freed jobs close at HiGHS's root in 0.05-0.7 s, those of 12
 freed jobs on 12 nodes stay in the root cut loop for more than 4 s without improving the
 warm start, so short limits and the size adaptation pay more than long limits."""
+MIN_SUB_LIMIT = 0.1
+"""Shortest sub-solve limit worth an iteration [s]."""
 GROW, SHRINK = 1.3, 0.7
 """Size factors after a sub-solve proven optimal / cut by its time limit."""
 ALPHA = 0.3
@@ -199,6 +201,28 @@ def bound_method(index: Index) -> str | None:
     return "implicit" if index.S == 1 else None
 
 
+def sub_solve_limit(sub_limit: float, left: float, overhead: float, t_lag: float
+                    ) -> float | None:
+    """The time limit of the next sub-solve [s], None when no iteration fits.
+
+    An iteration takes its sub-solve's limit plus ``overhead`` (its measured time beyond
+    the limit), and the final Lagrangian bound takes ``t_lag`` (one evaluation): the
+    sub-solve gets ``min(sub_limit, left − overhead − t_lag − 0.05)``, and no iteration
+    starts when that is below :data:`MIN_SUB_LIMIT`.
+
+    Parameters
+    ----------
+    sub_limit : float
+        The configured sub-solve limit [s].
+    left : float
+        Time to the deadline [s].
+    overhead, t_lag : float
+        Measured seconds (see above).
+    """
+    limit = min(sub_limit, left - overhead - t_lag - 0.05)
+    return limit if limit >= MIN_SUB_LIMIT else None
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -333,6 +357,9 @@ class _Search:
         self.sub_limit = (self.params.sub_time_limit if self.params.sub_time_limit is not None
                           else default_sub)
         self.n_movable = int((~index.pinned).sum())
+        self.overhead = 0.0
+        """Time of an iteration beyond its sub-solve's limit [s]: the latest, or a moving
+        average when that is larger."""
         self.iterations = 0
         self.proven = False
 
@@ -372,8 +399,8 @@ class _Search:
         while self.n_movable and not self.optimal_now() and not self.proven:
             if max_iter is not None and self.iterations >= max_iter:
                 break
-            remaining = self.deadline - time.perf_counter()
-            if remaining < max(0.2, 2.0 * self.t_lag):
+            if sub_solve_limit(self.sub_limit, self.deadline - time.perf_counter(),
+                               self.overhead, self.t_lag) is None:
                 break
             if self.iterations == 1:
                 self.lp.start(self.problem)
@@ -428,7 +455,10 @@ class _Search:
         ts = time.perf_counter()
         sub = build_subproblem(self.problem, self.index, state.best, hood.nodes, hood.free,
                                hood.window)
-        limit = min(self.sub_limit, max(0.1, self.deadline - time.perf_counter() - 0.05))
+        limit = sub_solve_limit(self.sub_limit, self.deadline - time.perf_counter(),
+                                self.overhead, self.t_lag)
+        if limit is None:  # building the neighbourhood took the time left
+            return
         name = self._sub_solver_for(hood)
         result = solve_subproblem(name, sub, limit, int(self.rng.integers(2**31 - 1)),
                                   self.options.threads, self.options.deterministic)
@@ -439,6 +469,9 @@ class _Search:
         if solved_optimal and not improved:
             state.seen.add(key)
         secs = time.perf_counter() - ts
+        # what an iteration takes beyond its sub-solve's limit (the sub-problem's build, the
+        # sub-solver's own set-up and flows, the splice priced on every scenario)
+        self.overhead = max(secs - limit, (1 - ALPHA) * self.overhead + ALPHA * (secs - limit))
         ss = self.sub_stats.setdefault(name, _Stats())
         ss.tried += 1
         ss.seconds += secs
@@ -509,7 +542,8 @@ class _Search:
         in time, and its last restricted-master plan."""
         state = self.state
         if (state.best.flows is not None and self.use_lag and not self.optimal_now()
-                and not self.proven):
+                and not self.proven and (self.deterministic or time.perf_counter()
+                                         + self.t_lag <= self.deadline)):
             lb = improved_bound(self.index, state.best.flows.load, rounds=BOUND_ROUNDS,
                                 deadline=math.inf if self.deterministic else self.deadline,
                                 upper=state.objective, capacity_iterations=CAPACITY_ITERATIONS)
