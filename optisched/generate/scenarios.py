@@ -16,7 +16,8 @@ series are the forecast; each outcome is the forecast with forecast errors:
   (``L`` = :data:`DAY_LENGTH_KM` for the day's factor, :data:`HOUR_LENGTH_KM` for the
   hourly one): the exponential decay of the correlation of irradiance with distance,
   faster the shorter the time scale, of Perez et al. (2012) and Gafurov et al. (2015).
-  A node's PV is its forecast times its cell's clearness.
+  A node's PV is its forecast times its cell's clearness; an off-grid node's (wave power
+  plus PV) only above its least value, the wave power of the night.
 * **Prices**: the forecast day-ahead part of the dynamic tariffs (``home_dynamic``,
   ``industrial_dayahead``: the tariff minus its surcharge) plus ``±Δ``, where ``Δ`` is
   one of the six real day-to-day changes of the shipped SMARD week
@@ -172,12 +173,17 @@ def draw_outcome(problem: Problem, rng: np.random.Generator
     s2 = LOAD_COMMON_SIGMA ** 2 + LOAD_HOME_SIGMA ** 2
     grid = {n.node_id: n.grid_kw for n in problem.nodes}
     homes = {n.node_id: n.feeder for n in problem.nodes if n.kind == "home"}
+    wave = {n.node_id for n in problem.nodes if n.kind == "offgrid"}
     share_change: dict[str, FloatArray] = {}
     series: dict[str, NodeSeries] = {}
     for nid, s in problem.node_series.items():
         upd: dict[str, list[float] | None] = {}
         if s.pv_kw is not None:
-            upd["pv_kw"] = [round(float(v), 4) for v in np.asarray(s.pv_kw) * k[:, cell_of[nid]]]
+            pv = np.asarray(s.pv_kw, dtype=float)
+            # an off-grid node's generation is wave power plus PV: only the part above its
+            # least value (the wave power of the night) follows the clearness
+            floor = float(pv.min()) if nid in wave else 0.0
+            upd["pv_kw"] = [round(float(v), 4) for v in floor + (pv - floor) * k[:, cell_of[nid]]]
         own = rng.standard_normal(24)  # drawn for every node: the stream does not depend on kinds
         if nid in homes and s.headroom_kw is not None and np.isfinite(grid[nid]):
             g = float(grid[nid])
