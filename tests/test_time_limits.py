@@ -182,5 +182,7 @@ def test_lns_sub_solve_limit_leaves_room_for_the_iteration_and_the_final_bound()
     assert sub_solve_limit(3.0, 10.0, 0.5, 0.2) == 3.0
     assert sub_solve_limit(3.0, 2.0, 0.5, 0.2) == pytest.approx(1.25)
     assert sub_solve_limit(3.0, 0.8, 0.5, 0.2) is None
-    assert sub_solve_limit(3.0, 0.35 + MIN_SUB_LIMIT, 0.1, 0.2) == pytest.approx(MIN_SUB_LIMIT)
+    assert sub_solve_limit(3.0, 0.5, 0.1, 0.2) == pytest.approx(0.15)  # just above MIN
+    assert sub_solve_limit(3.0, 0.44, 0.1, 0.2) is None  # 0.09 s < MIN_SUB_LIMIT = 0.1 s
+    assert MIN_SUB_LIMIT == 0.1
     assert sub_solve_limit(3.0, math.inf, 5.0, 5.0) == 3.0  # no deadline

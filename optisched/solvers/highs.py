@@ -517,7 +517,13 @@ def run_highs(problem: Problem, index: Index, options: SolveOptions, *, name: st
     t_build = time.perf_counter() - t0
     info.update({"columns": model.n_cols, "rows": model.n_rows, "nonzeros": int(model.A.nnz),
                  "integers": int(model.integer.sum())})
-    stall = model.A.nnz / STALL_NONZEROS_PER_SECOND
+    isolate = params.isolate
+    if isolate is None:
+        isolate = on_solution is None and int(model.integer.sum()) >= ISOLATE_INTEGERS
+    isolate = bool(isolate) and not det and on_solution is None
+    # a run in-process must end its clock-blind stretches before the deadline; an isolated
+    # one is stopped there, so HiGHS may use the time up to it
+    stall = 0.0 if isolate else model.A.nnz / STALL_NONZEROS_PER_SECOND
     remaining = time_limit if det else deadline - time.perf_counter() - reserve - stall
     if not det and remaining < MIN_RUN:
         plan = _warm_plan_result(problem, index, name, warm, "time limit: too little time left "
@@ -540,10 +546,7 @@ def run_highs(problem: Problem, index: Index, options: SolveOptions, *, name: st
             on_solution(e.solution())
 
     wanted = options.callback is not None or on_solution is not None
-    isolate = params.isolate
-    if isolate is None:
-        isolate = on_solution is None and int(model.integer.sum()) >= ISOLATE_INTEGERS
-    if isolate and not det and on_solution is None:
+    if isolate:
         ran = isolated_run(model, options, params, remaining, gap, warm_x,
                            deadline - 0.5 * reserve,
                            (lambda o, b: options.report(t0, o, b, "highs incumbent"))
