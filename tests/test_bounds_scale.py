@@ -131,7 +131,10 @@ def test_scalable_bounds_lie_below_the_lp_and_the_optimum(seed: int) -> None:
     lp = lp_bound(problem, index)
     imp = implicit_colgen_bound(index)
     agg = aggregate_bound(index)
-    assert imp.converged and agg.converged
+    by_columns = aggregate_bound(index, whole=False)  # column generation, not the whole LP
+    assert imp.converged and agg.converged and by_columns.converged
+    assert agg.iterations == 1 and agg.columns >= by_columns.columns
+    assert by_columns.bound == pytest.approx(agg.bound, rel=1e-6)
     # the implicit master drops the on-link rows: a relaxation of the LP
     assert imp.bound <= lp + TOL * abs(lp)
     assert lp <= opt + TOL * abs(opt)
@@ -158,11 +161,12 @@ def test_implicit_bound_equals_the_lp_where_no_node_sleeps(seed: int) -> None:
     assert lp <= _optimum(problem) + TOL * abs(lp)
 
 
+@pytest.mark.parametrize("whole", [True, False])
 @pytest.mark.parametrize("seed", [0, 4])
-def test_aggregate_bound_equals_the_lp_on_one_awake_node(seed: int) -> None:
+def test_aggregate_bound_equals_the_lp_on_one_awake_node(seed: int, whole: bool) -> None:
     problem = _awake(_tiny(seed, jobs=6, nodes=1))
     index = compile_index(problem)
-    agg = aggregate_bound(index)
+    agg = aggregate_bound(index, whole=whole)
     assert agg.converged and agg.classes == 1
     assert agg.bound == pytest.approx(lp_bound(problem, index), rel=1e-6)
 
@@ -201,6 +205,33 @@ def test_bound_file_carries_its_source(tmp_path: Path) -> None:
     assert read_bound(path) == (12.5, None)
     write_value(path, -3.25, "aggregate")
     assert read_bound(path) == (-3.25, "aggregate") and read_value(path) == -3.25
+
+
+@pytest.mark.parametrize("method", ["colgen", "lp"])
+def test_child_bound_stops_at_the_converged_aggregated_lp_instead_of_the_full_model(
+        method: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import optisched.bounds.child as child_mod
+
+    problem = _tiny(1)
+    monkeypatch.setattr(child_mod, "colgen_bound", lambda *a, **k: pytest.fail("colgen ran"))
+    monkeypatch.setattr(child_mod, "lp_bound_result", lambda *a, **k: pytest.fail("lp ran"))
+    monkeypatch.setattr(child_mod, "LP_AFTER_AGGREGATE_MAX_COLUMNS", 0)  # "a large model"
+    out = tmp_path / "bound.txt"
+    value = compute_bound(BoundRequest(problem, 60.0, method, aggregate_first=True), out)
+    agg = aggregate_bound(compile_index(problem))
+    assert agg.converged and value == pytest.approx(agg.bound, rel=1e-9)
+    assert read_bound(out) == (pytest.approx(agg.bound, rel=1e-9), "aggregate")
+    assert value <= _optimum(problem) + TOL * abs(value)
+
+
+def test_child_bound_runs_a_small_lp_after_the_aggregated_one(tmp_path: Path) -> None:
+    problem = _tiny(1)
+    out = tmp_path / "bound.txt"
+    value = compute_bound(BoundRequest(problem, 60.0, "lp", aggregate_first=True), out)
+    lp = lp_bound(problem, compile_index(problem))
+    assert value == pytest.approx(lp, rel=1e-6)  # the LP ran: its value is returned
+    assert read_bound(out)[0] == pytest.approx(max(lp, aggregate_bound(
+        compile_index(problem)).bound), rel=1e-9)
 
 
 def test_child_bound_runs_the_aggregated_lp_first_and_keeps_the_larger(tmp_path: Path) -> None:

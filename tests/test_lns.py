@@ -4,6 +4,8 @@ deterministic for a seed; its sub-problems and its Lagrangian bound."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -322,3 +324,43 @@ def test_no_full_model_above_the_column_cap(monkeypatch: pytest.MonkeyPatch) -> 
     plan = solve(p, "lns", time_limit=15, seed=0, max_iterations=2, restricted_master=False)
     assert plan.status.has_plan and started == ["implicit"]
     assert plan.info["bound_source"] in ("lagrangian", "sub-solve of the whole problem", None)
+
+
+@pytest.mark.parametrize("linear", [True, False])
+def test_greedy_start_gets_a_share_of_the_budget_on_linear_instances(
+        linear: bool, spy: Callable[[object, str], list[Any]]) -> None:
+    """On linear (ICON-class) instances greedy's local search may use 0.4 of the budget
+    for the start; elsewhere min(10 s, 0.05 of it)."""
+    from optisched.bounds.aggregate import linear_nodes
+    from optisched.generate import generate
+    from optisched.generate.tight import tight_problem
+    from optisched.solvers.base import SolveOptions
+    from optisched.solvers.lns import start as start_mod
+
+    problem = (tight_problem(8, 2, slots=24, seed=0)[0] if linear
+               else generate("small", seed=0))
+    index = compile_index(problem)
+    assert bool(linear_nodes(index).all()) is linear
+    calls = spy(start_mod, "run_greedy")
+    plan, origin = start_mod.start_plan(problem, index, SolveOptions(seed=0), 50.0)
+    assert origin == "greedy" and plan.status.has_plan
+    assert [args[2].time_limit for args, _ in calls] == [pytest.approx(20.0 if linear else 2.5)]
+
+
+def test_lns_reports_the_greedy_starts_plans_while_its_local_search_runs() -> None:
+    from optisched.generate.tight import tight_problem
+
+    problem = tight_problem(8, 2, slots=24, seed=0)[0]  # linear: a long greedy start
+    reports: list[Progress] = []
+    plan = solve(problem, "lns", time_limit=3.0, seed=0, callback=reports.append,
+                 options={"lp_bound": False})
+    assert plan.status.has_plan
+    starts = [r for r in reports if r.message.startswith("start (greedy): ")]
+    assert starts and starts[0].message == "start (greedy): construction"
+    done = next(r for r in reports if r.message == "start (greedy)")
+    # the construction's plan comes first, before lns reports its start; times never fall
+    assert reports.index(starts[0]) < reports.index(done)
+    assert starts[0].elapsed <= done.elapsed
+    assert all(a.elapsed <= b.elapsed for a, b in itertools.pairwise(reports))
+    assert min(r.objective for r in starts if r.objective is not None) == pytest.approx(
+        done.objective)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -109,6 +111,23 @@ def test_highs_without_a_warm_start_falls_back_to_greedy(
     assert evaluate(city, plan).feasible
     off = solve(city, "highs", time_limit=0.3, seed=0, greedy_start=False)
     assert off.status is Status.NO_SOLUTION  # a pure MILP run asked for: no substitute
+
+
+def test_cpsat_gives_greedy_the_whole_budget_when_its_model_cannot_be_built(
+        city: Problem, monkeypatch: pytest.MonkeyPatch,
+        spy: Callable[[object, str], list[Any]]) -> None:
+    # the model would take longer than the whole limit: no short hint first, one greedy
+    # run with the time left
+    import optisched.solvers.fallback as fallback_mod
+
+    monkeypatch.setattr(cpsat_solver, "build_seconds_estimate", lambda index: 1e6)
+    monkeypatch.setattr(cpsat_solver, "_hint_plan", lambda *a, **k: pytest.fail("hinted"))
+    calls = spy(fallback_mod, "run_greedy")
+    plan = solve(city, "cpsat", time_limit=8.0, seed=0)
+    assert plan.info["cpsat_status"] == "not run" and plan.info["fallback"] == "greedy"
+    limits = [args[2].time_limit for args, _ in calls]
+    assert len(limits) == 1 and limits[0] is not None and 5.0 < limits[0] <= 8.0
+    assert plan.status is Status.FEASIBLE and evaluate(city, plan).feasible
 
 
 def test_cpsat_without_a_hint_falls_back_to_greedy(

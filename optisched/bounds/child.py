@@ -7,8 +7,9 @@ relaxation (one thread; its start columns go to ``placement.npz`` beside it), th
 column-generation bound, the class-aggregated LP or the implicit column-generation
 bound (these three rewritten after every iteration that improves them). With
 ``aggregate_first`` and every node linear, the class-aggregated LP runs first (it takes
-seconds where the LP takes minutes) and the request's method after it; the file always
-holds the larger value.
+seconds where the LP takes minutes) and the request's method after it (not ``colgen``,
+nor ``lp`` above :data:`LP_AFTER_AGGREGATE_MAX_COLUMNS` start columns, once the aggregated
+LP has converged); the file always holds the larger value.
 :class:`~optisched.bounds.process.ChildProcess` runs it through the guard of
 :mod:`optisched.bounds.guard`, so it ends with its caller and removes its directory.
 """
@@ -26,6 +27,7 @@ from optisched.bounds.colgen import colgen_bound
 from optisched.bounds.files import read_value, write_value
 from optisched.bounds.implicit import implicit_colgen_bound
 from optisched.bounds.lp import lp_bound_result
+from optisched.bounds.pricing import start_column_count
 from optisched.bounds.process import PLACEMENT_FILE, BoundRequest, read_request
 from optisched.index import Index, compile_index
 
@@ -33,7 +35,11 @@ __all__ = ["AGGREGATE_FIRST_SHARE", "METHODS", "compute_bound", "main"]
 
 METHODS = ("lp", "colgen", "aggregate", "implicit")
 """Bound methods of :class:`~optisched.bounds.process.BoundRequest`."""
-AGGREGATE_FIRST_SHARE = 0.25
+LP_AFTER_AGGREGATE_MAX_COLUMNS = 100_000
+"""Above this many start columns a converged aggregated LP ends the child on linear nodes
+where the request asked for ``lp`` (tight 200 × 10, 205-224 k columns: the LP did not
+finish in 300 s; ICON sample04, 58 k: not in 240 s either, but smaller LPs do)."""
+AGGREGATE_FIRST_SHARE = 0.5
 """Share of the time limit the class-aggregated LP may take before the request's method
 (``aggregate_first``)."""
 
@@ -71,14 +77,24 @@ def compute_bound(request: BoundRequest, out: Path) -> float:
     """Compute the bound of ``request``, writing it (when finite) to ``out`` [money].
 
     Returns the request's method's bound (``aggregate_first``: not the aggregated one,
-    which is only written when larger).
+    which is only written when larger; but for ``colgen`` on linear nodes the converged
+    aggregated LP's, and column generation does not run).
     """
     t0 = time.perf_counter()
     limit = float(request.time_limit)
     index = compile_index(request.problem)
     if (request.aggregate_first and request.method != "aggregate"
             and linear_nodes(index).all()):
-        _run(request, index, "aggregate", AGGREGATE_FIRST_SHARE * limit, out)
+        agg = aggregate_bound(index, time_limit=AGGREGATE_FIRST_SHARE * limit,
+                              progress=_writer(out, "aggregate"))
+        if agg.converged and (request.method == "colgen" or (
+                request.method == "lp"
+                and start_column_count(index) > LP_AFTER_AGGREGATE_MAX_COLUMNS)):
+            # the full model's LP or column generation does not pass it within these
+            # budgets on linear nodes and takes gigabytes (ICON sample08: 4.66 GB, below
+            # the Lagrangian value after 300 s; tight 200 × 10: the LP unfinished after
+            # 300 s at 2.6-3.0 GB, colgen 8,518 after 240 s against 15,454): stop here
+            return float(agg.bound)
     value = _run(request, index, request.method,
                  max(0.1, limit - (time.perf_counter() - t0)), out)
     _writer(out, request.method)(value, 0.0)

@@ -263,9 +263,9 @@ class FlowColumns:
 class _Cols:
     """Column positions while building (filled by :func:`define_variables`).
 
-    ``pv_used`` … ``excl`` are the first scenario's recourse columns; ``scenarios`` has
-    every scenario's (the first is the same arrays); ``eta`` and ``cvar_z`` are the CVaR
-    columns (-1 and empty when ``cvar_weight`` is 0).
+    ``scenarios`` holds every scenario's recourse columns; ``pv_used`` … ``excl`` read
+    the first scenario's; ``eta`` and ``cvar_z`` are the CVaR columns (-1 and empty when
+    ``cvar_weight`` is 0).
     """
 
     x: IntArray
@@ -274,17 +274,49 @@ class _Cols:
     up: IntArray
     down: IntArray
     down_end: IntArray
-    pv_used: IntArray
-    grid_import: IntArray
-    grid_export: IntArray
-    charge: IntArray
-    discharge: IntArray
-    soc: IntArray
-    peak: IntArray
-    excl: IntArray
     scenarios: list[FlowColumns]
     eta: int
     cvar_z: IntArray
+
+    @property
+    def pv_used(self) -> IntArray:
+        """PV used ``(N, T)`` of the first scenario."""
+        return self.scenarios[0].pv_used
+
+    @property
+    def grid_import(self) -> IntArray:
+        """Grid import ``(N, T)`` of the first scenario."""
+        return self.scenarios[0].grid_import
+
+    @property
+    def grid_export(self) -> IntArray:
+        """Grid export ``(N, T)`` of the first scenario."""
+        return self.scenarios[0].grid_export
+
+    @property
+    def charge(self) -> IntArray:
+        """Battery charge ``(N, T)`` of the first scenario."""
+        return self.scenarios[0].charge
+
+    @property
+    def discharge(self) -> IntArray:
+        """Battery discharge ``(N, T)`` of the first scenario."""
+        return self.scenarios[0].discharge
+
+    @property
+    def soc(self) -> IntArray:
+        """State of charge ``(N, T)`` of the first scenario."""
+        return self.scenarios[0].soc
+
+    @property
+    def peak(self) -> IntArray:
+        """Peak import ``(N,)`` of the first scenario."""
+        return self.scenarios[0].peak
+
+    @property
+    def excl(self) -> IntArray:
+        """Exclusion binaries ``(N, T)`` of the first scenario (-1 where none)."""
+        return self.scenarios[0].excl
 
 
 @dataclass
@@ -392,10 +424,8 @@ def define_variables(b: MilpBuilder, index: Index, sets: ModelSets) -> _Cols:
     down_end = np.full(N, -1, dtype=np.int64)
     down_end[index.end_off] = b.add_cols(int(index.end_off.sum()), 0.0, 1.0)
     scen = [_flow_columns(b, index.scenario(s)) for s in range(index.S)]
-    f0 = scen[0]
-    c = _Cols(x, drop, on, up, down, down_end, f0.pv_used, f0.grid_import, f0.grid_export,
-              f0.charge, f0.discharge, f0.soc, f0.peak, f0.excl, scen, -1,
-              np.zeros(0, dtype=np.int64))
+    c = _Cols(x=x, drop=drop, on=on, up=up, down=down, down_end=down_end, scenarios=scen,
+              eta=-1, cvar_z=np.zeros(0, dtype=np.int64))
     if index.scenarios.cvar_weight > 0:
         lo, hi = _cost_range(b, index, sets, c)
         c.eta = int(b.add_cols(1, float(lo.min()), float(hi.max()))[0])

@@ -15,7 +15,9 @@ Options: :class:`~optisched.solvers.options.CpsatOptions` (``variant``,
 
 ``time_limit`` → ``max_time_in_seconds`` (default 60 s) of what is left after the hint
 and the model build, both inside the limit (a model whose build would not fit,
-:func:`build_seconds_estimate`, is not built: the hint is returned); ``mip_gap`` →
+:func:`build_seconds_estimate`, is not built: the hint is returned, and when the build
+would not fit even the whole limit no short hint is computed first: greedy's feasibility
+engine gets all the time, once, as :mod:`~optisched.solvers.highs` does); ``mip_gap`` →
 ``relative_gap_limit``, ``seed`` → ``random_seed``. ``deterministic``: one worker, no
 interleaved search, ``max_deterministic_time`` of
 :data:`~optisched.solvers.base.CPSAT_DETERMINISTIC_PER_SECOND` per second of the limit
@@ -429,13 +431,21 @@ def solve_cpsat(problem: Problem, index: Index, options: SolveOptions) -> Plan:
 
     params = options.params_as(CpsatOptions)
     variant = params.variant
+    est = build_seconds_estimate(index)
+
+    def too_big() -> str:
+        return (f"time limit: the CP-SAT model (about {est:.2g} s to build) does not fit the "
+                f"{max(0.0, left()):.2g} s left")
+
+    if est > left():  # never built: greedy gets the whole budget once, not a short hint
+        given = options.warm_start
+        return _no_time(problem, index, given if given is not None and given.status.has_plan
+                        else None, too_big(), {"hint_time": 0.0}, options, left())
     hint = _hint_plan(problem, index, options, most=max(0.0, 0.5 * left()))
     t_hint = time.perf_counter() - t0
-    if build_seconds_estimate(index) > left():
-        return _no_time(problem, index, hint, f"time limit: the CP-SAT model (about "
-                        f"{build_seconds_estimate(index):.2g} s to build) does not fit the "
-                        f"{max(0.0, left()):.2g} s left", {"hint_time": t_hint},
-                        options, left())
+    if est > left():
+        return _no_time(problem, index, hint, too_big(), {"hint_time": t_hint}, options,
+                        left())
     cm = build_model(index, variant=variant)
     t_model = time.perf_counter() - t0 - t_hint
     n_hint = apply_hint(cm, hint) if hint is not None else 0

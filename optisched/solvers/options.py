@@ -361,7 +361,9 @@ class LnsOptions(SolverOptions):
     restricted_master : bool
         After the LP, solve the MILP over the LP's support in the child process.
     greedy_time_limit : float or None
-        Budget of the greedy start [s]; None: 0.05·time_limit clipped to [0.2 s, 10 s].
+        Budget of the greedy start [s]; None: 0.05·time_limit clipped to [0.2 s, 10 s],
+        or 0.4·time_limit when every node is linear (no PV, battery, demand charge or
+        finite feeder headroom: the ICON class).
     packing_time_limit : float or None
         Budget of the packing start when greedy and baseline find no plan [s];
         None: max(1 s, 0.4·time_limit).

@@ -316,7 +316,8 @@ def _search(problem: Problem, index: Index, options: SolveOptions, t0: float, de
     budget = deadline - time.perf_counter()  # the penalty phase starts late: what is left
     if start_column_count(index) >= LP_EARLY_COLUMNS:
         lp.start(problem)  # beside the start heuristics: the bound and LP guidance come sooner
-    start, origin = start_plan(problem, index, options, budget if math.isfinite(budget) else 60.0)
+    start, origin = start_plan(problem, index, options,
+                               budget if math.isfinite(budget) else 60.0, t0)
     if not start.status.has_plan or start.flows is None:
         if penalty_phase or not index.must_run.any():
             start.solver = "lns"
