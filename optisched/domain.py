@@ -775,7 +775,8 @@ class Problem(BaseModel):
         ----------
         refs : References, optional
             What counts as defined (default: this problem's own nodes, tariffs
-            and feeders; tariffs are not checked when there are none).
+            and feeders; tariffs are not checked when there are none, feeders not here when
+            only the scenarios have them, which are then checked per scenario).
 
         Returns
         -------
@@ -785,7 +786,8 @@ class Problem(BaseModel):
         if refs is None:
             refs = References(nodes=[n.node_id for n in self.nodes],
                               tariffs=list(self.tariffs) if self.tariffs else None,
-                              feeders=list(self.feeders))
+                              feeders=(list(self.feeders) if self.feeders or not any(
+                                  sc.feeders for sc in self.scenarios.values()) else None))
         return [*self._node_issues(refs), *self._job_issues(refs), *self._series_issues(refs),
                 *self._scenario_issues(refs)]
 

@@ -208,6 +208,13 @@ class Flows(FlowArrays):
             FlowArrays(**{k: v[rows].copy() for k, v in f.flow_arrays().items()})
             for f in self.scenario_flows()])
 
+    def take_scenarios(self, kept: list[int]) -> Flows:
+        """Copies of the flows of scenarios ``kept`` (in that order), on and load shared."""
+        parts = self.scenario_flows()
+        return Flows.of_scenarios(self.on.copy(), self.load.copy(), [
+            FlowArrays(**{k: v.copy() for k, v in parts[s].flow_arrays().items()})
+            for s in kept])
+
     def set_rows(self, rows: IntArray, src: Flows) -> None:
         """Copy every array of ``src`` (on, load and the flows) into rows ``rows``."""
         self.on[rows] = src.on

@@ -219,10 +219,10 @@ def test_penalty_phase_finds_a_plan_when_the_heuristics_fail(
 
     real = lns_mod.start_plan
 
-    def failing(problem, index, options, budget):  # type: ignore[no-untyped-def]
+    def failing(problem, index, options, budget, *rest):  # type: ignore[no-untyped-def]
         if index.must_run.any():  # not yet the penalty problem (every job droppable)
             return Plan.empty(problem, "greedy", Status.INFEASIBLE, "forced"), "none"
-        return real(problem, index, options, budget)
+        return real(problem, index, options, budget, *rest)
 
     monkeypatch.setattr(lns_mod, "start_plan", failing)
     p = random_problem(2, n_nodes=3, n_jobs=6, slots=10, droppable=False)

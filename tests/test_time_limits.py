@@ -32,10 +32,14 @@ from optisched.solvers.cpsat import build_seconds_estimate
 from optisched.solvers.fallback import fallback_plan
 from optisched.solvers.highs import (
     BIG_MODEL_COLS,
+    ISOLATED_PREFIX,
     PRESOLVE_RULE_OFF,
+    isolated_run,
     milp_nonzeros_estimate,
     presolve_rules_off,
 )
+from optisched.solvers.lns.search import MIN_SUB_LIMIT, sub_solve_limit
+from optisched.solvers.options import HighsOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -149,3 +153,55 @@ def test_the_highs_watchdog_interrupts_a_run() -> None:
     ran = hs.run(h, deadline=time.perf_counter() - 1.0)  # already past: first callback stops
     assert ran.text == "Interrupted by user", ran.text
     assert ran.status is None  # feasible with an incumbent, else no_solution
+
+
+def test_milp_nonzeros_estimate_counts_every_scenario() -> None:
+    from optisched.generate import generate
+    from optisched.generate.scenarios import draw_scenarios
+
+    p, _ = draw_scenarios(generate("small", seed=0), 4, seed=0)
+    index = compile_index(p)
+    est, built = milp_nonzeros_estimate(index), build_milp(index).A.nnz
+    # each job column enters the power balance of all four scenarios
+    assert 0.85 * built <= est <= 1.2 * built
+
+
+def _own_child_dirs() -> list[Path]:
+    import os
+    import tempfile
+
+    return list(Path(tempfile.gettempdir()).glob(f"{ISOLATED_PREFIX}{os.getpid()}-*"))
+
+
+def test_isolated_highs_gives_the_in_process_plan() -> None:
+    p = read_bundle(ROOT / "datasets" / "tiny")
+    inside = solve(p, "highs", time_limit=60, seed=0, options={"isolate": False})
+    child = solve(p, "highs", time_limit=60, seed=0, options={"isolate": True})
+    assert child.info.get("isolated") is True and "isolated" not in inside.info
+    assert child.status is inside.status is Status.OPTIMAL
+    assert child.objective == pytest.approx(inside.objective, rel=1e-9)
+    assert evaluate(p, child).objective == pytest.approx(child.objective, rel=1e-9)
+    assert _own_child_dirs() == []  # the child's directory went with it
+
+
+def test_isolated_highs_is_stopped_at_the_deadline_whatever_highs_does() -> None:
+    # HiGHS gets 1000 s, the deadline is already past: the caller does not wait for the
+    # child (a root heuristic of HiGHS may not look at the clock for minutes), it stops it
+    # and has no solution, so run_highs keeps its warm start
+    model = build_milp(compile_index(read_bundle(ROOT / "datasets" / "neighborhood")))
+    run = isolated_run(model, SolveOptions(seed=0), HighsOptions(), 1000.0, 1e-6, None,
+                       time.perf_counter() - 1.0)
+    assert run.stopped and run.x is None and run.status is Status.NO_SOLUTION
+    assert _own_child_dirs() == []
+
+
+def test_lns_sub_solve_limit_leaves_room_for_the_iteration_and_the_final_bound() -> None:
+    # 10 s left: the configured 3 s; 2 s left, 0.5 s overhead, 0.2 s final bound:
+    # 2 − 0.5 − 0.2 − 0.05 = 1.25 s; 0.8 s left: 0.05 s < MIN_SUB_LIMIT, no iteration
+    assert sub_solve_limit(3.0, 10.0, 0.5, 0.2) == 3.0
+    assert sub_solve_limit(3.0, 2.0, 0.5, 0.2) == pytest.approx(1.25)
+    assert sub_solve_limit(3.0, 0.8, 0.5, 0.2) is None
+    assert sub_solve_limit(3.0, 0.5, 0.1, 0.2) == pytest.approx(0.15)  # just above MIN
+    assert sub_solve_limit(3.0, 0.44, 0.1, 0.2) is None  # 0.09 s < MIN_SUB_LIMIT = 0.1 s
+    assert MIN_SUB_LIMIT == 0.1
+    assert sub_solve_limit(3.0, math.inf, 5.0, 5.0) == 3.0  # no deadline

@@ -136,8 +136,8 @@ def improved_bound(index: Index, load: FloatArray, rounds: int = 3,
     resource capacities are dualized at every reference's ``π`` too
     (:func:`capacity_bound`, ``capacity_iterations`` steps shared by the passes) and the
     relaxed load is taken at those prices (:func:`bound_parts`). Stops at ``deadline``
-    (``time.perf_counter()``): None when the first pass's dispatch LPs are not done by
-    then.
+    (``time.perf_counter()``): a pass or step starts only when the last one's time still
+    fits before it; None when the first pass's dispatch LPs are not done by then.
     """
     parts = bound_parts(index, load, rounds, deadline, upper, capacity_iterations)
     return None if parts is None else _risk_scaled(index, parts.value)
@@ -235,10 +235,13 @@ def bound_parts(index: Index, load: FloatArray, rounds: int = 3,
     passes = steps = 0
     step, last = 0.5, ref
     warm: FloatArray | None = None
+    pass_s = 0.0  # time of the last pass [s]
     for _ in range(rounds + 1):
-        if passes and time.perf_counter() >= soft:
+        tr = time.perf_counter()
+        if passes and tr + pass_s >= soft:  # a pass starts only when the last one's fits
             break
         got = _bound_at(index, ref, soft if passes else deadline)
+        pass_s = time.perf_counter() - tr
         if got is None:
             if not passes or step < 0.1:
                 break

@@ -42,6 +42,7 @@ from optisched.domain import (
 from optisched.generate.archetypes import (
     ARCHETYPES,
     BERLIN_DISTRICTS,
+    FEEDER_SHARE_KW,
     BuiltNode,
     Ctx,
     build_node,
@@ -238,8 +239,8 @@ def generate(preset: str, n_nodes: int | None = None, n_jobs: int | None = None,
         if b.node.feeder is not None:
             acc = feeders.setdefault(b.node.feeder, Feeder(headroom_kw=[0.0] * T))
             hh = b.household_kw if b.household_kw is not None else np.zeros(T)
-            # diversified LV feeder share per home (assumption: 4 kW) minus its household load
-            new = np.asarray(acc.headroom_kw) + np.clip(4.0 - hh, 0.0, None)
+            # diversified LV feeder share per home minus its household load
+            new = np.asarray(acc.headroom_kw) + np.clip(FEEDER_SHARE_KW - hh, 0.0, None)
             acc.headroom_kw = [round(float(v), 4) for v in new]
 
     regions = {k: Region(lat=a, lon=b) for k, (a, b) in BERLIN_DISTRICTS.items()}

@@ -69,6 +69,7 @@ from optisched.generate.solar import pv_ac_kw
 __all__ = [
     "ARCHETYPES",
     "BERLIN_DISTRICTS",
+    "FEEDER_SHARE_KW",
     "OFFSHORE_SITES",
     "REGIONAL_SITES",
     "BuiltNode",
@@ -76,6 +77,10 @@ __all__ = [
     "extra_latency_ms",
 ]
 
+
+FEEDER_SHARE_KW = 4.0
+"""Diversified low-voltage feeder capacity per home [kW] (assumption): a feeder's headroom
+is the sum over its homes of this share minus the home's household load (at least 0)."""
 
 ARCHETYPES = ("home", "streetlight", "regional_dc", "ev_site_pod", "vehicle", "offgrid")
 

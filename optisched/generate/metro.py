@@ -51,6 +51,7 @@ from optisched.domain import (
 )
 from optisched.generate.archetypes import (
     BERLIN_DISTRICTS,
+    FEEDER_SHARE_KW,
     REGIONAL_SITES,
     SITE_COOLING_SWING,
     Ctx,
@@ -215,7 +216,7 @@ def metro_problem(n_nodes: int = 10_000, n_jobs: int = 100_000, n_slots: int = 9
     nh = counts["home"]
     if nh:
         fidx = np.arange(nh) // HOMES_PER_FEEDER
-        share = np.clip(4.0 - household, 0.0, None)
+        share = np.clip(FEEDER_SHARE_KW - household, 0.0, None)
         head = np.zeros((int(fidx.max()) + 1, T))
         np.add.at(head, fidx, share)
         for f in range(head.shape[0]):

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import logging
 import math
+import pickle
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,6 +30,8 @@ import numpy.typing as npt
 from optisched.arrays import FloatArray, IntArray
 from optisched.backends import highs as hs
 from optisched.backends.highs import STATUS_MAP
+from optisched.bounds.files import load_npz
+from optisched.bounds.process import ChildProcess
 from optisched.dispatch import dispatch
 from optisched.domain import Problem
 from optisched.evaluate import job_load
@@ -46,11 +50,16 @@ from optisched.solvers.registry import REGISTRY
 
 __all__ = [
     "BIG_MODEL_COLS",
+    "ISOLATE_INTEGERS",
     "STATUS_MAP",
+    "IsolatedRequest",
+    "MilpRun",
     "explain_infeasibility",
     "feasibility_jump_fits",
     "highs_from_model",
+    "isolated_run",
     "milp_nonzeros_estimate",
+    "milp_run",
     "model_solution_from_plan",
     "placement_from_solution",
     "presolve_rules_off",
@@ -145,12 +154,16 @@ def milp_nonzeros_estimate(index: Index) -> int:
     """About how many nonzeros :func:`~optisched.formulations.milp.build_milp` will have.
 
     Every (start column, covered slot) pair has a coefficient in the capacity rows of
-    each resource, the power balance and the on-link: ``Σ_o starts_o · dur_o · (R + 2)``
-    (``datasets/city``: 864k estimated, 829k built; ICON sample04 11.1 M, 11.2 M).
+    each resource, the on-link and the power balance of every scenario:
+    ``Σ_o starts_o · dur_o · (R + 1 + S)``, and each scenario beyond the first brings
+    about 10 nonzeros of flows per node and slot (``datasets/city``: 864k estimated, 829k
+    built; ICON sample04 11.1 M, 11.2 M; ``medium`` with 10 scenarios 3.13 M, 3.06 M;
+    ``small`` with 4 scenarios 32k, 31k).
     """
     width = np.maximum(0, index.opt_latest - index.opt_earliest + 1)
     cover = int((width * np.minimum(index.opt_dur, index.T)).sum())
-    return cover * (len(index.resources) + 2)
+    return (cover * (len(index.resources) + 1 + index.S)
+            + 10 * index.N * index.T * (index.S - 1))
 
 
 def placement_from_solution(index: Index, model: MilpModel, x: FloatArray
@@ -232,6 +245,188 @@ def _warm_start_plan(problem: Problem, index: Index, options: SolveOptions,
             plan.solver = name
             return plan
     return None
+
+
+ISOLATE_INTEGERS = 5_000
+"""Integer columns from which a timed run (``HighsOptions.isolate`` None) goes to a child
+process that is stopped at the deadline. HiGHS's root node runs *central rounding*
+(``HighsPrimalHeuristics::linesearchRounding``: points between the analytic centre and the
+root LP solution, each rounded by fixing the integer columns one at a time with a domain
+propagation after every fix) without looking at the clock or calling back: on the
+mean-forecast ``medium`` problem (17,729 integer columns, 718k nonzeros) it ran from the
+end of the root LP (~20 s) past 120 s of a 55 s limit (124.5 s and 167 s wall,
+2026-12-01, load 1.5-2.5), and no HiGHS option turns it off. Below this size the root
+heuristics take well under a second and the run stays in-process."""
+ISOLATED_PREFIX = "optisched-highs-"
+"""Prefix of the isolated run's temporary directory."""
+ISOLATED_INCUMBENT = "incumbent.npz"
+"""The isolated run's best solution so far (``x``, ``objective``, ``bound``)."""
+ISOLATED_RESULT = "run.pickle"
+"""The isolated run's :class:`MilpRun`, written when HiGHS returns."""
+
+
+@dataclass
+class MilpRun:
+    """What one HiGHS run of the MILP gave (in-process or isolated).
+
+    Attributes
+    ----------
+    text : str
+        HiGHS's model status (or ``stopped at the deadline``).
+    status : Status
+        Mapped status (:data:`STATUS_MAP`; without a verdict: feasible when a solution
+        exists, else no solution).
+    objective, mip_bound, mip_gap : float
+        Figures of the run [money, money, -].
+    mip_nodes : int
+        Branch-and-bound nodes.
+    x : (n_cols,) float or None
+        The solution's columns, None without one.
+    scheduler_reset : bool
+        HiGHS's thread pool was reset for the run.
+    stopped : bool
+        An isolated run stopped at the deadline (its best solution reported so far).
+    """
+
+    text: str
+    status: Status
+    objective: float
+    mip_bound: float
+    mip_gap: float
+    mip_nodes: int
+    x: FloatArray | None
+    scheduler_reset: bool = False
+    stopped: bool = False
+
+
+def milp_run(model: MilpModel, options: SolveOptions, params: HighsOptions, remaining: float,
+             gap: float, warm_x: FloatArray | None, deadline: float | None,
+             improving: Callable[[hs.MipEvent], None] | None = None) -> MilpRun:
+    """Run HiGHS on ``model`` in this process.
+
+    Parameters
+    ----------
+    model : MilpModel
+        The MILP.
+    options, params : SolveOptions, HighsOptions
+        Seed, threads, determinism; presolve rules, log.
+    remaining : float
+        HiGHS's ``time_limit`` [s] (deterministic: its node budget).
+    gap : float
+        Relative MIP gap.
+    warm_x : (n_cols,) float or None
+        MIP start.
+    deadline : float or None
+        ``time.perf_counter()`` of the watchdog's interrupt.
+    improving : callable, optional
+        Called with every improving solution.
+    """
+    h = highs_from_model(model, log_output=params.log)
+    _set_common(h, model, options, params, remaining)
+    hs.configure(h, mip_rel_gap=gap, mip_abs_gap=1e-9)
+    if warm_x is not None:
+        hs.set_solution(h, warm_x)
+    if improving is not None:
+        hs.subscribe_improving(h, improving)
+    ran = hs.run(h, pool_threads=1 if options.deterministic else options.threads,
+                 deadline=deadline)
+    hinfo = hs.info(h)
+    has_sol = hinfo.has_primal or (ran.optimal and model.n_cols > 0)
+    mapped = ran.status
+    if mapped is None:
+        mapped = Status.FEASIBLE if has_sol else Status.NO_SOLUTION
+    x = (hs.solution(h).primal()
+         if mapped is Status.OPTIMAL or (mapped is Status.FEASIBLE and has_sol) else None)
+    return MilpRun(ran.text, mapped, hinfo.objective, hinfo.mip_bound, hinfo.mip_gap,
+                   hinfo.mip_nodes, x, ran.scheduler_reset)
+
+
+@dataclass(frozen=True)
+class IsolatedRequest:
+    """What the child of :func:`isolated_run` solves (:mod:`optisched.solvers.highs_child`).
+
+    Attributes
+    ----------
+    model : MilpModel
+        The MILP.
+    seed : int
+        HiGHS's seed.
+    threads : int or None
+        HiGHS's threads.
+    params : HighsOptions
+        Presolve rules, log.
+    remaining : float
+        HiGHS's time limit as sent [s].
+    gap : float
+        Relative MIP gap.
+    warm_x : (n_cols,) float or None
+        MIP start.
+    sent, deadline : float
+        ``time.time()`` when sent and of the watchdog's interrupt [s since the epoch].
+    """
+
+    model: MilpModel
+    seed: int
+    threads: int | None
+    params: HighsOptions
+    remaining: float
+    gap: float
+    warm_x: FloatArray | None
+    sent: float
+    deadline: float
+
+
+def isolated_run(model: MilpModel, options: SolveOptions, params: HighsOptions,
+                 remaining: float, gap: float, warm_x: FloatArray | None, deadline: float,
+                 report: Callable[[float, float], None] | None = None) -> MilpRun:
+    """:func:`milp_run` in a guarded child process (:mod:`optisched.solvers.highs_child`),
+    stopped at ``deadline`` (``time.perf_counter()``) whatever HiGHS is doing.
+
+    The child writes every improving solution to :data:`ISOLATED_INCUMBENT`; ``report``
+    gets ``(objective, bound)`` of each one read. A child still running at the deadline
+    is stopped and its best solution so far is the result (``stopped``; no solution:
+    ``no_solution``, and the caller keeps its warm start).
+    """
+    now = time.time()
+    left = deadline - time.perf_counter()
+    req = IsolatedRequest(model, int(options.seed), options.threads, params,
+                          float(remaining), float(gap), warm_x, now, now + left)
+    child = ChildProcess("optisched.solvers.highs_child", req, prefix=ISOLATED_PREFIX)
+    best: tuple[np.ndarray, ...] | None = None
+    result: MilpRun | None = None
+    try:
+        while True:
+            ended = child.ended()
+            inc = load_npz(child.path(ISOLATED_INCUMBENT), ("x", "objective", "bound"))
+            if inc is not None and (best is None or float(inc[1]) < float(best[1])):
+                best = inc
+                if report is not None:
+                    report(float(inc[1]), float(inc[2]))
+            if ended:
+                try:
+                    with open(child.path(ISOLATED_RESULT), "rb") as fh:
+                        result = pickle.load(fh)
+                except (OSError, EOFError, pickle.UnpicklingError):
+                    result = None
+                break
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                break
+            child.wait(min(0.1, left))
+    finally:
+        child.stop()
+    if result is not None:
+        return result
+    if best is None:
+        log.info("isolated HiGHS run stopped at its deadline without a solution")
+        return MilpRun("stopped at the deadline", Status.NO_SOLUTION, math.nan, -math.inf,
+                       math.nan, 0, None, stopped=True)
+    log.info("isolated HiGHS run stopped at its deadline; its best solution %.6g is kept",
+             float(best[1]))
+    obj, bound = float(best[1]), float(best[2])
+    return MilpRun("stopped at the deadline", Status.FEASIBLE, obj, bound,
+                   abs(obj - bound) / max(1e-9, abs(obj)), 0, np.asarray(best[0], dtype=float),
+                   stopped=True)
 
 
 def final_flows(index: Index, model: MilpModel, x: FloatArray, node: IntArray,
@@ -322,7 +517,13 @@ def run_highs(problem: Problem, index: Index, options: SolveOptions, *, name: st
     t_build = time.perf_counter() - t0
     info.update({"columns": model.n_cols, "rows": model.n_rows, "nonzeros": int(model.A.nnz),
                  "integers": int(model.integer.sum())})
-    stall = model.A.nnz / STALL_NONZEROS_PER_SECOND
+    isolate = params.isolate
+    if isolate is None:
+        isolate = on_solution is None and int(model.integer.sum()) >= ISOLATE_INTEGERS
+    isolate = bool(isolate) and not det and on_solution is None
+    # a run in-process must end its clock-blind stretches before the deadline; an isolated
+    # one is stopped there, so HiGHS may use the time up to it
+    stall = 0.0 if isolate else model.A.nnz / STALL_NONZEROS_PER_SECOND
     remaining = time_limit if det else deadline - time.perf_counter() - reserve - stall
     if not det and remaining < MIN_RUN:
         plan = _warm_plan_result(problem, index, name, warm, "time limit: too little time left "
@@ -330,36 +531,36 @@ def run_highs(problem: Problem, index: Index, options: SolveOptions, *, name: st
                                  options, deadline - time.perf_counter() - reserve)
         plan.info, plan.timings = info, {"build": t_build, "solve": 0.0}
         return plan
-    h = highs_from_model(model, log_output=params.log)
-    _set_common(h, model, options, params, remaining)
     gap = DEFAULT_GAP if options.mip_gap is None else float(options.mip_gap)
-    hs.configure(h, mip_rel_gap=gap, mip_abs_gap=1e-9)
+    warm_x = None
     if warm is not None:
-        v = model_solution_from_plan(index, model, warm)
-        if v is not None:
-            hs.set_solution(h, v)
+        warm_x = model_solution_from_plan(index, model, warm)
+        if warm_x is not None:
             info["warm_start"] = warm.solver
             info["warm_start_objective"] = warm.objective
 
-    if options.callback is not None or on_solution is not None:
-        def improving(e: hs.MipEvent) -> None:
-            if options.callback is not None:
-                options.report(t0, e.objective, e.bound, "highs incumbent")
-            if on_solution is not None:
-                on_solution(e.solution())
+    def improving(e: hs.MipEvent) -> None:
+        if options.callback is not None:
+            options.report(t0, e.objective, e.bound, "highs incumbent")
+        if on_solution is not None:
+            on_solution(e.solution())
 
-        hs.subscribe_improving(h, improving)
-    ran = hs.run(h, pool_threads=1 if det else options.threads,
-                 deadline=None if det else deadline - 0.5 * reserve)
+    wanted = options.callback is not None or on_solution is not None
+    if isolate:
+        ran = isolated_run(model, options, params, remaining, gap, warm_x,
+                           deadline - 0.5 * reserve,
+                           (lambda o, b: options.report(t0, o, b, "highs incumbent"))
+                           if options.callback is not None else None)
+        info["isolated"] = True
+    else:
+        ran = milp_run(model, options, params, remaining, gap, warm_x,
+                       None if det else deadline - 0.5 * reserve,
+                       improving if wanted else None)
     if ran.scheduler_reset:
         log.debug("HiGHS's thread pool was reset for this run")
-    hinfo = hs.info(h)
     mapped = ran.status
-    has_sol = hinfo.has_primal or (ran.optimal and model.n_cols > 0)
     info["highs_status"] = ran.text
     t_solve = time.perf_counter() - t0 - t_build
-    if mapped is None:
-        mapped = Status.FEASIBLE if has_sol else Status.NO_SOLUTION
     if mapped is Status.INFEASIBLE:
         msg = "the MILP is infeasible"
         if params.explain:
@@ -367,18 +568,18 @@ def run_highs(problem: Problem, index: Index, options: SolveOptions, *, name: st
             msg = explain_infeasibility(index, time_limit=left, deterministic=det) \
                 if left >= MIN_RUN else msg + " (no time left to explain why)"
         plan = Plan.empty(problem, name, Status.INFEASIBLE, msg)
-    elif mapped is Status.OPTIMAL or (mapped is Status.FEASIBLE and has_sol):
-        x = hs.solution(h).primal()
+    elif ran.x is not None:
+        x = ran.x
         node, start, on = placement_from_solution(index, model, x)
         flows, dispatched = final_flows(index, model, x, node, start, on)
         plan = plan_from_placement(problem, index, name, mapped, node, start, flows)
-        plan.objective = hinfo.objective
+        plan.objective = ran.objective
         info["milp_objective"] = plan.objective
         info["redispatched"] = dispatched
         if model.integer.any():
-            plan.bound = hinfo.mip_bound
-            info["mip_gap"] = hinfo.mip_gap
-            info["mip_nodes"] = hinfo.mip_nodes
+            plan.bound = ran.mip_bound
+            info["mip_gap"] = ran.mip_gap
+            info["mip_nodes"] = ran.mip_nodes
         else:
             plan.bound = plan.objective
     else:
@@ -393,8 +594,8 @@ def run_highs(problem: Problem, index: Index, options: SolveOptions, *, name: st
         else:
             plan = _fallback(problem, index, name, why, info, options,
                              deadline - time.perf_counter() - reserve)
-        if model.integer.any() and math.isfinite(hinfo.mip_bound):
-            plan.bound = hinfo.mip_bound
+        if model.integer.any() and math.isfinite(ran.mip_bound):
+            plan.bound = ran.mip_bound
     options.report(t0, plan.objective, plan.bound, f"highs {info['highs_status']}")
     plan.info = info
     plan.timings = {"build": t_build, "solve": t_solve}

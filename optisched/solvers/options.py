@@ -249,12 +249,18 @@ class HighsOptions(SolverOptions):
     explain : bool
         On an infeasible model, run the elastic relaxation that names the jobs, nodes,
         slots and constraints at fault.
+    isolate : bool or None
+        Run HiGHS in a child process that is stopped at the deadline (HiGHS's root
+        heuristics do not look at the clock); None: from
+        :data:`~optisched.solvers.highs.ISOLATE_INTEGERS` integer columns. Never for
+        deterministic runs (they are bounded by nodes, not time).
     """
 
     greedy_start: bool = True
     log: bool = False
     presolve_rule_off: int | None = None
     explain: bool = True
+    isolate: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -361,6 +367,11 @@ class LnsOptions(SolverOptions):
     packing_time_limit : float or None
         Budget of the packing start when greedy and baseline find no plan [s];
         None: max(1 s, 0.4·time_limit).
+    sub_scenarios : int or None
+        With more scenarios than this, each sub-problem keeps only this many of them
+        (fast forward selection, the dropped ones' weights moved to the kept), and every
+        spliced plan is re-dispatched and priced on all scenarios before it is taken;
+        None: 3. Without scenarios it has no effect.
     """
 
     max_iterations: int | None = None
@@ -373,10 +384,13 @@ class LnsOptions(SolverOptions):
     restricted_master: bool = True
     greedy_time_limit: float | None = None
     packing_time_limit: float | None = None
+    sub_scenarios: int | None = None
 
     def check(self) -> tuple[str, str] | None:
         if self.max_iterations is not None and self.max_iterations < 0:
             return "max_iterations", "must be ≥ 0"
+        if self.sub_scenarios is not None and self.sub_scenarios < 1:
+            return "sub_scenarios", "must be ≥ 1"
         for key in ("sub_time_limit", "greedy_time_limit", "packing_time_limit"):
             v = getattr(self, key)
             if v is not None and not (v > 0 and math.isfinite(v)):

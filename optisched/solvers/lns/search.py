@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from optisched.arrays import IntArray
+from optisched.arrays import FloatArray, IntArray
 from optisched.bounds import BoundProcess, improved_bound, lagrangian_bound
 from optisched.bounds.aggregate import linear_nodes
 from optisched.bounds.pricing import start_column_count
@@ -25,6 +25,7 @@ from optisched.domain import Problem
 from optisched.evaluate import evaluate
 from optisched.index import Index, compile_index
 from optisched.plan import Plan, Status
+from optisched.scenarios import forward_selection, scenario_distances
 from optisched.solvers.base import SolveOptions, dispatched_plan, plan_from_placement
 from optisched.solvers.lns.neighbourhoods import Neighbourhood, NeighbourhoodBuilder
 from optisched.solvers.lns.restricted import RestrictedMasterProcess
@@ -40,7 +41,8 @@ from optisched.solvers.lns.subproblem import (
 )
 from optisched.solvers.options import LnsOptions
 
-__all__ = ["DEFAULT_TIME_LIMIT", "solve_lns"]
+__all__ = ["DEFAULT_TIME_LIMIT", "MIN_SUB_LIMIT", "SUB_SCENARIOS", "solve_lns",
+           "sub_scenario_selection", "sub_solve_limit"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,10 @@ SUB_LIMIT_MIN, SUB_LIMIT_MAX = 1.0, 3.0
 instances: sub-MILPs of 4-8 freed jobs close at HiGHS's root in 0.05-0.7 s, those of 12
 freed jobs on 12 nodes stay in the root cut loop for more than 4 s without improving the
 warm start, so short limits and the size adaptation pay more than long limits."""
+SUB_SCENARIOS = 3
+"""Scenarios a sub-problem keeps by default (option ``sub_scenarios``)."""
+MIN_SUB_LIMIT = 0.1
+"""Shortest sub-solve limit worth an iteration [s]."""
 GROW, SHRINK = 1.3, 0.7
 """Size factors after a sub-solve proven optimal / cut by its time limit."""
 ALPHA = 0.3
@@ -199,6 +205,48 @@ def bound_method(index: Index) -> str | None:
     return "implicit" if index.S == 1 else None
 
 
+def sub_scenario_selection(problem: Problem, index: Index, k: int | None
+                           ) -> tuple[list[int], FloatArray] | None:
+    """The scenarios the sub-problems keep, and their weights (option ``sub_scenarios``).
+
+    None (every scenario) when the problem has at most ``k`` (default
+    :data:`SUB_SCENARIOS`); else fast forward selection of ``k``
+    (:func:`optisched.scenarios.forward_selection` on
+    :func:`optisched.scenarios.scenario_distances`), the dropped scenarios' weights moved
+    to their nearest kept one. A sub-problem on them is solved ``S/k`` times smaller; the
+    spliced plan is priced on every scenario, so only true improvements are taken.
+    """
+    keep = SUB_SCENARIOS if k is None else int(k)
+    if index.S <= keep:
+        return None
+    weights = np.array([sc.weight for sc in problem.scenarios.values()], dtype=float)
+    kept, new = forward_selection(scenario_distances(problem), weights, keep)
+    log.debug("sub-problems keep scenarios %s of %d", kept, index.S)
+    return kept, np.asarray(new / new.sum(), dtype=float)
+
+
+def sub_solve_limit(sub_limit: float, left: float, overhead: float, t_lag: float
+                    ) -> float | None:
+    """The time limit of the next sub-solve [s], None when no iteration fits.
+
+    An iteration takes its sub-solve's limit plus ``overhead`` (its measured time beyond
+    the limit), and the final Lagrangian bound takes ``t_lag`` (one evaluation): the
+    sub-solve gets ``min(sub_limit, left − overhead − t_lag − 0.05)``, and no iteration
+    starts when that is below :data:`MIN_SUB_LIMIT`.
+
+    Parameters
+    ----------
+    sub_limit : float
+        The configured sub-solve limit [s].
+    left : float
+        Time to the deadline [s].
+    overhead, t_lag : float
+        Measured seconds (see above).
+    """
+    limit = min(sub_limit, left - overhead - t_lag - 0.05)
+    return limit if limit >= MIN_SUB_LIMIT else None
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -334,6 +382,10 @@ class _Search:
         self.sub_limit = (self.params.sub_time_limit if self.params.sub_time_limit is not None
                           else default_sub)
         self.n_movable = int((~index.pinned).sum())
+        self.keep = sub_scenario_selection(problem, index, self.params.sub_scenarios)
+        self.overhead = 0.0
+        """Time of an iteration beyond its sub-solve's limit [s]: the latest, or a moving
+        average when that is larger."""
         self.iterations = 0
         self.proven = False
 
@@ -373,8 +425,8 @@ class _Search:
         while self.n_movable and not self.optimal_now() and not self.proven:
             if max_iter is not None and self.iterations >= max_iter:
                 break
-            remaining = self.deadline - time.perf_counter()
-            if remaining < max(0.2, 2.0 * self.t_lag):
+            if sub_solve_limit(self.sub_limit, self.deadline - time.perf_counter(),
+                               self.overhead, self.t_lag) is None:
                 break
             if self.iterations == 1:
                 self.lp.start(self.problem)
@@ -428,18 +480,24 @@ class _Search:
             return
         ts = time.perf_counter()
         sub = build_subproblem(self.problem, self.index, state.best, hood.nodes, hood.free,
-                               hood.window)
-        limit = min(self.sub_limit, max(0.1, self.deadline - time.perf_counter() - 0.05))
+                               hood.window, self.keep)
+        limit = sub_solve_limit(self.sub_limit, self.deadline - time.perf_counter(),
+                                self.overhead, self.t_lag)
+        if limit is None:  # building the neighbourhood took the time left
+            return
         name = self._sub_solver_for(hood)
         result = solve_subproblem(name, sub, limit, int(self.rng.integers(2**31 - 1)),
                                   self.options.threads, self.options.deterministic)
         st.tried += 1
         solved_optimal = result.status is Status.OPTIMAL
-        gain = self._accept(hood, sub, result, whole and solved_optimal)
+        gain = self._accept(hood, sub, result, whole and solved_optimal and not sub.reduced)
         improved = gain is not None
         if solved_optimal and not improved:
             state.seen.add(key)
         secs = time.perf_counter() - ts
+        # what an iteration takes beyond its sub-solve's limit (the sub-problem's build, the
+        # sub-solver's own set-up and flows, the splice priced on every scenario)
+        self.overhead = max(secs - limit, (1 - ALPHA) * self.overhead + ALPHA * (secs - limit))
         ss = self.sub_stats.setdefault(name, _Stats())
         ss.tried += 1
         ss.seconds += secs
@@ -510,7 +568,8 @@ class _Search:
         in time, and its last restricted-master plan."""
         state = self.state
         if (state.best.flows is not None and self.use_lag and not self.optimal_now()
-                and not self.proven):
+                and not self.proven and (self.deterministic or time.perf_counter()
+                                         + self.t_lag <= self.deadline)):
             lb = improved_bound(self.index, state.best.flows.load, rounds=BOUND_ROUNDS,
                                 deadline=math.inf if self.deterministic else self.deadline,
                                 upper=state.objective, capacity_iterations=CAPACITY_ITERATIONS)

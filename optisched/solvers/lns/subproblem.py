@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from optisched.arrays import IntArray
+from optisched.arrays import FloatArray, IntArray
 from optisched.bounds.aggregate import linear_nodes
 from optisched.dispatch import dispatch, dispatch_load
 from optisched.domain import Feeder, Horizon, Job, Problem, ScenarioData
@@ -86,6 +86,9 @@ class SubProblem:
         The incumbent restricted to the sub-problem (a feasible plan of it).
     index : Index
         The sub-problem's compiled index.
+    reduced : bool
+        The sub-problem keeps only some of the scenarios (:func:`build_subproblem`'s
+        ``keep``): its flows are not those of the full problem's scenarios.
     """
 
     problem: Problem
@@ -94,6 +97,7 @@ class SubProblem:
     free: npt.NDArray[np.bool_]
     warm: Plan
     index: Index
+    reduced: bool = False
 
 
 def feeder_closure(index: Index, nodes: IntArray) -> IntArray:
@@ -131,7 +135,8 @@ def _feeders(problem: Problem, index: Index, flows: Flows, nodes: IntArray,
 
 
 def build_subproblem(problem: Problem, index: Index, plan: Plan, nodes: IntArray,
-                     free: IntArray, window: tuple[int, int] | None = None) -> SubProblem:
+                     free: IntArray, window: tuple[int, int] | None = None,
+                     keep: tuple[list[int], FloatArray] | None = None) -> SubProblem:
     """Build the sub-problem of neighbourhood (``nodes``, ``free``) around ``plan``.
 
     Parameters
@@ -150,6 +155,9 @@ def build_subproblem(problem: Problem, index: Index, plan: Plan, nodes: IntArray
         deadline is hard, deadline ``min(deadline, b)`` (a restriction: the sub-problem's
         plans are plans of the problem); the incumbent placement of every freed job must
         lie inside.
+    keep : (list of int, (k,) float), optional
+        Scenario positions to keep and their weights (summing to 1): the sub-problem has
+        only these scenarios (``reduced``).
 
     Returns
     -------
@@ -186,15 +194,19 @@ def build_subproblem(problem: Problem, index: Index, plan: Plan, nodes: IntArray
         node_series={k: v for k, v in problem.node_series.items() if k in ids},
         tariffs=tariffs, feeders=feeders,
         latency_ms={k: v for k, v in problem.latency_ms.items() if k in ids},
-        regions=problem.regions, scenarios=_sub_scenarios(problem, index, plan, nodes, in_s),
+        regions=problem.regions,
+        scenarios=_sub_scenarios(problem, index, plan, nodes, in_s, keep),
     )
     pos = np.full(index.N, -1, dtype=np.int64)
     pos[nodes] = np.arange(nodes.size)
     wn = np.where(plan.node[jobs] >= 0, pos[np.maximum(plan.node[jobs], 0)], -1)
     sub_index = compile_index(sub)
+    flows = plan.flows.take_rows(nodes)
+    if keep is not None:
+        flows = flows.take_scenarios(keep[0])
     warm = plan_from_placement(sub, sub_index, "lns", Status.FEASIBLE, wn, plan.start[jobs],
-                               plan.flows.take_rows(nodes))
-    return SubProblem(sub, nodes, jobs, is_free[jobs], warm, sub_index)
+                               flows)
+    return SubProblem(sub, nodes, jobs, is_free[jobs], warm, sub_index, keep is not None)
 
 
 def _in_window(job: Job, hz: Horizon, window: tuple[int, int]) -> Job:
@@ -210,18 +222,24 @@ def _in_window(job: Job, hz: Horizon, window: tuple[int, int]) -> Job:
 
 
 def _sub_scenarios(problem: Problem, index: Index, plan: Plan, nodes: IntArray,
-                   in_s: npt.NDArray[np.bool_]) -> dict[str, ScenarioData]:
-    """The scenarios of the sub-problem: each restricted to ``nodes``, its feeders reduced
-    by the incumbent's flows of that scenario outside ``nodes`` (:func:`_feeders`)."""
+                   in_s: npt.NDArray[np.bool_], keep: tuple[list[int], FloatArray] | None = None
+                   ) -> dict[str, ScenarioData]:
+    """The scenarios of the sub-problem (those of ``keep`` with its weights, else all):
+    each restricted to ``nodes``, its feeders reduced by the incumbent's flows of that
+    scenario outside ``nodes`` (:func:`_feeders`)."""
     if not problem.scenarios:
         return {}
     assert plan.flows is not None
     ids = {index.node_ids[int(n)] for n in nodes}
+    items = list(problem.scenarios.items())
+    chosen = (list(enumerate(float(sc.weight) for _, sc in items)) if keep is None
+              else list(zip(keep[0], (float(w) for w in keep[1]), strict=True)))
     out = {}
-    for s, (sid, sc) in enumerate(problem.scenarios.items()):
+    for s, weight in chosen:
+        sid, sc = items[s]
         view = problem.scenario_problem(sid)
         out[sid] = ScenarioData.model_construct(
-            weight=sc.weight,
+            weight=weight,
             node_series=None if sc.node_series is None else {
                 k: v for k, v in sc.node_series.items() if k in ids},
             tariffs=None if sc.tariffs is None else {
@@ -347,6 +365,19 @@ def splice(problem: Problem, index: Index, best: Plan, objective: float, sub: Su
     node[sub.jobs] = np.where(sn >= 0, sub.nodes[np.maximum(sn, 0)], -1)
     start[sub.jobs] = result.start
     flows = best.flows.copy()
+    if sub.reduced:
+        # the sub-problem's flows are of its kept scenarios only: the new on/off and load
+        # of S, re-dispatched exactly in every scenario
+        flows.on[sub.nodes] = result.flows.on
+        flows.load[sub.nodes] = result.flows.load
+        res = dispatch_load(index, flows.load, nodes=sub.nodes)
+        if not res.feasible:
+            log.debug("spliced placement has no feasible flows in every scenario")
+            return None, None
+        res.write_into(flows)
+        cand = plan_from_placement(problem, index, "lns", Status.FEASIBLE, node, start, flows)
+        ev = evaluate(problem, cand, index)
+        return (cand, ev) if ev.feasible else (None, None)
     flows.set_rows(sub.nodes, result.flows)
     cand = plan_from_placement(problem, index, "lns", Status.FEASIBLE, node, start, flows)
     ev = evaluate(problem, cand, index)
