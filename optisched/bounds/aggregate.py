@@ -433,7 +433,46 @@ class _Model:
         return np.asarray(y, dtype=float)
 
 
-def _whole(md: _Model, time_limit: float, t0: float,
+@dataclass(frozen=True)
+class _Pinned:
+    """The pinned jobs' fixed start columns: positions ``k``, starts ``s``, costs, matrix."""
+
+    k: IntArray
+    s: IntArray
+    cost: FloatArray
+    cols: sp.csc_matrix
+
+    @classmethod
+    def of(cls, md: _Model) -> _Pinned:
+        k = np.nonzero(md.pinned)[0]
+        s = md.index.pinned_start[md.job[k]].astype(np.int64)
+        return cls(k, s, md.start_cost(k, s), md.columns(k, s))
+
+    def farley(self, md: _Model, y: FloatArray, job_best: FloatArray | None = None) -> float:
+        """Farley's bound at ``y`` (one pricing pass unless ``job_best`` is given)."""
+        jb = md.price(y, 0)[0] if job_best is None else job_best
+        x_pin = float(np.sum(self.cost - self.cols.T @ y)) if self.k.size else 0.0
+        return md.bound(y, jb, x_pin)
+
+
+def _master(md: _Model, pin: _Pinned, k: IntArray, s: IntArray, art_jobs: IntArray,
+            big_m: float) -> hs.LinearModel:
+    """The aggregated LP over the static columns, one artificial column of cost ``big_m``
+    per job in ``art_jobs``, the pinned starts (fixed at 1) and the start columns
+    ``(k, s)``, in this column order."""
+    art = sp.csc_matrix((np.ones(art_jobs.size), (md.arow[art_jobs], np.arange(art_jobs.size))),
+                        shape=(md.n_rows, art_jobs.size))
+    A = sp.hstack([md.A, art, pin.cols, md.columns(k, s)], format="csc")
+    cost = np.concatenate([md.cost, np.full(art_jobs.size, big_m), pin.cost,
+                           md.start_cost(k, s)])
+    lb = np.concatenate([md.lb, np.zeros(art_jobs.size), np.ones(pin.k.size), np.zeros(k.size)])
+    ub = np.concatenate([md.ub, np.full(art_jobs.size, np.inf), np.ones(pin.k.size),
+                         np.ones(k.size)])
+    return hs.LinearModel(A=A, cost=cost, col_lb=lb, col_ub=ub, row_lo=md.row_lo,
+                          row_hi=md.row_hi)
+
+
+def _whole(md: _Model, pin: _Pinned, time_limit: float, t0: float,
            progress: Callable[[float, float], None] | None) -> AggregateResult | None:
     """The whole aggregated LP (every start column) by interior point, when it has at most
     :data:`WHOLE_MAX_COLUMNS` start columns; None when larger or not solved in time.
@@ -442,20 +481,11 @@ def _whole(md: _Model, time_limit: float, t0: float,
     accuracy, no crossover needed); with every column in the model it is the LP optimum
     up to the solver's tolerance.
     """
-    ix = md.index
     cells = int(np.where(md.pinned, 0, md.width).sum())
     if cells > WHOLE_MAX_COLUMNS or time_limit <= 0:
         return None
     _, k, s, _ = md.price(np.zeros(md.n_rows), cells + 1)
-    pk = np.nonzero(md.pinned)[0]
-    ps = ix.pinned_start[md.job[pk]].astype(np.int64)
-    Xp = md.columns(pk, ps)
-    A = sp.hstack([md.A, Xp, md.columns(k, s)], format="csc")
-    cost = np.concatenate([md.cost, md.start_cost(pk, ps), md.start_cost(k, s)])
-    lb = np.concatenate([md.lb, np.ones(pk.size), np.zeros(k.size)])
-    ub = np.concatenate([md.ub, np.ones(pk.size), np.ones(k.size)])
-    h = hs.load(hs.LinearModel(A=A, cost=cost, col_lb=lb, col_ub=ub, row_lo=md.row_lo,
-                               row_hi=md.row_hi))
+    h = hs.load(_master(md, pin, k, s, np.zeros(0, dtype=np.int64), 0.0))
     left = time_limit - (time.perf_counter() - t0)
     hs.configure(h, threads=1, solver="ipm", crossover=False, time_limit=max(0.05, left))
     ran = hs.run(h, deadline=time.perf_counter() + left + 1.0)
@@ -463,10 +493,7 @@ def _whole(md: _Model, time_limit: float, t0: float,
     if not ran.optimal or not sol.dual_valid:
         log.debug("aggregate whole LP: %s after %.1f s", ran.text, time.perf_counter() - t0)
         return None
-    y = md.clip(sol.row_duals())
-    job_best = md.price(y, 0)[0]
-    x_pin = float(np.sum(md.start_cost(pk, ps) - Xp.T @ y)) if pk.size else 0.0
-    bound = md.bound(y, job_best, x_pin)
+    bound = pin.farley(md, md.clip(sol.row_duals()))
     value = hs.info(h).objective
     elapsed = time.perf_counter() - t0
     if progress is not None and math.isfinite(bound):
@@ -511,13 +538,12 @@ def aggregate_bound(index: Index, time_limit: float | None = None,
     if np.any(ix.must_run & ~has):
         return AggregateResult(math.inf, None, 0, md.n_rows, md.C, time.perf_counter() - t0,
                                "a must-run job has no start")
+    pin = _Pinned.of(md)
     if whole and max_iterations is None:
-        done = _whole(md, WHOLE_SHARE * limit, t0, progress)
+        done = _whole(md, pin, WHOLE_SHARE * limit, t0, progress)
         if done is not None:
             return done
     # first master: pinned starts, the cheapest at the tariff price, the incumbent's
-    pk = np.nonzero(md.pinned)[0]
-    ps = ix.pinned_start[md.job[pk]].astype(np.int64)
     _, k0, s0, _ = md.price(np.zeros(md.n_rows), INITIAL_COLUMNS)
     ks, ss = [k0], [s0]
     if incumbent is not None:
@@ -537,35 +563,16 @@ def aggregate_bound(index: Index, time_limit: float | None = None,
         np.arange(md.rep.size), np.maximum(md.lo, 0))).max(initial=1.0))
     big_m = 1e3 * max(1.0, span)
     art_jobs = np.nonzero(ix.must_run & ~ix.pinned)[0]
-    n_static = md.cost.size
-    art = sp.csc_matrix((np.ones(art_jobs.size), (md.arow[art_jobs], np.arange(art_jobs.size))),
-                        shape=(md.n_rows, art_jobs.size))
-    Xp = md.columns(pk, ps)
-    Xs = md.columns(k_all, s_all)
-    A = sp.hstack([md.A, art, Xp, Xs], format="csc")
-    cost = np.concatenate([md.cost, np.full(art_jobs.size, big_m), md.start_cost(pk, ps),
-                           md.start_cost(k_all, s_all)])
-    lb = np.concatenate([md.lb, np.zeros(art_jobs.size), np.ones(pk.size), np.zeros(k_all.size)])
-    ub = np.concatenate([md.ub, np.full(art_jobs.size, np.inf), np.ones(pk.size),
-                         np.ones(k_all.size)])
-    h = hs.load(hs.LinearModel(A=A, cost=cost, col_lb=lb, col_ub=ub, row_lo=md.row_lo,
-                               row_hi=md.row_hi))
+    h = hs.load(_master(md, pin, k_all, s_all, art_jobs, big_m))
     hs.configure(h, threads=1, solver="simplex")
-    art0 = n_static
+    art0 = md.cost.size
     seen = set(pair.tolist())
-    pin_cost, pin_cols = md.start_cost(pk, ps), Xp
     best, it, lp_value, converged = -math.inf, 0, None, False
     hist: list[tuple[float, float, float]] = []
 
-    def farley(y: FloatArray) -> float:
-        """Farley's bound at ``y`` (one pricing pass)."""
-        jb = md.price(y, 0)[0]
-        x_pin = float(np.sum(pin_cost - pin_cols.T @ y)) if pk.size else 0.0
-        return md.bound(y, jb, x_pin)
-
     # y = 0: every job at its cheapest start, the idle draw of the nodes that cannot sleep
     best_y = np.zeros(md.n_rows)
-    best = farley(best_y)
+    best = pin.farley(md, best_y)
     if progress is not None and math.isfinite(best):
         progress(best, time.perf_counter() - t0)
     n_starts = int(k_all.size)
@@ -595,15 +602,14 @@ def aggregate_bound(index: Index, time_limit: float | None = None,
         jd = np.zeros(ix.J)
         jd[~ix.pinned] = y_raw[md.arow[~ix.pinned]]
         job_best, k_new, s_new, v_new = md.price(y, COLUMNS_PER_JOB, jd)
-        x_pin = float(np.sum(pin_cost - pin_cols.T @ y)) if pk.size else 0.0
-        b = md.bound(y, job_best, x_pin)
+        b = pin.farley(md, y, job_best)
         b_y = y
         if lp_value is None:
             # artificial columns in use: the master's multipliers carry their big-M and
             # give a poor bound; steps from the best multipliers towards them do better
             for theta in DAMPING:
                 yd = md.clip(best_y + theta * (y - best_y))
-                bd = farley(yd)
+                bd = pin.farley(md, yd)
                 if bd > b:
                     b, b_y = bd, yd
         if b > best:

@@ -56,21 +56,23 @@ def _writer(out: Path, source: str) -> Callable[[float, float], None]:
 
 
 def _run(request: BoundRequest, index: Index, method: str, time_limit: float,
-         out: Path) -> float:
-    """One method's bound [money], its improvements written to ``out``."""
+         out: Path) -> tuple[float, bool]:
+    """One method's bound [money], its improvements written to ``out``, and whether it
+    converged (only the class-aggregated LP says so; the others: False)."""
     progress = _writer(out, method)
     if method == "colgen":
         return float(colgen_bound(request.problem, index, time_limit=time_limit,
-                                  progress=progress).bound)
+                                  progress=progress).bound), False
     if method == "aggregate":
-        return float(aggregate_bound(index, time_limit=time_limit, progress=progress).bound)
+        agg = aggregate_bound(index, time_limit=time_limit, progress=progress)
+        return float(agg.bound), bool(agg.converged)
     if method == "implicit":
         return float(implicit_colgen_bound(index, time_limit=time_limit,
-                                           progress=progress).bound)
+                                           progress=progress).bound), False
     if method != "lp":
         raise ValueError(f"unknown bound method {method!r}; known: {', '.join(METHODS)}")
     return float(lp_bound_result(request.problem, index, time_limit=time_limit, threads=1,
-                                 placement_path=str(out.with_name(PLACEMENT_FILE))).bound)
+                                 placement_path=str(out.with_name(PLACEMENT_FILE))).bound), False
 
 
 def compute_bound(request: BoundRequest, out: Path) -> float:
@@ -85,17 +87,16 @@ def compute_bound(request: BoundRequest, out: Path) -> float:
     index = compile_index(request.problem)
     if (request.aggregate_first and request.method != "aggregate"
             and linear_nodes(index).all()):
-        agg = aggregate_bound(index, time_limit=AGGREGATE_FIRST_SHARE * limit,
-                              progress=_writer(out, "aggregate"))
-        if agg.converged and (request.method == "colgen" or (
+        agg, converged = _run(request, index, "aggregate", AGGREGATE_FIRST_SHARE * limit, out)
+        if converged and (request.method == "colgen" or (
                 request.method == "lp"
                 and start_column_count(index) > LP_AFTER_AGGREGATE_MAX_COLUMNS)):
             # the full model's LP or column generation does not pass it within these
             # budgets on linear nodes and takes gigabytes (ICON sample08: 4.66 GB, below
             # the Lagrangian value after 300 s; tight 200 × 10: the LP unfinished after
             # 300 s at 2.6-3.0 GB, colgen 8,518 after 240 s against 15,454): stop here
-            return float(agg.bound)
-    value = _run(request, index, request.method,
+            return agg
+    value, _ = _run(request, index, request.method,
                  max(0.1, limit - (time.perf_counter() - t0)), out)
     _writer(out, request.method)(value, 0.0)
     return value
