@@ -23,7 +23,8 @@ dispatch, the LP and column-generation bounds, the Lagrangian bound):
   ``time.perf_counter()`` even where HiGHS's own ``time_limit`` is checked late.
 * :func:`solution` (primal values, row duals), :func:`info` (objective, MIP bound,
   gap, nodes), :func:`dual_ray`, :func:`set_solution` (a MIP start) and
-  :func:`subscribe_improving` (the MIP callback) read and write results.
+  :func:`subscribe_improving` (the MIP callback) read and write results; :func:`add_cols`
+  and :func:`add_rows` grow a model between warm runs (column generation).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ __all__ = [
     "Solution",
     "SparseModel",
     "add_cols",
+    "add_rows",
     "configure",
     "dual_ray",
     "info",
@@ -486,6 +488,17 @@ def add_cols(h: highspy.Highs, cost: FloatArray, lb: FloatArray, ub: FloatArray,
     status = h.addCols(int(A.shape[1]), _f64(cost), _f64(lb), _f64(ub), int(A.nnz),
                        A.indptr[:-1].astype(np.int32), A.indices.astype(np.int32),
                        A.data.astype(np.float64))
+    return bool(status != highspy.HighsStatus.kError)
+
+
+def add_rows(h: highspy.Highs, lo: FloatArray, hi: FloatArray) -> bool:
+    """Append empty rows ``lo ≤ 0 ≤ hi`` to the model of ``h``, keeping its basis (their
+    entries come with the columns :func:`add_cols` appends next: rows generated lazily)."""
+    n = int(np.size(lo))
+    if not n:
+        return True
+    status = h.addRows(n, _f64(lo), _f64(hi), 0, np.zeros(n, dtype=np.int32),
+                       np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float64))
     return bool(status != highspy.HighsStatus.kError)
 
 

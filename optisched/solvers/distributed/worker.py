@@ -347,17 +347,19 @@ class PartitionWorker:
         share = None
         if task.bound is not None:
             share = self.bound_share(task, np.asarray(plan.flows.load, dtype=float),
-                                     float(ev.objective))
+                                     float(ev.objective), (plan.node, plan.start))
         return SolveResult(task.part, jobs, True, "", node.astype(np.int64), plan.start.copy(),
                            plan.flows, float(ev.objective), seconds, info, share)
 
-    def bound_share(self, task: SolveTask, load: FloatArray,
-                    objective: float) -> BoundShare | None:
+    def bound_share(self, task: SolveTask, load: FloatArray, objective: float,
+                    placement: tuple[IntArray, IntArray] | None = None) -> BoundShare | None:
         """The partition's share of the global bound at the reference load ``load``
-        (K, T) [kW] of its plan (cost ``objective`` [money]): the bound of its own problem
-        (every job with an option on its nodes; a mobile job may leave at its multiplier
-        ``λ_j``) by :func:`optisched.bounds.lagrangian.bound_parts`, within the task's
-        times. None when its first pass is not done by ``until``."""
+        (K, T) [kW] of its plan (cost ``objective`` [money]; ``placement``: its node
+        (partition positions, -1: dropped) and start per job of ``task.jobs``, the seed of
+        the job LP): the bound of its own problem (every job with an option on its nodes; a
+        mobile job may leave at its multiplier ``λ_j``) by
+        :func:`optisched.bounds.lagrangian.bound_parts`, within the task's times. None
+        when its first pass is not done by ``until``."""
         spec = task.bound
         assert spec is not None
         t0 = time.perf_counter()
@@ -370,8 +372,15 @@ class PartitionWorker:
         upper: float | None = objective + float(np.sum(drop[away]))
         if not (upper is not None and math.isfinite(upper)):
             upper = None
+        seed = None
+        if placement is not None:  # the plan's jobs among the bound problem's
+            at = np.searchsorted(jobs, task.jobs)
+            node = np.full(jobs.size, -1, dtype=np.int64)
+            start = np.zeros(jobs.size, dtype=np.int64)
+            node[at], start[at] = placement
+            seed = (node, start)
         parts = bound_parts(sub, load, spec.rounds, hard, upper, spec.capacity_iterations,
-                            soft_deadline=soft)
+                            soft_deadline=soft, placement=seed)
         if parts is None:
             log.info("partition %d: no bound share before the deadline", task.part)
             return None

@@ -68,7 +68,8 @@ ALPHA = 0.3
 WEIGHT_FLOOR = 0.05
 """Smallest weight of a kind, so every kind keeps being tried."""
 CAPACITY_ITERATIONS = 10
-"""Subgradient steps of :func:`~optisched.bounds.lagrangian.capacity_bound`."""
+"""Evaluations at capacity prices of :func:`~optisched.bounds.lagrangian.capacity_bound`
+(its column generation), shared by the passes."""
 BOUND_ROUNDS = 4
 """Rounds of :func:`~optisched.bounds.lagrangian.improved_bound` at the start and the end."""
 BOUND_MAX_COLUMNS = 2_000_000
@@ -405,7 +406,8 @@ class _Search:
             more = improved_bound(self.index, load, rounds=BOUND_ROUNDS,
                                   deadline=min(self.deadline,
                                                time.perf_counter() + 0.05 * self.budget),
-                                  upper=best.objective, capacity_iterations=CAPACITY_ITERATIONS)
+                                  upper=best.objective, capacity_iterations=CAPACITY_ITERATIONS,
+                                  placement=(best.node, best.start))
             bound = _max_bound(bound, more)
         return bound
 
@@ -572,7 +574,8 @@ class _Search:
                                          + self.t_lag <= self.deadline)):
             lb = improved_bound(self.index, state.best.flows.load, rounds=BOUND_ROUNDS,
                                 deadline=math.inf if self.deterministic else self.deadline,
-                                upper=state.objective, capacity_iterations=CAPACITY_ITERATIONS)
+                                upper=state.objective, capacity_iterations=CAPACITY_ITERATIONS,
+                                placement=(state.best.node, state.best.start))
             if lb is not None and (state.bound is None or lb > state.bound):
                 state.bound, self.bound_source = lb, "lagrangian"
         lp_job = self.lp.job
