@@ -372,6 +372,12 @@ class LnsOptions(SolverOptions):
         (fast forward selection, the dropped ones' weights moved to the kept), and every
         spliced plan is re-dispatched and priced on all scenarios before it is taken;
         None: 3. Without scenarios it has no effect.
+    improved_bound : bool
+        The midpoint passes and the job LP's capacity prices of the Lagrangian bound at
+        the start and the end (``docs/algorithms/lns.md`` §5); the plain Lagrangian bound
+        at the start plan's load is computed either way. ``distributed`` turns it off in its sub-solves (their
+        bound is the partition's share; with ``max_iterations`` the end's runs without a
+        clock).
     """
 
     max_iterations: int | None = None
@@ -385,6 +391,7 @@ class LnsOptions(SolverOptions):
     greedy_time_limit: float | None = None
     packing_time_limit: float | None = None
     sub_scenarios: int | None = None
+    improved_bound: bool = True
 
     def check(self) -> tuple[str, str] | None:
         if self.max_iterations is not None and self.max_iterations < 0:

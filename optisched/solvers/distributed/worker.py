@@ -320,7 +320,7 @@ class PartitionWorker:
         if plan.status.has_plan and task.sub_solver == "lns" and (iters is None or iters > 0):
             left = max(0.5, deadline - time.perf_counter())
             lparams: SolverOptions = LnsOptions(max_iterations=iters, lp_bound=False,
-                                                restricted_master=False)
+                                                restricted_master=False, improved_bound=False)
             llimit: float | None = left
             if task.strict:
                 lparams, llimit = deterministic_params(lparams, task.time_limit)

@@ -402,7 +402,7 @@ class _Search:
         load = best.flows.load if best.flows is not None and self.use_lag else None
         bound = lagrangian_bound(self.index, load) if load is not None else None
         self.t_lag = time.perf_counter() - tb
-        if bound is not None and load is not None:
+        if bound is not None and load is not None and self.params.improved_bound:
             more = improved_bound(self.index, load, rounds=BOUND_ROUNDS,
                                   deadline=min(self.deadline,
                                                time.perf_counter() + 0.05 * self.budget),
@@ -569,7 +569,8 @@ class _Search:
         """Lagrangian bound at the best plan's load, the bound process's when it arrives
         in time, and its last restricted-master plan."""
         state = self.state
-        if (state.best.flows is not None and self.use_lag and not self.optimal_now()
+        if (state.best.flows is not None and self.use_lag and self.params.improved_bound
+                and not self.optimal_now()
                 and not self.proven and (self.deterministic or time.perf_counter()
                                          + self.t_lag <= self.deadline)):
             lb = improved_bound(self.index, state.best.flows.load, rounds=BOUND_ROUNDS,
