@@ -375,9 +375,9 @@ class LnsOptions(SolverOptions):
     improved_bound : bool
         The midpoint passes and the job LP's capacity prices of the Lagrangian bound at
         the start and the end (``docs/algorithms/lns.md`` §5); the plain Lagrangian bound
-        at the start plan's load is computed either way. ``distributed`` turns it off in its sub-solves (their
-        bound is the partition's share; with ``max_iterations`` the end's runs without a
-        clock).
+        at the start plan's load is computed either way. ``distributed`` turns it off in
+        its sub-solves (their bound is the partition's share; with ``max_iterations`` the
+        end's runs without a clock).
     """
 
     max_iterations: int | None = None
