@@ -3,6 +3,9 @@ sub-model with on/off states, and the bound the search reports (method and value
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -14,6 +17,8 @@ from optisched.generate.tight import tight_problem
 from optisched.index import compile_index
 from optisched.plan import Status
 from optisched.solvers import solve
+from optisched.solvers.base import usable_cores
+from optisched.solvers.lns import subproblem as lns_subproblem
 from optisched.solvers.lns.neighbourhoods import MACHINE_JOBS, NeighbourhoodBuilder
 from optisched.solvers.lns.search import (
     BOUND_MAX_COLUMNS,
@@ -110,6 +115,33 @@ def test_lns_with_the_new_kinds_keeps_every_plan_verified(kind: str,
     used = set(plan.info["sub_solvers"])
     assert used == ({PACK_SOLVER} if sub_solver is None else {"highs"})
     assert plan.bound is not None and plan.bound <= plan.objective
+
+
+@pytest.mark.parametrize(("kw", "expect"), [
+    ({"time_limit": 4}, min(2, usable_cores())),   # no bound child: the free core too
+    ({"time_limit": 4, "threads": 1}, 1),          # threads caps the workers
+    ({"time_limit": 60, "max_iterations": 3}, 1),  # reproducible runs: one worker
+])
+def test_interval_sub_solves_use_the_cores_no_bound_child_takes(
+        spy: Callable[[object, str], list[Any]], kw: dict[str, Any], expect: int) -> None:
+    problem = _tight(2, jobs=30, nodes=3, resources=1)
+    calls = spy(lns_subproblem, "solve_packing")
+    plan = solve(problem, "lns", seed=1, warm_start=_greedy(problem), lp_bound=False,
+                 kinds=("machine",), sub_time_limit=1.0, **kw)
+    assert evaluate(problem, plan).feasible
+    assert calls, "no interval sub-solve ran"
+    assert {c[0][4] for c in calls} == {expect}  # solve_packing(sub, limit, seed, det, workers)
+
+
+def test_interval_sub_solve_with_two_workers_keeps_the_plan_exact() -> None:
+    problem, _ = tight_problem(8, 2, n_resources=2, slots=24, seed=0)
+    index = compile_index(problem)
+    exact = solve(problem, "highs", time_limit=60, mip_gap=1e-9, greedy_start=False)
+    sub = build_subproblem(problem, index, _greedy(problem), np.arange(index.N),  # type: ignore[arg-type]
+                           np.arange(index.J))
+    got = solve_subproblem(PACK_SOLVER, sub, 60.0, 0, None, pack_workers=2)
+    assert got.status is Status.OPTIMAL, got.message
+    assert evaluate(sub.problem, got).objective == pytest.approx(exact.objective, rel=1e-5)
 
 
 def test_lns_keeps_highs_on_nodes_that_are_not_linear() -> None:

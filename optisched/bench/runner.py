@@ -56,6 +56,7 @@ from optisched.bench.suites import Instance, load_suite
 from optisched.io import write_bundle
 from optisched.plan import relative_gap
 from optisched.solvers import REGISTRY
+from optisched.solvers.base import usable_cores
 
 __all__ = [
     "VERSION_PACKAGES",
@@ -213,11 +214,7 @@ def machine_description() -> dict[str, Any]:
                 break
     except (OSError, ValueError):
         pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        usable = os.cpu_count() or 1
-    return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable, "ram_gib": ram,
+    return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable_cores(), "ram_gib": ram,
             "os": platform.platform()}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ __all__ = [
     "deterministic_params",
     "idle_flows",
     "plan_from_placement",
+    "usable_cores",
 ]
 
 OptionsT = TypeVar("OptionsT", bound=SolverOptions)
@@ -226,3 +228,12 @@ def dispatched_plan(index: Index, solver: str, node: IntArray, start: IntArray,
     return Plan(solver=solver, status=status, job_ids=list(index.job_ids),
                 node_ids=list(index.node_ids), node=np.asarray(node, dtype=np.int64).copy(),
                 start=np.asarray(start, dtype=np.int64).copy(), flows=res.flows)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity; ``os.cpu_count()`` where the
+    platform has none), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from typing import Any
 
@@ -56,6 +55,7 @@ from optisched.solvers.base import (
     SolveOptions,
     deterministic_params,
     plan_from_placement,
+    usable_cores,
 )
 from optisched.solvers.fallback import fallback_plan
 from optisched.solvers.options import CpsatOptions, GreedyOptions
@@ -141,7 +141,7 @@ def _workers(options: SolveOptions) -> int:
     if options.deterministic:
         return 1
     w = options.params_as(CpsatOptions).workers or options.threads
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     return max(1, min(int(w), cores)) if w else max(1, min(2, cores))
 
 

@@ -324,8 +324,9 @@ class PartitionWorker:
             llimit: float | None = left
             if task.strict:
                 lparams, llimit = deterministic_params(lparams, task.time_limit)
+            # one thread: the partitions' tasks share the cores
             lopts = SolveOptions(time_limit=llimit, seed=task.seed, warm_start=plan,
-                                 params=lparams, deterministic=task.strict)
+                                 params=lparams, deterministic=task.strict, threads=1)
             better = solve_lns(prob, ix, lopts)
             if better.status.has_plan:
                 info["lns_iterations"] = better.info.get("iterations")

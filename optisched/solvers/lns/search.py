@@ -26,7 +26,12 @@ from optisched.evaluate import evaluate
 from optisched.index import Index, compile_index
 from optisched.plan import Plan, Status
 from optisched.scenarios import forward_selection, scenario_distances
-from optisched.solvers.base import SolveOptions, dispatched_plan, plan_from_placement
+from optisched.solvers.base import (
+    SolveOptions,
+    dispatched_plan,
+    plan_from_placement,
+    usable_cores,
+)
 from optisched.solvers.lns.neighbourhoods import Neighbourhood, NeighbourhoodBuilder
 from optisched.solvers.lns.restricted import RestrictedMasterProcess
 from optisched.solvers.lns.start import penalty_problem, start_plan
@@ -52,6 +57,9 @@ MIN_SIZE = 3
 """Smallest neighbourhood [freed jobs]."""
 INITIAL_SIZE = 8
 """First neighbourhood size [freed jobs] (option ``size``)."""
+PACK_WORKERS = 2
+"""At most this many CP-SAT workers per interval sub-solve (when no bound child takes a core
+and ``threads`` is not given; ``docs/algorithms/lns.md`` §2)."""
 SUB_LIMIT_MIN, SUB_LIMIT_MAX = 1.0, 3.0
 """Default sub-solve limit: ``budget / 20`` clipped to these [s]. Measured on 100 × 20 × 96
 instances: sub-MILPs of 4-8 freed jobs close at HiGHS's root in 0.05-0.7 s, those of 12
@@ -489,7 +497,8 @@ class _Search:
             return
         name = self._sub_solver_for(hood)
         result = solve_subproblem(name, sub, limit, int(self.rng.integers(2**31 - 1)),
-                                  self.options.threads, self.options.deterministic)
+                                  self.options.threads, self.options.deterministic,
+                                  self._pack_workers())
         st.tried += 1
         solved_optimal = result.status is Status.OPTIMAL
         gain = self._accept(hood, sub, result, whole and solved_optimal and not sub.reduced)
@@ -512,6 +521,19 @@ class _Search:
                   {k: result.info.get(k) for k in ("columns", "integers", "mip_nodes")},
                   "improved" if improved else "kept")
         self._adapt(st, secs, gain, solved_optimal, result.status)
+
+    def _pack_workers(self) -> int:
+        """CP-SAT workers of an interval sub-solve: ``threads`` when given, else every usable
+        core (at most :data:`PACK_WORKERS`) but the one a running bound child takes; one when
+        deterministic."""
+        if self.deterministic:
+            return 1
+        cores = usable_cores()
+        if self.options.threads:
+            return max(1, min(int(self.options.threads), cores))
+        job = self.lp.job
+        busy = self.lp.wanted and (job is None or not job.done)
+        return max(1, min(PACK_WORKERS, cores - int(busy)))
 
     def _sub_solver_for(self, hood: Neighbourhood) -> str:
         """The CP-SAT interval sub-model when the sub-solver is automatic and every node of

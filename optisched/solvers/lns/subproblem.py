@@ -274,16 +274,18 @@ def sub_solver_name(options: SolveOptions) -> str:
 
 
 def solve_subproblem(name: str, sub: SubProblem, time_limit: float, seed: int,
-                     threads: int | None, deterministic: bool = False) -> Plan:
+                     threads: int | None, deterministic: bool = False,
+                     pack_workers: int = 1) -> Plan:
     """Solve a sub-problem with the registered solver ``name`` (``greedy`` also unregistered),
-    or with the CP-SAT interval sub-model (``name = "cpsat-pack"``, :func:`solve_packing`).
+    or with the CP-SAT interval sub-model (``name = "cpsat-pack"``, :func:`solve_packing`,
+    with ``pack_workers`` CP-SAT workers).
 
     ``highs``, ``cpsat`` and ``cpsat-pack`` start from the incumbent
     (:attr:`SubProblem.warm`). ``deterministic``: ``time_limit`` is a work budget
     (``solve(..., deterministic=True)``; CP-SAT's deterministic time for ``cpsat-pack``).
     """
     if name == PACK_SOLVER:
-        return solve_packing(sub, time_limit, seed, deterministic)
+        return solve_packing(sub, time_limit, seed, deterministic, pack_workers)
     if name not in REGISTRY:
         return run_greedy(sub.problem, sub.index, SolveOptions(time_limit=time_limit, seed=seed))
     warm = sub.warm if name in ("highs", "cpsat") else None
@@ -292,15 +294,15 @@ def solve_subproblem(name: str, sub: SubProblem, time_limit: float, seed: int,
 
 
 def solve_packing(sub: SubProblem, time_limit: float, seed: int,
-                  deterministic: bool = False) -> Plan:
+                  deterministic: bool = False, workers: int = 1) -> Plan:
     """The CP-SAT interval sub-model of the sub-problem (placement, resources, on/off).
 
     :func:`~optisched.formulations.packing.build_packing_model` with ``on_off=True`` on the
     sub-problem's index: optional intervals per option (start domains = feasible starts),
     a ``cumulative`` per node and resource with the pinned jobs as fixed intervals, each
     start's energy, latency and tardiness precomputed as a table, the on/off states with
-    idle draw and switching; hinted with the incumbent, one worker, ``seed``
-    (``deterministic``: ``time_limit`` is CP-SAT's deterministic time). Its flows
+    idle draw and switching; hinted with the incumbent, ``workers`` CP-SAT workers (one when
+    ``deterministic``: then ``time_limit`` is CP-SAT's deterministic time), ``seed``. Its flows
     come from the exact dispatch of its placement and on/off states. Status ``optimal``
     only when CP-SAT proves its model optimal and every node is linear
     (:func:`~optisched.bounds.aggregate.linear_nodes`: then the model's objective is the
@@ -326,7 +328,7 @@ def solve_packing(sub: SubProblem, time_limit: float, seed: int,
     else:
         solver.parameters.max_time_in_seconds = max(0.05, float(time_limit))
     solver.parameters.random_seed = int(seed) % (2**31 - 1)
-    solver.parameters.num_workers = 1
+    solver.parameters.num_workers = 1 if deterministic else max(1, int(workers))
     # measured on one-machine neighbourhoods of tight 200 × 10 × 288 (23 jobs, 10 s): presolve
     # took 1.7-2.8 s of it and found nothing; without presolve and LP 1209 vs 1330 (hinted 1608)
     solver.parameters.cp_model_presolve = False
