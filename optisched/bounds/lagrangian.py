@@ -611,7 +611,7 @@ class _JobLp:
         for r in range(R):
             u = ix.usage[j, r]
             c = n * R + r
-            m = (u > 0) & runs & self.needs[c]
+            m: BoolArray = np.asarray((u > 0) & runs & self.needs[c], dtype=bool)
             new = np.unique(c[m][self.chain[c[m]] < 0])
             if new.size:
                 self._add_chains(new)
