@@ -551,7 +551,7 @@ class _JobLp:
         cap = ix.capacity[:, None, :] * ix.available[:, :, None]
         self.cap = np.moveaxis(cap, 2, 1).reshape(ix.N * R, T)  # (n·R + r, t)
         over = _overloadable(ix).reshape(ix.N, T, R)
-        self.needs = np.moveaxis(over, 2, 1).reshape(ix.N * R, T).any(axis=1)
+        self.needs: BoolArray = np.asarray(np.moveaxis(over, 2, 1).reshape(ix.N * R, T).any(axis=1))
         self.chain = np.full(ix.N * R, -1, dtype=np.int64)  # first flow row of a chain
         self.chains = np.zeros(0, dtype=np.int64)
         self.P, self.Q = _prefix(ix, pi, _with_share(ix, None, share))
@@ -611,7 +611,7 @@ class _JobLp:
         for r in range(R):
             u = ix.usage[j, r]
             c = n * R + r
-            m: BoolArray = np.asarray((u > 0) & runs & self.needs[c], dtype=bool)
+            m = (u > 0) & runs & self.needs[c]
             new = np.unique(c[m][self.chain[c[m]] < 0])
             if new.size:
                 self._add_chains(new)
