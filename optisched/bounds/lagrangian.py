@@ -542,10 +542,13 @@ class _JobLp:
     columns and the ``L`` columns of every (node, resource) chain, appended with the
     first start column that touches a chain (only chains with an :func:`_overloadable`
     slot; a chain no column touches has no price). Rows: the assignment row of every job,
-    then the chains' flow rows.
+    then the chains' flow rows. The start columns' costs are read from ``prefix``, the
+    prefix sums (:func:`_prefix`) of ``π`` and of the idle share at ``μ = 0`` (the caller
+    builds them once).
     """
 
-    def __init__(self, index: Index, pi: FloatArray, share: FloatArray, big_m: float) -> None:
+    def __init__(self, index: Index, prefix: tuple[FloatArray, FloatArray | None],
+                 big_m: float) -> None:
         ix = self.index = index
         J, T, R = ix.J, ix.T, len(ix.resources)
         cap = ix.capacity[:, None, :] * ix.available[:, :, None]
@@ -554,7 +557,7 @@ class _JobLp:
         self.needs: BoolArray = np.asarray(np.moveaxis(over, 2, 1).reshape(ix.N * R, T).any(axis=1))
         self.chain = np.full(ix.N * R, -1, dtype=np.int64)  # first flow row of a chain
         self.chains = np.zeros(0, dtype=np.int64)
-        self.P, self.Q = _prefix(ix, pi, _with_share(ix, None, share))
+        self.P, self.Q = prefix  # of π with the idle share (:func:`_prefix`), μ = 0
         drop = _drops(ix)
         self.artificial = ~np.isfinite(drop)
         y_cost = np.where(self.artificial, big_m, drop)
@@ -773,10 +776,10 @@ def _capacity_lp(index: Index, pi: FloatArray, const: float, iterations: int,
         return top, steps, True, took, (so, ss)
     t_it = time.perf_counter()
     drop = _drops(index)
+    at_pi = _prefix(index, pi, _with_share(index, None, share))  # the start costs at μ = 0
     big_m = 10.0 * max(1.0, float(np.max(np.abs(drop[np.isfinite(drop)]), initial=0.0)),
-                      float(np.max(np.abs(_start_costs(index, *_prefix(
-                          index, pi, _with_share(index, None, share)), so, ss)), initial=0.0)))
-    lp = _JobLp(index, pi, share, big_m)
+                      float(np.max(np.abs(_start_costs(index, *at_pi, so, ss)), initial=0.0)))
+    lp = _JobLp(index, at_pi, big_m)
     lp.add(so, ss)
     ok, converged = True, False
     last_kw: FloatArray | None = None
