@@ -209,3 +209,42 @@ def test_no_iteration_starts_past_the_deadline(monkeypatch: pytest.MonkeyPatch) 
     for i in range(1, len(starts)):
         assert starts[i] + (starts[i] - starts[i - 1]) < deadline + 0.01
     assert math.isfinite(top.value)
+
+
+def test_bound_parts_finds_the_overloadable_chains_once_for_all_its_masters(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chains with an overloadable slot depend on the index only: one computation for
+    the masters of all passes, the same chains as each master computing its own, and the
+    same bound."""
+    p = random_problem(3, n_nodes=2, n_jobs=9, slots=8, sleep=True)
+    ix = compile_index(p)
+    plan = solve(p, "baseline")
+    assert plan.flows is not None
+    load = np.asarray(plan.flows.load)
+    kw = {"rounds": 3, "upper": float(plan.objective), "capacity_iterations": 80}
+    alone = lagrangian.bound_parts(ix, load, **kw)  # type: ignore[arg-type]
+    found: list[np.ndarray] = []
+    masters: list[np.ndarray] = []
+    real_chains, real_init = lagrangian._overloadable_chains, lagrangian._JobLp.__init__
+
+    def counted(index: Index) -> np.ndarray:
+        found.append(real_chains(index))
+        return found[-1]
+
+    def init(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        real_init(self, *args, **kwargs)
+        masters.append(self.needs)
+
+    monkeypatch.setattr(lagrangian, "_overloadable_chains", counted)
+    monkeypatch.setattr(lagrangian._JobLp, "__init__", init)
+    parts = lagrangian.bound_parts(ix, load, **kw)  # type: ignore[arg-type]
+    assert parts is not None and alone is not None
+    assert parts.passes > 1 and len(masters) == parts.passes  # a master every pass
+    assert len(found) == 1 and found[0].any()
+    # by the definition: a chain (node n, resource r) has a slot where the summed use of
+    # the jobs that could run there exceeds the capacity
+    R = len(ix.resources)
+    over = lagrangian._overloadable(ix).reshape(ix.N, ix.T, R)
+    assert [bool(over[c // R, :, c % R].any()) for c in range(ix.N * R)] == found[0].tolist()
+    assert all(m is found[0] for m in masters)
+    assert parts.value == alone.value and parts.steps == alone.steps

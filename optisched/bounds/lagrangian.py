@@ -248,6 +248,7 @@ def bound_parts(index: Index, load: FloatArray, rounds: int = 3,
     # the job LP's columns: the plan's first, then the last pass's master
     cols = None if placement is None else placement_columns(index, *placement)
     pass_s = 0.0  # time of the last pass [s]
+    needs: BoolArray | None = None  # the job LP's overloadable chains, once per index
     for _ in range(rounds + 1):
         tr = time.perf_counter()
         if passes and tr + pass_s >= soft:  # a pass starts only when the last one's fits
@@ -266,9 +267,11 @@ def bound_parts(index: Index, load: FloatArray, rounds: int = 3,
         point: tuple[float, float, FloatArray, FloatArray | None, float] = (
             value, const, pi, None, const)
         if per_pass > 0 and math.isfinite(value) and time.perf_counter() < soft:
+            if needs is None:
+                needs = _overloadable_chains(index)
             cp, n, cols = _capacity_search(index, pi, const,
                                            upper if upper is not None else value, per_pass,
-                                           soft, jm, columns=cols)
+                                           soft, jm, columns=cols, needs=needs)
             steps += n
             if cp.mu is not None:  # better at capacity prices: the relaxed load there too
                 point = (cp.value, cp.const, pi, cp.mu, const)
@@ -483,7 +486,8 @@ def _better(value: float, top: float) -> bool:
 def _capacity_search(index: Index, pi: FloatArray, const: float, upper: float,
                      iterations: int, deadline: float, first: _Minima | None = None,
                      start: FloatArray | None = None, from_zero: bool = True,
-                     step_seconds: float = 0.0, columns: _Columns | None = None
+                     step_seconds: float = 0.0, columns: _Columns | None = None,
+                     needs: BoolArray | None = None
                      ) -> tuple[_CapacityPoint, int, _Columns | None]:
     """The capacity search of :func:`capacity_bound`: its best point, the evaluations run
     at capacity prices and the job LP's start columns (to seed the next search).
@@ -493,10 +497,11 @@ def _capacity_search(index: Index, pi: FloatArray, const: float, upper: float,
     its master. The first evaluation is at ``μ = 0`` (``first``: its :func:`_jobs_min`,
     when known; left out when not ``from_zero``), the next at ``start`` when given. An
     evaluation or iteration starts only when the time the last one took (at first
-    ``step_seconds``) ends before ``deadline``.
+    ``step_seconds``) ends before ``deadline``. ``needs``: the index's
+    :func:`_overloadable_chains` when the caller has them (computed here without).
     """
     top, steps, ok, took, cols = _capacity_lp(index, pi, const, iterations, deadline, first,
-                                              start, from_zero, step_seconds, columns)
+                                              start, from_zero, step_seconds, columns, needs)
     if ok or steps >= iterations or not math.isfinite(top.value):
         return top, steps, cols
     log.debug("capacity LP failed after %d evaluations: subgradient steps", steps)
@@ -517,6 +522,16 @@ def _overloadable(index: Index) -> BoolArray:
     used = _load_of(index, o, lo, np.ones(o.size), ends=hi)[1]
     cap = index.capacity[:, None, :] * index.available[:, :, None]
     return np.asarray((used > cap + 1e-9 * np.maximum(1.0, cap)).reshape(-1))
+
+
+def _overloadable_chains(index: Index) -> BoolArray:
+    """(N·R,) (node, resource) chains of the job LP (row ``n·R + r``) with an
+    :func:`_overloadable` slot: the only ones whose flow rows :class:`_JobLp` builds. It
+    depends on the index only, so a caller that builds several masters of one index
+    (:func:`bound_parts`) computes it once and passes it down."""
+    T, R = index.T, len(index.resources)
+    over = _overloadable(index).reshape(index.N, T, R)
+    return np.asarray(np.moveaxis(over, 2, 1).reshape(index.N * R, T).any(axis=1))
 
 
 class _JobLp:
@@ -544,17 +559,17 @@ class _JobLp:
     slot; a chain no column touches has no price). Rows: the assignment row of every job,
     then the chains' flow rows. The start columns' costs are read from ``prefix``, the
     prefix sums (:func:`_prefix`) of ``π`` and of the idle share at ``μ = 0`` (the caller
-    builds them once).
+    builds them once), the chains that get flow rows from ``needs``
+    (:func:`_overloadable_chains`).
     """
 
     def __init__(self, index: Index, prefix: tuple[FloatArray, FloatArray | None],
-                 big_m: float) -> None:
+                 big_m: float, needs: BoolArray) -> None:
         ix = self.index = index
         J, T, R = ix.J, ix.T, len(ix.resources)
         cap = ix.capacity[:, None, :] * ix.available[:, :, None]
         self.cap = np.moveaxis(cap, 2, 1).reshape(ix.N * R, T)  # (n·R + r, t)
-        over = _overloadable(ix).reshape(ix.N, T, R)
-        self.needs: BoolArray = np.asarray(np.moveaxis(over, 2, 1).reshape(ix.N * R, T).any(axis=1))
+        self.needs = needs  # the chains with an overloadable slot (:func:`_overloadable_chains`)
         self.chain = np.full(ix.N * R, -1, dtype=np.int64)  # first flow row of a chain
         self.chains = np.zeros(0, dtype=np.int64)
         self.P, self.Q = prefix  # of π with the idle share (:func:`_prefix`), μ = 0
@@ -702,13 +717,16 @@ def _priced(index: Index, m: _Minima, prefix: tuple[FloatArray, FloatArray | Non
 def _capacity_lp(index: Index, pi: FloatArray, const: float, iterations: int,
                  deadline: float, first: _Minima | None = None,
                  start: FloatArray | None = None, from_zero: bool = True,
-                 step_seconds: float = 0.0, columns: _Columns | None = None
+                 step_seconds: float = 0.0, columns: _Columns | None = None,
+                 needs: BoolArray | None = None
                  ) -> tuple[_CapacityPoint, int, bool, float, _Columns | None]:
     """Column generation on the job LP of :func:`capacity_bound` at duals ``π``.
 
     The evaluations at ``μ = 0`` (``first`` when given; when ``from_zero``) and at
     ``start`` seed the master (:func:`_seeds`) with ``columns`` (e.g. a plan's starts, the
-    last pass's master). Each iteration solves the master (:class:`_JobLp`), evaluates
+    last pass's master). Each iteration solves the master (:class:`_JobLp`; its flow rows
+    on the chains ``needs``, the index's :func:`_overloadable_chains`, computed here when
+    None), evaluates
     the bound by :func:`_jobs_min` at the smoothed prices ``μ̂ + θ (μ − μ̂)``
     (:data:`CAPACITY_DAMPING`; ``μ`` the master's, ``μ̂`` the best so far) — every job's
     cheapest start over *all* its starts there — and appends the cheapest start of each
@@ -779,7 +797,7 @@ def _capacity_lp(index: Index, pi: FloatArray, const: float, iterations: int,
     at_pi = _prefix(index, pi, _with_share(index, None, share))  # the start costs at μ = 0
     big_m = 10.0 * max(1.0, float(np.max(np.abs(drop[np.isfinite(drop)]), initial=0.0)),
                       float(np.max(np.abs(_start_costs(index, *at_pi, so, ss)), initial=0.0)))
-    lp = _JobLp(index, at_pi, big_m)
+    lp = _JobLp(index, at_pi, big_m, _overloadable_chains(index) if needs is None else needs)
     lp.add(so, ss)
     ok, converged = True, False
     last_kw: FloatArray | None = None
