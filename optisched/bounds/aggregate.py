@@ -74,6 +74,7 @@ import scipy.sparse as sp
 
 from optisched.arrays import BoolArray, FloatArray, IntArray
 from optisched.backends import highs as hs
+from optisched.bounds.column_set import ColumnSet
 from optisched.index import Index
 
 __all__ = ["AggregateResult", "aggregate_bound", "linear_nodes", "node_classes"]
@@ -566,7 +567,8 @@ def aggregate_bound(index: Index, time_limit: float | None = None,
     h = hs.load(_master(md, pin, k_all, s_all, art_jobs, big_m))
     hs.configure(h, threads=1, solver="simplex")
     art0 = md.cost.size
-    seen = set(pair.tolist())
+    seen = ColumnSet()  # the (option, start) pairs in the master
+    seen.add_new(k_all, s_all)
     best, it, lp_value, converged = -math.inf, 0, None, False
     hist: list[tuple[float, float, float]] = []
 
@@ -624,13 +626,11 @@ def aggregate_bound(index: Index, time_limit: float | None = None,
             break
         tol = REDUCED_COST_TOL * max(1.0, abs(value) / max(1, ix.J))
         m = v_new < -tol
-        key = k_new[m] * (ix.T + 1) + s_new[m]
-        fresh = np.array([q not in seen for q in key.tolist()], dtype=bool)
+        fresh = seen.add_new(k_new[m], s_new[m])
         k_new, s_new = k_new[m][fresh], s_new[m][fresh]
         if not k_new.size:
             converged = lp_value is not None
             break
-        seen.update(key[fresh].tolist())
         hs.add_cols(h, md.start_cost(k_new, s_new), np.zeros(k_new.size), np.ones(k_new.size),
                     md.columns(k_new, s_new))
         n_starts += int(k_new.size)

@@ -48,6 +48,7 @@ import scipy.sparse as sp
 from optisched.arrays import BoolArray, FloatArray, IntArray
 from optisched.backends import highs as hs
 from optisched.bounds.aggregate import CONVERGED_GAP, REDUCED_COST_TOL
+from optisched.bounds.column_set import ColumnSet
 from optisched.dispatch import dispatch_groups
 from optisched.formulations.dispatch_lp import build_dispatch_lp
 from optisched.index import Index
@@ -585,7 +586,7 @@ class _JobLp:
         self.opt = np.zeros(0, dtype=np.int64)
         self.start = np.zeros(0, dtype=np.int64)
         self.pos = np.zeros(0, dtype=np.int64)  # master column of every start column
-        self.seen: set[tuple[int, int]] = set()
+        self.seen = ColumnSet()  # the (option, start) pairs in the master
 
     def costs(self, opts: IntArray, starts: IntArray) -> FloatArray:
         """``c_jos(π)`` of the start columns (energy at π, idle share, latency, tardiness)."""
@@ -614,12 +615,8 @@ class _JobLp:
         chains they are the first to touch); returns how many entered."""
         ix = self.index
         T, R = ix.T, len(ix.resources)
-        fresh = []
-        for k, key in enumerate(zip(opts.tolist(), starts.tolist(), strict=True)):
-            if key not in self.seen:
-                self.seen.add(key)
-                fresh.append(k)
-        if not fresh:
+        fresh = self.seen.add_new(opts, starts)
+        if not fresh.size:
             return 0
         o, s = opts[fresh], starts[fresh]
         j, n, d = ix.opt_job[o], ix.opt_node[o], ix.opt_dur[o]
