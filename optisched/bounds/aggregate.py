@@ -558,8 +558,10 @@ def aggregate_bound(index: Index, time_limit: float | None = None,
         ss.append(st[js[ok]].astype(np.int64))
     k_all = np.concatenate(ks)
     s_all = np.concatenate(ss)
-    pair = np.unique(k_all * (ix.T + 1) + s_all)
-    k_all, s_all = pair // (ix.T + 1), pair % (ix.T + 1)
+    seen = ColumnSet()  # the (option, start) pairs in the master
+    fresh = seen.add_new(k_all, s_all)
+    order = np.lexsort((s_all[fresh], k_all[fresh]))  # by option, then start
+    k_all, s_all = k_all[fresh][order], s_all[fresh][order]
     span = float(md.cost.max(initial=0.0)) + float(np.abs(md.start_cost(
         np.arange(md.rep.size), np.maximum(md.lo, 0))).max(initial=1.0))
     big_m = 1e3 * max(1.0, span)
@@ -567,8 +569,6 @@ def aggregate_bound(index: Index, time_limit: float | None = None,
     h = hs.load(_master(md, pin, k_all, s_all, art_jobs, big_m))
     hs.configure(h, threads=1, solver="simplex")
     art0 = md.cost.size
-    seen = ColumnSet()  # the (option, start) pairs in the master
-    seen.add_new(k_all, s_all)
     best, it, lp_value, converged = -math.inf, 0, None, False
     hist: list[tuple[float, float, float]] = []
 
