@@ -4,7 +4,9 @@
 Exit codes: 0 ok; 1 bad input (every error named by file, row, column, value) or
 usage (an unknown flag, a missing or invalid option value, an output directory
 that cannot be written); 2 infeasible or no solution; 3 internal error;
-130 interrupted. Never a traceback for a user error.
+130 interrupted (Ctrl-C); 143 terminated by ``SIGTERM`` (129: ``SIGHUP``), after the
+same clean-up as Ctrl-C (children stopped, temporary files removed, no half-written
+output). Never a traceback for a user error.
 
 With ``--json`` a command prints exactly one JSON document on standard output, on
 success and on failure alike (:func:`emit_json`; a failure is
@@ -36,6 +38,7 @@ from optisched.errors import BundleError, OutputError
 from optisched.evaluate import evaluate
 from optisched.io import read_bundle
 from optisched.plan import COST_TERMS, Plan, Status, check_plan_dir, read_plan, write_plan
+from optisched.shutdown import Terminated, exit_on_signals
 
 EXIT_OK, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 MAX_SEED = 2**31 - 1
@@ -169,6 +172,9 @@ def _guard(fn: F) -> F:
         except KeyboardInterrupt:
             err.print("interrupted")
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except Terminated as exc:
+            err.print(str(exc))
+            raise
         except OSError as exc:
             if exc.filename is None:
                 raise _internal(exc) from None
@@ -211,6 +217,9 @@ def _json_guard(fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
     except KeyboardInterrupt:
         emit_json(_failure("interrupted", "interrupted"))
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except Terminated as exc:
+        emit_json(_failure("terminated", str(exc)))
+        raise
     except OSError as exc:
         if exc.filename is None:
             logging.getLogger("optisched").debug("internal error", exc_info=exc)
@@ -1056,7 +1065,9 @@ def serve(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point (``SIGTERM``/``SIGHUP`` end it through ``finally:``
+    blocks: :func:`optisched.shutdown.exit_on_signals`)."""
+    exit_on_signals()
     app()
 
 

@@ -37,6 +37,7 @@ from typing import Any
 from optisched.domain import Problem
 from optisched.generate import generate
 from optisched.io import PARQUET_TABLES, read_bundle, write_bundle
+from optisched.shutdown import exit_on_signals
 from optisched.solvers import solve
 from optisched.solvers.options import parse_assignments
 
@@ -257,4 +258,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    exit_on_signals()  # SIGTERM/SIGHUP: children and temporary files go as for Ctrl-C
     sys.exit(main())

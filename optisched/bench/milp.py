@@ -38,6 +38,7 @@ from optisched.bounds import lp_bound_result
 from optisched.domain import Problem
 from optisched.generate import bench_problem
 from optisched.index import compile_index
+from optisched.shutdown import exit_on_signals
 from optisched.solvers import solve
 
 __all__ = ["instance", "run"]
@@ -162,4 +163,5 @@ def main() -> None:  # pragma: no cover - script
 
 
 if __name__ == "__main__":  # pragma: no cover
+    exit_on_signals()  # SIGTERM/SIGHUP: children and temporary files go as for Ctrl-C
     main()

@@ -34,6 +34,7 @@ from optisched.generate import generate
 from optisched.io import read_bundle, write_bundle
 from optisched.plan import read_plan, write_plan
 from optisched.report import Comparison, write_report
+from optisched.shutdown import exit_on_signals
 from optisched.solvers import solve
 
 __all__ = ["main", "time_command", "time_steps"]
@@ -131,4 +132,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
+    exit_on_signals()  # SIGTERM/SIGHUP: children and temporary files go as for Ctrl-C
     sys.exit(main())

@@ -10,7 +10,15 @@ measures it from here:
 * CPU time [s] (user + system) and peak resident memory [MiB] of that child,
   from ``os.wait4`` (the child's own ``rusage``, so parallel runs do not mix),
 * a hard wall-clock kill of the child's process group at
-  ``time_limit × kill_factor + kill_slack`` [s] (status ``timeout``).
+  ``time_limit × kill_factor + kill_slack`` [s] (status ``timeout``):
+  ``SIGTERM``, then ``SIGKILL`` :data:`~optisched.shutdown.STOP_GRACE` s later
+  (:func:`~optisched.shutdown.stop_groups`).
+
+A benchmark that ends early (an exception, Ctrl-C, ``SIGTERM`` turned into
+:class:`SystemExit` by :func:`~optisched.shutdown.exit_on_signals`) stops the process
+groups of its running children the same way before it returns; a benchmark killed by
+``SIGKILL`` takes its children with it through their guard
+(:func:`optisched.bounds.guard.guard`, given the runner's pid).
 
 A child that exits without a result file is recorded as ``crash`` (with its
 exit code and the tail of its stderr). A solver name that is not registered, or
@@ -37,7 +45,6 @@ import logging
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -55,6 +62,7 @@ from optisched.bench.results import LP_BOUND, RUN_COLUMNS, BenchResult, machine_
 from optisched.bench.suites import Instance, load_suite
 from optisched.io import write_bundle
 from optisched.plan import relative_gap
+from optisched.shutdown import stop_groups
 from optisched.solvers import REGISTRY
 from optisched.solvers.base import usable_cores
 
@@ -222,32 +230,33 @@ def machine_description() -> dict[str, Any]:
 
 
 class _Children:
-    """Process groups of running children, so an aborted benchmark can end them."""
+    """Process groups of running children, so an aborted benchmark can end them.
+
+    After :meth:`stop_all` the benchmark is over: a child that a worker thread starts
+    later (it was past its ``Popen`` already) is stopped as soon as it is added.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pids: set[int] = set()
+        self._closed = False
 
     def add(self, pid: int) -> None:
         with self._lock:
             self._pids.add(pid)
+            closed = self._closed
+        if closed:
+            stop_groups([pid])
 
     def discard(self, pid: int) -> None:
         with self._lock:
             self._pids.discard(pid)
 
-    def kill_all(self) -> None:
+    def stop_all(self) -> None:
         with self._lock:
+            self._closed = True
             pids = list(self._pids)
-        for pid in pids:
-            _kill_group(pid)
-
-
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+        stop_groups(pids)
 
 
 def _spec_json(solver: str) -> str | None:
@@ -276,8 +285,9 @@ def _execute(task: _Task, cfg: BenchConfig, out: Path, children: _Children) -> d
     errlog = out / "logs" / f"{rid}.stderr"
     for p in (progress, result, errlog):
         p.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "optisched.bench.worker", "--bundle", str(task.bundle),
-           "--solver", task.solver, "--time-limit", repr(cfg.limit_of(task.solver)),
+    cmd = [sys.executable, "-m", "optisched.bench.worker", "--parent", str(os.getpid()),
+           "--bundle", str(task.bundle), "--solver", task.solver,
+           "--time-limit", repr(cfg.limit_of(task.solver)),
            "--seed", str(task.seed), "--progress", str(progress), "--result", str(result)]
     if cfg.threads is not None:
         cmd += ["--threads", str(cfg.threads)]
@@ -297,7 +307,7 @@ def _execute(task: _Task, cfg: BenchConfig, out: Path, children: _Children) -> d
 
         def _timeout() -> None:
             killed.set()
-            _kill_group(proc.pid)
+            stop_groups([proc.pid])
 
         kill_after = cfg.kill_after(task.solver)
         timer = threading.Timer(kill_after, _timeout)
@@ -308,7 +318,7 @@ def _execute(task: _Task, cfg: BenchConfig, out: Path, children: _Children) -> d
             # reserved until it is off the list of children a kill may target.
             os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
         except BaseException:
-            _kill_group(proc.pid)  # not reaped yet, so the group id is still this child's
+            stop_groups([proc.pid])  # not reaped yet, so the group id is still this child's
             raise
         finally:
             wall = time.perf_counter() - t0
@@ -524,7 +534,7 @@ def run_bench(cfg: BenchConfig, out: str | os.PathLike[str],
                         bar.advance(rec)
             except BaseException:
                 queue.clear()
-                children.kill_all()
+                children.stop_all()
                 raise
     finally:
         journal.close()

@@ -45,6 +45,7 @@ from optisched.generate import generate
 from optisched.plan import Plan
 from optisched.replan import Replanner
 from optisched.service.launch import ServerProcess, wait_gone
+from optisched.shutdown import exit_on_signals
 
 __all__ = ["main"]
 
@@ -273,4 +274,5 @@ def _cores() -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
+    exit_on_signals()  # SIGTERM/SIGHUP: children and temporary files go as for Ctrl-C
     raise SystemExit(main())

@@ -11,7 +11,9 @@ bundle and importing the packages are not in it). A run keeps its limit when
 (:data:`ALLOWED_ABS` = 1 s, :data:`ALLOWED_REL` = 5 %). The table has one row per run
 (wall time, overrun, status, objective, the machine's 1-minute load average when the
 run started) and a summary per solver; ``--csv`` writes the rows. A run that does not end
-within ``3·limit + 60`` s is killed (status ``killed``).
+within ``3·limit + 60`` s is killed (status ``killed``). A benchmark stopped by
+``SIGTERM``, ``SIGHUP`` or Ctrl-C stops its running child's process group and removes
+its ``optisched-tl-*`` directory before it exits (code 143, 129, 130).
 
 Datasets: bundle directories (``datasets/tiny``, ``datasets/neighborhood``,
 ``datasets/city``) and ICON instances (``icon:datasets/icon/sample01``, read with
@@ -27,7 +29,6 @@ import logging
 import math
 import os
 import platform
-import signal
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,7 @@ from typing import Any
 from optisched.bench.runner import machine_description
 from optisched.bounds.guard import guard
 from optisched.domain import Problem
+from optisched.shutdown import exit_on_signals, stop_groups
 
 __all__ = [
     "ALLOWED_ABS",
@@ -149,24 +151,31 @@ def _load() -> float | None:
 
 
 def _measure(dataset: str, solver: str, limit: float, seed: int) -> Run:
-    """One run in a child process of its own, killed after ``3·limit + 60`` s."""
+    """One run in a child process of its own, killed after ``3·limit + 60`` s.
+
+    The child runs in a session of its own; when the run ends in any other way than its
+    exit (the timeout, an exception, Ctrl-C, ``SIGTERM`` turned into :class:`SystemExit`
+    by :func:`~optisched.shutdown.exit_on_signals`) its process group is stopped
+    (:func:`~optisched.shutdown.stop_groups`) before the temporary directory goes.
+    """
     load = _load()
     with tempfile.TemporaryDirectory(prefix="optisched-tl-") as d:
         result = Path(d) / "result.json"
-        cmd = [sys.executable, "-m", "optisched.bench.time_limits", "--one", dataset, solver,
-               repr(limit), str(seed), str(result)]
+        cmd = [sys.executable, "-m", "optisched.bench.time_limits", "--parent",
+               str(os.getpid()), "--one", dataset, solver, repr(limit), str(seed), str(result)]
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, start_new_session=True)
         try:
             _, err = proc.communicate(timeout=3 * limit + 60)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            stop_groups([proc.pid])
             proc.communicate()
             return Run(dataset, solver, limit, None, time.perf_counter() - t0, "killed", None,
                        load, f"no result within {3 * limit + 60:g} s")
         except BaseException:
-            os.killpg(proc.pid, signal.SIGKILL)
+            stop_groups([proc.pid])  # not reaped yet, so the group id is still the child's
+            proc.communicate()
             raise
         process_wall = time.perf_counter() - t0
         if not result.is_file():
@@ -236,11 +245,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--csv", type=Path, default=None, help="also write the rows here")
     ap.add_argument("--one", nargs=5, metavar=("DATASET", "SOLVER", "LIMIT", "SEED", "RESULT"),
                     help=argparse.SUPPRESS)
+    ap.add_argument("--parent", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     if args.one:
-        guard(os.getppid(), take_signals=False)  # end with the benchmark
+        # End with the benchmark; its pid from the command line, as one that died during
+        # this process's imports has left os.getppid() to the reaper.
+        guard(os.getppid() if args.parent is None else args.parent, take_signals=False)
         dataset, solver, limit, seed, result = args.one
         rec = run_one(dataset, solver, float(limit), int(seed))
         Path(result).write_text(json.dumps(rec))
@@ -273,4 +285,5 @@ def _write_csv(path: Path, runs: list[Run]) -> None:
 
 
 if __name__ == "__main__":
+    exit_on_signals()
     sys.exit(main())

@@ -39,6 +39,7 @@ from optisched.bounds.guard import guard
 from optisched.evaluate import evaluate
 from optisched.io import read_bundle
 from optisched.plan import Status, write_plan
+from optisched.shutdown import exit_on_signals
 from optisched.solvers import REGISTRY, Progress, SolverOptions, SolverSpec, register, solve
 
 __all__ = ["LP_BOUND", "main", "run_one"]
@@ -187,8 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--result", required=True, type=Path)
     ap.add_argument("--spec", default=None, help="JSON of the parent's SolverSpec")
     ap.add_argument("--plan-out", type=Path, default=None)
+    ap.add_argument("--parent", type=int, default=None,
+                    help="the runner's pid (default: the parent's pid when the guard starts)")
     args = ap.parse_args(argv)
-    guard(os.getppid(), take_signals=False)  # end with the runner, even when it is SIGKILLed
+    # End with the runner, even when it is SIGKILLed; its pid from the command line, as
+    # one that died during this process's imports has left os.getppid() to the reaper.
+    guard(os.getppid() if args.parent is None else args.parent, take_signals=False)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     rec = run_one(args.bundle, args.solver, args.time_limit, args.seed, args.threads,
@@ -198,4 +203,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    exit_on_signals()  # SIGTERM from the runner's stop: the atomic writes clean up
     sys.exit(main())
