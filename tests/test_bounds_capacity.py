@@ -13,7 +13,7 @@ from scipy.optimize import linprog
 
 from optisched.arrays import FloatArray
 from optisched.bounds import lagrangian
-from optisched.domain import Horizon, Job, Node, Problem, Scenario, Tariff
+from optisched.domain import Horizon, Job, Node, NodeSeries, Problem, Scenario, Tariff
 from optisched.generate import random_problem
 from optisched.index import Index, compile_index
 from optisched.plan import Status
@@ -125,7 +125,8 @@ def test_converged_value_is_the_job_lp_built_directly(seed: int,
     plan = solve(p, "baseline")
     assert plan.flows is not None
     pi, const = _duals(ix, np.asarray(plan.flows.load))
-    top, steps, ok, _, cols = lagrangian._capacity_lp(ix, pi, const, 200, math.inf)
+    cut = lagrangian._flat_cut(ix, pi, const)
+    top, steps, ok, _, cols = lagrangian._capacity_lp(ix, cut, 200, math.inf)
     assert ok and steps < 200 and cols is not None  # converged before the cap
     direct = _job_lp_value(ix, pi, const)
     assert top.value == pytest.approx(direct, rel=1e-7, abs=1e-7)
@@ -191,7 +192,7 @@ def test_no_iteration_starts_past_the_deadline(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(lagrangian, "_jobs_min", slow_min)
     monkeypatch.setattr(lagrangian._JobLp, "solve", timed_solve)
     # past deadline: nothing at all
-    top, steps, ok, _, cols = lagrangian._capacity_lp(ix, pi, const, 50,
+    top, steps, ok, _, cols = lagrangian._capacity_lp(ix, lagrangian._flat_cut(ix, pi, const), 50,
                                                    time.perf_counter() - 1.0)
     assert ok and steps == 0 and cols is None
     assert not calls and not starts and top.value == -math.inf
@@ -201,7 +202,8 @@ def test_no_iteration_starts_past_the_deadline(monkeypatch: pytest.MonkeyPatch) 
     assert not calls and not starts
     # a short deadline: every solve starts before it, with the last iteration's time left
     deadline = time.perf_counter() + 0.4
-    top, steps, _, _, _ = lagrangian._capacity_lp(ix, pi, const, 200, deadline)
+    top, steps, _, _, _ = lagrangian._capacity_lp(ix, lagrangian._flat_cut(ix, pi, const), 200,
+                                                  deadline)
     assert starts and steps < 200
     assert starts[0] < deadline
     # solve i started only when it and the last iteration's time (≈ the gap between the
@@ -211,11 +213,11 @@ def test_no_iteration_starts_past_the_deadline(monkeypatch: pytest.MonkeyPatch) 
     assert math.isfinite(top.value)
 
 
-def test_bound_parts_finds_the_overloadable_chains_once_for_all_its_masters(
+def test_bound_parts_finds_the_overloadable_chains_once_for_its_master(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The chains with an overloadable slot depend on the index only: one computation for
-    the masters of all passes, the same chains as each master computing its own, and the
-    same bound."""
+    the master that takes every pass's cut, the same chains as the master computing its
+    own, and the same bound."""
     p = random_problem(3, n_nodes=2, n_jobs=9, slots=8, sleep=True)
     ix = compile_index(p)
     plan = solve(p, "baseline")
@@ -224,7 +226,7 @@ def test_bound_parts_finds_the_overloadable_chains_once_for_all_its_masters(
     kw = {"rounds": 3, "upper": float(plan.objective), "capacity_iterations": 80}
     alone = lagrangian.bound_parts(ix, load, **kw)  # type: ignore[arg-type]
     found: list[np.ndarray] = []
-    masters: list[np.ndarray] = []
+    masters: list[lagrangian._JobLp] = []
     real_chains, real_init = lagrangian._overloadable_chains, lagrangian._JobLp.__init__
 
     def counted(index: Index) -> np.ndarray:
@@ -233,18 +235,99 @@ def test_bound_parts_finds_the_overloadable_chains_once_for_all_its_masters(
 
     def init(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         real_init(self, *args, **kwargs)
-        masters.append(self.needs)
+        masters.append(self)
 
     monkeypatch.setattr(lagrangian, "_overloadable_chains", counted)
     monkeypatch.setattr(lagrangian._JobLp, "__init__", init)
     parts = lagrangian.bound_parts(ix, load, **kw)  # type: ignore[arg-type]
     assert parts is not None and alone is not None
-    assert parts.passes > 1 and len(masters) == parts.passes  # a master every pass
+    # one master for all passes, a cut from each
+    assert parts.passes > 1 and len(masters) == 1 and len(masters[0].cuts) == parts.passes
     assert len(found) == 1 and found[0].any()
     # by the definition: a chain (node n, resource r) has a slot where the summed use of
     # the jobs that could run there exceeds the capacity
     R = len(ix.resources)
     over = lagrangian._overloadable(ix).reshape(ix.N, ix.T, R)
     assert [bool(over[c // R, :, c % R].any()) for c in range(ix.N * R)] == found[0].tolist()
-    assert all(m is found[0] for m in masters)
+    assert masters[0].needs is found[0]
     assert parts.value == alone.value and parts.steps == alone.steps
+
+
+def _pv_kink() -> Problem:
+    """One node with two GPUs and 1 kW of PV in each of its two 1-hour slots, import 1 per
+    kWh, export 0 (no battery or idle draw); two 1-GPU jobs of 1 kW and one slot (drop
+    penalty 10). The energy cost of a load ``L`` is ``max(0, L_0 − 1) + max(0, L_1 − 1)``;
+    the optimum runs one job in each slot: 0."""
+    hz = Horizon(start="2026-06-01T00:00:00+00:00", slot_minutes=60, slots=2)
+    return Problem(
+        scenario=Scenario(horizon=hz),
+        nodes=[Node(node_id="n", gpus=2, idle_kw=0.0, can_sleep=False)],
+        node_series={"n": NodeSeries(pv_kw=[1.0, 1.0])},
+        jobs=[Job(job_id=f"j{k}", gpus=1, duration_min=60, power_kw=1.0, drop_penalty=10.0)
+              for k in range(2)],
+        tariffs={"default": Tariff(price=[1.0, 1.0], export_price=[0.0, 0.0],
+                                   carbon_g_per_kwh=[0.0, 0.0])})
+
+
+def test_two_cuts_price_the_kink_that_each_alone_misses() -> None:
+    """Hand-computed: the cut at the load (2, 0) is ``V ≥ L_0 − 1`` (duals 1 and 0), the one
+    at (0, 2) ``V ≥ L_1 − 1``. Alone, each lets both jobs run where its dual is 0: bound
+    −1. Together the master takes the maximum of the two: with ``L_0 + L_1 = 2`` at least
+    0, the optimum; its cut weights are a convex combination (½, ½)."""
+    ix = compile_index(_pv_kink())
+    c1 = lagrangian.load_cut(ix, np.array([[2.0, 0.0]]))
+    c2 = lagrangian.load_cut(ix, np.array([[0.0, 2.0]]))
+    assert c1 is not None and c2 is not None
+    np.testing.assert_allclose(c1.pi, [[1.0, 0.0]], atol=1e-9)
+    np.testing.assert_allclose(c2.pi, [[0.0, 1.0]], atol=1e-9)
+    assert c1.total == pytest.approx(-1.0) and c2.total == pytest.approx(-1.0)  # 1 − 2
+    for cut in (c1, c2):
+        alone = lagrangian._capacity_lp(ix, cut, 50, math.inf)[0]
+        assert alone.value == pytest.approx(-1.0, abs=1e-7)
+    first, _, _, _, master = lagrangian._capacity_lp(ix, c1, 50, math.inf)
+    assert master is not None
+    both, _, _, _, master = lagrangian._capacity_lp(ix, c2, 50, math.inf, master=master)
+    assert master is not None and len(master.cuts) == 2
+    assert first.value == pytest.approx(-1.0, abs=1e-7)
+    assert both.value == pytest.approx(0.0, abs=1e-6)
+    assert both.w is not None
+    np.testing.assert_allclose(both.w.sum(axis=0), 1.0)
+    np.testing.assert_allclose(both.pi, [[0.5, 0.5]], atol=1e-6)
+
+
+@needs_highs
+@pytest.mark.parametrize(("seed", "features"), CASES)
+def test_the_master_of_all_cuts_bounds_at_least_each_cut_alone(
+        seed: int, features: dict[str, bool], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batteries and PV make the dispatch value curved: the master that keeps every pass's
+    cut is a restriction of the job LP of each cut alone, so its converged bound is at
+    least every one of those (each solved to convergence here), and still below HiGHS's
+    proven optimum."""
+    p = random_problem(seed, n_nodes=2, n_jobs=9, slots=8, battery_share=1.0,
+                       **features)  # type: ignore[arg-type]
+    ix = compile_index(p)
+    exact = solve(p, "highs", time_limit=30, mip_gap=1e-9, greedy_start=False)
+    assert exact.status is Status.OPTIMAL and exact.objective is not None
+    base = solve(p, "baseline")
+    assert base.flows is not None
+    masters: list[lagrangian._JobLp] = []
+    real_init = lagrangian._JobLp.__init__
+
+    def init(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        real_init(self, *args, **kwargs)
+        masters.append(self)
+
+    monkeypatch.setattr(lagrangian._JobLp, "__init__", init)
+    parts = lagrangian.bound_parts(ix, np.asarray(base.flows.load), rounds=3,
+                                   upper=float(base.objective), capacity_iterations=800,
+                                   placement=(base.node, base.start))
+    assert parts is not None and len(masters) == 1
+    cuts = list(masters[0].cuts)
+    assert len(cuts) == parts.passes > 1
+    monkeypatch.undo()
+    alone = [lagrangian._capacity_lp(ix, lagrangian._flat_cut(ix, c.pi, c.total), 400,
+                                     math.inf)[0].value for c in cuts]
+    tol = 1e-6 * max(1.0, abs(exact.objective))
+    assert max(alone) - tol <= parts.value <= exact.objective + tol
+    drop = lagrangian._drops(ix)
+    assert parts.value == pytest.approx(parts.const + float(np.minimum(drop, parts.best).sum()))

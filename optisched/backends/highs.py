@@ -491,14 +491,22 @@ def add_cols(h: highspy.Highs, cost: FloatArray, lb: FloatArray, ub: FloatArray,
     return bool(status != highspy.HighsStatus.kError)
 
 
-def add_rows(h: highspy.Highs, lo: FloatArray, hi: FloatArray) -> bool:
-    """Append empty rows ``lo ≤ 0 ≤ hi`` to the model of ``h``, keeping its basis (their
-    entries come with the columns :func:`add_cols` appends next: rows generated lazily)."""
+def add_rows(h: highspy.Highs, lo: FloatArray, hi: FloatArray, A: Any = None) -> bool:
+    """Append rows ``lo ≤ A x ≤ hi`` to the model of ``h``, keeping its basis. Without
+    ``A`` the rows are empty (their entries come with the columns :func:`add_cols`
+    appends next: rows generated lazily); ``A`` (scipy CSR of shape ``(k, n_cols)``):
+    their entries in the existing columns (cutting planes)."""
     n = int(np.size(lo))
     if not n:
         return True
-    status = h.addRows(n, _f64(lo), _f64(hi), 0, np.zeros(n, dtype=np.int32),
-                       np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float64))
+    if A is None:
+        status = h.addRows(n, _f64(lo), _f64(hi), 0, np.zeros(n, dtype=np.int32),
+                           np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float64))
+    else:
+        A = sp.csr_matrix(A)
+        status = h.addRows(n, _f64(lo), _f64(hi), int(A.nnz),
+                           A.indptr[:-1].astype(np.int32), A.indices.astype(np.int32),
+                           A.data.astype(np.float64))
     return bool(status != highspy.HighsStatus.kError)
 
 

@@ -32,7 +32,10 @@ it at its start plan and at its best plan and keeps the larger value.
 ``μ ≥ 0`` (dualized capacity rows, every job's placement cost raised by ``μ·use``) are the
 duals of the *job LP* — the job part of this relaxation with the capacity rows kept —
 whose optimum is ``max_μ LB(π, μ)``; it is solved by column generation, its Farley value
-a bound at every iteration.
+a bound at every iteration. **Every pass's cut in one master** (:class:`_JobLp`): the
+energy of each dispatch group is priced by the maximum of the tangents of all reference
+loads tried (Kelley's cutting planes on the convex ``V_g``), the cut rows' duals weighing
+their prices (``docs/algorithms/lns.md`` §5 item 8).
 """
 
 from __future__ import annotations
@@ -65,8 +68,10 @@ _CELLS = 2_000_000
 
 
 def _group_lp(index: Index, nodes: IntArray, load: FloatArray,
-              feeders: list[int]) -> tuple[float, FloatArray] | None:
-    """LP dispatch of ``nodes`` at ``load``: optimal value [money] and balance duals (K, T).
+              feeders: list[int]) -> tuple[float, FloatArray, FloatArray] | None:
+    """LP dispatch of ``nodes`` at ``load``: optimal value [money], balance duals (K, T)
+    and every node's part of the value (K,) [money] (:meth:`DispatchLp.node_values`; each
+    node's own value when ``feeders`` is empty).
 
     The LP of :func:`~optisched.formulations.dispatch_lp.build_dispatch_lp` (the exact
     dispatch's), solved by a fresh HiGHS without presolve (as the exact dispatch solves
@@ -81,24 +86,27 @@ def _group_lp(index: Index, nodes: IntArray, load: FloatArray,
     if not ran.optimal:
         log.debug("bound LP for %d nodes: %s", nodes.size, ran.text)
         return None
-    return hs.info(h).objective, lp.balance_duals(hs.solution(h).row_duals())
+    sol = hs.solution(h)
+    return (hs.info(h).objective, lp.balance_duals(sol.row_duals()),
+            lp.node_values(sol.primal()))
 
 
 def _scenario_group_lp(index: Index, nodes: IntArray, load: FloatArray,
-                       feeders: list[int]) -> tuple[float, FloatArray] | None:
+                       feeders: list[int]) -> tuple[float, FloatArray, FloatArray] | None:
     """:func:`_group_lp`; with several scenarios (beyond SPEC v1) the expectation of every
-    scenario's LP value and duals, ``Σ_σ w_σ V_σ``: convex in the load as a weighted sum of
-    convex functions, with the weighted duals as its subgradient."""
+    scenario's LP value, duals and node parts, ``Σ_σ w_σ V_σ``: convex in the load as a
+    weighted sum of convex functions, with the weighted duals as its subgradient."""
     if index.S == 1:
         return _group_lp(index, nodes, load, feeders)
-    value, duals = 0.0, np.zeros((nodes.size, index.T))
+    value, duals, parts = 0.0, np.zeros((nodes.size, index.T)), np.zeros(nodes.size)
     for s, w in enumerate(index.scenarios.weight):
         res = _group_lp(index.scenario(s), nodes, load, feeders)
         if res is None:
             return None
         value += float(w) * res[0]
         duals += float(w) * res[1]
-    return value, duals
+        parts += float(w) * res[2]
+    return value, duals, parts
 
 
 def _risk_scaled(index: Index, bound: float | None) -> float | None:
@@ -180,6 +188,9 @@ class LagrangianParts:
         Its capacity prices (None: 0) [money per unit and slot].
     base : float
         Its job-free part without the capacity term [money] (``const`` at ``μ = 0``).
+    share : (N, T) float
+        Its idle share of sleeping nodes [money/(slot·GPU)] (:func:`idle_share` at ``pi``
+        for one cut; the weighed shares of a combination of cuts, at least that).
     """
 
     value: float
@@ -190,6 +201,7 @@ class LagrangianParts:
     pi: FloatArray
     mu: FloatArray | None
     base: float
+    share: FloatArray
 
 
 def bound_parts(index: Index, load: FloatArray, rounds: int = 3,
@@ -200,16 +212,17 @@ def bound_parts(index: Index, load: FloatArray, rounds: int = 3,
     """:func:`improved_bound` with its terms (:class:`LagrangianParts`; with scenarios, of
     the expected cost, before :func:`improved_bound`'s risk scaling).
 
-    Passes alternate with capacity prices: at every reference load the dispatch duals
-    ``π`` (:func:`load_duals`), then (with ``upper``) up to ``ceil(capacity_iterations /
-    (rounds + 1))`` evaluations of the job LP's column generation at that ``π``
-    (:func:`capacity_bound`: the best capacity prices ``μ`` for that ``π``; its master
-    seeded with ``placement``'s starts, the cheapest starts at ``μ = 0`` and the last
-    pass's master columns), then the next reference load halfway to the job LP's
-    solution load (within capacity; the relaxed load at ``(π, μ)`` when the master
-    still has artificial columns in use); a load that cannot be dispatched (above a
-    feeder's headroom) is replaced by a point half as far. Every ``(π, μ ≥ 0)`` gives a
-    valid bound, so the best one is returned.
+    Passes alternate with capacity prices: at every reference load its cut
+    (:func:`load_cut`: the dispatch duals ``π`` and the groups' job-free parts), then
+    (with ``upper``) up to ``ceil(capacity_iterations / (rounds + 1))`` evaluations of the
+    column generation of one job LP master that keeps every pass's cut
+    (:func:`_capacity_lp`, :class:`_JobLp`: the groups' energy at the best of the cuts,
+    capacity kept; seeded with ``placement``'s starts and each pass's cheapest starts at
+    ``μ = 0``), then the next reference load halfway to the master's solution load
+    (within capacity; the relaxed load at the best point's prices when the master still
+    has artificial columns in use); a load that cannot be dispatched (above a feeder's
+    headroom) is replaced by a point half as far. Every point (cut weights, ``μ ≥ 0``)
+    gives a valid bound, so the best one is returned.
 
     Parameters
     ----------
@@ -243,54 +256,56 @@ def bound_parts(index: Index, load: FloatArray, rounds: int = 3,
     soft = deadline if soft_deadline is None else min(deadline, soft_deadline)
     ref = np.asarray(load, dtype=float)
     per_pass = math.ceil(capacity_iterations / (rounds + 1)) if upper is not None else 0
-    top: tuple[float, float, FloatArray, FloatArray | None, float] | None = None  # + base
+    top: _CapacityPoint | None = None
     passes = steps = 0
     step, last = 0.5, ref
-    # the job LP's columns: the plan's first, then the last pass's master
+    # the job LP's first columns: the plan's; its master keeps every pass's cut
     cols = None if placement is None else placement_columns(index, *placement)
+    master: _JobLp | None = None
     pass_s = 0.0  # time of the last pass [s]
     needs: BoolArray | None = None  # the job LP's overloadable chains, once per index
     for _ in range(rounds + 1):
         tr = time.perf_counter()
         if passes and tr + pass_s >= soft:  # a pass starts only when the last one's fits
             break
-        got = _bound_at(index, ref, soft if passes else deadline)
+        cut = load_cut(index, ref, soft if passes else deadline)
         pass_s = time.perf_counter() - tr
-        if got is None:
+        if cut is None:
             if not passes or step < 0.1:
                 break
             # the midpoint load is not dispatchable (e.g. above a feeder's headroom):
             # half as far from the last reference
             ref, step = 0.5 * (ref + last), 0.5 * step
             continue
-        value, pi, relaxed, const, jm = got
+        jm = _jobs_min(index, cut.pi, idle_share=cut.share)
         passes += 1
-        point: tuple[float, float, FloatArray, FloatArray | None, float] = (
-            value, const, pi, None, const)
-        if per_pass > 0 and math.isfinite(value) and time.perf_counter() < soft:
+        point = _CapacityPoint(cut.total + jm.total, cut.total, None, jm.kw, cut.pi,
+                               cut.share, cut.total)
+        if per_pass > 0 and math.isfinite(point.value) and time.perf_counter() < soft:
             if needs is None:
                 needs = _overloadable_chains(index)
-            cp, n, cols = _capacity_search(index, pi, const,
-                                           upper if upper is not None else value, per_pass,
-                                           soft, jm, columns=cols, needs=needs)
+            cp, n, master = _capacity_search(index, cut, upper if upper is not None
+                                             else point.value, per_pass, soft, jm,
+                                             columns=cols, needs=needs, master=master)
             steps += n
-            if cp.mu is not None:  # better at capacity prices: the relaxed load there too
-                point = (cp.value, cp.const, pi, cp.mu, const)
-                relaxed = _relaxed_load(index, pi, cp.kw)
-        if top is None or point[0] > top[0]:
+            if not cp.value < point.value:  # the relaxed load there too
+                point = cp
+        relaxed = _relaxed_load(index, point.pi, point.kw)
+        if top is None or point.value > top.value:
             top = point
         last = ref
         ref = (1.0 - step) * ref + step * relaxed
     if top is None:
         return None
-    value, const, pi, mu, base = top
-    job_best = job_minima(index, pi, mu, idle_share(index, pi))[0]
-    return LagrangianParts(value, const, job_best, passes, steps, pi, mu, base)
+    job_best = job_minima(index, top.pi, top.mu, top.share)[0]
+    return LagrangianParts(top.value, top.const, job_best, passes, steps, top.pi, top.mu,
+                           top.base, top.share)
 
 
 def capacity_parts(index: Index, pi: FloatArray, base: float, upper: float, iterations: int,
                    deadline: float = math.inf, start: FloatArray | None = None,
-                   step_seconds: float = 0.0) -> LagrangianParts | None:
+                   step_seconds: float = 0.0, share: FloatArray | None = None
+                   ) -> LagrangianParts | None:
     """More of the capacity search at fixed duals ``π`` (N, T) from prices ``start``
     (N, T, R) (from ``μ = 0`` without them): the job LP's column generation seeded with
     the cheapest starts at ``start`` (:func:`capacity_bound`), its best point as
@@ -314,13 +329,17 @@ def capacity_parts(index: Index, pi: FloatArray, base: float, upper: float, iter
         ``time.perf_counter()`` after which no evaluation or master solve starts.
     start : (N, T, R) float, optional
         Prices of the first evaluation (e.g. ``LagrangianParts.mu``).
+    share : (N, T) float, optional
+        The pass's idle share (``LagrangianParts.share``; :func:`idle_share` at ``pi``
+        when None).
     """
-    cp, steps, _ = _capacity_search(index, pi, base, upper, iterations, deadline, None, start,
+    cut = _flat_cut(index, pi, base, share)
+    cp, steps, _ = _capacity_search(index, cut, upper, iterations, deadline, None, start,
                                     from_zero=start is None, step_seconds=step_seconds)
     if not steps:
         return None
-    job_best = job_minima(index, pi, cp.mu, idle_share(index, pi))[0]
-    return LagrangianParts(cp.value, cp.const, job_best, 0, steps, pi, cp.mu, base)
+    job_best = job_minima(index, pi, cp.mu, cut.share)[0]
+    return LagrangianParts(cp.value, cp.const, job_best, 0, steps, pi, cp.mu, base, cut.share)
 
 
 def _bound_at(index: Index, load: FloatArray, deadline: float = math.inf
@@ -344,10 +363,66 @@ def _relaxed_load(index: Index, pi: FloatArray, job_kw: FloatArray) -> FloatArra
     return np.asarray(on * index.idle_kw[:, None] + job_kw)
 
 
+@dataclass
+class _Cut:
+    """A supporting hyperplane of the energy cost at a reference load ``L*``, split by
+    cut group (:func:`cut_groups`): for every plan's load ``L`` and on/off states,
+
+        energy + idle + switching of nodes that cannot sleep of group ``g``
+            ≥ const_g + Σ_{n∈g, t} [π_nt p_jn (jobs running) + share_nt gpus_j (jobs
+              running on sleepers)],
+
+    ``const_g = V_g(L*) − π·L*`` plus the idle draw at ``π`` of the nodes that cannot
+    sleep (and their switching), and the negative part ``min(0, π idle)`` of sleepers
+    (module docstring). Any convex combination of cuts per group, ``w_gk ≥ 0``,
+    ``Σ_k w_gk = 1``, is a cut too (:meth:`_JobLp.combine`).
+
+    Attributes
+    ----------
+    pi : (N, T) float
+        Energy duals [money/kW per slot].
+    share : (N, T) float
+        :func:`idle_share` at ``pi`` [money/(slot·GPU)].
+    const : (G,) float
+        Every cut group's job-free part [money].
+    """
+
+    pi: FloatArray
+    share: FloatArray
+    const: FloatArray
+    extra: float = 0.0
+    """A job-free part [money] of no group (:func:`_flat_cut`; a master's first cut only)."""
+
+    @property
+    def total(self) -> float:
+        """The job-free part of the bound [money]."""
+        return float(self.const.sum()) + self.extra
+
+
+def _flat_cut(index: Index, pi: FloatArray, const: float,
+              share: FloatArray | None = None) -> _Cut:
+    """The cut at duals ``pi`` with the job-free part ``const`` [money] as a whole (a
+    master of this cut alone is the job LP at ``pi``); ``share`` defaults to
+    :func:`idle_share` at ``pi`` (a combination of cuts brings its own, at least it)."""
+    return _Cut(pi, idle_share(index, pi) if share is None else share,
+                np.zeros(cut_groups(index)[1]), const)
+
+
+def cut_groups(index: Index) -> tuple[IntArray, int]:
+    """(N,) cut group of every node and the number of groups: one per dispatch group
+    (:func:`~optisched.dispatch.dispatch_groups`: a feeder with a finite headroom, or a
+    single node), whose energy cost is a convex function of its own load."""
+    groups, _ = dispatch_groups(index)
+    of = np.zeros(index.N, dtype=np.int64)
+    for g, nodes in enumerate(groups):
+        of[nodes] = g
+    return of, len(groups)
+
+
 def load_duals(index: Index, load: FloatArray, deadline: float = math.inf
                ) -> tuple[FloatArray, float] | None:
     """The energy duals ``π`` (N, T) [money/kW] at reference ``load`` and the part of the
-    Lagrangian bound that does not depend on jobs [money].
+    Lagrangian bound that does not depend on jobs [money] (:func:`load_cut`, summed).
 
     That part is ``Σ_g [V_g(L*) − π·L*]`` over the dispatch groups, the idle draw at ``π``
     (every available slot of a node that cannot sleep, the negative ones of a sleeper) and
@@ -363,11 +438,19 @@ def load_duals(index: Index, load: FloatArray, deadline: float = math.inf
         None when a dispatch LP at ``load`` could not be solved, or ``deadline`` came
         before the last one.
     """
+    cut = load_cut(index, load, deadline)
+    return None if cut is None else (cut.pi, cut.total)
+
+
+def load_cut(index: Index, load: FloatArray, deadline: float = math.inf) -> _Cut | None:
+    """The cut (:class:`_Cut`) at reference ``load`` (N, T) [kW]: its duals and every cut
+    group's job-free part; None as :func:`load_duals`."""
     N, T = index.N, index.T
     load = np.asarray(load, dtype=float)
     groups, _ = dispatch_groups(index)
+    group_of, G = cut_groups(index)
     pi = np.zeros((N, T))
-    const = 0.0
+    part = np.zeros(N)  # every node's job-free part (a coupled group's on its first node)
 
     def coupled(g: IntArray) -> bool:
         f = int(index.feeder_of[g[0]])
@@ -376,7 +459,8 @@ def load_duals(index: Index, load: FloatArray, deadline: float = math.inf
     singles = [int(g[0]) for g in groups if not coupled(g)]
     blocks = [np.array(singles[b:b + _BLOCK], dtype=np.int64)
               for b in range(0, len(singles), _BLOCK)]
-    for nodes in [*(g for g in groups if coupled(g)), *blocks]:
+    multi = [g for g in groups if coupled(g)]
+    for i, nodes in enumerate([*multi, *blocks]):
         if time.perf_counter() >= deadline:
             log.debug("load duals: deadline before the dispatch LPs of %d nodes", nodes.size)
             return None
@@ -385,20 +469,25 @@ def load_duals(index: Index, load: FloatArray, deadline: float = math.inf
         res = _scenario_group_lp(index, nodes, load, feeders)
         if res is None:
             return None
-        value, duals = res
+        value, duals, parts = res
         pi[nodes] = duals
-        const += value - float(np.sum(duals * load[nodes]))
+        if i < len(multi):  # a coupled group: one value
+            part[nodes[0]] += value - float(np.sum(duals * load[nodes]))
+        else:  # independent nodes: each its own value
+            part[nodes] += parts - np.sum(duals * load[nodes], axis=1)
     # on/off: fixed for nodes that cannot sleep; each slot alone for sleepers
     avail = index.available
     idle_pi = pi * index.idle_kw[:, None] * avail
     fixed = ~index.can_sleep
-    const += float(idle_pi[fixed].sum()) + float(np.minimum(idle_pi[~fixed], 0.0).sum())
+    part += np.where(fixed, idle_pi.sum(axis=1), np.minimum(idle_pi, 0.0).sum(axis=1))
     on = avail & fixed[:, None]
     prev = np.concatenate([index.initially_on[:, None], on[:, :-1]], axis=1)
     ups = (on & ~prev).sum(axis=1)
     downs = (~on & prev).sum(axis=1) + (index.end_off & on[:, -1])
-    const += float(np.sum((ups * index.startup_cost + downs * index.shutdown_cost)[fixed]))
-    return pi, const
+    part += np.where(fixed, ups * index.startup_cost + downs * index.shutdown_cost, 0.0)
+    const = np.zeros(G)
+    np.add.at(const, group_of, part)
+    return _Cut(pi, idle_share(index, pi), const)
 
 
 def capacity_bound(index: Index, pi: FloatArray, const: float, upper: float,
@@ -450,18 +539,25 @@ def capacity_bound(index: Index, pi: FloatArray, const: float, upper: float,
     deadline : float
         ``time.perf_counter()`` at which to stop.
     """
-    return _capacity_search(index, pi, const, upper, iterations, deadline)[0].value
+    return _capacity_search(index, _flat_cut(index, pi, const), upper, iterations,
+                            deadline)[0].value
 
 
 @dataclass
 class _CapacityPoint:
     """A point of the capacity search: its bound, job-free part (with ``−μ·capacity``)
-    [money], prices ``μ`` (None: 0) and the relaxed jobs' load there (N, T) [kW]."""
+    [money], prices ``μ`` (None: 0), the relaxed jobs' load there (N, T) [kW], its energy
+    duals ``π`` and idle share (N, T), its job-free part without the capacity term
+    [money] and its cut weights (K, G) in the master (None: the newest cut alone)."""
 
     value: float
     const: float
     mu: FloatArray | None
     kw: FloatArray
+    pi: FloatArray
+    share: FloatArray
+    base: float
+    w: FloatArray | None = None
 
 
 _Columns = tuple[IntArray, IntArray]
@@ -484,31 +580,34 @@ def _better(value: float, top: float) -> bool:
     return value > top
 
 
-def _capacity_search(index: Index, pi: FloatArray, const: float, upper: float,
-                     iterations: int, deadline: float, first: _Minima | None = None,
+def _capacity_search(index: Index, cut: _Cut, upper: float, iterations: int,
+                     deadline: float, first: _Minima | None = None,
                      start: FloatArray | None = None, from_zero: bool = True,
                      step_seconds: float = 0.0, columns: _Columns | None = None,
-                     needs: BoolArray | None = None
-                     ) -> tuple[_CapacityPoint, int, _Columns | None]:
+                     needs: BoolArray | None = None, master: _JobLp | None = None
+                     ) -> tuple[_CapacityPoint, int, _JobLp | None]:
     """The capacity search of :func:`capacity_bound`: its best point, the evaluations run
-    at capacity prices and the job LP's start columns (to seed the next search).
+    at capacity prices and the job LP's master (to take the next cut).
 
-    Column generation (:func:`_capacity_lp`) first; the subgradient steps
-    (:func:`_subgradient_search`) only for the iterations it leaves when HiGHS fails on
-    its master. The first evaluation is at ``μ = 0`` (``first``: its :func:`_jobs_min`,
-    when known; left out when not ``from_zero``), the next at ``start`` when given. An
-    evaluation or iteration starts only when the time the last one took (at first
-    ``step_seconds``) ends before ``deadline``. ``needs``: the index's
-    :func:`_overloadable_chains` when the caller has them (computed here without).
+    Column generation (:func:`_capacity_lp`, on ``master`` with ``cut`` added, or a new
+    master) first; the subgradient steps (:func:`_subgradient_search`, at the best
+    point's prices) only for the iterations it leaves when HiGHS fails on its master. The
+    first evaluation is at ``μ = 0`` (``first``: its :func:`_jobs_min`, when known; left out
+    when not ``from_zero``), the next at ``start`` when given. An evaluation or iteration
+    starts only when the time the last one took (at first ``step_seconds``) ends before
+    ``deadline``. ``needs``: the index's :func:`_overloadable_chains` when the caller has
+    them (computed here without).
     """
-    top, steps, ok, took, cols = _capacity_lp(index, pi, const, iterations, deadline, first,
-                                              start, from_zero, step_seconds, columns, needs)
+    top, steps, ok, took, lp = _capacity_lp(index, cut, iterations, deadline, first, start,
+                                            from_zero, step_seconds, columns, needs, master)
     if ok or steps >= iterations or not math.isfinite(top.value):
-        return top, steps, cols
+        return top, steps, lp
     log.debug("capacity LP failed after %d evaluations: subgradient steps", steps)
-    sub, more = _subgradient_search(index, pi, const, upper, iterations - steps, deadline,
-                                    None, top.mu, from_zero=top.mu is None, step_seconds=took)
-    return (sub if sub.value > top.value else top), steps + more, cols
+    sub, more = _subgradient_search(index, top.pi, top.base, upper, iterations - steps,
+                                    deadline, None, top.mu, from_zero=top.mu is None,
+                                    step_seconds=took, share=top.share)
+    sub.w = top.w
+    return (sub if sub.value > top.value else top), steps + more, lp
 
 
 def _overloadable(index: Index) -> BoolArray:
@@ -536,13 +635,24 @@ def _overloadable_chains(index: Index) -> BoolArray:
 
 
 class _JobLp:
-    """The restricted master of the job LP of :func:`capacity_bound`, one HiGHS model that
-    columns (and the rows they touch) are appended to and re-solved.
+    """The restricted master of the job LP of :func:`capacity_bound` with the energy cost
+    as the maximum of cuts, one HiGHS model that columns, rows and cuts are appended to
+    and re-solved.
 
     Each master is solved by interior point without crossover (by simplex when that ends
     without optimality): measured on generate large seed 0 (1,000 jobs, 16 k starts in
     the master), 1.1 s per master against 3.3 s by warm dual simplex and 9.5 s by warm
     primal simplex (the master is degenerate), and its central duals price better.
+
+    **Energy by cuts.** Every cut group ``g`` (:func:`cut_groups`) has a free column
+    ``e_g`` (cost 1) and every cut ``k`` (:class:`_Cut`, one per dispatch pass) a row per
+    group, ``e_g − Σ_{starts on g} a_k(x) ≥ const_gk`` with ``a_k`` the start's energy at
+    ``π^k`` and idle share ``share^k`` (:func:`_energy_costs`); the start columns cost
+    their latency and tardiness only. With one cut this is the job LP at that cut's ``π``;
+    with several the energy of a group is priced by the best of them (Kelley's cutting
+    planes on the convex dispatch value ``V_g``), and the cut rows' duals ``w_gk ≥ 0``
+    (``Σ_k w_gk = 1``: the reduced cost of ``e_g``) weigh the cuts into the prices a
+    start is priced at (:meth:`combine`).
 
     The capacity rows are written in *flow form* (as :mod:`optisched.bounds.aggregate`
     writes its class capacities): for a node ``n`` and resource ``r`` a running-use column
@@ -551,29 +661,31 @@ class _JobLp:
     two entries per resource instead of one per slot it runs (the LP is the same: ``L_nt``
     is the use in slot ``t``). The capacity prices are ``μ_nt = ψ_nt − ψ_n,t+1`` of the
     flow rows' duals ``ψ`` (``ψ_nT = 0``): the reduced cost of a start is then
-    ``c_jos + Σ_{t ∈ [s, s+d)} μ_nt u_jr − σ_j`` and that of ``L_nt`` is ``−μ_nt``.
+    ``c_jos + Σ_k w_gk a_k + Σ_{t ∈ [s, s+d)} μ_nt u_jr − σ_j`` and that of ``L_nt`` is
+    ``−μ_nt``.
 
     Columns: ``y_j`` of every job (cost ``drop_j``; ``big_m`` where it must run or is
-    pinned: an artificial column, so the master is always feasible), then the start
-    columns and the ``L`` columns of every (node, resource) chain, appended with the
+    pinned: an artificial column, so the master is always feasible), the ``e_g``, then the
+    start columns and the ``L`` columns of every (node, resource) chain, appended with the
     first start column that touches a chain (only chains with an :func:`_overloadable`
     slot; a chain no column touches has no price). Rows: the assignment row of every job,
-    then the chains' flow rows. The start columns' costs are read from ``prefix``, the
-    prefix sums (:func:`_prefix`) of ``π`` and of the idle share at ``μ = 0`` (the caller
-    builds them once), the chains that get flow rows from ``needs``
-    (:func:`_overloadable_chains`).
+    then the chains' flow rows and the cuts' rows as they come. ``offset`` [money] is
+    added to the master's value (a job-free part not in the cuts' constants); the chains
+    that get flow rows come from ``needs`` (:func:`_overloadable_chains`).
     """
 
-    def __init__(self, index: Index, prefix: tuple[FloatArray, FloatArray | None],
-                 big_m: float, needs: BoolArray) -> None:
+    def __init__(self, index: Index, big_m: float, needs: BoolArray,
+                 offset: float = 0.0) -> None:
         ix = self.index = index
-        J, T, R = ix.J, ix.T, len(ix.resources)
+        J, R = ix.J, len(ix.resources)
+        T = ix.T
         cap = ix.capacity[:, None, :] * ix.available[:, :, None]
         self.cap = np.moveaxis(cap, 2, 1).reshape(ix.N * R, T)  # (n·R + r, t)
         self.needs = needs  # the chains with an overloadable slot (:func:`_overloadable_chains`)
         self.chain = np.full(ix.N * R, -1, dtype=np.int64)  # first flow row of a chain
         self.chains = np.zeros(0, dtype=np.int64)
-        self.P, self.Q = prefix  # of π with the idle share (:func:`_prefix`), μ = 0
+        self.group_of, self.G = cut_groups(ix)
+        self.offset = offset
         drop = _drops(ix)
         self.artificial = ~np.isfinite(drop)
         y_cost = np.where(self.artificial, big_m, drop)
@@ -582,15 +694,57 @@ class _JobLp:
                                         col_ub=np.ones(J), row_lo=np.ones(J),
                                         row_hi=np.ones(J)))
         hs.configure(self.h, solver="ipm", presolve=False, crossover=False)
-        self.n_rows = self.n_cols = J
+        self.e0 = -1  # first e column (with the first cut)
+        self.n_rows, self.n_cols = J, J
+        self.cuts: list[_Cut] = []
+        self.cut_prefix: list[tuple[FloatArray, FloatArray | None]] = []
+        self.cut_row: list[int] = []  # first row of every cut
         self.opt = np.zeros(0, dtype=np.int64)
         self.start = np.zeros(0, dtype=np.int64)
         self.pos = np.zeros(0, dtype=np.int64)  # master column of every start column
         self.seen = ColumnSet()  # the (option, start) pairs in the master
 
-    def costs(self, opts: IntArray, starts: IntArray) -> FloatArray:
-        """``c_jos(π)`` of the start columns (energy at π, idle share, latency, tardiness)."""
-        return _start_costs(self.index, self.P, self.Q, opts, starts)
+    def add_cut(self, cut: _Cut) -> None:
+        """Append the rows of ``cut`` with the entries of every start column so far."""
+        ix, G = self.index, self.G
+        if self.e0 < 0:
+            self._add_energy_columns(cut)
+        prefix = _prefix(ix, cut.pi, _with_share(ix, None, cut.share))
+        a = _energy_costs(ix, *prefix, self.opt, self.start)
+        rows = np.concatenate([np.arange(G), self.group_of[ix.opt_node[self.opt]]])
+        cols = np.concatenate([self.e0 + np.arange(G), self.pos])
+        A = sp.csr_matrix((np.concatenate([np.ones(G), -a]), (rows, cols)),
+                          shape=(G, self.n_cols))
+        hs.add_rows(self.h, cut.const, np.full(G, np.inf), A)
+        self.cut_row.append(self.n_rows)
+        self.n_rows += G
+        self.cuts.append(cut)
+        self.cut_prefix.append(prefix)
+
+    def _add_energy_columns(self, cut: _Cut) -> None:
+        """The ``e_g`` columns, bounded below by what the first cut allows: its constant
+        and the negative duals at every option's power on the group's nodes (interior
+        point stalled on free columns; the bound's values are Farley's at the master's
+        duals, valid whatever the master's bounds)."""
+        ix, G = self.index, self.G
+        most = np.bincount(ix.opt_node, weights=ix.opt_power, minlength=ix.N)  # [kW]
+        low = np.zeros(G)
+        np.add.at(low, self.group_of, np.minimum(cut.pi, 0.0).sum(axis=1) * most)
+        lb = cut.const + low - 1.0 - 1e-3 * np.abs(cut.const + low)
+        self.e0 = self.n_cols
+        hs.add_cols(self.h, np.ones(G), lb, np.full(G, np.inf),
+                    sp.csc_matrix((self.n_rows, G)))
+        self.n_cols += G
+
+    def combine(self, w: FloatArray) -> tuple[FloatArray, FloatArray, float]:
+        """The prices of the cuts weighed by ``w`` (K, G) (per group a convex
+        combination): ``π`` (N, T), the idle share (N, T) and the job-free part with
+        :attr:`offset` [money] (a valid cut: every cut bounds the group's cost)."""
+        wn = w[:, self.group_of]  # (K, N)
+        pi = np.einsum("kn,knt->nt", wn, np.stack([c.pi for c in self.cuts]))
+        share = np.einsum("kn,knt->nt", wn, np.stack([c.share for c in self.cuts]))
+        const = self.offset + float(sum(np.dot(w[k], c.const) for k, c in enumerate(self.cuts)))
+        return np.asarray(pi), np.asarray(share), const
 
     def _add_chains(self, chains: IntArray) -> None:
         """The flow rows and ``L`` columns of new (node, resource) chains."""
@@ -636,21 +790,23 @@ class _JobLp:
                 rows.append(head[mm] + at[mm])
                 cols.append(np.nonzero(mm)[0])
                 vals.append(sign * u[mm])
+        g = self.group_of[n]
+        for first, prefix in zip(self.cut_row, self.cut_prefix, strict=True):
+            rows.append(first + g)
+            cols.append(np.arange(o.size))
+            vals.append(-_energy_costs(ix, *prefix, o, s))
         A = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                           shape=(self.n_rows, o.size))
-        hs.add_cols(self.h, self.costs(o, s), np.zeros(o.size), np.ones(o.size), A)
+        hs.add_cols(self.h, _fixed_costs(ix, o, s), np.zeros(o.size), np.ones(o.size), A)
         self.pos = np.concatenate([self.pos, self.n_cols + np.arange(o.size)])
         self.n_cols += o.size
         self.opt = np.concatenate([self.opt, o])
         self.start = np.concatenate([self.start, s])
         return int(o.size)
 
-    def solve(self, deadline: float
-              ) -> tuple[float, FloatArray, FloatArray, FloatArray, float] | None:
-        """Solve the master: its value [money], the capacity prices ``μ ≥ 0``
-        (N, T, R) of the flow rows' duals, the assignment duals ``σ`` (J,), the start
-        columns' values and the artificial columns' sum; None when not solved to
-        optimality before ``deadline``."""
+    def solve(self, deadline: float) -> _Master | None:
+        """Solve the master (:class:`_Master`); None when not solved to optimality before
+        ``deadline``."""
         ix, h = self.index, self.h
         T, R = ix.T, len(ix.resources)
         ran = None
@@ -671,12 +827,39 @@ class _JobLp:
         y, x = sol.row_duals(), sol.primal()
         mu = np.zeros((ix.N * R, T))
         if self.chains.size:
-            psi = y[ix.J:].reshape(self.chains.size, T)
+            rows = self.chain[self.chains][:, None] + np.arange(T)[None, :]
+            psi = y[rows]
             nxt = np.concatenate([psi[:, 1:], np.zeros((self.chains.size, 1))], axis=1)
             mu[self.chains] = np.maximum(0.0, psi - nxt)
         art = float(x[:ix.J][self.artificial].sum())
         mu3 = np.moveaxis(mu.reshape(ix.N, R, T), 1, 2)
-        return hs.info(h).objective, np.ascontiguousarray(mu3), y[:ix.J], x[self.pos], art
+        w = np.stack([np.maximum(y[r:r + self.G], 0.0) for r in self.cut_row])
+        return _Master(hs.info(h).objective + self.offset, np.ascontiguousarray(mu3),
+                       y[:ix.J], x[self.pos], art, _convex(w))
+
+
+def _convex(w: FloatArray) -> FloatArray:
+    """Cut weights (K, G) made a convex combination per group (a group without weight:
+    all on the last cut); the master's are up to its tolerance."""
+    tot = w.sum(axis=0)
+    out = np.where(tot > 0, w / np.where(tot > 0, tot, 1.0), 0.0)
+    out[-1, tot <= 0] = 1.0
+    return np.asarray(out)
+
+
+@dataclass
+class _Master:
+    """A solved master of :class:`_JobLp`: its value with the offset [money], the
+    capacity prices ``μ ≥ 0`` (N, T, R) of the flow rows' duals, the assignment duals
+    ``σ`` (J,), the start columns' values, the artificial columns' sum and the cut
+    weights ``w`` (K, G)."""
+
+    value: float
+    mu: FloatArray
+    sigma: FloatArray
+    x: FloatArray
+    art: float
+    w: FloatArray
 
 
 def placement_columns(index: Index, node: IntArray, start: IntArray) -> _Columns:
@@ -711,90 +894,108 @@ def _priced(index: Index, m: _Minima, prefix: tuple[FloatArray, FloatArray | Non
     return o[red < -tol], s[red < -tol]
 
 
-def _capacity_lp(index: Index, pi: FloatArray, const: float, iterations: int,
-                 deadline: float, first: _Minima | None = None,
-                 start: FloatArray | None = None, from_zero: bool = True,
-                 step_seconds: float = 0.0, columns: _Columns | None = None,
-                 needs: BoolArray | None = None
-                 ) -> tuple[_CapacityPoint, int, bool, float, _Columns | None]:
-    """Column generation on the job LP of :func:`capacity_bound` at duals ``π``.
+def _capacity_lp(index: Index, cut: _Cut, iterations: int, deadline: float,
+                 first: _Minima | None = None, start: FloatArray | None = None,
+                 from_zero: bool = True, step_seconds: float = 0.0,
+                 columns: _Columns | None = None, needs: BoolArray | None = None,
+                 master: _JobLp | None = None
+                 ) -> tuple[_CapacityPoint, int, bool, float, _JobLp | None]:
+    """Column generation on the job LP of :func:`capacity_bound` with ``cut`` added to
+    ``master``'s cuts (a new master of ``cut`` alone when None: the job LP at ``cut.pi``).
 
-    The evaluations at ``μ = 0`` (``first`` when given; when ``from_zero``) and at
-    ``start`` seed the master (:func:`_seeds`) with ``columns`` (e.g. a plan's starts, the
-    last pass's master). Each iteration solves the master (:class:`_JobLp`; its flow rows
-    on the chains ``needs``, the index's :func:`_overloadable_chains`, computed here when
-    None), evaluates
-    the bound by :func:`_jobs_min` at the smoothed prices ``μ̂ + θ (μ − μ̂)``
-    (:data:`CAPACITY_DAMPING`; ``μ`` the master's, ``μ̂`` the best so far) — every job's
-    cheapest start over *all* its starts there — and appends the cheapest start of each
-    job's :data:`CAPACITY_SEEDS` cheapest options at that point whose reduced cost at the
-    master's duals ``c_jos + μ·u_jos − σ_j`` is below ``−tol``
+    The evaluations at ``cut``'s prices alone with ``μ = 0`` (``first`` when given; when
+    ``from_zero``) and at ``start`` seed the master (:func:`_seeds`) with ``columns``
+    (e.g. a plan's starts; a new master only). Each iteration solves the master
+    (:class:`_JobLp`; its flow rows on the chains ``needs``, the index's
+    :func:`_overloadable_chains`, computed here when None), evaluates the bound by
+    :func:`_jobs_min` at the smoothed duals ``d̂ + θ (d − d̂)`` (:data:`CAPACITY_DAMPING`;
+    ``d`` the master's cut weights and capacity prices, ``d̂`` the best point's) — every
+    job's cheapest start over *all* its starts at the cuts' combination there
+    (:meth:`_JobLp.combine`) — and appends the cheapest start of each job's
+    :data:`CAPACITY_SEEDS` cheapest options at that point whose reduced cost at the
+    master's duals ``c_jos + Σ_k w_gk a_k + μ·u_jos − σ_j`` is below ``−tol``
     (:data:`~optisched.bounds.aggregate.REDUCED_COST_TOL`, relative to the master's value
-    per job); when none is, the same at the master's own ``μ`` (one more evaluation).
-    It stops when nothing prices out at ``μ`` or the best bound reaches the master's
-    value (converged: the job LP's optimum), after ``iterations`` evaluations at nonzero
-    prices, or when the next iteration would not end before ``deadline`` (each is
-    expected to take the last one's time, at first ``step_seconds``; HiGHS is also
-    stopped at ``deadline``).
+    per job); when none is, the same at the master's own duals (one more evaluation).
+    It stops when nothing prices out at the master's duals or the best bound reaches the
+    master's value (converged: the optimum of the job LP with these cuts), after
+    ``iterations`` evaluations at the master's prices, or when the next iteration would
+    not end before ``deadline`` (each is expected to take the last one's time, at first
+    ``step_seconds``; HiGHS is also stopped at ``deadline``).
 
-    Every evaluated ``μ ≥ 0`` gives a valid bound whatever the master's accuracy
-    (Farley's bound: the master only proposes prices and columns), so the best point is
-    a bound at every iteration.
+    Every evaluated point (cut weights per group summing to 1, ``μ ≥ 0``) gives a valid
+    bound whatever the master's accuracy (Farley's bound: the master only proposes prices
+    and columns), so the best point is a bound at every iteration.
 
     Returns
     -------
-    (point, steps, ok, took, columns)
+    (point, steps, ok, took, master)
         The best point, the evaluations at capacity prices, False when HiGHS failed on a
-        master (not at its deadline), the last evaluation's time [s] and the master's
-        start columns (None without a master).
+        master (not at its deadline), the last evaluation's time [s] and the master (None
+        without one).
     """
-    share = idle_share(index, pi)
     cap = index.capacity[:, None, :] * index.available[:, :, None]
-    top = _CapacityPoint(-math.inf, const, None, np.zeros((index.N, index.T)))
+    K = 1 if master is None else len(master.cuts) + 1  # cuts with this one
+    here = np.zeros((K, 1))
+    here[-1] = 1.0  # the newest cut alone (broadcast over the groups)
+    top = _CapacityPoint(-math.inf, cut.total, None, np.zeros((index.N, index.T)), cut.pi,
+                         cut.share, cut.total, None)
     took, steps = step_seconds, 0
-    seeds: list[_Columns] = [] if columns is None else [columns]
+    seeds: list[_Columns] = [] if columns is None or master is not None else [columns]
 
     def fits(seconds: float) -> bool:
         return time.perf_counter() + seconds < deadline
 
-    def evaluate(mu: FloatArray | None) -> tuple[_Minima, float]:
-        nonlocal top, took
-        t = time.perf_counter()
-        m = _jobs_min(index, pi, mu, share)
-        took = time.perf_counter() - t
+    def point(m: _Minima, mu: FloatArray | None, pi: FloatArray, share: FloatArray,
+              const: float, w: FloatArray | None) -> float:
+        nonlocal top
         held = 0.0 if mu is None else float(np.sum(mu * cap))
         value = const + m.total - held
         if _better(value, top.value):
-            top = _CapacityPoint(value, const - held, mu, m.kw)
-        return m, value
+            top = _CapacityPoint(value, const - held, mu, m.kw, pi, share, const, w)
+        return value
 
+    def evaluate(mu: FloatArray | None, w: FloatArray | None = None) -> _Minima:
+        nonlocal took
+        t = time.perf_counter()
+        if w is None or lp is None:
+            pi, share, const = cut.pi, cut.share, cut.total
+        else:
+            pi, share, const = lp.combine(w)
+        m = _jobs_min(index, pi, mu, share)
+        took = time.perf_counter() - t
+        point(m, mu, pi, share, const, w)
+        return m
+
+    lp = master
     if from_zero or start is None:
         if first is None:
             if not fits(took):
-                return top, 0, True, took, columns
-            first = evaluate(None)[0]
-        elif _better(const + first.total, top.value):
-            top = _CapacityPoint(const + first.total, const, None, first.kw)
+                return top, 0, True, took, lp
+            first = evaluate(None)
+        else:
+            point(first, None, cut.pi, cut.share, cut.total, None)
         seeds.append(_seeds(index, first))
     if start is not None and top.value != math.inf:  # (inf: a must-run job cannot run)
         if not fits(took):
-            return top, steps, True, took, columns
-        m0, _ = evaluate(np.asarray(np.maximum(start, 0.0), dtype=float))
+            return top, steps, True, took, lp
+        m0 = evaluate(np.asarray(np.maximum(start, 0.0), dtype=float))
         steps += 1
         seeds.append(_seeds(index, m0))
-    if not math.isfinite(top.value) or steps >= iterations or not seeds:
-        return top, steps, True, took, columns
+    if not math.isfinite(top.value) or steps >= iterations or not seeds or not fits(took):
+        return top, steps, True, took, lp
     J = index.J
     so = np.concatenate([c[0] for c in seeds])
     ss = np.concatenate([c[1] for c in seeds])
-    if not fits(took):
-        return top, steps, True, took, (so, ss)
     t_it = time.perf_counter()
-    drop = _drops(index)
-    at_pi = _prefix(index, pi, _with_share(index, None, share))  # the start costs at μ = 0
-    big_m = 10.0 * max(1.0, float(np.max(np.abs(drop[np.isfinite(drop)]), initial=0.0)),
-                      float(np.max(np.abs(_start_costs(index, *at_pi, so, ss)), initial=0.0)))
-    lp = _JobLp(index, at_pi, big_m, _overloadable_chains(index) if needs is None else needs)
+    if lp is None:
+        drop = _drops(index)
+        at_cut = _prefix(index, cut.pi, _with_share(index, None, cut.share))
+        big_m = 10.0 * max(1.0, float(np.max(np.abs(drop[np.isfinite(drop)]), initial=0.0)),
+                          float(np.max(np.abs(_start_costs(index, *at_cut, so, ss)),
+                                       initial=0.0)))
+        lp = _JobLp(index, big_m, _overloadable_chains(index) if needs is None else needs,
+                    cut.extra)
+    lp.add_cut(cut)
     lp.add(so, ss)
     ok, converged = True, False
     last_kw: FloatArray | None = None
@@ -805,43 +1006,53 @@ def _capacity_lp(index: Index, pi: FloatArray, const: float, iterations: int,
         if got is None:
             ok = time.perf_counter() >= deadline  # cut at its deadline: no fallback
             break
-        value, mu, sigma, x, art = got
-        value += const  # the master's value plus the job-free part: ≥ the job LP's bound
-        log.debug("capacity LP it %d: master %.6f (artificial %.3g), bound %.6f, %d starts",
-                  steps, value, art, top.value, lp.opt.size)
-        last_kw = _load_of(index, lp.opt, lp.start, x)[0] if art <= 1e-6 else None
-        if art <= 1e-6 and top.value >= value - CONVERGED_GAP * max(1.0, abs(value)):
+        value = got.value  # ≥ the bound of the job LP with these cuts
+        log.debug("capacity LP it %d: master %.6f (artificial %.3g), bound %.6f, %d starts, "
+                  "%d cuts", steps, value, got.art, top.value, lp.opt.size, len(lp.cuts))
+        last_kw = _load_of(index, lp.opt, lp.start, got.x)[0] if got.art <= 1e-6 else None
+        if got.art <= 1e-6 and top.value >= value - CONVERGED_GAP * max(1.0, abs(value)):
             converged = True
             break
         tol = REDUCED_COST_TOL * max(1.0, abs(value) / max(1, J))
-        at_master = _prefix(index, pi, _with_share(index, mu, share))
-        # Wentges smoothing: the prices halfway from the best point towards the master's
-        base = np.zeros_like(mu) if top.mu is None else top.mu
-        m, _ = evaluate(np.asarray(base + CAPACITY_DAMPING * (mu - base)))
+        pi_m, share_m, _ = lp.combine(got.w)
+        at_master = _prefix(index, pi_m, _with_share(index, got.mu, share_m))
+        # Wentges smoothing: the duals halfway from the best point towards the master's
+        base_mu = np.zeros_like(got.mu) if top.mu is None else top.mu
+        base_w = _padded(here if top.w is None else top.w, len(lp.cuts))
+        m = evaluate(np.asarray(base_mu + CAPACITY_DAMPING * (got.mu - base_mu)),
+                     np.asarray(base_w + CAPACITY_DAMPING * (got.w - base_w)))
         steps += 1
-        entered = lp.add(*_priced(index, m, at_master, sigma, tol))
+        entered = lp.add(*_priced(index, m, at_master, got.sigma, tol))
         if not entered and steps < iterations and fits(took):  # mispriced: the master's own
-            m, _ = evaluate(mu)
+            m = evaluate(got.mu, got.w)
             steps += 1
-            entered = lp.add(*_priced(index, m, at_master, sigma, tol))
+            entered = lp.add(*_priced(index, m, at_master, got.sigma, tol))
             if not entered:
-                converged = art <= 1e-6  # nothing prices out: the master is the LP optimum
+                converged = got.art <= 1e-6  # nothing prices out: the master's optimum
                 break
         if not entered:
             break
         took = time.perf_counter() - t_it
         t_it = time.perf_counter()
-    if last_kw is not None and top.mu is not None:  # the LP's load: within capacity
-        top = _CapacityPoint(top.value, top.const, top.mu, last_kw)
-    log.debug("capacity LP: bound %.6g after %d evaluations, %d starts, %d rows%s", top.value,
-              steps, lp.opt.size, lp.n_rows - J, " (converged)" if converged else "")
-    return top, steps, ok, took, (lp.opt, lp.start)
+    if last_kw is not None and (top.mu is not None or top.w is not None):  # the LP's load
+        top.kw = last_kw
+    log.debug("capacity LP: bound %.6g after %d evaluations, %d starts, %d rows, %d cuts%s",
+              top.value, steps, lp.opt.size, lp.n_rows - J, len(lp.cuts),
+              " (converged)" if converged else "")
+    return top, steps, ok, took, lp
+
+
+def _padded(w: FloatArray, k: int) -> FloatArray:
+    """Cut weights (K', G) or (K', 1) with zero rows for the cuts ``K'..k − 1`` added
+    since."""
+    return np.asarray(np.vstack([w, np.zeros((k - w.shape[0], w.shape[1]))]))
 
 
 def _subgradient_search(index: Index, pi: FloatArray, const: float, upper: float,
                         iterations: int, deadline: float, first: _Minima | None = None,
                         start: FloatArray | None = None, from_zero: bool = True,
-                        step_seconds: float = 0.0) -> tuple[_CapacityPoint, int]:
+                        step_seconds: float = 0.0, share: FloatArray | None = None
+                        ) -> tuple[_CapacityPoint, int]:
     """Projected subgradient steps of the capacity prices (:func:`capacity_bound`'s
     fallback): the best point and the steps run.
 
@@ -849,16 +1060,18 @@ def _subgradient_search(index: Index, pi: FloatArray, const: float, upper: float
     its :func:`_jobs_min`, when known; left out when not ``from_zero``), the next at
     ``start`` when given (N, T, R), then subgradient steps. An evaluation starts only
     when the time it is expected to take (the last one's, at first ``step_seconds``) ends
-    before ``deadline``.
+    before ``deadline``. ``share``: the idle share the jobs carry (:func:`idle_share` at
+    ``pi`` when None).
     """
     cap = index.capacity[:, None, :] * index.available[:, :, None]
-    share = idle_share(index, pi)
+    share = idle_share(index, pi) if share is None else share
     mu = np.zeros(cap.shape)
     zero = from_zero or start is None
     if not zero:
         assert start is not None
         mu = np.asarray(np.maximum(start, 0.0), dtype=float)
-    top = _CapacityPoint(-math.inf, const, None, np.zeros((index.N, index.T)))
+    top = _CapacityPoint(-math.inf, const, None, np.zeros((index.N, index.T)), pi, share,
+                         const)
     theta, stall, steps, took = 0.2, 0, 0, step_seconds
     for k in range(iterations + 1):
         if k == 0 and zero and first is not None:
@@ -874,7 +1087,8 @@ def _subgradient_search(index: Index, pi: FloatArray, const: float, upper: float
         if k or not zero:
             steps += 1
         if _better(value, top.value):
-            top = _CapacityPoint(value, const - held, None if (k == 0 and zero) else mu, m.kw)
+            top = _CapacityPoint(value, const - held, None if (k == 0 and zero) else mu, m.kw,
+                                 pi, share, const)
             stall = 0
         else:
             stall += 1
@@ -1022,15 +1236,30 @@ def _start_costs(index: Index, P: FloatArray, Q: FloatArray | None, opts: IntArr
                  starts: IntArray) -> FloatArray:
     """Cost [money] of every option of ``opts`` at its start of ``starts`` (which may lie
     outside 0..T for a pinned job) at the prices of the prefix sums ``P`` and ``Q``
-    (:func:`_prefix`): energy, resource charges, latency and tardiness."""
+    (:func:`_prefix`): energy, resource charges (:func:`_energy_costs`), latency and
+    tardiness (:func:`_fixed_costs`)."""
+    return np.asarray(_energy_costs(index, P, Q, opts, starts)
+                      + _fixed_costs(index, opts, starts), dtype=float)
+
+
+def _energy_costs(index: Index, P: FloatArray, Q: FloatArray | None, opts: IntArray,
+                  starts: IntArray) -> FloatArray:
+    """The priced part of :func:`_start_costs` [money]: energy at the prefix sums ``P``
+    of ``π`` and resource charges at those ``Q`` of ``μ`` (with the idle share)."""
     T = index.T
     j, n, d = index.opt_job[opts], index.opt_node[opts], index.opt_dur[opts]
     lo, hi = np.clip(starts, 0, T), np.clip(starts + d, 0, T)
-    c = (index.opt_power[opts] * (P[n, hi] - P[n, lo]) + index.opt_latency_cost[opts]
-         + index.tardiness_cost(j, starts + d))
+    c = index.opt_power[opts] * (P[n, hi] - P[n, lo])
     if Q is not None:
         c = c + np.einsum("kr,kr->k", index.usage[j], Q[n, hi] - Q[n, lo])
     return np.asarray(c, dtype=float)
+
+
+def _fixed_costs(index: Index, opts: IntArray, starts: IntArray) -> FloatArray:
+    """The price-free part of :func:`_start_costs` [money]: latency and tardiness."""
+    j, d = index.opt_job[opts], index.opt_dur[opts]
+    return np.asarray(index.opt_latency_cost[opts] + index.tardiness_cost(j, starts + d),
+                      dtype=float)
 
 
 def _option_costs(index: Index, pi: FloatArray, mu: FloatArray | None, opts: IntArray

@@ -117,6 +117,19 @@ class DispatchLp:
         """The balance rows' duals as ``(K, T)`` [money/kW]."""
         return row_dual[self.balance_rows].reshape(self.nodes.size, self.T)
 
+    def node_values(self, x: FloatArray) -> FloatArray:
+        """Each block node's part of the objective at the solution ``x`` as ``(K,)``
+        [money]: the cost of its flow columns and of its peak column. Without feeder rows
+        the nodes' LPs are independent blocks, so at an optimal ``x`` each part is that
+        node's own optimal value."""
+        K, T = self.nodes.size, self.T
+        cost = self.model.cost
+        flows = (cost[: self.n_base] * x[: self.n_base]).reshape(K, N_VARS * T).sum(axis=1)
+        peak = np.zeros(K)
+        at = self.n_base + np.arange(self.peak_nodes.size)
+        peak[self.peak_nodes] = cost[at] * x[at]
+        return np.asarray(flows + peak)
+
 
 def _column(k: npt.ArrayLike, v: int, t: npt.ArrayLike, T: int) -> IntArray:
     return np.asarray((np.asarray(k) * N_VARS + v) * T + np.asarray(t), dtype=np.int64)

@@ -93,10 +93,10 @@ class BoundShare:
         Time of the bound [s].
     upper : float or None
         The upper bound of the partition's problem its capacity steps aim at [money].
-    pi, mu, base
-        The best point's duals (K, T), capacity prices (K, T, R) or None, and job-free
-        part without the capacity term [money], to resume its capacity steps from
-        (:class:`ShareTask`).
+    pi, mu, base, share
+        The best point's duals (K, T), capacity prices (K, T, R) or None, job-free part
+        without the capacity term [money] and idle share (K, T) (``LagrangianParts``), to
+        resume its capacity steps from (:class:`ShareTask`).
     """
 
     part: int
@@ -112,6 +112,7 @@ class BoundShare:
     pi: FloatArray | None = None
     mu: FloatArray | None = None
     base: float = 0.0
+    share: FloatArray | None = None
 
 
 @dataclass
@@ -417,7 +418,7 @@ class PartitionWorker:
             return old
         jobs, sub, _ = self._bound_index(old.nodes, spec.lam)
         parts = capacity_parts(sub, old.pi, old.base, old.upper, spec.capacity_iterations,
-                               deadline, old.mu, step_seconds=per)
+                               deadline, old.mu, step_seconds=per, share=old.share)
         if parts is None or not parts.value > old.value:
             return old
         return _share(old.part, old.nodes, jobs, parts,
@@ -432,5 +433,5 @@ def _share(part: int, nodes: IntArray, jobs: IntArray, parts: LagrangianParts,
     return BoundShare(part, nodes, jobs, parts.best, parts.const, parts.value,
                       parts.passes if passes is None else passes,
                       parts.steps if steps is None else steps, seconds, upper, parts.pi,
-                      parts.mu, parts.base)
+                      parts.mu, parts.base, parts.share)
 
