@@ -44,7 +44,7 @@ from optisched.solvers.distributed.worker import (
 )
 from optisched.solvers.options import DistributedOptions
 
-__all__ = ["DEFAULT_TIME_LIMIT", "solve_distributed"]
+__all__ = ["DEFAULT_TIME_LIMIT", "plan_slot", "solve_distributed"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,12 @@ STRICT_ROUNDS = 3
 FIRST_SOLVE_FLOOR = 10.0
 """Least time limit of a first solve [s]: a plan is needed even when the coarse phase used
 the budget (greedy's feasibility engine gets its time limit to place must-run jobs)."""
+FIRST_SOLVE_SHARE = 0.4
+"""Share of the time left after the coarse phase [-] that the first solves use (twice that
+when ``deterministic``, where it is the safety net behind the work caps)."""
+SLOT_MIN = 0.5
+"""Least time limit of a planned first solve [s] (its construction and exact dispatch run
+past it; the local search does not)."""
 LNS_MAX_NODES = 150
 """Largest partition [nodes] that ``sub_solver="auto"`` solves with ``lns``."""
 BOUND_SHARE = 0.5
@@ -69,6 +75,47 @@ capacity steps of every share."""
 FINAL_RESERVE = 0.02
 """Share of the time limit [-] (at least 1 s) kept after every bound computation for the
 assembly of the plan and its check by the evaluator."""
+
+
+def plan_slot(now: float, end: float, tasks_left: int, workers: int,
+              after: float | None, bound: bool) -> tuple[float, float]:
+    """The time of the next first solve: its sub-solve's limit and its bound's time [s].
+
+    The ``tasks_left`` tasks not started yet (the next one with them) run ``workers`` at a
+    time until ``end`` [s, ``time.perf_counter()``]: the next task's slot is the time left
+    over the waves still to run, ``(end − now) / ceil(tasks_left / workers)``, so a wave
+    that ran longer than its slot shortens the later ones and the last ends by ``end``.
+    The bound share after the plan takes the measured time of the tasks so far after
+    their plans (``after`` [s]; None before any: :data:`BOUND_SHARE` of the slot per one
+    of the sub-solve), capped at half the slot; the sub-solve gets the rest (its local
+    search stops there; the construction and the exact dispatch always run).
+
+    Parameters
+    ----------
+    now, end : float
+        The present and the end of the first solves [s].
+    tasks_left : int
+        First solves not started, the next one included [tasks].
+    workers : int
+        Tasks that run at a time [tasks].
+    after : float or None
+        Measured time of a task after its plan (its bound share), mean so far [s].
+    bound : bool
+        The tasks compute bound shares.
+
+    Returns
+    -------
+    limit, bound_seconds : float
+        The sub-solve's time limit (at least :data:`SLOT_MIN`) and the bound's time after
+        its first pass [s].
+    """
+    waves = math.ceil(max(tasks_left, 1) / max(workers, 1))
+    slot = max(0.0, end - now) / waves
+    if not bound:
+        return max(SLOT_MIN, slot), 0.0
+    share = BOUND_SHARE / (1.0 + BOUND_SHARE)
+    est = share * slot if after is None else min(after, 0.5 * slot)
+    return max(SLOT_MIN, slot - est), max(0.0, min(est, share * slot))
 
 
 def _seed(seed: int, round_: int, part: int) -> int:
@@ -188,10 +235,13 @@ class _Run:
         return np.nonzero(self.part_of_job == p)[0].astype(np.int64)
 
     def _task(self, p: int, jobs: IntArray, round_: int, hints: bool,
-              budget: float | None = None, floor: float = 0.5) -> SolveTask:
+              budget: float | None = None, floor: float = 0.5,
+              slot: tuple[float, float] | None = None) -> SolveTask:
         """A sub-solve of partition ``p`` with ``jobs``; hints: their current placement;
         ``budget``: its time [s] when not deterministic (a safety limit of twice that when
-        deterministic), never less than ``floor`` [s]."""
+        deterministic), never less than ``floor`` [s]; ``slot``: instead, the sub-solve's
+        limit and the bound's time [s] (:func:`plan_slot`), with ``floor`` [s] for
+        greedy's feasibility engine."""
         hn = np.full(jobs.size, -1, dtype=np.int64)
         hs_ = np.zeros(jobs.size, dtype=np.int64)
         if hints and self.results:
@@ -202,7 +252,10 @@ class _Run:
             hs_[keep] = start[jobs][keep]
         left = max(1.0, self.deadline - time.perf_counter())
         limit = left if math.isfinite(left) else 3600.0
-        if budget is not None:  # deterministic: a safety net behind the work caps
+        repair = None
+        if slot is not None:
+            limit, repair = slot[0], floor
+        elif budget is not None:  # deterministic: a safety net behind the work caps
             limit = max(floor, min(limit, budget if not self.params.deterministic
                                    else 2.0 * budget))
         sub = self.params.sub_solver
@@ -210,14 +263,16 @@ class _Run:
             sub = "lns" if self.parts.nodes[p].size <= LNS_MAX_NODES else "greedy"
         bound = None
         if round_ == 0 and self.params.bound:  # first solves: the partition's bound share
-            seconds = BOUND_SHARE * (limit if budget is None else budget)
+            seconds = slot[1] if slot is not None else BOUND_SHARE * (
+                limit if budget is None else budget)
             bound = BoundSpec(self.lam, math.inf if self.strict else seconds,
                               self._bound_until(), self.params.bound_rounds,
                               self.params.bound_iterations)
         return SolveTask(p, self.parts.nodes[p], jobs, hn, hs_,
                          _seed(self.options.seed, round_, p), sub,
                          self.params.greedy_moves, self.params.sub_iterations, limit,
-                         self.params.deterministic or self.strict, self.strict, bound)
+                         self.params.deterministic or self.strict, self.strict, bound,
+                         repair)
 
     def _bound_until(self) -> float:
         """Wall-clock time (``time.time()``) at which every bound computation stops: the
@@ -241,10 +296,7 @@ class _Run:
         """Solve every partition; a partition without a plan is merged with the partition
         its jobs have most options on (its jobs and nodes together) and only that merged
         partition is solved again (the other partitions' plans stay)."""
-        budget = self._wave_budget(self.parts.count, 0.4)
-        tasks = [self._task(p, self._jobs_of(p), 0, False, budget, FIRST_SOLVE_FLOOR)
-                 for p in range(self.parts.count)]
-        self.results = self.engine.map("solve", tasks)
+        self.results = self._first_wave()
         self._keep_shares(self.results)
         while True:
             bad = [r.part for r in self.results if not r.ok]
@@ -263,11 +315,41 @@ class _Run:
                 if r.part > gone:
                     r.part -= 1
                 results.append(r)
-            budget = self._wave_budget(1, 0.4)
+            budget = self._wave_budget(1, FIRST_SOLVE_SHARE)
             task = self._task(keep, self._jobs_of(keep), 0, False, budget, FIRST_SOLVE_FLOOR)
             results.insert(keep, self.engine.map("solve", [task])[0])
             self._keep_shares(results[keep:keep + 1])
             self.results = results
+
+    def _first_wave(self) -> list[SolveResult]:
+        """The first solves of every partition, each task planned when a worker is free
+        for it (:func:`plan_slot`): the time until the end of the first solves' share of
+        the time left, over the waves still to run, less the bound's measured time per
+        task. Without a clock (``solve(deterministic=True)``) every task gets the same
+        budget."""
+        P = self.parts.count
+        if not math.isfinite(self.deadline):
+            budget = self._wave_budget(P, FIRST_SOLVE_SHARE)
+            return self.engine.map("solve", [
+                self._task(p, self._jobs_of(p), 0, False, budget, FIRST_SOLVE_FLOOR)
+                for p in range(P)])
+        now = time.perf_counter()
+        share = FIRST_SOLVE_SHARE * (2.0 if self.params.deterministic else 1.0)
+        end = min(now + share * self._time_left(), self.deadline - self._final_reserve())
+        begun: dict[int, float] = {}
+        after: list[float] = []  # a task's time after its plan (its bound share) [s]
+
+        def make(p: int) -> SolveTask:
+            begun[p] = time.perf_counter()
+            slot = plan_slot(begun[p], end, P - p, self.engine.workers,
+                             float(np.mean(after)) if after else None, self.params.bound)
+            log.debug("first solve of partition %d: limit %.2f s, bound %.2f s", p, *slot)
+            return self._task(p, self._jobs_of(p), 0, False, None, FIRST_SOLVE_FLOOR, slot)
+
+        def done(p: int, r: SolveResult) -> None:
+            after.append(max(0.0, time.perf_counter() - begun[p] - r.seconds))
+
+        return self.engine.map_lazy("solve", P, make, done)
 
     def _merge(self, p: int) -> tuple[int, int]:
         """Merge partition ``p`` into the partition where its jobs have most options; the
