@@ -58,8 +58,9 @@ FIRST_SOLVE_FLOOR = 10.0
 """Least time limit of a first solve [s]: a plan is needed even when the coarse phase used
 the budget (greedy's feasibility engine gets its time limit to place must-run jobs)."""
 FIRST_SOLVE_SHARE = 0.4
-"""Share of the time left after the coarse phase [-] that the first solves use (twice that
-when ``deterministic``, where it is the safety net behind the work caps)."""
+"""Share of the time left after the coarse phase [-] that the first solves are planned in
+(twice that when ``deterministic``, where their limits are the safety net behind the work
+caps); the rest is the rounds' and the bound's."""
 SLOT_MIN = 0.5
 """Least time limit of a planned first solve [s] (its construction and exact dispatch run
 past it; the local search does not)."""
@@ -78,17 +79,17 @@ assembly of the plan and its check by the evaluator."""
 
 
 def plan_slot(now: float, end: float, tasks_left: int, workers: int,
-              after: float | None, bound: bool) -> tuple[float, float]:
+              after: float | None, over: float, bound_share: float) -> tuple[float, float]:
     """The time of the next first solve: its sub-solve's limit and its bound's time [s].
 
     The ``tasks_left`` tasks not started yet (the next one with them) run ``workers`` at a
-    time until ``end`` [s, ``time.perf_counter()``]: the next task's slot is the time left
-    over the waves still to run, ``(end − now) / ceil(tasks_left / workers)``, so a wave
-    that ran longer than its slot shortens the later ones and the last ends by ``end``.
-    The bound share after the plan takes the measured time of the tasks so far after
-    their plans (``after`` [s]; None before any: :data:`BOUND_SHARE` of the slot per one
-    of the sub-solve), capped at half the slot; the sub-solve gets the rest (its local
-    search stops there; the construction and the exact dispatch always run).
+    time until ``end`` less ``over`` (the measured mean time by which a task ran past its
+    slot: its construction and exact dispatch, which no limit stops): the next task's
+    slot is that time over the waves still to run, ``(end − over − now) /
+    ceil(tasks_left / workers)``, so a wave that ran longer than its slot shortens the
+    later ones and the last ends by ``end``. The bound share after the plan takes the
+    measured time of the tasks so far after their plans (``after``; None before any:
+    ``bound_share`` of the slot), at most half the slot; the sub-solve gets the rest.
 
     Parameters
     ----------
@@ -100,22 +101,23 @@ def plan_slot(now: float, end: float, tasks_left: int, workers: int,
         Tasks that run at a time [tasks].
     after : float or None
         Measured time of a task after its plan (its bound share), mean so far [s].
-    bound : bool
-        The tasks compute bound shares.
+    over : float
+        Measured time by which a task ran past its slot, mean so far [s].
+    bound_share : float
+        Share of the slot [-] of the bound before any task is measured (0: no bound).
 
     Returns
     -------
     limit, bound_seconds : float
-        The sub-solve's time limit (at least :data:`SLOT_MIN`) and the bound's time after
-        its first pass [s].
+        The sub-solve's time limit (at least :data:`SLOT_MIN`; its local search stops
+        there) and the bound's time after its first pass [s].
     """
     waves = math.ceil(max(tasks_left, 1) / max(workers, 1))
-    slot = max(0.0, end - now) / waves
-    if not bound:
+    slot = max(0.0, end - max(0.0, over) - now) / waves
+    if bound_share <= 0:
         return max(SLOT_MIN, slot), 0.0
-    share = BOUND_SHARE / (1.0 + BOUND_SHARE)
-    est = share * slot if after is None else min(after, 0.5 * slot)
-    return max(SLOT_MIN, slot - est), max(0.0, min(est, share * slot))
+    est = bound_share * slot if after is None else min(after, 0.5 * slot)
+    return max(SLOT_MIN, slot - est), max(0.0, min(est, bound_share * slot))
 
 
 def _seed(seed: int, round_: int, part: int) -> int:
@@ -258,9 +260,7 @@ class _Run:
         elif budget is not None:  # deterministic: a safety net behind the work caps
             limit = max(floor, min(limit, budget if not self.params.deterministic
                                    else 2.0 * budget))
-        sub = self.params.sub_solver
-        if sub == "auto":
-            sub = "lns" if self.parts.nodes[p].size <= LNS_MAX_NODES else "greedy"
+        sub = self._sub_solver(p)
         bound = None
         if round_ == 0 and self.params.bound:  # first solves: the partition's bound share
             seconds = slot[1] if slot is not None else BOUND_SHARE * (
@@ -273,6 +273,13 @@ class _Run:
                          self.params.greedy_moves, self.params.sub_iterations, limit,
                          self.params.deterministic or self.strict, self.strict, bound,
                          repair)
+
+    def _sub_solver(self, p: int) -> str:
+        """The solver of partition ``p`` (option ``sub_solver``; ``auto`` by its size)."""
+        sub = self.params.sub_solver
+        if sub == "auto":
+            sub = "lns" if self.parts.nodes[p].size <= LNS_MAX_NODES else "greedy"
+        return sub
 
     def _bound_until(self) -> float:
         """Wall-clock time (``time.time()``) at which every bound computation stops: the
@@ -325,8 +332,10 @@ class _Run:
         """The first solves of every partition, each task planned when a worker is free
         for it (:func:`plan_slot`): the time until the end of the first solves' share of
         the time left, over the waves still to run, less the bound's measured time per
-        task. Without a clock (``solve(deterministic=True)``) every task gets the same
-        budget."""
+        task. The ``lns`` partitions (the small ones, whose search gains most per second)
+        start first, in the widest slots; a task that ends early leaves its time to the
+        later ones. Without a clock (``solve(deterministic=True)``) every task gets the
+        same budget."""
         P = self.parts.count
         if not math.isfinite(self.deadline):
             budget = self._wave_budget(P, FIRST_SOLVE_SHARE)
@@ -334,22 +343,39 @@ class _Run:
                 self._task(p, self._jobs_of(p), 0, False, budget, FIRST_SOLVE_FLOOR)
                 for p in range(P)])
         now = time.perf_counter()
-        share = FIRST_SOLVE_SHARE * (2.0 if self.params.deterministic else 1.0)
-        end = min(now + share * self._time_left(), self.deadline - self._final_reserve())
-        begun: dict[int, float] = {}
+        det = self.params.deterministic
+        # deterministic: the caps end the tasks (then the rounds follow) and the limits are
+        # a safety net of twice the share; else the LNS runs to its limit
+        factor = 2.0 if det else 1.0  # also the sub-solve's part of the slot per bound part
+        end = min(now + factor * FIRST_SOLVE_SHARE * self._time_left(),
+                  self.deadline - self._final_reserve())
+        first_share = BOUND_SHARE / (factor + BOUND_SHARE) if self.params.bound else 0.0
+        begun: dict[int, tuple[float, float]] = {}
         after: list[float] = []  # a task's time after its plan (its bound share) [s]
+        over: list[float] = []  # a task's time past its slot [s]
+        order = sorted(range(P), key=lambda p: (self._sub_solver(p) != "lns", p))
 
-        def make(p: int) -> SolveTask:
-            begun[p] = time.perf_counter()
-            slot = plan_slot(begun[p], end, P - p, self.engine.workers,
-                             float(np.mean(after)) if after else None, self.params.bound)
+        def make(k: int) -> SolveTask:
+            p = order[k]
+            t = time.perf_counter()
+            slot = plan_slot(t, end, P - k, self.engine.workers,
+                             float(np.mean(after)) if after else None,
+                             float(np.mean(over)) if over else 0.0, first_share)
+            begun[p] = (t, slot[0] + slot[1])
             log.debug("first solve of partition %d: limit %.2f s, bound %.2f s", p, *slot)
             return self._task(p, self._jobs_of(p), 0, False, None, FIRST_SOLVE_FLOOR, slot)
 
-        def done(p: int, r: SolveResult) -> None:
-            after.append(max(0.0, time.perf_counter() - begun[p] - r.seconds))
+        def done(k: int, r: SolveResult) -> None:
+            t, planned = begun[r.part]
+            total = time.perf_counter() - t
+            after.append(max(0.0, total - r.seconds))
+            over.append(max(0.0, total - planned))
+            log.debug("first solve of partition %d: %.2f s (%.2f s after its plan, %.2f s "
+                      "past its slot), objective %.6g, %s", r.part, total, after[-1],
+                      over[-1], r.objective, r.info)
 
-        return self.engine.map_lazy("solve", P, make, done)
+        out = self.engine.map_lazy("solve", P, make, done)
+        return sorted(out, key=lambda r: r.part)
 
     def _merge(self, p: int) -> tuple[int, int]:
         """Merge partition ``p`` into the partition where its jobs have most options; the

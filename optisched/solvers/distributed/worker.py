@@ -321,7 +321,9 @@ class PartitionWorker:
         gopts = SolveOptions(time_limit=glimit, seed=task.seed, warm_start=warm,
                              params=gparams, deterministic=task.strict)
         plan = solve_greedy(prob, ix, gopts)
-        info: dict[str, object] = {"greedy": plan.status.value}
+        info: dict[str, object] = {"greedy": plan.status.value,
+                                   "greedy_moves": plan.info.get("moves_tried", 0),
+                                   "construction": plan.info.get("construction_objective")}
         iters = task.lns_iterations if task.deterministic else None
         if plan.status.has_plan and task.sub_solver == "lns" and (iters is None or iters > 0):
             left = max(0.5, deadline - time.perf_counter())
