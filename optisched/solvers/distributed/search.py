@@ -59,8 +59,14 @@ FIRST_SOLVE_FLOOR = 10.0
 the budget (greedy's feasibility engine gets its time limit to place must-run jobs)."""
 FIRST_SOLVE_SHARE = 0.4
 """Share of the time left after the coarse phase [-] that the first solves are planned in
-(twice that when ``deterministic``, where their limits are the safety net behind the work
-caps); the rest is the rounds' and the bound's."""
+when not ``deterministic`` (the LNS runs to its limit; the rest is the rounds'); without a
+clock, every first solve's budget is this share over the waves."""
+FIRST_SOLVE_WINDOW = 0.9
+"""Share of the time left after the coarse phase [-] that the first solves are planned in
+when ``deterministic`` (their limits are the safety net behind the work caps; when the caps
+end them early the rounds get the rest): the rest is for the last wave's work past its
+slot, the bound's last steps and the assembly (0.8 gave the same time on metro-10k and
+fewer local-search moves, 1.0 cut the last wave's bound shares)."""
 SLOT_MIN = 0.5
 """Least time limit of a planned first solve [s] (its construction and exact dispatch run
 past it; the local search does not)."""
@@ -345,10 +351,10 @@ class _Run:
         now = time.perf_counter()
         det = self.params.deterministic
         # deterministic: the caps end the tasks (then the rounds follow) and the limits are
-        # a safety net of twice the share; else the LNS runs to its limit
-        factor = 2.0 if det else 1.0  # also the sub-solve's part of the slot per bound part
-        end = min(now + factor * FIRST_SOLVE_SHARE * self._time_left(),
-                  self.deadline - self._final_reserve())
+        # a safety net; else the LNS runs to its limit and the rounds get the rest
+        share = FIRST_SOLVE_WINDOW if det else FIRST_SOLVE_SHARE
+        factor = 2.0 if det else 1.0  # the sub-solve's part of the slot per bound part
+        end = min(now + share * self._time_left(), self.deadline - self._final_reserve())
         first_share = BOUND_SHARE / (factor + BOUND_SHARE) if self.params.bound else 0.0
         begun: dict[int, tuple[float, float]] = {}
         after: list[float] = []  # a task's time after its plan (its bound share) [s]
