@@ -363,3 +363,89 @@ def test_job_minima_equal_a_scan_of_every_start() -> None:
     assert np.array_equal(ix.opt_job[o], np.nonzero(fin)[0])  # the option is the job's
     assert np.all((start[fin] >= np.maximum(ix.opt_earliest[o], 0))
                   & (start[fin] <= ix.opt_latest[o]))
+
+
+def test_the_first_slot_is_split_between_the_sub_solve_and_the_bound() -> None:
+    # 20 tasks on 2 workers until 40 s: 10 waves of 4 s; before any measurement the bound
+    # gets its share 0.2 of the slot (0.8 s), the sub-solve the rest (3.2 s)
+    limit, bound = dsearch.plan_slot(0.0, 40.0, 20, 2, None, 0.0, 0.2)
+    assert limit == pytest.approx(3.2) and bound == pytest.approx(0.8)
+    # measured: 1.5 s after a plan, 0.5 s past a slot: (40 - 0.5) / 10 = 3.95 s
+    limit, bound = dsearch.plan_slot(0.0, 40.0, 20, 2, 1.5, 0.5, 0.2)
+    assert limit == pytest.approx(2.45) and bound == pytest.approx(0.79)
+    # the last wave gets what is left; past the end only the least limit, no bound time
+    assert dsearch.plan_slot(37.0, 40.0, 2, 2, None, 0.0, 0.0) == (pytest.approx(3.0), 0.0)
+    assert dsearch.plan_slot(41.0, 40.0, 3, 2, 1.0, 0.0, 0.2) == (dsearch.SLOT_MIN, 0.0)
+
+
+def _simulate(plan: bool, fixed: float, bound_pass: float, tasks: int = 20,
+              workers: int = 2, end: float = 40.0) -> float:
+    """When the last of ``tasks`` first solves ends [s]: each runs ``max(limit, fixed)``
+    (its construction and exact dispatch are not stopped by the limit) and then its bound
+    for ``max(bound seconds, bound_pass)`` (the first pass always runs); ``plan``: the
+    slots of :func:`plan_slot` from the measured times, else today's fixed share of 10 s
+    each."""
+    free = [0.0] * workers
+    after: list[float] = []
+    over: list[float] = []
+    for k in range(tasks):
+        w = int(np.argmin(free))
+        now = free[w]
+        if plan:
+            limit, bound = dsearch.plan_slot(now, end, tasks - k, workers,
+                                             float(np.mean(after)) if after else None,
+                                             float(np.mean(over)) if over else 0.0, 0.2)
+        else:
+            limit, bound = 10.0, 1.0
+        sub, tail = max(limit, fixed), max(bound, bound_pass)
+        after.append(tail)
+        over.append(max(0.0, sub + tail - limit - bound))
+        free[w] = now + sub + tail
+    return max(free)
+
+
+def test_planned_waves_end_by_the_end_of_the_first_solves() -> None:
+    # metro-10k's shape: 20 partitions on 2 workers, each task's plan 2 s at least and its
+    # bound's first pass 1.5 s: 35 s of work that no limit stops, in a 40 s window
+    assert _simulate(False, 2.0, 1.5) == pytest.approx(115.0)  # a fixed 10 s + 1.5 s
+    assert 35.0 <= _simulate(True, 2.0, 1.5) <= 40.0
+    assert _simulate(True, 0.5, 0.2) <= 40.0
+    # more such work than the window: the first wave's slot (3.2 s + 1.8 s, unmeasured),
+    # then nine waves of that work alone (2.5 + 1.8 s)
+    assert _simulate(True, 2.5, 1.8) == pytest.approx(5.0 + 9 * 4.3)
+
+
+def test_a_lazy_map_plans_each_task_when_a_worker_is_free() -> None:
+    from optisched.solvers.distributed.backends import InlineEngine, ProcessEngine
+    from optisched.solvers.distributed.worker import CostTask
+
+    p = generate("metro", n_nodes=120, n_jobs=240, seed=2)
+    ix = compile_index(p)
+    parts = partition_nodes(ix, 4)
+    pi = np.full((ix.N, ix.T), 0.1)
+    tasks = [CostTask(k, parts.nodes[k], pi[parts.nodes[k]]) for k in range(4)]
+    want = InlineEngine(p, ix).map("costs", tasks)
+    with ProcessEngine(p, ix, 2) as engine:
+        made: list[int] = []
+        seen: list[int] = []
+
+        def make(k: int) -> CostTask:
+            made.append(k)
+            assert len(made) - len(seen) <= 2, "more tasks running than workers"
+            return tasks[k]
+
+        got = engine.map_lazy("costs", 4, make, lambda k, r: seen.append(k))
+    assert made == [0, 1, 2, 3] and sorted(seen) == [0, 1, 2, 3]
+    for a, b in zip(got, want, strict=True):
+        assert a.part == b.part and np.array_equal(a.best, b.best)
+
+
+def test_a_tiny_time_limit_on_a_small_city_gives_a_verified_plan() -> None:
+    p = generate("metro", n_nodes=300, n_jobs=600, seed=4)
+    plan = solve(p, "distributed", time_limit=2.0, seed=0, partitions=4, workers=2,
+                 backend="processes", sub_solver="greedy")
+    assert plan.status.has_plan, plan.message
+    assert plan.info["partitions"] == 4
+    ev = evaluate(p, plan)
+    assert ev.feasible, ev.violations[:3]
+    assert ev.objective == pytest.approx(plan.objective, rel=1e-6, abs=1e-6)

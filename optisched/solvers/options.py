@@ -445,7 +445,8 @@ class DistributedOptions(SolverOptions):
         partition improves. With a cap the plan is reproducible on every backend.
     deterministic : bool
         True: every sub-solve ends by its work caps (``greedy_moves``, ``sub_iterations``),
-        with twice its share of the time left as a safety limit, and the plan does not
+        with a safety limit (a first solve's: its slot of 0.9 of the time left, planned when
+        a worker is free for it; a round's: twice its share of the time left), and the plan does not
         depend on machine speed or backend when the caps bind first and the run ends by
         ``rounds`` or convergence (the LNS's sub-MILPs still stop at time limits: exactly
         reproducible with ``sub_solver="greedy"``). False: sub-solves get shares of the

@@ -2,8 +2,9 @@
 
 Every engine holds ``workers`` :class:`~optisched.solvers.distributed.worker.PartitionWorker`
 instances, each with the whole problem and index received **once**, and answers
-:meth:`Engine.map` (a method name and a list of tasks) with the answers **in task order**,
-whichever worker ran which task; so the decomposition's results do not depend on the
+:meth:`Engine.map` (a method name and a list of tasks) and :meth:`Engine.map_lazy` (tasks
+built one at a time when a worker is free, from the answers so far) with the answers **in
+task order**, whichever worker ran which task; so the decomposition's results do not depend on the
 engine (module :mod:`optisched.solvers.distributed`, "Determinism").
 
 * :class:`RayEngine`: ``ray.put`` of the problem and the index once (numpy arrays are
@@ -27,8 +28,8 @@ import importlib.util
 import logging
 import multiprocessing
 import os
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from types import TracebackType
 from typing import Any
 
@@ -56,6 +57,19 @@ class Engine:
     def map(self, method: str, tasks: Sequence[Any]) -> list[Any]:
         """``[getattr(worker, method)(t) for t in tasks]`` on some workers, in task order."""
         raise NotImplementedError
+
+    def map_lazy(self, method: str, count: int, make: Callable[[int], Any],
+                 done: Callable[[int, Any], None] | None = None) -> list[Any]:
+        """``count`` tasks, task ``k`` built by ``make(k)`` when a worker is free for it (in
+        the order ``k = 0, 1, …``, at most :attr:`workers` running), so that it can be
+        planned from the answers so far; ``done(k, answer)`` is called as each answer
+        arrives. The answers in task order."""
+        results: list[Any] = []
+        for k in range(count):
+            results.append(self.map(method, [make(k)])[0])
+            if done is not None:
+                done(k, results[-1])
+        return results
 
     def close(self) -> None:
         """End what the engine started."""
@@ -112,6 +126,24 @@ class ProcessEngine(Engine):
         futures = [self.pool.submit(_call, method, t) for t in tasks]
         return [f.result() for f in futures]
 
+    def map_lazy(self, method: str, count: int, make: Callable[[int], Any],
+                 done: Callable[[int, Any], None] | None = None) -> list[Any]:
+        assert self.pool is not None, "engine closed"
+        results: list[Any] = [None] * count
+        pending: dict[Future[Any], int] = {}
+        k = 0
+        while k < count or pending:
+            while k < count and len(pending) < self.workers:
+                pending[self.pool.submit(_call, method, make(k))] = k
+                k += 1
+            finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            for f in sorted(finished, key=pending.__getitem__):
+                i = pending.pop(f)
+                results[i] = f.result()
+                if done is not None:
+                    done(i, results[i])
+        return results
+
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
@@ -148,21 +180,27 @@ class RayEngine(Engine):
         ray.get([a.ping.remote() for a in self.actors])  # type: ignore[attr-defined]
 
     def map(self, method: str, tasks: Sequence[Any]) -> list[Any]:
+        return self.map_lazy(method, len(tasks), tasks.__getitem__)
+
+    def map_lazy(self, method: str, count: int, make: Callable[[int], Any],
+                 done: Callable[[int, Any], None] | None = None) -> list[Any]:
         ray = self._ray
-        results: list[Any] = [None] * len(tasks)
-        queue = list(enumerate(tasks))
+        results: list[Any] = [None] * count
         idle = list(self.actors)
         pending: dict[Any, tuple[int, Any]] = {}
-        while queue or pending:
-            while queue and idle:
-                k, task = queue.pop(0)
+        k = 0
+        while k < count or pending:
+            while k < count and idle:
                 actor = idle.pop(0)
-                pending[getattr(actor, method).remote(task)] = (k, actor)
-            done, _ = ray.wait(list(pending), num_returns=1)
-            for ref in done:
-                k, actor = pending.pop(ref)
-                results[k] = ray.get(ref)
+                pending[getattr(actor, method).remote(make(k))] = (k, actor)
+                k += 1
+            finished, _ = ray.wait(list(pending), num_returns=1)
+            for ref in finished:
+                i, actor = pending.pop(ref)
+                results[i] = ray.get(ref)
                 idle.append(actor)
+                if done is not None:
+                    done(i, results[i])
         return results
 
     def close(self) -> None:

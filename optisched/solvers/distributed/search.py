@@ -44,7 +44,7 @@ from optisched.solvers.distributed.worker import (
 )
 from optisched.solvers.options import DistributedOptions
 
-__all__ = ["DEFAULT_TIME_LIMIT", "solve_distributed"]
+__all__ = ["DEFAULT_TIME_LIMIT", "plan_slot", "solve_distributed"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,19 @@ STRICT_ROUNDS = 3
 FIRST_SOLVE_FLOOR = 10.0
 """Least time limit of a first solve [s]: a plan is needed even when the coarse phase used
 the budget (greedy's feasibility engine gets its time limit to place must-run jobs)."""
+FIRST_SOLVE_SHARE = 0.4
+"""Share of the time left after the coarse phase [-] that the first solves are planned in
+when not ``deterministic`` (the LNS runs to its limit; the rest is the rounds'); without a
+clock, every first solve's budget is this share over the waves."""
+FIRST_SOLVE_WINDOW = 0.9
+"""Share of the time left after the coarse phase [-] that the first solves are planned in
+when ``deterministic`` (their limits are the safety net behind the work caps; when the caps
+end them early the rounds get the rest): the rest is for the last wave's work past its
+slot, the bound's last steps and the assembly (0.8 gave the same time on metro-10k and
+fewer local-search moves, 1.0 cut the last wave's bound shares)."""
+SLOT_MIN = 0.5
+"""Least time limit of a planned first solve [s] (its construction and exact dispatch run
+past it; the local search does not)."""
 LNS_MAX_NODES = 150
 """Largest partition [nodes] that ``sub_solver="auto"`` solves with ``lns``."""
 BOUND_SHARE = 0.5
@@ -69,6 +82,48 @@ capacity steps of every share."""
 FINAL_RESERVE = 0.02
 """Share of the time limit [-] (at least 1 s) kept after every bound computation for the
 assembly of the plan and its check by the evaluator."""
+
+
+def plan_slot(now: float, end: float, tasks_left: int, workers: int,
+              after: float | None, over: float, bound_share: float) -> tuple[float, float]:
+    """The time of the next first solve: its sub-solve's limit and its bound's time [s].
+
+    The ``tasks_left`` tasks not started yet (the next one with them) run ``workers`` at a
+    time until ``end`` less ``over`` (the measured mean time by which a task ran past its
+    slot: its construction and exact dispatch, which no limit stops): the next task's
+    slot is that time over the waves still to run, ``(end − over − now) /
+    ceil(tasks_left / workers)``, so a wave that ran longer than its slot shortens the
+    later ones and the last ends by ``end``. The bound share after the plan takes the
+    measured time of the tasks so far after their plans (``after``; None before any:
+    ``bound_share`` of the slot), at most half the slot; the sub-solve gets the rest.
+
+    Parameters
+    ----------
+    now, end : float
+        The present and the end of the first solves [s].
+    tasks_left : int
+        First solves not started, the next one included [tasks].
+    workers : int
+        Tasks that run at a time [tasks].
+    after : float or None
+        Measured time of a task after its plan (its bound share), mean so far [s].
+    over : float
+        Measured time by which a task ran past its slot, mean so far [s].
+    bound_share : float
+        Share of the slot [-] of the bound before any task is measured (0: no bound).
+
+    Returns
+    -------
+    limit, bound_seconds : float
+        The sub-solve's time limit (at least :data:`SLOT_MIN`; its local search stops
+        there) and the bound's time after its first pass [s].
+    """
+    waves = math.ceil(max(tasks_left, 1) / max(workers, 1))
+    slot = max(0.0, end - max(0.0, over) - now) / waves
+    if bound_share <= 0:
+        return max(SLOT_MIN, slot), 0.0
+    est = bound_share * slot if after is None else min(after, 0.5 * slot)
+    return max(SLOT_MIN, slot - est), max(0.0, min(est, bound_share * slot))
 
 
 def _seed(seed: int, round_: int, part: int) -> int:
@@ -188,10 +243,13 @@ class _Run:
         return np.nonzero(self.part_of_job == p)[0].astype(np.int64)
 
     def _task(self, p: int, jobs: IntArray, round_: int, hints: bool,
-              budget: float | None = None, floor: float = 0.5) -> SolveTask:
+              budget: float | None = None, floor: float = 0.5,
+              slot: tuple[float, float] | None = None) -> SolveTask:
         """A sub-solve of partition ``p`` with ``jobs``; hints: their current placement;
         ``budget``: its time [s] when not deterministic (a safety limit of twice that when
-        deterministic), never less than ``floor`` [s]."""
+        deterministic), never less than ``floor`` [s]; ``slot``: instead, the sub-solve's
+        limit and the bound's time [s] (:func:`plan_slot`), with ``floor`` [s] for
+        greedy's feasibility engine."""
         hn = np.full(jobs.size, -1, dtype=np.int64)
         hs_ = np.zeros(jobs.size, dtype=np.int64)
         if hints and self.results:
@@ -202,22 +260,32 @@ class _Run:
             hs_[keep] = start[jobs][keep]
         left = max(1.0, self.deadline - time.perf_counter())
         limit = left if math.isfinite(left) else 3600.0
-        if budget is not None:  # deterministic: a safety net behind the work caps
+        repair = None
+        if slot is not None:
+            limit, repair = slot[0], floor
+        elif budget is not None:  # deterministic: a safety net behind the work caps
             limit = max(floor, min(limit, budget if not self.params.deterministic
                                    else 2.0 * budget))
-        sub = self.params.sub_solver
-        if sub == "auto":
-            sub = "lns" if self.parts.nodes[p].size <= LNS_MAX_NODES else "greedy"
+        sub = self._sub_solver(p)
         bound = None
         if round_ == 0 and self.params.bound:  # first solves: the partition's bound share
-            seconds = BOUND_SHARE * (limit if budget is None else budget)
+            seconds = slot[1] if slot is not None else BOUND_SHARE * (
+                limit if budget is None else budget)
             bound = BoundSpec(self.lam, math.inf if self.strict else seconds,
                               self._bound_until(), self.params.bound_rounds,
                               self.params.bound_iterations)
         return SolveTask(p, self.parts.nodes[p], jobs, hn, hs_,
                          _seed(self.options.seed, round_, p), sub,
                          self.params.greedy_moves, self.params.sub_iterations, limit,
-                         self.params.deterministic or self.strict, self.strict, bound)
+                         self.params.deterministic or self.strict, self.strict, bound,
+                         repair)
+
+    def _sub_solver(self, p: int) -> str:
+        """The solver of partition ``p`` (option ``sub_solver``; ``auto`` by its size)."""
+        sub = self.params.sub_solver
+        if sub == "auto":
+            sub = "lns" if self.parts.nodes[p].size <= LNS_MAX_NODES else "greedy"
+        return sub
 
     def _bound_until(self) -> float:
         """Wall-clock time (``time.time()``) at which every bound computation stops: the
@@ -241,10 +309,7 @@ class _Run:
         """Solve every partition; a partition without a plan is merged with the partition
         its jobs have most options on (its jobs and nodes together) and only that merged
         partition is solved again (the other partitions' plans stay)."""
-        budget = self._wave_budget(self.parts.count, 0.4)
-        tasks = [self._task(p, self._jobs_of(p), 0, False, budget, FIRST_SOLVE_FLOOR)
-                 for p in range(self.parts.count)]
-        self.results = self.engine.map("solve", tasks)
+        self.results = self._first_wave()
         self._keep_shares(self.results)
         while True:
             bad = [r.part for r in self.results if not r.ok]
@@ -263,11 +328,60 @@ class _Run:
                 if r.part > gone:
                     r.part -= 1
                 results.append(r)
-            budget = self._wave_budget(1, 0.4)
+            budget = self._wave_budget(1, FIRST_SOLVE_SHARE)
             task = self._task(keep, self._jobs_of(keep), 0, False, budget, FIRST_SOLVE_FLOOR)
             results.insert(keep, self.engine.map("solve", [task])[0])
             self._keep_shares(results[keep:keep + 1])
             self.results = results
+
+    def _first_wave(self) -> list[SolveResult]:
+        """The first solves of every partition, each task planned when a worker is free
+        for it (:func:`plan_slot`): the time until the end of the first solves' share of
+        the time left, over the waves still to run, less the bound's measured time per
+        task. The ``lns`` partitions (the small ones, whose search gains most per second)
+        start first, in the widest slots; a task that ends early leaves its time to the
+        later ones. Without a clock (``solve(deterministic=True)``) every task gets the
+        same budget."""
+        P = self.parts.count
+        if not math.isfinite(self.deadline):
+            budget = self._wave_budget(P, FIRST_SOLVE_SHARE)
+            return self.engine.map("solve", [
+                self._task(p, self._jobs_of(p), 0, False, budget, FIRST_SOLVE_FLOOR)
+                for p in range(P)])
+        now = time.perf_counter()
+        det = self.params.deterministic
+        # deterministic: the caps end the tasks (then the rounds follow) and the limits are
+        # a safety net; else the LNS runs to its limit and the rounds get the rest
+        share = FIRST_SOLVE_WINDOW if det else FIRST_SOLVE_SHARE
+        factor = 2.0 if det else 1.0  # the sub-solve's part of the slot per bound part
+        end = min(now + share * self._time_left(), self.deadline - self._final_reserve())
+        first_share = BOUND_SHARE / (factor + BOUND_SHARE) if self.params.bound else 0.0
+        begun: dict[int, tuple[float, float]] = {}
+        after: list[float] = []  # a task's time after its plan (its bound share) [s]
+        over: list[float] = []  # a task's time past its slot [s]
+        order = sorted(range(P), key=lambda p: (self._sub_solver(p) != "lns", p))
+
+        def make(k: int) -> SolveTask:
+            p = order[k]
+            t = time.perf_counter()
+            slot = plan_slot(t, end, P - k, self.engine.workers,
+                             float(np.mean(after)) if after else None,
+                             float(np.mean(over)) if over else 0.0, first_share)
+            begun[p] = (t, slot[0] + slot[1])
+            log.debug("first solve of partition %d: limit %.2f s, bound %.2f s", p, *slot)
+            return self._task(p, self._jobs_of(p), 0, False, None, FIRST_SOLVE_FLOOR, slot)
+
+        def done(k: int, r: SolveResult) -> None:
+            t, planned = begun[r.part]
+            total = time.perf_counter() - t
+            after.append(max(0.0, total - r.seconds))
+            over.append(max(0.0, total - planned))
+            log.debug("first solve of partition %d: %.2f s (%.2f s after its plan, %.2f s "
+                      "past its slot), objective %.6g, %s", r.part, total, after[-1],
+                      over[-1], r.objective, r.info)
+
+        out = self.engine.map_lazy("solve", P, make, done)
+        return sorted(out, key=lambda r: r.part)
 
     def _merge(self, p: int) -> tuple[int, int]:
         """Merge partition ``p`` into the partition where its jobs have most options; the

@@ -161,6 +161,10 @@ class SolveTask:
         :func:`optisched.solvers.base.deterministic_params` (work limits, no clock).
     bound : BoundSpec or None
         Compute the partition's share of the bound after the plan.
+    repair_time_limit : float or None
+        Budget of greedy's feasibility engine when its construction leaves must-run jobs
+        out [s] (None: what is left of ``time_limit``), so that a short ``time_limit``
+        (which ends the local search) does not cost the plan.
     """
 
     part: int
@@ -176,6 +180,7 @@ class SolveTask:
     deterministic: bool = True
     strict: bool = False
     bound: BoundSpec | None = None
+    repair_time_limit: float | None = None
 
 
 @dataclass
@@ -309,14 +314,17 @@ class PartitionWorker:
                         start=np.asarray(task.hint_start, dtype=np.int64))
         deadline = t0 + task.time_limit
         gparams: SolverOptions = GreedyOptions(iterations=task.greedy_moves,
-                                               second_start=False)
+                                               second_start=False,
+                                               repair_time_limit=task.repair_time_limit)
         glimit: float | None = task.time_limit
         if task.strict:
             gparams, glimit = deterministic_params(gparams, task.time_limit)
         gopts = SolveOptions(time_limit=glimit, seed=task.seed, warm_start=warm,
                              params=gparams, deterministic=task.strict)
         plan = solve_greedy(prob, ix, gopts)
-        info: dict[str, object] = {"greedy": plan.status.value}
+        info: dict[str, object] = {"greedy": plan.status.value,
+                                   "greedy_moves": plan.info.get("moves_tried", 0),
+                                   "construction": plan.info.get("construction_objective")}
         iters = task.lns_iterations if task.deterministic else None
         if plan.status.has_plan and task.sub_solver == "lns" and (iters is None or iters > 0):
             left = max(0.5, deadline - time.perf_counter())
