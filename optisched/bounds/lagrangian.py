@@ -412,7 +412,11 @@ def cut_groups(index: Index) -> tuple[IntArray, int]:
     """(N,) cut group of every node and the number of groups: one per dispatch group
     (:func:`~optisched.dispatch.dispatch_groups`: a feeder with a finite headroom, or a
     single node), whose energy cost is a convex function of its own load."""
-    groups, _ = dispatch_groups(index)
+    return _group_of(index, dispatch_groups(index)[0])
+
+
+def _group_of(index: Index, groups: list[IntArray]) -> tuple[IntArray, int]:
+    """:func:`cut_groups` of the dispatch groups ``groups``."""
     of = np.zeros(index.N, dtype=np.int64)
     for g, nodes in enumerate(groups):
         of[nodes] = g
@@ -448,7 +452,7 @@ def load_cut(index: Index, load: FloatArray, deadline: float = math.inf) -> _Cut
     N, T = index.N, index.T
     load = np.asarray(load, dtype=float)
     groups, _ = dispatch_groups(index)
-    group_of, G = cut_groups(index)
+    group_of, G = _group_of(index, groups)
     pi = np.zeros((N, T))
     part = np.zeros(N)  # every node's job-free part (a coupled group's on its first node)
 
@@ -644,8 +648,9 @@ class _JobLp:
     the master), 1.1 s per master against 3.3 s by warm dual simplex and 9.5 s by warm
     primal simplex (the master is degenerate), and its central duals price better.
 
-    **Energy by cuts.** Every cut group ``g`` (:func:`cut_groups`) has a free column
-    ``e_g`` (cost 1) and every cut ``k`` (:class:`_Cut`, one per dispatch pass) a row per
+    **Energy by cuts.** Every cut group ``g`` (:func:`cut_groups`) has a column ``e_g``
+    (cost 1; bounded below only by what its first cut implies, :meth:`_add_energy_columns`)
+    and every cut ``k`` (:class:`_Cut`, one per dispatch pass) a row per
     group, ``e_g − Σ_{starts on g} a_k(x) ≥ const_gk`` with ``a_k`` the start's energy at
     ``π^k`` and idle share ``share^k`` (:func:`_energy_costs`); the start columns cost
     their latency and tardiness only. With one cut this is the job LP at that cut's ``π``;
@@ -669,23 +674,21 @@ class _JobLp:
     start columns and the ``L`` columns of every (node, resource) chain, appended with the
     first start column that touches a chain (only chains with an :func:`_overloadable`
     slot; a chain no column touches has no price). Rows: the assignment row of every job,
-    then the chains' flow rows and the cuts' rows as they come. ``offset`` [money] is
-    added to the master's value (a job-free part not in the cuts' constants); the chains
-    that get flow rows come from ``needs`` (:func:`_overloadable_chains`).
+    then the chains' flow rows and the cuts' rows as they come. The first cut's ``extra``
+    (a job-free part of no group, :func:`_flat_cut`) is added to the master's value; the
+    chains that get flow rows come from ``needs`` (:func:`_overloadable_chains`).
     """
 
-    def __init__(self, index: Index, big_m: float, needs: BoolArray,
-                 offset: float = 0.0) -> None:
+    def __init__(self, index: Index, big_m: float, needs: BoolArray) -> None:
         ix = self.index = index
-        J, R = ix.J, len(ix.resources)
-        T = ix.T
+        J, T, R = ix.J, ix.T, len(ix.resources)
         cap = ix.capacity[:, None, :] * ix.available[:, :, None]
         self.cap = np.moveaxis(cap, 2, 1).reshape(ix.N * R, T)  # (n·R + r, t)
         self.needs = needs  # the chains with an overloadable slot (:func:`_overloadable_chains`)
         self.chain = np.full(ix.N * R, -1, dtype=np.int64)  # first flow row of a chain
         self.chains = np.zeros(0, dtype=np.int64)
         self.group_of, self.G = cut_groups(ix)
-        self.offset = offset
+        self.offset = 0.0  # the first cut's ``extra`` [money]
         drop = _drops(ix)
         self.artificial = ~np.isfinite(drop)
         y_cost = np.where(self.artificial, big_m, drop)
@@ -709,6 +712,7 @@ class _JobLp:
         ix, G = self.index, self.G
         if self.e0 < 0:
             self._add_energy_columns(cut)
+            self.offset = cut.extra
         prefix = _prefix(ix, cut.pi, _with_share(ix, None, cut.share))
         a = _energy_costs(ix, *prefix, self.opt, self.start)
         rows = np.concatenate([np.arange(G), self.group_of[ix.opt_node[self.opt]]])
@@ -993,8 +997,7 @@ def _capacity_lp(index: Index, cut: _Cut, iterations: int, deadline: float,
         big_m = 10.0 * max(1.0, float(np.max(np.abs(drop[np.isfinite(drop)]), initial=0.0)),
                           float(np.max(np.abs(_start_costs(index, *at_cut, so, ss)),
                                        initial=0.0)))
-        lp = _JobLp(index, big_m, _overloadable_chains(index) if needs is None else needs,
-                    cut.extra)
+        lp = _JobLp(index, big_m, _overloadable_chains(index) if needs is None else needs)
     lp.add_cut(cut)
     lp.add(so, ss)
     ok, converged = True, False
