@@ -19,7 +19,7 @@ from optisched.domain import Problem
 from optisched.index import Index
 from optisched.plan import Flows, Plan, Status
 from optisched.solvers.base import SolveOptions, plan_from_placement
-from optisched.solvers.distributed.backends import Engine, make_engine
+from optisched.solvers.distributed.backends import Engine, WorkerDied, make_engine
 from optisched.solvers.distributed.coarse import assign_jobs, price_proxy
 from optisched.solvers.distributed.coordinate import (
     Move,
@@ -152,6 +152,8 @@ def solve_distributed(problem: Problem, index: Index, options: SolveOptions) -> 
         run.timings["partition"] = t_part
         run.timings["engine"] = t_engine
         return run.solve()
+    except WorkerDied as exc:  # a pool process killed (out of memory?): say so, no traceback
+        return Plan.empty(problem, "distributed", Status.ERROR, str(exc))
     finally:
         engine.close()
 
