@@ -19,6 +19,7 @@ from optisched.index import compile_index
 from optisched.solvers import solve
 from optisched.solvers.distributed import search as dsearch
 from optisched.solvers.distributed.backends import ray_available
+from optisched.solvers.distributed.coarse import Assignment
 from optisched.solvers.distributed.partition import (
     partition_nodes,
     restrict_index,
@@ -113,7 +114,8 @@ def test_a_job_cheaper_in_another_partition_is_moved(monkeypatch: pytest.MonkeyP
     ix = compile_index(p)
 
     def all_on_first(index, part_of, best, option, time_limit=0.0):  # type: ignore[no-untyped-def]
-        return np.where(np.diff(index.opt_job_ptr) > 0, 0, -1).astype(np.int64)
+        return Assignment(np.where(np.diff(index.opt_job_ptr) > 0, 0, -1).astype(np.int64),
+                          np.full(index.J, np.nan))
 
     monkeypatch.setattr(dsearch, "assign_jobs", all_on_first)
     first = solve(p, "distributed", time_limit=60, seed=0, partitions=2, workers=1,
@@ -128,6 +130,42 @@ def test_a_job_cheaper_in_another_partition_is_moved(monkeypatch: pytest.MonkeyP
     assert evaluate(p, moved).feasible
 
 
+def test_jobs_a_first_solve_drops_are_placed_by_a_later_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The coarse model is made to put four droppable 6-hour jobs that fit either feeder
+    on feeder ``fa``'s two one-GPU nodes: its first solve places two and drops two, and
+    those two are passed on to feeder ``fb``'s first solve, which places them; without the
+    passing on (a single first solve of ``fa`` and no rounds) two are dropped."""
+    p = _zone_problem(jobs_b=0)
+    jobs = [Job(job_id=f"m{k}", gpus=1, resources={"any": 1.0}, duration_min=360,
+                power_kw=1.0, drop_penalty=20.0) for k in range(4)]
+    p = p.model_copy(update={"jobs": jobs})
+
+    def all_on_first(index, part_of, best, option, time_limit=0.0):  # type: ignore[no-untyped-def]
+        return Assignment(np.zeros(index.J, dtype=np.int64), np.full(index.J, np.nan))
+
+    monkeypatch.setattr(dsearch, "assign_jobs", all_on_first)
+    plan = solve(p, "distributed", time_limit=60, seed=0, partitions=2, workers=1, rounds=0,
+                 sub_solver="greedy")
+    assert plan.status.has_plan, plan.message
+    assert plan.info["passed_on"] == 2
+    assert (plan.node >= 0).all(), "a job passed on was dropped"
+    ix = compile_index(p)
+    feeders = {ix.node_ids[int(n)][0] for n in plan.node}
+    assert feeders == {"a", "b"}
+    ev = evaluate(p, plan)
+    assert ev.feasible and ev.costs["drop"] == pytest.approx(0.0)
+    assert plan.objective == pytest.approx(ev.objective, rel=1e-9, abs=1e-9)
+    monkeypatch.setattr(dsearch, "PASS_FILL", 0.0)  # no capacity to pass on to
+    kept = solve(p, "distributed", time_limit=60, seed=0, partitions=2, workers=1, rounds=0,
+                 sub_solver="greedy")
+    assert kept.info["passed_on"] == 0 and int((kept.node < 0).sum()) == 2
+    ev_kept = evaluate(p, kept)
+    assert kept.objective == pytest.approx(ev_kept.objective, rel=1e-9)
+    assert ev_kept.costs["drop"] == pytest.approx(40.0)  # the two drop penalties
+    assert kept.objective > plan.objective
+
+
 def test_a_partition_without_a_plan_is_merged(monkeypatch: pytest.MonkeyPatch) -> None:
     """The coarse model is made to put four must-run 8-hour jobs on feeder ``fa``'s two
     one-GPU nodes: that partition has no plan, is merged with ``fb``'s, and the merged
@@ -138,7 +176,7 @@ def test_a_partition_without_a_plan_is_merged(monkeypatch: pytest.MonkeyPatch) -
     p = p.model_copy(update={"jobs": jobs})
 
     def all_on_first(index, part_of, best, option, time_limit=0.0):  # type: ignore[no-untyped-def]
-        return np.zeros(index.J, dtype=np.int64)
+        return Assignment(np.zeros(index.J, dtype=np.int64), np.full(index.J, np.nan))
 
     monkeypatch.setattr(dsearch, "assign_jobs", all_on_first)
     plan = solve(p, "distributed", time_limit=60, seed=0, partitions=2, workers=1, rounds=0,
