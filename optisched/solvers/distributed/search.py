@@ -599,9 +599,26 @@ class _Run:
         tc = time.perf_counter()
         best = np.stack([c.best for c in self.engine.map("costs", tasks)])
         self.cost_seconds = time.perf_counter() - tc
+        self._only_where_room(best)
         moves = propose_moves(self.part_of_job, cur, best, self.mobile, tabu,
                               self.params.moves_per_pair)
         return select_pairs(moves, most)
+
+    def _only_where_room(self, best: FloatArray) -> None:
+        """A dropped job moves only to a partition whose reference GPU-slots left
+        (:data:`PASS_FILL` of its capacity less its placed jobs') hold it: ``best`` is
+        ``inf`` elsewhere (its energy price alone sends it where it is dropped again)."""
+        ix = self.index
+        drop = self.mobile[self.node[self.mobile] < 0]
+        if not drop.size:
+            return
+        work = ix.usage[:, 0] * ix.duration_min / ix.slot_minutes  # reference GPU-slots
+        placed = np.nonzero(self.node >= 0)[0]
+        used = np.bincount(self.part_of_job[placed], weights=work[placed],
+                           minlength=self.parts.count)
+        spare = PASS_FILL * self.parts.capacity - used
+        full = spare[:, None] < work[drop][None, :]
+        best[:, drop] = np.where(full, np.inf, best[:, drop])
 
     def _pair_tasks(self, m: Move, r: int, budget: float) -> list[SolveTask]:
         """Sub-solves of both partitions of a pair with its movers exchanged."""
