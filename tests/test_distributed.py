@@ -19,6 +19,7 @@ from optisched.index import compile_index
 from optisched.solvers import solve
 from optisched.solvers.distributed import search as dsearch
 from optisched.solvers.distributed.backends import ray_available
+from optisched.solvers.distributed.coarse import Assignment
 from optisched.solvers.distributed.partition import (
     partition_nodes,
     restrict_index,
@@ -113,7 +114,8 @@ def test_a_job_cheaper_in_another_partition_is_moved(monkeypatch: pytest.MonkeyP
     ix = compile_index(p)
 
     def all_on_first(index, part_of, best, option, time_limit=0.0):  # type: ignore[no-untyped-def]
-        return np.where(np.diff(index.opt_job_ptr) > 0, 0, -1).astype(np.int64)
+        return Assignment(np.where(np.diff(index.opt_job_ptr) > 0, 0, -1).astype(np.int64),
+                          np.full(index.J, np.nan))
 
     monkeypatch.setattr(dsearch, "assign_jobs", all_on_first)
     first = solve(p, "distributed", time_limit=60, seed=0, partitions=2, workers=1,
@@ -128,6 +130,91 @@ def test_a_job_cheaper_in_another_partition_is_moved(monkeypatch: pytest.MonkeyP
     assert evaluate(p, moved).feasible
 
 
+def test_jobs_a_first_solve_drops_are_placed_by_a_later_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The coarse model is made to put four droppable 6-hour jobs that fit either feeder
+    on feeder ``fa``'s two one-GPU nodes: its first solve places two and drops two, and
+    those two are passed on to feeder ``fb``'s first solve, which places them; without the
+    passing on (a single first solve of ``fa`` and no rounds) two are dropped."""
+    p = _zone_problem(jobs_b=0)
+    jobs = [Job(job_id=f"m{k}", gpus=1, resources={"any": 1.0}, duration_min=360,
+                power_kw=1.0, drop_penalty=20.0) for k in range(4)]
+    p = p.model_copy(update={"jobs": jobs})
+
+    def all_on_first(index, part_of, best, option, time_limit=0.0):  # type: ignore[no-untyped-def]
+        return Assignment(np.zeros(index.J, dtype=np.int64), np.full(index.J, np.nan))
+
+    monkeypatch.setattr(dsearch, "assign_jobs", all_on_first)
+    plan = solve(p, "distributed", time_limit=60, seed=0, partitions=2, workers=1, rounds=0,
+                 sub_solver="greedy")
+    assert plan.status.has_plan, plan.message
+    assert plan.info["passed_on"] == 2
+    assert (plan.node >= 0).all(), "a job passed on was dropped"
+    ix = compile_index(p)
+    feeders = {ix.node_ids[int(n)][0] for n in plan.node}
+    assert feeders == {"a", "b"}
+    ev = evaluate(p, plan)
+    assert ev.feasible and ev.costs["drop"] == pytest.approx(0.0)
+    assert plan.objective == pytest.approx(ev.objective, rel=1e-9, abs=1e-9)
+    monkeypatch.setattr(dsearch, "PASS_FILL", 0.0)  # no capacity to pass on to
+    kept = solve(p, "distributed", time_limit=60, seed=0, partitions=2, workers=1, rounds=0,
+                 sub_solver="greedy")
+    assert kept.info["passed_on"] == 0 and int((kept.node < 0).sum()) == 2
+    ev_kept = evaluate(p, kept)
+    assert kept.objective == pytest.approx(ev_kept.objective, rel=1e-9)
+    assert ev_kept.costs["drop"] == pytest.approx(40.0)  # the two drop penalties
+    assert kept.objective > plan.objective
+
+
+def test_rounds_move_dropped_jobs_to_a_partition_with_room(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The coarse model is made to put the four droppable 6-hour jobs on feeder ``fb``,
+    the last partition solved: it drops two, which no later first solve can take; the
+    rounds place them (on ``fa``, which has room)."""
+    p = _zone_problem(jobs_b=0)
+    jobs = [Job(job_id=f"m{k}", gpus=1, resources={"any": 1.0}, duration_min=360,
+                power_kw=1.0, drop_penalty=20.0) for k in range(4)]
+    p = p.model_copy(update={"jobs": jobs})
+
+    def all_on_last(index, part_of, best, option, time_limit=0.0):  # type: ignore[no-untyped-def]
+        return Assignment(np.ones(index.J, dtype=np.int64), np.full(index.J, np.nan))
+
+    monkeypatch.setattr(dsearch, "assign_jobs", all_on_last)
+    kw = dict(time_limit=60, seed=0, partitions=2, workers=1, sub_solver="greedy")
+    first = solve(p, "distributed", rounds=0, **kw)  # type: ignore[arg-type]
+    assert first.info["passed_on"] == 0 and int((first.node < 0).sum()) == 2
+    moved = solve(p, "distributed", rounds=2, **kw)  # type: ignore[arg-type]
+    assert (moved.node >= 0).all() and moved.info["pairs_accepted"] >= 1
+    assert evaluate(p, moved).feasible and moved.objective < first.objective - 30.0
+
+
+def test_a_dropped_job_is_priced_only_where_its_gpu_slots_fit() -> None:
+    """``_only_where_room``: partition 0 (4 nodes of 1 GPU × 8 slots: 32 GPU-slots, 27.2
+    at ``PASS_FILL``) holds 24 GPU-slots of placed jobs, partition 1 none; a dropped
+    6-slot job keeps its price on partition 1 only, a dropped 2-slot job on both."""
+    from types import SimpleNamespace
+
+    hz = Horizon(start="2026-06-01T00:00:00+00:00", slot_minutes=60, slots=T)
+    nodes = [Node(node_id=f"n{k}", gpus=1) for k in range(8)]
+    jobs = [Job(job_id="big", gpus=1, duration_min=360, power_kw=1.0, drop_penalty=9.0),
+            Job(job_id="small", gpus=1, duration_min=120, power_kw=1.0, drop_penalty=9.0)]
+    jobs += [Job(job_id=f"p{k}", gpus=1, duration_min=360, power_kw=1.0,
+                 drop_penalty=9.0)
+             for k in range(4)]
+    p = Problem(scenario=Scenario(horizon=hz), nodes=nodes, jobs=jobs,
+                tariffs={"default": Tariff.constant(T, price=0.2)})
+    ix = compile_index(p)
+    parts = SimpleNamespace(count=2, capacity=np.array([32.0, 32.0]))
+    node = np.array([-1, -1, 0, 1, 2, 3])  # big and small dropped; 4 × 6 slots placed
+    run = SimpleNamespace(index=ix, mobile=np.arange(6), node=node,
+                          part_of_job=np.array([0, 0, 0, 0, 0, 0]), parts=parts)
+    best = np.ones((2, 6))
+    dsearch._Run._only_where_room(run, best)  # type: ignore[arg-type]
+    assert best[:, 0].tolist() == [math.inf, 1.0]  # 27.2 − 24 < 6: no room on 0
+    assert best[:, 1].tolist() == [1.0, 1.0]  # 2 ≤ 3.2
+    assert (best[:, 2:] == 1.0).all()  # placed jobs: unchanged
+
+
 def test_a_partition_without_a_plan_is_merged(monkeypatch: pytest.MonkeyPatch) -> None:
     """The coarse model is made to put four must-run 8-hour jobs on feeder ``fa``'s two
     one-GPU nodes: that partition has no plan, is merged with ``fb``'s, and the merged
@@ -138,7 +225,7 @@ def test_a_partition_without_a_plan_is_merged(monkeypatch: pytest.MonkeyPatch) -
     p = p.model_copy(update={"jobs": jobs})
 
     def all_on_first(index, part_of, best, option, time_limit=0.0):  # type: ignore[no-untyped-def]
-        return np.zeros(index.J, dtype=np.int64)
+        return Assignment(np.zeros(index.J, dtype=np.int64), np.full(index.J, np.nan))
 
     monkeypatch.setattr(dsearch, "assign_jobs", all_on_first)
     plan = solve(p, "distributed", time_limit=60, seed=0, partitions=2, workers=1, rounds=0,

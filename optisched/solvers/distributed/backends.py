@@ -79,17 +79,25 @@ class Engine:
         raise NotImplementedError
 
     def map_lazy(self, method: str, count: int, make: Callable[[int], Any],
-                 done: Callable[[int, Any], None] | None = None) -> list[Any]:
+                 done: Callable[[int, Any], None] | None = None,
+                 lag: int | None = None) -> list[Any]:
         """``count`` tasks, task ``k`` built by ``make(k)`` when a worker is free for it (in
         the order ``k = 0, 1, …``, at most :attr:`workers` running), so that it can be
         planned from the answers so far; ``done(k, answer)`` is called as each answer
-        arrives. The answers in task order."""
+        arrives. With ``lag``, task ``k`` is built only once tasks ``0 … k − lag`` are
+        answered (and their ``done`` called), so that what ``make(k)`` takes from them
+        does not depend on which worker was faster. The answers in task order."""
         results: list[Any] = []
         for k in range(count):
             results.append(self.map(method, [make(k)])[0])
             if done is not None:
                 done(k, results[-1])
         return results
+
+    @staticmethod
+    def _ready(k: int, answered: list[bool], lag: int | None) -> bool:
+        """Whether task ``k`` may be built: every task up to ``k − lag`` is answered."""
+        return lag is None or all(answered[:max(0, k - lag + 1)])
 
     def close(self) -> None:
         """End what the engine started."""
@@ -300,25 +308,28 @@ class ProcessEngine(Engine):
         return self.map_lazy(method, len(tasks), tasks.__getitem__)
 
     def map_lazy(self, method: str, count: int, make: Callable[[int], Any],
-                 done: Callable[[int, Any], None] | None = None) -> list[Any]:
+                 done: Callable[[int, Any], None] | None = None,
+                 lag: int | None = None) -> list[Any]:
         if self.broken is not None:
             raise RuntimeError(f"the process pool cannot be used after {self.broken}")
         if not self.procs:
             raise RuntimeError("engine closed")
         try:
-            return self._map_lazy(method, count, make, done)
+            return self._map_lazy(method, count, make, done, lag)
         except BaseException as exc:  # tasks may still run: their answers are not read
             self.broken = f"{type(exc).__name__}: {exc}"
             raise
 
     def _map_lazy(self, method: str, count: int, make: Callable[[int], Any],
-                  done: Callable[[int, Any], None] | None) -> list[Any]:
+                  done: Callable[[int, Any], None] | None, lag: int | None
+                  ) -> list[Any]:
         results: list[Any] = [None] * count
+        answered = [False] * count
         idle = list(self.procs)
         busy: dict[Any, _Proc] = {}
         k = 0
         while k < count or busy:
-            while k < count and idle:
+            while k < count and idle and self._ready(k, answered, lag):
                 w = idle.pop(0)
                 w.method, w.task = method, k
                 busy[w.conn] = w
@@ -337,6 +348,7 @@ class ProcessEngine(Engine):
                     raise (exc or RuntimeError(f"a task of the process pool failed:\n{text}")
                            ) from _RemoteTraceback(text)
                 results[i] = body
+                answered[i] = True
                 if done is not None:
                     done(i, body)
         return results
@@ -428,14 +440,16 @@ class RayEngine(Engine):
         return self.map_lazy(method, len(tasks), tasks.__getitem__)
 
     def map_lazy(self, method: str, count: int, make: Callable[[int], Any],
-                 done: Callable[[int, Any], None] | None = None) -> list[Any]:
+                 done: Callable[[int, Any], None] | None = None,
+                 lag: int | None = None) -> list[Any]:
         ray = self._ray
         results: list[Any] = [None] * count
+        answered = [False] * count
         idle = list(self.actors)
         pending: dict[Any, tuple[int, Any]] = {}
         k = 0
         while k < count or pending:
-            while k < count and idle:
+            while k < count and idle and self._ready(k, answered, lag):
                 actor = idle.pop(0)
                 pending[getattr(actor, method).remote(make(k))] = (k, actor)
                 k += 1
@@ -443,6 +457,7 @@ class RayEngine(Engine):
             for ref in finished:
                 i, actor = pending.pop(ref)
                 results[i] = ray.get(ref)
+                answered[i] = True
                 idle.append(actor)
                 if done is not None:
                     done(i, results[i])

@@ -19,6 +19,13 @@ lower partition); a job the LP would drop still goes to its cheapest partition (
 sub-solve decides), a pinned job to its node's partition, a job without any option to
 none (-1, dropped). Each job brings its :data:`CANDIDATES` cheapest partitions; the LP is
 solved by interior point without crossover (only the largest ``x_jp`` matters).
+
+The LP's job-row duals are every job's **price** under aggregate congestion: the cost of
+serving it at the margin (its cheapest placement plus the capacity prices of the blocks
+it fills), at most its drop penalty. The bound (``docs/algorithms/distributed.md`` §5)
+lets a mobile job leave a partition at that price, so that a partition's capacity prices
+rise where the city is congested (at the idle prices alone every job could leave at
+about nothing, and no capacity price rose).
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from optisched.arrays import FloatArray, IntArray
 from optisched.backends import highs as hs
 from optisched.index import Index
 
-__all__ = ["BLOCKS", "FILL", "assign_jobs", "block_of_slots", "price_proxy"]
+__all__ = ["BLOCKS", "FILL", "Assignment", "assign_jobs", "block_of_slots", "price_proxy"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +79,23 @@ def price_proxy(index: Index, load: FloatArray | None = None,
     return np.asarray(np.where(importing | ~exporting, buy, sell))
 
 
+@dataclass(frozen=True)
+class Assignment:
+    """The coarse model's answer.
+
+    Attributes
+    ----------
+    part : (J,) int
+        Partition of every job (-1: none).
+    price : (J,) float
+        Every job's price under aggregate congestion, the dual of its job row [money]
+        (NaN where the LP gave none: no LP, a job outside it, or no valid duals).
+    """
+
+    part: IntArray
+    price: FloatArray
+
+
 def block_of_slots(T: int) -> IntArray:
     """Block of every slot."""
     B = max(1, min(BLOCKS, T))
@@ -79,8 +103,8 @@ def block_of_slots(T: int) -> IntArray:
 
 
 def assign_jobs(index: Index, part_of: IntArray, best: FloatArray, option: IntArray,
-                time_limit: float = 60.0) -> IntArray:
-    """Partition of every job (-1: none) from the coarse LP (module docstring).
+                time_limit: float = 60.0) -> Assignment:
+    """Partition and price of every job from the coarse LP (module docstring).
 
     Parameters
     ----------
@@ -94,18 +118,24 @@ def assign_jobs(index: Index, part_of: IntArray, best: FloatArray, option: IntAr
         That option.
     time_limit : float
         Limit of the LP [s]; without its solution every job goes to its cheapest partition.
+
+    Returns
+    -------
+    Assignment
+        Every job's partition (-1: none) and price (NaN without one).
     """
     P, J = best.shape
     out = np.full(J, -1, dtype=np.int64)
+    price = np.full(J, np.nan)
     pin = index.pinned & (np.diff(index.opt_job_ptr) > 0)
     out[pin] = part_of[index.opt_node[index.opt_job_ptr[:-1][pin]]]
     free = np.nonzero(~pin & np.isfinite(best).any(axis=0))[0]
     if not free.size:
-        return out
+        return Assignment(out, price)
     cheapest = np.argmin(best[:, free], axis=0)
     if P == 1:
         out[free] = 0
-        return out
+        return Assignment(out, price)
     lp = _transport_lp(index, part_of, best, option, free, FILL)
     h = hs.load(lp.model)
     hs.configure(h, threads=1, presolve=True, solver="ipm", crossover=False,
@@ -115,7 +145,11 @@ def assign_jobs(index: Index, part_of: IntArray, best: FloatArray, option: IntAr
     if not (ran.optimal and sol.value_valid):  # e.g. over-full in aggregate
         log.info("coarse assignment LP: %s; jobs go to their cheapest partitions", ran.text)
         out[free] = cheapest
-        return out
+        return Assignment(out, price)
+    if sol.dual_valid:  # the job rows follow the P·B capacity rows
+        y = sol.row_duals()[lp.blocks[0] * lp.blocks[1]:]
+        if y.size == free.size and np.isfinite(y).all():
+            price[free] = y
     pp, jj, cost = lp.part, lp.job, lp.cost
     x = sol.primal()[:pp.size]
     # per job: largest x, then cheaper, then lower partition
@@ -129,7 +163,7 @@ def assign_jobs(index: Index, part_of: IntArray, best: FloatArray, option: IntAr
     dj = np.nonzero(dropped)[0]
     if dj.size:
         out[dj] = np.argmin(best[:, dj], axis=0)
-    return out
+    return Assignment(out, price)
 
 
 @dataclass

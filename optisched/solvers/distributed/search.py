@@ -10,7 +10,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -76,6 +76,12 @@ BOUND_SHARE = 0.5
 """Time of a partition's bound passes and capacity steps after its first pass, as a share
 of its first solve's budget [-] (the first pass itself may run until :data:`FINAL_RESERVE`
 before the deadline)."""
+PASS_FILL = 0.85
+"""Share of a partition's reference GPU-slots [-] that its own jobs and the dropped jobs
+passed on to its first solve may fill (as the coarse model's ``FILL``)."""
+ROUND_MARGIN = 1.2
+"""Factor [-] on the measured time of a sub-solve and of the pricing of the moves when a
+round is planned to fit the time left (a round takes the heaviest pairs that fit)."""
 MORE_STEPS_MIN = 2.0
 """Least time [s] left before the bound's deadline after the rounds for a wave of more
 capacity steps of every share."""
@@ -187,6 +193,10 @@ class _Run:
         self.part_of_job = np.full(index.J, -1, dtype=np.int64)
         self.lam = np.full(index.J, np.nan)
         self.shares: list[BoundShare] = []
+        self.task_seconds = 0.0  # measured wall time of a sub-solve's plan [s]
+        self.coarse_best: FloatArray | None = None  # (P, J) the coarse phase's job costs
+        self.passed = 0  # dropped jobs passed on to a later first solve [jobs]
+        self.cost_seconds = 0.0  # measured wall time of pricing every mobile job [s]
 
     # ------------------------------------------------------------------ phases
 
@@ -230,16 +240,23 @@ class _Run:
             pi0 = price_proxy(ix)
             tasks = [CostTask(p, parts.nodes[p], pi0[parts.nodes[p]], self.mobile)
                      for p in range(parts.count)]
+            tc = time.perf_counter()
             costs = self.engine.map("costs", tasks)
+            self.cost_seconds = time.perf_counter() - tc
             best = np.stack([c.best for c in costs])
             option = np.stack([c.option for c in costs])
-            # every mobile job's price for leaving a partition in the bound: its cheapest
-            # placement at the idle load's marginal prices (docs §5)
-            self.lam[self.mobile] = best[:, self.mobile].min(axis=0)
+            self.coarse_best = best
             left = self._time_left()
             limit = 0.1 * left if math.isfinite(left) else 60.0
             got = assign_jobs(ix, parts.part_of, best, option, time_limit=max(1.0, limit))
-            self.part_of_job[self.mobile] = got[self.mobile]
+            self.part_of_job[self.mobile] = got.part[self.mobile]
+            # every mobile job's price for leaving a partition in the bound (docs §5): the
+            # coarse LP's price under congestion, at least its cheapest placement at the
+            # idle load's marginal prices, at most its drop penalty
+            idle = best[:, self.mobile].min(axis=0)
+            price = got.price[self.mobile]
+            lam = np.where(np.isfinite(price), np.maximum(price, idle), idle)
+            self.lam[self.mobile] = np.fmin(lam, ix.drop_penalty[self.mobile])
 
     def _jobs_of(self, p: int) -> IntArray:
         return np.nonzero(self.part_of_job == p)[0].astype(np.int64)
@@ -361,10 +378,19 @@ class _Run:
         begun: dict[int, tuple[float, float]] = {}
         after: list[float] = []  # a task's time after its plan (its bound share) [s]
         over: list[float] = []  # a task's time past its slot [s]
+        plans: list[float] = []  # a task's time to its plan [s]
         order = sorted(range(P), key=lambda p: (self._sub_solver(p) != "lns", p))
+
+        dropped: dict[int, int] = {}  # dropped mobile job -> the task that dropped it
+        later = set(range(P))  # partitions whose first solve has not started
 
         def make(k: int) -> SolveTask:
             p = order[k]
+            later.discard(p)
+            lag = self.engine.workers  # the drops of tasks up to k − workers only
+            self._pass_on(p, {j: t for j, t in dropped.items() if t <= k - lag}, later)
+            for j in [j for j in dropped if self.part_of_job[j] == p]:
+                del dropped[j]
             t = time.perf_counter()
             slot = plan_slot(t, end, P - k, self.engine.workers,
                              float(np.mean(after)) if after else None,
@@ -378,12 +404,64 @@ class _Run:
             total = time.perf_counter() - t
             after.append(max(0.0, total - r.seconds))
             over.append(max(0.0, total - planned))
+            plans.append(total - after[-1])
+            if r.ok and self.coarse_best is not None:  # a later first solve may place
+                for j in r.jobs[r.node < 0]:  # the jobs it dropped
+                    if self.part_of_job[j] == r.part:
+                        dropped[int(j)] = k
             log.debug("first solve of partition %d: %.2f s (%.2f s after its plan, %.2f s "
                       "past its slot), objective %.6g, %s", r.part, total, after[-1],
                       over[-1], r.objective, r.info)
 
-        out = self.engine.map_lazy("solve", P, make, done)
-        return sorted(out, key=lambda r: r.part)
+        # task k takes the drops of tasks up to k − workers only: the same whichever
+        # worker was faster
+        out = self.engine.map_lazy("solve", P, make, done, lag=self.engine.workers)
+        self.task_seconds = float(np.mean(plans)) if plans else 0.0
+        return [self._without_passed(r) for r in sorted(out, key=lambda r: r.part)]
+
+    def _pass_on(self, p: int, dropped: dict[int, int], later: set[int]) -> None:
+        """Give partition ``p`` (whose first solve starts now) the jobs that earlier first
+        solves dropped and that are cheapest on ``p`` among the partitions not started
+        yet (by the coarse phase's costs), as many as ``p``'s capacity left after its own
+        jobs holds (reference GPU-slots, :data:`PASS_FILL` of it), the highest drop
+        penalty per GPU-slot first. A job it drops again goes on to a later one."""
+        best = self.coarse_best
+        if best is None or not dropped:
+            return
+        ix = self.index
+        jobs = np.fromiter(dropped, dtype=np.int64)
+        cost = best[:, jobs]
+        here = np.isfinite(cost[p])
+        rest = sorted(later)
+        if rest:
+            here &= cost[p] <= cost[rest].min(axis=0)
+        cand = jobs[here]
+        if not cand.size:
+            return
+        work = ix.usage[:, 0] * ix.duration_min / ix.slot_minutes  # reference GPU-slots
+        mine = self._jobs_of(p)
+        spare = PASS_FILL * float(self.parts.capacity[p]) - float(work[mine].sum())
+        if spare <= 0:
+            return
+        density = ix.drop_penalty[cand] / np.maximum(work[cand], 1e-9)
+        cand = cand[np.lexsort((cand, -density))]
+        take = cand[np.cumsum(work[cand]) <= spare]
+        self.part_of_job[take] = p
+        self.passed += int(take.size)
+        log.debug("first solve of partition %d: %d jobs dropped before passed on", p,
+                  take.size)
+
+    def _without_passed(self, r: SolveResult) -> SolveResult:
+        """``r`` without the jobs that were passed on to another partition after it
+        dropped them (its cost less their drop penalties; its plan is unchanged)."""
+        gone = self.part_of_job[r.jobs] != r.part
+        if not gone.any():
+            return r
+        keep = ~gone
+        assert (r.node[gone] < 0).all(), "a job passed on was placed"
+        pen = float(np.nansum(self.index.drop_penalty[r.jobs[gone]]))
+        return replace(r, jobs=r.jobs[keep], node=r.node[keep], start=r.start[keep],
+                       objective=r.objective - pen)
 
     def _merge(self, p: int) -> tuple[int, int]:
         """Merge partition ``p`` into the partition where its jobs have most options; the
@@ -439,29 +517,34 @@ class _Run:
             return
         stale: set[int] = set()
         tabu: set[tuple[int, int]] = set()
-        first_round = self.timings.get("first_solves", 0.0)
-        last = first_round
-        reserve = self._final_reserve()
         r = 0
         rounds = self.params.rounds
         if rounds is None and self.strict:
             rounds = STRICT_ROUNDS
         while rounds is None or r < rounds:
-            if rounds is None and self._time_left() < reserve + 0.8 * last:
+            fit = self._round_fit(P) if rounds is None else None
+            if fit == 0:
                 break
             tr = time.perf_counter()
-            pairs = self._pairs(tabu) if P > 1 else []
+            pairs = self._pairs(tabu, None if fit is None else fit // 2) if P > 1 else []
             touched = {m.a for m in pairs} | {m.b for m in pairs}
             polish = [p for p in range(P) if p not in touched and p not in stale]
+            if fit is not None:  # the dearest partitions first, as many as fit
+                polish = sorted(sorted(polish, key=lambda p: -self.results[p].objective)[
+                    :max(0, fit - 2 * len(pairs))])
             if not pairs and not polish:
                 break
             r += 1
-            budget = self._wave_budget(2 * len(pairs) + len(polish), 0.3)
+            tasks_n = 2 * len(pairs) + len(polish)
+            budget = self._wave_budget(tasks_n, 0.3)
+            ts = time.perf_counter()
             tasks: list[SolveTask] = []
             for m in pairs:
                 tasks += self._pair_tasks(m, r, budget)
             tasks += [self._task(p, self._jobs_of(p), r, True, budget) for p in polish]
             out = self.engine.map("solve", tasks)
+            waves = math.ceil(tasks_n / max(1, self.engine.workers))
+            self.task_seconds = (time.perf_counter() - ts) / waves
             self._accept(pairs, out[:2 * len(pairs)], tabu, stale)
             for p, res in zip(polish, out[2 * len(pairs):], strict=True):
                 self.stats.polished += 1
@@ -480,27 +563,62 @@ class _Run:
             log.info("round %d: %d pairs, %d polished, objective %.6g (%.1f s)", r,
                      len(pairs), len(polish), self.objective, last)
 
+    def _round_fit(self, P: int) -> int:
+        """Sub-solves [tasks] the next round can run before the final reserve: the time
+        left less the pricing of the moves, over the measured time of a sub-solve (the
+        last round's per wave, else the first solves' mean), both times
+        :data:`ROUND_MARGIN`, ``workers`` at a time; at most the round's ``P``."""
+        left = self._time_left() - self._final_reserve()
+        if not math.isfinite(left):
+            return P
+        task = ROUND_MARGIN * self.task_seconds
+        left -= ROUND_MARGIN * self.cost_seconds if P > 1 else 0.0
+        if left <= 0 or task <= 0:
+            return 0 if left <= 0 else P
+        return int(min(P, max(0, math.floor(left / task)) * max(1, self.engine.workers)))
+
     def _final_reserve(self) -> float:
         """Time kept after the rounds for the assembly and the evaluator's check [s]."""
         if not math.isfinite(self.deadline):
             return 0.0
         return max(1.0, FINAL_RESERVE * (self.deadline - self.t0))
 
-    def _pairs(self, tabu: set[tuple[int, int]]) -> list[Move]:
-        """The round's disjoint partition pairs with their movers."""
-        if not self.mobile.size:
-            return []
+    def _pairs(self, tabu: set[tuple[int, int]], limit: int | None = None) -> list[Move]:
+        """The round's disjoint partition pairs with their movers (the ``limit``
+        heaviest; default: as many as are disjoint)."""
         ix, parts = self.index, self.parts
+        most = parts.count // 2 if limit is None else min(limit, parts.count // 2)
+        if not self.mobile.size or most <= 0:
+            return []
         assert self.flows is not None
         pi = price_proxy(ix, grid_import=self.flows.grid_import,
                          grid_export=self.flows.grid_export)
         cur = current_costs(ix, pi, self.node, self.start)
         tasks = [CostTask(p, parts.nodes[p], pi[parts.nodes[p]], self.mobile)
                  for p in range(parts.count)]
+        tc = time.perf_counter()
         best = np.stack([c.best for c in self.engine.map("costs", tasks)])
+        self.cost_seconds = time.perf_counter() - tc
+        self._only_where_room(best)
         moves = propose_moves(self.part_of_job, cur, best, self.mobile, tabu,
                               self.params.moves_per_pair)
-        return select_pairs(moves, max(1, parts.count // 2))
+        return select_pairs(moves, most)
+
+    def _only_where_room(self, best: FloatArray) -> None:
+        """A dropped job moves only to a partition whose reference GPU-slots left
+        (:data:`PASS_FILL` of its capacity less its placed jobs') hold it: ``best`` is
+        ``inf`` elsewhere (its energy price alone sends it where it is dropped again)."""
+        ix = self.index
+        drop = self.mobile[self.node[self.mobile] < 0]
+        if not drop.size:
+            return
+        work = ix.usage[:, 0] * ix.duration_min / ix.slot_minutes  # reference GPU-slots
+        placed = np.nonzero(self.node >= 0)[0]
+        used = np.bincount(self.part_of_job[placed], weights=work[placed],
+                           minlength=self.parts.count)
+        spare = PASS_FILL * self.parts.capacity - used
+        full = spare[:, None] < work[drop][None, :]
+        best[:, drop] = np.where(full, np.inf, best[:, drop])
 
     def _pair_tasks(self, m: Move, r: int, budget: float) -> list[SolveTask]:
         """Sub-solves of both partitions of a pair with its movers exchanged."""
@@ -606,7 +724,8 @@ class _Run:
             "rounds": st.rounds, "pairs_tried": st.pairs_tried,
             "pairs_accepted": st.pairs_accepted, "jobs_moved": st.jobs_moved,
             "polished": st.polished, "polish_improved": st.polish_improved,
-            "merges": st.merges, "sub_solver": self.params.sub_solver,
+            "merges": st.merges, "passed_on": self.passed,
+            "sub_solver": self.params.sub_solver,
             "bound_source": None if bound is None else "lagrangian (per partition)",
             "bound_iterations": sum(sh.steps for sh in self.shares),
             "bound_passes": sum(sh.passes for sh in self.shares),
