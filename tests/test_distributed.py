@@ -130,21 +130,27 @@ def test_a_job_cheaper_in_another_partition_is_moved(monkeypatch: pytest.MonkeyP
     assert evaluate(p, moved).feasible
 
 
+def _four_droppable_jobs_on(monkeypatch: pytest.MonkeyPatch, part: int) -> Problem:
+    """``_zone_problem`` with four droppable 6-hour jobs that fit either feeder instead of
+    its jobs, and the coarse model made to put all of them on partition ``part``."""
+    p = _zone_problem(jobs_b=0)
+    jobs = [Job(job_id=f"m{k}", gpus=1, resources={"any": 1.0}, duration_min=360,
+                power_kw=1.0, drop_penalty=20.0) for k in range(4)]
+
+    def all_on(index, part_of, best, option, time_limit=0.0):  # type: ignore[no-untyped-def]
+        return Assignment(np.full(index.J, part, dtype=np.int64), np.full(index.J, np.nan))
+
+    monkeypatch.setattr(dsearch, "assign_jobs", all_on)
+    return p.model_copy(update={"jobs": jobs})
+
+
 def test_jobs_a_first_solve_drops_are_placed_by_a_later_one(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The coarse model is made to put four droppable 6-hour jobs that fit either feeder
     on feeder ``fa``'s two one-GPU nodes: its first solve places two and drops two, and
     those two are passed on to feeder ``fb``'s first solve, which places them; without the
     passing on (a single first solve of ``fa`` and no rounds) two are dropped."""
-    p = _zone_problem(jobs_b=0)
-    jobs = [Job(job_id=f"m{k}", gpus=1, resources={"any": 1.0}, duration_min=360,
-                power_kw=1.0, drop_penalty=20.0) for k in range(4)]
-    p = p.model_copy(update={"jobs": jobs})
-
-    def all_on_first(index, part_of, best, option, time_limit=0.0):  # type: ignore[no-untyped-def]
-        return Assignment(np.zeros(index.J, dtype=np.int64), np.full(index.J, np.nan))
-
-    monkeypatch.setattr(dsearch, "assign_jobs", all_on_first)
+    p = _four_droppable_jobs_on(monkeypatch, 0)
     plan = solve(p, "distributed", time_limit=60, seed=0, partitions=2, workers=1, rounds=0,
                  sub_solver="greedy")
     assert plan.status.has_plan, plan.message
@@ -171,15 +177,7 @@ def test_rounds_move_dropped_jobs_to_a_partition_with_room(
     """The coarse model is made to put the four droppable 6-hour jobs on feeder ``fb``,
     the last partition solved: it drops two, which no later first solve can take; the
     rounds place them (on ``fa``, which has room)."""
-    p = _zone_problem(jobs_b=0)
-    jobs = [Job(job_id=f"m{k}", gpus=1, resources={"any": 1.0}, duration_min=360,
-                power_kw=1.0, drop_penalty=20.0) for k in range(4)]
-    p = p.model_copy(update={"jobs": jobs})
-
-    def all_on_last(index, part_of, best, option, time_limit=0.0):  # type: ignore[no-untyped-def]
-        return Assignment(np.ones(index.J, dtype=np.int64), np.full(index.J, np.nan))
-
-    monkeypatch.setattr(dsearch, "assign_jobs", all_on_last)
+    p = _four_droppable_jobs_on(monkeypatch, 1)
     kw = dict(time_limit=60, seed=0, partitions=2, workers=1, sub_solver="greedy")
     first = solve(p, "distributed", rounds=0, **kw)  # type: ignore[arg-type]
     assert first.info["passed_on"] == 0 and int((first.node < 0).sum()) == 2
