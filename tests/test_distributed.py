@@ -21,6 +21,7 @@ from optisched.solvers.distributed import search as dsearch
 from optisched.solvers.distributed.backends import ray_available
 from optisched.solvers.distributed.coarse import Assignment
 from optisched.solvers.distributed.partition import (
+    job_work,
     partition_nodes,
     restrict_index,
     sub_problem,
@@ -205,7 +206,8 @@ def test_a_dropped_job_is_priced_only_where_its_gpu_slots_fit() -> None:
     parts = SimpleNamespace(count=2, capacity=np.array([32.0, 32.0]))
     node = np.array([-1, -1, 0, 1, 2, 3])  # big and small dropped; 4 × 6 slots placed
     run = SimpleNamespace(index=ix, mobile=np.arange(6), node=node,
-                          part_of_job=np.array([0, 0, 0, 0, 0, 0]), parts=parts)
+                          part_of_job=np.array([0, 0, 0, 0, 0, 0]), parts=parts,
+                          work=job_work(ix))
     best = np.ones((2, 6))
     dsearch._Run._only_where_room(run, best)  # type: ignore[arg-type]
     assert best[:, 0].tolist() == [math.inf, 1.0]  # 27.2 − 24 < 6: no room on 0

@@ -20,7 +20,8 @@ from optisched.dispatch import dispatch_groups
 from optisched.domain import Problem
 from optisched.index import Index
 
-__all__ = ["Partitioning", "node_capacity", "partition_nodes", "restrict_index", "sub_problem"]
+__all__ = ["Partitioning", "job_work", "node_capacity", "partition_nodes", "restrict_index",
+           "sub_problem"]
 
 BIG_SHARE = 0.5
 """A dispatch group with more than this share of a partition's target weight is placed
@@ -49,6 +50,13 @@ class Partitioning:
     def count(self) -> int:
         """Number of partitions."""
         return len(self.nodes)
+
+
+def job_work(index: Index) -> FloatArray:
+    """Work of every job [reference GPU-slots]: its GPUs times its duration in slots at
+    speed 1, the unit of :func:`node_capacity`."""
+    return np.asarray(index.usage[:, 0] * index.duration_min / index.slot_minutes,
+                      dtype=float)
 
 
 def node_capacity(index: Index) -> FloatArray:

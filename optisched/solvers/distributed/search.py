@@ -31,6 +31,7 @@ from optisched.solvers.distributed.coordinate import (
 from optisched.solvers.distributed.partition import (
     Partitioning,
     default_partitions,
+    job_work,
     node_capacity,
     partition_nodes,
 )
@@ -196,6 +197,7 @@ class _Run:
         self.task_seconds = 0.0  # measured wall time of a sub-solve's plan [s]
         self.coarse_best: FloatArray | None = None  # (P, J) the coarse phase's job costs
         self.passed = 0  # dropped jobs passed on to a later first solve [jobs]
+        self.work = job_work(index)  # [reference GPU-slots]
         self.cost_seconds = 0.0  # measured wall time of pricing every mobile job [s]
 
     # ------------------------------------------------------------------ phases
@@ -383,11 +385,13 @@ class _Run:
 
         dropped: dict[int, int] = {}  # dropped mobile job -> the task that dropped it
         later = set(range(P))  # partitions whose first solve has not started
+        # task k takes the drops of tasks up to k − lag only, and is built once they are
+        # answered: the same whichever worker was faster
+        lag = self.engine.workers
 
         def make(k: int) -> SolveTask:
             p = order[k]
             later.discard(p)
-            lag = self.engine.workers  # the drops of tasks up to k − workers only
             self._pass_on(p, {j: t for j, t in dropped.items() if t <= k - lag}, later)
             for j in [j for j in dropped if self.part_of_job[j] == p]:
                 del dropped[j]
@@ -413,9 +417,7 @@ class _Run:
                       "past its slot), objective %.6g, %s", r.part, total, after[-1],
                       over[-1], r.objective, r.info)
 
-        # task k takes the drops of tasks up to k − workers only: the same whichever
-        # worker was faster
-        out = self.engine.map_lazy("solve", P, make, done, lag=self.engine.workers)
+        out = self.engine.map_lazy("solve", P, make, done, lag=lag)
         self.task_seconds = float(np.mean(plans)) if plans else 0.0
         return [self._without_passed(r) for r in sorted(out, key=lambda r: r.part)]
 
@@ -428,7 +430,6 @@ class _Run:
         best = self.coarse_best
         if best is None or not dropped:
             return
-        ix = self.index
         jobs = np.fromiter(dropped, dtype=np.int64)
         cost = best[:, jobs]
         here = np.isfinite(cost[p])
@@ -438,12 +439,12 @@ class _Run:
         cand = jobs[here]
         if not cand.size:
             return
-        work = ix.usage[:, 0] * ix.duration_min / ix.slot_minutes  # reference GPU-slots
+        work = self.work
         mine = self._jobs_of(p)
         spare = PASS_FILL * float(self.parts.capacity[p]) - float(work[mine].sum())
         if spare <= 0:
             return
-        density = ix.drop_penalty[cand] / np.maximum(work[cand], 1e-9)
+        density = self.index.drop_penalty[cand] / np.maximum(work[cand], 1e-9)
         cand = cand[np.lexsort((cand, -density))]
         take = cand[np.cumsum(work[cand]) <= spare]
         self.part_of_job[take] = p
@@ -608,11 +609,10 @@ class _Run:
         """A dropped job moves only to a partition whose reference GPU-slots left
         (:data:`PASS_FILL` of its capacity less its placed jobs') hold it: ``best`` is
         ``inf`` elsewhere (its energy price alone sends it where it is dropped again)."""
-        ix = self.index
         drop = self.mobile[self.node[self.mobile] < 0]
         if not drop.size:
             return
-        work = ix.usage[:, 0] * ix.duration_min / ix.slot_minutes  # reference GPU-slots
+        work = self.work
         placed = np.nonzero(self.node >= 0)[0]
         used = np.bincount(self.part_of_job[placed], weights=work[placed],
                            minlength=self.parts.count)
