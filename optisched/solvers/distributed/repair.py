@@ -136,38 +136,44 @@ def _cheapest_free(index: Index, j: int, free: FloatArray, cum: FloatArray,
                    ) -> tuple[int, int, int, float] | None:
     """Job ``j``'s cheapest (node, start, duration, cost) whose resources are free for its
     whole run (ties: earlier option, earlier start), or None; ``ban``: the partition of
-    every node and the partitions to leave out."""
+    every node and the partitions to leave out. The options are taken in groups of one
+    window and duration (one per node speed, mostly), each a dense (options × starts)
+    test."""
     T = index.T
     lo, hi = int(index.opt_job_ptr[j]), int(index.opt_job_ptr[j + 1])
     o = np.arange(lo, hi)
-    width = index.opt_latest[o] - index.opt_earliest[o] + 1
-    keep = width > 0
+    keep = index.opt_latest[o] >= index.opt_earliest[o]
     if ban is not None:
         keep &= ~np.isin(ban[0][index.opt_node[o]], list(ban[1]))
-    o, width = o[keep], width[keep]
+    o = o[keep]
     if not o.size:
         return None
-    # every (option, start) of the windows
-    oo = np.repeat(o, width)
-    first = np.cumsum(width) - width
-    s = index.opt_earliest[oo] + (np.arange(oo.size) - np.repeat(first, width))
-    n = index.opt_node[oo]
-    d = index.opt_dur[oo]
-    ok = (s >= 0) & (s + d <= T) & (index.avail_run[n, np.clip(s, 0, T - 1)] >= d)
-    if not ok.any():
-        return None
-    oo, s, n, d = oo[ok], s[ok], n[ok], d[ok]
+    n = index.opt_node[o]
     # a slot blocks a node when some resource has less free than the job uses
-    nodes = np.unique(n)
-    blocked = (free[nodes] < index.usage[j][None, None, :] - TOL).any(axis=2)
-    csum = np.zeros((nodes.size, T + 1), dtype=np.int64)
+    blocked = (free[n] < index.usage[j][None, None, :] - TOL).any(axis=2)
+    csum = np.zeros((o.size, T + 1), dtype=np.int64)
     csum[:, 1:] = np.cumsum(blocked, axis=1)
-    row = np.searchsorted(nodes, n)
-    fits = csum[row, s + d] - csum[row, s] == 0
-    if not fits.any():
+    e, l_, d = index.opt_earliest[o], index.opt_latest[o], index.opt_dur[o]
+    groups = np.unique(np.stack([e, l_, d], axis=1), axis=0)
+    best: tuple[float, int, int, int, int, int] | None = None  # cost, option, start, ...
+    for ge, gl, gd in groups:
+        rows = np.nonzero((e == ge) & (l_ == gl) & (d == gd))[0]
+        s = np.arange(max(0, int(ge)), min(int(gl), T - int(gd)) + 1)
+        if not s.size:
+            continue
+        cs = csum[rows]
+        nn = n[rows]
+        fits = (cs[:, s + gd] == cs[:, s]) & (index.avail_run[nn][:, s] >= gd)
+        if not fits.any():
+            continue
+        cost = (index.opt_power[o[rows]][:, None] * (cum[nn][:, s + gd] - cum[nn][:, s])
+                + index.opt_latency_cost[o[rows]][:, None]
+                + index.tardiness_cost(np.full(s.size, j), s + gd)[None, :])
+        cost = np.where(fits, cost, np.inf)
+        r, c = np.unravel_index(int(np.argmin(cost)), cost.shape)  # first: option, start
+        key = (float(cost[r, c]), int(o[rows[r]]), int(s[c]))
+        if best is None or key < best[:3]:
+            best = (*key, int(nn[r]), int(s[c]), int(gd))
+    if best is None:
         return None
-    oo, s, n, d = oo[fits], s[fits], n[fits], d[fits]
-    cost = (index.opt_power[oo] * (cum[n, s + d] - cum[n, s]) + index.opt_latency_cost[oo]
-            + index.tardiness_cost(np.full(oo.size, j), s + d))
-    k = int(np.lexsort((s, oo, cost))[0])
-    return int(n[k]), int(s[k]), int(d[k]), float(cost[k])
+    return best[3], best[4], best[5], best[0]
