@@ -157,15 +157,23 @@ def assign_jobs(index: Index, part_of: IntArray, best: FloatArray, option: IntAr
                  time_limit=time_limit)
     ran = hs.run(h)
     sol = hs.solution(h)
-    if not (ran.optimal and sol.value_valid):  # e.g. over-full in aggregate
-        log.info("coarse assignment LP: %s; jobs go to their cheapest partitions", ran.text)
+    pp, jj, cost = lp.part, lp.job, lp.cost
+    if not (ran.optimal and sol.value_valid):  # e.g. the time limit
+        log.info("coarse assignment LP: %s; jobs go to their cheapest partition with room",
+                 ran.text)
         out[free] = cheapest
+        # every column alike: each job (highest drop penalty per GPU-slot first) takes its
+        # cheapest partition whose capacity rows still hold it
+        order = np.lexsort((pp, cost, jj))
+        first = np.ones(order.size, dtype=bool)
+        first[1:] = jj[order][1:] != jj[order][:-1]
+        drop = np.nan_to_num(index.drop_penalty, nan=np.inf)
+        _round_within(lp, np.ones(pp.size), order, first, out, -drop[jj[order[first]]])
         return Assignment(out, price)
     if sol.dual_valid:  # the job rows follow the P·B capacity rows
         y = sol.row_duals()[lp.blocks[0] * lp.blocks[1]:]
         if y.size == free.size and np.isfinite(y).all():
             price[free] = y
-    pp, jj, cost = lp.part, lp.job, lp.cost
     x = np.round(sol.primal()[:pp.size], 9)
     # per job: largest x, then cheaper, then lower partition
     order = np.lexsort((pp, cost, -x, jj))
@@ -173,7 +181,7 @@ def assign_jobs(index: Index, part_of: IntArray, best: FloatArray, option: IntAr
     first[1:] = jj[order][1:] != jj[order][:-1]
     lead = order[first]
     out[jj[lead]] = pp[lead]
-    _round_within(lp, x, order, first, out)
+    _round_within(lp, x, order, first, out, -x[lead])
     dropped = np.zeros(J, dtype=bool)
     dropped[jj[lead]] = x[lead] < 1e-9  # the LP drops it: cheapest partition decides
     dj = np.nonzero(dropped)[0]
@@ -183,20 +191,20 @@ def assign_jobs(index: Index, part_of: IntArray, best: FloatArray, option: IntAr
 
 
 def _round_within(lp: _Transport, x: FloatArray, order: IntArray, first: BoolArray,
-                  out: IntArray) -> None:
-    """Round the LP's fractional assignment within its capacity rows: jobs by their largest
-    ``x`` (highest first, ties by position) each take the first of their columns with
-    ``x > 0`` (by ``x``, then cost, then partition) whose use still fits every capacity row
-    it is charged to, else their largest (``out``, updated). An interior-point solution
-    splits alike jobs evenly between partitions, and each going to its largest share
-    would put all of them on one."""
+                  out: IntArray, key: FloatArray) -> None:
+    """Round the LP's fractional assignment within its capacity rows: jobs by ``key``
+    (lowest first, ties by position; the LP's rounding: minus their largest ``x``) each
+    take the first of their columns in ``order`` with ``x > 0`` whose use still fits
+    every capacity row it is charged to, else keep ``out`` (updated). An interior-point
+    solution splits alike jobs evenly between partitions, and each going to its largest
+    share would put all of them on one."""
     A = lp.model.A.tocsc()
     n_cap = lp.blocks[0] * lp.blocks[1]
     left = np.asarray(lp.model.row_hi[:n_cap], dtype=float).copy()
     starts = np.nonzero(first)[0]
     ends = np.append(starts[1:], order.size)
     lead_x = x[order[starts]]
-    for k in np.lexsort((lp.job[order[starts]], -lead_x)):
+    for k in np.lexsort((lp.job[order[starts]], key)):
         if lead_x[k] < 1e-9:
             continue
         for c in order[starts[k]:ends[k]]:

@@ -522,7 +522,8 @@ class _Run:
         (:func:`~optisched.solvers.distributed.repair.find_room`, one place reserved per
         job, none overlapping) are added to the partitions of those places, hinted there,
         and those partitions are solved again from their plans (hints: the current
-        placement), the dearest drops first, as many as fit the time left
+        placement; greedy's construction and exact dispatch, no local search), the dearest
+        drops first, as many as fit the time left
         (:meth:`_round_fit`). A re-solve is kept when it is cheaper than its plan with the
         added jobs dropped and runs every job its plan ran; a job it does not place is not
         tried there again. One map per wave, answers in partition order: the same plan on
@@ -536,6 +537,8 @@ class _Run:
             fit = self._round_fit(parts.count, pricing=False) if self.params.rounds is None \
                 else parts.count
             if fit == 0:
+                log.info("no repair wave: %.1f s left, a sub-solve takes %.1f s",
+                         self._time_left() - self._final_reserve(), self.task_seconds)
                 break
             assert self.flows is not None
             tc = time.perf_counter()
@@ -565,7 +568,8 @@ class _Run:
                 task.hint_node[at] = room.node[added[p]]
                 task.hint_start[at] = room.start[added[p]]
                 task.seed = _seed(self.options.seed, 1000 + wave, p)
-                task.sub_solver = "greedy"
+                task.sub_solver = "greedy"  # insertion from the hints, no search
+                task.greedy_moves = 0
                 task.bound = None
                 tasks.append(task)
             log.info("repair wave %d: %d dropped jobs with room (of %d dropped) into %d "
