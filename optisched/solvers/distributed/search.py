@@ -81,6 +81,10 @@ before the deadline)."""
 PASS_FILL = 0.85
 """Share of a partition's reference GPU-slots [-] that its own jobs and the dropped jobs
 passed on to its first solve may fill (as the coarse model's ``FILL``)."""
+REPAIR_SHARE = 0.2
+"""Share of the first solves' window [-] kept for the repair waves when the drops of
+mobile jobs are all of the first solves' cost (in proportion below that; ``deterministic``
+runs with ``repair_waves``)."""
 ROUND_MARGIN = 1.2
 """Factor [-] on the measured time of a sub-solve and of the pricing of the moves when a
 round is planned to fit the time left (a round takes the heaviest pairs that fit)."""
@@ -384,6 +388,10 @@ class _Run:
         share = FIRST_SOLVE_WINDOW if det else FIRST_SOLVE_SHARE
         factor = 2.0 if det else 1.0  # the sub-solve's part of the slot per bound part
         end = min(now + share * self._time_left(), self.deadline - self._final_reserve())
+        # time kept for the repair waves, up to REPAIR_SHARE of the window, as the drops of
+        # mobile jobs weigh in the cost of the first solves answered so far
+        keep = REPAIR_SHARE * (end - now) if det and self.params.repair_waves > 0 else 0.0
+        costs = [0.0, 0.0]  # |cost| of the first solves answered, their mobile drops' [money]
         first_share = BOUND_SHARE / (factor + BOUND_SHARE) if self.params.bound else 0.0
         begun: dict[int, tuple[float, float]] = {}
         after: list[float] = []  # a task's time after its plan (its bound share) [s]
@@ -404,7 +412,8 @@ class _Run:
             for j in [j for j in dropped if self.part_of_job[j] == p]:
                 del dropped[j]
             t = time.perf_counter()
-            slot = plan_slot(t, end, P - k, self.engine.workers,
+            weight = min(1.0, costs[1] / costs[0]) if costs[0] > 0 else 0.0
+            slot = plan_slot(t, end - keep * weight, P - k, self.engine.workers,
                              float(np.mean(after)) if after else None,
                              float(np.mean(over)) if over else 0.0, first_share)
             begun[p] = (t, slot[0] + slot[1])
@@ -417,6 +426,10 @@ class _Run:
             after.append(max(0.0, total - r.seconds))
             over.append(max(0.0, total - planned))
             plans.append(total - after[-1])
+            if r.ok:
+                lost = r.jobs[(r.node < 0) & np.isin(r.jobs, self.mobile)]
+                costs[0] += abs(r.objective)
+                costs[1] += float(np.nansum(self.index.drop_penalty[lost]))
             if r.ok and self.coarse_best is not None:  # a later first solve may place
                 for j in r.jobs[r.node < 0]:  # the jobs it dropped
                     if self.part_of_job[j] == r.part:
