@@ -445,22 +445,29 @@ class _Run:
     def _pass_on(self, p: int, dropped: dict[int, int], later: set[int]) -> None:
         """Give partition ``p`` (whose first solve starts now) the jobs that earlier first
         solves dropped and that are cheapest on ``p`` among the partitions not started
-        yet (by the coarse phase's costs), as many as ``p``'s capacity left after its own
-        jobs holds (reference GPU-slots, :data:`PASS_FILL` of it), the highest drop
-        penalty per GPU-slot first. A job it drops again goes on to a later one."""
+        yet whose GPU-slots left hold them (by the coarse phase's costs; before
+        2026-12-03 among all not started: a job cheapest on a full later partition was
+        never passed on), as many as ``p``'s capacity left after its own jobs holds
+        (reference GPU-slots, :data:`PASS_FILL` of it), the highest drop penalty per
+        GPU-slot first. A job it drops again goes on to a later one."""
         best = self.coarse_best
         if best is None or not dropped:
             return
         jobs = np.fromiter(dropped, dtype=np.int64)
         cost = best[:, jobs]
         here = np.isfinite(cost[p])
+        work = self.work
         rest = sorted(later)
-        if rest:
-            here &= cost[p] <= cost[rest].min(axis=0)
+        if rest:  # the cheapest among the later partitions whose GPU-slots left hold it
+            held = np.bincount(self.part_of_job[self.part_of_job >= 0],
+                               weights=work[self.part_of_job >= 0],
+                               minlength=self.parts.count)
+            left = PASS_FILL * self.parts.capacity[rest] - held[rest]
+            fits = left[:, None] >= work[jobs][None, :]
+            here &= cost[p] <= np.where(fits, cost[rest], np.inf).min(axis=0)
         cand = jobs[here]
         if not cand.size:
             return
-        work = self.work
         mine = self._jobs_of(p)
         spare = PASS_FILL * float(self.parts.capacity[p]) - float(work[mine].sum())
         if spare <= 0:
