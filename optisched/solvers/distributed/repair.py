@@ -13,6 +13,8 @@ places with the jobs added there; the benchmark reports the same counts.
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,7 +73,7 @@ def free_resources(index: Index, node: IntArray, start: IntArray) -> FloatArray:
 
 def find_room(index: Index, node: IntArray, start: IntArray, work: FloatArray,
               pi: FloatArray | None = None, part_of: IntArray | None = None,
-              banned: dict[int, set[int]] | None = None) -> Room:
+              banned: dict[int, set[int]] | None = None, until: float = math.inf) -> Room:
     """The dropped droppable jobs of a placement and a free place for each that has one.
 
     Jobs are taken by drop penalty per reference GPU-slot (``work``), highest first (ties
@@ -94,6 +96,9 @@ def find_room(index: Index, node: IntArray, start: IntArray, work: FloatArray,
         Partition of every node (with ``banned``).
     banned : dict of job -> set of int, optional
         Partitions where a job is not to be placed (tried without success).
+    until : float
+        ``time.perf_counter()`` after which no further job is looked at (the jobs so far
+        keep their places; default: none).
 
     Returns
     -------
@@ -115,6 +120,8 @@ def find_room(index: Index, node: IntArray, start: IntArray, work: FloatArray,
     jobs, nodes, starts, costs = [], [], [], []
     banned = banned or {}
     for j in order:
+        if time.perf_counter() > until:
+            break
         no = banned.get(int(j))
         got = _cheapest_free(index, int(j), free, cum,
                              None if not no or part_of is None else (part_of, no))

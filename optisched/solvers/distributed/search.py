@@ -85,6 +85,9 @@ REPAIR_SHARE = 0.2
 """Share of the first solves' window [-] kept for the repair waves when the drops of
 mobile jobs are all of the first solves' cost (in proportion below that; ``deterministic``
 runs with ``repair_waves``)."""
+REPAIR_FIND = 0.25
+"""Share of the time left [-] for the search of free places of a repair wave (the jobs
+are looked at densest drop penalty first; the rest wait for the next wave)."""
 ROUND_MARGIN = 1.2
 """Factor [-] on the measured time of a sub-solve and of the pricing of the moves when a
 round is planned to fit the time left (a round takes the heaviest pairs that fit)."""
@@ -564,9 +567,16 @@ class _Run:
             tc = time.perf_counter()
             pi = price_proxy(ix, grid_import=self.flows.grid_import,
                              grid_export=self.flows.grid_export)
-            room = find_room(ix, self.node, self.start, self.work, pi, parts.part_of, banned)
+            # the search for places gets a share of the time left (the densest jobs first)
+            until = tc + REPAIR_FIND * max(0.0, self._time_left() - self._final_reserve())
+            room = find_room(ix, self.node, self.start, self.work, pi, parts.part_of, banned,
+                             until)
             if not room.jobs.size:
                 break
+            if self.params.rounds is None:  # the search took some of the time
+                fit = min(fit, self._round_fit(parts.count, pricing=False))
+                if fit == 0:
+                    break
             dest = parts.part_of[room.node]
             pen = ix.drop_penalty[room.jobs]
             worth = np.bincount(dest, weights=pen, minlength=parts.count)
