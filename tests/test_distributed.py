@@ -176,9 +176,10 @@ def test_jobs_a_first_solve_drops_are_placed_by_a_later_one(
 def test_rounds_move_dropped_jobs_to_a_partition_with_room(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The coarse model is made to put the four droppable 6-hour jobs on feeder ``fb``,
-    the last partition solved: it drops two, which no later first solve can take; the
-    rounds place them (on ``fa``, which has room)."""
+    and nothing is passed on (``PASS_FILL = 0``): it drops two; the rounds place them (on
+    ``fa``, which has room)."""
     p = _four_droppable_jobs_on(monkeypatch, 1)
+    monkeypatch.setattr(dsearch, "PASS_FILL", 0.0)
     kw = dict(time_limit=60, seed=0, partitions=2, workers=1, sub_solver="greedy",
               repair_waves=0)
     first = solve(p, "distributed", rounds=0, **kw)  # type: ignore[arg-type]
@@ -669,12 +670,13 @@ def test_find_room_reserves_free_places_that_never_overlap() -> None:
 
 def test_the_repair_wave_places_dropped_jobs_that_have_room(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The coarse model is made to put four droppable 6-hour jobs on feeder ``fb``, the last
-    partition solved: it drops two (no later first solve, no round). The repair wave finds
+    """The coarse model is made to put four droppable 6-hour jobs on feeder ``fb``, and
+    nothing is passed on (``PASS_FILL = 0``): it drops two (no round). The repair wave finds
     room for both on ``fa`` and re-solves it with them: all four run, every job the first
     plan ran still runs, the plan passes the evaluator and is cheaper by about their two
     penalties; with ``repair_waves=0`` two stay dropped."""
     p = _four_droppable_jobs_on(monkeypatch, 1)
+    monkeypatch.setattr(dsearch, "PASS_FILL", 0.0)
     kw = dict(time_limit=60, seed=0, partitions=2, workers=1, sub_solver="greedy", rounds=0)
     first = solve(p, "distributed", repair_waves=0, **kw)  # type: ignore[arg-type]
     assert int((first.node < 0).sum()) == 2 and first.info["dropped"] == 2
@@ -725,3 +727,16 @@ def test_a_repair_that_drops_a_job_its_plan_ran_is_not_kept() -> None:
         assert run.stats.repaired == int(keep)
         if not keep:
             assert run.results[0].objective == 15.0
+
+
+def test_the_fullest_partition_is_solved_first_and_its_drops_passed_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The coarse model is made to put the four droppable 6-hour jobs on feeder ``fb``
+    (partition 1): it is the fuller partition, so its first solve runs first and the two
+    jobs it drops are passed on to ``fa``'s, which places them (by partition number, ``fb``
+    came last and two stayed dropped: ``test_rounds_move_dropped_jobs_...`` before)."""
+    p = _four_droppable_jobs_on(monkeypatch, 1)
+    plan = solve(p, "distributed", time_limit=60, seed=0, partitions=2, workers=1, rounds=0,
+                 sub_solver="greedy", repair_waves=0)
+    assert plan.info["passed_on"] == 2 and (plan.node >= 0).all()
+    assert evaluate(p, plan).feasible

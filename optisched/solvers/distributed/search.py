@@ -375,7 +375,8 @@ class _Run:
         for it (:func:`plan_slot`): the time until the end of the first solves' share of
         the time left, over the waves still to run, less the bound's measured time per
         task. The ``lns`` partitions (the small ones, whose search gains most per second)
-        start first, in the widest slots; a task that ends early leaves its time to the
+        start first, in the widest slots, then the fullest partitions (their drops have the
+        most partitions left to be passed on to); a task that ends early leaves its time to the
         later ones. Without a clock (``solve(deterministic=True)``) every task gets the
         same budget."""
         P = self.parts.count
@@ -400,7 +401,12 @@ class _Run:
         after: list[float] = []  # a task's time after its plan (its bound share) [s]
         over: list[float] = []  # a task's time past its slot [s]
         plans: list[float] = []  # a task's time to its plan [s]
-        order = sorted(range(P), key=lambda p: (self._sub_solver(p) != "lns", p))
+        # the lns partitions first, then the fullest (by their jobs' GPU-slots): the jobs
+        # their first solves drop have the most partitions left to be passed on to
+        held = np.bincount(self.part_of_job[self.part_of_job >= 0],
+                           weights=self.work[self.part_of_job >= 0], minlength=P)
+        fill = np.round(held / np.maximum(self.parts.capacity, 1e-9), 6)
+        order = sorted(range(P), key=lambda p: (self._sub_solver(p) != "lns", -fill[p], p))
 
         dropped: dict[int, int] = {}  # dropped mobile job -> the task that dropped it
         later = set(range(P))  # partitions whose first solve has not started
