@@ -165,7 +165,7 @@ def test_jobs_a_first_solve_drops_are_placed_by_a_later_one(
     assert plan.objective == pytest.approx(ev.objective, rel=1e-9, abs=1e-9)
     monkeypatch.setattr(dsearch, "PASS_FILL", 0.0)  # no capacity to pass on to
     kept = solve(p, "distributed", time_limit=60, seed=0, partitions=2, workers=1, rounds=0,
-                 sub_solver="greedy")
+                 sub_solver="greedy", repair_waves=0)
     assert kept.info["passed_on"] == 0 and int((kept.node < 0).sum()) == 2
     ev_kept = evaluate(p, kept)
     assert kept.objective == pytest.approx(ev_kept.objective, rel=1e-9)
@@ -176,10 +176,12 @@ def test_jobs_a_first_solve_drops_are_placed_by_a_later_one(
 def test_rounds_move_dropped_jobs_to_a_partition_with_room(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The coarse model is made to put the four droppable 6-hour jobs on feeder ``fb``,
-    the last partition solved: it drops two, which no later first solve can take; the
-    rounds place them (on ``fa``, which has room)."""
+    and nothing is passed on (``PASS_FILL = 0``): it drops two; the rounds place them (on
+    ``fa``, which has room)."""
     p = _four_droppable_jobs_on(monkeypatch, 1)
-    kw = dict(time_limit=60, seed=0, partitions=2, workers=1, sub_solver="greedy")
+    monkeypatch.setattr(dsearch, "PASS_FILL", 0.0)
+    kw = dict(time_limit=60, seed=0, partitions=2, workers=1, sub_solver="greedy",
+              repair_waves=0)
     first = solve(p, "distributed", rounds=0, **kw)  # type: ignore[arg-type]
     assert first.info["passed_on"] == 0 and int((first.node < 0).sum()) == 2
     moved = solve(p, "distributed", rounds=2, **kw)  # type: ignore[arg-type]
@@ -536,3 +538,205 @@ def test_a_tiny_time_limit_on_a_small_city_gives_a_verified_plan() -> None:
     ev = evaluate(p, plan)
     assert ev.feasible, ev.violations[:3]
     assert ev.objective == pytest.approx(plan.objective, rel=1e-6, abs=1e-6)
+
+
+# ---------------------------------------------------------------- drops with room (issue 20)
+
+
+def _big_host_problem() -> Problem:
+    """Feeder ``fa``: one 80 GB host ``a0`` (resource ``big``) and three plain one-GPU
+    nodes, cheap power; feeder ``fb``: one 80 GB host ``b0`` and one plain node, dear
+    power. Two droppable 6-hour jobs need a ``big`` host: partition ``fa`` holds 32
+    GPU-slots (room for both in the pooled capacity) but its one big host holds one."""
+    hz = Horizon(start="2026-06-01T00:00:00+00:00", slot_minutes=60, slots=T)
+    nodes = []
+    for f, tariff, plain in (("a", "ta", 3), ("b", "tb", 1)):
+        nodes.append(Node(node_id=f"{f}0", gpus=1, resources={"big": 1.0}, idle_kw=0.05,
+                          grid_kw=5.0, feeder=f"f{f}", tariff=tariff))
+        for k in range(plain):
+            nodes.append(Node(node_id=f"{f}{k + 1}", gpus=1, idle_kw=0.05, grid_kw=5.0,
+                              feeder=f"f{f}", tariff=tariff))
+    jobs = [Job(job_id=f"g{k}", gpus=1, resources={"big": 1.0}, duration_min=360,
+                power_kw=1.0, drop_penalty=20.0) for k in range(2)]
+    return Problem(
+        scenario=Scenario(horizon=hz), nodes=nodes, jobs=jobs,
+        tariffs={"ta": Tariff.constant(T, price=0.10), "tb": Tariff.constant(T, price=0.40)},
+        feeders={"fa": Feeder(headroom_kw=[6.0] * T), "fb": Feeder(headroom_kw=[6.0] * T)})
+
+
+def test_the_coarse_model_sees_the_capacity_a_job_may_use(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both big-host jobs are cheaper on ``fa``. With the eligibility-class rows the coarse
+    model sends one to ``fb`` and both run (no passing on, no repair, no rounds); with the
+    pooled capacity alone (``CLASSES = 0``, the model before) it sends both to ``fa``,
+    whose first solve drops one (penalty 20)."""
+    from optisched.solvers.distributed import coarse
+
+    p = _big_host_problem()
+    ix = compile_index(p)
+    seen: list[np.ndarray] = []
+
+    def recording(*args, **kw):  # type: ignore[no-untyped-def]
+        got = coarse.assign_jobs(*args, **kw)
+        seen.append(got.part.copy())
+        return got
+
+    monkeypatch.setattr(dsearch, "assign_jobs", recording)
+    monkeypatch.setattr(dsearch, "PASS_FILL", 0.0)
+    kw = dict(time_limit=60, seed=0, partitions=2, workers=1, rounds=0, sub_solver="greedy",
+              repair_waves=0)
+    plan = solve(p, "distributed", **kw)  # type: ignore[arg-type]
+    assert sorted(seen[-1].tolist()) == [0, 1]
+    assert (plan.node >= 0).all()
+    assert sorted(ix.node_ids[int(n)] for n in plan.node) == ["a0", "b0"]
+    assert evaluate(p, plan).feasible
+    monkeypatch.setattr(coarse, "CLASSES", 0)  # the pooled capacity row only
+    old = solve(p, "distributed", **kw)  # type: ignore[arg-type]
+    assert seen[-1].tolist() == [0, 0]
+    assert int((old.node < 0).sum()) == 1
+    assert old.objective == pytest.approx(evaluate(p, old).objective)
+    assert old.objective > plan.objective + 10.0
+
+
+def test_the_class_rows_charge_a_job_only_where_its_nodes_lie() -> None:
+    """``_transport_lp`` on ``_big_host_problem``: one class row per partition (its big
+    host), charged with both jobs' columns on that partition, capacity 1 GPU-slot per
+    block; the pooled rows hold 4 and 2 GPU-slots per block."""
+    from optisched.solvers.distributed import coarse
+
+    p = _big_host_problem()
+    ix = compile_index(p)
+    parts = partition_nodes(ix, 2)
+    best = np.ones((2, ix.J))
+    option = np.array([[ix.find_option(j, n) for j in range(ix.J)]
+                       for n in (ix.node_pos["a0"], ix.node_pos["b0"])])
+    lp = coarse._transport_lp(ix, parts.part_of, best, option, np.arange(ix.J), 1.0)
+    assert lp.classes == 2 and lp.blocks == (4, T)
+    hi = lp.model.row_hi[:4 * T].reshape(4, T)
+    assert hi[:2].tolist() == [[4.0] * T, [2.0] * T]
+    assert hi[2:].tolist() == [[1.0] * T, [1.0] * T]
+    A = lp.model.A.tocsr()
+    for g in (2, 3):  # each class row: both jobs' columns on its partition
+        cols = A[g * T:(g + 1) * T].nonzero()[1]
+        assert sorted(set(lp.part[np.unique(cols)].tolist())) == [g - 2]
+        assert sorted(set(lp.job[np.unique(cols)].tolist())) == [0, 1]
+    plain = coarse._transport_lp(ix, parts.part_of, best, option, np.arange(ix.J), 1.0,
+                                 classes=False)
+    assert plain.classes == 0 and plain.blocks == (2, T)
+
+
+def _room_problem(eight_penalty: float) -> Problem:
+    """Two nodes of one GPU over 8 slots, a must-run 6-slot job and four droppable ones."""
+    hz = Horizon(start="2026-06-01T00:00:00+00:00", slot_minutes=60, slots=T)
+    nodes = [Node(node_id=f"n{k}", gpus=1) for k in range(2)]
+    jobs = [Job(job_id="placed", gpus=1, duration_min=360, power_kw=1.0),
+            Job(job_id="four", gpus=1, duration_min=240, power_kw=1.0, drop_penalty=8.0),
+            Job(job_id="two", gpus=1, duration_min=120, power_kw=1.0, drop_penalty=5.0),
+            Job(job_id="four2", gpus=1, duration_min=240, power_kw=1.0, drop_penalty=8.0),
+            Job(job_id="eight", gpus=1, duration_min=480, power_kw=1.0,
+                drop_penalty=eight_penalty)]
+    return Problem(scenario=Scenario(horizon=hz), nodes=nodes, jobs=jobs,
+                   tariffs={"default": Tariff.constant(T, price=0.2)})
+
+
+def test_find_room_reserves_free_places_that_never_overlap() -> None:
+    """The must-run job runs on ``n0`` in slots 0-5; the four droppable jobs are dropped.
+    Jobs are taken densest first (penalty per GPU-slot), each at its first free place:
+    with "eight" at penalty 90 it takes all of ``n1``, "two" ``n0``'s slots 6-7 and the
+    4-slot jobs find nothing; with "eight" at 0.5 (last) "two" takes ``n0`` 6-7 and the
+    two 4-slot jobs ``n1``'s slots 0-3 and 4-7 (no place reserved twice); with "two" kept
+    off partition 0 (``n0``) it takes ``n1`` 0-1 and leaves room for one 4-slot job."""
+    from optisched.solvers.distributed.repair import find_room, free_resources
+
+    node = np.array([0, -1, -1, -1, -1])
+    start = np.zeros(5, dtype=np.int64)
+    ix = compile_index(_room_problem(90.0))
+    free = free_resources(ix, node, start)
+    assert free[0, :, 0].tolist() == [0.0] * 6 + [1.0] * 2
+    assert free[1, :, 0].tolist() == [1.0] * 8
+    room = find_room(ix, node, start, job_work(ix))
+    assert room.dropped.tolist() == [1, 2, 3, 4]
+    assert room.jobs.tolist() == [4, 2]
+    assert room.node.tolist() == [1, 0] and room.start.tolist() == [0, 6]
+    ix = compile_index(_room_problem(0.5))
+    room = find_room(ix, node, start, job_work(ix))
+    assert room.jobs.tolist() == [2, 1, 3]
+    assert room.node.tolist() == [0, 1, 1] and room.start.tolist() == [6, 0, 4]
+    room = find_room(ix, node, start, job_work(ix), part_of=np.array([0, 1]),
+                     banned={2: {0}})
+    assert room.jobs.tolist() == [2, 1]
+    assert room.node.tolist() == [1, 1] and room.start.tolist() == [0, 2]
+
+
+def test_the_repair_wave_places_dropped_jobs_that_have_room(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The coarse model is made to put four droppable 6-hour jobs on feeder ``fb``, and
+    nothing is passed on (``PASS_FILL = 0``): it drops two (no round). The repair wave finds
+    room for both on ``fa`` and re-solves it with them: all four run, every job the first
+    plan ran still runs, the plan passes the evaluator and is cheaper by about their two
+    penalties; with ``repair_waves=0`` two stay dropped."""
+    p = _four_droppable_jobs_on(monkeypatch, 1)
+    monkeypatch.setattr(dsearch, "PASS_FILL", 0.0)
+    kw = dict(time_limit=60, seed=0, partitions=2, workers=1, sub_solver="greedy", rounds=0)
+    first = solve(p, "distributed", repair_waves=0, **kw)  # type: ignore[arg-type]
+    assert int((first.node < 0).sum()) == 2 and first.info["dropped"] == 2
+    plan = solve(p, "distributed", **kw)  # type: ignore[arg-type]
+    assert plan.status.has_plan, plan.message
+    assert (plan.node >= 0).all(), "a job with room is still dropped"
+    assert (plan.node[first.node >= 0] >= 0).all(), "the repair lost a job"
+    assert plan.info["repaired"] == 2 and plan.info["repair_kept"] == 1
+    assert plan.info["dropped"] == 0
+    ev = evaluate(p, plan)
+    assert ev.feasible and ev.costs["drop"] == pytest.approx(0.0)
+    assert plan.objective == pytest.approx(ev.objective, rel=1e-9, abs=1e-9)
+    assert plan.objective < first.objective - 30.0
+    pool = solve(p, "distributed", **{**kw, "workers": 2,  # type: ignore[arg-type]
+                                      "backend": "processes"})
+    assert pool.info["backend"] == "processes"
+    assert np.array_equal(pool.node, plan.node) and np.array_equal(pool.start, plan.start)
+    assert pool.objective == plan.objective
+
+
+def test_a_repair_that_drops_a_job_its_plan_ran_is_not_kept() -> None:
+    """``_keep_repairs``: partition 0 ran jobs 0 and 1 and dropped job 2 (penalty 10, cost
+    15); a re-solve that runs 2 but drops 1 (cost 12, cheaper) is not kept, and job 2 is
+    not tried there again; one that runs all three (cost 14) is kept."""
+    from types import SimpleNamespace
+
+    from optisched.solvers.distributed.worker import SolveResult, SolveTask
+
+    ix = SimpleNamespace(drop_penalty=np.array([np.nan, 10.0, 10.0]), J=3)
+    jobs = np.arange(3)
+
+    def result(node: list[int], cost: float) -> SolveResult:
+        return SolveResult(0, jobs, True, "", np.array(node), np.zeros(3, dtype=np.int64),
+                           None, cost, 0.0)
+
+    task = SolveTask(0, np.arange(2), jobs, np.array([0, 1, 0]), np.zeros(3, dtype=np.int64),
+                     0, "greedy", 0, 0, 1.0)
+    for new, keep in (([0, -1, 1], False), ([0, 1, 1], True)):
+        run = SimpleNamespace(index=ix, results=[result([0, 1, -1], 15.0)],
+                              part_of_job=np.zeros(3, dtype=np.int64),
+                              node=np.array([0, 1, -1]), stats=dsearch._Stats())
+        run._without_passed = lambda r, run=run: dsearch._Run._without_passed(run, r)
+        banned: dict[int, set[int]] = {}
+        res = result(new, 12.0 if not keep else 14.0)
+        dsearch._Run._keep_repairs(run, [0], [task], [res], banned)  # type: ignore[arg-type]
+        assert (run.results[0] is res) == keep
+        assert run.stats.repair_kept == int(keep)
+        assert run.stats.repaired == int(keep)
+        if not keep:
+            assert run.results[0].objective == 15.0
+
+
+def test_the_fullest_partition_is_solved_first_and_its_drops_passed_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The coarse model is made to put the four droppable 6-hour jobs on feeder ``fb``
+    (partition 1): it is the fuller partition, so its first solve runs first and the two
+    jobs it drops are passed on to ``fa``'s, which places them (by partition number, ``fb``
+    came last and two stayed dropped: ``test_rounds_move_dropped_jobs_...`` before)."""
+    p = _four_droppable_jobs_on(monkeypatch, 1)
+    plan = solve(p, "distributed", time_limit=60, seed=0, partitions=2, workers=1, rounds=0,
+                 sub_solver="greedy", repair_waves=0)
+    assert plan.info["passed_on"] == 2 and (plan.node >= 0).all()
+    assert evaluate(p, plan).feasible

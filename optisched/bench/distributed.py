@@ -16,7 +16,9 @@ Cases (``--cases``, comma-separated):
 ``--solvers distributed,lns,greedy`` runs the single-process solvers on the same
 instances and budget for comparison; ``--backends ray,processes`` runs ``distributed``
 on each engine (side by side); ``--limit`` (seconds, per case ``CASE=SECONDS`` allowed),
-``--seed``, ``--option KEY=VALUE`` (``distributed`` options); ``--bundle DIR`` also writes
+``--seed``, ``--option KEY=VALUE`` (``distributed`` options); ``--room`` also counts the
+dropped jobs that fit the resources the plan leaves free on a node they may use (after
+the measurement: the index is compiled again); ``--bundle DIR`` also writes
 every generated case as a bundle ``DIR/CASE`` (``node_series`` and ``jobs`` as Parquet,
 the rest CSV) and reads it back, and prints the time, peak memory and size of both.
 Run nothing else heavy beside it: memory and time are the machine's.
@@ -36,9 +38,12 @@ from typing import Any
 
 from optisched.domain import Problem
 from optisched.generate import generate
+from optisched.index import compile_index
 from optisched.io import PARQUET_TABLES, read_bundle, write_bundle
 from optisched.shutdown import exit_on_signals
 from optisched.solvers import solve
+from optisched.solvers.distributed.partition import job_work
+from optisched.solvers.distributed.repair import find_room
 from optisched.solvers.options import parse_assignments
 
 __all__ = ["CASES", "MemorySampler", "main", "run_case"]
@@ -111,6 +116,8 @@ class Row:
     phases: dict[str, float]
     gen_seconds: float
     gen_gib: float
+    dropped: int | None = None
+    with_room: int | None = None
 
 
 def _problem(case: str, seed: int) -> tuple[Problem, float, float]:
@@ -142,8 +149,11 @@ def bundle_round_trip(problem: Problem, path: str) -> str:
 
 
 def run_case(case: str, problem: Problem, solver: str, backend: str | None, limit: float,
-             seed: int, options: dict[str, Any], gen: tuple[float, float]) -> Row:
-    """Solve one case with one solver (and backend) and measure it."""
+             seed: int, options: dict[str, Any], gen: tuple[float, float],
+             room: bool = False) -> Row:
+    """Solve one case with one solver (and backend) and measure it; ``room``: also count
+    the dropped jobs that fit the resources the plan leaves free on a node they may use
+    (:func:`optisched.solvers.distributed.repair.find_room`, after the measurement)."""
     opts = dict(options) if solver == "distributed" else {}
     if solver == "distributed" and backend:
         opts["backend"] = backend
@@ -153,16 +163,29 @@ def run_case(case: str, problem: Problem, solver: str, backend: str | None, limi
         secs = time.perf_counter() - t
     info = plan.info
     size = f"{len(problem.jobs)}×{len(problem.nodes)}×{problem.horizon.slots}"
+    dropped = with_room = None
+    if plan.status.has_plan:
+        dropped = int((plan.node < 0).sum())
+        if room:
+            ix = compile_index(problem)
+            with_room = int(find_room(ix, plan.node, plan.start, job_work(ix)).jobs.size)
     return Row(case, size, solver, str(info.get("backend", "-")), plan.status.value,
                plan.objective, plan.bound, secs, mem.peak / 2**30, info.get("partitions"),
                info.get("rounds"), {k[len("phase_"):]: v for k, v in plan.timings.items()
-                                    if k.startswith("phase_")}, gen[0], gen[1])
+                                    if k.startswith("phase_")}, gen[0], gen[1], dropped,
+               with_room)
 
 
 def _gap(row: Row) -> str:
     if row.objective is None or row.bound is None:
         return "–"
     return f"{100.0 * (row.objective - row.bound) / max(abs(row.objective), 1e-9):.2f} %"
+
+
+def _dropped(row: Row) -> str:
+    if row.dropped is None:
+        return "–"
+    return f"{row.dropped}" + ("" if row.with_room is None else f" ({row.with_room})")
 
 
 def _fmt(v: float | None) -> str:
@@ -173,14 +196,15 @@ def table(rows: list[Row]) -> str:
     """The rows as a markdown table."""
     head = ("| case | J×N×T | solver | backend | status | objective | bound | gap | "
             "time to verified plan [s] | peak mem, all processes [GiB] | partitions | rounds "
-            "| phases [s] | generate [s / GiB] |")
-    out = [head, "|" + "---|" * 14]
+            "| dropped (with room) | phases [s] | generate [s / GiB] |")
+    out = [head, "|" + "---|" * 15]
     for r in rows:
         phases = ", ".join(f"{k} {v:.1f}" for k, v in r.phases.items())
         out.append(f"| {r.case} | {r.size} | {r.solver} | {r.backend} | {r.status} | "
                    f"{_fmt(r.objective)} | {_fmt(r.bound)} | {_gap(r)} | {r.seconds:.1f} | "
                    f"{r.peak_gib:.2f} | {r.partitions or '–'} | "
-                   f"{'–' if r.rounds is None else r.rounds} | {phases or '–'} | "
+                   f"{'–' if r.rounds is None else r.rounds} | {_dropped(r)} | "
+                   f"{phases or '–'} | "
                    f"{r.gen_seconds:.1f} / {r.gen_gib:.2f} |")
     return "\n".join(out)
 
@@ -221,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--option", action="append", default=[], help="distributed KEY=VALUE")
     ap.add_argument("--bundle", default=None, help="write each case as a bundle DIR/CASE")
+    ap.add_argument("--room", action="store_true",
+                    help="count the dropped jobs that fit the free resources (after timing)")
     args = ap.parse_args(argv)
     cases = [c for c in args.cases.split(",") if c]
     bad = [c for c in cases if c not in CASES]
@@ -246,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         for solver in [s for s in args.solvers.split(",") if s]:
             for backend in (backends if solver == "distributed" else [None]):
                 row = run_case(case, problem, solver, backend, limits[case], args.seed,
-                               options, (gsecs, ggib))
+                               options, (gsecs, ggib), args.room)
                 rows.append(row)
                 out.write(table([row]).splitlines()[-1] + "\n")
                 out.flush()

@@ -468,6 +468,11 @@ class DistributedOptions(SolverOptions):
         Subgradient steps of the capacity prices in each partition's share, over all its
         passes [steps]; the passes after the first and the steps stop when half the first
         solve's budget is used, or near the time limit.
+    repair_waves : int
+        Repair waves after the first solves [waves]: the dropped droppable jobs that fit
+        the resources the plan leaves free on a node they may use are added to the
+        partitions of those nodes, which are solved again from their plans; a re-solve is
+        kept only when it is cheaper and drops no job its plan ran (0: none).
     """
 
     backend: Literal["auto", "ray", "processes"] = "auto"
@@ -483,6 +488,7 @@ class DistributedOptions(SolverOptions):
     bound: bool = True
     bound_rounds: int = 3
     bound_iterations: int = 40
+    repair_waves: int = 2
 
     def check(self) -> tuple[str, str] | None:
         for key in ("partitions", "workers"):
@@ -491,7 +497,8 @@ class DistributedOptions(SolverOptions):
                 return key, "must be ≥ 1"
         if self.rounds is not None and self.rounds < 0:
             return "rounds", "must be ≥ 0"
-        for key in ("sub_iterations", "greedy_moves", "bound_rounds", "bound_iterations"):
+        for key in ("sub_iterations", "greedy_moves", "bound_rounds", "bound_iterations",
+                    "repair_waves"):
             if getattr(self, key) < 0:
                 return key, "must be ≥ 0"
         if self.moves_per_pair < 1:

@@ -35,6 +35,7 @@ from optisched.solvers.distributed.partition import (
     node_capacity,
     partition_nodes,
 )
+from optisched.solvers.distributed.repair import find_room
 from optisched.solvers.distributed.worker import (
     BoundShare,
     BoundSpec,
@@ -80,6 +81,13 @@ before the deadline)."""
 PASS_FILL = 0.85
 """Share of a partition's reference GPU-slots [-] that its own jobs and the dropped jobs
 passed on to its first solve may fill (as the coarse model's ``FILL``)."""
+REPAIR_SHARE = 0.2
+"""Share of the first solves' window [-] kept for the repair waves when the drops of
+mobile jobs are all of the first solves' cost (in proportion below that; ``deterministic``
+runs with ``repair_waves``)."""
+REPAIR_FIND = 0.25
+"""Share of the time left [-] for the search of free places of a repair wave (the jobs
+are looked at densest drop penalty first; the rest wait for the next wave)."""
 ROUND_MARGIN = 1.2
 """Factor [-] on the measured time of a sub-solve and of the pricing of the moves when a
 round is planned to fit the time left (a round takes the heaviest pairs that fit)."""
@@ -174,6 +182,10 @@ class _Stats:
     polished: int = 0
     polish_improved: int = 0
     merges: int = 0
+    repair_waves: int = 0
+    repair_tried: int = 0
+    repair_kept: int = 0
+    repaired: int = 0
     gains: list[float] = field(default_factory=list)
 
 
@@ -213,6 +225,9 @@ class _Run:
             return Plan.empty(self.problem, "distributed", Status.NO_SOLUTION, failed)
         self.options.report(self.t0, self.objective, None,
                             f"first plan ({self.parts.count} partitions)")
+        tc = time.perf_counter()
+        self._repair()
+        self.timings["repair"] = time.perf_counter() - tc
         tc = time.perf_counter()
         self._rounds()
         self.timings["rounds"] = time.perf_counter() - tc
@@ -360,7 +375,8 @@ class _Run:
         for it (:func:`plan_slot`): the time until the end of the first solves' share of
         the time left, over the waves still to run, less the bound's measured time per
         task. The ``lns`` partitions (the small ones, whose search gains most per second)
-        start first, in the widest slots; a task that ends early leaves its time to the
+        start first, in the widest slots, then the fullest partitions (their drops have the
+        most partitions left to be passed on to); a task that ends early leaves its time to the
         later ones. Without a clock (``solve(deterministic=True)``) every task gets the
         same budget."""
         P = self.parts.count
@@ -376,12 +392,21 @@ class _Run:
         share = FIRST_SOLVE_WINDOW if det else FIRST_SOLVE_SHARE
         factor = 2.0 if det else 1.0  # the sub-solve's part of the slot per bound part
         end = min(now + share * self._time_left(), self.deadline - self._final_reserve())
+        # time kept for the repair waves, up to REPAIR_SHARE of the window, as the drops of
+        # mobile jobs weigh in the cost of the first solves answered so far
+        keep = REPAIR_SHARE * (end - now) if det and self.params.repair_waves > 0 else 0.0
+        costs = [0.0, 0.0]  # |cost| of the first solves answered, their mobile drops' [money]
         first_share = BOUND_SHARE / (factor + BOUND_SHARE) if self.params.bound else 0.0
         begun: dict[int, tuple[float, float]] = {}
         after: list[float] = []  # a task's time after its plan (its bound share) [s]
         over: list[float] = []  # a task's time past its slot [s]
         plans: list[float] = []  # a task's time to its plan [s]
-        order = sorted(range(P), key=lambda p: (self._sub_solver(p) != "lns", p))
+        # the lns partitions first, then the fullest (by their jobs' GPU-slots): the jobs
+        # their first solves drop have the most partitions left to be passed on to
+        held = np.bincount(self.part_of_job[self.part_of_job >= 0],
+                           weights=self.work[self.part_of_job >= 0], minlength=P)
+        fill = np.round(held / np.maximum(self.parts.capacity, 1e-9), 6)
+        order = sorted(range(P), key=lambda p: (self._sub_solver(p) != "lns", -fill[p], p))
 
         dropped: dict[int, int] = {}  # dropped mobile job -> the task that dropped it
         later = set(range(P))  # partitions whose first solve has not started
@@ -396,7 +421,8 @@ class _Run:
             for j in [j for j in dropped if self.part_of_job[j] == p]:
                 del dropped[j]
             t = time.perf_counter()
-            slot = plan_slot(t, end, P - k, self.engine.workers,
+            weight = min(1.0, costs[1] / costs[0]) if costs[0] > 0 else 0.0
+            slot = plan_slot(t, end - keep * weight, P - k, self.engine.workers,
                              float(np.mean(after)) if after else None,
                              float(np.mean(over)) if over else 0.0, first_share)
             begun[p] = (t, slot[0] + slot[1])
@@ -409,6 +435,10 @@ class _Run:
             after.append(max(0.0, total - r.seconds))
             over.append(max(0.0, total - planned))
             plans.append(total - after[-1])
+            if r.ok:
+                lost = r.jobs[(r.node < 0) & np.isin(r.jobs, self.mobile)]
+                costs[0] += abs(r.objective)
+                costs[1] += float(np.nansum(self.index.drop_penalty[lost]))
             if r.ok and self.coarse_best is not None:  # a later first solve may place
                 for j in r.jobs[r.node < 0]:  # the jobs it dropped
                     if self.part_of_job[j] == r.part:
@@ -424,22 +454,29 @@ class _Run:
     def _pass_on(self, p: int, dropped: dict[int, int], later: set[int]) -> None:
         """Give partition ``p`` (whose first solve starts now) the jobs that earlier first
         solves dropped and that are cheapest on ``p`` among the partitions not started
-        yet (by the coarse phase's costs), as many as ``p``'s capacity left after its own
-        jobs holds (reference GPU-slots, :data:`PASS_FILL` of it), the highest drop
-        penalty per GPU-slot first. A job it drops again goes on to a later one."""
+        yet whose GPU-slots left hold them (by the coarse phase's costs; before
+        2026-12-03 among all not started: a job cheapest on a full later partition was
+        never passed on), as many as ``p``'s capacity left after its own jobs holds
+        (reference GPU-slots, :data:`PASS_FILL` of it), the highest drop penalty per
+        GPU-slot first. A job it drops again goes on to a later one."""
         best = self.coarse_best
         if best is None or not dropped:
             return
         jobs = np.fromiter(dropped, dtype=np.int64)
         cost = best[:, jobs]
         here = np.isfinite(cost[p])
+        work = self.work
         rest = sorted(later)
-        if rest:
-            here &= cost[p] <= cost[rest].min(axis=0)
+        if rest:  # the cheapest among the later partitions whose GPU-slots left hold it
+            held = np.bincount(self.part_of_job[self.part_of_job >= 0],
+                               weights=work[self.part_of_job >= 0],
+                               minlength=self.parts.count)
+            left = PASS_FILL * self.parts.capacity[rest] - held[rest]
+            fits = left[:, None] >= work[jobs][None, :]
+            here &= cost[p] <= np.where(fits, cost[rest], np.inf).min(axis=0)
         cand = jobs[here]
         if not cand.size:
             return
-        work = self.work
         mine = self._jobs_of(p)
         spare = PASS_FILL * float(self.parts.capacity[p]) - float(work[mine].sum())
         if spare <= 0:
@@ -506,6 +543,119 @@ class _Run:
         self.start[pinned & (self.part_of_job < 0)] = ix.pinned_start[pinned & (
             self.part_of_job < 0)]
 
+    # ------------------------------------------------------------------ repair
+
+    def _repair(self) -> None:
+        """Repair waves (``docs/algorithms/distributed.md`` §3): the dropped droppable jobs
+        that fit the resources the assembled plan leaves free on a node they may use
+        (:func:`~optisched.solvers.distributed.repair.find_room`, one place reserved per
+        job, none overlapping) are added to the partitions of those places, hinted there,
+        and those partitions are solved again from their plans (hints: the current
+        placement; greedy's construction and exact dispatch, no local search), the dearest
+        drops first, as many as fit the time left
+        (:meth:`_round_fit`). A re-solve is kept when it is cheaper than its plan with the
+        added jobs dropped and runs every job its plan ran; a job it does not place is not
+        tried there again. One map per wave, answers in partition order: the same plan on
+        every engine."""
+        waves = self.params.repair_waves
+        if waves <= 0:
+            return
+        ix, parts = self.index, self.parts
+        banned: dict[int, set[int]] = {}
+        for wave in range(waves):
+            fit = self._round_fit(parts.count, pricing=False) if self.params.rounds is None \
+                else parts.count
+            if fit == 0:
+                log.info("no repair wave: %.1f s left, a sub-solve takes %.1f s",
+                         self._time_left() - self._final_reserve(), self.task_seconds)
+                break
+            assert self.flows is not None
+            tc = time.perf_counter()
+            pi = price_proxy(ix, grid_import=self.flows.grid_import,
+                             grid_export=self.flows.grid_export)
+            # the search for places gets a share of the time left (the densest jobs first)
+            until = tc + REPAIR_FIND * max(0.0, self._time_left() - self._final_reserve())
+            room = find_room(ix, self.node, self.start, self.work, pi, parts.part_of, banned,
+                             until)
+            if not room.jobs.size:
+                break
+            if self.params.rounds is None:  # the search took some of the time
+                fit = min(fit, self._round_fit(parts.count, pricing=False))
+                if fit == 0:
+                    break
+            dest = parts.part_of[room.node]
+            pen = ix.drop_penalty[room.jobs]
+            worth = np.bincount(dest, weights=pen, minlength=parts.count)
+            chosen = [int(p) for p in np.lexsort((np.arange(parts.count), -worth))
+                      if worth[p] > 0][:fit]
+            chosen.sort()
+            added = {p: dest == p for p in chosen}
+            moving = np.zeros(ix.J, dtype=np.int64) - 1  # job -> partition it is added to
+            for p in chosen:
+                moving[room.jobs[added[p]]] = p
+            tasks = []
+            budget = self._wave_budget(len(chosen), 0.3)
+            for p in chosen:
+                mine = self._jobs_of(p)
+                gone = (moving[mine] >= 0) & (moving[mine] != p)
+                jobs = np.union1d(mine[~gone], room.jobs[added[p]]).astype(np.int64)
+                task = self._task(p, jobs, 0, True, budget)
+                at = np.searchsorted(jobs, room.jobs[added[p]])
+                task.hint_node[at] = room.node[added[p]]
+                task.hint_start[at] = room.start[added[p]]
+                task.seed = _seed(self.options.seed, 1000 + wave, p)
+                task.sub_solver = "greedy"  # insertion from the hints, no search
+                task.greedy_moves = 0
+                task.bound = None
+                tasks.append(task)
+            log.info("repair wave %d: %d dropped jobs with room (of %d dropped) into %d "
+                     "partitions (%.1f s to find)", wave + 1, room.jobs.size,
+                     room.dropped.size, len(chosen), time.perf_counter() - tc)
+            ts = time.perf_counter()
+            out = self.engine.map("solve", tasks)
+            n_waves = math.ceil(len(tasks) / max(1, self.engine.workers))
+            self.task_seconds = (time.perf_counter() - ts) / n_waves
+            self.stats.repair_waves += 1
+            self._keep_repairs(chosen, tasks, out, banned)
+            self._assemble()
+            self.options.report(self.t0, self.objective, None, f"repair wave {wave + 1}")
+
+    def _keep_repairs(self, chosen: list[int], tasks: list[SolveTask],
+                      out: list[SolveResult], banned: dict[int, set[int]]) -> None:
+        """Keep every repair re-solve that is cheaper than its plan with the added jobs
+        dropped and runs every job its plan ran (``_repair``); a job it leaves dropped is
+        not tried on its partition again, nor are the added jobs of one not kept."""
+        pen = np.where(np.isnan(self.index.drop_penalty), 0.0, self.index.drop_penalty)
+        kept: dict[int, SolveResult] = {}
+        gone: dict[int, IntArray] = {}
+        for p, task, res in zip(chosen, tasks, out, strict=True):
+            self.stats.repair_tried += 1
+            old = self.results[p]
+            new_in = task.jobs[self.part_of_job[task.jobs] != p]
+            out_p = np.setdiff1d(old.jobs, task.jobs)  # its dropped jobs added elsewhere
+            ref = old.objective - float(pen[out_p].sum()) + float(pen[new_in].sum())
+            placed = res.jobs[res.node >= 0] if res.ok else np.zeros(0, dtype=np.int64)
+            if (res.ok and np.isin(old.jobs[old.node >= 0], placed).all()
+                    and res.objective < ref - REL_TOL * max(1.0, abs(ref))):
+                kept[p], gone[p] = res, out_p
+                was_dropped = task.jobs[self.node[task.jobs] < 0]
+                self.stats.repaired += int(np.isin(was_dropped, placed).sum())
+                for j in res.jobs[res.node < 0]:
+                    banned.setdefault(int(j), set()).add(p)
+            else:
+                for j in new_in:
+                    banned.setdefault(int(j), set()).add(p)
+        # a kept re-solve's jobs are its partition's; a job it gave to a re-solve that was
+        # not kept belongs to no partition (dropped, its penalty in the objective)
+        for p in kept:
+            self.part_of_job[gone[p]] = -1
+        for p, res in kept.items():
+            self.part_of_job[res.jobs] = p
+            self.results[p] = res
+            self.stats.repair_kept += 1
+        self.results = [r if r.part in kept else self._without_passed(r)
+                        for r in self.results]
+
     # ------------------------------------------------------------------ rounds
 
     def _time_left(self) -> float:
@@ -564,16 +714,16 @@ class _Run:
             log.info("round %d: %d pairs, %d polished, objective %.6g (%.1f s)", r,
                      len(pairs), len(polish), self.objective, last)
 
-    def _round_fit(self, P: int) -> int:
+    def _round_fit(self, P: int, pricing: bool = True) -> int:
         """Sub-solves [tasks] the next round can run before the final reserve: the time
-        left less the pricing of the moves, over the measured time of a sub-solve (the
-        last round's per wave, else the first solves' mean), both times
-        :data:`ROUND_MARGIN`, ``workers`` at a time; at most the round's ``P``."""
+        left less the pricing of the moves (``pricing``), over the measured time of a
+        sub-solve (the last round's or repair wave's per wave, else the first solves'
+        mean), both times :data:`ROUND_MARGIN`, ``workers`` at a time; at most ``P``."""
         left = self._time_left() - self._final_reserve()
         if not math.isfinite(left):
             return P
         task = ROUND_MARGIN * self.task_seconds
-        left -= ROUND_MARGIN * self.cost_seconds if P > 1 else 0.0
+        left -= ROUND_MARGIN * self.cost_seconds if P > 1 and pricing else 0.0
         if left <= 0 or task <= 0:
             return 0 if left <= 0 else P
         return int(min(P, max(0, math.floor(left / task)) * max(1, self.engine.workers)))
@@ -725,6 +875,9 @@ class _Run:
             "pairs_accepted": st.pairs_accepted, "jobs_moved": st.jobs_moved,
             "polished": st.polished, "polish_improved": st.polish_improved,
             "merges": st.merges, "passed_on": self.passed,
+            "repair_waves": st.repair_waves, "repair_tried": st.repair_tried,
+            "repair_kept": st.repair_kept, "repaired": st.repaired,
+            "dropped": int(np.sum(self.node < 0)),
             "sub_solver": self.params.sub_solver,
             "bound_source": None if bound is None else "lagrangian (per partition)",
             "bound_iterations": sum(sh.steps for sh in self.shares),
