@@ -335,7 +335,7 @@ def test_no_full_model_above_the_column_cap(monkeypatch: pytest.MonkeyPatch) -> 
 def test_greedy_start_gets_a_share_of_the_budget_on_linear_instances(
         linear: bool, spy: Callable[[object, str], list[Any]]) -> None:
     """On linear (ICON-class) instances greedy's local search may use 0.4 of the budget
-    for the start; elsewhere min(10 s, 0.05 of it)."""
+    for the start, at most max(24 s, 0.1 of it); elsewhere min(10 s, 0.05 of it)."""
     from optisched.bounds.aggregate import linear_nodes
     from optisched.generate import generate
     from optisched.generate.tight import tight_problem
@@ -347,9 +347,11 @@ def test_greedy_start_gets_a_share_of_the_budget_on_linear_instances(
     index = compile_index(problem)
     assert bool(linear_nodes(index).all()) is linear
     calls = spy(start_mod, "run_greedy")
-    plan, origin = start_mod.start_plan(problem, index, SolveOptions(seed=0), 50.0)
-    assert origin == "greedy" and plan.status.has_plan
-    assert [args[2].time_limit for args, _ in calls] == [pytest.approx(20.0 if linear else 2.5)]
+    for budget in (50.0, 300.0):
+        plan, origin = start_mod.start_plan(problem, index, SolveOptions(seed=0), budget)
+        assert origin == "greedy" and plan.status.has_plan
+    expect = [20.0, 30.0] if linear else [2.5, 10.0]
+    assert [args[2].time_limit for args, _ in calls] == pytest.approx(expect)
 
 
 def test_lns_reports_the_greedy_starts_plans_while_its_local_search_runs() -> None:

@@ -43,7 +43,7 @@ __all__ = [
 T = TypeVar("T", bound="SolverOptions")
 
 LNS_KINDS = ("window", "feeder", "region", "worst_nodes", "random_nodes", "expensive",
-             "penalty", "random_jobs", "lp", "machine", "time_band")
+             "penalty", "random_jobs", "lp", "machine", "time_band", "local")
 """Neighbourhood kinds of ``lns`` (``docs/algorithms/lns.md``)."""
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -349,7 +349,8 @@ class LnsOptions(SolverOptions):
     kinds : tuple of str
         Neighbourhood kinds to use (comma-separated on the CLI), from window, feeder,
         region, worst_nodes, random_nodes, expensive, penalty, random_jobs, lp, machine,
-        time_band.
+        time_band, local (greedy's local search from the incumbent; only when every node is
+        linear and without ``max_iterations``).
     lp_bound : bool or "auto"
         Compute the LP (or another scalable) bound in a child process; "auto": when the
         time limit is ≥ 10 s.
@@ -362,8 +363,9 @@ class LnsOptions(SolverOptions):
         After the LP, solve the MILP over the LP's support in the child process.
     greedy_time_limit : float or None
         Budget of the greedy start [s]; None: 0.05·time_limit clipped to [0.2 s, 10 s],
-        or 0.4·time_limit when every node is linear (no PV, battery, demand charge or
-        finite feeder headroom: the ICON class).
+        or min(0.4·time_limit, max(24 s, 0.1·time_limit)) when every node is linear (no
+        PV, battery, demand charge or finite feeder headroom: the ICON class; greedy goes
+        on inside the search as the kind ``local``).
     packing_time_limit : float or None
         Budget of the packing start when greedy and baseline find no plan [s];
         None: max(1 s, 0.4·time_limit).

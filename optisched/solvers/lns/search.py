@@ -32,6 +32,8 @@ from optisched.solvers.base import (
     plan_from_placement,
     usable_cores,
 )
+from optisched.solvers.greedy import GreedySearch, run_greedy
+from optisched.solvers.greedy.scan import default_candidates
 from optisched.solvers.lns.neighbourhoods import Neighbourhood, NeighbourhoodBuilder
 from optisched.solvers.lns.restricted import RestrictedMasterProcess
 from optisched.solvers.lns.start import penalty_problem, start_plan
@@ -44,7 +46,7 @@ from optisched.solvers.lns.subproblem import (
     splice,
     sub_solver_name,
 )
-from optisched.solvers.options import LnsOptions
+from optisched.solvers.options import GreedyOptions, LnsOptions
 
 __all__ = ["DEFAULT_TIME_LIMIT", "MIN_SUB_LIMIT", "SUB_SCENARIOS", "solve_lns",
            "sub_scenario_selection", "sub_solve_limit"]
@@ -72,9 +74,23 @@ MIN_SUB_LIMIT = 0.1
 GROW, SHRINK = 1.3, 0.7
 """Size factors after a sub-solve proven optimal / cut by its time limit."""
 ALPHA = 0.3
-"""Weight of the newest reward in a kind's weight."""
-WEIGHT_FLOOR = 0.05
-"""Smallest weight of a kind, so every kind keeps being tried."""
+"""Weight of the newest measurement in the moving average of an iteration's overhead."""
+LOCAL = "local"
+"""The kind that runs greedy's local search on the whole problem from the incumbent."""
+RATE_PRIOR = 2e-5
+"""Relative gain per second an untried kind is credited with (one second's worth), so
+every kind is tried early and a fruitless one falls below the others after one or two
+tries. Measured improving rates on tight 200 × 10 × 288 and ICON sample07 are about
+1e-5-1e-4 per second."""
+RATE_DECAY = 0.9
+"""Factor on a kind's past gain and seconds at each of its tries (a memory of about ten
+tries)."""
+RATE_FLOOR = 0.25
+"""Smallest draw weight of a kind: this share of the best kind's, divided by the number of
+kinds (the kinds at the floor together are drawn at most a quarter as often as the best),
+so every kind keeps being tried."""
+EMPTY_COST = 0.5
+"""Cost a kind is charged when it offers no neighbourhood or one already solved [s]."""
 CAPACITY_ITERATIONS = 10
 """Evaluations at capacity prices of :func:`~optisched.bounds.lagrangian.capacity_bound`
 (its column generation), shared by the passes."""
@@ -109,7 +125,30 @@ class _Stats:
     improved: int = 0
     gain: float = 0.0
     seconds: float = 0.0
-    weight: float = 1.0
+    dgain: float = 0.0
+    """Decayed relative gain of its tries (``RATE_DECAY`` per try; starts at the prior)."""
+    dsecs: float = 1.0
+    """Decayed cost of its tries [s, or iterations when deterministic]."""
+
+    def record(self, cost: float, rel_gain: float) -> None:
+        """One more try of ``cost`` that gained ``rel_gain`` (relative to the objective)."""
+        self.dgain = RATE_DECAY * self.dgain + rel_gain
+        self.dsecs = RATE_DECAY * self.dsecs + cost
+
+    @property
+    def rate(self) -> float:
+        """Estimated relative gain per second (per iteration when deterministic)."""
+        return self.dgain / max(self.dsecs, 1e-9)
+
+
+def _draw_weights(stats: list[_Stats]) -> FloatArray:
+    """Roulette weights of ``stats``: each one's :attr:`_Stats.rate`, at least
+    :data:`RATE_FLOOR` times the best (so every one keeps being tried)."""
+    rates = np.array([s.rate for s in stats])
+    top = float(rates.max(initial=0.0))
+    if top <= 0.0:
+        return np.ones(len(stats))
+    return np.maximum(rates, RATE_FLOOR * top / len(stats))
 
 
 @dataclass
@@ -383,7 +422,7 @@ class _Search:
         size = (self.params.size if self.params.size is not None
                 else float(min(INITIAL_SIZE, max(index.J, 1))))
         self.state = _State(best=best, objective=best.objective, bound=bound, size=size)
-        self.state.stats = {k: _Stats() for k in self.kinds}
+        self.state.stats = {k: _Stats(dgain=RATE_PRIOR) for k in self.kinds}
         self.builder = NeighbourhoodBuilder(problem, index, self.rng)
         self.builder.refresh(best)
         default_sub = (max(SUB_LIMIT_MIN, min(SUB_LIMIT_MAX, self.budget / 20.0))
@@ -397,6 +436,14 @@ class _Search:
         average when that is larger."""
         self.iterations = 0
         self.proven = False
+        self.local_ok = (LOCAL in self.kinds and not self.deterministic
+                         and bool(self.linear.all()))
+        """Kind ``local`` may be drawn (every node linear, not reproducible)."""
+        self.greedy: GreedySearch | None = None
+        """The last local search's state, and the incumbent's objective it left
+        (:attr:`greedy_at`): while the incumbent stays that, the next local search goes on
+        from it instead of constructing the incumbent again."""
+        self.greedy_at = math.nan
 
     def _start_bound(self, best: Plan) -> float | None:
         """The Lagrangian bound at the start plan's load, improved within 5 % of the
@@ -454,8 +501,9 @@ class _Search:
             lpb = lp_job.poll()
             if lp_job.placement is not None and self.builder.lp is None:
                 self.builder.set_lp(lp_job.placement)
-                if "lp" in state.stats:  # informed: start it at the best weight
-                    state.stats["lp"].weight = max(v.weight for v in state.stats.values())
+                if "lp" in state.stats:  # informed: start it at the best rate
+                    best = max(state.stats.values(), key=lambda v: v.rate)
+                    state.stats["lp"].dgain, state.stats["lp"].dsecs = best.dgain, best.dsecs
             if lpb is not None and (state.bound is None or lpb > state.bound):
                 state.bound, self.bound_source = lpb, self.lp.source
                 self.report("LP bound")
@@ -471,21 +519,27 @@ class _Search:
     def _iterate(self) -> None:
         """One neighbourhood: draw its kind and build it, solve, accept, adapt."""
         state, kinds = self.state, self.kinds
-        weights = np.array([state.stats[k].weight if self.builder.available(k) else 0.0
-                            for k in kinds])
+        weights = _draw_weights([state.stats[k] for k in kinds])
+        weights = weights * np.array([self._available(k) for k in kinds])
+        if not weights.sum() > 0:  # e.g. only ``lp`` asked for, before the LP's solution
+            time.sleep(min(0.1, max(0.0, self.deadline - time.perf_counter())))
+            return
         kind = kinds[int(self.rng.choice(len(kinds), p=weights / weights.sum()))]
         st = state.stats[kind]
+        if kind == LOCAL:
+            self._local_search(st)
+            return
         size = int(min(self.n_movable, max(MIN_SIZE, round(state.size))))
         hood = self.builder.build(kind, size)
         if hood is None or not hood.free.size or not hood.nodes.size:
             # nothing to re-decide: no job freed, or no node to place it on (a freed job
             # with no eligible node stays dropped)
-            st.weight = max(WEIGHT_FLOOR, (1 - ALPHA) * st.weight)
+            st.record(EMPTY_COST, 0.0)
             return
         key = (hood.nodes.tobytes(), np.sort(hood.free).tobytes())
         whole = hood.nodes.size == self.index.N and hood.free.size == self.n_movable
         if key in state.seen:
-            st.weight = max(WEIGHT_FLOOR, (1 - ALPHA) * st.weight)
+            st.record(EMPTY_COST, 0.0)
             state.size = min(self.n_movable, state.size * GROW)
             return
         ts = time.perf_counter()
@@ -496,6 +550,7 @@ class _Search:
         if limit is None:  # building the neighbourhood took the time left
             return
         name = self._sub_solver_for(hood)
+        sw = self.sub_stats.setdefault(name, _Stats())
         result = solve_subproblem(name, sub, limit, int(self.rng.integers(2**31 - 1)),
                                   self.options.threads, self.options.deterministic,
                                   self._pack_workers())
@@ -509,18 +564,78 @@ class _Search:
         # what an iteration takes beyond its sub-solve's limit (the sub-problem's build, the
         # sub-solver's own set-up and flows, the splice priced on every scenario)
         self.overhead = max(secs - limit, (1 - ALPHA) * self.overhead + ALPHA * (secs - limit))
-        ss = self.sub_stats.setdefault(name, _Stats())
-        ss.tried += 1
-        ss.seconds += secs
+        sw.tried += 1
+        sw.seconds += secs
         if improved:
-            ss.improved += 1
-            ss.gain += float(gain or 0.0)
+            sw.improved += 1
+            sw.gain += float(gain or 0.0)
+        sw.record(self._cost(secs), self._rel(gain))
         log.debug("it %d %s/%s: %d jobs %d nodes -> %s in %.2fs (sub limit %.2f, %s), %s",
                   self.iterations, kind, name, hood.free.size, hood.nodes.size,
                   result.status.value, secs, limit,
                   {k: result.info.get(k) for k in ("columns", "integers", "mip_nodes")},
                   "improved" if improved else "kept")
         self._adapt(st, secs, gain, solved_optimal, result.status)
+
+    def _available(self, kind: str) -> bool:
+        """Whether ``kind`` can be drawn now: ``lp`` once the LP's solution has arrived,
+        ``local`` when every node is linear and the run is not reproducible."""
+        if kind == LOCAL:
+            return self.local_ok
+        return self.builder.available(kind)
+
+    def _local_search(self, st: _Stats) -> None:
+        """Kind ``local``: greedy's local search on the whole problem from the incumbent
+        (construction hinted with its placement, exact dispatch, moves) for one sub-solve
+        limit; its plan is taken when cheaper."""
+        state = self.state
+        limit = sub_solve_limit(self.sub_limit, self.deadline - time.perf_counter(),
+                                self.overhead, self.t_lag)
+        if limit is None:
+            return
+        ts = time.perf_counter()
+        seed = int(self.rng.integers(2**31 - 1))
+        if self.greedy is not None and self.greedy_at == state.objective:
+            # the incumbent is still what the last local search left: go on from its state
+            run = self.greedy
+            run.improve(np.random.default_rng(seed), ts + limit, None)
+            plan = plan_from_placement(self.problem, self.index, "lns", Status.FEASIBLE,
+                                       run.state.node, run.state.start,
+                                       run.state.final_flows())
+        else:
+            best = state.best
+            hint = {j: (int(best.node[j]), int(best.start[j])) for j in range(self.index.J)
+                    if best.node[j] >= 0 and not self.index.pinned[j]}
+            gopts = SolveOptions(time_limit=limit, seed=seed,
+                                 params=GreedyOptions(second_start=False, repair=False))
+            run = GreedySearch(self.problem, self.index, default_candidates(self.index))
+            plan = run_greedy(self.problem, self.index, gopts, hint=hint, search=run)
+        self.greedy = run if plan.status.has_plan else None
+        gain = None
+        st.tried += 1
+        if plan.status.has_plan and plan.flows is not None:
+            ev = evaluate(self.problem, plan, self.index)
+            if ev.feasible and ev.objective < state.objective - REL_TOL * max(
+                    1.0, abs(state.objective)):
+                gain = state.objective - ev.objective
+                cand = plan_from_placement(self.problem, self.index, "lns", Status.FEASIBLE,
+                                           plan.node, plan.start, plan.flows)
+                cand.objective = ev.objective
+                state.best, state.objective = cand, ev.objective
+                self.builder.refresh(cand)
+                self.lp.share_incumbent(cand)
+                state.seen.clear()
+                self.report(f"iteration {self.iterations}: local search")
+        self.greedy_at = state.objective
+        secs = time.perf_counter() - ts
+        self.overhead = max(secs - limit, (1 - ALPHA) * self.overhead + ALPHA * (secs - limit))
+        log.debug("it %d local: %s in %.2fs", self.iterations,
+                  "improved" if gain is not None else "kept", secs)
+        st.seconds += secs
+        st.record(self._cost(secs), self._rel(gain))
+        if gain is not None:
+            st.improved += 1
+            st.gain += gain
 
     def _pack_workers(self) -> int:
         """CP-SAT workers of an interval sub-solve: ``threads`` when given, else every usable
@@ -570,15 +685,21 @@ class _Search:
                 self.bound_source = "sub-solve of the whole problem"
         return gain
 
+    def _cost(self, secs: float) -> float:
+        """What a try of ``secs`` seconds costs a kind: its seconds, one when
+        deterministic (so a run with ``max_iterations`` is reproducible)."""
+        return 1.0 if self.deterministic else max(secs, 1e-3)
+
+    def _rel(self, gain: float | None) -> float:
+        """``gain`` relative to the incumbent's objective (0 without a gain)."""
+        return (gain or 0.0) / max(1.0, abs(self.state.objective))
+
     def _adapt(self, st: _Stats, secs: float, gain: float | None, solved_optimal: bool,
                status: Status) -> None:
-        """Move the kind's weight towards its reward and adapt the neighbourhood size."""
+        """Record the try in the kind's rate and adapt the neighbourhood size."""
         state = self.state
         st.seconds += secs
-        cost = 1.0 if self.deterministic else max(secs, 1e-3)
-        rel = (gain or 0.0) / max(1.0, abs(state.objective))
-        reward = (1.0 + min(10.0, 1e3 * rel)) / cost if gain is not None else 0.0
-        st.weight = max(WEIGHT_FLOOR, (1 - ALPHA) * st.weight + ALPHA * reward)
+        st.record(self._cost(secs), self._rel(gain))
         if gain is not None:
             st.improved += 1
             st.gain += gain
@@ -628,7 +749,7 @@ class _Search:
             "restricted_master": state.restricted,
             "final_size": state.size,
             "kinds": {k: {"tried": s.tried, "improved": s.improved, "gain": s.gain,
-                          "seconds": s.seconds, "weight": s.weight}
+                          "seconds": s.seconds, "rate": s.rate}
                       for k, s in state.stats.items()},
             "sub_solvers": {k: {"tried": s.tried, "improved": s.improved, "gain": s.gain,
                                 "seconds": s.seconds} for k, s in self.sub_stats.items()},

@@ -56,7 +56,14 @@ LINEAR_GREEDY_SHARE = 0.4
 is linear (the ICON class; greedy stops earlier on its own when no move improves). There
 its moves are cheap and beat the interval sub-solves per second: tight 200 × 10 seed 0 at
 60 s, 17,409.3 with the general ``min(10, 0.05·budget)`` s start, 16,973.6 with 24 s
-(greedy alone stops at 11.6 s with 17,323.3), docs/algorithms/lns.md §1."""
+(greedy alone stops at 11.6 s with 17,323.3), docs/algorithms/lns.md §1. Capped at
+:data:`LINEAR_GREEDY_CAP`."""
+LINEAR_GREEDY_CAP = (24.0, 0.1)
+"""``(s, share)``: on linear instances the greedy start takes at most
+``max(s, share·budget)`` [s]. Beyond it greedy goes on inside the search as the kind
+``local``, drawn by its rate against the sub-solves (tight 200 × 10 seed 7 at 300 s: 12,747.7
+with a 30 s start against 12,831.7 with 120 s; ICON sample07: 3,828.5 against 3,856.6;
+paired runs, 2026-12-03, BENCHMARKS.md)."""
 
 
 def start_plan(problem: Problem, index: Index, options: SolveOptions,
@@ -85,7 +92,8 @@ def start_plan(problem: Problem, index: Index, options: SolveOptions,
     if params.greedy_time_limit is not None:
         tl = params.greedy_time_limit
     elif index.N and linear_nodes(index).all():
-        tl = max(0.2, LINEAR_GREEDY_SHARE * budget)
+        cap_s, cap_share = LINEAR_GREEDY_CAP
+        tl = max(0.2, min(LINEAR_GREEDY_SHARE * budget, max(cap_s, cap_share * budget)))
     else:
         tl = min(10.0, max(0.2, 0.05 * budget))
     # A start is worth most of the budget: without one the search has nothing to improve.
