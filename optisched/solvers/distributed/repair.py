@@ -26,6 +26,10 @@ __all__ = ["Room", "find_room", "free_resources"]
 
 TOL = 1e-9
 """Tolerance on a resource's free amount [resource units]."""
+BATCH_JOBS = 256
+"""Most jobs whose places :func:`find_room` searches at once [jobs]."""
+BATCH_OPTIONS = 16_384
+"""Most options of those jobs [options] (the dense arrays are options × slots)."""
 
 
 @dataclass(frozen=True)
@@ -79,8 +83,18 @@ def find_room(index: Index, node: IntArray, start: IntArray, work: FloatArray,
     Jobs are taken by drop penalty per reference GPU-slot (``work``), highest first (ties
     by position); each gets its cheapest feasible (option, start) whose resources are free
     for the whole run at marginal prices ``pi`` ``(N, T)`` (default 0: the latency and
-    tardiness costs alone, then the earliest start), and that place is taken from the free
-    resources before the next job. Deterministic.
+    tardiness costs alone, then the earliest start; ties: the earlier option, then the
+    earlier start), and that place is taken from the free resources before the next job.
+    Deterministic.
+
+    The places are searched for a batch of jobs at once (:func:`_cheapest_places`, dense
+    arrays of the batch's options × slots) against the free resources at the batch's
+    start, then reserved in order: a job's place that is still free after the places
+    reserved before it in the batch is its cheapest one now too (the free resources only
+    shrink, costs do not change), a job without a place has none later either; at the
+    first job whose place was taken the batch ends and the next starts there, half as
+    long (twice as long after a batch without such a job). So the places are those of
+    one job after the other.
 
     Parameters
     ----------
@@ -97,7 +111,7 @@ def find_room(index: Index, node: IntArray, start: IntArray, work: FloatArray,
     banned : dict of job -> set of int, optional
         Partitions where a job is not to be placed (tried without success).
     until : float
-        ``time.perf_counter()`` after which no further job is looked at (the jobs so far
+        ``time.perf_counter()`` after which no further batch is looked at (the jobs so far
         keep their places; default: none).
 
     Returns
@@ -117,70 +131,94 @@ def find_room(index: Index, node: IntArray, start: IntArray, work: FloatArray,
         cum[:, 1:] = np.cumsum(pi, axis=1)
     density = index.drop_penalty[drop] / np.maximum(work[drop], 1e-9)
     order = drop[np.lexsort((drop, -density))]
+    ban = None
+    if banned and part_of is not None:
+        ban = (np.asarray(part_of), banned)
+    count = np.diff(index.opt_job_ptr)
     jobs, nodes, starts, costs = [], [], [], []
-    banned = banned or {}
-    for j in order:
-        if time.perf_counter() > until:
-            break
-        no = banned.get(int(j))
-        got = _cheapest_free(index, int(j), free, cum,
-                             None if not no or part_of is None else (part_of, no))
-        if got is None:
-            continue
-        n, s, d, c = got
-        free[n, s:s + d] -= index.usage[j]
-        jobs.append(int(j))
-        nodes.append(n)
-        starts.append(s)
-        costs.append(c)
+    i, size = 0, BATCH_JOBS
+    while i < order.size and time.perf_counter() <= until:
+        # the batch: up to ``size`` jobs and BATCH_OPTIONS options (at least one job)
+        take = order[i:i + size]
+        fit = np.cumsum(count[take]) <= BATCH_OPTIONS
+        take = take[:max(1, int(fit.sum()))]
+        got_n, got_s, got_d, got_c = _cheapest_places(index, take, free, cum, ban)
+        done = take.size
+        for k, j in enumerate(take):
+            n = int(got_n[k])
+            if n < 0:
+                continue
+            s, d = int(got_s[k]), int(got_d[k])
+            use = index.usage[j]
+            if k and not (free[n, s:s + d] >= use[None, :] - TOL).all():
+                done = k  # taken by a job before it in the batch: search again from here
+                break
+            free[n, s:s + d] -= use
+            jobs.append(int(j))
+            nodes.append(n)
+            starts.append(s)
+            costs.append(float(got_c[k]))
+        i += done
+        size = max(1, size // 2) if done < take.size else min(BATCH_JOBS, 2 * size)
     return Room(drop.astype(np.int64), np.array(jobs, dtype=np.int64),
                 np.array(nodes, dtype=np.int64), np.array(starts, dtype=np.int64),
                 np.array(costs, dtype=float))
 
 
-def _cheapest_free(index: Index, j: int, free: FloatArray, cum: FloatArray,
-                   ban: tuple[IntArray, set[int]] | None = None
-                   ) -> tuple[int, int, int, float] | None:
-    """Job ``j``'s cheapest (node, start, duration, cost) whose resources are free for its
-    whole run (ties: earlier option, earlier start), or None; ``ban``: the partition of
-    every node and the partitions to leave out. The options are taken in groups of one
-    window and duration (one per node speed, mostly), each a dense (options × starts)
-    test."""
+def _cheapest_places(index: Index, jobs: IntArray, free: FloatArray, cum: FloatArray,
+                     ban: tuple[IntArray, dict[int, set[int]]] | None = None
+                     ) -> tuple[IntArray, IntArray, IntArray, FloatArray]:
+    """Every job's cheapest (node, start, duration, cost) whose resources are free for its
+    whole run under ``free`` (ties: the earlier option, then the earlier start); node -1
+    when it has none. ``ban``: the partition of every node and the partitions to leave
+    out per job. One dense (options × slots) test over the options of all ``jobs``."""
     T = index.T
-    lo, hi = int(index.opt_job_ptr[j]), int(index.opt_job_ptr[j + 1])
-    o = np.arange(lo, hi)
+    ptr = index.opt_job_ptr
+    lo, hi = ptr[jobs], ptr[jobs + 1]
+    count = hi - lo
+    seg = np.repeat(np.arange(jobs.size), count)  # the batch position of every option
+    o = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count) + \
+        np.repeat(lo, count)
+    jo = jobs[seg]
+    n = index.opt_node[o]
+    e = np.maximum(index.opt_earliest[o], 0)
+    d = index.opt_dur[o].astype(np.int64)
+    last = np.minimum(index.opt_latest[o], T - d)
     keep = index.opt_latest[o] >= index.opt_earliest[o]
     if ban is not None:
-        keep &= ~np.isin(ban[0][index.opt_node[o]], list(ban[1]))
-    o = o[keep]
-    if not o.size:
-        return None
-    n = index.opt_node[o]
-    # a slot blocks a node when some resource has less free than the job uses
-    blocked = (free[n] < index.usage[j][None, None, :] - TOL).any(axis=2)
+        part_of, banned = ban
+        for k, j in enumerate(jobs):
+            no = banned.get(int(j))
+            if no:
+                rows = slice(int(np.searchsorted(seg, k)), int(np.searchsorted(seg, k, "right")))
+                keep[rows] &= ~np.isin(part_of[n[rows]], list(no))
+    # a slot blocks an option's node when some resource has less free than the job uses
+    blocked = (free[n] < index.usage[jo][:, None, :] - TOL).any(axis=2)
     csum = np.zeros((o.size, T + 1), dtype=np.int64)
     csum[:, 1:] = np.cumsum(blocked, axis=1)
-    e, l_, d = index.opt_earliest[o], index.opt_latest[o], index.opt_dur[o]
-    groups = np.unique(np.stack([e, l_, d], axis=1), axis=0)
-    best: tuple[float, int, int, int, int, int] | None = None  # cost, option, start, ...
-    for ge, gl, gd in groups:
-        rows = np.nonzero((e == ge) & (l_ == gl) & (d == gd))[0]
-        s = np.arange(max(0, int(ge)), min(int(gl), T - int(gd)) + 1)
-        if not s.size:
-            continue
-        cs = csum[rows]
-        nn = n[rows]
-        fits = (cs[:, s + gd] == cs[:, s]) & (index.avail_run[nn][:, s] >= gd)
-        if not fits.any():
-            continue
-        cost = (index.opt_power[o[rows]][:, None] * (cum[nn][:, s + gd] - cum[nn][:, s])
-                + index.opt_latency_cost[o[rows]][:, None]
-                + index.tardiness_cost(np.full(s.size, j), s + gd)[None, :])
-        cost = np.where(fits, cost, np.inf)
-        r, c = np.unravel_index(int(np.argmin(cost)), cost.shape)  # first: option, start
-        key = (float(cost[r, c]), int(o[rows[r]]), int(s[c]))
-        if best is None or key < best[:3]:
-            best = (*key, int(nn[r]), int(s[c]), int(gd))
-    if best is None:
-        return None
-    return best[3], best[4], best[5], best[0]
+    s = np.arange(T)
+    end = s[None, :] + d[:, None]
+    endc = np.minimum(end, T)
+    fits = ((np.take_along_axis(csum, endc, axis=1) == csum[:, :T])
+            & (index.avail_run[n] >= d[:, None])
+            & (s[None, :] >= e[:, None]) & (s[None, :] <= last[:, None]) & keep[:, None])
+    cn = cum[n]
+    cost = (index.opt_power[o][:, None] * (np.take_along_axis(cn, endc, axis=1) - cn[:, :T])
+            + index.opt_latency_cost[o][:, None]
+            + index.tardiness_cost(jo[:, None], end))
+    cost = np.where(fits, cost, np.inf)
+    row_best = cost.min(axis=1)
+    row_start = cost.argmin(axis=1)  # the first start of the least cost
+    first = np.cumsum(count) - count
+    has = count > 0
+    job_best = np.full(jobs.size, np.inf)
+    job_best[has] = np.minimum.reduceat(row_best, first[has])
+    pos = np.where(row_best == job_best[seg], np.arange(o.size), o.size)
+    at = np.full(jobs.size, o.size)
+    at[has] = np.minimum.reduceat(pos, first[has])  # the first option of the least cost
+    ok = np.isfinite(job_best) & (at < o.size)
+    at = np.minimum(at, max(o.size - 1, 0))
+    out_n = np.where(ok, n[at], -1).astype(np.int64)
+    out_s = np.where(ok, row_start[at], 0).astype(np.int64)
+    out_d = np.where(ok, d[at], 0).astype(np.int64)
+    return out_n, out_s, out_d, np.where(ok, job_best, np.inf)
