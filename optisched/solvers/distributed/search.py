@@ -1000,6 +1000,8 @@ class _Run:
             "repair_waves": st.repair_waves, "repair_tried": st.repair_tried,
             "repair_kept": st.repair_kept, "repaired": st.repaired,
             "dropped": int(np.sum(self.node < 0)),
+            "first_no_bound_from": self.path.no_bound_from,
+            "first_cheap_from": self.path.cheap_from,
             "sub_solver": self.params.sub_solver,
             "bound_source": None if bound is None else "lagrangian (per partition)",
             "bound_iterations": sum(sh.steps for sh in self.shares),
