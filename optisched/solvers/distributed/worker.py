@@ -352,7 +352,8 @@ class PartitionWorker:
         # the work no time limit stops (the setup, greedy's construction with its exact
         # dispatch, the evaluator's check) and the search the limit stops [s]
         timing = {"setup": t_setup, "build": t_build,
-                  "search": time.perf_counter() - tg - t_build}
+                  "search": time.perf_counter() - tg - t_build,
+                  "construct": float(plan.timings.get("build", 0.0))}  # within build
         info["timing"] = timing
         jobs = task.jobs
         if not plan.status.has_plan or plan.flows is None:
