@@ -856,11 +856,11 @@ def test_a_late_first_solve_takes_the_cheap_path_and_the_repair_wave_runs(
 
 def test_find_room_in_batches_equals_one_job_after_the_other(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """``find_room`` searches places for batches of jobs; on a small city whose jobs are
-    all dropped (they compete for the same cheap places: batches end at taken places
-    often) its places equal those of a scan of every option and start, one job after the
-    other, densest drop penalty first (ties: cost, option, start), with and without
-    partitions kept out, for batches of 1, 3 and 256 jobs."""
+    """``find_room`` searches the options of batches of jobs at once and again only where
+    a place was reserved since; on a small city whose jobs are all dropped (they compete
+    for the same cheap places) its places equal those of a scan of every option and
+    start, one job after the other, densest drop penalty first (ties: cost, option,
+    start), with and without partitions kept out, for batches of 1, 3 and 256 jobs."""
     from optisched.solvers.distributed import repair
 
     p = generate("metro", n_nodes=60, n_jobs=300, seed=3)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from optisched.arrays import FloatArray, IntArray
+from optisched.arrays import BoolArray, FloatArray, IntArray
 from optisched.index import Index
 
 __all__ = ["Room", "find_room", "free_resources"]
@@ -27,7 +27,7 @@ __all__ = ["Room", "find_room", "free_resources"]
 TOL = 1e-9
 """Tolerance on a resource's free amount [resource units]."""
 BATCH_JOBS = 256
-"""Most jobs whose places :func:`find_room` searches at once [jobs]."""
+"""Most jobs whose options :func:`find_room` searches at once [jobs]."""
 BATCH_OPTIONS = 16_384
 """Most options of those jobs [options] (the dense arrays are options × slots)."""
 
@@ -87,14 +87,11 @@ def find_room(index: Index, node: IntArray, start: IntArray, work: FloatArray,
     earlier start), and that place is taken from the free resources before the next job.
     Deterministic.
 
-    The places are searched for a batch of jobs at once (:func:`_cheapest_places`, dense
-    arrays of the batch's options × slots) against the free resources at the batch's
-    start, then reserved in order: a job's place that is still free after the places
-    reserved before it in the batch is its cheapest one now too (the free resources only
-    shrink, costs do not change), a job without a place has none later either; at the
-    first job whose place was taken the batch ends and the next starts there, half as
-    long (twice as long after a batch without such a job). So the places are those of
-    one job after the other.
+    The cheapest start of every option depends only on the free resources of its node.
+    So the options of a batch of jobs are searched at once (:func:`_option_places`, dense
+    arrays of options × slots) against the free resources at the batch's start, and when
+    a job's turn comes only its options on nodes where a place was reserved since are
+    searched again: the places are exactly those of one job after the other.
 
     Parameters
     ----------
@@ -111,7 +108,7 @@ def find_room(index: Index, node: IntArray, start: IntArray, work: FloatArray,
     banned : dict of job -> set of int, optional
         Partitions where a job is not to be placed (tried without success).
     until : float
-        ``time.perf_counter()`` after which no further batch is looked at (the jobs so far
+        ``time.perf_counter()`` after which no further job is looked at (the jobs so far
         keep their places; default: none).
 
     Returns
@@ -120,7 +117,8 @@ def find_room(index: Index, node: IntArray, start: IntArray, work: FloatArray,
         The dropped jobs and the places reserved.
     """
     T = index.T
-    has = np.diff(index.opt_job_ptr) > 0
+    ptr = index.opt_job_ptr
+    has = np.diff(ptr) > 0
     drop = np.nonzero((node < 0) & has & ~np.isnan(index.drop_penalty) & ~index.pinned)[0]
     empty = np.zeros(0, dtype=np.int64)
     if not drop.size:
@@ -131,67 +129,67 @@ def find_room(index: Index, node: IntArray, start: IntArray, work: FloatArray,
         cum[:, 1:] = np.cumsum(pi, axis=1)
     density = index.drop_penalty[drop] / np.maximum(work[drop], 1e-9)
     order = drop[np.lexsort((drop, -density))]
-    ban = None
-    if banned and part_of is not None:
-        ban = (np.asarray(part_of), banned)
-    count = np.diff(index.opt_job_ptr)
+    banned = banned or {}
+    count = np.diff(ptr)
+    version = np.zeros(index.N, dtype=np.int64)  # places reserved on each node so far
     jobs, nodes, starts, costs = [], [], [], []
-    i, size = 0, BATCH_JOBS
+    i = 0
     while i < order.size and time.perf_counter() <= until:
-        # the batch: up to ``size`` jobs and BATCH_OPTIONS options (at least one job)
-        take = order[i:i + size]
-        fit = np.cumsum(count[take]) <= BATCH_OPTIONS
-        take = take[:max(1, int(fit.sum()))]
-        got_n, got_s, got_d, got_c = _cheapest_places(index, take, free, cum, ban)
-        done = take.size
+        # a batch: up to BATCH_JOBS jobs and BATCH_OPTIONS options (at least one job)
+        take = order[i:i + BATCH_JOBS]
+        take = take[:max(1, int((np.cumsum(count[take]) <= BATCH_OPTIONS).sum()))]
+        i += take.size
+        lo = ptr[take]
+        first = np.cumsum(count[take]) - count[take]  # each job's first row
+        o = np.arange(int(count[take].sum())) - np.repeat(first, count[take]) + \
+            np.repeat(lo, count[take])
+        jo = np.repeat(take, count[take])
+        keep = index.opt_latest[o] >= index.opt_earliest[o]
+        if banned and part_of is not None:
+            for k, j in enumerate(take):
+                no = banned.get(int(j))
+                if no:
+                    rows = slice(int(first[k]), int(first[k] + count[j]))
+                    keep[rows] &= ~np.isin(part_of[index.opt_node[o[rows]]], list(no))
+        n = index.opt_node[o]
+        best, when = _option_places(index, o, jo, free, cum, keep)
+        seen = version[n]
         for k, j in enumerate(take):
-            n = int(got_n[k])
-            if n < 0:
-                continue
-            s, d = int(got_s[k]), int(got_d[k])
-            use = index.usage[j]
-            if k and not (free[n, s:s + d] >= use[None, :] - TOL).all():
-                done = k  # taken by a job before it in the batch: search again from here
+            if time.perf_counter() > until:
+                i = order.size
                 break
-            free[n, s:s + d] -= use
+            rows = np.arange(int(first[k]), int(first[k] + count[j]))
+            stale = rows[seen[rows] != version[n[rows]]]
+            if stale.size:  # a place was reserved on their node since they were searched
+                best[stale], when[stale] = _option_places(index, o[stale], jo[stale], free,
+                                                          cum, keep[stale])
+                seen[stale] = version[n[stale]]
+            r = int(rows[0] + np.argmin(best[rows]))  # the first option of the least cost
+            if not np.isfinite(best[r]):
+                continue
+            nn, ss, dd = int(n[r]), int(when[r]), int(index.opt_dur[o[r]])
+            free[nn, ss:ss + dd] -= index.usage[j]
+            version[nn] += 1
             jobs.append(int(j))
-            nodes.append(n)
-            starts.append(s)
-            costs.append(float(got_c[k]))
-        i += done
-        size = max(1, size // 2) if done < take.size else min(BATCH_JOBS, 2 * size)
+            nodes.append(nn)
+            starts.append(ss)
+            costs.append(float(best[r]))
     return Room(drop.astype(np.int64), np.array(jobs, dtype=np.int64),
                 np.array(nodes, dtype=np.int64), np.array(starts, dtype=np.int64),
                 np.array(costs, dtype=float))
 
 
-def _cheapest_places(index: Index, jobs: IntArray, free: FloatArray, cum: FloatArray,
-                     ban: tuple[IntArray, dict[int, set[int]]] | None = None
-                     ) -> tuple[IntArray, IntArray, IntArray, FloatArray]:
-    """Every job's cheapest (node, start, duration, cost) whose resources are free for its
-    whole run under ``free`` (ties: the earlier option, then the earlier start); node -1
-    when it has none. ``ban``: the partition of every node and the partitions to leave
-    out per job. One dense (options × slots) test over the options of all ``jobs``."""
+def _option_places(index: Index, o: IntArray, jo: IntArray, free: FloatArray,
+                   cum: FloatArray, keep: BoolArray) -> tuple[FloatArray, IntArray]:
+    """For options ``o`` of jobs ``jo`` (``keep``: not left out), the least cost of a start
+    whose resources are free for the whole run under ``free`` (``inf``: none) and the first
+    such start. One dense (options × slots) test: free resources, the node's available
+    run, the window."""
     T = index.T
-    ptr = index.opt_job_ptr
-    lo, hi = ptr[jobs], ptr[jobs + 1]
-    count = hi - lo
-    seg = np.repeat(np.arange(jobs.size), count)  # the batch position of every option
-    o = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count) + \
-        np.repeat(lo, count)
-    jo = jobs[seg]
     n = index.opt_node[o]
     e = np.maximum(index.opt_earliest[o], 0)
     d = index.opt_dur[o].astype(np.int64)
     last = np.minimum(index.opt_latest[o], T - d)
-    keep = index.opt_latest[o] >= index.opt_earliest[o]
-    if ban is not None:
-        part_of, banned = ban
-        for k, j in enumerate(jobs):
-            no = banned.get(int(j))
-            if no:
-                rows = slice(int(np.searchsorted(seg, k)), int(np.searchsorted(seg, k, "right")))
-                keep[rows] &= ~np.isin(part_of[n[rows]], list(no))
     # a slot blocks an option's node when some resource has less free than the job uses
     blocked = (free[n] < index.usage[jo][:, None, :] - TOL).any(axis=2)
     csum = np.zeros((o.size, T + 1), dtype=np.int64)
@@ -207,18 +205,4 @@ def _cheapest_places(index: Index, jobs: IntArray, free: FloatArray, cum: FloatA
             + index.opt_latency_cost[o][:, None]
             + index.tardiness_cost(jo[:, None], end))
     cost = np.where(fits, cost, np.inf)
-    row_best = cost.min(axis=1)
-    row_start = cost.argmin(axis=1)  # the first start of the least cost
-    first = np.cumsum(count) - count
-    has = count > 0
-    job_best = np.full(jobs.size, np.inf)
-    job_best[has] = np.minimum.reduceat(row_best, first[has])
-    pos = np.where(row_best == job_best[seg], np.arange(o.size), o.size)
-    at = np.full(jobs.size, o.size)
-    at[has] = np.minimum.reduceat(pos, first[has])  # the first option of the least cost
-    ok = np.isfinite(job_best) & (at < o.size)
-    at = np.minimum(at, max(o.size - 1, 0))
-    out_n = np.where(ok, n[at], -1).astype(np.int64)
-    out_s = np.where(ok, row_start[at], 0).astype(np.int64)
-    out_d = np.where(ok, d[at], 0).astype(np.int64)
-    return out_n, out_s, out_d, np.where(ok, job_best, np.inf)
+    return cost.min(axis=1), cost.argmin(axis=1).astype(np.int64)
