@@ -149,8 +149,8 @@ def find_room(index: Index, node: IntArray, start: IntArray, work: FloatArray,
             for k, j in enumerate(take):
                 no = banned.get(int(j))
                 if no:
-                    rows = slice(int(first[k]), int(first[k] + count[j]))
-                    keep[rows] &= ~np.isin(part_of[index.opt_node[o[rows]]], list(no))
+                    span = slice(int(first[k]), int(first[k] + count[j]))
+                    keep[span] &= ~np.isin(part_of[index.opt_node[o[span]]], list(no))
         n = index.opt_node[o]
         best, when = _option_places(index, o, jo, free, cum, keep)
         seen = version[n]
