@@ -501,7 +501,10 @@ class _Run:
                 del dropped[j]
             t = time.perf_counter()
             weight = min(1.0, costs[1] / costs[0]) if costs[0] > 0 else 0.0
-            stop = end - keep * weight  # the repair waves' share is not the first solves'
+            held = keep * weight  # the repair waves' share is not the first solves'
+            if costs[1] > 0 and fixed:  # drops to repair: at least one repair re-solve
+                held = max(held, min(keep, ROUND_MARGIN * float(np.mean(fixed))))
+            stop = end - held
             path = choose_path(path, k, t, stop, P - k, self.engine.workers, fixed, after)
             bound = path.bound
             slot = plan_slot(t, stop, P - k, self.engine.workers,
