@@ -740,3 +740,172 @@ def test_the_fullest_partition_is_solved_first_and_its_drops_passed_on(
                  sub_solver="greedy", repair_waves=0)
     assert plan.info["passed_on"] == 2 and (plan.node >= 0).all()
     assert evaluate(p, plan).feasible
+
+
+# ---------------------------------------------------------------- within the time limit
+
+
+def test_a_late_wave_ends_the_bound_shares_then_the_search() -> None:
+    """``choose_path``: 20 first solves on 2 workers, 36 s left before the end of the
+    first solves. Measured 2 s of work no limit stops and 1.5 s of bound per task: 10
+    waves of 3.5 s fit, the path stays whole. 2.5 s and 1.5 s: 40 s do not fit, the bound
+    shares end (task 3); 25 s left for 7 waves of 3.5 s + the least search (0.5 s): the
+    cheap path too (task 5); neither switches back when time is left again."""
+    whole = dsearch.FirstPath(True)
+    path = dsearch.choose_path(whole, 0, 0.0, 36.0, 20, 2, [], [])
+    assert path == whole  # nothing measured yet
+    path = dsearch.choose_path(whole, 2, 0.0, 36.0, 20, 2, [2.0, 2.0], [1.5, 1.5])
+    assert path == whole
+    path = dsearch.choose_path(whole, 3, 0.0, 36.0, 20, 2, [2.5], [1.5])
+    assert path == dsearch.FirstPath(False, False, 3, None)
+    path = dsearch.choose_path(path, 5, 11.0, 36.0, 14, 2, [3.5, 3.5], [0.0, 0.0])
+    assert path == dsearch.FirstPath(False, True, 3, 5)
+    assert dsearch.choose_path(path, 6, 0.0, 1e9, 10, 2, [0.1], [0.0]) == path
+    # without a bound asked for, only the search can end
+    path = dsearch.choose_path(dsearch.FirstPath(False), 1, 0.0, 10.0, 4, 2, [5.0], [0.0])
+    assert path == dsearch.FirstPath(False, True, None, 1)
+
+
+def _simulate_paths(fixed: float, bound_pass: float, tasks: int = 20, workers: int = 2,
+                    end: float = 40.0) -> tuple[float, dsearch.FirstPath]:
+    """As ``_simulate`` with the slots of ``plan_slot`` and the paths of ``choose_path``:
+    a task without bound share has no bound time; the end of the last task and the last
+    path."""
+    free = [0.0] * workers
+    after: list[float] = []
+    over: list[float] = []
+    ends: list[float] = []  # when each task ended: its times are measured from then on
+    path = dsearch.FirstPath(True)
+    for k in range(tasks):
+        w = int(np.argmin(free))
+        now = free[w]
+        done = [fixed for e in ends if e <= now]
+        tails = [a for a, e in zip(after, ends, strict=True) if e <= now]
+        path = dsearch.choose_path(path, k, now, end, tasks - k, workers, done, tails)
+        limit, bound = dsearch.plan_slot(
+            now, end, tasks - k, workers, (float(np.mean(after)) if after else None)
+            if path.bound else None, float(np.mean(over)) if over else 0.0,
+            0.2 if path.bound else 0.0)
+        sub = max(0.0 if path.cheap else limit, fixed)
+        tail = max(bound, bound_pass) if path.bound else 0.0
+        after.append(tail)
+        over.append(max(0.0, sub + tail - limit - bound))
+        free[w] = now + sub + tail
+        ends.append(free[w])
+    return max(free), path
+
+
+def test_late_first_solves_end_by_the_end_of_their_share() -> None:
+    # 2.5 s of plan and 1.8 s of bound per task do not fit 40 s (43.7 s without paths,
+    # test_planned_waves_end_by_...): from the second wave on no bound share, by 40 s
+    last, path = _simulate_paths(2.5, 1.8)
+    assert last <= 40.0 and path.no_bound_from == 2 and path.cheap_from is None
+    # 4.2 s of plan alone: more work than the window; the cheap path from the second
+    # wave on holds the tasks to the work itself, never a slot on top: the first wave
+    # (unmeasured: 4.2 s + its bound's 1.8 s) and nine waves of 4.2 s
+    last, path = _simulate_paths(4.2, 1.8)
+    assert path.no_bound_from == 2 and path.cheap_from == 2
+    assert last == pytest.approx(6.0 + 9 * 4.2)
+    # room enough: the whole path throughout
+    last, path = _simulate_paths(1.0, 0.5)
+    assert last <= 40.0 and path == dsearch.FirstPath(True)
+
+
+def test_a_late_first_solve_takes_the_cheap_path_and_the_repair_wave_runs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The repair-wave problem (``test_the_repair_wave_places_...``) with every first
+    solve's construction measured 45 s longer than it was (a fake clock for the work no
+    limit stops, 60 s limit, one worker): after the first (partition ``fb``, which drops
+    two jobs), the second cannot have its 45 s and a bound share within the first solves'
+    share less the repair waves': it is solved without bound share and on the cheap path
+    (no local search), and the repair wave still fits (one re-solve of 1.2 × 45 s in the
+    58 s left) and places both jobs. Measured 1 s longer: the whole path, with a bound."""
+    from optisched.solvers.distributed.worker import PartitionWorker
+
+    real = PartitionWorker.solve
+    seen: list[dsearch.SolveTask] = []
+
+    def slow(extra: float):  # type: ignore[no-untyped-def]
+        def solve_task(self, task):  # type: ignore[no-untyped-def]
+            seen.append(task)
+            res = real(self, task)
+            res.info["timing"]["build"] += extra
+            return res
+        return solve_task
+
+    p = _four_droppable_jobs_on(monkeypatch, 1)
+    monkeypatch.setattr(dsearch, "PASS_FILL", 0.0)
+    kw = dict(time_limit=60, seed=0, partitions=2, workers=1, sub_solver="greedy", rounds=None)
+    monkeypatch.setattr(PartitionWorker, "solve", slow(45.0))
+    plan = solve(p, "distributed", **kw)  # type: ignore[arg-type]
+    assert plan.status.has_plan, plan.message
+    first = seen[:2]
+    assert first[0].bound is not None and first[0].greedy_moves == 50
+    assert first[1].bound is None and first[1].greedy_moves == 0
+    assert plan.info["first_no_bound_from"] == 1 and plan.info["first_cheap_from"] == 1
+    assert plan.bound is None
+    assert plan.info["repair_waves"] == 1 and plan.info["repaired"] == 2
+    assert (plan.node >= 0).all() and evaluate(p, plan).feasible
+    seen.clear()
+    monkeypatch.setattr(PartitionWorker, "solve", slow(1.0))
+    plan = solve(p, "distributed", **kw)  # type: ignore[arg-type]
+    assert all(t.bound is not None and t.greedy_moves == 50 for t in seen[:2])
+    assert plan.info["first_no_bound_from"] is None and plan.info["first_cheap_from"] is None
+    assert plan.bound is not None and plan.info["repaired"] == 2
+
+
+def test_find_room_in_batches_equals_one_job_after_the_other(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``find_room`` searches the options of batches of jobs at once and again only where
+    a place was reserved since; on a small city whose jobs are all dropped (they compete
+    for the same cheap places) its places equal those of a scan of every option and
+    start, one job after the other, densest drop penalty first (ties: cost, option,
+    start), with and without partitions kept out, for batches of 1, 3 and 256 jobs."""
+    from optisched.solvers.distributed import repair
+
+    p = generate("metro", n_nodes=60, n_jobs=300, seed=3)
+    ix = compile_index(p)
+    rng = np.random.default_rng(0)
+    pi = rng.random((ix.N, ix.T))
+    work = job_work(ix)
+    node = np.full(ix.J, -1, dtype=np.int64)
+    start = np.zeros(ix.J, dtype=np.int64)
+    part_of = partition_nodes(ix, 3).part_of
+    banned = {int(j): {int(rng.integers(3))} for j in rng.choice(ix.J, 100, replace=False)}
+
+    def scan(ban: dict[int, set[int]]) -> list[tuple[int, int, int]]:
+        free = repair.free_resources(ix, node, start)
+        cum = np.zeros((ix.N, ix.T + 1))
+        cum[:, 1:] = np.cumsum(pi, axis=1)
+        drop = np.nonzero(~np.isnan(ix.drop_penalty) & ~ix.pinned
+                          & (np.diff(ix.opt_job_ptr) > 0))[0]
+        dens = ix.drop_penalty[drop] / np.maximum(work[drop], 1e-9)
+        out = []
+        for j in drop[np.lexsort((drop, -dens))]:
+            best = None
+            for o in range(ix.opt_job_ptr[j], ix.opt_job_ptr[j + 1]):
+                n, d = int(ix.opt_node[o]), int(ix.opt_dur[o])
+                if part_of[n] in ban.get(int(j), set()):
+                    continue
+                for s in range(max(0, int(ix.opt_earliest[o])),
+                               min(int(ix.opt_latest[o]), ix.T - d) + 1):
+                    if ix.avail_run[n, s] < d or (free[n, s:s + d] < ix.usage[j] - 1e-9).any():
+                        continue
+                    c = float(ix.opt_power[o] * (cum[n, s + d] - cum[n, s])
+                              + ix.opt_latency_cost[o] + ix.tardiness_cost(j, s + d))
+                    if best is None or (c, o, s) < best[:3]:
+                        best = (c, o, s, n, d)
+            if best is not None:
+                free[best[3], best[2]:best[2] + best[4]] -= ix.usage[j]
+                out.append((int(j), best[3], best[2]))
+        return out
+
+    for ban in ({}, banned):
+        want = scan(ban)
+        assert 50 < len(want) < ix.J  # some jobs find room, not all
+        for size in (1, 3, 256):
+            monkeypatch.setattr(repair, "BATCH_JOBS", size)
+            room = repair.find_room(ix, node, start, work, pi, part_of, ban)
+            got = list(zip(room.jobs.tolist(), room.node.tolist(), room.start.tolist(),
+                           strict=True))
+            assert got == want, size

@@ -19,13 +19,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from optisched.arrays import FloatArray, IntArray
+from optisched.arrays import BoolArray, FloatArray, IntArray
 from optisched.index import Index
 
 __all__ = ["Room", "find_room", "free_resources"]
 
 TOL = 1e-9
 """Tolerance on a resource's free amount [resource units]."""
+BATCH_JOBS = 256
+"""Most jobs whose options :func:`find_room` searches at once [jobs]."""
+BATCH_OPTIONS = 16_384
+"""Most options of those jobs [options] (the dense arrays are options × slots)."""
 
 
 @dataclass(frozen=True)
@@ -79,8 +83,15 @@ def find_room(index: Index, node: IntArray, start: IntArray, work: FloatArray,
     Jobs are taken by drop penalty per reference GPU-slot (``work``), highest first (ties
     by position); each gets its cheapest feasible (option, start) whose resources are free
     for the whole run at marginal prices ``pi`` ``(N, T)`` (default 0: the latency and
-    tardiness costs alone, then the earliest start), and that place is taken from the free
-    resources before the next job. Deterministic.
+    tardiness costs alone, then the earliest start; ties: the earlier option, then the
+    earlier start), and that place is taken from the free resources before the next job.
+    Deterministic.
+
+    The cheapest start of every option depends only on the free resources of its node.
+    So the options of a batch of jobs are searched at once (:func:`_option_places`, dense
+    arrays of options × slots) against the free resources at the batch's start, and when
+    a job's turn comes only its options on nodes where a place was reserved since are
+    searched again: the places are exactly those of one job after the other.
 
     Parameters
     ----------
@@ -106,7 +117,8 @@ def find_room(index: Index, node: IntArray, start: IntArray, work: FloatArray,
         The dropped jobs and the places reserved.
     """
     T = index.T
-    has = np.diff(index.opt_job_ptr) > 0
+    ptr = index.opt_job_ptr
+    has = np.diff(ptr) > 0
     drop = np.nonzero((node < 0) & has & ~np.isnan(index.drop_penalty) & ~index.pinned)[0]
     empty = np.zeros(0, dtype=np.int64)
     if not drop.size:
@@ -117,70 +129,80 @@ def find_room(index: Index, node: IntArray, start: IntArray, work: FloatArray,
         cum[:, 1:] = np.cumsum(pi, axis=1)
     density = index.drop_penalty[drop] / np.maximum(work[drop], 1e-9)
     order = drop[np.lexsort((drop, -density))]
-    jobs, nodes, starts, costs = [], [], [], []
     banned = banned or {}
-    for j in order:
-        if time.perf_counter() > until:
-            break
-        no = banned.get(int(j))
-        got = _cheapest_free(index, int(j), free, cum,
-                             None if not no or part_of is None else (part_of, no))
-        if got is None:
-            continue
-        n, s, d, c = got
-        free[n, s:s + d] -= index.usage[j]
-        jobs.append(int(j))
-        nodes.append(n)
-        starts.append(s)
-        costs.append(c)
+    count = np.diff(ptr)
+    version = np.zeros(index.N, dtype=np.int64)  # places reserved on each node so far
+    jobs, nodes, starts, costs = [], [], [], []
+    i = 0
+    while i < order.size and time.perf_counter() <= until:
+        # a batch: up to BATCH_JOBS jobs and BATCH_OPTIONS options (at least one job)
+        take = order[i:i + BATCH_JOBS]
+        take = take[:max(1, int((np.cumsum(count[take]) <= BATCH_OPTIONS).sum()))]
+        i += take.size
+        lo = ptr[take]
+        first = np.cumsum(count[take]) - count[take]  # each job's first row
+        o = np.arange(int(count[take].sum())) - np.repeat(first, count[take]) + \
+            np.repeat(lo, count[take])
+        jo = np.repeat(take, count[take])
+        keep = index.opt_latest[o] >= index.opt_earliest[o]
+        if banned and part_of is not None:
+            for k, j in enumerate(take):
+                no = banned.get(int(j))
+                if no:
+                    span = slice(int(first[k]), int(first[k] + count[j]))
+                    keep[span] &= ~np.isin(part_of[index.opt_node[o[span]]], list(no))
+        n = index.opt_node[o]
+        best, when = _option_places(index, o, jo, free, cum, keep)
+        seen = version[n]
+        for k, j in enumerate(take):
+            if time.perf_counter() > until:
+                i = order.size
+                break
+            rows = np.arange(int(first[k]), int(first[k] + count[j]))
+            stale = rows[seen[rows] != version[n[rows]]]
+            if stale.size:  # a place was reserved on their node since they were searched
+                best[stale], when[stale] = _option_places(index, o[stale], jo[stale], free,
+                                                          cum, keep[stale])
+                seen[stale] = version[n[stale]]
+            r = int(rows[0] + np.argmin(best[rows]))  # the first option of the least cost
+            if not np.isfinite(best[r]):
+                continue
+            nn, ss, dd = int(n[r]), int(when[r]), int(index.opt_dur[o[r]])
+            free[nn, ss:ss + dd] -= index.usage[j]
+            version[nn] += 1
+            jobs.append(int(j))
+            nodes.append(nn)
+            starts.append(ss)
+            costs.append(float(best[r]))
     return Room(drop.astype(np.int64), np.array(jobs, dtype=np.int64),
                 np.array(nodes, dtype=np.int64), np.array(starts, dtype=np.int64),
                 np.array(costs, dtype=float))
 
 
-def _cheapest_free(index: Index, j: int, free: FloatArray, cum: FloatArray,
-                   ban: tuple[IntArray, set[int]] | None = None
-                   ) -> tuple[int, int, int, float] | None:
-    """Job ``j``'s cheapest (node, start, duration, cost) whose resources are free for its
-    whole run (ties: earlier option, earlier start), or None; ``ban``: the partition of
-    every node and the partitions to leave out. The options are taken in groups of one
-    window and duration (one per node speed, mostly), each a dense (options × starts)
-    test."""
+def _option_places(index: Index, o: IntArray, jo: IntArray, free: FloatArray,
+                   cum: FloatArray, keep: BoolArray) -> tuple[FloatArray, IntArray]:
+    """For options ``o`` of jobs ``jo`` (``keep``: not left out), the least cost of a start
+    whose resources are free for the whole run under ``free`` (``inf``: none) and the first
+    such start. One dense (options × slots) test: free resources, the node's available
+    run, the window."""
     T = index.T
-    lo, hi = int(index.opt_job_ptr[j]), int(index.opt_job_ptr[j + 1])
-    o = np.arange(lo, hi)
-    keep = index.opt_latest[o] >= index.opt_earliest[o]
-    if ban is not None:
-        keep &= ~np.isin(ban[0][index.opt_node[o]], list(ban[1]))
-    o = o[keep]
-    if not o.size:
-        return None
     n = index.opt_node[o]
-    # a slot blocks a node when some resource has less free than the job uses
-    blocked = (free[n] < index.usage[j][None, None, :] - TOL).any(axis=2)
+    e = np.maximum(index.opt_earliest[o], 0)
+    d = index.opt_dur[o].astype(np.int64)
+    last = np.minimum(index.opt_latest[o], T - d)
+    # a slot blocks an option's node when some resource has less free than the job uses
+    blocked = (free[n] < index.usage[jo][:, None, :] - TOL).any(axis=2)
     csum = np.zeros((o.size, T + 1), dtype=np.int64)
     csum[:, 1:] = np.cumsum(blocked, axis=1)
-    e, l_, d = index.opt_earliest[o], index.opt_latest[o], index.opt_dur[o]
-    groups = np.unique(np.stack([e, l_, d], axis=1), axis=0)
-    best: tuple[float, int, int, int, int, int] | None = None  # cost, option, start, ...
-    for ge, gl, gd in groups:
-        rows = np.nonzero((e == ge) & (l_ == gl) & (d == gd))[0]
-        s = np.arange(max(0, int(ge)), min(int(gl), T - int(gd)) + 1)
-        if not s.size:
-            continue
-        cs = csum[rows]
-        nn = n[rows]
-        fits = (cs[:, s + gd] == cs[:, s]) & (index.avail_run[nn][:, s] >= gd)
-        if not fits.any():
-            continue
-        cost = (index.opt_power[o[rows]][:, None] * (cum[nn][:, s + gd] - cum[nn][:, s])
-                + index.opt_latency_cost[o[rows]][:, None]
-                + index.tardiness_cost(np.full(s.size, j), s + gd)[None, :])
-        cost = np.where(fits, cost, np.inf)
-        r, c = np.unravel_index(int(np.argmin(cost)), cost.shape)  # first: option, start
-        key = (float(cost[r, c]), int(o[rows[r]]), int(s[c]))
-        if best is None or key < best[:3]:
-            best = (*key, int(nn[r]), int(s[c]), int(gd))
-    if best is None:
-        return None
-    return best[3], best[4], best[5], best[0]
+    s = np.arange(T)
+    end = s[None, :] + d[:, None]
+    endc = np.minimum(end, T)
+    fits = ((np.take_along_axis(csum, endc, axis=1) == csum[:, :T])
+            & (index.avail_run[n] >= d[:, None])
+            & (s[None, :] >= e[:, None]) & (s[None, :] <= last[:, None]) & keep[:, None])
+    cn = cum[n]
+    cost = (index.opt_power[o][:, None] * (np.take_along_axis(cn, endc, axis=1) - cn[:, :T])
+            + index.opt_latency_cost[o][:, None]
+            + index.tardiness_cost(jo[:, None], end))
+    cost = np.where(fits, cost, np.inf)
+    return cost.min(axis=1), cost.argmin(axis=1).astype(np.int64)

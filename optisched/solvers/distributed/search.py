@@ -46,7 +46,7 @@ from optisched.solvers.distributed.worker import (
 )
 from optisched.solvers.options import DistributedOptions
 
-__all__ = ["DEFAULT_TIME_LIMIT", "plan_slot", "solve_distributed"]
+__all__ = ["DEFAULT_TIME_LIMIT", "FirstPath", "choose_path", "plan_slot", "solve_distributed"]
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +94,14 @@ round is planned to fit the time left (a round takes the heaviest pairs that fit
 MORE_STEPS_MIN = 2.0
 """Least time [s] left before the bound's deadline after the rounds for a wave of more
 capacity steps of every share."""
+FIXED_PARTS = ("setup", "build", "check")
+"""The parts of a first solve's time (``SolveResult.info["timing"]``) that no limit stops."""
 FINAL_RESERVE = 0.02
 """Share of the time limit [-] (at least 1 s) kept after every bound computation for the
 assembly of the plan and its check by the evaluator."""
+CHECK_MARGIN = 1.5
+"""Factor [-] on the first solves' evaluator checks, summed, for the time kept for the
+check of the whole plan (at least :data:`FINAL_RESERVE`)."""
 
 
 def plan_slot(now: float, end: float, tasks_left: int, workers: int,
@@ -139,6 +144,73 @@ def plan_slot(now: float, end: float, tasks_left: int, workers: int,
         return max(SLOT_MIN, slot), 0.0
     est = bound_share * slot if after is None else min(after, 0.5 * slot)
     return max(SLOT_MIN, slot - est), max(0.0, min(est, bound_share * slot))
+
+
+@dataclass(frozen=True)
+class FirstPath:
+    """What the next first solve runs (:func:`choose_path`).
+
+    Attributes
+    ----------
+    bound : bool
+        Its partition's bound share after its plan.
+    cheap : bool
+        Greedy's construction and exact dispatch only: no local search, no LNS.
+    no_bound_from, cheap_from : int or None
+        The first task [position in the order of the first solves] without a bound share,
+        and the first on the cheap path.
+    """
+
+    bound: bool = True
+    cheap: bool = False
+    no_bound_from: int | None = None
+    cheap_from: int | None = None
+
+
+def choose_path(path: FirstPath, k: int, now: float, stop: float, tasks_left: int, workers: int,
+                fixed: list[float], after: list[float]) -> FirstPath:
+    """The path of first solve ``k`` (``tasks_left`` with it) from the measured times of
+    the tasks answered so far, so that the first solves end by ``stop``.
+
+    The ``ceil(tasks_left / workers)`` waves still to run each take at least the mean
+    work that no limit stops (``fixed``: the setup, greedy's construction with its exact
+    dispatch, the evaluator's check) and, with the bound, the mean time after a plan
+    (``after``: the bound share). When that does not fit before ``stop``, the bound
+    shares end from this task on (a partition without a share means no global bound,
+    so the shares of the later ones would be lost work); when the work alone and
+    :data:`SLOT_MIN` of search do not fit, this task and the later ones take the cheap
+    path. Both only switch on, never off again; before any task is answered, ``path``.
+
+    Parameters
+    ----------
+    path : FirstPath
+        The previous task's path.
+    k : int
+        The task's position in the order of the first solves.
+    now, stop : float
+        The present and the end of the first solves [s].
+    tasks_left : int
+        First solves not started, this one included [tasks].
+    workers : int
+        Tasks that run at a time [tasks].
+    fixed, after : list of float
+        Per task answered: the work no limit stops and the time after its plan [s].
+
+    Returns
+    -------
+    FirstPath
+        This task's path.
+    """
+    if not fixed:
+        return path
+    waves = math.ceil(max(tasks_left, 1) / max(workers, 1))
+    per = float(np.mean(fixed))
+    left = stop - now
+    if path.bound and waves * (per + (float(np.mean(after)) if after else 0.0)) > left:
+        path = replace(path, bound=False, no_bound_from=k)
+    if not path.cheap and waves * (per + SLOT_MIN) > left:
+        path = replace(path, cheap=True, cheap_from=k)
+    return path
 
 
 def _seed(seed: int, round_: int, part: int) -> int:
@@ -211,6 +283,9 @@ class _Run:
         self.passed = 0  # dropped jobs passed on to a later first solve [jobs]
         self.work = job_work(index)  # [reference GPU-slots]
         self.cost_seconds = 0.0  # measured wall time of pricing every mobile job [s]
+        self.fixed_seconds = 0.0  # measured work of a first solve that no limit stops [s]
+        self.check_seconds = 0.0  # the first solves' evaluator checks, summed [s]
+        self.path = FirstPath(params.bound)  # the last first solve's path
 
     # ------------------------------------------------------------------ phases
 
@@ -329,8 +404,7 @@ class _Run:
         assembly and the evaluator's check [s]; ``inf`` without a deadline."""
         if not math.isfinite(self.deadline):
             return math.inf
-        reserve = max(1.0, FINAL_RESERVE * (self.deadline - self.t0))
-        return time.time() + (self.deadline - reserve - time.perf_counter())
+        return time.time() + (self.deadline - self._final_reserve() - time.perf_counter())
 
     def _wave_budget(self, tasks: int, share: float) -> float:
         """Time of one sub-solve when ``tasks`` of them share ``share`` of the time left
@@ -366,6 +440,8 @@ class _Run:
                 results.append(r)
             budget = self._wave_budget(1, FIRST_SOLVE_SHARE)
             task = self._task(keep, self._jobs_of(keep), 0, False, budget, FIRST_SOLVE_FLOOR)
+            if not self.path.bound:  # the first solves ended the shares: no bound
+                task.bound = None
             results.insert(keep, self.engine.map("solve", [task])[0])
             self._keep_shares(results[keep:keep + 1])
             self.results = results
@@ -401,6 +477,8 @@ class _Run:
         after: list[float] = []  # a task's time after its plan (its bound share) [s]
         over: list[float] = []  # a task's time past its slot [s]
         plans: list[float] = []  # a task's time to its plan [s]
+        fixed: list[float] = []  # a task's work that no limit stops, its bound aside [s]
+        path = FirstPath(self.params.bound)  # what the next task runs
         # the lns partitions first, then the fullest (by their jobs' GPU-slots): the jobs
         # their first solves drop have the most partitions left to be passed on to
         held = np.bincount(self.part_of_job[self.part_of_job >= 0],
@@ -415,6 +493,7 @@ class _Run:
         lag = self.engine.workers
 
         def make(k: int) -> SolveTask:
+            nonlocal path
             p = order[k]
             later.discard(p)
             self._pass_on(p, {j: t for j, t in dropped.items() if t <= k - lag}, later)
@@ -422,12 +501,27 @@ class _Run:
                 del dropped[j]
             t = time.perf_counter()
             weight = min(1.0, costs[1] / costs[0]) if costs[0] > 0 else 0.0
-            slot = plan_slot(t, end - keep * weight, P - k, self.engine.workers,
-                             float(np.mean(after)) if after else None,
-                             float(np.mean(over)) if over else 0.0, first_share)
+            held = keep * weight  # the repair waves' share is not the first solves'
+            if costs[1] > 0 and fixed:  # drops to repair: at least one repair re-solve
+                held = max(held, min(keep, ROUND_MARGIN * float(np.mean(fixed))))
+            stop = end - held
+            path = choose_path(path, k, t, stop, P - k, self.engine.workers, fixed, after)
+            bound = path.bound
+            slot = plan_slot(t, stop, P - k, self.engine.workers,
+                             (float(np.mean(after)) if after else None) if bound else None,
+                             float(np.mean(over)) if over else 0.0,
+                             first_share if bound else 0.0)
             begun[p] = (t, slot[0] + slot[1])
-            log.debug("first solve of partition %d: limit %.2f s, bound %.2f s", p, *slot)
-            return self._task(p, self._jobs_of(p), 0, False, None, FIRST_SOLVE_FLOOR, slot)
+            log.debug("first solve of partition %d: limit %.2f s, bound %.2f s%s", p, *slot,
+                      ", cheap" if path.cheap else "")
+            task = self._task(p, self._jobs_of(p), 0, False, None, FIRST_SOLVE_FLOOR, slot)
+            if task.bound is not None:  # its passes end with the first solves' share
+                task.bound.until = min(task.bound.until, time.time() + (stop - t))
+            if not bound:
+                task.bound = None
+            if path.cheap:  # greedy's construction and exact dispatch only
+                task.sub_solver, task.greedy_moves = "greedy", 0
+            return task
 
         def done(k: int, r: SolveResult) -> None:
             t, planned = begun[r.part]
@@ -435,6 +529,12 @@ class _Run:
             after.append(max(0.0, total - r.seconds))
             over.append(max(0.0, total - planned))
             plans.append(total - after[-1])
+            timing = r.info.get("timing")
+            if isinstance(timing, dict):  # the worker's own split (else all of it)
+                fixed.append(sum(float(timing.get(part, 0.0)) for part in FIXED_PARTS))
+                self.check_seconds += float(timing.get("check", 0.0))
+            else:
+                fixed.append(plans[-1])
             if r.ok:
                 lost = r.jobs[(r.node < 0) & np.isin(r.jobs, self.mobile)]
                 costs[0] += abs(r.objective)
@@ -449,6 +549,8 @@ class _Run:
 
         out = self.engine.map_lazy("solve", P, make, done, lag=lag)
         self.task_seconds = float(np.mean(plans)) if plans else 0.0
+        self.fixed_seconds = float(np.mean(fixed)) if fixed else 0.0
+        self.path = path
         return [self._without_passed(r) for r in sorted(out, key=lambda r: r.part)]
 
     def _pass_on(self, p: int, dropped: dict[int, int], later: set[int]) -> None:
@@ -563,8 +665,8 @@ class _Run:
         ix, parts = self.index, self.parts
         banned: dict[int, set[int]] = {}
         for wave in range(waves):
-            fit = self._round_fit(parts.count, pricing=False) if self.params.rounds is None \
-                else parts.count
+            fit = self._round_fit(parts.count, pricing=False, task=self._repair_seconds()) \
+                if self.params.rounds is None else parts.count
             if fit == 0:
                 log.info("no repair wave: %.1f s left, a sub-solve takes %.1f s",
                          self._time_left() - self._final_reserve(), self.task_seconds)
@@ -580,7 +682,8 @@ class _Run:
             if not room.jobs.size:
                 break
             if self.params.rounds is None:  # the search took some of the time
-                fit = min(fit, self._round_fit(parts.count, pricing=False))
+                fit = min(fit, self._round_fit(parts.count, pricing=False,
+                                               task=self._repair_seconds()))
                 if fit == 0:
                     break
             dest = parts.part_of[room.node]
@@ -714,25 +817,39 @@ class _Run:
             log.info("round %d: %d pairs, %d polished, objective %.6g (%.1f s)", r,
                      len(pairs), len(polish), self.objective, last)
 
-    def _round_fit(self, P: int, pricing: bool = True) -> int:
+    def _round_fit(self, P: int, pricing: bool = True, task: float | None = None) -> int:
         """Sub-solves [tasks] the next round can run before the final reserve: the time
         left less the pricing of the moves (``pricing``), over the measured time of a
-        sub-solve (the last round's or repair wave's per wave, else the first solves'
-        mean), both times :data:`ROUND_MARGIN`, ``workers`` at a time; at most ``P``."""
+        sub-solve (``task``, else the last round's or repair wave's per wave, else the
+        first solves' mean), both times :data:`ROUND_MARGIN`, ``workers`` at a time; at
+        most ``P``."""
         left = self._time_left() - self._final_reserve()
         if not math.isfinite(left):
             return P
-        task = ROUND_MARGIN * self.task_seconds
+        task = ROUND_MARGIN * (self.task_seconds if task is None else task)
         left -= ROUND_MARGIN * self.cost_seconds if P > 1 and pricing else 0.0
         if left <= 0 or task <= 0:
             return 0 if left <= 0 else P
         return int(min(P, max(0, math.floor(left / task)) * max(1, self.engine.workers)))
 
     def _final_reserve(self) -> float:
-        """Time kept after the rounds for the assembly and the evaluator's check [s]."""
+        """Time kept after the rounds for the assembly and the evaluator's check [s]:
+        :data:`FINAL_RESERVE` of the time limit, at least 1 s, and at least
+        :data:`CHECK_MARGIN` times the first solves' evaluator checks summed (measured
+        under the present load: the evaluator's check of the whole plan does their
+        work in one process)."""
         if not math.isfinite(self.deadline):
             return 0.0
-        return max(1.0, FINAL_RESERVE * (self.deadline - self.t0))
+        return max(1.0, FINAL_RESERVE * (self.deadline - self.t0),
+                   CHECK_MARGIN * self.check_seconds)
+
+    def _repair_seconds(self) -> float | None:
+        """Measured time of a repair re-solve [s] (greedy's construction from hints and its
+        exact dispatch, no local search: a first solve's work that no limit stops, before
+        any repair wave; then the last wave's time per wave); None: not measured."""
+        if self.stats.repair_waves or self.fixed_seconds <= 0:
+            return None
+        return self.fixed_seconds
 
     def _pairs(self, tabu: set[tuple[int, int]], limit: int | None = None) -> list[Move]:
         """The round's disjoint partition pairs with their movers (the ``limit``
@@ -809,6 +926,13 @@ class _Run:
         drop[ix.pinned] = np.inf
         return np.asarray(drop)
 
+    def _covered(self) -> bool:
+        """Whether every node is in exactly one bound share (else there is no bound)."""
+        covered = np.zeros(self.index.N, dtype=np.int64)
+        for sh in self.shares:
+            covered[sh.nodes] += 1
+        return bool(self.shares) and bool(np.all(covered == 1))
+
     def _bound(self) -> float | None:
         """The global bound from the partitions' shares (``docs/algorithms/distributed.md``
         §5): ``Σ_p const_p + Σ_j min(drop_j, min_p best_jp)``; None unless every node is
@@ -835,7 +959,8 @@ class _Run:
         :data:`MORE_STEPS_MIN`): more capacity steps of every share from its best point,
         in parallel, each a wave's part of that time (none without a clock)."""
         if (not self.params.bound or not self.shares or self.strict
-                or self.params.bound_iterations == 0 or not math.isfinite(self.deadline)):
+                or self.params.bound_iterations == 0 or not math.isfinite(self.deadline)
+                or not self._covered()):
             return
         until = self._bound_until()
         left = until - time.time()
@@ -878,6 +1003,8 @@ class _Run:
             "repair_waves": st.repair_waves, "repair_tried": st.repair_tried,
             "repair_kept": st.repair_kept, "repaired": st.repaired,
             "dropped": int(np.sum(self.node < 0)),
+            "first_no_bound_from": self.path.no_bound_from,
+            "first_cheap_from": self.path.cheap_from,
             "sub_solver": self.params.sub_solver,
             "bound_source": None if bound is None else "lagrangian (per partition)",
             "bound_iterations": sum(sh.steps for sh in self.shares),
@@ -885,6 +1012,10 @@ class _Run:
             "bound_shares": len(self.shares),
         }
         total = time.perf_counter() - self.t0
+        log.info("plan assembled %.1f s after the start (%.1f s before the deadline; first "
+                 "solves: no bound share from task %s, cheap from task %s)", total,
+                 self.deadline - time.perf_counter(), self.path.no_bound_from,
+                 self.path.cheap_from)
         build = self.timings.get("partition", 0.0) + self.timings.get("engine", 0.0)
         plan.timings = {"build": build, "solve": total - build,
                         **{f"phase_{k}": v for k, v in self.timings.items()}}

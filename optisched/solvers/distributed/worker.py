@@ -24,7 +24,7 @@ from optisched.domain import Problem
 from optisched.evaluate import evaluate
 from optisched.index import Index
 from optisched.plan import Flows, Plan, Status
-from optisched.solvers.base import SolveOptions, deterministic_params
+from optisched.solvers.base import Progress, SolveOptions, deterministic_params
 from optisched.solvers.distributed.partition import restrict_index, sub_problem
 from optisched.solvers.greedy import solve_greedy
 from optisched.solvers.lns import solve_lns
@@ -303,6 +303,12 @@ class PartitionWorker:
         t0 = time.perf_counter()
         ix = restrict_index(self.index, task.nodes, task.jobs)
         prob = sub_problem(self.problem, task.nodes, task.jobs)
+        t_setup = time.perf_counter() - t0
+        built: list[float] = []  # when greedy's construction and exact dispatch ended
+
+        def mark(progress: Progress) -> None:
+            if progress.message == "construction" and not built:
+                built.append(time.perf_counter())
         pos = np.full(self.index.N, -1, dtype=np.int64)
         pos[task.nodes] = np.arange(task.nodes.size)
         hinted = task.hint_node >= 0
@@ -320,8 +326,11 @@ class PartitionWorker:
         if task.strict:
             gparams, glimit = deterministic_params(gparams, task.time_limit)
         gopts = SolveOptions(time_limit=glimit, seed=task.seed, warm_start=warm,
-                             params=gparams, deterministic=task.strict)
+                             params=gparams, deterministic=task.strict, callback=mark)
+        tg = time.perf_counter()
         plan = solve_greedy(prob, ix, gopts)
+        tl = time.perf_counter()
+        t_build = (built[0] if built else tl) - tg
         info: dict[str, object] = {"greedy": plan.status.value,
                                    "greedy_moves": plan.info.get("moves_tried", 0),
                                    "construction": plan.info.get("construction_objective")}
@@ -340,13 +349,21 @@ class PartitionWorker:
             if better.status.has_plan:
                 info["lns_iterations"] = better.info.get("iterations")
                 plan = better
+        # the work no time limit stops (the setup, greedy's construction with its exact
+        # dispatch, the evaluator's check) and the search the limit stops [s]
+        timing = {"setup": t_setup, "build": t_build,
+                  "search": time.perf_counter() - tg - t_build,
+                  "construct": float(plan.timings.get("build", 0.0))}  # within build
+        info["timing"] = timing
         jobs = task.jobs
         if not plan.status.has_plan or plan.flows is None:
             return SolveResult(task.part, jobs, False, plan.message or plan.status.value,
                                np.full(jobs.size, -1, dtype=np.int64),
                                np.zeros(jobs.size, dtype=np.int64), None, math.inf,
                                time.perf_counter() - t0, info)
+        te = time.perf_counter()
         ev = evaluate(prob, plan, ix)
+        timing["check"] = time.perf_counter() - te
         node = np.where(plan.node >= 0, task.nodes[np.maximum(plan.node, 0)], -1)
         if not ev.feasible:
             msg = "; ".join(str(v) for v in ev.violations[:3])
@@ -356,8 +373,10 @@ class PartitionWorker:
         seconds = time.perf_counter() - t0
         share = None
         if task.bound is not None:
+            tb = time.perf_counter()
             share = self.bound_share(task, np.asarray(plan.flows.load, dtype=float),
                                      float(ev.objective), (plan.node, plan.start))
+            timing["bound"] = time.perf_counter() - tb
         return SolveResult(task.part, jobs, True, "", node.astype(np.int64), plan.start.copy(),
                            plan.flows, float(ev.objective), seconds, info, share)
 
