@@ -168,7 +168,8 @@ class FirstPath:
 
 
 def choose_path(path: FirstPath, k: int, now: float, stop: float, tasks_left: int, workers: int,
-                fixed: list[float], after: list[float]) -> FirstPath:
+                fixed: list[float], after: list[float],
+                bound_stop: float | None = None) -> FirstPath:
     """The path of first solve ``k`` (``tasks_left`` with it) from the measured times of
     the tasks answered so far, so that the first solves end by ``stop``.
 
@@ -195,6 +196,10 @@ def choose_path(path: FirstPath, k: int, now: float, stop: float, tasks_left: in
         Tasks that run at a time [tasks].
     fixed, after : list of float
         Per task answered: the work no limit stops and the time after its plan [s].
+    bound_stop : float or None
+        The latest end of the first solves with their bound shares [s] (the bound is
+        worth the time of the later phases: the issue asks for it beside every plan);
+        None: ``stop``.
 
     Returns
     -------
@@ -206,7 +211,8 @@ def choose_path(path: FirstPath, k: int, now: float, stop: float, tasks_left: in
     waves = math.ceil(max(tasks_left, 1) / max(workers, 1))
     per = float(np.mean(fixed))
     left = stop - now
-    if path.bound and waves * (per + (float(np.mean(after)) if after else 0.0)) > left:
+    bound_left = (stop if bound_stop is None else max(stop, bound_stop)) - now
+    if path.bound and waves * (per + (float(np.mean(after)) if after else 0.0)) > bound_left:
         path = replace(path, bound=False, no_bound_from=k)
     if not path.cheap and waves * (per + SLOT_MIN) > left:
         path = replace(path, cheap=True, cheap_from=k)
@@ -467,7 +473,8 @@ class _Run:
         # a safety net; else the LNS runs to its limit and the rounds get the rest
         share = FIRST_SOLVE_WINDOW if det else FIRST_SOLVE_SHARE
         factor = 2.0 if det else 1.0  # the sub-solve's part of the slot per bound part
-        end = min(now + share * self._time_left(), self.deadline - self._final_reserve())
+        last = self.deadline - self._final_reserve()  # the latest end of a bound share
+        end = min(now + share * self._time_left(), last)
         # time kept for the repair waves, up to REPAIR_SHARE of the window, as the drops of
         # mobile jobs weigh in the cost of the first solves answered so far
         keep = REPAIR_SHARE * (end - now) if det and self.params.repair_waves > 0 else 0.0
@@ -505,7 +512,10 @@ class _Run:
             if costs[1] > 0 and fixed:  # drops to repair: at least one repair re-solve
                 held = max(held, min(keep, ROUND_MARGIN * float(np.mean(fixed))))
             stop = end - held
-            path = choose_path(path, k, t, stop, P - k, self.engine.workers, fixed, after)
+            # the shares may run until the final reserve (the rounds' and repairs' time)
+            # when they fit there; later than that, no bound
+            path = choose_path(path, k, t, stop, P - k, self.engine.workers, fixed, after,
+                               bound_stop=last)
             bound = path.bound
             slot = plan_slot(t, stop, P - k, self.engine.workers,
                              (float(np.mean(after)) if after else None) if bound else None,
@@ -515,8 +525,8 @@ class _Run:
             log.debug("first solve of partition %d: limit %.2f s, bound %.2f s%s", p, *slot,
                       ", cheap" if path.cheap else "")
             task = self._task(p, self._jobs_of(p), 0, False, None, FIRST_SOLVE_FLOOR, slot)
-            if task.bound is not None:  # its passes end with the first solves' share
-                task.bound.until = min(task.bound.until, time.time() + (stop - t))
+            if task.bound is not None:  # its passes end before the final reserve
+                task.bound.until = min(task.bound.until, time.time() + (last - t))
             if not bound:
                 task.bound = None
             if path.cheap:  # greedy's construction and exact dispatch only
