@@ -130,6 +130,16 @@ class _Stats:
     dsecs: float = 1.0
     """Decayed cost of its tries [s, or iterations when deterministic]."""
 
+    def add(self, secs: float, gain: float | None, cost: float, rel_gain: float) -> None:
+        """One more try of ``secs`` seconds that gained ``gain`` (None: nothing), counted
+        and recorded in the rate at ``cost`` and ``rel_gain`` (:meth:`record`)."""
+        self.tried += 1
+        self.seconds += secs
+        if gain is not None:
+            self.improved += 1
+            self.gain += gain
+        self.record(cost, rel_gain)
+
     def record(self, cost: float, rel_gain: float) -> None:
         """One more try of ``cost`` that gained ``rel_gain`` (relative to the objective)."""
         self.dgain = RATE_DECAY * self.dgain + rel_gain
@@ -554,22 +564,14 @@ class _Search:
         result = solve_subproblem(name, sub, limit, int(self.rng.integers(2**31 - 1)),
                                   self.options.threads, self.options.deterministic,
                                   self._pack_workers())
-        st.tried += 1
         solved_optimal = result.status is Status.OPTIMAL
         gain = self._accept(hood, sub, result, whole and solved_optimal and not sub.reduced)
         improved = gain is not None
         if solved_optimal and not improved:
             state.seen.add(key)
         secs = time.perf_counter() - ts
-        # what an iteration takes beyond its sub-solve's limit (the sub-problem's build, the
-        # sub-solver's own set-up and flows, the splice priced on every scenario)
-        self.overhead = max(secs - limit, (1 - ALPHA) * self.overhead + ALPHA * (secs - limit))
-        sw.tried += 1
-        sw.seconds += secs
-        if improved:
-            sw.improved += 1
-            sw.gain += float(gain or 0.0)
-        sw.record(self._cost(secs), self._rel(gain))
+        self._note_overhead(secs, limit)
+        self._tally(sw, secs, gain)
         log.debug("it %d %s/%s: %d jobs %d nodes -> %s in %.2fs (sub limit %.2f, %s), %s",
                   self.iterations, kind, name, hood.free.size, hood.nodes.size,
                   result.status.value, secs, limit,
@@ -612,30 +614,18 @@ class _Search:
             plan = run_greedy(self.problem, self.index, gopts, hint=hint, search=run)
         self.greedy = run if plan.status.has_plan else None
         gain = None
-        st.tried += 1
         if plan.status.has_plan and plan.flows is not None:
             ev = evaluate(self.problem, plan, self.index)
-            if ev.feasible and ev.objective < state.objective - REL_TOL * max(
-                    1.0, abs(state.objective)):
-                gain = state.objective - ev.objective
+            if ev.feasible and self._cheaper(ev.objective):
                 cand = plan_from_placement(self.problem, self.index, "lns", Status.FEASIBLE,
                                            plan.node, plan.start, plan.flows)
-                cand.objective = ev.objective
-                state.best, state.objective = cand, ev.objective
-                self.builder.refresh(cand)
-                self.lp.share_incumbent(cand)
-                state.seen.clear()
-                self.report(f"iteration {self.iterations}: local search")
+                gain = self._take(cand, ev.objective, "local search")
         self.greedy_at = state.objective
         secs = time.perf_counter() - ts
-        self.overhead = max(secs - limit, (1 - ALPHA) * self.overhead + ALPHA * (secs - limit))
+        self._note_overhead(secs, limit)
         log.debug("it %d local: %s in %.2fs", self.iterations,
                   "improved" if gain is not None else "kept", secs)
-        st.seconds += secs
-        st.record(self._cost(secs), self._rel(gain))
-        if gain is not None:
-            st.improved += 1
-            st.gain += gain
+        self._tally(st, secs, gain)
 
     def _pack_workers(self) -> int:
         """CP-SAT workers of an interval sub-solve: ``threads`` when given, else every usable
@@ -668,22 +658,43 @@ class _Search:
         if not (result.status.has_plan and result.flows is not None):
             return gain
         cand, cev = splice(self.problem, self.index, state.best, state.objective, sub, result)
-        if cand is not None and cev is not None and cev.objective < state.objective - (
-                REL_TOL * max(1.0, abs(state.objective))):
-            gain = state.objective - cev.objective
-            state.best, state.objective = cand, cev.objective
-            cand.objective = cev.objective
-            self.builder.refresh(cand)
-            self.lp.share_incumbent(cand)
-            state.seen.clear()
-            self.report(f"iteration {self.iterations}: {hood.kind} ({hood.free.size} jobs, "
-                        f"{hood.nodes.size} nodes)")
+        if cand is not None and cev is not None and self._cheaper(cev.objective):
+            gain = self._take(cand, cev.objective, f"{hood.kind} ({hood.free.size} jobs, "
+                              f"{hood.nodes.size} nodes)")
         if proves_whole:
             self.proven = True
             if result.bound is not None:
                 state.bound = _max_bound(state.bound, result.bound)
                 self.bound_source = "sub-solve of the whole problem"
         return gain
+
+    def _cheaper(self, objective: float) -> bool:
+        """Whether ``objective`` is below the incumbent's by more than :data:`REL_TOL`."""
+        best = self.state.objective
+        return objective < best - REL_TOL * max(1.0, abs(best))
+
+    def _take(self, cand: Plan, objective: float, what: str) -> float:
+        """Make ``cand`` (of ``objective``) the incumbent, shared with the neighbourhood
+        builder and the bound child, and report it as ``what``: the gain [money]."""
+        state = self.state
+        gain = state.objective - objective
+        cand.objective = objective
+        state.best, state.objective = cand, objective
+        self.builder.refresh(cand)
+        self.lp.share_incumbent(cand)
+        state.seen.clear()
+        self.report(f"iteration {self.iterations}: {what}")
+        return gain
+
+    def _note_overhead(self, secs: float, limit: float) -> None:
+        """Fold an iteration's time beyond its sub-solve's ``limit`` (the sub-problem's
+        build, the sub-solver's own set-up and flows, the splice priced on every scenario)
+        into :attr:`overhead` (a moving average, at least the latest)."""
+        self.overhead = max(secs - limit, (1 - ALPHA) * self.overhead + ALPHA * (secs - limit))
+
+    def _tally(self, st: _Stats, secs: float, gain: float | None) -> None:
+        """Count a try of ``secs`` seconds that gained ``gain`` in ``st`` and its rate."""
+        st.add(secs, gain, self._cost(secs), self._rel(gain))
 
     def _cost(self, secs: float) -> float:
         """What a try of ``secs`` seconds costs a kind: its seconds, one when
@@ -698,11 +709,7 @@ class _Search:
                status: Status) -> None:
         """Record the try in the kind's rate and adapt the neighbourhood size."""
         state = self.state
-        st.seconds += secs
-        st.record(self._cost(secs), self._rel(gain))
-        if gain is not None:
-            st.improved += 1
-            st.gain += gain
+        self._tally(st, secs, gain)
         if solved_optimal:
             state.size = min(self.n_movable, state.size * GROW)
         elif status.has_plan or status is Status.NO_SOLUTION:
