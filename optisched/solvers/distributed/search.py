@@ -524,9 +524,8 @@ class _Run:
             begun[p] = (t, slot[0] + slot[1])
             log.debug("first solve of partition %d: limit %.2f s, bound %.2f s%s", p, *slot,
                       ", cheap" if path.cheap else "")
+            # (a share's passes end at the bound's deadline, ``_bound_until``: ``last``)
             task = self._task(p, self._jobs_of(p), 0, False, None, FIRST_SOLVE_FLOOR, slot)
-            if task.bound is not None:  # its passes end before the final reserve
-                task.bound.until = min(task.bound.until, time.time() + (last - t))
             if not bound:
                 task.bound = None
             if path.cheap:  # greedy's construction and exact dispatch only
@@ -936,24 +935,25 @@ class _Run:
         drop[ix.pinned] = np.inf
         return np.asarray(drop)
 
-    def _covered(self) -> bool:
-        """Whether every node is in exactly one bound share (else there is no bound)."""
+    def _coverage(self) -> IntArray:
+        """The number of bound shares each node is in."""
         covered = np.zeros(self.index.N, dtype=np.int64)
         for sh in self.shares:
             covered[sh.nodes] += 1
-        return bool(self.shares) and bool(np.all(covered == 1))
+        return covered
+
+    def _covered(self) -> bool:
+        """Whether every node is in exactly one bound share (else there is no bound)."""
+        return bool(self.shares) and bool(np.all(self._coverage() == 1))
 
     def _bound(self) -> float | None:
         """The global bound from the partitions' shares (``docs/algorithms/distributed.md``
         §5): ``Σ_p const_p + Σ_j min(drop_j, min_p best_jp)``; None unless every node is
         in a share. Only arithmetic: the shares were computed in the first solves."""
         ix = self.index
-        covered = np.zeros(ix.N, dtype=np.int64)
-        for sh in self.shares:
-            covered[sh.nodes] += 1
-        if not self.shares or not np.all(covered == 1):
-            log.info("bound: %d of %d nodes in a partition's share", int((covered > 0).sum()),
-                     ix.N)
+        if not self._covered():
+            log.info("bound: %d of %d nodes in a partition's share",
+                     int((self._coverage() > 0).sum()), ix.N)
             return None
         cheapest = np.full(ix.J, np.inf)
         for sh in self.shares:
