@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from optisched.bounds import improved_bound, lagrangian_bound
-from optisched.domain import Horizon, Job, Node, Problem, Scenario, Tariff
+from optisched.bounds.lagrangian import PROBE_KW, load_duals, probe_load
+from optisched.domain import Feeder, Horizon, Job, Node, Problem, Scenario, Tariff
 from optisched.evaluate import evaluate
 from optisched.generate.random_problems import random_problem
 from optisched.index import compile_index
@@ -180,6 +181,48 @@ def test_lagrangian_bound_is_exact_for_one_job_on_one_node() -> None:
     assert lagrangian_bound(ix, load) == pytest.approx(0.5)
     # at another reference load (job in slot 0) the bound stays valid
     assert lagrangian_bound(ix, np.array([[2.5, 0.5, 0.5]])) <= 0.5 + 1e-9  # type: ignore[operator]
+
+
+def _sleeper(**feeder: float) -> Problem:
+    """One sleeping node (off at the start, idle 0.5 kW, no PV or battery), prices 0.3,
+    0.1, 0.2 per kWh, Δ = 1 h, one 2 kW job of one slot; with ``headroom`` a feeder of
+    that limit in every slot."""
+    hz = Horizon(start="2026-06-01T00:00:00+00:00", slot_minutes=60, slots=3)
+    feeders = {"f": Feeder(headroom_kw=[feeder["headroom"]] * 3)} if feeder else {}
+    return Problem(scenario=Scenario(horizon=hz), feeders=feeders,
+                   nodes=[Node(node_id="n", gpus=1, idle_kw=0.5, can_sleep=True,
+                               initially_on=False, feeder="f" if feeder else None)],
+                   jobs=[Job(job_id="j", gpus=1, duration_min=60, power_kw=2.0)],
+                   tariffs={"default": Tariff(price=[0.3, 0.1, 0.2], export_price=[0.0] * 3,
+                                              carbon_g_per_kwh=[0.0] * 3)})
+
+
+def test_lagrangian_bound_prices_extra_load_on_a_node_that_imports_nothing() -> None:
+    # At the zero load of a sleeping node the balance dual is degenerate (any value up to
+    # the price is optimal; HiGHS returned 0, a bound of 0). The probe load makes the
+    # duals the prices: the job costs 2 kWh · 0.1 = 0.2 in slot 1 and its on slot
+    # 0.5 kWh · 0.1 = 0.05 (the idle share), so the bound is the optimum 0.25.
+    p = _sleeper()
+    ix = compile_index(p)
+    zero = np.zeros((1, 3))
+    pi, _ = load_duals(ix, zero)  # type: ignore[misc]
+    np.testing.assert_allclose(pi, [[0.3, 0.1, 0.2]])
+    assert lagrangian_bound(ix, zero) == pytest.approx(0.25)
+    assert solve(p, "highs", time_limit=30).objective == pytest.approx(0.25)
+    np.testing.assert_allclose(probe_load(ix, zero), np.full((1, 3), PROBE_KW))
+
+
+def test_probe_load_leaves_slots_without_room_and_falls_back_at_a_full_feeder() -> None:
+    p = _sleeper(headroom=2.5)
+    ix = compile_index(p)
+    full = np.array([[0.5, 2.5, 0.5]])  # the optimum's load; slot 1 at the feeder's limit
+    # the node's own limit is infinite, so the probe adds load in every slot; the feeder
+    # cannot take it in slot 1, so its LP falls back to the reference load itself
+    assert probe_load(ix, full)[0, 1] == pytest.approx(2.5 + PROBE_KW)
+    assert lagrangian_bound(ix, full) == pytest.approx(0.25)
+    own = compile_index(_sleeper())
+    own.headroom[:] = 2.5  # the node's own import limit at the load in slot 1
+    np.testing.assert_allclose(probe_load(own, full) - full, [[PROBE_KW, 0.0, PROBE_KW]])
 
 
 BOUND_CASES: list[tuple[int, dict[str, bool]]] = [
