@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from optisched.bounds import improved_bound, lagrangian_bound
+from optisched.bounds import improved_bound, lagrangian, lagrangian_bound
 from optisched.bounds.lagrangian import PROBE_KW, load_duals, probe_load
 from optisched.domain import Feeder, Horizon, Job, Node, Problem, Scenario, Tariff
 from optisched.evaluate import evaluate
@@ -183,15 +183,15 @@ def test_lagrangian_bound_is_exact_for_one_job_on_one_node() -> None:
     assert lagrangian_bound(ix, np.array([[2.5, 0.5, 0.5]])) <= 0.5 + 1e-9  # type: ignore[operator]
 
 
-def _sleeper(**feeder: float) -> Problem:
-    """One sleeping node (off at the start, idle 0.5 kW, no PV or battery), prices 0.3,
-    0.1, 0.2 per kWh, Δ = 1 h, one 2 kW job of one slot; with ``headroom`` a feeder of
-    that limit in every slot."""
+def _sleeper(headroom: list[float] | None = None, can_sleep: bool = True) -> Problem:
+    """One node (off at the start, idle 0.5 kW, no PV or battery), prices 0.3, 0.1, 0.2
+    per kWh, Δ = 1 h, one 2 kW job of one slot; with ``headroom`` on a feeder of those
+    limits."""
     hz = Horizon(start="2026-06-01T00:00:00+00:00", slot_minutes=60, slots=3)
-    feeders = {"f": Feeder(headroom_kw=[feeder["headroom"]] * 3)} if feeder else {}
+    feeders = {"f": Feeder(headroom_kw=headroom)} if headroom else {}
     return Problem(scenario=Scenario(horizon=hz), feeders=feeders,
-                   nodes=[Node(node_id="n", gpus=1, idle_kw=0.5, can_sleep=True,
-                               initially_on=False, feeder="f" if feeder else None)],
+                   nodes=[Node(node_id="n", gpus=1, idle_kw=0.5, can_sleep=can_sleep,
+                               initially_on=False, feeder="f" if headroom else None)],
                    jobs=[Job(job_id="j", gpus=1, duration_min=60, power_kw=2.0)],
                    tariffs={"default": Tariff(price=[0.3, 0.1, 0.2], export_price=[0.0] * 3,
                                               carbon_g_per_kwh=[0.0] * 3)})
@@ -212,17 +212,36 @@ def test_lagrangian_bound_prices_extra_load_on_a_node_that_imports_nothing() -> 
     np.testing.assert_allclose(probe_load(ix, zero), np.full((1, 3), PROBE_KW))
 
 
-def test_probe_load_leaves_slots_without_room_and_falls_back_at_a_full_feeder() -> None:
-    p = _sleeper(headroom=2.5)
-    ix = compile_index(p)
-    full = np.array([[0.5, 2.5, 0.5]])  # the optimum's load; slot 1 at the feeder's limit
-    # the node's own limit is infinite, so the probe adds load in every slot; the feeder
-    # cannot take it in slot 1, so its LP falls back to the reference load itself
-    assert probe_load(ix, full)[0, 1] == pytest.approx(2.5 + PROBE_KW)
-    assert lagrangian_bound(ix, full) == pytest.approx(0.25)
+def test_probe_load_only_at_the_least_load_and_where_there_is_room() -> None:
+    ix = compile_index(_sleeper())
+    zero = np.zeros((1, 3))
+    # above the least load (the job in slot 1, the sleeper on) a plan may have less load:
+    # no probe
+    np.testing.assert_allclose(probe_load(ix, np.array([[0.0, 2.5, 0.0]])) - [[0, 2.5, 0]],
+                               [[PROBE_KW, 0.0, PROBE_KW]])
+    # a node that cannot sleep is probed at its idle draw, its least load
+    fixed = compile_index(_sleeper(can_sleep=False))
+    idle = np.full((1, 3), 0.5)
+    np.testing.assert_allclose(probe_load(fixed, idle) - idle, np.full((1, 3), PROBE_KW))
+    assert lagrangian_bound(fixed, idle) == pytest.approx(0.5 * 0.6 + 0.2)  # idle + job
+    # the node's own import limit 0 in slot 1: no probe there
     own = compile_index(_sleeper())
-    own.headroom[:] = 2.5  # the node's own import limit at the load in slot 1
-    np.testing.assert_allclose(probe_load(own, full) - full, [[PROBE_KW, 0.0, PROBE_KW]])
+    own.headroom[0, 1] = 0.0
+    np.testing.assert_allclose(probe_load(own, zero), [[PROBE_KW, 0.0, PROBE_KW]])
+
+
+def test_a_probe_above_a_feeder_limit_falls_back_to_the_reference_load() -> None:
+    # the feeder allows nothing in slot 1: the probe's LP is infeasible, so the LP is solved
+    # at the reference load itself and the bound stays valid (the optimum runs the job in
+    # slot 2: 2 kWh · 0.2 + 0.5 kWh · 0.2 idle = 0.5)
+    p = _sleeper(headroom=[5.0, 0.0, 5.0])
+    ix = compile_index(p)
+    zero = np.zeros((1, 3))
+    assert lagrangian._scenario_group_lp(ix, np.array([0]), probe_load(ix, zero), [0]) is None
+    opt = solve(p, "highs", time_limit=30).objective
+    assert opt == pytest.approx(0.5)
+    got = lagrangian_bound(ix, zero)
+    assert got is not None and got <= opt + 1e-9
 
 
 BOUND_CASES: list[tuple[int, dict[str, bool]]] = [
