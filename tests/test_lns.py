@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from optisched.bounds import improved_bound, lagrangian_bound
-from optisched.domain import Horizon, Job, Node, Problem, Scenario, Tariff
+from optisched.bounds import improved_bound, lagrangian, lagrangian_bound
+from optisched.bounds.lagrangian import PROBE_KW, load_duals, probe_load
+from optisched.domain import Feeder, Horizon, Job, Node, Problem, Scenario, Tariff
 from optisched.evaluate import evaluate
 from optisched.generate.random_problems import random_problem
 from optisched.index import compile_index
@@ -180,6 +181,67 @@ def test_lagrangian_bound_is_exact_for_one_job_on_one_node() -> None:
     assert lagrangian_bound(ix, load) == pytest.approx(0.5)
     # at another reference load (job in slot 0) the bound stays valid
     assert lagrangian_bound(ix, np.array([[2.5, 0.5, 0.5]])) <= 0.5 + 1e-9  # type: ignore[operator]
+
+
+def _sleeper(headroom: list[float] | None = None, can_sleep: bool = True) -> Problem:
+    """One node (off at the start, idle 0.5 kW, no PV or battery), prices 0.3, 0.1, 0.2
+    per kWh, Δ = 1 h, one 2 kW job of one slot; with ``headroom`` on a feeder of those
+    limits."""
+    hz = Horizon(start="2026-06-01T00:00:00+00:00", slot_minutes=60, slots=3)
+    feeders = {"f": Feeder(headroom_kw=headroom)} if headroom else {}
+    return Problem(scenario=Scenario(horizon=hz), feeders=feeders,
+                   nodes=[Node(node_id="n", gpus=1, idle_kw=0.5, can_sleep=can_sleep,
+                               initially_on=False, feeder="f" if headroom else None)],
+                   jobs=[Job(job_id="j", gpus=1, duration_min=60, power_kw=2.0)],
+                   tariffs={"default": Tariff(price=[0.3, 0.1, 0.2], export_price=[0.0] * 3,
+                                              carbon_g_per_kwh=[0.0] * 3)})
+
+
+def test_lagrangian_bound_prices_extra_load_on_a_node_that_imports_nothing() -> None:
+    # At the zero load of a sleeping node the balance dual is degenerate (any value up to
+    # the price is optimal; HiGHS returned 0, a bound of 0). The probe load makes the
+    # duals the prices: the job costs 2 kWh · 0.1 = 0.2 in slot 1 and its on slot
+    # 0.5 kWh · 0.1 = 0.05 (the idle share), so the bound is the optimum 0.25.
+    p = _sleeper()
+    ix = compile_index(p)
+    zero = np.zeros((1, 3))
+    pi, _ = load_duals(ix, zero)  # type: ignore[misc]
+    np.testing.assert_allclose(pi, [[0.3, 0.1, 0.2]])
+    assert lagrangian_bound(ix, zero) == pytest.approx(0.25)
+    assert solve(p, "highs", time_limit=30).objective == pytest.approx(0.25)
+    np.testing.assert_allclose(probe_load(ix, zero), np.full((1, 3), PROBE_KW))
+
+
+def test_probe_load_only_at_the_least_load_and_where_there_is_room() -> None:
+    ix = compile_index(_sleeper())
+    zero = np.zeros((1, 3))
+    # above the least load (the job in slot 1, the sleeper on) a plan may have less load:
+    # no probe
+    np.testing.assert_allclose(probe_load(ix, np.array([[0.0, 2.5, 0.0]])) - [[0, 2.5, 0]],
+                               [[PROBE_KW, 0.0, PROBE_KW]])
+    # a node that cannot sleep is probed at its idle draw, its least load
+    fixed = compile_index(_sleeper(can_sleep=False))
+    idle = np.full((1, 3), 0.5)
+    np.testing.assert_allclose(probe_load(fixed, idle) - idle, np.full((1, 3), PROBE_KW))
+    assert lagrangian_bound(fixed, idle) == pytest.approx(0.5 * 0.6 + 0.2)  # idle + job
+    # the node's own import limit 0 in slot 1: no probe there
+    own = compile_index(_sleeper())
+    own.headroom[0, 1] = 0.0
+    np.testing.assert_allclose(probe_load(own, zero), [[PROBE_KW, 0.0, PROBE_KW]])
+
+
+def test_a_probe_above_a_feeder_limit_falls_back_to_the_reference_load() -> None:
+    # the feeder allows nothing in slot 1: the probe's LP is infeasible, so the LP is solved
+    # at the reference load itself and the bound stays valid (the optimum runs the job in
+    # slot 2: 2 kWh · 0.2 + 0.5 kWh · 0.2 idle = 0.5)
+    p = _sleeper(headroom=[5.0, 0.0, 5.0])
+    ix = compile_index(p)
+    zero = np.zeros((1, 3))
+    assert lagrangian._scenario_group_lp(ix, np.array([0]), probe_load(ix, zero), [0]) is None
+    opt = solve(p, "highs", time_limit=30).objective
+    assert opt == pytest.approx(0.5)
+    got = lagrangian_bound(ix, zero)
+    assert got is not None and got <= opt + 1e-9
 
 
 BOUND_CASES: list[tuple[int, dict[str, bool]]] = [
