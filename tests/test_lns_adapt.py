@@ -3,20 +3,13 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from optisched.evaluate import evaluate
 from optisched.generate.random_problems import random_problem
 from optisched.generate.tight import tight_problem
 from optisched.solvers import solve
-from optisched.solvers.lns.search import (
-    PACK_PRIOR,
-    RATE_PRIOR,
-    _draw_by_rate,
-    _draw_weights,
-    _Stats,
-)
+from optisched.solvers.lns.search import RATE_PRIOR, _draw_weights, _Stats
 
 
 def test_a_kinds_rate_is_its_decayed_gain_per_decayed_second() -> None:
@@ -68,25 +61,3 @@ def test_local_kind_only_on_linear_instances_and_never_in_reproducible_runs(
                  kinds=("local", "machine"), lp_bound=False)
     assert evaluate(problem, plan).feasible
     assert (plan.info["kinds"]["local"]["tried"] > 0) is linear
-
-
-def test_sub_solvers_drawn_by_rate_the_better_one_mostly() -> None:
-    rng = np.random.default_rng(0)
-    stats = [_Stats(dgain=4e-4), _Stats(dgain=1e-4)]  # rates 4:1
-    picks = [_draw_by_rate(["cpsat-pack", "highs"], stats, rng) for _ in range(2000)]
-    share = picks.count("highs") / len(picks)
-    assert 0.15 < share < 0.25  # 1 / (4 + 1) = 0.2
-    # a fruitless one falls to the floor: a quarter of the best, shared by the two
-    stats = [_Stats(dgain=4e-4), _Stats(dgain=0.0)]
-    picks = [_draw_by_rate(["cpsat-pack", "highs"], stats, rng) for _ in range(4000)]
-    share = picks.count("highs") / len(picks)
-    assert 0.08 < share < 0.14  # 0.125 / 1.125 = 0.111
-    assert PACK_PRIOR > 1  # the interval model starts ahead on linear neighbourhoods
-
-
-def test_reproducible_runs_use_the_interval_model_alone_on_linear_instances() -> None:
-    problem, _ = tight_problem(30, 3, n_resources=1, slots=48, seed=0)
-    plan = solve(problem, "lns", seed=0, max_iterations=8, lp_bound=False)
-    assert plan.status.has_plan, plan.message
-    used = {k for k, v in plan.info["sub_solvers"].items() if v["tried"]}
-    assert used == {"cpsat-pack"}

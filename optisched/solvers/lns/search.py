@@ -89,10 +89,6 @@ RATE_FLOOR = 0.25
 """Smallest draw weight of a kind: this share of the best kind's, divided by the number of
 kinds (the kinds at the floor together are drawn at most a quarter as often as the best),
 so every kind keeps being tried."""
-PACK_PRIOR = 4.0
-"""On a linear neighbourhood the CP-SAT interval sub-model starts at this many times the
-MILP sub-solver's prior rate (it is the better one there on most instances, §2), so HiGHS
-is tried about once in five until their measured rates take over."""
 EMPTY_COST = 0.5
 """Cost a kind is charged when it offers no neighbourhood or one already solved [s]."""
 CAPACITY_ITERATIONS = 10
@@ -163,12 +159,6 @@ def _draw_weights(stats: list[_Stats]) -> FloatArray:
     if top <= 0.0:
         return np.ones(len(stats))
     return np.maximum(rates, RATE_FLOOR * top / len(stats))
-
-
-def _draw_by_rate(names: list[str], stats: list[_Stats], rng: np.random.Generator) -> str:
-    """One of ``names``, drawn with the weights :func:`_draw_weights` gives their ``stats``."""
-    weights = _draw_weights(stats)
-    return names[int(rng.choice(len(names), p=weights / weights.sum()))]
 
 
 @dataclass
@@ -651,20 +641,12 @@ class _Search:
         return max(1, min(PACK_WORKERS, cores - int(busy)))
 
     def _sub_solver_for(self, hood: Neighbourhood) -> str:
-        """The sub-solver of ``hood``: the configured one, except when it is automatic and
-        every node of the neighbourhood is linear. There the CP-SAT interval sub-model
-        (``docs/algorithms/lns.md`` §2: it beat HiGHS on such neighbourhoods) and the
-        default MILP sub-solver compete, drawn by their rates as the kinds are (the interval
-        model with :data:`PACK_PRIOR` times the prior); in reproducible runs the interval
-        model alone."""
-        if not (self.auto_sub and bool(self.linear[hood.nodes].all())):
-            return self.sub_solver
-        if self.deterministic or self.sub_solver == PACK_SOLVER:
+        """The CP-SAT interval sub-model when the sub-solver is automatic and every node of
+        the neighbourhood is linear (``docs/algorithms/lns.md`` §2: it beat HiGHS on such
+        neighbourhoods), else the configured sub-solver."""
+        if self.auto_sub and bool(self.linear[hood.nodes].all()):
             return PACK_SOLVER
-        names = [PACK_SOLVER, self.sub_solver]
-        for name, prior in zip(names, (PACK_PRIOR * RATE_PRIOR, RATE_PRIOR), strict=True):
-            self.sub_stats.setdefault(name, _Stats(dgain=prior))
-        return _draw_by_rate(names, [self.sub_stats[k] for k in names], self.rng)
+        return self.sub_solver
 
     def _accept(self, hood: Neighbourhood, sub: SubProblem, result: Plan,
                 proves_whole: bool) -> float | None:
