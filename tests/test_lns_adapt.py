@@ -9,7 +9,13 @@ from optisched.evaluate import evaluate
 from optisched.generate.random_problems import random_problem
 from optisched.generate.tight import tight_problem
 from optisched.solvers import solve
-from optisched.solvers.lns.search import RATE_PRIOR, _draw_weights, _Stats
+from optisched.solvers.lns.search import (
+    RATE_PRIOR,
+    _BoundSlot,
+    _draw_weights,
+    _Stats,
+    improve_start_bound,
+)
 
 
 def test_a_kinds_rate_is_its_decayed_gain_per_decayed_second() -> None:
@@ -61,3 +67,18 @@ def test_local_kind_only_on_linear_instances_and_never_in_reproducible_runs(
                  kinds=("local", "machine"), lp_bound=False)
     assert evaluate(problem, plan).feasible
     assert (plan.info["kinds"]["local"]["tried"] > 0) is linear
+
+
+def test_start_bound_not_improved_when_the_child_computes_the_aggregated_lp() -> None:
+    child_first = _BoundSlot(True, 300.0, "lp", aggregate_first=True)
+    agg = _BoundSlot(True, 300.0, "aggregate")
+    plain_lp = _BoundSlot(True, 300.0, "lp", aggregate_first=False)
+    no_child = _BoundSlot(False, 300.0, "aggregate", aggregate_first=True)
+    # the aggregated LP comes from the child: skip the start's rounds
+    assert not improve_start_bound(child_first, linear=True, deterministic=False)
+    assert not improve_start_bound(agg, linear=True, deterministic=False)
+    # no aggregated LP (non-linear nodes, a plain LP, no child) or reproducible: improve
+    assert improve_start_bound(child_first, linear=False, deterministic=False)
+    assert improve_start_bound(plain_lp, linear=True, deterministic=False)
+    assert improve_start_bound(no_child, linear=True, deterministic=False)
+    assert improve_start_bound(agg, linear=True, deterministic=True)
