@@ -67,8 +67,9 @@ _BLOCK = 16
 _CELLS = 2_000_000
 """(option, start) cells per vectorized chunk of the job minimum."""
 PROBE_KW = 1e-3
-"""Load added to every node-slot with room for it before the dispatch LPs of a cut
-[kW] (:func:`probe_load`): the duals there are the cost of *more* load."""
+"""Load added before the dispatch LPs of a cut to every node-slot at its least possible
+load that has room for it [kW] (:func:`probe_load`): the duals there are the cost of
+*more* load."""
 
 
 def _group_lp(index: Index, nodes: IntArray, load: FloatArray,

@@ -436,11 +436,11 @@ class _Search:
         lp.share_incumbent(best)
         self.t_start = time.perf_counter() - t0
         options.report(t0, best.objective, None, f"start ({origin})")
+        self.linear = linear_nodes(index)
         bound = self._start_bound(best)
         self.bound_source = "lagrangian" if bound is not None else None
         options.report(t0, best.objective, bound, "bound")
         self.sub_solver = sub_solver_name(options)
-        self.linear = linear_nodes(index)
         self.auto_sub = (self.params.sub_solver is None
                          and importlib.util.find_spec("ortools") is not None)
         self.sub_stats: dict[str, _Stats] = {}
@@ -484,8 +484,7 @@ class _Search:
         bound = lagrangian_bound(self.index, load) if load is not None else None
         self.t_lag = time.perf_counter() - tb
         if (bound is not None and load is not None and self.params.improved_bound
-                and improve_start_bound(self.lp, bool(linear_nodes(self.index).all()),
-                                        self.deterministic)):
+                and improve_start_bound(self.lp, bool(self.linear.all()), self.deterministic)):
             more = improved_bound(self.index, load, rounds=BOUND_ROUNDS,
                                   deadline=min(self.deadline,
                                                time.perf_counter() + 0.05 * self.budget),
