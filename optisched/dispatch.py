@@ -187,7 +187,7 @@ class NodeDispatch(FlowArrays):
 def default_on(index: Index, node: IntArray, start: IntArray) -> BoolArray:
     """On where available and the node cannot sleep, or where a job runs, ``(N, T)``."""
     busy = resource_usage(index, node, start, np.ones(index.J)) > 0.5
-    return np.asarray(((~index.can_sleep[:, None]) & index.available) | busy)
+    return np.asarray(index.always_on | busy)
 
 
 def dispatch(

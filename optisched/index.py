@@ -372,6 +372,18 @@ class Index:
         """(J,) True for pinned jobs."""
         return self.pinned_node >= 0
 
+    @property
+    def always_on(self) -> BoolArray:
+        """(N, T) True where a node is on whatever the plan: available and unable to
+        sleep (SPEC §2, constraint 6)."""
+        return np.asarray((~self.can_sleep[:, None]) & self.available)
+
+    @property
+    def idle_floor_kw(self) -> FloatArray:
+        """(N, T) The least load of every node-slot whatever the plan [kW]: the idle draw
+        where the node is :attr:`always_on`, else 0."""
+        return np.asarray(self.always_on * self.idle_kw[:, None], dtype=float)
+
     def options_of(self, j: int) -> IntArray:
         """Option positions of job ``j``."""
         return np.arange(self.opt_job_ptr[j], self.opt_job_ptr[j + 1])

@@ -93,6 +93,21 @@ def test_availability_gap() -> None:
     assert "not available for 2 consecutive slots" in explain_job(p2, ix2, 0)
 
 
+def test_always_on_and_the_idle_floor() -> None:
+    """A node that cannot sleep is on (and draws its idle power) wherever it is available;
+    a sleeper's floor is 0."""
+    awake = Node(node_id="a", gpus=1, idle_kw=0.5, can_sleep=False)
+    sleeper = Node(node_id="s", gpus=1, idle_kw=0.3, can_sleep=True)
+    gap = NodeSeries(available=[True, False, True, True, False, True])
+    p = problem([awake, sleeper], [], node_series={"a": gap})
+    ix = compile_index(p)
+    a, s = ix.node_ids.index("a"), ix.node_ids.index("s")
+    assert ix.always_on[a].tolist() == gap.available
+    assert not ix.always_on[s].any()
+    assert ix.idle_floor_kw[a].tolist() == [0.5, 0.0, 0.5, 0.5, 0.0, 0.5]
+    assert ix.idle_floor_kw[s].tolist() == [0.0] * 6
+
+
 def test_explain_counts_reasons() -> None:
     nodes = [Node(node_id=f"n{k}", gpus=1) for k in range(3)] + [Node(node_id="m", gpus=4,
                                                                        trust=0)]

@@ -471,8 +471,7 @@ def probe_load(index: Index, load: FloatArray, kw: float = PROBE_KW) -> FloatArr
     """
     load = np.asarray(load, dtype=float)
     cap = index.headroom if index.S == 1 else index.scenarios.headroom.min(axis=0)
-    floor = np.where(index.can_sleep[:, None], 0.0, index.idle_kw[:, None]) * index.available
-    at_floor = load <= floor + 1e-9
+    at_floor = load <= index.idle_floor_kw + 1e-9
     return np.where(index.available & at_floor & (cap - load > 2.0 * kw), load + kw, load)
 
 

@@ -278,8 +278,7 @@ def extract_on(pm: PackingModel, solver: cp_model.CpSolver) -> np.ndarray:
     """The on/off states ``(N, T)`` of a solved model with :func:`define_packing_on_off`
     (constant states: on where available and the node cannot sleep)."""
     idx = pm.index
-    on = idx.available & ~idx.can_sleep[:, None]
-    on = np.array(on, dtype=bool)
+    on = np.array(idx.always_on, dtype=bool)
     for (n, t), v in pm.on.items():
         on[n, t] = bool(solver.boolean_value(v))
     return on

@@ -36,8 +36,8 @@ def solve_baseline(problem: Problem, index: Index, options: SolveOptions) -> Pla
     use = np.zeros((N, T, len(index.resources)))
     jobs_kw = np.zeros((N, T))
     busy = np.zeros((N, T), dtype=np.int64)
-    base_on = (~index.can_sleep[:, None]) & index.available
-    fixed_load = base_on * index.idle_kw[:, None]
+    base_on = index.always_on
+    fixed_load = index.idle_floor_kw
     sc = index.scenarios
     # the worst scenario for every check (index.headroom is already the least of them)
     pv_lo = index.pv if index.S == 1 else sc.pv.min(axis=0)

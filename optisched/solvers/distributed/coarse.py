@@ -83,7 +83,7 @@ def price_proxy(index: Index, load: FloatArray | None = None,
     buy = dt * index.import_cost
     if grid_import is None or grid_export is None:
         if load is None:
-            load = (~index.can_sleep[:, None] & index.available) * index.idle_kw[:, None]
+            load = index.idle_floor_kw
         surplus = index.pv - load > 1e-9
         sell = dt * np.where(index.export_kw[:, None] > 0, np.maximum(index.export_price, 0.0),
                              0.0)

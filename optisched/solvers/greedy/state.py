@@ -112,7 +112,7 @@ class GreedyState:
         ix = index
         N, T, J, R = ix.N, ix.T, ix.J, len(ix.resources)
         self.N, self.T, self.J, self.R = N, T, J, R
-        self.base_on = (~ix.can_sleep[:, None]) & ix.available
+        self.base_on = ix.always_on
         self.exp_price = np.maximum(ix.export_price, 0.0)
         groups, _ = dispatch_groups(ix)
         self.groups = groups
