@@ -40,6 +40,7 @@ from optisched.solvers.distributed.worker import (
     BoundShare,
     BoundSpec,
     CostTask,
+    PlanShareTask,
     ShareTask,
     SolveResult,
     SolveTask,
@@ -94,6 +95,10 @@ round is planned to fit the time left (a round takes the heaviest pairs that fit
 MORE_STEPS_MIN = 2.0
 """Least time [s] left before the bound's deadline after the rounds for a wave of more
 capacity steps of every share."""
+MISSING_SHARES = 0.5
+"""Share of the time left before the final reserve [-] that the shares missing after the
+first solves may take (their first passes, in parallel): without every partition's share
+there is no global bound."""
 FIXED_PARTS = ("setup", "build", "check")
 """The parts of a first solve's time (``SolveResult.info["timing"]``) that no limit stops."""
 FINAL_RESERVE = 0.02
@@ -306,6 +311,9 @@ class _Run:
             return Plan.empty(self.problem, "distributed", Status.NO_SOLUTION, failed)
         self.options.report(self.t0, self.objective, None,
                             f"first plan ({self.parts.count} partitions)")
+        tc = time.perf_counter()
+        self._missing_shares()
+        self.timings["missing_shares"] = time.perf_counter() - tc
         tc = time.perf_counter()
         self._repair()
         self.timings["repair"] = time.perf_counter() - tc
@@ -981,11 +989,48 @@ class _Run:
         self.shares = self.engine.map("improve_share", [ShareTask(sh, spec)
                                                         for sh in self.shares])
 
-    def _keep_shares(self, results: list[SolveResult]) -> None:
-        """Keep the bound shares of first solves; a share replaces the shares of its nodes
-        (a merged partition's replaces its two parts' shares)."""
+    def _missing_shares(self) -> None:
+        """The bound shares of the partitions whose first solve had none (a late wave's,
+        ``FirstPath.no_bound_from``): their first passes at the load of their plans, in
+        parallel, before the repair and the rounds, within :data:`MISSING_SHARES` of the
+        time left before the final reserve (``docs/algorithms/distributed.md`` §5). Their
+        capacity steps come with :meth:`_more_steps` when the rounds leave time."""
+        if not self.params.bound:
+            return
+        covered = self._coverage() > 0
+        todo = [r for r in self.results if r.ok and r.flows is not None
+                and not covered[self.parts.nodes[r.part]].all()]
+        if not todo:
+            return
+        left = self._time_left() - self._final_reserve()
+        if math.isfinite(left) and left <= 0:
+            log.info("bound: no time for the %d missing shares", len(todo))
+            return
+        until = time.time() + MISSING_SHARES * left if math.isfinite(left) else math.inf
+        until = min(until, self._bound_until())
+        spec = BoundSpec(self.lam, 0.0, until, 0, 0)  # the first pass only
+        pos = np.full(self.index.N, -1, dtype=np.int64)
+        tasks = []
+        for r in todo:
+            nodes = self.parts.nodes[r.part]
+            pos[nodes] = np.arange(nodes.size)
+            task = self._task(r.part, r.jobs, 0, False)
+            task.bound = spec
+            assert r.flows is not None
+            node = np.where(r.node >= 0, pos[np.maximum(r.node, 0)], -1).astype(np.int64)
+            tasks.append(PlanShareTask(task, np.asarray(r.flows.load, dtype=float),
+                                       r.objective, node, r.start))
+        tc = time.perf_counter()
+        shares = self.engine.map("plan_share", tasks)
+        self._keep_shares(shares)
+        log.info("bound: %d of %d missing shares computed after the first solves (%.1f s)",
+                 sum(sh is not None for sh in shares), len(todo), time.perf_counter() - tc)
+
+    def _keep_shares(self, results: list[SolveResult] | list[BoundShare | None]) -> None:
+        """Keep the bound shares of first solves (or shares); a share replaces the shares
+        of its nodes (a merged partition's replaces its two parts' shares)."""
         for r in results:
-            sh = r.bound
+            sh = r.bound if isinstance(r, SolveResult) else r
             if sh is None:
                 continue
             mine = np.zeros(self.index.N, dtype=bool)

@@ -30,7 +30,8 @@ from optisched.solvers.greedy import solve_greedy
 from optisched.solvers.lns import solve_lns
 from optisched.solvers.options import GreedyOptions, LnsOptions, SolverOptions
 
-__all__ = ["BoundShare", "BoundSpec", "CostTask", "Costs", "PartitionWorker", "ShareTask",
+__all__ = ["BoundShare", "BoundSpec", "CostTask", "Costs", "PartitionWorker", "PlanShareTask",
+           "ShareTask",
            "SolveResult", "SolveTask"]
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,32 @@ class ShareTask:
 
     share: BoundShare
     spec: BoundSpec
+
+
+@dataclass
+class PlanShareTask:
+    """A partition's bound share at the load of a plan it has, computed after the first
+    solves for a partition whose first solve had no time for it
+    (``docs/algorithms/distributed.md`` §5, "A share for every partition").
+
+    Attributes
+    ----------
+    task : SolveTask
+        The partition (``part``, ``nodes``, ``jobs``) and its ``bound`` spec.
+    load : (K, T) float
+        The plan's load of the partition's nodes [kW] (the reference of the first pass).
+    objective : float
+        The plan's cost on the partition's problem [money].
+    node, start : (M,) int
+        The plan's node (partition positions, -1: dropped) and start of every job of
+        ``task.jobs`` (the job LP's first columns).
+    """
+
+    task: SolveTask
+    load: FloatArray
+    objective: float
+    node: IntArray
+    start: IntArray
 
 
 @dataclass
@@ -414,6 +441,12 @@ class PartitionWorker:
             log.info("partition %d: no bound share before the deadline", task.part)
             return None
         return _share(task.part, task.nodes, jobs, parts, time.perf_counter() - t0, upper)
+
+    def plan_share(self, task: PlanShareTask) -> BoundShare | None:
+        """The partition's share of the global bound at its plan's load
+        (:meth:`bound_share` within ``task.task.bound``'s times); None when its first
+        pass is not done by then."""
+        return self.bound_share(task.task, task.load, task.objective, (task.node, task.start))
 
     def _bound_index(self, nodes: IntArray, lam: FloatArray
                      ) -> tuple[IntArray, Index, FloatArray]:
