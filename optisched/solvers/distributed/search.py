@@ -993,8 +993,11 @@ class _Run:
         """The bound shares of the partitions whose first solve had none (a late wave's,
         ``FirstPath.no_bound_from``): their first passes at the load of their plans, in
         parallel, before the repair and the rounds, within :data:`MISSING_SHARES` of the
-        time left before the final reserve (``docs/algorithms/distributed.md`` §5). Their
-        capacity steps come with :meth:`_more_steps` when the rounds leave time."""
+        time left before the final reserve (``docs/algorithms/distributed.md`` §5), and
+        not at all when the measured first passes (their time per node, ``workers`` at a
+        time, times :data:`ROUND_MARGIN`) say they would not all fit there: one missing
+        share means no bound, and the repair gets the time. Their capacity steps come
+        with :meth:`_more_steps` when the rounds leave time."""
         if not self.params.bound:
             return
         covered = self._coverage() > 0
@@ -1006,6 +1009,17 @@ class _Run:
         if math.isfinite(left) and left <= 0:
             log.info("bound: no time for the %d missing shares", len(todo))
             return
+        if math.isfinite(left) and self.shares:
+            # a first pass takes about the measured passes' time per node (the time of
+            # the shares the first solves computed), the missing ones ``workers`` at a time
+            rate = sum(sh.first_seconds for sh in self.shares) / max(
+                1, sum(sh.nodes.size for sh in self.shares))
+            size = sum(self.parts.nodes[r.part].size for r in todo)
+            need = ROUND_MARGIN * rate * size / max(1, self.engine.workers)
+            if need > MISSING_SHARES * left:
+                log.info("bound: no time for the %d missing shares (%.1f s needed, %.1f s "
+                         "left)", len(todo), need, left)
+                return
         until = time.time() + MISSING_SHARES * left if math.isfinite(left) else math.inf
         until = min(until, self._bound_until())
         spec = BoundSpec(self.lam, 0.0, until, 0, 0)  # the first pass only

@@ -98,6 +98,8 @@ class BoundShare:
         The best point's duals (K, T), capacity prices (K, T, R) or None, job-free part
         without the capacity term [money] and idle share (K, T) (``LagrangianParts``), to
         resume its capacity steps from (:class:`ShareTask`).
+    first_seconds : float
+        Time of its first pass [s] (what a share at another load would take at least).
     """
 
     part: int
@@ -114,6 +116,7 @@ class BoundShare:
     mu: FloatArray | None = None
     base: float = 0.0
     share: FloatArray | None = None
+    first_seconds: float = 0.0
 
 
 @dataclass
@@ -483,15 +486,17 @@ class PartitionWorker:
             return old
         return _share(old.part, old.nodes, jobs, parts,
                       old.seconds + time.perf_counter() - t0, old.upper,
-                      passes=old.passes, steps=old.steps + parts.steps)
+                      passes=old.passes, steps=old.steps + parts.steps,
+                      first_seconds=old.first_seconds)
 
 
 def _share(part: int, nodes: IntArray, jobs: IntArray, parts: LagrangianParts,
            seconds: float, upper: float | None, passes: int | None = None,
-           steps: int | None = None) -> BoundShare:
+           steps: int | None = None, first_seconds: float | None = None) -> BoundShare:
     """A :class:`BoundShare` of ``parts`` (of the partition's bound problem)."""
     return BoundShare(part, nodes, jobs, parts.best, parts.const, parts.value,
                       parts.passes if passes is None else passes,
                       parts.steps if steps is None else steps, seconds, upper, parts.pi,
-                      parts.mu, parts.base, parts.share)
+                      parts.mu, parts.base, parts.share,
+                      parts.first_seconds if first_seconds is None else first_seconds)
 
