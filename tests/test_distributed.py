@@ -338,6 +338,7 @@ def test_a_partition_without_a_share_gets_one_after_the_first_solves(
     assert full.bound is not None and late.bound is not None
     assert late.bound == pytest.approx(full.bound, rel=1e-9, abs=1e-9)
     assert late.info["bound_shares"] == 3 and late.info["bound_passes"] == 3
+    assert late.info["late_shares"] == 1 and full.info["late_shares"] == 0
     assert np.array_equal(late.node, full.node)
     monkeypatch.setattr(dsearch._Run, "_missing_shares", lambda self: None)
     none = solve(p, "distributed", time_limit=60, **kw)

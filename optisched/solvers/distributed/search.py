@@ -297,6 +297,7 @@ class _Run:
         self.fixed_seconds = 0.0  # measured work of a first solve that no limit stops [s]
         self.check_seconds = 0.0  # the first solves' evaluator checks, summed [s]
         self.path = FirstPath(params.bound)  # the last first solve's path
+        self.late_shares = 0  # bound shares computed after the first solves [shares]
 
     # ------------------------------------------------------------------ phases
 
@@ -1037,6 +1038,7 @@ class _Run:
         tc = time.perf_counter()
         shares = self.engine.map("plan_share", tasks)
         self._keep_shares(shares)
+        self.late_shares = sum(sh is not None for sh in shares)
         log.info("bound: %d of %d missing shares computed after the first solves (%.1f s)",
                  sum(sh is not None for sh in shares), len(todo), time.perf_counter() - tc)
 
@@ -1078,7 +1080,7 @@ class _Run:
             "bound_source": None if bound is None else "lagrangian (per partition)",
             "bound_iterations": sum(sh.steps for sh in self.shares),
             "bound_passes": sum(sh.passes for sh in self.shares),
-            "bound_shares": len(self.shares),
+            "bound_shares": len(self.shares), "late_shares": self.late_shares,
         }
         total = time.perf_counter() - self.t0
         log.info("plan assembled %.1f s after the start (%.1f s before the deadline; first "
