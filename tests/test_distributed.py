@@ -802,6 +802,21 @@ def test_a_late_wave_ends_the_bound_shares_then_the_search() -> None:
 
 
 
+def test_a_late_wave_keeps_a_first_pass_share_when_that_fits() -> None:
+    """``choose_path`` with the first passes measured: 9 waves of 2.5 s work and 1.5 s
+    after the plan (36 s) do not fit 34 s, but 9 waves of 2.5 s and a first pass of
+    1.0 s (31.5 s) do: the later shares are the first pass only (task 3), the bound
+    stays; when even that does not fit (7 waves of 3.5 s + 1.0 s in 25 s) the shares end
+    (task 5), and with the least search neither (the cheap path)."""
+    whole = dsearch.FirstPath(True)
+    path = dsearch.choose_path(whole, 3, 0.0, 34.0, 18, 2, [2.5], [1.5], first=[1.0])
+    assert path == dsearch.FirstPath(True, False, None, None, True, 3)
+    assert dsearch.choose_path(whole, 3, 0.0, 34.0, 18, 2, [2.5], [1.5]) == \
+        dsearch.FirstPath(False, False, 3, None)  # nothing measured: no share
+    path = dsearch.choose_path(path, 5, 11.0, 36.0, 14, 2, [3.5], [0.0], first=[1.0])
+    assert path == dsearch.FirstPath(False, True, 5, 5, True, 3)
+
+
 def test_bound_shares_may_run_until_the_final_reserve_when_they_fit_there() -> None:
     """``choose_path(bound_stop=…)``: 9 waves of 2.5 s + 1.5 s (36 s) do not fit the 36 s
     before the first solves' end less the repair share (34 s) but fit 40 s before the

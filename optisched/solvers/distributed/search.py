@@ -164,26 +164,35 @@ class FirstPath:
     no_bound_from, cheap_from : int or None
         The first task [position in the order of the first solves] without a bound share,
         and the first on the cheap path.
+    light : bool
+        Its bound share is the first pass only (no further passes, no capacity steps).
+    light_from : int or None
+        The first task with a first-pass-only share.
     """
 
     bound: bool = True
     cheap: bool = False
     no_bound_from: int | None = None
     cheap_from: int | None = None
+    light: bool = False
+    light_from: int | None = None
 
 
 def choose_path(path: FirstPath, k: int, now: float, stop: float, tasks_left: int, workers: int,
                 fixed: list[float], after: list[float],
-                bound_stop: float | None = None) -> FirstPath:
+                bound_stop: float | None = None, first: list[float] | None = None
+                ) -> FirstPath:
     """The path of first solve ``k`` (``tasks_left`` with it) from the measured times of
     the tasks answered so far, so that the first solves end by ``stop``.
 
     The ``ceil(tasks_left / workers)`` waves still to run each take at least the mean
     work that no limit stops (``fixed``: the setup, greedy's construction with its exact
     dispatch, the evaluator's check) and, with the bound, the mean time after a plan
-    (``after``: the bound share). When that does not fit before ``stop``, the bound
-    shares end from this task on (a partition without a share means no global bound,
-    so the shares of the later ones would be lost work); when the work alone and
+    (``after``: the bound share). When that does not fit before ``stop``, the later
+    shares are the first pass only (``light``) when the mean measured first pass
+    (``first``) fits instead, else the bound shares end from this task on (a partition
+    without a share means no global bound, so the shares of the later ones would be lost
+    work); when the work alone and
     :data:`SLOT_MIN` of search do not fit, this task and the later ones take the cheap
     path. Both only switch on, never off again; before any task is answered, ``path``.
 
@@ -205,6 +214,9 @@ def choose_path(path: FirstPath, k: int, now: float, stop: float, tasks_left: in
         The latest end of the first solves with their bound shares [s] (the bound is
         worth the time of the later phases: the issue asks for it beside every plan);
         None: ``stop``.
+    first : list of float, optional
+        Per task answered with a share: the time of its first pass [s] (None or empty:
+        no first-pass-only path).
 
     Returns
     -------
@@ -217,7 +229,14 @@ def choose_path(path: FirstPath, k: int, now: float, stop: float, tasks_left: in
     per = float(np.mean(fixed))
     left = stop - now
     bound_left = (stop if bound_stop is None else max(stop, bound_stop)) - now
-    if path.bound and waves * (per + (float(np.mean(after)) if after else 0.0)) > bound_left:
+    if (path.bound and not path.light
+            and waves * (per + (float(np.mean(after)) if after else 0.0)) > bound_left):
+        if first:
+            path = replace(path, light=True, light_from=k)
+        else:
+            path = replace(path, bound=False, no_bound_from=k)
+    if path.bound and path.light and waves * (per + float(np.mean(first or [0.0]))
+                                              ) > bound_left:
         path = replace(path, bound=False, no_bound_from=k)
     if not path.cheap and waves * (per + SLOT_MIN) > left:
         path = replace(path, cheap=True, cheap_from=k)
@@ -493,6 +512,7 @@ class _Run:
         after: list[float] = []  # a task's time after its plan (its bound share) [s]
         over: list[float] = []  # a task's time past its slot [s]
         plans: list[float] = []  # a task's time to its plan [s]
+        firsts: list[float] = []  # a share's first pass [s]
         fixed: list[float] = []  # a task's work that no limit stops, its bound aside [s]
         path = FirstPath(self.params.bound)  # what the next task runs
         # the lns partitions first, then the fullest (by their jobs' GPU-slots): the jobs
@@ -524,12 +544,15 @@ class _Run:
             # the shares may run until the final reserve (the rounds' and repairs' time)
             # when they fit there; later than that, no bound
             path = choose_path(path, k, t, stop, P - k, self.engine.workers, fixed, after,
-                               bound_stop=last)
+                               bound_stop=last, first=firsts)
             bound = path.bound
-            slot = plan_slot(t, stop, P - k, self.engine.workers,
-                             (float(np.mean(after)) if after else None) if bound else None,
+            est = (float(np.mean(firsts)) if path.light else
+                   float(np.mean(after)) if after else None) if bound else None
+            slot = plan_slot(t, stop, P - k, self.engine.workers, est,
                              float(np.mean(over)) if over else 0.0,
                              first_share if bound else 0.0)
+            if path.light:  # the first pass only: it runs past the slot's bound part
+                slot = (slot[0], 0.0)
             begun[p] = (t, slot[0] + slot[1])
             log.debug("first solve of partition %d: limit %.2f s, bound %.2f s%s", p, *slot,
                       ", cheap" if path.cheap else "")
@@ -547,6 +570,8 @@ class _Run:
             after.append(max(0.0, total - r.seconds))
             over.append(max(0.0, total - planned))
             plans.append(total - after[-1])
+            if r.bound is not None and r.bound.first_seconds > 0:
+                firsts.append(r.bound.first_seconds)
             timing = r.info.get("timing")
             if isinstance(timing, dict):  # the worker's own split (else all of it)
                 fixed.append(sum(float(timing.get(part, 0.0)) for part in FIXED_PARTS))
@@ -1076,6 +1101,7 @@ class _Run:
             "dropped": int(np.sum(self.node < 0)),
             "first_no_bound_from": self.path.no_bound_from,
             "first_cheap_from": self.path.cheap_from,
+            "first_light_from": self.path.light_from,
             "sub_solver": self.params.sub_solver,
             "bound_source": None if bound is None else "lagrangian (per partition)",
             "bound_iterations": sum(sh.steps for sh in self.shares),
