@@ -340,7 +340,7 @@ def test_a_partition_without_a_share_gets_one_after_the_first_solves(
     assert late.info["bound_shares"] == 3 and late.info["bound_passes"] == 3
     assert late.info["late_shares"] == 1 and full.info["late_shares"] == 0
     assert np.array_equal(late.node, full.node)
-    monkeypatch.setattr(dsearch._Run, "_missing_shares", lambda self: None)
+    monkeypatch.setattr(dsearch._Run, "_missing_shares", lambda self, share=0.0: None)
     none = solve(p, "distributed", time_limit=60, **kw)
     assert none.bound is None and none.info["bound_shares"] == 2
     assert np.array_equal(none.node, full.node)

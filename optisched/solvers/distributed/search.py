@@ -341,6 +341,9 @@ class _Run:
         self._rounds()
         self.timings["rounds"] = time.perf_counter() - tc
         tc = time.perf_counter()
+        self._missing_shares(1.0)  # what the first try had no time for, if it fits now
+        self.timings["missing_shares"] += time.perf_counter() - tc
+        tc = time.perf_counter()
         self._more_steps()
         self.timings["more_bound_steps"] = time.perf_counter() - tc
         return self._plan(self._bound() if self.params.bound else None)
@@ -1015,11 +1018,12 @@ class _Run:
         self.shares = self.engine.map("improve_share", [ShareTask(sh, spec)
                                                         for sh in self.shares])
 
-    def _missing_shares(self) -> None:
+    def _missing_shares(self, share: float = MISSING_SHARES) -> None:
         """The bound shares of the partitions whose first solve had none (a late wave's,
         ``FirstPath.no_bound_from``): their first passes at the load of their plans, in
-        parallel, before the repair and the rounds, within :data:`MISSING_SHARES` of the
-        time left before the final reserve (``docs/algorithms/distributed.md`` §5), and
+        parallel, before the repair and the rounds, within ``share`` (default
+        :data:`MISSING_SHARES`) of the time left before the final reserve (again after
+        the rounds with all of it; ``docs/algorithms/distributed.md`` §5), and
         not at all when the measured first passes (their time per node, ``workers`` at a
         time, times :data:`ROUND_MARGIN`) say they would not all fit there: one missing
         share means no bound, and the repair gets the time. Their capacity steps come
@@ -1042,11 +1046,11 @@ class _Run:
                 1, sum(sh.nodes.size for sh in self.shares))
             size = sum(self.parts.nodes[r.part].size for r in todo)
             need = ROUND_MARGIN * rate * size / max(1, self.engine.workers)
-            if need > MISSING_SHARES * left:
+            if need > share * left:
                 log.info("bound: no time for the %d missing shares (%.1f s needed, %.1f s "
                          "left)", len(todo), need, left)
                 return
-        until = time.time() + MISSING_SHARES * left if math.isfinite(left) else math.inf
+        until = time.time() + share * left if math.isfinite(left) else math.inf
         until = min(until, self._bound_until())
         spec = BoundSpec(self.lam, 0.0, until, 0, 0)  # the first pass only
         pos = np.full(self.index.N, -1, dtype=np.int64)
@@ -1063,7 +1067,7 @@ class _Run:
         tc = time.perf_counter()
         shares = self.engine.map("plan_share", tasks)
         self._keep_shares(shares)
-        self.late_shares = sum(sh is not None for sh in shares)
+        self.late_shares += sum(sh is not None for sh in shares)
         log.info("bound: %d of %d missing shares computed after the first solves (%.1f s)",
                  sum(sh is not None for sh in shares), len(todo), time.perf_counter() - tc)
 
