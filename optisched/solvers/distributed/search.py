@@ -1114,9 +1114,9 @@ class _Run:
         }
         total = time.perf_counter() - self.t0
         log.info("plan assembled %.1f s after the start (%.1f s before the deadline; first "
-                 "solves: no bound share from task %s, cheap from task %s)", total,
-                 self.deadline - time.perf_counter(), self.path.no_bound_from,
-                 self.path.cheap_from)
+                 "solves: first-pass share from task %s, no bound share from task %s, cheap "
+                 "from task %s)", total, self.deadline - time.perf_counter(),
+                 self.path.light_from, self.path.no_bound_from, self.path.cheap_from)
         build = self.timings.get("partition", 0.0) + self.timings.get("engine", 0.0)
         plan.timings = {"build": build, "solve": total - build,
                         **{f"phase_{k}": v for k, v in self.timings.items()}}
