@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from optisched.solvers.distributed.partition import (
     restrict_index,
     sub_problem,
 )
+from optisched.solvers.distributed.worker import PartitionWorker, SolveResult, SolveTask
 
 T = 8
 ROOT = Path(__file__).resolve().parents[1]
@@ -314,6 +316,34 @@ def test_a_past_bound_deadline_returns_the_plan_without_bound_lps(
     ev = evaluate(p, late)
     assert ev.feasible and late.objective == pytest.approx(ev.objective)
     assert np.array_equal(late.node, timed.node)  # the plan does not wait for the bound
+
+
+def test_a_partition_without_a_share_gets_one_after_the_first_solves(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first solve that returns no bound share (as a late wave's does) gets its share
+    after the first solves, at its plan's load: with one pass and no capacity steps the
+    global bound is the same as when every first solve had its share, the plan is the
+    same; without that step there is no global bound."""
+    p = generate("small", seed=1)
+    kw = {"partitions": 3, "workers": 1, "rounds": 0, "sub_solver": "greedy", "seed": 0,
+          "bound_iterations": 0, "bound_rounds": 0}
+    full = solve(p, "distributed", time_limit=60, **kw)
+    real = PartitionWorker.solve
+
+    def no_share(self: PartitionWorker, task: SolveTask) -> SolveResult:
+        return real(self, replace(task, bound=None) if task.part == 1 else task)
+
+    monkeypatch.setattr(PartitionWorker, "solve", no_share)
+    late = solve(p, "distributed", time_limit=60, **kw)
+    assert full.bound is not None and late.bound is not None
+    assert late.bound == pytest.approx(full.bound, rel=1e-9, abs=1e-9)
+    assert late.info["bound_shares"] == 3 and late.info["bound_passes"] == 3
+    assert late.info["late_shares"] == 1 and full.info["late_shares"] == 0
+    assert np.array_equal(late.node, full.node)
+    monkeypatch.setattr(dsearch._Run, "_missing_shares", lambda self, share=0.0: None)
+    none = solve(p, "distributed", time_limit=60, **kw)
+    assert none.bound is None and none.info["bound_shares"] == 2
+    assert np.array_equal(none.node, full.node)
 
 
 def test_bound_parts_stop_at_their_deadlines(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -770,6 +800,21 @@ def test_a_late_wave_ends_the_bound_shares_then_the_search() -> None:
     path = dsearch.choose_path(dsearch.FirstPath(False), 1, 0.0, 10.0, 4, 2, [5.0], [0.0])
     assert path == dsearch.FirstPath(False, True, None, 1)
 
+
+
+def test_a_late_wave_keeps_a_first_pass_share_when_that_fits() -> None:
+    """``choose_path`` with the first passes measured: 9 waves of 2.5 s work and 1.5 s
+    after the plan (36 s) do not fit 34 s, but 9 waves of 2.5 s and a first pass of
+    1.0 s (31.5 s) do: the later shares are the first pass only (task 3), the bound
+    stays; when even that does not fit (7 waves of 3.5 s + 1.0 s in 25 s) the shares end
+    (task 5), and with the least search neither (the cheap path)."""
+    whole = dsearch.FirstPath(True)
+    path = dsearch.choose_path(whole, 3, 0.0, 34.0, 18, 2, [2.5], [1.5], first=[1.0])
+    assert path == dsearch.FirstPath(True, False, None, None, True, 3)
+    assert dsearch.choose_path(whole, 3, 0.0, 34.0, 18, 2, [2.5], [1.5]) == \
+        dsearch.FirstPath(False, False, 3, None)  # nothing measured: no share
+    path = dsearch.choose_path(path, 5, 11.0, 36.0, 14, 2, [3.5], [0.0], first=[1.0])
+    assert path == dsearch.FirstPath(False, True, 5, 5, True, 3)
 
 
 def test_bound_shares_may_run_until_the_final_reserve_when_they_fit_there() -> None:

@@ -196,6 +196,8 @@ class LagrangianParts:
     share : (N, T) float
         Its idle share of sleeping nodes [money/(slot·GPU)] (:func:`idle_share` at ``pi``
         for one cut; the weighed shares of a combination of cuts, at least that).
+    first_seconds : float
+        Time of the first pass [s] (its dispatch LPs and job minima; 0: none run here).
     """
 
     value: float
@@ -207,6 +209,7 @@ class LagrangianParts:
     mu: FloatArray | None
     base: float
     share: FloatArray
+    first_seconds: float = 0.0
 
 
 def bound_parts(index: Index, load: FloatArray, rounds: int = 3,
@@ -268,6 +271,7 @@ def bound_parts(index: Index, load: FloatArray, rounds: int = 3,
     cols = None if placement is None else placement_columns(index, *placement)
     master: _JobLp | None = None
     pass_s = 0.0  # time of the last pass [s]
+    first_s = 0.0  # time of the first pass with its job minima [s]
     needs: BoolArray | None = None  # the job LP's overloadable chains, once per index
     for _ in range(rounds + 1):
         tr = time.perf_counter()
@@ -283,6 +287,8 @@ def bound_parts(index: Index, load: FloatArray, rounds: int = 3,
             ref, step = 0.5 * (ref + last), 0.5 * step
             continue
         jm = _jobs_min(index, cut.pi, idle_share=cut.share)
+        if not passes:
+            first_s = time.perf_counter() - tr
         passes += 1
         point = _CapacityPoint(cut.total + jm.total, cut.total, None, jm.kw, cut.pi,
                                cut.share, cut.total)
@@ -304,7 +310,7 @@ def bound_parts(index: Index, load: FloatArray, rounds: int = 3,
         return None
     job_best = job_minima(index, top.pi, top.mu, top.share)[0]
     return LagrangianParts(top.value, top.const, job_best, passes, steps, top.pi, top.mu,
-                           top.base, top.share)
+                           top.base, top.share, first_s)
 
 
 def capacity_parts(index: Index, pi: FloatArray, base: float, upper: float, iterations: int,

@@ -40,6 +40,7 @@ from optisched.solvers.distributed.worker import (
     BoundShare,
     BoundSpec,
     CostTask,
+    PlanShareTask,
     ShareTask,
     SolveResult,
     SolveTask,
@@ -94,6 +95,11 @@ round is planned to fit the time left (a round takes the heaviest pairs that fit
 MORE_STEPS_MIN = 2.0
 """Least time [s] left before the bound's deadline after the rounds for a wave of more
 capacity steps of every share."""
+MISSING_SHARES = 0.75
+"""Share of the time left before the final reserve [-] that the shares missing after the
+first solves may take (their first passes, in parallel): without every partition's share
+there is no global bound (0.5 left metro-10k on a loaded machine without a bound whose
+shares needed 8.1 s of 13.2 s; the repair and one round took the time)."""
 FIXED_PARTS = ("setup", "build", "check")
 """The parts of a first solve's time (``SolveResult.info["timing"]``) that no limit stops."""
 FINAL_RESERVE = 0.02
@@ -159,26 +165,35 @@ class FirstPath:
     no_bound_from, cheap_from : int or None
         The first task [position in the order of the first solves] without a bound share,
         and the first on the cheap path.
+    light : bool
+        Its bound share is the first pass only (no further passes, no capacity steps).
+    light_from : int or None
+        The first task with a first-pass-only share.
     """
 
     bound: bool = True
     cheap: bool = False
     no_bound_from: int | None = None
     cheap_from: int | None = None
+    light: bool = False
+    light_from: int | None = None
 
 
 def choose_path(path: FirstPath, k: int, now: float, stop: float, tasks_left: int, workers: int,
                 fixed: list[float], after: list[float],
-                bound_stop: float | None = None) -> FirstPath:
+                bound_stop: float | None = None, first: list[float] | None = None
+                ) -> FirstPath:
     """The path of first solve ``k`` (``tasks_left`` with it) from the measured times of
     the tasks answered so far, so that the first solves end by ``stop``.
 
     The ``ceil(tasks_left / workers)`` waves still to run each take at least the mean
     work that no limit stops (``fixed``: the setup, greedy's construction with its exact
     dispatch, the evaluator's check) and, with the bound, the mean time after a plan
-    (``after``: the bound share). When that does not fit before ``stop``, the bound
-    shares end from this task on (a partition without a share means no global bound,
-    so the shares of the later ones would be lost work); when the work alone and
+    (``after``: the bound share). When that does not fit before ``stop``, the later
+    shares are the first pass only (``light``) when the mean measured first pass
+    (``first``) fits instead, else the bound shares end from this task on (a partition
+    without a share means no global bound, so the shares of the later ones would be lost
+    work); when the work alone and
     :data:`SLOT_MIN` of search do not fit, this task and the later ones take the cheap
     path. Both only switch on, never off again; before any task is answered, ``path``.
 
@@ -200,6 +215,9 @@ def choose_path(path: FirstPath, k: int, now: float, stop: float, tasks_left: in
         The latest end of the first solves with their bound shares [s] (the bound is
         worth the time of the later phases: the issue asks for it beside every plan);
         None: ``stop``.
+    first : list of float, optional
+        Per task answered with a share: the time of its first pass [s] (None or empty:
+        no first-pass-only path).
 
     Returns
     -------
@@ -212,7 +230,14 @@ def choose_path(path: FirstPath, k: int, now: float, stop: float, tasks_left: in
     per = float(np.mean(fixed))
     left = stop - now
     bound_left = (stop if bound_stop is None else max(stop, bound_stop)) - now
-    if path.bound and waves * (per + (float(np.mean(after)) if after else 0.0)) > bound_left:
+    if (path.bound and not path.light
+            and waves * (per + (float(np.mean(after)) if after else 0.0)) > bound_left):
+        if first:
+            path = replace(path, light=True, light_from=k)
+        else:
+            path = replace(path, bound=False, no_bound_from=k)
+    if path.bound and path.light and waves * (per + float(np.mean(first or [0.0]))
+                                              ) > bound_left:
         path = replace(path, bound=False, no_bound_from=k)
     if not path.cheap and waves * (per + SLOT_MIN) > left:
         path = replace(path, cheap=True, cheap_from=k)
@@ -292,6 +317,7 @@ class _Run:
         self.fixed_seconds = 0.0  # measured work of a first solve that no limit stops [s]
         self.check_seconds = 0.0  # the first solves' evaluator checks, summed [s]
         self.path = FirstPath(params.bound)  # the last first solve's path
+        self.late_shares = 0  # bound shares computed after the first solves [shares]
 
     # ------------------------------------------------------------------ phases
 
@@ -307,11 +333,17 @@ class _Run:
         self.options.report(self.t0, self.objective, None,
                             f"first plan ({self.parts.count} partitions)")
         tc = time.perf_counter()
+        self._missing_shares()
+        self.timings["missing_shares"] = time.perf_counter() - tc
+        tc = time.perf_counter()
         self._repair()
         self.timings["repair"] = time.perf_counter() - tc
         tc = time.perf_counter()
         self._rounds()
         self.timings["rounds"] = time.perf_counter() - tc
+        tc = time.perf_counter()
+        self._missing_shares(1.0)  # what the first try had no time for, if it fits now
+        self.timings["missing_shares"] += time.perf_counter() - tc
         tc = time.perf_counter()
         self._more_steps()
         self.timings["more_bound_steps"] = time.perf_counter() - tc
@@ -484,6 +516,7 @@ class _Run:
         after: list[float] = []  # a task's time after its plan (its bound share) [s]
         over: list[float] = []  # a task's time past its slot [s]
         plans: list[float] = []  # a task's time to its plan [s]
+        firsts: list[float] = []  # a share's first pass [s]
         fixed: list[float] = []  # a task's work that no limit stops, its bound aside [s]
         path = FirstPath(self.params.bound)  # what the next task runs
         # the lns partitions first, then the fullest (by their jobs' GPU-slots): the jobs
@@ -515,12 +548,15 @@ class _Run:
             # the shares may run until the final reserve (the rounds' and repairs' time)
             # when they fit there; later than that, no bound
             path = choose_path(path, k, t, stop, P - k, self.engine.workers, fixed, after,
-                               bound_stop=last)
+                               bound_stop=last, first=firsts)
             bound = path.bound
-            slot = plan_slot(t, stop, P - k, self.engine.workers,
-                             (float(np.mean(after)) if after else None) if bound else None,
+            est = (float(np.mean(firsts)) if path.light else
+                   float(np.mean(after)) if after else None) if bound else None
+            slot = plan_slot(t, stop, P - k, self.engine.workers, est,
                              float(np.mean(over)) if over else 0.0,
                              first_share if bound else 0.0)
+            if path.light:  # the first pass only: it runs past the slot's bound part
+                slot = (slot[0], 0.0)
             begun[p] = (t, slot[0] + slot[1])
             log.debug("first solve of partition %d: limit %.2f s, bound %.2f s%s", p, *slot,
                       ", cheap" if path.cheap else "")
@@ -538,6 +574,8 @@ class _Run:
             after.append(max(0.0, total - r.seconds))
             over.append(max(0.0, total - planned))
             plans.append(total - after[-1])
+            if r.bound is not None and r.bound.first_seconds > 0:
+                firsts.append(r.bound.first_seconds)
             timing = r.info.get("timing")
             if isinstance(timing, dict):  # the worker's own split (else all of it)
                 fixed.append(sum(float(timing.get(part, 0.0)) for part in FIXED_PARTS))
@@ -981,11 +1019,64 @@ class _Run:
         self.shares = self.engine.map("improve_share", [ShareTask(sh, spec)
                                                         for sh in self.shares])
 
-    def _keep_shares(self, results: list[SolveResult]) -> None:
-        """Keep the bound shares of first solves; a share replaces the shares of its nodes
-        (a merged partition's replaces its two parts' shares)."""
+    def _missing_shares(self, share: float = MISSING_SHARES) -> None:
+        """The bound shares of the partitions whose first solve had none (a late wave's,
+        ``FirstPath.no_bound_from``): their first passes at the load of their plans, in
+        parallel, before the repair and the rounds, within ``share`` (default
+        :data:`MISSING_SHARES`) of the time left before the final reserve (again after
+        the rounds with all of it; ``docs/algorithms/distributed.md`` §5), and
+        not at all when the measured first passes (their time per node, ``workers`` at a
+        time, times :data:`ROUND_MARGIN`) say they would not all fit there: one missing
+        share means no bound, and the repair gets the time. Their capacity steps come
+        with :meth:`_more_steps` when the rounds leave time."""
+        if not self.params.bound:
+            return
+        covered = self._coverage() > 0
+        todo = [r for r in self.results if r.ok and r.flows is not None
+                and not covered[self.parts.nodes[r.part]].all()]
+        if not todo:
+            return
+        left = self._time_left() - self._final_reserve()
+        if math.isfinite(left) and left <= 0:
+            log.info("bound: no time for the %d missing shares", len(todo))
+            return
+        if math.isfinite(left) and self.shares:
+            # a first pass takes about the measured passes' time per node (the time of
+            # the shares the first solves computed), the missing ones ``workers`` at a time
+            rate = sum(sh.first_seconds for sh in self.shares) / max(
+                1, sum(sh.nodes.size for sh in self.shares))
+            size = sum(self.parts.nodes[r.part].size for r in todo)
+            need = ROUND_MARGIN * rate * size / max(1, self.engine.workers)
+            if need > share * left:
+                log.info("bound: no time for the %d missing shares (%.1f s needed, %.1f s "
+                         "left)", len(todo), need, left)
+                return
+        until = time.time() + share * left if math.isfinite(left) else math.inf
+        until = min(until, self._bound_until())
+        spec = BoundSpec(self.lam, 0.0, until, 0, 0)  # the first pass only
+        pos = np.full(self.index.N, -1, dtype=np.int64)
+        tasks = []
+        for r in todo:
+            nodes = self.parts.nodes[r.part]
+            pos[nodes] = np.arange(nodes.size)
+            task = self._task(r.part, r.jobs, 0, False)
+            task.bound = spec
+            assert r.flows is not None
+            node = np.where(r.node >= 0, pos[np.maximum(r.node, 0)], -1).astype(np.int64)
+            tasks.append(PlanShareTask(task, np.asarray(r.flows.load, dtype=float),
+                                       r.objective, node, r.start))
+        tc = time.perf_counter()
+        shares = self.engine.map("plan_share", tasks)
+        self._keep_shares(shares)
+        self.late_shares += sum(sh is not None for sh in shares)
+        log.info("bound: %d of %d missing shares computed after the first solves (%.1f s)",
+                 sum(sh is not None for sh in shares), len(todo), time.perf_counter() - tc)
+
+    def _keep_shares(self, results: list[SolveResult] | list[BoundShare | None]) -> None:
+        """Keep the bound shares of first solves (or shares); a share replaces the shares
+        of its nodes (a merged partition's replaces its two parts' shares)."""
         for r in results:
-            sh = r.bound
+            sh = r.bound if isinstance(r, SolveResult) else r
             if sh is None:
                 continue
             mine = np.zeros(self.index.N, dtype=bool)
@@ -1015,17 +1106,18 @@ class _Run:
             "dropped": int(np.sum(self.node < 0)),
             "first_no_bound_from": self.path.no_bound_from,
             "first_cheap_from": self.path.cheap_from,
+            "first_light_from": self.path.light_from,
             "sub_solver": self.params.sub_solver,
             "bound_source": None if bound is None else "lagrangian (per partition)",
             "bound_iterations": sum(sh.steps for sh in self.shares),
             "bound_passes": sum(sh.passes for sh in self.shares),
-            "bound_shares": len(self.shares),
+            "bound_shares": len(self.shares), "late_shares": self.late_shares,
         }
         total = time.perf_counter() - self.t0
         log.info("plan assembled %.1f s after the start (%.1f s before the deadline; first "
-                 "solves: no bound share from task %s, cheap from task %s)", total,
-                 self.deadline - time.perf_counter(), self.path.no_bound_from,
-                 self.path.cheap_from)
+                 "solves: first-pass share from task %s, no bound share from task %s, cheap "
+                 "from task %s)", total, self.deadline - time.perf_counter(),
+                 self.path.light_from, self.path.no_bound_from, self.path.cheap_from)
         build = self.timings.get("partition", 0.0) + self.timings.get("engine", 0.0)
         plan.timings = {"build": build, "solve": total - build,
                         **{f"phase_{k}": v for k, v in self.timings.items()}}

@@ -30,7 +30,8 @@ from optisched.solvers.greedy import solve_greedy
 from optisched.solvers.lns import solve_lns
 from optisched.solvers.options import GreedyOptions, LnsOptions, SolverOptions
 
-__all__ = ["BoundShare", "BoundSpec", "CostTask", "Costs", "PartitionWorker", "ShareTask",
+__all__ = ["BoundShare", "BoundSpec", "CostTask", "Costs", "PartitionWorker", "PlanShareTask",
+           "ShareTask",
            "SolveResult", "SolveTask"]
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,8 @@ class BoundShare:
         The best point's duals (K, T), capacity prices (K, T, R) or None, job-free part
         without the capacity term [money] and idle share (K, T) (``LagrangianParts``), to
         resume its capacity steps from (:class:`ShareTask`).
+    first_seconds : float
+        Time of its first pass [s] (what a share at another load would take at least).
     """
 
     part: int
@@ -113,6 +116,7 @@ class BoundShare:
     mu: FloatArray | None = None
     base: float = 0.0
     share: FloatArray | None = None
+    first_seconds: float = 0.0
 
 
 @dataclass
@@ -130,6 +134,32 @@ class ShareTask:
 
     share: BoundShare
     spec: BoundSpec
+
+
+@dataclass
+class PlanShareTask:
+    """A partition's bound share at the load of a plan it has, computed after the first
+    solves for a partition whose first solve had no time for it
+    (``docs/algorithms/distributed.md`` §5, "A share for every partition").
+
+    Attributes
+    ----------
+    task : SolveTask
+        The partition (``part``, ``nodes``, ``jobs``) and its ``bound`` spec.
+    load : (K, T) float
+        The plan's load of the partition's nodes [kW] (the reference of the first pass).
+    objective : float
+        The plan's cost on the partition's problem [money].
+    node, start : (M,) int
+        The plan's node (partition positions, -1: dropped) and start of every job of
+        ``task.jobs`` (the job LP's first columns).
+    """
+
+    task: SolveTask
+    load: FloatArray
+    objective: float
+    node: IntArray
+    start: IntArray
 
 
 @dataclass
@@ -415,6 +445,12 @@ class PartitionWorker:
             return None
         return _share(task.part, task.nodes, jobs, parts, time.perf_counter() - t0, upper)
 
+    def plan_share(self, task: PlanShareTask) -> BoundShare | None:
+        """The partition's share of the global bound at its plan's load
+        (:meth:`bound_share` within ``task.task.bound``'s times); None when its first
+        pass is not done by then."""
+        return self.bound_share(task.task, task.load, task.objective, (task.node, task.start))
+
     def _bound_index(self, nodes: IntArray, lam: FloatArray
                      ) -> tuple[IntArray, Index, FloatArray]:
         """The jobs with an option on ``nodes``, the index of the partition's bound problem
@@ -450,15 +486,17 @@ class PartitionWorker:
             return old
         return _share(old.part, old.nodes, jobs, parts,
                       old.seconds + time.perf_counter() - t0, old.upper,
-                      passes=old.passes, steps=old.steps + parts.steps)
+                      passes=old.passes, steps=old.steps + parts.steps,
+                      first_seconds=old.first_seconds)
 
 
 def _share(part: int, nodes: IntArray, jobs: IntArray, parts: LagrangianParts,
            seconds: float, upper: float | None, passes: int | None = None,
-           steps: int | None = None) -> BoundShare:
+           steps: int | None = None, first_seconds: float | None = None) -> BoundShare:
     """A :class:`BoundShare` of ``parts`` (of the partition's bound problem)."""
     return BoundShare(part, nodes, jobs, parts.best, parts.const, parts.value,
                       parts.passes if passes is None else passes,
                       parts.steps if steps is None else steps, seconds, upper, parts.pi,
-                      parts.mu, parts.base, parts.share)
+                      parts.mu, parts.base, parts.share,
+                      parts.first_seconds if first_seconds is None else first_seconds)
 
