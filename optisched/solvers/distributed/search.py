@@ -666,8 +666,10 @@ class _Run:
         that fit the resources the assembled plan leaves free on a node they may use
         (:func:`~optisched.solvers.distributed.repair.find_room`, one place reserved per
         job, none overlapping) are added to the partitions of those places, hinted there,
-        and those partitions are solved again from their plans (hints: the current
-        placement; greedy's construction and exact dispatch, no local search), the dearest
+        and those partitions are solved again from their plans (greedy without local
+        search: the plan placed at once, ``SolveTask.trusted``; then each added job at its
+        place when that still fits, else at its cheapest place; only the dispatch groups
+        whose load changed dispatched again, ``SolveTask.prev_flows``), the dearest
         drops first, as many as fit the time left
         (:meth:`_round_fit`). A re-solve is kept when it is cheaper than its plan with the
         added jobs dropped and runs every job its plan ran; a job it does not place is not
