@@ -22,7 +22,9 @@ from optisched.solvers.distributed import search as dsearch
 from optisched.solvers.distributed.backends import ray_available
 from optisched.solvers.distributed.coarse import Assignment
 from optisched.solvers.distributed.partition import (
+    Partitioning,
     job_work,
+    node_capacity,
     partition_nodes,
     restrict_index,
     sub_problem,
@@ -730,6 +732,71 @@ def test_the_repair_wave_places_dropped_jobs_that_have_room(
     assert pool.info["backend"] == "processes"
     assert np.array_equal(pool.node, plan.node) and np.array_equal(pool.start, plan.start)
     assert pool.objective == plan.objective
+
+
+def _headroom_repair_problem(monkeypatch: pytest.MonkeyPatch) -> Problem:
+    """Partition 0: feeder ``fa`` (2.5 kW headroom, price 0.10) with ``a0``, the only node of
+    job ``x`` (1 kW, slots 0-3, penalty 5), and ``a1``; feeder ``fc`` (price 0.20) with
+    ``c0``. Partition 1: feeder ``fb`` (price 0.40) with ``b0``. Two 2 kW jobs ``m1``, ``m2``
+    (slots 0-3, penalty 20, any node) are made to go to partition 1 (coarse model), where
+    ``b0`` runs one; nothing is passed on (``PASS_FILL = 0``)."""
+    hz = Horizon(start="2026-06-01T00:00:00+00:00", slot_minutes=60, slots=T)
+    spec = [("a0", "fa", "ta", {"zone_x": 1.0}), ("a1", "fa", "ta", {}),
+            ("c0", "fc", "tc", {}), ("b0", "fb", "tb", {})]
+    nodes = [Node(node_id=n, gpus=1, resources={"any": 1.0, **extra}, idle_kw=0.05,
+                  grid_kw=5.0, feeder=f, tariff=t) for n, f, t, extra in spec]
+    four = "2026-06-01T04:00:00+00:00"
+    jobs = [Job(job_id="x", gpus=1, resources={"zone_x": 1.0}, duration_min=240,
+                power_kw=1.0, drop_penalty=5.0, deadline=four)]
+    jobs += [Job(job_id=f"m{k}", gpus=1, resources={"any": 1.0}, duration_min=240,
+                 power_kw=2.0, drop_penalty=20.0, deadline=four) for k in (1, 2)]
+    part_of = np.array([0, 0, 0, 1], dtype=np.int64)
+
+    def parts(index, count):  # type: ignore[no-untyped-def]
+        cap = node_capacity(index)
+        nodes = [np.nonzero(part_of == q)[0].astype(np.int64) for q in (0, 1)]
+        return Partitioning(part_of, nodes, np.array([float(cap[n].sum()) for n in nodes]))
+
+    def coarse(index, part_of, best, option, time_limit=0.0):  # type: ignore[no-untyped-def]
+        return Assignment(np.array([0, 1, 1], dtype=np.int64), np.full(index.J, np.nan))
+
+    monkeypatch.setattr(dsearch, "partition_nodes", parts)
+    monkeypatch.setattr(dsearch, "assign_jobs", coarse)
+    monkeypatch.setattr(dsearch, "PASS_FILL", 0.0)
+    return Problem(
+        scenario=Scenario(horizon=hz), nodes=nodes, jobs=jobs,
+        tariffs={"ta": Tariff.constant(T, price=0.10), "tc": Tariff.constant(T, price=0.20),
+                 "tb": Tariff.constant(T, price=0.40)},
+        feeders={f: Feeder(headroom_kw=[h] * T)
+                 for f, h in (("fa", 2.5), ("fc", 5.0), ("fb", 5.0))})
+
+
+def test_a_repair_keeps_its_plan_and_places_the_added_job_where_it_fits(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first solves run ``x`` on ``a0`` and ``m1`` on ``b0`` and drop ``m2``; the free
+    place for ``m2`` is ``a1`` (the cheapest GPU free in slots 0-3; headroom is not looked
+    at), on ``fa``, whose 2.5 kW do not hold ``x`` and ``m2`` together (3.1 kW with the idle
+    draws). The repair re-solve of partition 0 places its plan at once (``x`` on ``a0``),
+    finds that ``m2`` does not fit ``a1`` and inserts it on ``c0`` (feeder ``fc``): all
+    three run and the plan is cheaper by about the penalty 20. Before (every hint tried in
+    greedy's order: ``m2`` first, the same slack as ``x`` and more energy) ``m2`` took
+    ``a1``, ``x`` found no place, the re-solve was not kept and ``m2`` stayed dropped."""
+    p = _headroom_repair_problem(monkeypatch)
+    ix = compile_index(p)
+    kw = dict(time_limit=60, seed=0, partitions=2, workers=1, sub_solver="greedy", rounds=0)
+    first = solve(p, "distributed", repair_waves=0, **kw)  # type: ignore[arg-type]
+    assert first.status.has_plan, first.message
+    assert [ix.node_ids[int(n)] if n >= 0 else None for n in first.node] == ["a0", "b0", None]
+    plan = solve(p, "distributed", **kw)  # type: ignore[arg-type]
+    assert plan.status.has_plan, plan.message
+    assert (plan.node >= 0).all(), "m2 is still dropped"
+    assert [ix.node_ids[int(n)] for n in plan.node] == ["a0", "b0", "c0"]
+    assert plan.info["repair_kept"] == 1 and plan.info["repaired"] == 1
+    assert plan.info["dropped"] == 0
+    ev = evaluate(p, plan)
+    assert ev.feasible and ev.costs["drop"] == pytest.approx(0.0)
+    assert plan.objective == pytest.approx(ev.objective, rel=1e-9, abs=1e-9)
+    assert plan.objective < first.objective - 15.0
 
 
 def test_a_repair_that_drops_a_job_its_plan_ran_is_not_kept() -> None:

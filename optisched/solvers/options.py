@@ -474,7 +474,8 @@ class DistributedOptions(SolverOptions):
         Repair waves after the first solves [waves]: the dropped droppable jobs that fit
         the resources the plan leaves free on a node they may use are added to the
         partitions of those nodes, which are solved again from their plans; a re-solve is
-        kept only when it is cheaper and drops no job its plan ran (0: none).
+        kept only when it is cheaper and drops no job its plan ran (0: none). The waves
+        stop earlier when no dropped job has room or no re-solve fits the time left.
     """
 
     backend: Literal["auto", "ray", "processes"] = "auto"
@@ -490,7 +491,7 @@ class DistributedOptions(SolverOptions):
     bound: bool = True
     bound_rounds: int = 3
     bound_iterations: int = 40
-    repair_waves: int = 2
+    repair_waves: int = 4
 
     def check(self) -> tuple[str, str] | None:
         for key in ("partitions", "workers"):

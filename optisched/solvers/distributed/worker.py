@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from optisched.arrays import FloatArray, IntArray
+from optisched.arrays import BoolArray, FloatArray, IntArray
 from optisched.bounds.lagrangian import LagrangianParts, bound_parts, capacity_parts, job_minima
 from optisched.domain import Problem
 from optisched.evaluate import evaluate
@@ -26,7 +26,7 @@ from optisched.index import Index
 from optisched.plan import Flows, Plan, Status
 from optisched.solvers.base import Progress, SolveOptions, deterministic_params
 from optisched.solvers.distributed.partition import restrict_index, sub_problem
-from optisched.solvers.greedy import solve_greedy
+from optisched.solvers.greedy import run_greedy, solve_greedy
 from optisched.solvers.lns import solve_lns
 from optisched.solvers.options import GreedyOptions, LnsOptions, SolverOptions
 
@@ -195,6 +195,16 @@ class SolveTask:
         Budget of greedy's feasibility engine when its construction leaves must-run jobs
         out [s] (None: what is left of ``time_limit``), so that a short ``time_limit``
         (which ends the local search) does not cost the plan.
+    trusted : (M,) bool or None
+        A repair re-solve (``docs/algorithms/distributed.md`` §3): the hints of these jobs
+        are the partition's plan, which fit together, and are placed at once without
+        checks; then, in greedy's order, every other job at its hint when that still
+        fits, else at its cheapest feasible place, else it is dropped. None: every hint is
+        tried with its checks, in greedy's order.
+    prev_flows : Flows or None
+        With ``trusted``: the flows of the partition's plan ``(K, T)``; the dispatch groups
+        whose load and on-state the re-solve leaves unchanged keep them (not dispatched
+        again).
     """
 
     part: int
@@ -211,6 +221,8 @@ class SolveTask:
     strict: bool = False
     bound: BoundSpec | None = None
     repair_time_limit: float | None = None
+    trusted: BoolArray | None = None
+    prev_flows: Flows | None = None
 
 
 @dataclass
@@ -342,9 +354,9 @@ class PartitionWorker:
         pos = np.full(self.index.N, -1, dtype=np.int64)
         pos[task.nodes] = np.arange(task.nodes.size)
         hinted = task.hint_node >= 0
+        sub_node = np.where(hinted, pos[np.maximum(task.hint_node, 0)], -1)
         warm = None
-        if hinted.any():
-            sub_node = np.where(hinted, pos[np.maximum(task.hint_node, 0)], -1)
+        if hinted.any() and task.trusted is None:
             warm = Plan(solver="distributed", status=Status.FEASIBLE, job_ids=ix.job_ids,
                         node_ids=ix.node_ids, node=sub_node.astype(np.int64),
                         start=np.asarray(task.hint_start, dtype=np.int64))
@@ -358,7 +370,15 @@ class PartitionWorker:
         gopts = SolveOptions(time_limit=glimit, seed=task.seed, warm_start=warm,
                              params=gparams, deterministic=task.strict, callback=mark)
         tg = time.perf_counter()
-        plan = solve_greedy(prob, ix, gopts)
+        if task.trusted is not None:  # a repair: the plan's placements at once, the rest inserted
+            ok = hinted & ~ix.pinned
+            hint, checked = ({int(j): (int(sub_node[j]), int(task.hint_start[j]))
+                              for j in np.nonzero(ok & m)[0]}
+                             for m in (task.trusted, ~task.trusted))
+            plan = run_greedy(prob, ix, gopts, hint=hint, trusted=True,
+                              prev_flows=task.prev_flows, checked=checked)
+        else:
+            plan = solve_greedy(prob, ix, gopts)
         tl = time.perf_counter()
         t_build = (built[0] if built else tl) - tg
         info: dict[str, object] = {"greedy": plan.status.value,

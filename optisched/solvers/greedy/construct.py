@@ -61,7 +61,8 @@ def energy_order(index: Index) -> IntArray:
 
 def construct(state: GreedyState, scorer: Scorer, order: IntArray,
               hint: dict[int, tuple[int, int]] | None = None,
-              trusted: bool = False, failed: list[int] | None = None) -> str | None:
+              trusted: bool = False, failed: list[int] | None = None,
+              checked: dict[int, tuple[int, int]] | None = None) -> str | None:
     """Place jobs in ``order`` (pinned as pinned, hinted where they still fit).
 
     Parameters
@@ -83,6 +84,11 @@ def construct(state: GreedyState, scorer: Scorer, order: IntArray,
         construction goes on with the next job (the feasibility engine,
         :mod:`optisched.solvers.greedy.feasibility`, repairs them afterwards); without
         it, construction stops at the first such job.
+    checked : dict, optional
+        More hints ``job -> (node, start)`` for jobs not in ``hint``, kept when they
+        still fit (tried with the checks even when ``trusted``: the distributed solver's
+        repair re-solve trusts its partition's plan and checks the places found for the
+        jobs it adds).
 
     Returns
     -------
@@ -104,8 +110,9 @@ def construct(state: GreedyState, scorer: Scorer, order: IntArray,
             if hi > lo:
                 state.place(j, lo, int(ix.pinned_start[j]))
             continue
-        if j in hint:
-            n, s = hint[j]
+        at = hint.get(j) if j in hint else (checked.get(j) if checked else None)
+        if at is not None:
+            n, s = at
             o = ix.find_option(j, n)
             if o >= 0 and scorer.fits(j, o, s):
                 state.place(j, o, s)

@@ -62,10 +62,12 @@ def solve_greedy(problem: Problem, index: Index, options: SolveOptions) -> Plan:
 def run_greedy(problem: Problem, index: Index, options: SolveOptions,
                hint: dict[int, tuple[int, int]] | None = None,
                search: GreedySearch | None = None, trusted: bool = False,
-               prev_flows: Flows | None = None) -> Plan:
+               prev_flows: Flows | None = None,
+               checked: dict[int, tuple[int, int]] | None = None) -> Plan:
     """The greedy solver, optionally warm-started from ``hint`` (``job -> (node, start)``).
 
-    ``trusted`` and ``prev_flows`` are the re-planner's fast path (see
+    ``trusted``, ``prev_flows`` and ``checked`` are the fast path of the re-planner and of
+    the distributed solver's repair re-solve (see
     :func:`~optisched.solvers.greedy.construct.construct` and
     :meth:`~optisched.solvers.greedy.state.GreedyState.evaluate_all`).
 
@@ -87,7 +89,8 @@ def run_greedy(problem: Problem, index: Index, options: SolveOptions,
     run = search or GreedySearch(problem, index, cands)
     order = job_order(index)
     failed: list[int] = []
-    why = run.construct(order, hint, trusted, failed=failed if params.repair else None)
+    why = run.construct(order, hint, trusted, failed=failed if params.repair else None,
+                        checked=checked)
     info: dict[str, object] = {}
     t_construct = time.perf_counter() - t0
     if why is not None and params.repair:

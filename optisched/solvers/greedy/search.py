@@ -122,9 +122,10 @@ class GreedySearch:
         return self.state.objective
 
     def construct(self, order: IntArray, hint: dict[int, tuple[int, int]] | None = None,
-                  trusted: bool = False, failed: list[int] | None = None) -> str | None:
+                  trusted: bool = False, failed: list[int] | None = None,
+                  checked: dict[int, tuple[int, int]] | None = None) -> str | None:
         """:func:`~optisched.solvers.greedy.construct.construct` into :attr:`state`."""
-        return construct(self.state, self.scorer, order, hint, trusted, failed)
+        return construct(self.state, self.scorer, order, hint, trusted, failed, checked)
 
     def improve(self, rng: np.random.Generator, deadline: float, max_iters: int | None,
                 report: Report | None = None) -> int:
