@@ -288,7 +288,7 @@ def make_room(index: Index, node: IntArray, start: IntArray, work: FloatArray, r
     n1, s1 = node.copy(), start.copy()
     n1[room.jobs], s1[room.jobs] = room.node, room.start
     ptr = index.opt_job_ptr
-    d = np.zeros(ptr.size, dtype=np.int64)
+    d = np.zeros(int(ptr[-1]) + 1, dtype=np.int64)
     np.add.at(d, ptr[left], 1)
     np.add.at(d, ptr[left + 1], -1)
     on_left = np.cumsum(d)[:-1] > 0  # the options of the jobs without a place
