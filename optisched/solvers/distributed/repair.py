@@ -163,13 +163,16 @@ def find_room(index: Index, node: IntArray, start: IntArray, work: FloatArray,
     order = drop[np.lexsort((drop, -density))]
     banned = banned or {}
     count = np.diff(ptr)
+    # options searched per job (batch sizes): with ``allowed`` those alone
+    size = count if allowed is None else np.bincount(index.opt_job[allowed],
+                                                     minlength=index.J)
     version = np.zeros(index.N, dtype=np.int64)  # places reserved on each node so far
     jobs, nodes, starts, costs = [], [], [], []
     i = 0
     while i < order.size and time.perf_counter() <= until:
         # a batch: up to BATCH_JOBS jobs and BATCH_OPTIONS options (at least one job)
         take = order[i:i + BATCH_JOBS]
-        take = take[:max(1, int((np.cumsum(count[take]) <= BATCH_OPTIONS).sum()))]
+        take = take[:max(1, int((np.cumsum(size[take]) <= BATCH_OPTIONS).sum()))]
         i += take.size
         lo = ptr[take]
         first = np.cumsum(count[take]) - count[take]  # each job's first row
@@ -177,14 +180,19 @@ def find_room(index: Index, node: IntArray, start: IntArray, work: FloatArray,
             np.repeat(lo, count[take])
         jo = np.repeat(take, count[take])
         keep = index.opt_latest[o] >= index.opt_earliest[o]
-        if allowed is not None:
-            keep &= allowed[o]
         if banned and part_of is not None:
             for k, j in enumerate(take):
                 no = banned.get(int(j))
                 if no:
                     span = slice(int(first[k]), int(first[k] + count[j]))
                     keep[span] &= ~np.isin(part_of[index.opt_node[o[span]]], list(no))
+        rows_of = count[take]
+        if allowed is not None:  # the allowed options alone are searched
+            keep &= allowed[o]
+            rows_of = np.bincount(np.repeat(np.arange(take.size), count[take])[keep],
+                                  minlength=take.size)
+            o, jo, keep = o[keep], jo[keep], keep[keep]
+            first = np.cumsum(rows_of) - rows_of
         n = index.opt_node[o]
         best, when = _option_places(index, o, jo, free, cum, keep)
         seen = version[n]
@@ -192,7 +200,9 @@ def find_room(index: Index, node: IntArray, start: IntArray, work: FloatArray,
             if time.perf_counter() > until:
                 i = order.size
                 break
-            rows = np.arange(int(first[k]), int(first[k] + count[j]))
+            rows = np.arange(int(first[k]), int(first[k] + rows_of[k]))
+            if not rows.size:
+                continue
             stale = rows[seen[rows] != version[n[rows]]]
             if stale.size:  # a place was reserved on their node since they were searched
                 best[stale], when[stale] = _option_places(index, o[stale], jo[stale], free,
