@@ -1043,3 +1043,41 @@ def test_find_room_in_batches_equals_one_job_after_the_other(
             got = list(zip(room.jobs.tolist(), room.node.tolist(), room.start.tolist(),
                            strict=True))
             assert got == want, size
+
+
+def test_make_room_moves_a_flexible_job_off_the_host_a_dropped_job_needs() -> None:
+    """An 80 GB host ``big`` (two GPUs) runs two must-run 8-slot jobs that may also run on
+    the one-GPU homes ``h1`` and ``h2``; a droppable 8-slot job needs ``big`` and is dropped,
+    with no free place (``find_room``). ``make_room`` lifts both flexible jobs, moves
+    ``f1`` to ``h1`` and ``f2`` to ``h2``, places the dropped job on ``big`` at slot 0, and
+    sends ``f2`` back (its old GPU is still free): one move is kept. With the homes in
+    another partition nothing moves (every move stays within its partition)."""
+    from optisched.solvers.distributed.repair import find_room, free_resources, make_room
+
+    hz = Horizon(start="2026-06-01T00:00:00+00:00", slot_minutes=60, slots=T)
+    nodes = [Node(node_id="big", gpus=2, resources={"big": 2.0}),
+             Node(node_id="h1", gpus=1), Node(node_id="h2", gpus=1)]
+    jobs = [Job(job_id="f1", gpus=1, duration_min=480, power_kw=1.0),
+            Job(job_id="f2", gpus=1, duration_min=480, power_kw=1.0),
+            Job(job_id="needs", gpus=1, resources={"big": 1.0}, duration_min=480,
+                power_kw=1.0, drop_penalty=9.0)]
+    ix = compile_index(Problem(scenario=Scenario(horizon=hz), nodes=nodes, jobs=jobs,
+                               tariffs={"default": Tariff.constant(T, price=0.2)}))
+    node = np.array([0, 0, -1])
+    start = np.zeros(3, dtype=np.int64)
+    work = job_work(ix)
+    room = find_room(ix, node, start, work)
+    assert room.dropped.tolist() == [2] and room.jobs.size == 0
+    out, moves = make_room(ix, node, start, work, room, np.array([0, 0, 0]))
+    assert out.jobs.tolist() == [2] and out.node.tolist() == [0]
+    assert out.start.tolist() == [0]
+    assert moves.jobs.tolist() == [0] and moves.node.tolist() == [1]
+    assert moves.start.tolist() == [0]
+    # the moved plan fits: every GPU used at most once
+    n, s = node.copy(), start.copy()
+    n[out.jobs], s[out.jobs] = out.node, out.start
+    n[moves.jobs], s[moves.jobs] = moves.node, moves.start
+    assert n.tolist() == [1, 0, 0]
+    assert (free_resources(ix, n, s) >= 0).all()
+    out, moves = make_room(ix, node, start, work, room, np.array([0, 1, 1]))
+    assert out.jobs.size == 0 and moves.jobs.size == 0

@@ -476,6 +476,11 @@ class DistributedOptions(SolverOptions):
         partitions of those nodes, which are solved again from their plans; a re-solve is
         kept only when it is cheaper and drops no job its plan ran (0: none). The waves
         stop earlier when no dropped job has room or no re-solve fits the time left.
+    make_room : bool
+        In each repair wave, also move running jobs off the nodes that dropped jobs
+        without room may use, to free places in their partitions where those jobs may not
+        go, and add the dropped jobs in the room left (``docs/algorithms/distributed.md``
+        §3).
     """
 
     backend: Literal["auto", "ray", "processes"] = "auto"
@@ -492,6 +497,7 @@ class DistributedOptions(SolverOptions):
     bound_rounds: int = 3
     bound_iterations: int = 40
     repair_waves: int = 4
+    make_room: bool = True
 
     def check(self) -> tuple[str, str] | None:
         for key in ("partitions", "workers"):

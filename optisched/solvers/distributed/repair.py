@@ -13,6 +13,7 @@ places with the jobs added there; the benchmark reports the same counts.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -22,7 +23,9 @@ import numpy as np
 from optisched.arrays import BoolArray, FloatArray, IntArray
 from optisched.index import Index
 
-__all__ = ["Room", "find_room", "free_resources"]
+__all__ = ["Moves", "Room", "find_room", "free_resources", "make_room"]
+
+log = logging.getLogger(__name__)
 
 TOL = 1e-9
 """Tolerance on a resource's free amount [resource units]."""
@@ -56,6 +59,24 @@ class Room:
     cost: FloatArray
 
 
+@dataclass(frozen=True)
+class Moves:
+    """Running jobs moved to make room for dropped ones (:func:`make_room`).
+
+    Attributes
+    ----------
+    jobs : (M,) int
+        The moved jobs.
+    node, start : (M,) int
+        The place reserved for each (global node, start slot), on a node of the
+        partition it runs in.
+    """
+
+    jobs: IntArray
+    node: IntArray
+    start: IntArray
+
+
 def free_resources(index: Index, node: IntArray, start: IntArray) -> FloatArray:
     """Free amount of every resource per node and slot ``(N, T, R)`` under a placement
     (``node`` -1: dropped); 0 where the node is unavailable."""
@@ -77,7 +98,8 @@ def free_resources(index: Index, node: IntArray, start: IntArray) -> FloatArray:
 
 def find_room(index: Index, node: IntArray, start: IntArray, work: FloatArray,
               pi: FloatArray | None = None, part_of: IntArray | None = None,
-              banned: dict[int, set[int]] | None = None, until: float = math.inf) -> Room:
+              banned: dict[int, set[int]] | None = None, until: float = math.inf,
+              targets: IntArray | None = None, allowed: BoolArray | None = None) -> Room:
     """The dropped droppable jobs of a placement and a free place for each that has one.
 
     Jobs are taken by drop penalty per reference GPU-slot (``work``), highest first (ties
@@ -110,6 +132,11 @@ def find_room(index: Index, node: IntArray, start: IntArray, work: FloatArray,
     until : float
         ``time.perf_counter()`` after which no further job is looked at (the jobs so far
         keep their places; default: none).
+    targets : (D,) int, optional
+        The jobs to find places for instead of the dropped droppable ones (each dropped in
+        ``node``; :func:`make_room` moves running jobs with it).
+    allowed : (O,) bool, optional
+        The options that may be used (default: all).
 
     Returns
     -------
@@ -119,7 +146,11 @@ def find_room(index: Index, node: IntArray, start: IntArray, work: FloatArray,
     T = index.T
     ptr = index.opt_job_ptr
     has = np.diff(ptr) > 0
-    drop = np.nonzero((node < 0) & has & ~np.isnan(index.drop_penalty) & ~index.pinned)[0]
+    if targets is None:
+        drop = np.nonzero((node < 0) & has & ~np.isnan(index.drop_penalty)
+                          & ~index.pinned)[0]
+    else:
+        drop = np.asarray(targets, dtype=np.int64)
     empty = np.zeros(0, dtype=np.int64)
     if not drop.size:
         return Room(drop.astype(np.int64), empty, empty, empty, np.zeros(0))
@@ -127,17 +158,21 @@ def find_room(index: Index, node: IntArray, start: IntArray, work: FloatArray,
     cum = np.zeros((index.N, T + 1))
     if pi is not None:
         cum[:, 1:] = np.cumsum(pi, axis=1)
-    density = index.drop_penalty[drop] / np.maximum(work[drop], 1e-9)
+    density = np.nan_to_num(index.drop_penalty[drop], nan=np.inf) / np.maximum(work[drop],
+                                                                               1e-9)
     order = drop[np.lexsort((drop, -density))]
     banned = banned or {}
     count = np.diff(ptr)
+    # options searched per job (batch sizes): with ``allowed`` those alone
+    size = count if allowed is None else np.bincount(index.opt_job[allowed],
+                                                     minlength=index.J)
     version = np.zeros(index.N, dtype=np.int64)  # places reserved on each node so far
     jobs, nodes, starts, costs = [], [], [], []
     i = 0
     while i < order.size and time.perf_counter() <= until:
         # a batch: up to BATCH_JOBS jobs and BATCH_OPTIONS options (at least one job)
         take = order[i:i + BATCH_JOBS]
-        take = take[:max(1, int((np.cumsum(count[take]) <= BATCH_OPTIONS).sum()))]
+        take = take[:max(1, int((np.cumsum(size[take]) <= BATCH_OPTIONS).sum()))]
         i += take.size
         lo = ptr[take]
         first = np.cumsum(count[take]) - count[take]  # each job's first row
@@ -151,6 +186,13 @@ def find_room(index: Index, node: IntArray, start: IntArray, work: FloatArray,
                 if no:
                     span = slice(int(first[k]), int(first[k] + count[j]))
                     keep[span] &= ~np.isin(part_of[index.opt_node[o[span]]], list(no))
+        rows_of = count[take]
+        if allowed is not None:  # the allowed options alone are searched
+            keep &= allowed[o]
+            rows_of = np.bincount(np.repeat(np.arange(take.size), count[take])[keep],
+                                  minlength=take.size)
+            o, jo, keep = o[keep], jo[keep], keep[keep]
+            first = np.cumsum(rows_of) - rows_of
         n = index.opt_node[o]
         best, when = _option_places(index, o, jo, free, cum, keep)
         seen = version[n]
@@ -158,7 +200,9 @@ def find_room(index: Index, node: IntArray, start: IntArray, work: FloatArray,
             if time.perf_counter() > until:
                 i = order.size
                 break
-            rows = np.arange(int(first[k]), int(first[k] + count[j]))
+            rows = np.arange(int(first[k]), int(first[k] + rows_of[k]))
+            if not rows.size:
+                continue
             stale = rows[seen[rows] != version[n[rows]]]
             if stale.size:  # a place was reserved on their node since they were searched
                 best[stale], when[stale] = _option_places(index, o[stale], jo[stale], free,
@@ -206,3 +250,97 @@ def _option_places(index: Index, o: IntArray, jo: IntArray, free: FloatArray,
             + index.tardiness_cost(jo[:, None], end))
     cost = np.where(fits, cost, np.inf)
     return cost.min(axis=1), cost.argmin(axis=1).astype(np.int64)
+
+
+def make_room(index: Index, node: IntArray, start: IntArray, work: FloatArray, room: Room,
+              part_of: IntArray, pi: FloatArray | None = None,
+              banned: dict[int, set[int]] | None = None,
+              until: float = math.inf) -> tuple[Room, Moves]:
+    """More places for the dropped jobs that :func:`find_room` found none for, by moving
+    running jobs off the nodes those jobs may use (``docs/algorithms/distributed.md`` §3).
+
+    With ``room``'s places taken, the **scarce** nodes are those some dropped job without
+    a place may use (an 80 GB host where the job needs one). Every running, unpinned job
+    on a scarce node that may also run on a node of its partition that is not scarce is
+    lifted from its place and given a free place on such a node (:func:`find_room` with
+    those options alone); then :func:`find_room` looks again for the dropped jobs, in the
+    room the moved jobs left. A moved job goes back to its old place when that is still
+    free (its node got no dropped job, or one that did not need its room: jobs in reverse
+    order of their moves), so that only the moves a new place needs are kept. Every move
+    stays within its partition: the partition's re-solve holds both the moved job and
+    the dropped job that takes its room. Deterministic.
+
+    Parameters
+    ----------
+    index : Index
+        Compiled problem.
+    node, start : (J,) int
+        The placement (global node, -1: dropped; start slot).
+    work : (J,) float
+        Every job's work [reference GPU-slots].
+    room : Room
+        :func:`find_room` of that placement.
+    part_of : (N,) int
+        Partition of every node.
+    pi, banned, until
+        As for :func:`find_room`.
+
+    Returns
+    -------
+    tuple of Room, Moves
+        ``room`` with the new places appended, and the moves they need.
+    """
+    empty = np.zeros(0, dtype=np.int64)
+    none = Moves(empty, empty, empty)
+    left = np.setdiff1d(room.dropped, room.jobs)
+    if not left.size or time.perf_counter() > until:
+        return room, none
+    n1, s1 = node.copy(), start.copy()
+    n1[room.jobs], s1[room.jobs] = room.node, room.start
+    ptr = index.opt_job_ptr
+    d = np.zeros(int(ptr[-1]) + 1, dtype=np.int64)
+    np.add.at(d, ptr[left], 1)
+    np.add.at(d, ptr[left + 1], -1)
+    on_left = np.cumsum(d)[:-1] > 0  # the options of the jobs without a place
+    scarce = np.zeros(index.N, dtype=bool)
+    scarce[index.opt_node[on_left]] = True
+    at = n1[index.opt_job]
+    # options off the scarce nodes, in the partition the job runs in
+    off = (at >= 0) & ~scarce[index.opt_node]
+    off &= part_of[index.opt_node] == part_of[np.maximum(at, 0)]
+    flexible = np.bincount(index.opt_job[off], minlength=index.J) > 0
+    lift = np.nonzero((n1 >= 0) & scarce[np.maximum(n1, 0)] & flexible & ~index.pinned)[0]
+    if not lift.size:
+        return room, none
+    n2 = n1.copy()
+    n2[lift] = -1
+    moved = find_room(index, n2, s1, work, pi, until=until, targets=lift, allowed=off)
+    if not moved.jobs.size:
+        return room, none
+    n2[lift] = n1[lift]
+    s2 = s1.copy()
+    n2[moved.jobs], s2[moved.jobs] = moved.node, moved.start
+    more = find_room(index, n2, s2, work, pi, part_of, banned, until)
+    if not more.jobs.size:
+        return room, none
+    # back to their old places where those are still free (nothing else moves there)
+    n3, s3 = n2.copy(), s2.copy()
+    n3[more.jobs], s3[more.jobs] = more.node, more.start
+    free = free_resources(index, n3, s3)
+    back = np.zeros(moved.jobs.size, dtype=bool)
+    for k in range(moved.jobs.size - 1, -1, -1):
+        j = int(moved.jobs[k])
+        n, s = int(n1[j]), int(s1[j])
+        run = free[n, s:s + int(index.duration(j, n))]
+        if (run >= index.usage[j] - TOL).all():
+            back[k] = True
+            run -= index.usage[j]
+    stay = ~back
+    log.debug("make_room: %d jobs lifted off %d scarce nodes, %d moved, %d kept moved; "
+              "%d more dropped jobs placed", lift.size, int(scarce.sum()), moved.jobs.size,
+              int(stay.sum()), more.jobs.size)
+    out = Room(room.dropped, np.concatenate([room.jobs, more.jobs]),
+               np.concatenate([room.node, more.node]),
+               np.concatenate([room.start, more.start]),
+               np.concatenate([room.cost, more.cost]))
+    return out, Moves(moved.jobs[stay], moved.node[stay], moved.start[stay])

@@ -35,7 +35,7 @@ from optisched.solvers.distributed.partition import (
     node_capacity,
     partition_nodes,
 )
-from optisched.solvers.distributed.repair import find_room
+from optisched.solvers.distributed.repair import find_room, make_room
 from optisched.solvers.distributed.worker import (
     BoundShare,
     BoundSpec,
@@ -733,6 +733,10 @@ class _Run:
             until = tc + REPAIR_FIND * max(0.0, self._time_left() - self._final_reserve())
             room = find_room(ix, self.node, self.start, self.work, pi, parts.part_of, banned,
                              until)
+            moves = None
+            if self.params.make_room:
+                room, moves = make_room(ix, self.node, self.start, self.work, room,
+                                        parts.part_of, pi, banned, until)
             if not room.jobs.size:
                 break
             if self.params.rounds is None:  # the search took some of the time
@@ -763,6 +767,11 @@ class _Run:
                 at = np.searchsorted(jobs, room.jobs[added[p]])
                 task.hint_node[at] = room.node[added[p]]
                 task.hint_start[at] = room.start[added[p]]
+                if moves is not None and moves.jobs.size:  # moved jobs: at their new places
+                    mv = np.isin(moves.jobs, jobs)
+                    at = np.searchsorted(jobs, moves.jobs[mv])
+                    task.hint_node[at], task.hint_start[at] = moves.node[mv], moves.start[mv]
+                    task.trusted[at] = False
                 task.seed = _seed(self.options.seed, 1000 + wave, p)
                 task.sub_solver = "greedy"  # insertion from the hints, no search
                 task.greedy_moves = 0
