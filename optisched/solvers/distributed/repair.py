@@ -272,18 +272,12 @@ def make_room(index: Index, node: IntArray, start: IntArray, work: FloatArray, r
 
     Parameters
     ----------
-    index : Index
-        Compiled problem.
-    node, start : (J,) int
-        The placement (global node, -1: dropped; start slot).
-    work : (J,) float
-        Every job's work [reference GPU-slots].
+    index, node, start, work, pi, banned, until
+        As for :func:`find_room` (the placement: global node, -1 dropped, and start).
     room : Room
         :func:`find_room` of that placement.
     part_of : (N,) int
         Partition of every node.
-    pi, banned, until
-        As for :func:`find_room`.
 
     Returns
     -------
@@ -297,13 +291,10 @@ def make_room(index: Index, node: IntArray, start: IntArray, work: FloatArray, r
         return room, none
     n1, s1 = node.copy(), start.copy()
     n1[room.jobs], s1[room.jobs] = room.node, room.start
-    ptr = index.opt_job_ptr
-    d = np.zeros(int(ptr[-1]) + 1, dtype=np.int64)
-    np.add.at(d, ptr[left], 1)
-    np.add.at(d, ptr[left + 1], -1)
-    on_left = np.cumsum(d)[:-1] > 0  # the options of the jobs without a place
+    without = np.zeros(index.J, dtype=bool)
+    without[left] = True
     scarce = np.zeros(index.N, dtype=bool)
-    scarce[index.opt_node[on_left]] = True
+    scarce[index.opt_node[without[index.opt_job]]] = True  # their options' nodes
     at = n1[index.opt_job]
     # options off the scarce nodes, in the partition the job runs in
     off = (at >= 0) & ~scarce[index.opt_node]

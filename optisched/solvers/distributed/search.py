@@ -463,7 +463,7 @@ class _Run:
         its jobs have most options on (its jobs and nodes together) and only that merged
         partition is solved again (the other partitions' plans stay)."""
         self.results = self._first_wave()
-        self._keep_shares(self.results)
+        self._keep_shares([r.bound for r in self.results])
         while True:
             bad = [r.part for r in self.results if not r.ok]
             if not bad:
@@ -486,7 +486,7 @@ class _Run:
             if not self.path.bound:  # the first solves ended the shares: no bound
                 task.bound = None
             results.insert(keep, self.engine.map("solve", [task])[0])
-            self._keep_shares(results[keep:keep + 1])
+            self._keep_shares([results[keep].bound])
             self.results = results
 
     def _first_wave(self) -> list[SolveResult]:
@@ -1092,15 +1092,15 @@ class _Run:
         tc = time.perf_counter()
         shares = self.engine.map("plan_share", tasks)
         self._keep_shares(shares)
-        self.late_shares += sum(sh is not None for sh in shares)
+        done = sum(sh is not None for sh in shares)
+        self.late_shares += done
         log.info("bound: %d of %d missing shares computed after the first solves (%.1f s)",
-                 sum(sh is not None for sh in shares), len(todo), time.perf_counter() - tc)
+                 done, len(todo), time.perf_counter() - tc)
 
-    def _keep_shares(self, results: list[SolveResult] | list[BoundShare | None]) -> None:
-        """Keep the bound shares of first solves (or shares); a share replaces the shares
-        of its nodes (a merged partition's replaces its two parts' shares)."""
-        for r in results:
-            sh = r.bound if isinstance(r, SolveResult) else r
+    def _keep_shares(self, shares: list[BoundShare | None]) -> None:
+        """Keep bound shares (None: none computed); a share replaces the shares of its
+        nodes (a merged partition's replaces its two parts' shares)."""
+        for sh in shares:
             if sh is None:
                 continue
             mine = np.zeros(self.index.N, dtype=bool)

@@ -31,8 +31,7 @@ from optisched.solvers.lns import solve_lns
 from optisched.solvers.options import GreedyOptions, LnsOptions, SolverOptions
 
 __all__ = ["BoundShare", "BoundSpec", "CostTask", "Costs", "PartitionWorker", "PlanShareTask",
-           "ShareTask",
-           "SolveResult", "SolveTask"]
+           "ShareTask", "SolveResult", "SolveTask"]
 
 log = logging.getLogger(__name__)
 

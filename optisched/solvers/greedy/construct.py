@@ -100,6 +100,8 @@ def construct(state: GreedyState, scorer: Scorer, order: IntArray,
     hint = hint or {}
     if trusted and hint:
         _place_trusted(state, hint)
+    if checked:  # tried with the checks below, like every hint not placed yet
+        hint = {**checked, **hint}
     first: str | None = None
     for j in order:
         j = int(j)
@@ -110,9 +112,8 @@ def construct(state: GreedyState, scorer: Scorer, order: IntArray,
             if hi > lo:
                 state.place(j, lo, int(ix.pinned_start[j]))
             continue
-        at = hint.get(j) if j in hint else (checked.get(j) if checked else None)
-        if at is not None:
-            n, s = at
+        if j in hint:
+            n, s = hint[j]
             o = ix.find_option(j, n)
             if o >= 0 and scorer.fits(j, o, s):
                 state.place(j, o, s)
